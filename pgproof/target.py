@@ -1,0 +1,211 @@
+"""Target: what pgproof tests, loaded from ``pgproof.toml`` and validated before any test runs.
+
+A target names the database endpoints, the AWS ids, the hosts and the chaos
+policy of one environment. Thresholds default to SPEC.md and can be overridden
+per target. Passwords never live here: they come from the environment
+(``password_env``), a libpq passfile, or Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG = Path("pgproof.toml")
+LAB_TARGET_FILE = Path(".pgproof/lab/target.toml")
+
+
+class ConfigError(Exception):
+    """A target configuration problem, phrased for the person who wrote the file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Thresholds(_Strict):
+    """Defaults are the numbers in SPEC.md."""
+
+    tls_min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    cert_min_days: int = Field(30, ge=0)
+    backup_retention_min_days: int = Field(7, ge=0)
+    backup_retention_max_days: int = Field(30, ge=1)
+    rpo_minutes: float = Field(5, gt=0)
+    archive_min_days: int = Field(90, ge=0)
+    secret_rotation_max_days: int = Field(90, ge=1)
+    min_password_length: int = Field(16, ge=1)
+    replica_lag_max_s: float = Field(30, gt=0)
+    pool_size: int = Field(20, ge=1)
+    rto_budget_s: float = Field(60, gt=0)
+    load_recovery_ratio: float = Field(0.9, gt=0, le=1)
+    cpu_alarm_max_pct: float = 80
+    memory_alarm_max_pct: float = 85
+    storage_alarm_max_pct: float = 80
+    engine_major: int = 15
+    forbidden_admin_names: tuple[str, ...] = ("postgres", "admin", "root", "rdsadmin")
+
+
+class Endpoint(_Strict):
+    """A TCP endpoint a client may use (writer, reader, pooler)."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+    dbname: str = "postgres"
+    user: str | None = None
+
+
+class Postgres(_Strict):
+    """How to log in. The password comes from ``password_env`` or ``passfile``, never the file."""
+
+    writer: Endpoint
+    readers: list[Endpoint] = []
+    pooler: Endpoint | None = None
+    pooler_admin: Endpoint | None = None
+    dbname: str = "postgres"
+    user: str
+    password_env: str = "PGPASSWORD"
+    passfile: Path | None = None
+    sslrootcert: Path | None = None
+    connect_timeout: float = Field(5, gt=0)
+    app_role: str | None = None
+    nodes: list[Endpoint] = []
+
+    @model_validator(mode="after")
+    def _ca_exists(self) -> Postgres:
+        if self.sslrootcert is not None and not self.sslrootcert.exists():
+            raise ValueError(f"sslrootcert file not found: {self.sslrootcert}")
+        return self
+
+
+class Aws(_Strict):
+    region: str
+    endpoint_url: str | None = None
+    profile: str | None = None
+    db_instance_id: str | None = None
+    db_cluster_id: str | None = None
+    db_proxy_name: str | None = None
+    backup_bucket: str | None = None
+    secret_id: str | None = None
+    backup_plan_id: str | None = None
+    app_security_group_ids: list[str] = []
+    log_group_prefix: str | None = None
+
+
+class Chaos(_Strict):
+    allowed: bool = False
+    driver: Literal["lab", "ssh", "aws"] = "lab"
+    production: bool = False
+    load_users: int = Field(10, ge=1)
+    duration_s: float = Field(60, gt=0)
+
+
+class Lab(_Strict):
+    """Only for the embedded lab: where its state lives, so faults can reach its processes."""
+
+    state_dir: Path
+
+
+class Target(_Strict):
+    name: str
+    tags: dict[str, str] = {}
+    postgres: Postgres
+    health_url: str | None = None
+    hosts: list[str] = []
+    source_tree: Path | None = None
+    aws: Aws | None = None
+    chaos: Chaos = Chaos()
+    thresholds: Thresholds = Thresholds()
+    lab: Lab | None = None
+
+    @property
+    def looks_like_production(self) -> bool:
+        words = {self.name.lower(), *(v.lower() for v in self.tags.values())}
+        return self.chaos.production or any(w.startswith("prod") for w in words)
+
+    def password(self) -> str | None:
+        """The password from the environment; ``None`` lets libpq use the passfile."""
+        return os.environ.get(self.postgres.password_env)
+
+    def conninfo(self, endpoint: Endpoint | None = None, **overrides: Any) -> dict[str, Any]:
+        """libpq keyword arguments for ``endpoint`` (default: the writer)."""
+        ep = endpoint or self.postgres.writer
+        pg = self.postgres
+        kw: dict[str, Any] = {
+            "host": ep.host,
+            "port": ep.port,
+            "dbname": ep.dbname if endpoint else pg.dbname,
+            "user": ep.user or pg.user,
+            "connect_timeout": max(1, int(pg.connect_timeout)),
+            "sslmode": "verify-full" if pg.sslrootcert else "require",
+            "application_name": "pgproof",
+        }
+        if pg.sslrootcert:
+            kw["sslrootcert"] = str(pg.sslrootcert)
+        if pg.passfile:
+            kw["passfile"] = str(pg.passfile)
+        pw = self.password()
+        if pw:
+            kw["password"] = pw
+        kw.update(overrides)
+        return kw
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field (check the spelling)"
+    elif "input" in err and not isinstance(err["input"], dict):
+        msg = f"{msg}, got {err['input']!r}"
+    return f"{loc}: {msg}"
+
+
+def parse_target(name: str, data: dict[str, Any], source: str) -> Target:
+    try:
+        return Target.model_validate({"name": name, **data})
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        prefix = f"targets.{name}."
+        raise ConfigError(
+            f"{source}: invalid target {name!r}:\n  "
+            + "\n  ".join(prefix + line for line in lines)
+        ) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_target(name: str, config: Path | None = None, lab_file: Path | None = None) -> Target:
+    """Load target ``name``. ``lab`` comes from the lab's generated file unless the config names it."""
+    config = config or Path(os.environ.get("PGPROOF_CONFIG", DEFAULT_CONFIG))
+    targets: dict[str, Any] = {}
+    if config.exists():
+        doc = _read_toml(config)
+        unknown = set(doc) - {"targets"}
+        if unknown:
+            raise ConfigError(f"{config}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+        targets = doc.get("targets", {})
+        if not isinstance(targets, dict):
+            raise ConfigError(f"{config}: targets: expected a table of [targets.<name>]")
+    if name in targets:
+        return parse_target(name, targets[name], str(config))
+    if name == "lab":
+        lab_file = lab_file or Path(os.environ.get("PGPROOF_LAB_TARGET", LAB_TARGET_FILE))
+        if not lab_file.exists():
+            raise ConfigError(
+                f"target 'lab': {lab_file} not found; start the lab with `pgproof lab up`"
+            )
+        return parse_target("lab", _read_toml(lab_file), str(lab_file))
+    known = ", ".join(sorted(targets)) or "none"
+    raise ConfigError(f"{config}: no target named {name!r} (known: {known})")

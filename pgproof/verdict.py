@@ -1,0 +1,31 @@
+"""Verdict vocabulary shared by checks, the pytest plugin and reports.
+
+Checks are pure judges: ``judge_*(facts, thresholds) -> list[str]`` returns
+the problems found (empty = compliant), each a sentence saying what was
+found, where, and what the spec wants. A fact the target cannot show raises
+``CannotVerify``; a probe that could not reach the target raises ``Unreachable``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIP = "skip"
+    CANNOT_VERIFY = "cannot-verify"
+
+
+class CannotVerify(Exception):
+    """The target does not expose this fact (emulator gap, API missing): never pass, never fail."""
+
+
+class Unreachable(Exception):
+    """The probe could not observe the target (network, credentials, permission)."""
+
+
+class NotApplicable(Exception):
+    """The control does not apply to this target (e.g. no RDS Proxy configured)."""
