@@ -1,0 +1,74 @@
+"""``pgproof``: lab up|down|status|break|heal, check, gameday."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pgproof.lab.procs import ComponentError
+from pgproof.target import ConfigError
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from pgproof.lab import lifecycle
+
+    state_dir = args.lab_dir
+    if args.action == "up":
+        lifecycle.up(state_dir, timeout=args.timeout, with_aws=not args.no_aws,
+                     progress=lambda m: print(m, flush=True))
+        return _print_status(lifecycle.status(state_dir))
+    if args.action == "down":
+        stopped = lifecycle.down(state_dir)
+        print("lab: stopped " + (", ".join(stopped) if stopped else "nothing (no lab running)"))
+        return 0
+    if args.action == "status":
+        return _print_status(lifecycle.status(state_dir))
+    from pgproof.lab import mutations
+
+    if args.action == "break":
+        print(mutations.apply(state_dir, args.name))
+        return 0
+    if args.action == "heal":
+        print(mutations.heal(state_dir))
+        return 0
+    return 2
+
+
+def _print_status(rows: list) -> int:
+    if not rows:
+        print("lab: not running")
+        return 3
+    for r in rows:
+        mark = "ok  " if r.healthy else "DOWN"
+        print(f"  {mark} {r.name:<10} port {r.port or '-':<6} {r.detail}")
+    return 0 if all(r.healthy for r in rows) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pgproof", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    lab = sub.add_parser("lab", help="the embedded lab")
+    lab.add_argument("action", choices=["up", "down", "status", "break", "heal"])
+    lab.add_argument("name", nargs="?", help="mutation name (for break)")
+    lab.add_argument("--lab-dir", type=Path, default=None, help="state directory (default .pgproof/lab)")
+    lab.add_argument("--timeout", type=float, default=60)
+    lab.add_argument("--no-aws", action="store_true", help="skip the moto AWS twin")
+    lab.set_defaults(func=_lab)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ComponentError) as exc:
+        print(f"pgproof: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pgproof: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Render the lab's configuration files from its state: pure functions, no side effects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pgproof.lab.procs import PG_BIN
+from pgproof.lab.state import NODES, LabState
+
+LO = "127.0.0.1"
+
+# Patroni 4 raises ttl to >= 20 s; loop_wait + 2 * retry_timeout must stay <= ttl.
+DCS = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5, "maximum_lag_on_failover": 1048576,
+       "synchronous_mode": True, "synchronous_mode_strict": False}
+
+PG_HBA = [
+    "local all postgres peer",
+    "local all all scram-sha-256",
+    "hostssl replication replicator 127.0.0.1/32 scram-sha-256",
+    "hostssl all all 127.0.0.1/32 scram-sha-256",
+]
+
+
+def pg_parameters(state: LabState, node: str) -> dict[str, Any]:
+    nd = state.node_dir(node)
+    return {
+        "unix_socket_directories": str(nd),
+        "ssl": "on",
+        "ssl_cert_file": str(state.tls / "server.crt"),
+        "ssl_key_file": str(nd / "server.key"),
+        "ssl_min_protocol_version": "TLSv1.2",
+        "password_encryption": "scram-sha-256",
+        "shared_preload_libraries": "pgaudit",
+        "pgaudit.log": "ddl,role",
+        "log_connections": "on",
+        "log_disconnections": "on",
+        "log_min_duration_statement": 1000,
+        "logging_collector": "on",
+        "log_directory": str(nd / "pglog"),
+        "log_filename": "postgresql.log",
+        "log_line_prefix": "%m [%p] ",
+        "wal_level": "replica",
+        "wal_log_hints": "on",
+        "hot_standby": "on",
+        "max_connections": 100,
+        "max_wal_senders": 10,
+        "max_replication_slots": 10,
+        "shared_buffers": "64MB",
+        # A process crash keeps the OS page cache, so fsync buys nothing in the lab but time.
+        "fsync": "off",
+    }
+
+
+def patroni_config(state: LabState, node: str, pw: dict[str, str]) -> dict[str, Any]:
+    p = state.ports
+    ssl = {"sslmode": "verify-full", "sslrootcert": str(state.ca_file)}
+    return {
+        "scope": state.scope,
+        "namespace": "/service/",
+        "name": node,
+        "restapi": {"listen": f"{LO}:{p[node + '_rest']}", "connect_address": f"{LO}:{p[node + '_rest']}"},
+        # use_proxies: never bypass the Toxiproxy path by discovering etcd's own URLs.
+        "etcd3": {"hosts": [f"{LO}:{p[node + '_etcd_proxy']}"], "use_proxies": True},
+        "bootstrap": {
+            "dcs": {**DCS, "postgresql": {"use_pg_rewind": True, "use_slots": True}},
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+        },
+        "postgresql": {
+            "listen": f"{LO}:{p[node + '_pg']}",
+            # Peers reach this node through its replication proxy, so a fault can cut it.
+            "connect_address": f"{LO}:{p[node + '_repl_proxy']}",
+            "data_dir": str(state.data_dir(node)),
+            "bin_dir": str(PG_BIN),
+            "pgpass": str(state.node_dir(node) / "pgpass"),
+            "authentication": {
+                "superuser": {"username": "postgres", "password": pw["postgres"], **ssl},
+                "replication": {"username": "replicator", "password": pw["replicator"], **ssl},
+            },
+            "parameters": pg_parameters(state, node),
+            "pg_hba": PG_HBA,
+            "create_replica_methods": ["basebackup"],
+            "basebackup": [{"checkpoint": "fast"}],
+            "use_unix_socket": True,
+        },
+        "tags": {"nofailover": False, "noloadbalance": False},
+    }
+
+
+def toxiproxy_proxies(state: LabState) -> list[dict[str, Any]]:
+    """Every path a fault may slow or cut: clients, node -> etcd, node -> node."""
+    p = state.ports
+    proxies = [
+        {"name": "writer", "listen": f"{LO}:{p['writer']}", "upstream": f"{LO}:{p['haproxy_writer']}"},
+        {"name": "reader", "listen": f"{LO}:{p['reader']}", "upstream": f"{LO}:{p['haproxy_reader']}"},
+    ]
+    for n in NODES:
+        proxies += [
+            {"name": f"{n}_pg", "listen": f"{LO}:{p[n + '_pg_proxy']}", "upstream": f"{LO}:{p[n + '_pg']}"},
+            {"name": f"{n}_repl", "listen": f"{LO}:{p[n + '_repl_proxy']}", "upstream": f"{LO}:{p[n + '_pg']}"},
+            {"name": f"{n}_etcd", "listen": f"{LO}:{p[n + '_etcd_proxy']}", "upstream": f"{LO}:{p['etcd_client']}"},
+        ]
+    return [{**x, "enabled": True} for x in proxies]
+
+
+def etcd_argv(state: LabState) -> list[str]:
+    c, pe = state.ports["etcd_client"], state.ports["etcd_peer"]
+    return [
+        "etcd", "--name", "lab", "--data-dir", str(state.run_dir / "etcd"),
+        "--listen-client-urls", f"http://{LO}:{c}", "--advertise-client-urls", f"http://{LO}:{c}",
+        "--listen-peer-urls", f"http://{LO}:{pe}", "--initial-advertise-peer-urls", f"http://{LO}:{pe}",
+        "--initial-cluster", f"lab=http://{LO}:{pe}", "--initial-cluster-state", "new",
+        "--initial-cluster-token", state.scope, "--heartbeat-interval", "100",
+        "--election-timeout", "1000", "--log-level", "warn",
+    ]
+
+
+def haproxy_config(state: LabState) -> str:
+    """Writer follows Patroni's leader (/primary), reader its replicas (/replica)."""
+    p = state.ports
+
+    def servers(check: str) -> str:
+        return "\n".join(
+            f"  server {n} {LO}:{p[n + '_pg_proxy']} check port {p[n + '_rest']}" for n in NODES
+        ) + f"\n  option httpchk GET {check}\n  http-check expect status 200\n"
+
+    return f"""global
+  maxconn 1000
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 30m
+  timeout server 30m
+  timeout check 1s
+  default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+listen writer
+  bind {LO}:{p['haproxy_writer']}
+{servers('/primary')}
+listen reader
+  bind {LO}:{p['haproxy_reader']}
+  balance roundrobin
+{servers('/replica')}"""
+
+
+def pgbouncer_ini(state: LabState, pool_size: int = 20) -> str:
+    p, d = state.ports, state.run_dir / "pgbouncer"
+    upstream = f"host={LO} port={p['haproxy_writer']}"
+    return f"""[databases]
+appdb = {upstream} dbname=appdb
+postgres = {upstream} dbname=postgres
+
+[pgbouncer]
+listen_addr = {LO}
+listen_port = {p['pgbouncer']}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {d / 'userlist.txt'}
+admin_users = pgbouncer_admin
+stats_users = pgproof
+pool_mode = transaction
+default_pool_size = {pool_size}
+max_client_conn = 500
+server_idle_timeout = 60
+server_check_query = select 1
+server_check_delay = 10
+server_connect_timeout = 3
+server_login_retry = 1
+ignore_startup_parameters = extra_float_digits,options
+client_tls_sslmode = require
+client_tls_protocols = tlsv1.2,tlsv1.3
+client_tls_cert_file = {state.tls / 'server.crt'}
+client_tls_key_file = {d / 'server.key'}
+server_tls_sslmode = verify-full
+server_tls_protocols = tlsv1.2,tlsv1.3
+server_tls_ca_file = {state.ca_file}
+"""
+
+
+def pgbouncer_userlist(pw: dict[str, str]) -> str:
+    users = ("app", "pgproof", "pgbouncer_admin", "postgres")
+    return "".join(f'"{u}" "{pw[u]}"\n' for u in users)
+
+
+def target_toml(state: LabState) -> str:
+    p = state.ports
+
+    def ep(port: int, **kw: str) -> str:
+        extra = "".join(f', {k} = "{v}"' for k, v in kw.items())
+        return f'{{ host = "{LO}", port = {port}{extra} }}'
+
+    lines = [
+        "# Generated by `pgproof lab up`; do not edit. Secrets live in the passfile, not here.",
+        'tags = { env = "lab" }',
+        f'health_url = "http://{LO}:{p["health"]}/api/health/database"',
+        "",
+        "[postgres]",
+        'user = "pgproof"',
+        'dbname = "appdb"',
+        'app_role = "app"',
+        f'passfile = "{state.passfile}"',
+        f'sslrootcert = "{state.ca_file}"',
+        f'writer = {ep(p["writer"], dbname="appdb")}',
+        f'readers = [{ep(p["reader"], dbname="appdb")}]',
+        f'pooler = {ep(p["pgbouncer"], dbname="appdb")}',
+        f'pooler_admin = {ep(p["pgbouncer"], dbname="pgbouncer", user="pgbouncer_admin")}',
+        "nodes = [" + ", ".join(ep(p[n + "_pg"], dbname="appdb") for n in NODES) + "]",
+        "",
+        "[chaos]",
+        "allowed = true",
+        'driver = "lab"',
+        "",
+        "[lab]",
+        f'state_dir = "{state.state_dir}"',
+    ]
+    if state.aws:
+        lines += ["", "[aws]"] + [f"{k} = {json.dumps(v)}" for k, v in state.aws.items() if v is not None]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,226 @@
+"""``pgproof lab up | down | status``: build the lab from nothing, tear it down to nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from pgproof.lab import components as c
+from pgproof.lab import pki, procs
+from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
+
+# Stop order: clients first, the consensus store last.
+COMPONENTS = ("health", "pgbouncer", "haproxy", *NODES, "toxiproxy", "etcd", "moto")
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True,
+       progress: Progress = _quiet) -> LabState:
+    """Bring the whole lab up; on any failure tear down what was started and re-raise."""
+    state_dir = (state_dir or default_state_dir()).resolve()
+    existing = LabState.load(state_dir)
+    if existing and any(procs.pid_alive(p) for p in _recorded_pids(existing).values()):
+        raise procs.ComponentError("lab", f"already running from {state_dir}; run `pgproof lab down` first")
+    if existing:
+        down(state_dir)
+    c.check_prerequisites()
+    state = LabState.new(state_dir)
+    try:
+        _up(state, timeout, with_aws, progress)
+    except BaseException:
+        progress("lab: start failed, tearing down what was started")
+        down(state_dir)
+        raise
+    return state
+
+
+def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> None:
+    t0 = time.monotonic()
+    shutil.rmtree(state.run_dir, ignore_errors=True)
+    state.run_dir.mkdir(parents=True)
+    state.run_dir.chmod(0o755)
+    for d in (state.logs, state.pids):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    state.ports = dict(zip(PORT_NAMES, procs.free_ports(len(PORT_NAMES)), strict=True))
+    state.save()
+    pw = state.make_secrets()
+    ca = pki.make_ca(state.tls)
+    pki.issue_server_cert(ca, state.tls)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        aws: Future[dict[str, object]] | None = None
+        if with_aws:
+            moto_pid = c.start_moto(state)
+            aws = pool.submit(_provision_aws, state, moto_pid, timeout)
+        etcd_pid = c.start_etcd(state)
+        tox_pid = c.start_toxiproxy(state)
+        c.wait_etcd(state, etcd_pid, timeout)
+        c.populate_toxiproxy(state, tox_pid, timeout)
+        progress(f"lab: etcd and toxiproxy up ({time.monotonic() - t0:.1f} s)")
+        pids = {}
+        for node in NODES:
+            c.prepare_node(state, node, pw)
+            pids[node] = c.start_patroni(state, node)
+        c.start_haproxy(state)
+        _wait_leader(state, pids, timeout)
+        procs.wait_until(lambda: c.writer_accepts_sql(state), timeout, "haproxy",
+                         "routing writes to the leader", state.log("haproxy"))
+        c.create_roles(state, pw)
+        progress(f"lab: leader elected, roles created ({time.monotonic() - t0:.1f} s)")
+        bouncer = c.start_pgbouncer(state, pw)
+        health = c.start_health(state)
+        procs.wait_until(lambda: c.sync_standby_streaming(state), timeout, "patroni",
+                         "streaming to a synchronous standby", state.log("node2"))
+        procs.wait_until(lambda: c.http_ok(c.health_url(state), 2), timeout, "health app",
+                         "healthy (through pgbouncer)", state.log("health"), health)
+        procs.wait_until(lambda: procs.pid_alive(bouncer), 0.1, "pgbouncer", "running",
+                         state.log("pgbouncer"), bouncer)
+        progress(f"lab: postgres cluster, pgbouncer, health app up ({time.monotonic() - t0:.1f} s)")
+        if aws is not None:
+            state.aws = aws.result()
+    state.save()
+    state.target_file.write_text(_render_target(state))
+    progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
+
+
+def _render_target(state: LabState) -> str:
+    from pgproof.lab.configs import target_toml
+
+    return target_toml(state)
+
+
+def _wait_leader(state: LabState, pids: dict[str, int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if c.leader(state):
+            return
+        for node, pid in pids.items():
+            if not procs.pid_alive(pid):
+                raise procs.ComponentError(node, "patroni exited during bootstrap", state.log(node))
+        time.sleep(0.1)
+    raise procs.ComponentError("patroni", f"no leader within {timeout:.0f} s", state.log(NODES[0]))
+
+
+def _provision_aws(state: LabState, pid: int, timeout: float) -> dict[str, object]:
+    from pgproof.lab import aws_twin
+
+    url = f"http://127.0.0.1:{state.ports['moto']}"
+    procs.wait_until(lambda: c.http_ok(url + "/moto-api/"), timeout, "moto", "answering",
+                     state.log("moto"), pid)
+    return aws_twin.provision_lab(url, password=state.secrets()["postgres"])
+
+
+# -- down ----------------------------------------------------------------------------------
+
+def _recorded_pids(state: LabState) -> dict[str, int]:
+    pids = {}
+    for name in COMPONENTS:
+        pid = procs.read_pid(state.pidfile(name))
+        if pid:
+            pids[name] = pid
+    return pids
+
+
+def _postmaster_pids(state: LabState) -> list[int]:
+    out = []
+    for node in NODES:
+        pid = procs.read_pid(state.data_dir(node) / "postmaster.pid")
+        if pid and procs.pid_alive(pid):
+            out.append(pid)
+    return out
+
+
+def _strays(run_dir: Path) -> list[int]:
+    """Processes whose command line names this lab's run directory (orphans after a crash)."""
+    found, me = [], os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        with contextlib.suppress(OSError):
+            if str(run_dir).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+def down(state_dir: Path | None = None) -> list[str]:
+    """Stop exactly this lab's processes (recorded PIDs, postmasters, strays) and remove its data."""
+    state_dir = (state_dir or default_state_dir()).resolve()
+    state = LabState.load(state_dir)
+    if state is None:
+        return []
+    stopped: list[str] = []
+    pids = {n: p for n, p in _recorded_pids(state).items() if procs.pid_alive(p)}
+    postmasters = _postmaster_pids(state)
+    # The data is about to be deleted: nodes need no graceful shutdown, only a sure one.
+    jobs = [(pid, 4.0, signal.SIGKILL if name in NODES else signal.SIGTERM)
+            for name, pid in pids.items()]
+    jobs += [(pid, 2.0, signal.SIGQUIT) for pid in postmasters]
+    with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
+        list(pool.map(lambda j: procs.stop_pid(j[0], timeout=j[1], sig=j[2]), jobs))
+    stopped += [n for n in COMPONENTS if n in pids]
+    stopped += [f"postmaster {pid}" for pid in postmasters]
+    for pid in _strays(state.run_dir):
+        procs.stop_pid(pid, timeout=2, sig=signal.SIGKILL)
+        stopped.append(f"stray pid {pid}")
+    for name in COMPONENTS:
+        state.pidfile(name).unlink(missing_ok=True)
+    shutil.rmtree(state.run_dir, ignore_errors=True)
+    state.target_file.unlink(missing_ok=True)
+    return stopped
+
+
+# -- status --------------------------------------------------------------------------------
+
+@dataclass
+class ComponentStatus:
+    name: str
+    port: int | None
+    healthy: bool
+    detail: str
+
+
+def status(state_dir: Path | None = None) -> list[ComponentStatus]:
+    state = LabState.load((state_dir or default_state_dir()).resolve())
+    if state is None:
+        return []
+    pids = _recorded_pids(state)
+    p = state.ports
+    members = {m["name"]: m for m in c.cluster(state).get("members", [])}
+    out = []
+    for name in COMPONENTS:
+        alive = name in pids and procs.pid_alive(pids[name])
+        port = {"health": p.get("health"), "pgbouncer": p.get("pgbouncer"),
+                "haproxy": p.get("haproxy_writer"), "toxiproxy": p.get("toxiproxy"),
+                "etcd": p.get("etcd_client"), "moto": p.get("moto")}.get(name) or p.get(f"{name}_pg")
+        detail = "running" if alive else "not running"
+        if name in NODES and name in members:
+            m = members[name]
+            lag = m.get("lag", 0)
+            detail = f"{m.get('role')} {m.get('state')}" + (f", lag {lag}" if m.get("role") != "leader" else "")
+            alive = alive and m.get("state") in ("running", "streaming")
+        elif name == "moto" and not state.aws and name not in pids:
+            alive, detail = True, "not started (--no-aws)"
+        elif name == "toxiproxy" and state.external_toxiproxy:
+            alive, detail = c.http_ok(state.toxiproxy_url + "/version"), f"external {state.toxiproxy_url}"
+        elif name == "health" and alive:
+            try:
+                r = requests.get(c.health_url(state), timeout=3)
+                alive, detail = r.status_code == 200, r.json().get("status", "?")
+            except (requests.RequestException, ValueError) as exc:
+                alive, detail = False, str(exc)
+        out.append(ComponentStatus(name, port, alive, detail))
+    return out

@@ -1,0 +1,184 @@
+"""pytest plugin: ``--target``, control markers, verdicts, and per-run reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pgproof.report import results as res
+from pgproof.target import ConfigError, Target, load_target
+from pgproof.verdict import CannotVerify, NotApplicable, Unreachable, Verdict
+
+REPORT_DIRS = ("suites", "scenarios")
+_RESULTS = pytest.StashKey[list[res.CheckResult]]()
+_RUN_DIR = pytest.StashKey[Path]()
+_TARGET = pytest.StashKey[Target]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("pgproof")
+    g.addoption("--target", default=os.environ.get("PGPROOF_TARGET", "lab"),
+                help="target name from pgproof.toml (default: lab)")
+    g.addoption("--pgproof-config", type=Path, default=None, help="config file (default pgproof.toml)")
+    g.addoption("--reports", type=Path, default=Path("reports"), help="report base directory")
+    g.addoption("--no-reports", action="store_true", help="write no report directory")
+    g.addoption("--i-mean-production", action="store_true",
+                help="allow chaos on a target that looks like production")
+    g.addoption("--dry-run", action="store_true", help="chaos: print the plan, touch nothing")
+
+
+def _wants_reports(config: pytest.Config) -> bool:
+    if config.getoption("no_reports"):
+        return False
+    root = Path(config.rootpath)
+    for arg in config.args:
+        p = Path(arg.split("::")[0]).resolve()
+        for d in REPORT_DIRS:
+            if p == root / d or (root / d) in p.parents:
+                return True
+    return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "control(*ids): SPEC.md control IDs this check proves")
+    config.stash[_RESULTS] = []
+    if _wants_reports(config) and not hasattr(config, "workerinput"):
+        base = config.getoption("reports")
+        base.mkdir(parents=True, exist_ok=True)
+        d = res.run_dir(base, config.getoption("target"))
+        config.stash[_RUN_DIR] = d
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(d / "junit.xml")
+        if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
+            config.option.htmlpath = str(d / "report.html")
+            config.option.self_contained_html = True
+
+
+def get_target(config: pytest.Config) -> Target:
+    """Load and validate the target once; a bad config stops the run before any test."""
+    if _TARGET not in config.stash:
+        try:
+            config.stash[_TARGET] = load_target(config.getoption("target"),
+                                                config.getoption("pgproof_config"))
+        except ConfigError as exc:
+            pytest.exit(f"pgproof: {exc}", returncode=2)
+    return config.stash[_TARGET]
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    if any(item.get_closest_marker("control") for item in items):
+        get_target(config)
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Target:
+    return get_target(pytestconfig)
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record what a passing check saw, so a report shows why it passed."""
+    def record(text: str) -> None:
+        request.node.user_properties.append(("evidence", text))
+    return record
+
+
+def _verdict(report: pytest.TestReport, excinfo: pytest.ExceptionInfo | None) -> tuple[Verdict, str]:
+    if excinfo is not None:
+        if excinfo.errisinstance(CannotVerify):
+            return Verdict.CANNOT_VERIFY, f"cannot verify on this target: {excinfo.value}"
+        if excinfo.errisinstance(NotApplicable):
+            return Verdict.SKIP, f"not applicable: {excinfo.value}"
+        if excinfo.errisinstance(Unreachable):
+            return Verdict.ERROR, f"could not check: {excinfo.value}"
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        return Verdict.SKIP, reason.removeprefix("Skipped: ")
+    if report.failed:
+        text = getattr(report, "longreprtext", "")
+        return (Verdict.FAIL if report.when == "call" else Verdict.ERROR), text.strip()
+    return Verdict.PASS, ""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    marker = item.get_closest_marker("control")
+    exc = call.excinfo
+    if exc is not None and exc.errisinstance((CannotVerify, NotApplicable)):
+        report.outcome = "skipped"
+        prefix = "cannot verify on this target" if exc.errisinstance(CannotVerify) else "not applicable"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"{prefix}: {exc.value}")
+    if marker is None:
+        return
+    done = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not done:
+        return
+    verdict, message = _verdict(report, exc)
+    if verdict is Verdict.PASS:
+        message = "; ".join(v for k, v in item.user_properties if k == "evidence")
+    item.user_properties.append(("pgproof_verdict", verdict.value))
+    item.config.stash[_RESULTS].append(res.CheckResult(
+        item.nodeid, list(marker.args), verdict, message, round(report.duration, 3)))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    results = config.stash[_RESULTS]
+    if _RUN_DIR not in config.stash or not results:
+        return
+    d = config.stash[_RUN_DIR]
+    target = config.stash.get(_TARGET, None)
+    from pgproof.controls import CONTROLS, SCENARIOS
+
+    scope = list(CONTROLS) if any(c in CONTROLS for r in results for c in r.controls) else []
+    scope += [s for s in SCENARIOS if any(s in r.controls for r in results)]
+    controls_ = res.aggregate(results, scope)
+    res.write(d, config.getoption("target"), controls_,
+              {"finished_at": time.time(), "pytest_exit": int(exitstatus)})
+    session.config._pgproof_controls = controls_  # type: ignore[attr-defined]
+    session.config._pgproof_secrets = secrets_of(target)  # type: ignore[attr-defined]
+
+
+def secrets_of(target: Target | None) -> list[str]:
+    out = []
+    if target is not None:
+        pw = target.password()
+        if pw:
+            out.append(pw)
+        if target.lab is not None:
+            f = target.lab.state_dir / "secrets.json"
+            if f.exists():
+                out += list(json.loads(f.read_text()).values())
+    return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    controls_ = getattr(config, "_pgproof_controls", None)
+    if controls_ is None or _RUN_DIR not in config.stash:
+        return
+    tr = terminalreporter
+    tr.section("pgproof: controls")
+    for c in controls_:
+        tr.write_line(f"{c.verdict.upper():<14} {c.id:<8} {c.title}")
+    tr.write_line(f"report: {config.stash[_RUN_DIR]}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Runs after junit/html are written: scrub secrets and point reports/latest here."""
+    if _RUN_DIR not in config.stash:
+        return
+    d = config.stash[_RUN_DIR]
+    if not any(d.iterdir()):
+        d.rmdir()
+        return
+    res.scrub(d.iterdir(), getattr(config, "_pgproof_secrets", []))
+    res.point_latest(d.parent, d)

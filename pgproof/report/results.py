@@ -1,0 +1,116 @@
+"""Per-control results: aggregate check verdicts, write results.json and the history line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pgproof import controls
+from pgproof.verdict import Verdict
+
+# Worst first: one failing check makes the control fail.
+SEVERITY = [Verdict.FAIL, Verdict.ERROR, Verdict.PASS, Verdict.CANNOT_VERIFY, Verdict.SKIP]
+NOT_CHECKED = "not-checked"
+
+
+@dataclass
+class CheckResult:
+    nodeid: str
+    controls: list[str]
+    verdict: Verdict
+    message: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass
+class ControlResult:
+    id: str
+    title: str
+    verdict: str
+    checks: list[dict[str, str]] = field(default_factory=list)
+
+
+def aggregate(results: Iterable[CheckResult], scope: Iterable[str] = controls.CONTROLS) -> list[ControlResult]:
+    """One entry per control in ``scope``: the worst verdict of its checks, or not-checked."""
+    by_id: dict[str, list[CheckResult]] = {}
+    extra: list[str] = []
+    for r in results:
+        for cid in r.controls:
+            by_id.setdefault(cid, []).append(r)
+            if cid not in scope and cid not in extra:
+                extra.append(cid)
+    out = []
+    for cid in [*scope, *extra]:
+        checks = by_id.get(cid, [])
+        verdicts = {c.verdict for c in checks}
+        verdict = next((v.value for v in SEVERITY if v in verdicts), NOT_CHECKED)
+        out.append(ControlResult(cid, controls.title(cid), verdict, [
+            {"check": c.nodeid, "verdict": c.verdict.value, "evidence": c.message} for c in checks]))
+    return out
+
+
+def exit_code(controls_: list[ControlResult]) -> int:
+    """0 compliant, 1 non-compliant, 2 could not check: a scheduler can tell them apart."""
+    verdicts = {c.verdict for c in controls_}
+    if Verdict.FAIL in verdicts:
+        return 1
+    if Verdict.ERROR in verdicts:
+        return 2
+    return 0
+
+
+def run_dir(base: Path, target: str, suffix: str = "") -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{stamp}-{target}" + (f"-{suffix}" if suffix else "")
+    d = base / name
+    n = 1
+    while d.exists():
+        n += 1
+        d = base / f"{name}.{n}"
+    d.mkdir(parents=True)
+    return d
+
+
+def point_latest(base: Path, d: Path) -> None:
+    link = base / "latest"
+    tmp = base / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(d.name)
+    tmp.replace(link)
+
+
+def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, object]) -> Path:
+    summary: dict[str, int] = {}
+    for c in controls_:
+        summary[c.verdict] = summary.get(c.verdict, 0) + 1
+    doc = {"target": target, "generated_at": dt.datetime.now(dt.UTC).isoformat(), **meta,
+           "summary": summary, "exit_code": exit_code(controls_),
+           "controls": [asdict(c) for c in controls_]}
+    path = d / "results.json"
+    path.write_text(json.dumps(doc, indent=2))
+    history = d.parent / "history.jsonl"
+    with history.open("a") as fh:
+        fh.write(json.dumps({"at": doc["generated_at"], "target": target, "dir": d.name,
+                             "summary": summary,
+                             "verdicts": {c.id: c.verdict for c in controls_}}) + "\n")
+    return path
+
+
+def scrub(paths: Iterable[Path], secrets: Iterable[str]) -> None:
+    """Replace every known secret in the written reports: defence in depth, not the only guard."""
+    words = [s for s in secrets if s and len(s) >= 4]
+    if not words:
+        return
+    for p in paths:
+        if not p.is_file():
+            continue
+        text = p.read_text(errors="replace")
+        cleaned = text
+        for w in words:
+            cleaned = cleaned.replace(w, "********")
+        if cleaned != text:
+            p.write_text(cleaned)
