@@ -1,0 +1,81 @@
+"""Second opinion on accepted TLS versions, from sslyze (an independent TLS stack: nassl).
+
+Used by tests to show our raw probe agrees with a recognised scanner. sslyze
+takes ~6 s per endpoint, so several endpoints are scanned in one ``Scanner``
+run (concurrently). Only the cipher-suite commands are run: the default full
+scan errors on servers that ask for a client certificate. None of these
+commands takes extra arguments, so ``ScanCommandsExtraArguments`` stays empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sslyze import (
+    ProtocolWithOpportunisticTlsEnum,
+    ScanCommand,
+    ScanCommandAttemptStatusEnum,
+    ScanCommandsExtraArguments,
+    Scanner,
+    ServerConnectivityStatusEnum,
+    ServerNetworkConfiguration,
+    ServerNetworkLocation,
+    ServerScanRequest,
+)
+
+from pgproof.verdict import CannotVerify, Unreachable
+
+# sslyze result attribute -> version name as in pgproof.probes.tls.TLS_VERSIONS
+_COMMANDS: dict[ScanCommand, tuple[str, str]] = {
+    ScanCommand.SSL_2_0_CIPHER_SUITES: ("ssl_2_0_cipher_suites", "SSLv2"),
+    ScanCommand.SSL_3_0_CIPHER_SUITES: ("ssl_3_0_cipher_suites", "SSLv3"),
+    ScanCommand.TLS_1_0_CIPHER_SUITES: ("tls_1_0_cipher_suites", "TLSv1"),
+    ScanCommand.TLS_1_1_CIPHER_SUITES: ("tls_1_1_cipher_suites", "TLSv1.1"),
+    ScanCommand.TLS_1_2_CIPHER_SUITES: ("tls_1_2_cipher_suites", "TLSv1.2"),
+    ScanCommand.TLS_1_3_CIPHER_SUITES: ("tls_1_3_cipher_suites", "TLSv1.3"),
+}
+
+
+def accepted_versions_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
+                           ) -> dict[tuple[str, int], set[str]]:
+    """Accepted protocol versions per ``(host, port)``, scanned concurrently."""
+    requests: list[ServerScanRequest] = []
+    for host, port in endpoints:
+        req = ServerScanRequest(
+            server_location=ServerNetworkLocation(hostname=host, port=port),
+            network_configuration=ServerNetworkConfiguration(
+                tls_server_name_indication=host,
+                tls_opportunistic_encryption=ProtocolWithOpportunisticTlsEnum.POSTGRES,
+                network_timeout=timeout, network_max_retries=1,
+            ),
+            scan_commands=set(_COMMANDS),
+            scan_commands_extra_arguments=ScanCommandsExtraArguments(),
+        )
+        requests.append(req)
+    scanner = Scanner(concurrent_server_scans_limit=max(1, len(requests)))
+    scanner.queue_scans(requests)
+    found: dict[tuple[str, int], set[str]] = {}
+    for result in scanner.get_results():
+        where = (result.server_location.hostname, result.server_location.port)
+        label = f"{where[0]}:{where[1]}"
+        if result.connectivity_status is not ServerConnectivityStatusEnum.COMPLETED:
+            trace = result.connectivity_error_trace
+            raise Unreachable(f"sslyze could not reach {label}: {trace or 'no detail'}")
+        if result.scan_result is None:
+            raise CannotVerify(f"sslyze did not complete its scan of {label}")
+        accepted: set[str] = set()
+        for attr, version in _COMMANDS.values():
+            attempt = getattr(result.scan_result, attr)
+            if attempt.status is not ScanCommandAttemptStatusEnum.COMPLETED:
+                raise CannotVerify(f"sslyze {attr} on {label} failed: {attempt.error_reason}: "
+                                   f"{attempt.error_trace}")
+            if attempt.result.accepted_cipher_suites:
+                accepted.add(version)
+        found[where] = accepted
+    return found
+
+
+
+def accepted_versions(host: str, port: int, timeout: int = 5) -> set[str]:
+    """Accepted protocol versions of one endpoint (SSLv2 and SSLv3 included)."""
+    return accepted_versions_many([(host, port)], timeout)[(host, port)]
