@@ -35,6 +35,29 @@ def _lab(args: argparse.Namespace) -> int:
     return 2
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Run the compliance suites; exit 0 compliant, 1 non-compliant, 2 could not check."""
+    import json
+
+    import pytest
+
+    base = args.reports.resolve()
+    argv = [str(REPO / "suites"), "--target", args.target, "--reports", str(base),
+            "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *args.pytest_args]
+    if args.config:
+        argv += ["--pgproof-config", str(args.config)]
+    before = (base / "latest").resolve() if (base / "latest").exists() else None
+    rc = pytest.main(argv)
+    latest = base / "latest"
+    if not latest.exists() or latest.resolve() == before:
+        return 2 if rc != 0 else 0
+    doc = json.loads((latest / "results.json").read_text())
+    return int(doc["exit_code"])
+
+
 def _print_status(rows: list) -> int:
     if not rows:
         print("lab: not running")
@@ -55,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--timeout", type=float, default=60)
     lab.add_argument("--no-aws", action="store_true", help="skip the moto AWS twin")
     lab.set_defaults(func=_lab)
+    chk = sub.add_parser("check", help="run the compliance suites against a target")
+    chk.add_argument("--target", default="lab")
+    chk.add_argument("--config", type=Path, default=None)
+    chk.add_argument("--reports", type=Path, default=Path("reports"))
+    chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    chk.set_defaults(func=_check)
     return ap
 
 

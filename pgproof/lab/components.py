@@ -122,7 +122,7 @@ def sync_standby_streaming(state: LabState) -> bool:
 
 def superuser_conninfo(state: LabState, port_name: str = "haproxy_writer") -> dict[str, object]:
     return {"host": "127.0.0.1", "port": state.ports[port_name], "user": "postgres",
-            "passfile": str(state.passfile), "dbname": "postgres", "sslmode": "verify-full",
+            "passfile": str(state.passfile), "dbname": "postgres", "sslmode": "verify-ca",
             "sslrootcert": str(state.ca_file), "connect_timeout": 2}
 
 
@@ -137,9 +137,11 @@ def create_roles(state: LabState, pw: dict[str, str]) -> None:
         for role, extra in (("app", ""), ("pgproof", " IN ROLE pg_monitor")):
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}" + extra).format(
                 sql.Identifier(role), sql.Literal(scram_verifier(pw[role]))))
+        conn.execute("CREATE DATABASE appdb OWNER app")
+    # Catalog views are per database: grant where the auditor connects.
+    with psycopg.connect(**{**superuser_conninfo(state), "dbname": "appdb"}, autocommit=True) as conn:
         conn.execute("GRANT SELECT ON pg_hba_file_rules TO pgproof")
         conn.execute("GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO pgproof")
-        conn.execute("CREATE DATABASE appdb OWNER app")
 
 
 def start_haproxy(state: LabState) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from pgproof.lab import components as c
-from pgproof.lab import pki, procs
+from pgproof.lab import live_mutations, pki, procs
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 
 # Stop order: clients first, the consensus store last.
@@ -61,6 +61,7 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
     pw = state.make_secrets()
     ca = pki.make_ca(state.tls)
     pki.issue_server_cert(ca, state.tls)
+    live_mutations.app_source(state)
     with ThreadPoolExecutor(max_workers=2) as pool:
         aws: Future[dict[str, object]] | None = None
         if with_aws:

@@ -1,0 +1,137 @@
+"""Misconfigurations of the running lab (PostgreSQL via Patroni, PgBouncer, HAProxy, app).
+
+Each ``break_*`` has a ``heal_*`` that restores exactly the healthy setting,
+and each waits until the change is visible, so a check run right after sees it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import requests
+
+from pgproof.lab import components as c
+from pgproof.lab import configs, pki, procs
+from pgproof.lab.state import NODES, LabState
+
+
+def _sql(state: LabState, query: str, port: str = "haproxy_writer") -> Any:
+    with psycopg.connect(**c.superuser_conninfo(state, port), autocommit=True) as conn:
+        cur = conn.execute(query)
+        row = cur.fetchone() if cur.description else None
+        return row[0] if row else None
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    procs.wait_until(check, timeout, "mutation", what, interval=0.2)
+
+
+def patch_cluster(state: LabState, patch: dict[str, Any]) -> None:
+    """PATCH Patroni's dynamic config (applied by every node on its next loop)."""
+    leader = c.leader(state) or NODES[0]
+    r = requests.patch(state.rest_url(leader) + "/config", json=patch, timeout=10)
+    if r.status_code != 200:
+        raise procs.ComponentError("patroni", f"PATCH /config failed: {r.status_code} {r.text}")
+
+
+def set_parameters(state: LabState, params: dict[str, Any]) -> None:
+    """Change cluster parameters and wait until every node shows them (``None`` = default)."""
+    patch_cluster(state, {"postgresql": {"parameters": params}})
+    expected = {k: configs.CLUSTER_PARAMETERS.get(k) if v is None else v for k, v in params.items()}
+
+    def applied() -> bool:
+        for node in NODES:
+            for k, v in expected.items():
+                if v is None:
+                    continue
+                got = _sql(state, f"SELECT setting FROM pg_settings WHERE name = '{k}'", f"{node}_pg")
+                if str(got) != str(v):
+                    return False
+        return True
+
+    _wait(applied, f"showing {expected} on every node")
+
+
+def set_hba(state: LabState, lines: list[str]) -> None:
+    patch_cluster(state, {"postgresql": {"pg_hba": lines}})
+    want = ",".join(f"{ln.split()[0]}:{ln.split()[-1]}" for ln in lines)
+    query = ("SELECT string_agg(type || ':' || auth_method, ',' ORDER BY line_number)"
+             " FROM pg_hba_file_rules")
+    _wait(lambda: all(_sql(state, query, f"{n}_pg") == want for n in NODES),
+          "pg_hba.conf rewritten on every node")
+
+
+def reissue_cert(state: LabState, hosts: tuple[str, ...], days: int) -> None:
+    """New server certificate (same key paths) and a reload of every node."""
+    ca = pki.CertFiles(state.tls / "ca.crt", state.tls / "ca.key")
+    leaf = pki.issue_server_cert(ca, state.tls, stem="server", hosts=hosts, days=days)
+    for node in NODES:
+        dst = state.node_dir(node) / "server.key"
+        dst.write_bytes(leaf.key.read_bytes())
+        procs.chown_service(dst)
+        requests.post(state.rest_url(node) + "/reload", timeout=10)
+    # Reload is asynchronous; give each postmaster a moment to re-read the files.
+    time.sleep(1.5)
+
+
+def set_app_superuser(state: LabState, on: bool) -> None:
+    _sql(state, f"ALTER ROLE app {'SUPERUSER' if on else 'NOSUPERUSER'}")
+
+
+def restart_haproxy(state: LabState, reader_check: str) -> None:
+    pid = procs.read_pid(state.pidfile("haproxy"))
+    if pid:
+        procs.stop_pid(pid, timeout=3)
+    cfg = state.run_dir / "haproxy.cfg"
+    cfg.write_text(configs.haproxy_config(state).replace("GET /replica", f"GET {reader_check}"))
+    new = procs.spawn(["haproxy", "-db", "-f", str(cfg)], state.log("haproxy"),
+                      state.pidfile("haproxy"), procs.clean_env())
+    want = reader_check == "/replica"
+
+    def routed() -> bool:
+        return _sql(state, "SELECT pg_is_in_recovery()", "haproxy_reader") is want
+
+    procs.wait_until(lambda: c.writer_accepts_sql(state) and routed(), 20, "haproxy",
+                     f"routing the reader to {reader_check}", state.log("haproxy"), new)
+
+
+def pgbouncer_setting(state: LabState, pool_size: int = 20, server_tls: str = "verify-ca") -> None:
+    ini = c.write_pgbouncer_config(state, state.secrets(), pool_size)
+    ini.write_text(ini.read_text().replace("server_tls_sslmode = verify-ca",
+                                           f"server_tls_sslmode = {server_tls}"))
+    admin = {"host": "127.0.0.1", "port": state.ports["pgbouncer"], "dbname": "pgbouncer",
+             "user": "pgbouncer_admin", "passfile": str(state.passfile), "sslmode": "require",
+             "connect_timeout": 3}
+    with psycopg.connect(**admin, autocommit=True, prepare_threshold=None) as conn:
+        conn.cursor().execute("RELOAD", prepare=False)
+
+
+def restart_health(state: LabState, sslmode: str) -> None:
+    pid = procs.read_pid(state.pidfile("health"))
+    if pid:
+        procs.stop_pid(pid, timeout=3)
+    new = c.start_health(state, sslmode)
+    procs.wait_until(lambda: procs.port_open("127.0.0.1", state.ports["health"]), 10,
+                     "health app", "listening", state.log("health"), new)
+
+
+def write_source_literal(state: LabState, present: bool) -> None:
+    f = app_source(state) / "settings_local.py"
+    if present:
+        # A fake credential shaped like a real leak; it opens nothing.
+        f.write_text('DATABASE_URL = "postgresql://app:' + "leaked-" + 'Example123@db.internal/appdb"\n')
+    else:
+        f.unlink(missing_ok=True)
+
+
+def app_source(state: LabState) -> Any:
+    """The lab app's source tree for AUTH-4: credentials come from the environment."""
+    d = state.run_dir / "app-src"
+    if not d.exists():
+        d.mkdir(parents=True)
+        (d / "settings.py").write_text(
+            'import os\n\nDATABASE_URL = os.environ["DATABASE_URL"]  # from Secrets Manager\n')
+    return d

@@ -1,0 +1,151 @@
+"""The mutation catalogue: one named misconfiguration of the lab and the controls it must fail.
+
+``pgproof lab break NAME`` applies one (live side, AWS twin, or both) and
+records it; ``pgproof lab heal`` reverts it. The matrix in tests/ proves each
+check can fail: healthy -> all pass, break -> exactly ``breaks`` fail, heal -> healthy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgproof.lab import live_mutations as lm
+from pgproof.lab.configs import PG_HBA
+from pgproof.lab.procs import ComponentError
+from pgproof.lab.state import LabState, default_state_dir
+
+Step = Callable[[LabState], None]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    description: str
+    breaks: frozenset[str]
+    live_break: Step | None = None
+    live_heal: Step | None = None
+    aws: str | None = None  # name in pgproof.lab.aws_mutations.AWS_MUTATIONS
+
+
+def _m(name: str, description: str, breaks: str, live_break: Step | None = None,
+       live_heal: Step | None = None, aws: str | None = None) -> Mutation:
+    return Mutation(name, description, frozenset(breaks.split()), live_break, live_heal, aws)
+
+
+PLAINTEXT_HBA = [*PG_HBA, "host all all 127.0.0.1/32 scram-sha-256"]
+MD5_HBA = [line.replace("scram-sha-256", "md5") if line.startswith("hostssl all") else line
+           for line in PG_HBA]
+
+LIVE: list[Mutation] = [
+    _m("tls-weak", "TLS minimum lowered to 1.0 with every cipher allowed", "TLS-1",
+       lambda s: lm.set_parameters(s, {"ssl_min_protocol_version": "TLSv1",
+                                       "ssl_ciphers": "ALL:@SECLEVEL=0"}),
+       lambda s: lm.set_parameters(s, {"ssl_min_protocol_version": "TLSv1.2", "ssl_ciphers": None}),
+       aws="tls-min-1.0"),
+    _m("plaintext-allowed", "a 'host' hba rule accepts plaintext; rds.force_ssl=0", "TLS-2",
+       lambda s: lm.set_hba(s, PLAINTEXT_HBA), lambda s: lm.set_hba(s, PG_HBA), aws="force-ssl-off"),
+    _m("cert-expiring", "server certificate expires in 10 days", "TLS-4",
+       lambda s: lm.reissue_cert(s, ("127.0.0.1", "localhost"), 10),
+       lambda s: lm.reissue_cert(s, ("127.0.0.1", "localhost"), 365)),
+    _m("cert-wrong-host", "server certificate issued for db.example.com", "TLS-3",
+       lambda s: lm.reissue_cert(s, ("db.example.com",), 365),
+       lambda s: lm.reissue_cert(s, ("127.0.0.1", "localhost"), 365)),
+    _m("pooler-server-tls-optional", "PgBouncer only prefers TLS to the server", "TLS-6",
+       lambda s: lm.pgbouncer_setting(s, server_tls="prefer"), lambda s: lm.pgbouncer_setting(s)),
+    _m("md5-auth", "password_encryption=md5 and md5 hba rules", "AUTH-1",
+       lambda s: (lm.set_parameters(s, {"password_encryption": "md5"}), lm.set_hba(s, MD5_HBA))[0],
+       lambda s: (lm.set_parameters(s, {"password_encryption": "scram-sha-256"}),
+                  lm.set_hba(s, PG_HBA))[0]),
+    _m("superuser-app", "the app role is a superuser", "AUTHZ-1",
+       lambda s: lm.set_app_superuser(s, True), lambda s: lm.set_app_superuser(s, False)),
+    _m("source-dsn", "a DSN with a password committed to the app's source", "AUTH-4",
+       lambda s: lm.write_source_literal(s, True), lambda s: lm.write_source_literal(s, False)),
+    _m("pgaudit-off", "pgaudit.log = none; CloudWatch log exports off", "AUDIT-1",
+       lambda s: lm.set_parameters(s, {"pgaudit.log": "none"}),
+       lambda s: lm.set_parameters(s, {"pgaudit.log": "ddl,role"}), aws="log-exports-off"),
+    _m("replica-writable", "the reader endpoint routes to the primary", "HA-5",
+       lambda s: lm.restart_haproxy(s, "/primary"), lambda s: lm.restart_haproxy(s, "/replica")),
+    _m("pool-size-wrong", "PgBouncer default_pool_size = 5", "POOL-1",
+       lambda s: lm.pgbouncer_setting(s, pool_size=5), lambda s: lm.pgbouncer_setting(s)),
+    _m("health-no-ssl", "the app connects without TLS (its health endpoint breaks)", "MON-3",
+       lambda s: lm.restart_health(s, "disable"), lambda s: lm.restart_health(s, "verify-full")),
+    _m("slow-query-log-off", "log_min_duration_statement = -1", "MON-2",
+       lambda s: lm.set_parameters(s, {"log_min_duration_statement": -1}),
+       lambda s: lm.set_parameters(s, {"log_min_duration_statement": 1000})),
+]
+
+# Controls no lab mutation can break, and why (the matrix test checks this list is complete).
+UNBREAKABLE: dict[str, str] = {
+    "TLS-5": "PostgreSQL 15 with OpenSSL 3 negotiates no NULL/EXPORT/RC4/3DES/MD5 cipher even with "
+             "ssl_ciphers='ALL:@SECLEVEL=0' at TLS 1.2+; the judge is proven by unit tests on facts",
+    "NET-4": "the lab lives on loopback; a public address cannot be bound here (unit-tested judge)",
+    "NET-5": "needs an outside vantage point and app hosts (target.hosts); the lab has neither",
+}
+
+
+def catalogue() -> dict[str, Mutation]:
+    from pgproof.lab.aws_mutations import AWS_MUTATIONS
+
+    out = {m.name: m for m in LIVE}
+    used = {m.aws for m in LIVE if m.aws}
+    for name, am in AWS_MUTATIONS.items():
+        if name not in used and name not in out:
+            out[name] = Mutation(name, am.description, frozenset(am.breaks), aws=name)
+    return out
+
+
+def _active_file(state: LabState) -> Path:
+    return state.state_dir / "mutation.json"
+
+
+def _state(state_dir: Path | None) -> LabState:
+    state = LabState.load((state_dir or default_state_dir()).resolve())
+    if state is None or not state.target_file.exists():
+        raise ComponentError("lab", "not running; start it with `pgproof lab up`")
+    return state
+
+
+def apply(state_dir: Path | None, name: str | None) -> str:
+    cat = catalogue()
+    if not name or name not in cat:
+        raise ComponentError("mutation", f"unknown mutation {name!r}; known: {', '.join(sorted(cat))}")
+    state = _state(state_dir)
+    active = _active_file(state)
+    if active.exists():
+        current = json.loads(active.read_text())["name"]
+        raise ComponentError("mutation", f"{current!r} is still applied; run `pgproof lab heal` first")
+    m = cat[name]
+    # Record first: a half-applied mutation must still be healable.
+    active.write_text(json.dumps({"name": name}))
+    if m.live_break:
+        m.live_break(state)
+    if m.aws:
+        _aws(state, m.aws, "apply")
+    return f"lab: applied {name} ({m.description}); must fail: {', '.join(sorted(m.breaks))}"
+
+
+def heal(state_dir: Path | None) -> str:
+    state = _state(state_dir)
+    active = _active_file(state)
+    if not active.exists():
+        return "lab: nothing to heal"
+    name = json.loads(active.read_text())["name"]
+    m = catalogue()[name]
+    if m.live_heal:
+        m.live_heal(state)
+    if m.aws:
+        _aws(state, m.aws, "heal")
+    active.unlink()
+    return f"lab: healed {name}"
+
+
+def _aws(state: LabState, name: str, action: str) -> None:
+    from pgproof.lab import aws_twin
+    from pgproof.lab.aws_mutations import AWS_MUTATIONS
+
+    if not state.aws:
+        return
+    aws_twin.run_mutation(state.aws, AWS_MUTATIONS[name], action)

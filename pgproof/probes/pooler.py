@@ -1,0 +1,33 @@
+"""PgBouncer's running configuration from its admin console (``SHOW CONFIG``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from pgproof.target import Target
+from pgproof.verdict import NotApplicable, Unreachable
+
+
+@dataclass
+class PoolerFacts:
+    endpoint: str
+    config: dict[str, str]
+
+
+def gather(target: Target) -> PoolerFacts:
+    ep = target.postgres.pooler_admin
+    if ep is None:
+        raise NotApplicable("no pooler_admin endpoint configured for this target")
+    info = target.conninfo(ep)
+    try:
+        # The admin console speaks the simple protocol only: no prepared statements.
+        with psycopg.connect(**info, autocommit=True, prepare_threshold=None) as conn:
+            cur = conn.cursor()
+            cur.execute("SHOW CONFIG", prepare=False)
+            rows = cur.fetchall()
+    except psycopg.OperationalError as exc:
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise Unreachable(f"cannot reach the pooler admin console {ep.host}:{ep.port}: {last}") from None
+    return PoolerFacts(f"{ep.host}:{ep.port}", {r[0]: str(r[1]) for r in rows})

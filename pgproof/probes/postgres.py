@@ -1,0 +1,133 @@
+"""SQL facts from one session per endpoint: settings, hba rules, TLS of the session, roles, replicas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from pgproof.target import Endpoint, Target
+from pgproof.verdict import Unreachable
+
+SETTINGS = (
+    "server_version", "server_version_num", "ssl", "ssl_min_protocol_version", "ssl_ciphers",
+    "password_encryption", "shared_preload_libraries", "log_connections", "log_disconnections",
+    "log_min_duration_statement", "max_connections", "synchronous_standby_names",
+    "synchronous_commit", "data_directory", "listen_addresses",
+)
+
+
+@dataclass
+class HbaRule:
+    line: int
+    type: str
+    database: list[str]
+    user: list[str]
+    address: str | None
+    auth_method: str
+    error: str | None = None
+
+
+@dataclass
+class RoleFacts:
+    name: str
+    superuser: bool
+    createrole: bool
+    createdb: bool
+    bypassrls: bool
+    replication: bool
+
+
+@dataclass
+class ReplicaFacts:
+    endpoint: str
+    in_recovery: bool
+    write_refused: bool
+    write_error: str
+    lag_s: float | None
+
+
+@dataclass
+class PostgresFacts:
+    endpoint: str
+    settings: dict[str, str]
+    pgaudit_log: str | None
+    hba_rules: list[HbaRule] | None  # None: not readable with the probe's role
+    hba_error: str | None
+    session_ssl: dict[str, Any]
+    roles: dict[str, RoleFacts]
+    replicas: list[ReplicaFacts] = field(default_factory=list)
+
+
+def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> psycopg.Connection:
+    """Connect or raise Unreachable with one sentence naming the endpoint and the cause.
+
+    A certificate that does not match the host name is TLS-3's finding; the
+    settings are still read over a chain-verified (verify-ca) session so the
+    other controls keep their verdicts instead of all turning into errors.
+    """
+    info = target.conninfo(endpoint, **kw)
+    try:
+        return psycopg.connect(**info, autocommit=True)
+    except psycopg.OperationalError as exc:
+        if info.get("sslmode") == "verify-full" and "does not match host name" in str(exc):
+            return connect(target, endpoint, **{**kw, "sslmode": "verify-ca"})
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise Unreachable(
+            f"cannot log in to {info['host']}:{info['port']} as {info['user']}: {first}") from None
+
+
+def _one(conn: psycopg.Connection, query: str, *args: Any) -> Any:
+    row = conn.execute(query, args or None).fetchone()
+    return row[0] if row else None
+
+
+def gather(target: Target) -> PostgresFacts:
+    ep = target.postgres.writer
+    with connect(target) as conn:
+        rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                            (list(SETTINGS),)).fetchall()
+        settings = {n: s for n, s in rows}
+        audit = _one(conn, "SELECT setting FROM pg_settings WHERE name = 'pgaudit.log'")
+        hba: list[HbaRule] | None = None
+        hba_error = None
+        try:
+            hba = [HbaRule(r[0], r[1], list(r[2] or []), list(r[3] or []), r[4], r[5], r[6])
+                   for r in conn.execute(
+                       "SELECT line_number, type, database, user_name, address, auth_method, error"
+                       " FROM pg_hba_file_rules ORDER BY line_number")]
+        except psycopg.errors.InsufficientPrivilege as exc:
+            hba_error = str(exc).strip()
+        ssl_row = conn.execute(
+            "SELECT ssl, version, cipher, bits FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        ).fetchone()
+        session_ssl = dict(zip(("ssl", "version", "cipher", "bits"), ssl_row or (), strict=False))
+        roles = {}
+        names = [n for n in {target.postgres.app_role, target.postgres.user} if n]
+        for r in conn.execute(
+            "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication"
+            " FROM pg_roles WHERE rolname = ANY(%s)", (names,)):
+            roles[r[0]] = RoleFacts(*r)
+    replicas = [replica_facts(target, r) for r in target.postgres.readers]
+    return PostgresFacts(f"{ep.host}:{ep.port}", settings, audit, hba, hba_error, session_ssl,
+                         roles, replicas)
+
+
+def replica_facts(target: Target, ep: Endpoint) -> ReplicaFacts:
+    """Recovery state, lag, and whether a write is refused (attempted in a rolled-back txn)."""
+    with connect(target, ep) as conn:
+        in_recovery = bool(_one(conn, "SELECT pg_is_in_recovery()"))
+        lag = _one(conn, "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()"
+                         " THEN 0 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())"
+                         " END")
+        refused, error = False, ""
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute("CREATE TEMP TABLE pgproof_write_probe (x int)")
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            refused, error = True, str(exc).strip()
+        except psycopg.Error as exc:  # refused for another reason: says nothing about read-only
+            error = str(exc).strip()
+    return ReplicaFacts(f"{ep.host}:{ep.port}", in_recovery, refused, error,
+                        None if lag is None else float(lag))

@@ -1,0 +1,42 @@
+"""ENC-1..ENC-3: storage, backups and the backup bucket encrypted and private."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgproof.checks import aws as aws_checks
+from pgproof.checks import live
+from pgproof.expect import expect
+from pgproof.target import Target
+from pgproof.verdict import NotApplicable
+
+control = pytest.mark.control
+
+
+@control("ENC-1")
+def test_storage_encrypted_with_customer_key(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_enc1(aws_inventory, target.thresholds))
+
+
+@control("ENC-1")
+def test_self_managed_data_on_encrypted_device(target: Target, pg_facts) -> None:  # type: ignore[no-untyped-def]
+    if not target.hosts:
+        raise NotApplicable("managed service: no database hosts to inspect (target.hosts empty)")
+    from pgproof.probes import host
+
+    s = pg_facts.settings
+    problems = []
+    for url in target.hosts:
+        facts = host.gather(url, s["data_directory"], None, target.postgres.writer.port)
+        problems += live.judge_host(facts)
+    expect(problems)
+
+
+@control("ENC-2")
+def test_snapshots_and_backups_encrypted_and_private(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_enc2(aws_inventory, target.thresholds))
+
+
+@control("ENC-3")
+def test_backup_bucket_locked(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_enc3(aws_inventory, target.thresholds))

@@ -1,0 +1,92 @@
+"""TLS-1..TLS-6: live handshakes at every client endpoint, server settings, RDS parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgproof.checks import aws as aws_checks
+from pgproof.checks import live
+from pgproof.checks import tls as judge
+from pgproof.expect import expect
+from pgproof.probes import tls
+from pgproof.target import Target
+
+control = pytest.mark.control
+
+
+def _all(facts: dict, fn, *args) -> list[str]:  # type: ignore[no-untyped-def]
+    return [p for f in facts.values() for p in fn(f, *args)]
+
+
+def _versions(facts: dict) -> str:  # type: ignore[type-arg]
+    return "; ".join(f"{n}: " + ", ".join(f"{v}={r.outcome}" for v, r in f.versions.items())
+                     for n, f in facts.items())
+
+
+@control("TLS-1")
+def test_handshakes_below_tls12_refused(tls_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(_all(tls_facts, judge.judge_tls1, target.thresholds), evidence, _versions(tls_facts))
+
+
+@control("TLS-1")
+def test_min_protocol_setting(pg_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    value = pg_facts.settings.get("ssl_min_protocol_version", "")
+    expect(judge.judge_min_protocol_setting(value, target.thresholds, pg_facts.endpoint),
+           evidence, f"ssl_min_protocol_version={value}")
+
+
+@control("TLS-1")
+def test_rds_parameter_group_min_protocol(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_tls1(aws_inventory, target.thresholds))
+
+
+@control("TLS-2")
+def test_plaintext_startup_refused(tls_facts, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(_all(tls_facts, judge.judge_tls2), evidence,
+           "; ".join(f"{n}: {f.plaintext.outcome}" for n, f in tls_facts.items()))
+
+
+@control("TLS-2")
+def test_no_plaintext_hba_rule(pg_facts) -> None:  # type: ignore[no-untyped-def]
+    from pgproof.checks.postgres import judge_tls2_hba
+
+    expect(judge_tls2_hba(pg_facts))
+
+
+@control("TLS-2")
+def test_rds_force_ssl(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_tls2(aws_inventory, target.thresholds))
+
+
+@control("TLS-3")
+def test_certificate_verifies(tls_facts, target: Target) -> None:  # type: ignore[no-untyped-def]
+    login_error = tls.verify_full_login(target.conninfo(sslmode="verify-full"))
+    expect(_all(tls_facts, judge.judge_tls3, login_error))
+
+
+@control("TLS-4")
+def test_certificates_not_near_expiry(tls_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(_all(tls_facts, judge.judge_tls4, target.thresholds), evidence,
+           "; ".join(f"{n}: leaf {f.chain[0].days_left} days" for n, f in tls_facts.items() if f.chain))
+
+
+@control("TLS-4")
+def test_rds_ca_not_deprecated(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_tls4(aws_inventory, target.thresholds))
+
+
+@control("TLS-5")
+def test_strong_ciphers_and_keys(tls_facts, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(_all(tls_facts, judge.judge_tls5), evidence,
+           "; ".join(f"{n}: {f.protocol} {f.cipher} {f.leaf.key_type}-{f.leaf.key_bits}"
+                     for n, f in tls_facts.items() if f.leaf))
+
+
+@control("TLS-6")
+def test_pgbouncer_requires_tls_both_sides(pooler_facts) -> None:  # type: ignore[no-untyped-def]
+    expect(live.judge_tls6_pgbouncer(pooler_facts))
+
+
+@control("TLS-6")
+def test_rds_proxy_requires_tls(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_tls6(aws_inventory, target.thresholds))

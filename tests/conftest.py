@@ -1,0 +1,59 @@
+"""Shared fixtures: one real lab per test session, brought up once and torn down at the end.
+
+Integration modules run in stages (lab, matrix, game days) because later
+stages change the cluster (switchovers, kills); unit tests run first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pgproof.lab import lifecycle
+from pgproof.lab.state import LabState
+from pgproof.target import Target, load_target
+
+STAGES = ("test_lab", "test_suites", "test_matrix", "test_gameday", "test_lab_down")
+
+
+def _stage(item: pytest.Item) -> int:
+    name = item.path.stem
+    for i, prefix in reversed(list(enumerate(STAGES))):
+        if name.startswith(prefix):
+            return i + 1
+    return 0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_stage)
+
+
+@pytest.fixture(scope="session")
+def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    d = tmp_path_factory.mktemp("lab")
+    yield d
+    lifecycle.down(d)
+
+
+@pytest.fixture(scope="session")
+def lab(lab_dir: Path) -> LabState:
+    """A running lab (etcd, Patroni x2, HAProxy, PgBouncer, Toxiproxy, moto, health app)."""
+    state = LabState.load(lab_dir)
+    if state is None or not state.target_file.exists():
+        state = lifecycle.up(lab_dir, timeout=90)
+    return state
+
+
+@pytest.fixture(scope="session")
+def lab_target(lab: LabState) -> Target:
+    return load_target("lab", config=Path("/nonexistent"), lab_file=lab.target_file)
+
+
+@pytest.fixture(autouse=True)
+def _no_aws_endpoint_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto must not send calls to a running moto server."""
+    if "AWS_ENDPOINT_URL" in os.environ:
+        monkeypatch.delenv("AWS_ENDPOINT_URL")

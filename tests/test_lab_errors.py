@@ -1,0 +1,39 @@
+"""`lab up` failing part-way names the component, shows its log, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pgproof.lab.state import LabState
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pgproof.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_component_that_never_gets_healthy_is_named_and_torn_down(tmp_path: Path) -> None:
+    fake = tmp_path / "patroni"
+    fake.write_text("#!/bin/sh\necho 'FATAL: simulated patroni failure' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PGPROOF_PATRONI": str(fake)}
+    state_dir = tmp_path / "lab"
+    r = _run(["lab", "up", "--lab-dir", str(state_dir), "--no-aws", "--timeout", "20"], env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "node1: patroni exited during bootstrap" in r.stderr
+    assert "simulated patroni failure" in r.stderr  # the log tail is shown
+    state = LabState.load(state_dir)
+    assert state is not None
+    for pidfile in state.pids.glob("*.pid"):
+        raise AssertionError(f"pid file left behind: {pidfile}")
+    assert not state.run_dir.exists()
+
+
+def test_missing_binary_names_the_debian_package(tmp_path: Path) -> None:
+    env = {**os.environ, "PGPROOF_PATRONI": str(tmp_path / "nope")}
+    r = _run(["lab", "up", "--lab-dir", str(tmp_path / "lab"), "--no-aws"], env)
+    assert r.returncode == 2
+    assert "patroni" in r.stderr and "make setup" in r.stderr
