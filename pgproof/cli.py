@@ -58,6 +58,30 @@ def _check(args: argparse.Namespace) -> int:
     return int(doc["exit_code"])
 
 
+def _gameday(args: argparse.Namespace) -> int:
+    """One game day; exit 0 all verdicts pass, 1 a control failed, 2 error/refused."""
+    from pgproof.gameday import run as gd
+    from pgproof.gameday.safety import ChaosRefused
+    from pgproof.target import load_target
+
+    target = load_target(args.target, args.config)
+    try:
+        journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
+                              baseline_s=args.baseline, i_mean_production=args.i_mean_production,
+                              dry_run=args.dry_run)
+    except ChaosRefused as exc:
+        print(f"pgproof: refused: {exc}", file=sys.stderr)
+        return 2
+    if out is None:
+        return 0
+    for v in journal.verdicts:
+        print(f"{v['verdict'].upper():<6} {v['id']:<9} {v['evidence']}")
+    if journal.manual_fix:
+        print(f"UNDO FAILED: {journal.manual_fix}", file=sys.stderr)
+    print(f"game day {journal.scenario}: {journal.verdict}; report: {out}")
+    return {"pass": 0, "fail": 1}.get(journal.verdict, 2)
+
+
 def _print_status(rows: list) -> int:
     if not rows:
         print("lab: not running")
@@ -84,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--reports", type=Path, default=Path("reports"))
     chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     chk.set_defaults(func=_check)
+    from pgproof.gameday.scenarios import SCENARIOS
+
+    gd = sub.add_parser("gameday", help="run a chaos game day against a target")
+    gd.add_argument("scenario", choices=sorted(SCENARIOS))
+    gd.add_argument("--target", default="lab")
+    gd.add_argument("--config", type=Path, default=None)
+    gd.add_argument("--reports", type=Path, default=Path("reports"))
+    gd.add_argument("--users", type=int, default=None, help="Locust users (default: target's)")
+    gd.add_argument("--baseline", type=float, default=5, help="seconds of load before the fault")
+    gd.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+    gd.add_argument("--i-mean-production", action="store_true")
+    gd.set_defaults(func=_gameday)
     return ap
 
 

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
 
 import requests
+
+from pgproof.faults.base import FaultUndoError, Undo, fault
+
+__all__ = ["FaultUndoError", "ToxiproxyError", "active_faults", "down", "latency", "reset", "timeout"]
 
 HTTP_TIMEOUT = 10.0
 
 
 class ToxiproxyError(RuntimeError):
     """The Toxiproxy API refused a request or could not be reached."""
-
-
-class FaultUndoError(RuntimeError):
-    """A fault could not be undone: the target is still degraded until fixed by hand."""
 
 
 def _request(api_url: str, method: str, path: str, body: object = None,
@@ -37,34 +36,6 @@ def _request(api_url: str, method: str, path: str, body: object = None,
     return resp
 
 
-class _Undo:
-    """Idempotent undo: safe to register both on the fault's own stack and the caller's."""
-
-    def __init__(self, action: Callable[[], None], broken: str, fix: str) -> None:
-        self.action, self.broken, self.fix, self.done = action, broken, fix, False
-
-    def __call__(self) -> None:
-        if self.done:
-            return
-        try:
-            self.action()
-        except Exception as e:
-            raise FaultUndoError(f"undo failed ({e}); still broken: {self.broken}. "
-                                 f"Fix by hand: {self.fix}") from e
-        self.done = True
-
-
-@contextlib.contextmanager
-def _fault(undo: _Undo, act: Callable[[], None],
-           undo_stack: contextlib.ExitStack | None) -> Iterator[None]:
-    if undo_stack is not None:
-        undo_stack.callback(undo)
-    with contextlib.ExitStack() as own:
-        own.callback(undo)  # registered first: runs even if act() fails half-way or is interrupted
-        act()
-        yield
-
-
 def _toxic_fault(api_url: str, proxy: str, kind: str, stream: str, attributes: dict[str, int],
                  what: str, undo_stack: contextlib.ExitStack | None) -> contextlib.AbstractContextManager[None]:
     name = f"pgproof_{kind}_{stream}_{uuid.uuid4().hex[:8]}"  # unique: undo never removes others' toxics
@@ -77,10 +48,10 @@ def _toxic_fault(api_url: str, proxy: str, kind: str, stream: str, attributes: d
     def add() -> None:
         _request(api_url, "POST", f"/proxies/{proxy}/toxics", body)
 
-    undo = _Undo(remove, f"proxy {proxy!r} at {api_url} still has toxic {name!r} ({what})",
+    undo = Undo(remove, f"proxy {proxy!r} at {api_url} still has toxic {name!r} ({what})",
                  f"curl -X DELETE {api_url.rstrip('/')}{path}  (or reset all: "
                  f"curl -X POST {api_url.rstrip('/')}/reset)")
-    return _fault(undo, add, undo_stack)
+    return fault(undo, add, undo_stack)
 
 
 def latency(api_url: str, proxy: str, ms: int, jitter_ms: int = 0, stream: str = "downstream",
@@ -120,8 +91,8 @@ def down(api_url: str, proxies: list[str],
             _request(api_url, "POST", f"/proxies/{p}", {"enabled": False})
 
     fix = " && ".join(f"curl -X POST -d '{{\"enabled\": true}}' {base}/proxies/{p}" for p in proxies)
-    undo = _Undo(enable_all, f"proxies {proxies} at {api_url} may still be disabled", fix)
-    return _fault(undo, disable_all, undo_stack)
+    undo = Undo(enable_all, f"proxies {proxies} at {api_url} may still be disabled", fix)
+    return fault(undo, disable_all, undo_stack)
 
 
 def reset(api_url: str) -> None:

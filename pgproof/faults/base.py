@@ -1,0 +1,49 @@
+"""What every fault shares: an undo registered before the fault acts, run exactly once.
+
+Each fault is a context manager. The undo goes on the fault's own stack first
+(so a half-applied fault is still undone) and, when a caller passes
+``undo_stack``, on the game day's stack as well, so Ctrl-C, SIGTERM or an
+exception anywhere still unwinds it. A failed undo raises ``FaultUndoError``
+saying what is still broken and how to fix it by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+
+class FaultUndoError(RuntimeError):
+    """A fault could not be undone: the target is still degraded until fixed by hand."""
+
+    def __init__(self, message: str, broken: str = "", fix: str = "") -> None:
+        super().__init__(message)
+        self.broken, self.fix = broken, fix
+
+
+class Undo:
+    """Idempotent undo: safe to register both on the fault's own stack and the caller's."""
+
+    def __init__(self, action: Callable[[], None], broken: str, fix: str) -> None:
+        self.action, self.broken, self.fix, self.done = action, broken, fix, False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        try:
+            self.action()
+        except Exception as e:
+            raise FaultUndoError(f"undo failed ({e}); still broken: {self.broken}. "
+                                 f"Fix by hand: {self.fix}", self.broken, self.fix) from e
+        self.done = True
+
+
+@contextlib.contextmanager
+def fault(undo: Undo, act: Callable[[], None],
+          undo_stack: contextlib.ExitStack | None = None) -> Iterator[None]:
+    if undo_stack is not None:
+        undo_stack.callback(undo)
+    with contextlib.ExitStack() as own:
+        own.callback(undo)  # registered first: runs even if act() fails half-way or is interrupted
+        act()
+        yield

@@ -1,0 +1,19 @@
+"""Drivers by name, imported lazily (add one without touching a central switch)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pgproof.target import Target
+
+DRIVERS = {
+    "lab": "pgproof.faults.lab:LabDriver",
+    "aws": "pgproof.faults.aws:AwsDriver",
+    "ssh": "pgproof.faults.ssh:SshDriver",
+}
+
+
+def make_driver(target: Target) -> Any:
+    module, cls = DRIVERS[target.chaos.driver].split(":")
+    return getattr(importlib.import_module(module), cls)(target)

@@ -1,0 +1,156 @@
+"""The lab driver: faults on local Patroni nodes, the lab's Toxiproxy and Patroni's REST API."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import time
+from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
+from typing import Any
+
+from pgproof.faults import patroni, process, toxiproxy
+from pgproof.faults.base import Undo, fault
+from pgproof.lab import components, procs
+from pgproof.lab.state import NODES, LabState
+from pgproof.target import Target
+
+PG_PROMOTED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC .*(selected new timeline ID|"
+                         r"archive recovery complete)")
+PATRONI_PROMOTED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) INFO: (promoted self to leader|"
+                              r"cleared rewind state after becoming the leader)")
+
+
+def _epoch(stamp: str) -> float:
+    stamp = stamp.replace(",", ".")
+    return dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.UTC).timestamp()
+
+
+class LabDriver:
+    name = "lab"
+
+    def __init__(self, target: Target) -> None:
+        if target.lab is None:
+            raise ValueError(f"target {target.name!r} has no [lab] section; the lab driver needs one")
+        state = LabState.load(target.lab.state_dir)
+        if state is None:
+            raise ValueError(f"no lab state in {target.lab.state_dir}; run `pgproof lab up`")
+        self.state = state
+        self.target = target
+        self.rest = [state.rest_url(n) for n in NODES]
+
+    # -- observe ------------------------------------------------------------------------------
+    def steady(self) -> tuple[bool, str]:
+        return patroni.healthy(self.rest)
+
+    def leader(self) -> str | None:
+        return patroni.leader(self.rest)
+
+    def timeline(self) -> int | None:
+        return patroni.timeline(self.rest)
+
+    def node_conninfo(self, node: str) -> dict[str, Any]:
+        """A direct session to one node, bypassing proxies: the split-brain write probe."""
+        ep = self.target.postgres.writer.model_copy(update={"port": self.state.ports[f"{node}_pg"]})
+        return self.target.conninfo(ep, user=self.target.postgres.app_role or self.target.postgres.user,
+                                    connect_timeout=2)
+
+    def promotion_times(self, node: str, since: float) -> dict[str, float | None]:
+        """When the new leader was promoted, from PostgreSQL's and Patroni's own logs."""
+        return {"postgres_log_at": _first_after(self.state.pg_log(node), PG_PROMOTED, since),
+                "patroni_log_at": _first_after(self.state.log(node), PATRONI_PROMOTED, since)}
+
+    def versions(self) -> dict[str, str]:
+        return {"patroni": "4.1.5", "driver": self.name}
+
+    # -- faults -------------------------------------------------------------------------------
+    def _restart(self, node: str) -> None:
+        pid = procs.read_pid(self.state.pidfile(node))
+        if pid and procs.pid_alive(pid):
+            return
+        # Backends of a killed postmaster exit on their own; a stale lock must not block restart.
+        pm = process.postmaster_pid(self.state.data_dir(node))
+        if pm:
+            procs.stop_pid(pm, timeout=3)
+        components.start_patroni(self.state, node)
+
+    def kill_node(self, node: str, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        """Crash a node: SIGKILL Patroni and its postmaster together. Undo: start Patroni again."""
+        patroni_pid = procs.read_pid(self.state.pidfile(node))
+        pm = process.postmaster_pid(self.state.data_dir(node))
+        undo = Undo(lambda: self._restart(node), f"lab node {node} (Patroni + PostgreSQL) is down",
+                    f"pgproof lab down && pgproof lab up (or restart Patroni for {node})")
+        return fault(undo, lambda: process.sigkill(patroni_pid, pm) and None, undo_stack)
+
+    def kill_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        node = self._require_leader()
+        return self.kill_node(node, undo_stack)
+
+    def crash_postmaster(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        """Only the postmaster dies: Patroni restarts it in place (no failover expected)."""
+        node = self._require_leader()
+        pm = process.postmaster_pid(self.state.data_dir(node))
+        undo = Undo(lambda: self._restart(node), f"lab node {node} may be down", "pgproof lab up")
+        return fault(undo, lambda: process.sigkill(pm) and None, undo_stack)
+
+    def force_failover(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        """Control-plane failover (Patroni /failover); the cluster stays whole, nothing to undo."""
+        lead = self._require_leader()
+        candidate = next(n for n in NODES if n != lead)
+        undo = Undo(lambda: None, "nothing (a failover is not reverted)", "none needed")
+        return fault(undo, lambda: patroni.failover(self.state.rest_url(lead), candidate), undo_stack)
+
+    def latency(self, ms: int, jitter_ms: int = 0,
+                undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        return toxiproxy.latency(self.state.toxiproxy_url, "writer", ms, jitter_ms,
+                                 undo_stack=undo_stack)
+
+    def partition_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        """Cut the leader from clients (HAProxy), its peer (replication) and etcd."""
+        node = self._require_leader()
+        return toxiproxy.down(self.state.toxiproxy_url,
+                              [f"{node}_pg", f"{node}_repl", f"{node}_etcd"], undo_stack=undo_stack)
+
+    @contextlib.contextmanager
+    def synchronous(self, on: bool):  # type: ignore[no-untyped-def]
+        """Run with synchronous replication on or off; always restore sync mode afterwards."""
+        url = self.state.rest_url(self._require_leader())
+        patroni.patch_config(url, {"synchronous_mode": on})
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                url = self.state.rest_url(self.leader() or NODES[0])
+            patroni.patch_config(url, {"synchronous_mode": True})
+
+    def active_faults(self) -> list[str]:
+        left = toxiproxy.active_faults(self.state.toxiproxy_url)
+        for node in NODES:
+            pid = procs.read_pid(self.state.pidfile(node))
+            if not (pid and procs.pid_alive(pid)):
+                left.append(f"lab node {node}: Patroni not running")
+        return left
+
+    def _require_leader(self, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lead = self.leader()
+            if lead:
+                return lead
+            time.sleep(0.2)
+        raise RuntimeError("the lab cluster has no leader")
+
+
+def _first_after(log: Path, pattern: re.Pattern[str], since: float) -> float | None:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        m = pattern.match(line)
+        if m:
+            t = _epoch(m.group(1))
+            if t >= since:
+                return t
+    return None

@@ -1,0 +1,53 @@
+"""A game day as data: phases, events with timestamps, measurements, verdicts (journal.json)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Journal:
+    run_id: str
+    target: str
+    scenario: str
+    description: str
+    driver: str
+    parameters: dict[str, Any]
+    schema: int = 1
+    versions: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    steady_state_before: dict[str, Any] | None = None
+    steady_state_after: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    fault: dict[str, Any] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    series: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[dict[str, str]] = field(default_factory=list)
+    verdict: str = "error"
+    manual_fix: str | None = None
+    echo: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def event(self, phase: str, event: str, detail: str = "") -> float:
+        t = time.time()
+        self.events.append({"t": t, "phase": phase, "event": event, "detail": detail})
+        if self.echo:
+            rel = t - self.started_at
+            self.echo(f"[{rel:6.1f}s] {phase:<13} {event}" + (f": {detail}" if detail else ""))
+        return t
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("echo", None)
+        return d
+
+    def save(self, out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "journal.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        return path

@@ -1,0 +1,98 @@
+"""The scenarios of SPEC.md: which fault, what to wait for, and how each control is judged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+from pgproof.controls import title
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    controls: tuple[str, ...]
+    fault: str  # driver method
+    fault_args: dict[str, Any] = field(default_factory=dict)
+    expect_failover: bool = True
+    synchronous: bool = True
+    hold_s: float = 0.0  # non-failover faults: how long the fault stays on
+    split_brain_check: bool = False
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("kill-primary", "crash the primary (Patroni and PostgreSQL killed together) under load",
+             ("HA-2", "HA-3", "HA-4", "HA-6"), "kill_primary"),
+    Scenario("kill-primary-async", "crash the primary with asynchronous replication: lost "
+             "acknowledged writes are possible and must be detected", ("HA-2", "HA-3", "HA-4", "HA-6"),
+             "kill_primary", synchronous=False),
+    Scenario("latency", "200 ms (+/- 20 ms) latency on the client-to-database path under load",
+             ("CH-LAT",), "latency", {"ms": 200, "jitter_ms": 20}, expect_failover=False, hold_s=8),
+    Scenario("partition", "cut the primary off from clients, its replica and etcd",
+             ("CH-PART",), "partition_primary", split_brain_check=True),
+    Scenario("force-failover", "failover through the control plane (Patroni /failover, RDS "
+             "reboot with failover)", ("CH-FORCE",), "force_failover"),
+)}
+
+
+def _v(cid: str, ok: bool | None, evidence: str) -> dict[str, str]:
+    verdict = "error" if ok is None else ("pass" if ok else "fail")
+    return {"id": cid, "title": title(cid), "verdict": verdict, "evidence": evidence}
+
+
+def judge(s: Scenario, m: dict[str, Any], budget_s: float, error_budget: float = 0.01) -> list[dict[str, str]]:
+    """Verdict per control from the measurements: sentences say what was found and wanted."""
+    rto, ledger = m.get("rto") or {}, m.get("ledger")
+    rto_s, res = rto.get("rto_s"), rto.get("resolution_s")
+    rto_ok = None if not rto else (rto_s is not None and rto_s < budget_s)
+    rto_text = (f"writes acknowledged again {rto_s:.2f} s (+/- {res or 0:.2f} s) after the fault; "
+                f"budget {budget_s:.0f} s" if rto_s is not None
+                else f"no write acknowledged within the {budget_s:.0f} s budget")
+    lost_ok = None if ledger is None else ledger["lost"] == 0
+    lost_text = ("ledger unavailable" if ledger is None else
+                 f"{ledger['acknowledged']} acknowledged, {ledger['lost']} lost, {ledger['unknown']} "
+                 f"unknown ({ledger['unknown_landed']} landed), {ledger['failed']} failed")
+    out = []
+    for cid in s.controls:
+        if cid == "HA-2":
+            out.append(_v(cid, rto_ok, rto_text))
+        elif cid == "HA-3":
+            out.append(_v(cid, lost_ok, lost_text))
+        elif cid == "HA-4":
+            rec = m.get("load_recovery_s")
+            out.append(_v(cid, rec is not None, f"throughput back to >= 90 % of {m.get('baseline_tps')} "
+                          f"tx/s after {rec:.1f} s, same Locust process" if rec is not None else
+                          "throughput never returned to 90 % of its pre-fault median"))
+        elif cid == "HA-6":
+            heal, after = m.get("heal_s"), m.get("steady_after_ok")
+            out.append(_v(cid, heal is not None and bool(after),
+                          f"leader and streaming sync standby again {heal:.1f} s after the fault"
+                          if heal is not None else "the cluster did not heal within its budget"))
+        elif cid == "CH-LAT":
+            out.append(_v(cid, *_latency(m, error_budget)))
+        elif cid == "CH-PART":
+            sb = m.get("split_brain") or {}
+            ok = None if not rto or not sb else bool(rto_ok and sb.get("write_refused"))
+            out.append(_v(cid, ok, f"{rto_text}; old primary {sb.get('old_primary')} "
+                          f"{'refused' if sb.get('write_refused') else 'ACCEPTED'} a direct write "
+                          f"({sb.get('error', '')})"))
+        elif cid == "CH-FORCE":
+            ok = None if rto_ok is None or lost_ok is None else (rto_ok and lost_ok)
+            out.append(_v(cid, ok, f"{rto_text}; {lost_text}"))
+    return out
+
+
+def _latency(m: dict[str, Any], error_budget: float) -> tuple[bool, str]:
+    failovers, ratio = m.get("failovers", 0), m.get("error_ratio") or 0.0
+    base, after = m.get("p95_baseline_ms"), m.get("p95_after_ms")
+    back = base is not None and after is not None and after <= base * 1.5 + 10
+    ok = failovers == 0 and ratio <= error_budget and back
+    return ok, (f"{failovers} failover(s); errors {ratio:.2%} of requests during the fault "
+                f"(budget {error_budget:.0%}); p95 {base} ms before, {after} ms after the undo")
+
+
+def p95_median(series: list[dict[str, Any]], start: float, end: float) -> float | None:
+    vals = [s["p95_ms"] for s in series if start <= s["t"] < end and s.get("p95_ms")]
+    return round(median(vals), 1) if vals else None

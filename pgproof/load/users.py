@@ -1,0 +1,353 @@
+"""Locust users that drive PostgreSQL through psycopg and keep a write ledger.
+
+Each user holds one connection and reconnects by itself after any error, so
+a failover is survived without restarting the Locust process (HA-4). Every
+transaction is reported to Locust's ``request`` event (request_type ``pg``).
+
+Environment contract (set by ``pgproof.load.runner`` or by hand):
+
+- ``PGPROOF_LOAD_CONNINFO``: JSON object of libpq keywords without the
+  password, or ``{"writer": {...}, "pooler": {...}}`` keyed by endpoint.
+  Unset: the target named by ``--target NAME`` / ``PGPROOF_TARGET``.
+- ``PGPASSWORD`` or a ``passfile`` keyword: the password, read by libpq.
+- ``PGPROOF_LOAD_ENDPOINT``: ``writer`` | ``pooler`` | ``reader`` (default:
+  the user class's ``endpoint``; ``locustfiles/pooled.py`` says ``pooler``).
+- ``PGPROOF_RUN_ID``: ledger run id (default ``adhoc-<UTC time>``; set it in
+  distributed mode so all workers share one).
+- ``PGPROOF_LEDGER_FILE`` / ``PGPROOF_STATS_FILE``: JSONL paths; each
+  process writes ``<stem>.<pid><suffix>`` so master, workers and forks never
+  share a file.
+- ``PGPROOF_LOAD_WAIT`` (seconds between tasks, default 0) or
+  ``PGPROOF_LOAD_RATE`` (tasks per second per user); ``PGPROOF_LOAD_CONNECT_TIMEOUT``
+  (default 2 s).
+"""
+
+# Import order is load-bearing. This module is imported only inside a Locust
+# process: importing ``locust`` patches the interpreter with gevent, and psycopg
+# chooses its wait function (cooperative, or a blocking C loop) when it is first
+# imported. So locust comes before psycopg, and the check below refuses a psycopg
+# that would block the gevent hub (20 users would run like 1).
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from typing import Any
+
+import gevent
+import locust
+import psycopg
+import psycopg.waiting
+from locust import User, constant, constant_throughput, events, task
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from pgproof.load.record import recorder
+from pgproof.load.schema import LEDGER_INSERT, WRITER_SEQUENCE, ensure_ledger_table, fail_fast
+
+if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
+    raise ImportError(
+        "psycopg was imported before gevent patched the interpreter (locust "
+        f"{locust.__version__}): import pgproof.load.users only from a locustfile"
+    )
+
+ENDPOINTS = ("writer", "pooler", "reader")
+RECONNECT_PAUSE_S = 0.1
+DEFAULT_STOP_TIMEOUT_S = 5.0
+ACKNOWLEDGED, FAILED, UNKNOWN = "acknowledged", "failed", "unknown"
+RUN_ID = os.environ.get("PGPROOF_RUN_ID") or time.strftime("adhoc-%Y%m%dT%H%M%SZ", time.gmtime())
+PAYLOAD = "x" * 64
+
+log = logging.getLogger(__name__)
+_conninfo_cache: dict[str, dict[str, Any]] = {}
+_env: Environment | None = None
+
+
+class LoadConfigError(Exception):
+    """The load cannot find its database; the message says which variable to set."""
+
+
+def endpoint_conninfo(endpoint: str, target: str | None = None) -> dict[str, Any]:
+    """libpq keywords for ``endpoint``, from ``PGPROOF_LOAD_CONNINFO`` or the named target."""
+    if endpoint in _conninfo_cache:
+        return _conninfo_cache[endpoint]
+    if endpoint not in ENDPOINTS:
+        raise LoadConfigError(f"PGPROOF_LOAD_ENDPOINT={endpoint!r}: expected one of {ENDPOINTS}")
+    raw = os.environ.get("PGPROOF_LOAD_CONNINFO")
+    if raw:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise LoadConfigError(f"PGPROOF_LOAD_CONNINFO is not JSON: {exc}") from None
+        if not isinstance(data, dict) or not data:
+            raise LoadConfigError("PGPROOF_LOAD_CONNINFO: expected a JSON object")
+        if all(isinstance(v, dict) for v in data.values()):
+            if endpoint not in data:
+                raise LoadConfigError(
+                    f"PGPROOF_LOAD_CONNINFO has no {endpoint!r} endpoint (has: {', '.join(data)})")
+            data = data[endpoint]
+        info = dict(data)
+    else:
+        info = _target_conninfo(endpoint, target or os.environ.get("PGPROOF_TARGET"))
+    _conninfo_cache[endpoint] = info
+    return info
+
+
+def _target_conninfo(endpoint: str, name: str | None) -> dict[str, Any]:
+    if not name:
+        raise LoadConfigError("no database: set PGPROOF_LOAD_CONNINFO or pass --target NAME")
+    from pgproof.target import ConfigError, load_target
+
+    try:
+        target = load_target(name)
+    except ConfigError as exc:
+        raise LoadConfigError(str(exc)) from None
+    pg = target.postgres
+    if endpoint == "writer":
+        return target.conninfo()
+    ep = pg.pooler if endpoint == "pooler" else (pg.readers[0] if pg.readers else None)
+    if ep is None:
+        raise LoadConfigError(f"target {name!r} has no {endpoint} endpoint")
+    return target.conninfo(ep)
+
+
+def _wait_time() -> Any:
+    rate = float(os.environ.get("PGPROOF_LOAD_RATE") or 0)
+    return constant_throughput(rate) if rate > 0 else constant(
+        float(os.environ.get("PGPROOF_LOAD_WAIT") or 0))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _user_count(environment: Environment) -> int:
+    return environment.runner.user_count if environment.runner is not None else 0
+
+
+def _tick(environment: Environment) -> None:
+    rec = recorder()
+    rec.next_second = int(time.time()) + 1  # the current second is partial: skip it
+    while True:
+        now = time.time()
+        gevent.sleep(math.floor(now) + 1.01 - now)
+        rec.emit_seconds(int(time.time()), _user_count(environment))
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument("--target", default=os.environ.get("PGPROOF_TARGET", ""),
+                        help="pgproof target to load when PGPROOF_LOAD_CONNINFO is unset")
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    global _env
+    _env = environment
+    if isinstance(environment.runner, WorkerRunner):
+        return  # a worker may learn --target from its master later; it resolves lazily
+    if not environment.stop_timeout:
+        # Without it Locust kills users at the end of the run with COMMITs in flight,
+        # and the ledger fills with needless "unknown" attempts.
+        environment.stop_timeout = DEFAULT_STOP_TIMEOUT_S
+    try:
+        for cls in environment.user_classes:
+            endpoint_conninfo(PostgresUser.endpoint_of(cls), _target_option(environment))
+    except LoadConfigError as exc:
+        sys.exit(f"pgproof load: {exc}")
+
+
+def _target_option(environment: Environment | None) -> str | None:
+    options = environment.parsed_options if environment is not None else None
+    return getattr(options, "target", None) or None
+
+
+@events.request.add_listener
+def _on_request(response_time: float, exception: BaseException | None = None, **_: Any) -> None:
+    recorder().request(response_time, exception is not None)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        return
+    try:
+        ensure_ledger_table(fail_fast(
+            endpoint_conninfo("writer", _target_option(environment)), connect_timeout=5))
+    except (psycopg.Error, LoadConfigError) as exc:  # users will report it as failures
+        log.warning("pgproof load: could not ensure the ledger table: %s", _short(exc))
+    rec = recorder()
+    if rec.ticker is None:
+        rec.ticker = gevent.spawn(_tick, environment)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, WorkerRunner):  # workers only hold deltas
+        recorder().final(environment)
+
+
+@events.quit.add_listener
+def _on_quit(**_: Any) -> None:
+    """After users stopped: flush the last complete seconds and a final summary, close files."""
+    rec = recorder()
+    if rec.ticker is not None:
+        rec.ticker.kill(block=False)
+    if _env is not None:
+        rec.emit_seconds(int(time.time()), _user_count(_env))
+        if not isinstance(_env.runner, WorkerRunner):
+            rec.final(_env)
+    rec.close()
+
+
+# ----------------------------------------------------------------------------- users
+
+
+class PostgresUser(User):
+    """One connection per user, re-established after any error (never restart the process)."""
+
+    abstract = True
+    endpoint = "writer"
+    autocommit = True
+    # psycopg prepares a statement after 5 runs; None turns that off for poolers in
+    # transaction mode, where a prepared statement may land on another server connection.
+    prepare_threshold: int | None = 5
+    wait_time = _wait_time()
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.conn: psycopg.Connection[Any] | None = None
+
+    @staticmethod
+    def endpoint_of(user_class: type[User]) -> str:
+        """``PGPROOF_LOAD_ENDPOINT`` wins over the class default, so one locustfile serves all."""
+        return os.environ.get("PGPROOF_LOAD_ENDPOINT") or getattr(user_class, "endpoint", "writer")
+
+    def conninfo(self) -> dict[str, Any]:
+        info = endpoint_conninfo(self.endpoint_of(type(self)), _target_option(self.environment))
+        timeout = float(os.environ.get("PGPROOF_LOAD_CONNECT_TIMEOUT") or 2)
+        return fail_fast(info, connect_timeout=timeout,
+                         application_name=f"pgproof-load-{type(self).__name__}")
+
+    def on_stop(self) -> None:
+        self.drop()
+
+    def on_connect(self, conn: psycopg.Connection[Any]) -> None:
+        """Hook run on every new connection before it is used."""
+
+    def connection(self) -> psycopg.Connection[Any] | None:
+        """The live connection, or a new one; ``None`` (failure reported) while the server is away."""
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+            return self.conn
+        self.drop()
+        t0 = time.perf_counter()
+        try:
+            conn = psycopg.connect(**self.conninfo(), autocommit=self.autocommit,
+                                   prepare_threshold=self.prepare_threshold)
+            self.on_connect(conn)
+        except psycopg.Error as exc:
+            self.report("connect", t0, exc)
+            gevent.sleep(RECONNECT_PAUSE_S * random.uniform(0.5, 1.5))  # no tight loop on refusals
+            return None
+        self.conn = conn
+        return conn
+
+    def drop(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing a dead socket may fail; it is gone
+                conn.close()
+
+    def report(self, name: str, t0: float, exc: BaseException | None = None) -> None:
+        self.environment.events.request.fire(
+            request_type="pg", name=name, response_time=(time.perf_counter() - t0) * 1000,
+            response_length=0, exception=exc, context={})
+
+    def query(self, name: str, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """Run one read statement and report it; drop the connection on any error."""
+        conn = self.connection()
+        if conn is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            self.drop()
+            self.report(name, t0, exc)
+        else:
+            self.report(name, t0)
+
+
+class LedgerWriter(PostgresUser):
+    """Inserts one ledger row per commit and records each attempt's fate (HA-3).
+
+    acknowledged: COMMIT answered OK. failed: error before COMMIT was sent, or a
+    server error answering it on a live connection (nothing can have landed).
+    unknown: the connection broke with COMMIT in flight; the row may or may not
+    be there, so it is never counted as lost.
+    """
+
+    autocommit = False
+
+    def on_start(self) -> None:
+        self.writer_id: int | None = None
+        self.seq = 0
+
+    def on_connect(self, conn: psycopg.Connection[Any]) -> None:
+        if self.writer_id is None:
+            row = conn.execute(f"SELECT nextval('{WRITER_SEQUENCE}')").fetchone()
+            conn.commit()
+            self.writer_id = int(row[0])  # type: ignore[index]
+
+    @task
+    def write(self) -> None:
+        conn = self.connection()
+        if conn is None or self.writer_id is None:
+            return
+        self.seq += 1
+        t_start, t0 = time.time(), time.perf_counter()
+        status, phase, exc = FAILED, "insert", None
+        try:
+            conn.execute(LEDGER_INSERT, (RUN_ID, self.writer_id, self.seq, PAYLOAD))
+            phase = "commit"
+            conn.commit()
+            status = ACKNOWLEDGED
+        except psycopg.Error as err:
+            exc = err
+            if phase == "commit" and (conn.broken or conn.closed):
+                status = UNKNOWN
+            self.drop()  # also leaves a replica or a half-dead pooler link behind
+        except BaseException as err:  # killed (stop timeout) mid-flight: record, then die
+            exc = err
+            status = UNKNOWN if phase == "commit" else FAILED
+            self.drop()
+            raise
+        finally:
+            recorder().attempt(RUN_ID, self.writer_id, self.seq, status, t_start, time.time(),
+                               _short(exc) if exc is not None else None)
+            if exc is None or isinstance(exc, Exception):  # a kill is no database failure
+                self.report("ledger insert", t0, exc)
+
+
+class ReadMix(PostgresUser):
+    """Short reads: a ping, the newest ledger rows of this run, a catalog scan."""
+
+    @task(5)
+    def ping(self) -> None:
+        self.query("select 1", "SELECT 1")
+
+    @task(3)
+    def ledger_tail(self) -> None:
+        self.query("ledger tail",
+                   "SELECT writer_id, seq FROM pgproof_ledger WHERE run_id = %s"
+                   " ORDER BY writer_id DESC, seq DESC LIMIT 10", (RUN_ID,))
+
+    @task(1)
+    def catalog(self) -> None:
+        self.query("catalog", "SELECT count(*) FROM pg_class")

@@ -1,0 +1,148 @@
+"""Game-day report rendering: full, partial and broken-undo journals all produce readable reports."""
+
+from __future__ import annotations
+
+import copy
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pgproof.report.gameday import summary_lines, to_markdown, write_reports
+from pgproof.report.timeline import render_timeline
+
+T0 = 1_767_000_000.0  # run start
+FAULT = T0 + 30.0
+
+
+def full_journal() -> dict[str, Any]:
+    """60 s of load at ~200 req/s with a 20.4 s write outage after the primary is killed at +30 s."""
+    series = []
+    for i in range(60):
+        t = T0 + i
+        out = FAULT <= t < FAULT + 20
+        req = 40 if out else 200 + (i % 5)
+        fail = 40 if out else (3 if FAULT + 20 <= t < FAULT + 22 else 0)
+        p95 = None if out else (95.0 if FAULT + 20 <= t < FAULT + 23 else 12.0 + i % 3)
+        series.append({"t": t, "requests": req, "failures": fail, "p95_ms": p95, "users": 20})
+    phases = [(0.5, "steady-before", "steady state ok", "primary pg1, replica pg2 streaming"),
+              (2.0, "load", "load started", "20 users"), (25.0, "baseline", "baseline", "201 req/s"),
+              (30.0, "fault", "kill primary", "SIGKILL postgres on pg1 <script>alert(1)</script>"),
+              (50.4, "recovery", "writes acknowledged", "pg2 promoted"),
+              (52.0, "undo", "restart pg1", "ok"), (58.0, "heal", "pg1 rejoined", "streaming from pg2"),
+              (59.0, "verify", "ledger checked", "0 lost"), (60.0, "steady-after", "steady state ok", "")]
+    return {
+        "schema": 1, "run_id": "r-42", "target": "lab", "scenario": "kill-primary",
+        "description": "Kill the primary under load", "driver": "lab",
+        "versions": {"postgres": "17.2", "patroni": "4.0.4"}, "started_at": T0, "ended_at": T0 + 61,
+        "parameters": {"users": 20, "budget_s": 60.0, "baseline_s": 20.0},
+        "steady_state_before": {"ok": True, "detail": "primary pg1, 1 replica streaming"},
+        "steady_state_after": {"ok": True, "detail": "primary pg2, 1 replica streaming"},
+        "events": [{"t": T0 + dt, "phase": p, "event": e, "detail": d} for dt, p, e, d in phases],
+        "fault": {"name": "kill-primary", "description": "SIGKILL the primary's postmaster",
+                  "injected_at": FAULT, "undone_at": FAULT + 22, "undo_ok": True, "undo_error": None},
+        "measurements": {
+            "rto": {"fault_at": FAULT, "rto_s": 20.4, "resolution_s": 0.06,
+                    "last_ack_before": FAULT - 0.03, "first_ack_after": FAULT + 20.4, "failed_writes": 61},
+            "ledger": {"acknowledged": 9120, "failed": 310, "unknown": 4, "present": 9120, "lost": 0,
+                       "unknown_landed": 1, "unknown_missing": 3, "extra": 0},
+            "baseline_tps": 202.0, "load_recovery_s": 21.0, "heal_s": 28.0,
+            "split_brain": {"old_primary": "pg1", "write_refused": True, "error": "read-only transaction"},
+            "promotion": {"patroni_log_at": FAULT + 19.8, "postgres_log_at": FAULT + 19.9},
+            "p95_baseline_ms": 13.0, "p95_after_ms": 14.0, "failovers": 1},
+        "series": series,
+        "verdicts": [
+            {"id": "HA-2", "title": "RTO < 60 s", "verdict": "pass", "evidence": "20.4 s ± 0.06 s"},
+            {"id": "HA-3", "title": "No acknowledged write lost", "verdict": "pass",
+             "evidence": "9120 acknowledged, 9120 present, 4 unknown"},
+            {"id": "HA-4", "title": "Load recovers", "verdict": "pass", "evidence": "21 s | >= 90 %"},
+            {"id": "HA-6", "title": "Cluster heals", "verdict": "fail", "evidence": "no new standby"}],
+        "verdict": "fail", "manual_fix": None,
+    }
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_full_journal_renders_all_reports(tmp_path: Path) -> None:
+    journal = json.loads(json.dumps(full_journal()))  # as it comes back from journal.json
+    paths = write_reports(journal, tmp_path)
+    assert set(paths) == {"timeline", "markdown", "html"}
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
+    assert _png_size(paths["timeline"]) == (1000, 700)
+    assert 20_000 < paths["timeline"].stat().st_size < 1_000_000
+
+    page = paths["html"].read_text()
+    for cid in ("HA-2", "HA-3", "HA-4", "HA-6"):
+        assert cid in page
+    assert "20.4 s ± 0.06" in page
+    assert "data:image/png;base64,iVBORw0KGgo" in page  # base64 of the PNG signature
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "consistent: first ack 0.50 s after promotion" in page
+    assert "warn" not in page.split("</style>")[1]  # nothing to warn about
+
+    md = paths["markdown"].read_text()
+    assert "| ID | Control | Verdict | Evidence |" in md
+    assert "| HA-2 | RTO < 60 s | PASS | 20.4 s ± 0.06 s |" in md
+    assert "21 s \\| >= 90 %" in md  # a pipe in evidence does not split the row
+    assert "\\<script>alert(1)\\</script>" in md and "![timeline](timeline.png)" in md
+
+
+def test_partial_journal_still_renders(tmp_path: Path) -> None:
+    journal = {"schema": 1, "run_id": "r-43", "target": "lab", "scenario": "kill-primary",
+               "started_at": T0, "ended_at": None,
+               "steady_state_before": {"ok": False, "detail": "replica pg2 not streaming"},
+               "steady_state_after": None, "fault": None, "measurements": None, "series": [],
+               "events": [{"t": T0 + 0.4, "phase": "steady-before", "event": "refused", "detail": ""}],
+               "verdicts": [{"id": "HA-2", "title": "RTO", "verdict": "error",
+                             "evidence": "steady state failed"}], "verdict": "error"}
+    paths = write_reports(journal, tmp_path)
+    assert _png_size(paths["timeline"]) == (1000, 700)
+    page = paths["html"].read_text()
+    assert "Steady state did not hold before the run: replica pg2 not streaming" in page
+    assert "Nothing measured" in page and "ERROR" in page
+    assert "Nothing measured" in paths["markdown"].read_text()
+
+
+@pytest.mark.parametrize("journal", [{}, {"series": None, "events": None, "verdicts": None,
+                                          "measurements": {"rto": {"rto_s": None}, "ledger": None},
+                                          "fault": {"injected_at": "garbage"}}])
+def test_empty_or_malformed_journal_does_not_crash(tmp_path: Path, journal: dict[str, Any]) -> None:
+    paths = write_reports(journal, tmp_path)
+    assert paths["html"].read_text().startswith("<!doctype html>")
+    assert summary_lines(journal)[0].startswith("? on ?")
+
+
+def test_failed_undo_is_loud(tmp_path: Path) -> None:
+    journal = copy.deepcopy(full_journal())
+    journal["fault"].update(undo_ok=False, undo_error="toxiproxy: connection refused")
+    journal["manual_fix"] = "toxiproxy-cli toxic remove -n latency pg-primary"
+    paths = write_reports(journal, tmp_path)
+    page = paths["html"].read_text()
+    body = page.split("</style>")[1]
+    warn = body.index("<div class='warn'>")
+    assert warn < body.index("<h2>Verdicts</h2>")  # before anything else
+    assert "UNDO FAILED" in body[warn:] and "toxiproxy-cli toxic remove -n latency pg-primary" in body
+    assert "> **WARNING:** UNDO FAILED" in paths["markdown"].read_text()
+    assert any(line.startswith("!! UNDO FAILED") for line in summary_lines(journal))
+
+
+def test_summary_lines() -> None:
+    lines = summary_lines(full_journal(), {"html": Path("/r/report.html")})
+    assert lines[0] == "kill-primary on lab: FAIL (RTO 20.4 s ± 0.06, lost 0, unknown 4)"
+    assert lines[1].split()[:2] == ["PASS", "HA-2"] and lines[4].split()[:2] == ["FAIL", "HA-6"]
+    assert lines[-1] == "  html: /r/report.html"
+
+
+def test_timeline_is_fast_and_standalone(tmp_path: Path) -> None:
+    import time
+    render_timeline({}, tmp_path / "warm.png")  # one-off import and font-cache costs
+    t = time.perf_counter()
+    out = render_timeline(full_journal(), tmp_path / "sub" / "t.png")
+    assert time.perf_counter() - t < 1.5 and out.exists()
+    assert "HA-2" in to_markdown(full_journal())

@@ -1,0 +1,200 @@
+"""Load, write ledger, failover clock and load recovery against a real PostgreSQL.
+
+Locust runs in its own process (never imported here); the server is a
+throwaway standalone PostgreSQL that some tests crash on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+
+from pgproof.gameday.clock import FailoverClock, Probe, compute_rto
+from pgproof.gameday.ledger import full_diff, verify
+from pgproof.gameday.metrics import baseline, load_recovery
+from pgproof.lab.standalone import Standalone, standalone_postgres
+from pgproof.load.runner import LoadProcess, group_pids, merge_seconds
+from pgproof.load.schema import ensure_ledger_table
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Standalone]:
+    with standalone_postgres() as server:
+        ensure_ledger_table(server.conninfo())
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ledger_run(pg: Standalone, tmp_path_factory: pytest.TempPathFactory) -> LoadProcess:
+    load = LoadProcess("ledger.py", pg.conninfo(), tmp_path_factory.mktemp("ledger"),
+                       users=5, run_time=5)
+    load.start()
+    load.wait(timeout=40)
+    return load
+
+
+def _crash_and_restart(server: Standalone, down_s: float) -> tuple[float, float]:
+    """Kill the server (no shutdown checkpoint), start it again; return (fault_at, back_at)."""
+    fault_at = time.time()
+    server.pg_ctl("stop", "-m", "immediate")
+    time.sleep(down_s)
+    server.pg_ctl("start", "-w", "-l", str(server.log))
+    return fault_at, time.time()
+
+
+def test_ledger_load_records_stats_and_loses_nothing(pg: Standalone, ledger_run: LoadProcess) -> None:
+    assert ledger_run.exit_code == 0, (ledger_run.log.read_text())[-2000:]
+    stats = ledger_run.stats()
+    assert len(stats) >= 3, f"expected >= 3 per-second lines, got {stats}"
+    assert all(s.users == 5 and s.failures == 0 for s in stats), stats
+    assert ledger_run.throughput() > 0
+    entries = ledger_run.ledger()
+    acked = [e for e in entries if e.status == "acknowledged"]
+    assert len(acked) > 0 and len(acked) == len(entries)
+    assert len({e.writer for e in entries}) == 5, "one writer id per user"
+    final = ledger_run.final_stats()
+    assert final is not None and final["requests"] == len(entries)
+
+    verdict = verify(pg.conninfo(), ledger_run.run_id, entries)
+    assert verdict.lost == 0 and verdict.extra == 0, verdict.sentence()
+    assert verdict.present == verdict.acknowledged == len(acked)
+    assert full_diff(pg.conninfo(), ledger_run.run_id, entries) == verdict
+
+
+def test_verify_reports_deleted_acknowledged_rows_as_lost(pg: Standalone,
+                                                          ledger_run: LoadProcess) -> None:
+    """The detector can fail: rows removed server-side are reported, exactly those."""
+    entries = ledger_run.ledger()
+    victims = sorted(e.key for e in entries if e.status == "acknowledged")[3:9:2]
+    with psycopg.connect(**pg.conninfo()) as conn:
+        for writer, seq in victims:
+            conn.execute("DELETE FROM pgproof_ledger WHERE run_id = %s AND writer_id = %s"
+                         " AND seq = %s", (ledger_run.run_id, writer, seq))
+        conn.commit()
+        try:
+            verdict = verify(pg.conninfo(), ledger_run.run_id, entries)
+            assert verdict.lost == 3 and not verdict.ok
+            assert list(verdict.lost_keys) == victims
+            assert "3 acknowledged writes LOST" in verdict.sentence()
+            assert full_diff(pg.conninfo(), ledger_run.run_id, entries) == verdict
+            assert list(full_diff(pg.conninfo(), ledger_run.run_id, entries).lost_keys) == victims
+        finally:
+            for writer, seq in victims:
+                conn.execute("INSERT INTO pgproof_ledger (run_id, writer_id, seq, payload)"
+                             " VALUES (%s, %s, %s, 'restored')", (ledger_run.run_id, writer, seq))
+            conn.commit()
+
+
+def test_stop_ends_the_whole_process_group_in_distributed_mode(pg: Standalone,
+                                                                tmp_path: Path) -> None:
+    load = LoadProcess("ledger.py", pg.conninfo(), tmp_path, users=4, processes=2)
+    with load:
+        load.wait_running(timeout=30)
+        pgid = load.pid
+        assert pgid is not None and len(group_pids(pgid)) >= 3, "master + 2 forked workers"
+    assert group_pids(pgid) == [], "processes left in the load's group after stop()"
+    per_file: dict[str, set[int]] = {}
+    for path in tmp_path.glob("ledger.*.jsonl"):
+        writers = {json.loads(line)["writer"] for line in path.read_text().splitlines()}
+        if writers:
+            per_file[path.name] = writers
+    assert len(per_file) == 2, f"expected one ledger per worker, got {list(per_file)}"
+    first, second = per_file.values()
+    assert not first & second, "writer ids must be unique across processes"
+    assert verify(pg.conninfo(), load.run_id, load.ledger()).lost == 0
+
+
+def test_clock_measures_the_outage_of_a_crash() -> None:
+    with standalone_postgres() as server, FailoverClock(server.conninfo()) as clock:
+        time.sleep(0.8)
+        fault_at, back_at = _crash_and_restart(server, down_s=1.0)
+        time.sleep(0.8)
+    rto = clock.rto(fault_at)
+    assert rto.recovered, rto
+    assert abs(rto.rto_s - (back_at - fault_at)) < 0.5, (rto, back_at - fault_at)
+    assert rto.resolution_s is not None and rto.resolution_s <= 0.1, rto
+    assert rto.failed_writes >= 5 and rto.outage_s is not None and rto.outage_s >= 1.0
+    assert rto.last_ack_before is not None and rto.last_ack_before <= fault_at + 0.1
+
+
+def test_load_reconnects_after_a_crash_without_restarting(tmp_path: Path) -> None:
+    with standalone_postgres() as server:
+        ensure_ledger_table(server.conninfo())
+        # A paced load (5 x 50 tx/s) has a steady baseline; flat out, 2 cores swing +/- 30 %.
+        load = LoadProcess("ledger.py", server.conninfo(), tmp_path, users=5,
+                           env={"PGPROOF_LOAD_RATE": "50"})
+        with load:
+            load.wait_running(timeout=30)
+            time.sleep(2.5)
+            fault_at, _ = _crash_and_restart(server, down_s=1.0)
+            time.sleep(3.5)
+            assert load.running(), "the Locust process must survive the outage"
+        stats = load.stats()
+        recovered = load_recovery(stats, fault_at)
+        assert recovered is not None and recovered < 3, (recovered, stats)
+        assert sum(s.failures for s in stats if s.t + 1 > fault_at) > 0, "the outage was seen"
+        entries = load.ledger()
+        verdict = verify(server.conninfo(), load.run_id, entries)
+        assert verdict.lost == 0, verdict.sentence()
+        assert verdict.failed + verdict.unknown > 0 or verdict.acknowledged > 0
+        assert full_diff(server.conninfo(), load.run_id, entries) == verdict
+        assert any(e.t_start > fault_at and e.status == "acknowledged" for e in entries)
+
+
+# ----------------------------------------------------------------------------- pure units
+
+
+def _secs(values: list[int], start: int = 100, users: int = 10) -> list[SimpleNamespace]:
+    return [SimpleNamespace(t=start + i, requests=v, failures=0, users=users)
+            for i, v in enumerate(values)]
+
+
+def test_load_recovery_times_the_dip() -> None:
+    stats = _secs([100, 102, 98, 100, 10, 0, 0, 50, 95, 101, 99])
+    assert baseline(stats, fault_at=104.2) == 100
+    assert load_recovery(stats, fault_at=104.2) == pytest.approx(3.8)  # second 108 is back
+
+
+def test_load_recovery_none_when_never_back_and_zero_without_dip() -> None:
+    assert load_recovery(_secs([100] * 4 + [0, 20, 40, 80]), fault_at=104.0) is None
+    assert load_recovery(_secs([100] * 8), fault_at=104.0) == 0.0
+
+
+def test_load_recovery_counts_failures_as_no_throughput_and_ignores_ramp_up() -> None:
+    stats = _secs([100] * 6, users=10)
+    stats[0].users, stats[0].requests = 2, 20  # ramp-up second: not the baseline
+    stats += [SimpleNamespace(t=106, requests=300, failures=300, users=10),
+              SimpleNamespace(t=107, requests=95, failures=0, users=10)]
+    assert baseline(stats, fault_at=106.0) == 100
+    assert load_recovery(stats, fault_at=106.0) == pytest.approx(1.0)
+    assert load_recovery(stats, fault_at=106.0, ratio=0.99) is None
+    with pytest.raises(ValueError, match="before the fault"):
+        load_recovery(stats, fault_at=100.5)
+
+
+def test_compute_rto_ignores_writes_that_raced_the_crash() -> None:
+    probes = [Probe(i, 10 + i * 0.05, 10 + i * 0.05 + 0.002) for i in range(10)]  # up to 10.45
+    probes += [Probe(10, 10.50, 10.502)]  # after the fault instant, before the crash bit
+    probes += [Probe(11 + i, 10.55 + i * 0.05, None, "refused") for i in range(20)]
+    probes += [Probe(31, 11.55, 11.58)]
+    rto = compute_rto(probes, fault_at=10.48, interval=0.05)
+    assert rto.rto_s == pytest.approx(11.58 - 10.48)
+    assert rto.resolution_s == pytest.approx(0.05 + 0.03)
+    assert rto.last_ack_before == pytest.approx(10.502) and rto.failed_writes == 20
+    assert compute_rto(probes[:12], fault_at=10.48, interval=0.05).rto_s is None
+
+
+def test_merge_seconds_sums_processes_and_skips_finals() -> None:
+    rows = [{"t": 5, "requests": 10, "failures": 1, "p95_ms": 2.0, "users": 2},
+            {"t": 5, "requests": 20, "failures": 0, "p95_ms": 3.0, "users": 3},
+            {"t": 6, "requests": 7, "failures": 0, "p95_ms": None, "users": 5},
+            {"final": True, "t": 7.5, "requests": 37}]
+    merged = merge_seconds(rows)
+    assert [(s.t, s.requests, s.failures, s.p95_ms, s.users, s.ok) for s in merged] == [
+        (5, 30, 1, 3.0, 5, 29), (6, 7, 0, None, 5, 7)]
