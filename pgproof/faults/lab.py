@@ -41,8 +41,8 @@ class LabDriver:
         self.rest = [state.rest_url(n) for n in NODES]
 
     # -- observe ------------------------------------------------------------------------------
-    def steady(self) -> tuple[bool, str]:
-        return patroni.healthy(self.rest)
+    def steady(self, require_sync: bool = True) -> tuple[bool, str]:
+        return patroni.healthy(self.rest, require_sync)
 
     def leader(self) -> str | None:
         return patroni.leader(self.rest)

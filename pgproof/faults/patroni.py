@@ -24,14 +24,15 @@ def leader(rest_urls: list[str]) -> str | None:
                  if m.get("role") == "leader" and m.get("state") == "running"), None)
 
 
-def healthy(rest_urls: list[str]) -> tuple[bool, str]:
-    """Steady state: one running leader and a streaming synchronous standby."""
+def healthy(rest_urls: list[str], require_sync: bool = True) -> tuple[bool, str]:
+    """Steady state: one running leader and a streaming (synchronous) standby."""
     members = cluster(rest_urls).get("members", [])
     if not members:
         return False, "no Patroni node answers /cluster"
     desc = ", ".join(f"{m['name']}={m.get('role')}/{m.get('state')}" for m in members)
     lead = [m for m in members if m.get("role") == "leader" and m.get("state") == "running"]
-    sync = [m for m in members if m.get("role") == "sync_standby" and m.get("state") == "streaming"]
+    roles = ("sync_standby",) if require_sync else ("sync_standby", "replica")
+    sync = [m for m in members if m.get("role") in roles and m.get("state") == "streaming"]
     return bool(lead and sync), desc
 
 

@@ -9,6 +9,8 @@ line up with log lines of Patroni, HAProxy and PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -71,11 +73,18 @@ class Rto:
 
 
 class FailoverClock:
-    """Write ``(run_id, seq, t)`` every ``interval`` s through ``conninfo``; keep every attempt."""
+    """Write ``(run_id, seq, t)`` every ``interval`` s through ``conninfo``; keep every attempt.
+
+    A write that has no answer after ``write_timeout`` s is cut and counted as
+    failed: through a pooler a write would otherwise wait in its queue for the
+    whole outage and the clock would see nothing until it is over.
+    """
 
     def __init__(self, conninfo: Mapping[str, Any], interval: float = 0.05,
-                 connect_timeout: float = 1, run_id: str | None = None) -> None:
+                 connect_timeout: float = 1, run_id: str | None = None,
+                 write_timeout: float = 1.0) -> None:
         self.interval = interval
+        self.write_timeout = write_timeout
         self.run_id = run_id or time.strftime("clock-%Y%m%dT%H%M%SZ", time.gmtime())
         # A probe stuck on a dead socket would blind the clock: fail in about a second.
         self._conninfo = fail_fast(conninfo, connect_timeout=connect_timeout,
@@ -85,21 +94,26 @@ class FailoverClock:
         self._probes: list[Probe] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._conn: psycopg.Connection[Any] | None = None
+        self._inflight: tuple[float, int] | None = None  # (monotonic start, socket fd)
+        self._timed_out = False
 
     def start(self) -> FailoverClock:
         """Create the table (raises if the endpoint is not healthy now), then tick in a thread."""
         ensure_clock_table(self._conninfo)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="pgproof-failover-clock", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name="pgproof-failover-clock", daemon=True),
+            threading.Thread(target=self._watchdog, name="pgproof-clock-watchdog", daemon=True)]
+        for t in self._threads:
+            t.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for t in self._threads:
+            t.join(timeout=10)
         self._close()
 
     def __enter__(self) -> FailoverClock:
@@ -122,9 +136,34 @@ class FailoverClock:
     def _write(self, seq: int, t_sent: float) -> None:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._close()
-            self._conn = psycopg.connect(**self._conninfo, autocommit=True)
-        self._conn.execute(f"INSERT INTO {CLOCK_TABLE} (run_id, seq, t) VALUES (%s, %s, %s)",
-                           (self.run_id, seq, t_sent))
+            # No server-side prepares: a transaction-mode pooler hands the next statement to
+            # another server connection ("prepared statement _pg3_0 already exists").
+            self._conn = psycopg.connect(**self._conninfo, autocommit=True, prepare_threshold=None)
+        with self._lock:
+            self._inflight = (time.monotonic(), self._conn.pgconn.socket)
+        try:
+            self._conn.execute(f"INSERT INTO {CLOCK_TABLE} (run_id, seq, t) VALUES (%s, %s, %s)",
+                               (self.run_id, seq, t_sent))
+        finally:
+            with self._lock:  # cleared before the connection can be closed: the fd stays ours
+                self._inflight = None
+
+    def _watchdog(self) -> None:
+        """Cut a write that hangs (a pooler queueing it, a frozen server) so the clock keeps ticking.
+
+        Shutting the socket down makes the blocked libpq call fail at once; the
+        probe is recorded as failed and the next tick reconnects.
+        """
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                inflight = self._inflight
+                if inflight is None or time.monotonic() - inflight[0] < self.write_timeout:
+                    continue
+                with contextlib.suppress(OSError):
+                    sock = socket.socket(fileno=os.dup(inflight[1]))
+                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+                self._inflight, self._timed_out = None, True
 
     def _run(self) -> None:
         seq, next_at = 0, time.monotonic()
@@ -136,7 +175,11 @@ class FailoverClock:
                 probe = Probe(seq, t_sent, time.time())
             except psycopg.Error as exc:
                 self._close()  # reconnect next tick, whatever the error was
-                probe = Probe(seq, t_sent, None, f"{type(exc).__name__}: {str(exc).strip()[:200]}")
+                error = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
+                if self._timed_out:
+                    error = f"no answer within {self.write_timeout:g} s (cut by the watchdog)"
+                probe = Probe(seq, t_sent, None, error)
+            self._timed_out = False
             with self._lock:
                 self._probes.append(probe)
             # Fixed cadence; after a slow attempt start the next one at once, never in a burst.

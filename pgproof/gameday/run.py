@@ -132,8 +132,10 @@ def _run(target: Target, s: Scenario, j: Journal, out: Path, users: int, baselin
         fault_cm = getattr(driver, s.fault)(undo_stack=stack, **s.fault_args)
         j.fault = {"name": s.fault, "description": s.description, "injected_at": None,
                    "undone_at": None, "undo_ok": None, "undo_error": None}
+        fault_at = time.time()  # the instant we act: a control-plane call may take seconds
         with fault_cm:
-            fault_at = j.event("fault", f"fault injected: {s.fault}", str(s.fault_args or ""))
+            j.event("fault", f"fault injected: {s.fault}",
+                    f"{s.fault_args or ''} (call took {time.time() - fault_at:.2f} s)".strip())
             j.fault["injected_at"] = fault_at
             if s.expect_failover:
                 _wait_recovery(clock, fault_at, budget_s, j)
@@ -143,7 +145,7 @@ def _run(target: Target, s: Scenario, j: Journal, out: Path, users: int, baselin
                 time.sleep(s.hold_s)
         j.fault["undone_at"] = j.event("undo", "fault undone")
         j.fault["undo_ok"] = True
-        m["heal_s"] = _wait_heal(driver, fault_at, j)
+        m["heal_s"] = _wait_heal(driver, fault_at, j, s.synchronous)
         time.sleep(settle_s)
         clock.stop()
         load.stop()
@@ -176,8 +178,9 @@ def _split_brain(driver: Any, old: str | None, j: Journal) -> dict[str, Any]:
     result = {"old_primary": old, "new_primary": new, "write_refused": False, "error": ""}
     try:
         with psycopg.connect(**driver.node_conninfo(old), autocommit=True) as conn:
-            conn.execute("CREATE TEMP TABLE pgproof_split_brain (x int)")
-            conn.execute("INSERT INTO pgproof_split_brain VALUES (1)")
+            # A real, committed row: if it lands, the old primary took a write (split brain).
+            conn.execute("INSERT INTO pgproof_clock (run_id, seq, t) VALUES (%s, -1, 0)",
+                         (j.run_id + "-split-brain",))
             result["error"] = "write accepted"
     except psycopg.Error as exc:
         result["write_refused"] = True
@@ -186,10 +189,11 @@ def _split_brain(driver: Any, old: str | None, j: Journal) -> dict[str, Any]:
     return result
 
 
-def _wait_heal(driver: Any, fault_at: float, j: Journal) -> float | None:
+def _wait_heal(driver: Any, fault_at: float, j: Journal, sync: bool) -> float | None:
+    """Healed: a leader and a streaming standby (synchronous unless the run is asynchronous)."""
     deadline = time.time() + HEAL_BUDGET_S
     while time.time() < deadline:
-        ok, detail = driver.steady()
+        ok, detail = driver.steady(require_sync=sync)
         if ok:
             t = time.time() - fault_at
             j.event("heal", f"cluster healed {t:.1f} s after the fault", detail)

@@ -139,7 +139,7 @@ defaults
   timeout client 30m
   timeout server 30m
   timeout check 1s
-  default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+  default-server inter 250ms fall 2 rise 1 on-marked-down shutdown-sessions
 listen writer
   bind {LO}:{p['haproxy_writer']}
 {servers('/primary')}

@@ -1,0 +1,171 @@
+"""Game days on the real lab: verdicts, independent cross-checks, and undo under signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pgproof.faults import toxiproxy
+from pgproof.faults.lab import LabDriver
+from pgproof.gameday import ledger as ledger_mod
+from pgproof.gameday import run as gameday
+from pgproof.gameday.journal import Journal
+from pgproof.gameday.safety import ChaosRefused
+from pgproof.lab import procs
+from pgproof.lab.state import LabState
+from pgproof.load.runner import LedgerEntry, read_jsonl
+from pgproof.target import Target
+
+FAST = {"baseline_s": 3, "settle_s": 3, "users": 8}
+
+
+def _run(target: Target, scenario: str, tmp_path: Path) -> tuple[Journal, Path]:
+    journal, out = gameday.run(target, scenario, reports=tmp_path, echo=print, **FAST)  # type: ignore[arg-type]
+    assert out is not None
+    return journal, out
+
+
+def _verdicts(j: Journal) -> dict[str, str]:
+    return {v["id"]: v["verdict"] for v in j.verdicts}
+
+
+def _entries(out: Path) -> list[LedgerEntry]:
+    return [LedgerEntry(**r) for r in read_jsonl(list((out / "load").glob("ledger.*.jsonl")))]
+
+
+def _wait_steady(lab_target: Target, timeout: float = 60) -> None:
+    driver = LabDriver(lab_target)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.steady()[0]:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"lab not back to steady state: {driver.steady()[1]}")
+
+
+def _assert_ledger_cross_check(j: Journal, out: Path, target: Target) -> None:
+    app = target.conninfo(user=target.postgres.app_role)
+    independent = ledger_mod.full_diff(app, j.run_id, _entries(out))
+    assert independent.counts() == {k: v for k, v in j.measurements["ledger"].items()
+                                    if k != "lost_keys"}
+
+
+def test_kill_primary_meets_ha_controls_and_agrees_with_logs(lab_target: Target, tmp_path: Path) -> None:
+    j, out = _run(lab_target, "kill-primary", tmp_path)
+    assert _verdicts(j) == {"HA-2": "pass", "HA-3": "pass", "HA-4": "pass", "HA-6": "pass"}, j.verdicts
+    m = j.measurements
+    assert m["rto"]["resolution_s"] <= 0.1
+    # Independent clock: the promotion instant PostgreSQL and Patroni wrote in their logs.
+    first_ack, promo = m["rto"]["first_ack_after"], m["promotion"]
+    assert promo["postgres_log_at"] and promo["patroni_log_at"], promo
+    assert 0 <= first_ack - promo["postgres_log_at"] <= 0.5, (first_ack, promo)
+    assert abs(promo["patroni_log_at"] - promo["postgres_log_at"]) <= 0.5
+    assert m["ledger"]["lost"] == 0 and m["ledger"]["acknowledged"] > 100
+    _assert_ledger_cross_check(j, out, lab_target)
+    for name in ("journal.json", "timeline.png", "report.html", "report.md"):
+        assert (out / name).stat().st_size > 0, name
+    assert not LabDriver(lab_target).active_faults()
+
+
+def test_kill_primary_async_ledger_matches_full_diff(lab_target: Target, tmp_path: Path) -> None:
+    """Lost writes are possible without sync replication: the tool must count them exactly."""
+    j, out = _run(lab_target, "kill-primary-async", tmp_path)
+    assert _verdicts(j)["HA-2"] == "pass"
+    _assert_ledger_cross_check(j, out, lab_target)
+    assert _verdicts(j)["HA-3"] == ("pass" if j.measurements["ledger"]["lost"] == 0 else "fail")
+    print("async ledger:", j.measurements["ledger"])
+    _wait_steady(lab_target)
+
+
+def test_latency_triggers_no_failover(lab_target: Target, lab: LabState, tmp_path: Path) -> None:
+    j, _ = _run(lab_target, "latency", tmp_path)
+    assert _verdicts(j) == {"CH-LAT": "pass"}, j.verdicts
+    assert j.measurements["failovers"] == 0
+    assert not toxiproxy.active_faults(lab.toxiproxy_url)
+
+
+def test_partition_replaces_primary_without_split_brain(lab_target: Target, lab: LabState,
+                                                       tmp_path: Path) -> None:
+    j, _ = _run(lab_target, "partition", tmp_path)
+    assert _verdicts(j) == {"CH-PART": "pass"}, j.verdicts
+    sb = j.measurements["split_brain"]
+    assert sb["write_refused"] and sb["old_primary"] != sb["new_primary"]
+    assert not toxiproxy.active_faults(lab.toxiproxy_url)
+    _wait_steady(lab_target)
+
+
+def test_force_failover(lab_target: Target, tmp_path: Path) -> None:
+    j, out = _run(lab_target, "force-failover", tmp_path)
+    assert _verdicts(j) == {"CH-FORCE": "pass"}, j.verdicts
+    assert j.measurements["old_primary"] != j.measurements["new_primary"]
+    _assert_ledger_cross_check(j, out, lab_target)
+
+
+def test_policy_refuses_and_dry_run_touches_nothing(lab_target: Target, tmp_path: Path) -> None:
+    locked = lab_target.model_copy(update={"chaos": lab_target.chaos.model_copy(update={"allowed": False})})
+    with pytest.raises(ChaosRefused, match="chaos.allowed"):
+        gameday.run(locked, "kill-primary", reports=tmp_path)
+    prod = lab_target.model_copy(update={"name": "prod-eu"})
+    with pytest.raises(ChaosRefused, match="--i-mean-production"):
+        gameday.run(prod, "latency", reports=tmp_path)
+    leader = LabDriver(lab_target).leader()
+    lines: list[str] = []
+    j, out = gameday.run(lab_target, "kill-primary", reports=tmp_path, dry_run=True, echo=lines.append)
+    assert out is None and j.verdict == "dry-run" and any("kill_primary" in x for x in lines)
+    assert not list(tmp_path.iterdir()) and LabDriver(lab_target).leader() == leader
+
+
+def test_unhealthy_steady_state_refuses_to_start(lab_target: Target, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(LabDriver, "steady", lambda self, require_sync=True: (False, "no leader"))
+    j, _ = gameday.run(lab_target, "kill-primary", reports=tmp_path, echo=lambda _: None)
+    assert j.verdict == "error" and j.fault == {} and "refusing to start" in j.events[-1]["detail"]
+
+
+def _gameday_process(lab: LabState, scenario: str, tmp_path: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
+    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent",
+               PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pgproof.cli", "gameday", scenario, "--target", "lab",
+         "--reports", str(tmp_path), "--baseline", "2", "--users", "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _interrupt_after_fault(proc: subprocess.Popen[str], sig: int) -> str:
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if "fault injected" in line:
+            time.sleep(1.0)
+            proc.send_signal(sig)
+            break
+    rest, _ = proc.communicate(timeout=90)
+    return "".join(seen) + rest
+
+
+@pytest.mark.parametrize(("scenario", "sig"), [("latency", signal.SIGINT),
+                                               ("kill-primary", signal.SIGTERM)])
+def test_signal_mid_fault_undoes_everything(lab: LabState, lab_target: Target, tmp_path: Path,
+                                            scenario: str, sig: int) -> None:
+    proc = _gameday_process(lab, scenario, tmp_path)
+    output = _interrupt_after_fault(proc, sig)
+    assert proc.returncode != 0, output
+    assert "interrupted" in output, output
+    journal = json.loads(next(tmp_path.glob("*/journal.json")).read_text())
+    assert journal["verdict"] == "error" and journal["fault"]["injected_at"]
+    driver = LabDriver(lab_target)
+    assert not driver.active_faults(), driver.active_faults()  # toxics gone, killed node restarted
+    started = next(e["event"] for e in journal["events"] if e["event"].startswith("Locust started"))
+    load_pid = int(re.search(r"pid (\d+)", started).group(1))  # type: ignore[union-attr]
+    assert not procs.pid_alive(load_pid), "Locust still running after the interrupt"
+    _wait_steady(lab_target)
