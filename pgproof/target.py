@@ -45,6 +45,8 @@ class Thresholds(_Strict):
     cpu_alarm_max_pct: float = 80
     memory_alarm_max_pct: float = 85
     storage_alarm_max_pct: float = 80
+    connections_alarm_max_pct: float = Field(90, gt=0, le=100)
+    deprecated_ca_ids: tuple[str, ...] = ("rds-ca-2015", "rds-ca-2019")
     engine_major: int = 15
     forbidden_admin_names: tuple[str, ...] = ("postgres", "admin", "root", "rdsadmin")
 
@@ -85,6 +87,7 @@ class Aws(_Strict):
     region: str
     endpoint_url: str | None = None
     profile: str | None = None
+    credentials_file: Path | None = None  # a shared-credentials file (e.g. the lab's dummy keys)
     db_instance_id: str | None = None
     db_cluster_id: str | None = None
     db_proxy_name: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgproof.checks import aws as aws_checks
+from pgproof.checks import aws_ops as aws_checks
 from pgproof.checks import live
 from pgproof.checks import postgres as judge
 from pgproof.expect import expect

@@ -33,6 +33,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh lab for this session; PGPROOF_TEST_LAB_DIR reuses a running one (kept afterwards)."""
+    reuse = os.environ.get("PGPROOF_TEST_LAB_DIR")
+    if reuse:
+        yield Path(reuse).resolve()
+        return
     d = tmp_path_factory.mktemp("lab")
     yield d
     lifecycle.down(d)

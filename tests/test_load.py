@@ -6,7 +6,12 @@ throwaway standalone PostgreSQL that some tests crash on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +23,7 @@ import pytest
 from pgproof.gameday.clock import FailoverClock, Probe, compute_rto
 from pgproof.gameday.ledger import full_diff, verify
 from pgproof.gameday.metrics import baseline, load_recovery
+from pgproof.lab import procs
 from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.load.runner import LoadProcess, group_pids, merge_seconds
 from pgproof.load.schema import ensure_ledger_table
@@ -123,6 +129,27 @@ def test_clock_measures_the_outage_of_a_crash() -> None:
     assert rto.last_ack_before is not None and rto.last_ack_before <= fault_at + 0.1
 
 
+def test_clock_cuts_a_write_that_hangs_and_keeps_ticking() -> None:
+    """A frozen backend (as a pooler queueing the write would be) must not stop the clock."""
+    with standalone_postgres() as server, FailoverClock(server.conninfo(), write_timeout=0.5) as clock:
+        time.sleep(0.3)
+        with psycopg.connect(**server.conninfo(), autocommit=True) as admin:
+            row = admin.execute("SELECT pid FROM pg_stat_activity"
+                                " WHERE application_name = 'pgproof-clock'").fetchone()
+            assert row is not None, "the clock's session is not visible"
+            os.kill(row[0], signal.SIGSTOP)
+            try:
+                time.sleep(1.2)
+            finally:
+                os.kill(row[0], signal.SIGCONT)
+        time.sleep(0.3)
+    probes = clock.probes
+    cut = [p for p in probes if p.error and "watchdog" in p.error]
+    assert len(cut) == 1, [p for p in probes if not p.ok]
+    after = [p for p in probes if p.t_sent > cut[0].t_sent]
+    assert after and after[0].ok and after[0].t_sent - cut[0].t_sent < 0.7
+
+
 def test_load_reconnects_after_a_crash_without_restarting(tmp_path: Path) -> None:
     with standalone_postgres() as server:
         ensure_ledger_table(server.conninfo())
@@ -145,6 +172,52 @@ def test_load_reconnects_after_a_crash_without_restarting(tmp_path: Path) -> Non
         assert verdict.failed + verdict.unknown > 0 or verdict.acknowledged > 0
         assert full_diff(server.conninfo(), load.run_id, entries) == verdict
         assert any(e.t_start > fault_at and e.status == "acknowledged" for e in entries)
+
+
+@contextlib.contextmanager
+def _pgbouncer(server: Standalone) -> Iterator[dict[str, object]]:
+    """PgBouncer in transaction mode in front of ``server`` (plain client side, TLS to the server)."""
+    d = Path(tempfile.mkdtemp(prefix="pgproof-pgb-"))
+    d.chmod(0o755)
+    (port,) = procs.free_ports(1)
+    (d / "users.txt").write_text(f'"postgres" "{server.password}"\n')
+    (d / "pgbouncer.ini").write_text(
+        f"[databases]\npostgres = host=127.0.0.1 port={server.port} dbname=postgres\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = plain\nauth_file = {d}/users.txt\npool_mode = transaction\n"
+        "default_pool_size = 4\nserver_tls_sslmode = require\nserver_login_retry = 1\n")
+    procs.chown_service(d, d / "users.txt", d / "pgbouncer.ini")
+    pid = procs.spawn(procs.as_service_user(["pgbouncer", str(d / "pgbouncer.ini")]),
+                      d / "pgbouncer.log", d / "pid", procs.clean_env())
+    try:
+        procs.wait_until(lambda: procs.port_open("127.0.0.1", port), 10, "pgbouncer",
+                         "listening", log=d / "pgbouncer.log", pid=pid)
+        yield {"host": "127.0.0.1", "port": port, "dbname": "postgres", "user": "postgres",
+               "password": server.password, "sslmode": "disable"}
+    finally:
+        procs.stop_pid(pid)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.skipif(shutil.which("pgbouncer") is None, reason="PgBouncer not installed")
+def test_pooled_load_and_clock_survive_a_crash_behind_pgbouncer(tmp_path: Path) -> None:
+    """Transaction pooling: no prepared statements, errors relayed by a pooler that stays up."""
+    with standalone_postgres() as server, _pgbouncer(server) as pooler:
+        ensure_ledger_table(server.conninfo())
+        load = LoadProcess("pooled.py", pooler, tmp_path, users=6, env={"PGPROOF_LOAD_RATE": "30"})
+        with load, FailoverClock(pooler) as clock:
+            load.wait_running(timeout=30)
+            time.sleep(1.5)
+            fault_at, _ = _crash_and_restart(server, down_s=1.0)
+            time.sleep(3)
+        before = [p for p in clock.probes if p.t_sent < fault_at]
+        assert all(p.ok for p in before), [p.error for p in before if not p.ok][:3]
+        assert clock.rto(fault_at).recovered
+        assert load_recovery(load.stats(), fault_at) is not None, load.stats()
+        final = load.final_stats()
+        assert final is not None and final["by_name"]["pg select 1"]["requests"] > 0
+        verdict = verify(server.conninfo(), load.run_id, load.ledger())
+        assert verdict.lost == 0 and verdict.extra == 0, verdict.sentence()
 
 
 # ----------------------------------------------------------------------------- pure units

@@ -173,7 +173,7 @@ class FailoverClock:
             try:
                 self._write(seq, t_sent)
                 probe = Probe(seq, t_sent, time.time())
-            except psycopg.Error as exc:
+            except Exception as exc:  # the thread must outlive any error: record it, go on
                 self._close()  # reconnect next tick, whatever the error was
                 error = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
                 if self._timed_out:

@@ -122,7 +122,7 @@ def _provision_aws(state: LabState, pid: int, timeout: float) -> dict[str, objec
     url = f"http://127.0.0.1:{state.ports['moto']}"
     procs.wait_until(lambda: c.http_ok(url + "/moto-api/"), timeout, "moto", "answering",
                      state.log("moto"), pid)
-    return aws_twin.provision_lab(url, password=state.secrets()["postgres"])
+    return aws_twin.provision_lab(state, url)
 
 
 # -- down ----------------------------------------------------------------------------------

@@ -63,9 +63,10 @@ LIVE: list[Mutation] = [
        lambda s: lm.set_app_superuser(s, True), lambda s: lm.set_app_superuser(s, False)),
     _m("source-dsn", "a DSN with a password committed to the app's source", "AUTH-4",
        lambda s: lm.write_source_literal(s, True), lambda s: lm.write_source_literal(s, False)),
-    _m("pgaudit-off", "pgaudit.log = none; CloudWatch log exports off", "AUDIT-1",
+    _m("pgaudit-off", "pgaudit.log = none live; pgaudit dropped from the RDS parameter group",
+       "AUDIT-1",
        lambda s: lm.set_parameters(s, {"pgaudit.log": "none"}),
-       lambda s: lm.set_parameters(s, {"pgaudit.log": "ddl,role"}), aws="log-exports-off"),
+       lambda s: lm.set_parameters(s, {"pgaudit.log": "ddl,role"}), aws="pgaudit-off"),
     _m("replica-writable", "the reader endpoint routes to the primary", "HA-5",
        lambda s: lm.restart_haproxy(s, "/primary"), lambda s: lm.restart_haproxy(s, "/replica")),
     _m("pool-size-wrong", "PgBouncer default_pool_size = 5", "POOL-1",
@@ -74,7 +75,7 @@ LIVE: list[Mutation] = [
        lambda s: lm.restart_health(s, "disable"), lambda s: lm.restart_health(s, "verify-full")),
     _m("slow-query-log-off", "log_min_duration_statement = -1", "MON-2",
        lambda s: lm.set_parameters(s, {"log_min_duration_statement": -1}),
-       lambda s: lm.set_parameters(s, {"log_min_duration_statement": 1000})),
+       lambda s: lm.set_parameters(s, {"log_min_duration_statement": 1000}), aws="slow-log-off"),
 ]
 
 # Controls no lab mutation can break, and why (the matrix test checks this list is complete).
@@ -148,4 +149,4 @@ def _aws(state: LabState, name: str, action: str) -> None:
 
     if not state.aws:
         return
-    aws_twin.run_mutation(state.aws, AWS_MUTATIONS[name], action)
+    aws_twin.run_lab_mutation(state, AWS_MUTATIONS[name], action)

@@ -145,6 +145,9 @@ class LoadProcess:
 
     def start(self) -> LoadProcess:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        stale = sorted(p.name for p in self.run_dir.glob("*.jsonl"))
+        if stale:  # never delete evidence, never mix two runs' files
+            raise FileExistsError(f"{self.run_dir} already holds a run ({', '.join(stale[:3])})")
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(self.argv(), stdout=fh, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=self.environ(),

@@ -60,6 +60,9 @@ ENDPOINTS = ("writer", "pooler", "reader")
 RECONNECT_PAUSE_S = 0.1
 DEFAULT_STOP_TIMEOUT_S = 5.0
 ACKNOWLEDGED, FAILED, UNKNOWN = "acknowledged", "failed", "unknown"
+# SQLSTATE classes that mean "the transaction was rolled back" when COMMIT returns them:
+# data, integrity, transaction state (read-only), rollback (serialization, deadlock), syntax/access.
+REJECTING_CLASSES = frozenset({"22", "23", "25", "40", "42"})
 RUN_ID = os.environ.get("PGPROOF_RUN_ID") or time.strftime("adhoc-%Y%m%dT%H%M%SZ", time.gmtime())
 PAYLOAD = "x" * 64
 
@@ -177,9 +180,10 @@ def _on_request(response_time: float, exception: BaseException | None = None, **
 def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
         return
+    classes = environment.user_classes or [PostgresUser]
     try:
-        ensure_ledger_table(fail_fast(
-            endpoint_conninfo("writer", _target_option(environment)), connect_timeout=5))
+        ensure_ledger_table(fail_fast(endpoint_conninfo(
+            PostgresUser.endpoint_of(classes[0]), _target_option(environment)), connect_timeout=5))
     except (psycopg.Error, LoadConfigError) as exc:  # users will report it as failures
         log.warning("pgproof load: could not ensure the ledger table: %s", _short(exc))
     rec = recorder()
@@ -247,16 +251,24 @@ class PostgresUser(User):
             return self.conn
         self.drop()
         t0 = time.perf_counter()
+        conn = None
         try:
             conn = psycopg.connect(**self.conninfo(), autocommit=self.autocommit,
                                    prepare_threshold=self.prepare_threshold)
             self.on_connect(conn)
         except psycopg.Error as exc:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
             self.report("connect", t0, exc)
-            gevent.sleep(RECONNECT_PAUSE_S * random.uniform(0.5, 1.5))  # no tight loop on refusals
+            self.pause()
             return None
         self.conn = conn
         return conn
+
+    def pause(self) -> None:
+        """After an error: no tight loop of refusals (a pooler answers errors in microseconds)."""
+        gevent.sleep(RECONNECT_PAUSE_S * random.uniform(0.5, 1.5))
 
     def drop(self) -> None:
         conn, self.conn = self.conn, None
@@ -280,6 +292,7 @@ class PostgresUser(User):
         except psycopg.Error as exc:
             self.drop()
             self.report(name, t0, exc)
+            self.pause()
         else:
             self.report(name, t0)
 
@@ -287,10 +300,11 @@ class PostgresUser(User):
 class LedgerWriter(PostgresUser):
     """Inserts one ledger row per commit and records each attempt's fate (HA-3).
 
-    acknowledged: COMMIT answered OK. failed: error before COMMIT was sent, or a
-    server error answering it on a live connection (nothing can have landed).
-    unknown: the connection broke with COMMIT in flight; the row may or may not
-    be there, so it is never counted as lost.
+    acknowledged: COMMIT answered OK. failed: error before COMMIT was sent, or
+    the server answered COMMIT with a rollback (nothing can have landed).
+    unknown: COMMIT was in flight and the answer never came (broken connection,
+    or a pooler relaying a crash); the row may or may not be there, so it is
+    never counted as lost.
     """
 
     autocommit = False
@@ -320,7 +334,7 @@ class LedgerWriter(PostgresUser):
             status = ACKNOWLEDGED
         except psycopg.Error as err:
             exc = err
-            if phase == "commit" and (conn.broken or conn.closed):
+            if phase == "commit" and not _commit_rejected(conn, err):
                 status = UNKNOWN
             self.drop()  # also leaves a replica or a half-dead pooler link behind
         except BaseException as err:  # killed (stop timeout) mid-flight: record, then die
@@ -333,6 +347,18 @@ class LedgerWriter(PostgresUser):
                                _short(exc) if exc is not None else None)
             if exc is None or isinstance(exc, Exception):  # a kill is no database failure
                 self.report("ledger insert", t0, exc)
+        if exc is not None:
+            self.pause()
+
+
+def _commit_rejected(conn: psycopg.Connection[Any], err: psycopg.Error) -> bool:
+    """True only when the server answered COMMIT with a definite rollback.
+
+    A broken socket, or a connection-class error relayed by a pooler that
+    stays up (PgBouncer: 08P01 "server conn crashed?"), leaves the outcome open.
+    """
+    state = err.sqlstate or ""
+    return not (conn.broken or conn.closed) and state[:2] in REJECTING_CLASSES
 
 
 class ReadMix(PostgresUser):

@@ -13,7 +13,9 @@ from pgproof import controls
 from pgproof.verdict import Verdict
 
 # Worst first: one failing check makes the control fail.
-SEVERITY = [Verdict.FAIL, Verdict.ERROR, Verdict.PASS, Verdict.CANNOT_VERIFY, Verdict.SKIP]
+# A control is only as verified as its least verified layer: a layer the target cannot
+# show makes the whole control "cannot-verify", never a plain pass.
+SEVERITY = [Verdict.FAIL, Verdict.ERROR, Verdict.CANNOT_VERIFY, Verdict.PASS, Verdict.SKIP]
 NOT_CHECKED = "not-checked"
 
 

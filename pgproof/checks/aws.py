@@ -1,0 +1,322 @@
+"""AWS-layer judges for the security controls (TLS, NET, AUTH, ENC) plus the registry ``JUDGES``.
+
+Each ``judge_<control>(inv, th)`` is pure: it reads an ``AwsInventory`` and returns
+sentences (what was found, where, what the spec wants); empty means compliant.
+A field the target does not report raises ``CannotVerify`` - detected from the
+data (field absent, API missing), never from knowing the target is an emulator.
+The resilience judges (AUDIT, BAK, HA, MON, MNT) live in ``checks.aws_ops``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from pgproof.checks import aws_ops
+from pgproof.checks.aws_util import ON, dbid, param_problems, primary, private_cidr, verdict
+from pgproof.probes.aws import AwsInventory
+from pgproof.target import Thresholds
+from pgproof.verdict import CannotVerify, NotApplicable
+
+TLS_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+WORLD = {"0.0.0.0/0", "::/0"}
+Judge = Callable[[AwsInventory, Thresholds], list[str]]
+
+
+def judge_tls1(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """The parameter group pins ssl_min_protocol_version at the spec's minimum or newer."""
+    floor = TLS_ORDER.index(th.tls_min_version)
+    return param_problems(
+        inv, "ssl_min_protocol_version",
+        lambda v: v in TLS_ORDER and TLS_ORDER.index(v) >= floor,
+        f"{th.tls_min_version} or newer", "TLS-1")
+
+
+def judge_tls2(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """rds.force_ssl=1 makes RDS refuse plaintext connections."""
+    return param_problems(inv, "rds.force_ssl", lambda v: v.lower() in ON, "1", "TLS-2")
+
+
+def judge_tls4(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """CA identifier not deprecated; server and CA certificates valid long enough."""
+    problems, gaps = [], []
+    soon = datetime.now(UTC) + timedelta(days=th.cert_min_days)
+    cas: dict[str, list[str]] = {}
+    for inst in inv.instances:
+        ca = inst.get("CACertificateIdentifier")
+        if ca is None:
+            gaps.append(f"{dbid(inst)}: no CACertificateIdentifier reported")
+        else:
+            cas.setdefault(ca, []).append(inst["DBInstanceIdentifier"])
+        till = (inst.get("CertificateDetails") or {}).get("ValidTill")
+        if till is None:
+            gaps.append(f"{dbid(inst)}: server certificate expiry not reported "
+                        f"(CertificateDetails.ValidTill absent)")
+        elif till < soon:
+            problems.append(f"{dbid(inst)}: the server certificate expires {till:%Y-%m-%d}; "
+                            f"the spec wants >= {th.cert_min_days} days left (TLS-4)")
+    for ca, users in cas.items():
+        where = f"CA {ca} (used by {', '.join(users)})"
+        if ca in th.deprecated_ca_ids:
+            problems.append(f"{where} is deprecated; the spec wants a current CA such as "
+                            f"rds-ca-rsa2048-g1 (TLS-4)")
+        cert = inv.certificates.get(ca)
+        if cert is None:
+            gaps.append(f"{where}: expiry unknown "
+                        f"({inv.missing.get('certificates', 'DescribeCertificates: no record')})")
+        elif cert.get("ValidTill") and cert["ValidTill"] < soon:
+            problems.append(f"{where} expires {cert['ValidTill']:%Y-%m-%d}; the spec wants "
+                            f">= {th.cert_min_days} days left (TLS-4)")
+    return verdict(problems, gaps)
+
+
+def judge_tls6(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """An RDS Proxy in front of the database must require TLS from clients."""
+    if not inv.proxy_configured:
+        raise NotApplicable("no RDS Proxy is configured for this target (aws.db_proxy_name)")
+    if inv.proxy is None:
+        return ["the configured RDS Proxy was not found; the spec wants it to exist "
+                "with RequireTLS on (TLS-6)"]
+    name = inv.proxy["DBProxyName"]
+    if "RequireTLS" not in inv.proxy:
+        raise CannotVerify(f"db-proxy {name}: RequireTLS is not reported")
+    if inv.proxy["RequireTLS"] is not True:
+        return [f"db-proxy {name}: RequireTLS is off, so clients may connect in plaintext; "
+                f"the spec wants RequireTLS on (TLS-6)"]
+    return []
+
+
+def judge_net1(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Neither the primary nor any replica has a public endpoint."""
+    problems, gaps = [], []
+    for inst in inv.instances:
+        if "PubliclyAccessible" not in inst:
+            gaps.append(f"{dbid(inst)}: PubliclyAccessible not reported")
+        elif inst["PubliclyAccessible"]:
+            problems.append(f"{dbid(inst)}: PubliclyAccessible is true; the spec wants "
+                            f"false on the primary and every replica (NET-1)")
+    return verdict(problems, gaps)
+
+
+def judge_net2(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """No DB subnet's effective route table sends 0.0.0.0/0 or ::/0 to an internet gateway."""
+    if not inv.subnet_routes:
+        raise CannotVerify("the DB instances report no DB subnet group, so no subnet to inspect")
+    problems = []
+    for subnet, rt in sorted(inv.subnet_routes.items()):
+        if rt["route_table_id"] is None:
+            problems.append(f"subnet {subnet}: no route table found (not even a VPC main "
+                            f"table); the spec wants a private route table (NET-2)")
+            continue
+        how = "explicitly associated" if rt["explicit"] else "the VPC main table"
+        for r in rt["routes"]:
+            dest = r.get("DestinationCidrBlock") or r.get("DestinationIpv6CidrBlock")
+            gw = r.get("GatewayId") or ""
+            if dest in WORLD and gw.startswith("igw-"):
+                problems.append(f"subnet {subnet} of the DB subnet group: route table "
+                                f"{rt['route_table_id']} ({how}) sends {dest} to internet gateway "
+                                f"{gw}; the spec wants no internet route in DB subnets (NET-2)")
+    return problems
+
+
+def _rule_problems(sg: str, rule: dict, port: int, apps: set[str]) -> tuple[list[str], list[str]]:
+    proto = str(rule.get("IpProtocol"))
+    lo, hi = rule.get("FromPort", -1), rule.get("ToPort", -1)
+    every = proto == "-1" or (proto in ("tcp", "6") and lo <= 1 and hi >= 65535)
+    if not every and not (proto in ("tcp", "6") and lo <= port <= hi):
+        return [], []
+    span = "all traffic" if proto == "-1" else f"{proto} {lo}-{hi}"
+    where = f"security group {sg}: {span}"
+    problems, gaps = [], []
+    sources = [r["CidrIp"] for r in rule.get("IpRanges", [])] + [
+        r["CidrIpv6"] for r in rule.get("Ipv6Ranges", [])]
+    for cidr in sources:
+        if cidr in WORLD:
+            problems.append(f"{where} is open to {cidr}; the spec wants port {port} open only "
+                            f"to app-tier security groups or private CIDRs (NET-3)")
+        elif not private_cidr(cidr):
+            problems.append(f"{where} is open to public range {cidr}; the spec wants only "
+                            f"app-tier security groups or private CIDRs (NET-3)")
+    for pair in rule.get("UserIdGroupPairs", []):
+        gid = pair.get("GroupId")
+        if apps and gid not in apps and gid != sg:
+            problems.append(f"{where} is open to security group {gid}, which is not an "
+                            f"app-tier group ({', '.join(sorted(apps))}) (NET-3)")
+    for pl in rule.get("PrefixListIds", []):
+        gaps.append(f"{where}: prefix list {pl.get('PrefixListId')} cannot be judged")
+    if every and (sources or rule.get("UserIdGroupPairs") or rule.get("PrefixListIds")):
+        problems.append(f"{where} opens every port; the spec wants only the DB port {port} (NET-3)")
+    return problems, gaps
+
+
+def judge_net3(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """DB port reachable only from app-tier groups or private CIDRs; no world, no all-ports."""
+    p = primary(inv)
+    port = (p.get("Endpoint") or {}).get("Port") or p.get("DbInstancePort") or 5432
+    apps = set(inv.app_security_group_ids)
+    problems, gaps = [], []
+    ids = sorted({g["VpcSecurityGroupId"] for i in inv.instances for g in i.get("VpcSecurityGroups", [])})
+    if not ids:
+        raise CannotVerify(f"{dbid(p)}: no VPC security groups reported")
+    for sg in ids:
+        group = inv.security_groups.get(sg)
+        if group is None:
+            gaps.append(f"security group {sg} could not be described")
+            continue
+        for rule in group.get("IpPermissions", []):
+            more, unknown = _rule_problems(sg, rule, port, apps)
+            problems += more
+            gaps += unknown
+    return verdict(problems, gaps)
+
+
+def _rotation_days(secret: dict) -> int | None:
+    days = (secret.get("RotationRules") or {}).get("AutomaticallyAfterDays")
+    if days:
+        return int(days)
+    expr = (secret.get("RotationRules") or {}).get("ScheduleExpression", "")
+    m = re.fullmatch(r"rate\((\d+) (day|days|hour|hours)\)", expr)
+    if m:
+        return max(1, int(m[1]) // 24) if m[2].startswith("hour") else int(m[1])
+    return None
+
+
+def judge_auth2(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """The master secret lives in Secrets Manager and rotates at least every N days."""
+    if inv.secret_id is None:
+        return [f"{dbid(primary(inv))}: no master secret in Secrets Manager (aws.secret_id unset "
+                f"and ManageMasterUserPassword off); the spec wants a managed, rotated secret (AUTH-2)"]
+    if inv.secret is None:
+        return [f"secret {inv.secret_id} was not found; the spec wants the master secret in "
+                f"Secrets Manager with rotation on (AUTH-2)"]
+    name = inv.secret.get("Name", inv.secret_id)
+    # Secrets Manager omits RotationEnabled for a secret never set to rotate.
+    if not inv.secret.get("RotationEnabled"):
+        return [f"secret {name}: rotation is off; the spec wants rotation on, every "
+                f"<= {th.secret_rotation_max_days} days (AUTH-2)"]
+    days = _rotation_days(inv.secret)
+    if days is None:
+        raise CannotVerify(f"secret {name}: rotation schedule {inv.secret.get('RotationRules')} "
+                           f"cannot be read as an interval")
+    if days > th.secret_rotation_max_days:
+        return [f"secret {name}: rotates every {days} days; the spec wants <= "
+                f"{th.secret_rotation_max_days} days (AUTH-2)"]
+    return []
+
+
+def judge_auth3(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Master password length, where the secret may be read (the value is never reported)."""
+    if inv.secret is None:
+        raise CannotVerify("no master secret could be read, so the password length is unknown")
+    if inv.secret_password_length is None:
+        raise CannotVerify(f"secret {inv.secret.get('Name')}: "
+                           f"{inv.missing.get('secret_password', 'password not readable')}")
+    if inv.secret_password_length < th.min_password_length:
+        return [f"secret {inv.secret.get('Name')}: the master password has "
+                f"{inv.secret_password_length} characters; the spec wants >= "
+                f"{th.min_password_length} (AUTH-3)"]
+    return []
+
+
+def judge_auth5(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """The master user is not a well-known default name attackers try first."""
+    problems = []
+    for rec, where in [(primary(inv), dbid(primary(inv)))] + (
+            [(inv.cluster, f"db-cluster {inv.cluster['DBClusterIdentifier']}")] if inv.cluster else []):
+        user = rec.get("MasterUsername")
+        if user is None:
+            raise CannotVerify(f"{where}: MasterUsername not reported")
+        if user.lower() in th.forbidden_admin_names:
+            problems.append(f"{where}: master username is {user!r}; the spec wants a name other "
+                            f"than {', '.join(th.forbidden_admin_names)} (AUTH-5)")
+    return problems
+
+
+def judge_enc1(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Storage encrypted with an enabled, rotating, customer-managed KMS key."""
+    problems, gaps = [], []
+    for inst in inv.instances:
+        if inst.get("StorageEncrypted") is not True:
+            problems.append(f"{dbid(inst)}: StorageEncrypted is false; the spec wants storage "
+                            f"encrypted with a customer-managed KMS key (ENC-1)")
+            continue
+        key_id = inst.get("KmsKeyId")
+        key = inv.kms_keys.get(key_id or "")
+        if key is None:
+            gaps.append(f"{dbid(inst)}: KMS key {key_id} could not be described")
+            continue
+        aws_alias = [a for a in key["Aliases"] if a.startswith("alias/aws/")]
+        if key.get("KeyManager") == "AWS" or aws_alias:
+            which = aws_alias[0] if aws_alias else key["KeyId"]
+            problems.append(f"{dbid(inst)}: storage key {which} is AWS-managed; the spec wants a "
+                            f"customer-managed key (ENC-1)")
+            continue
+        if key.get("KeyState") != "Enabled":
+            problems.append(f"{dbid(inst)}: KMS key {key['KeyId']} is {key.get('KeyState')}; the "
+                            f"spec wants it enabled (ENC-1)")
+        if key.get("RotationEnabled") is None:
+            gaps.append(f"KMS key {key['KeyId']}: rotation status not readable")
+        elif not key["RotationEnabled"]:
+            problems.append(f"{dbid(inst)}: KMS key {key['KeyId']} has rotation off; the spec "
+                            f"wants automatic key rotation on (ENC-1)")
+    return verdict(problems, gaps)
+
+
+def judge_enc2(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Every snapshot and automated backup is encrypted; no snapshot restorable by ``all``."""
+    problems, gaps = [], []
+    for snap in inv.snapshots:
+        sid = snap["DBSnapshotIdentifier"]
+        kind = snap.get("SnapshotType", "snapshot")
+        if snap.get("Encrypted") is not True:
+            problems.append(f"{kind} snapshot {sid}: not encrypted; the spec wants every "
+                            f"snapshot encrypted (ENC-2)")
+        if "all" in inv.snapshot_restore.get(sid, []):
+            problems.append(f"{kind} snapshot {sid}: restore attribute includes 'all' (public); "
+                            f"the spec wants no snapshot shared publicly (ENC-2)")
+    covered = {s.get("DBInstanceIdentifier") for s in inv.snapshots
+               if s.get("SnapshotType") == "automated" and "Encrypted" in s}
+    for ab in inv.automated_backups:
+        where = f"automated backup of {ab.get('DBInstanceIdentifier')}"
+        if "Encrypted" in ab:
+            if not ab["Encrypted"]:
+                problems.append(f"{where}: not encrypted; the spec wants automated backups "
+                                f"encrypted (ENC-2)")
+        elif ab.get("DBInstanceIdentifier") not in covered:
+            gaps.append(f"{where}: encryption not reported")
+    return verdict(problems, gaps)
+
+
+def judge_enc3(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Backup bucket: default KMS encryption, public access fully blocked, versioning on."""
+    if not inv.bucket_name:
+        raise NotApplicable("no backup bucket is configured for this target (aws.backup_bucket)")
+    b, where = inv.bucket, f"s3 bucket {inv.bucket_name}"
+    if not b.get("exists"):
+        return [f"{where} does not exist; the spec wants a locked backup bucket (ENC-3)"]
+    problems = []
+    algos = [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+             for r in (b.get("encryption") or {}).get("Rules", [])]
+    if not any(a in ("aws:kms", "aws:kms:dsse") for a in algos):
+        found = ", ".join(a for a in algos if a) or "none configured"
+        problems.append(f"{where}: default encryption is {found}; the spec wants SSE-KMS (ENC-3)")
+    pab = b.get("public_access_block")
+    off = [k for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+                       "RestrictPublicBuckets") if not (pab or {}).get(k)]
+    if off:
+        problems.append(f"{where}: public access block {'absent' if pab is None else 'has ' + ', '.join(off) + ' off'}; "
+                        f"the spec wants all four settings on (ENC-3)")
+    if b.get("versioning") != "Enabled":
+        problems.append(f"{where}: versioning is {b.get('versioning') or 'never enabled'}; the "
+                        f"spec wants it Enabled (ENC-3)")
+    return problems
+
+
+JUDGES: dict[str, Judge] = {
+    "TLS-1": judge_tls1, "TLS-2": judge_tls2, "TLS-4": judge_tls4, "TLS-6": judge_tls6,
+    "NET-1": judge_net1, "NET-2": judge_net2, "NET-3": judge_net3,
+    "AUTH-2": judge_auth2, "AUTH-3": judge_auth3, "AUTH-5": judge_auth5,
+    "ENC-1": judge_enc1, "ENC-2": judge_enc2, "ENC-3": judge_enc3,
+    **aws_ops.JUDGES,
+}

@@ -1,0 +1,125 @@
+"""MON-1 on AWS: every alarm the spec lists exists, fires early enough, and pages a person.
+
+"Pages a person" means an enabled alarm action on an SNS topic with at least one
+confirmed subscription; an alarm without one is decoration. Thresholds in
+bytes or connections are derived from the instance (memory from EC2's
+instance-type table, storage from AllocatedStorage, max_connections from the
+parameter group or RDS's default formula).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pgproof.checks.aws_util import param_groups, primary, verdict
+from pgproof.probes.aws import AwsInventory
+from pgproof.target import Thresholds
+
+GIB = 1024**3
+RDS_CONN_DIVISOR = 9531392  # RDS default max_connections = LEAST(DBInstanceClassMemory/9531392, 5000)
+
+
+@dataclass
+class Need:
+    what: str
+    namespace: str
+    metric: str
+    instance: str | None
+    above: bool
+    limit: float | None
+    count: bool = False
+
+
+def _max_connections(inv: AwsInventory) -> float | None:
+    for _, _, params in param_groups(inv):
+        value = (params or {}).get("max_connections")
+        if value and value.isdigit():
+            return float(value)
+    if inv.instance_memory_bytes:
+        return float(min(inv.instance_memory_bytes // RDS_CONN_DIVISOR, 5000))
+    return None
+
+
+def _needs(inv: AwsInventory, th: Thresholds) -> tuple[list[Need], list[str]]:
+    p = primary(inv)
+    pid, mem, gaps = p["DBInstanceIdentifier"], inv.instance_memory_bytes, []
+    if mem is None:
+        gaps.append(f"instance memory of {p.get('DBInstanceClass')} unknown "
+                    f"({inv.missing.get('instance_memory', 'not read')}), so the FreeableMemory "
+                    f"and DatabaseConnections thresholds cannot be judged")
+    storage = p.get("AllocatedStorage")
+    maxc = _max_connections(inv)
+    needs = [
+        Need(f"CPU > {th.cpu_alarm_max_pct:g} %", "AWS/RDS", "CPUUtilization", pid, True,
+             th.cpu_alarm_max_pct),
+        Need(f"memory > {th.memory_alarm_max_pct:g} % used", "AWS/RDS", "FreeableMemory", pid, False,
+             mem * (1 - th.memory_alarm_max_pct / 100) if mem else None),
+        Need(f"storage > {th.storage_alarm_max_pct:g} % used", "AWS/RDS", "FreeStorageSpace", pid,
+             False, storage * GIB * (1 - th.storage_alarm_max_pct / 100) if storage else None),
+        Need(f"connections near max ({th.connections_alarm_max_pct:g} % of "
+             f"{maxc:.0f})" if maxc else "connections near max", "AWS/RDS", "DatabaseConnections",
+             pid, True, maxc * th.connections_alarm_max_pct / 100 if maxc else None),
+        Need("backup job failures", "AWS/Backup", "NumberOfBackupJobsFailed", None, True, 1,
+             count=True),
+    ]
+    needs += [Need(f"replica lag > {th.replica_lag_max_s:g} s", "AWS/RDS", "ReplicaLag",
+                   r["DBInstanceIdentifier"], True, th.replica_lag_max_s) for r in inv.replicas]
+    return needs, gaps
+
+
+def _fmt(need: Need, value: float) -> str:
+    if need.metric in ("FreeableMemory", "FreeStorageSpace"):
+        return f"{value / GIB:.2f} GiB"
+    return f"{value:g}"
+
+
+def _matches(alarm: dict[str, Any], need: Need) -> bool:
+    if alarm.get("Namespace") != need.namespace or alarm.get("MetricName") != need.metric:
+        return False
+    if need.instance is None:
+        return True
+    return any(d["Name"] == "DBInstanceIdentifier" and d["Value"] == need.instance
+               for d in alarm.get("Dimensions", []))
+
+
+def _issues(alarm: dict[str, Any], need: Need, inv: AwsInventory) -> list[str]:
+    out = []
+    op, t = alarm.get("ComparisonOperator", ""), alarm.get("Threshold")
+    if need.above != op.startswith("GreaterThan"):
+        out.append(f"compares {op}")
+    elif need.limit is not None and t is not None:
+        if need.count:
+            late = t > need.limit or (t == need.limit and op == "GreaterThanThreshold")
+        else:
+            late = t > need.limit if need.above else t < need.limit
+        if late:
+            out.append(f"threshold {_fmt(need, t)} fires later than {_fmt(need, need.limit)}")
+    if alarm.get("ActionsEnabled") is False:
+        out.append("actions are disabled")
+    topics = [a for a in alarm.get("AlarmActions", []) if ":sns:" in a]
+    if not topics:
+        out.append("has no SNS alarm action")
+    elif not any(s.get("SubscriptionArn", "").startswith("arn:")
+                 for t in topics for s in inv.topic_subscriptions.get(t, [])):
+        out.append(f"its topic {', '.join(x.split(':')[-1] for x in topics)} has no confirmed subscriber")
+    return out
+
+
+def judge_mon1(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Each required alarm present, early enough, enabled, and routed to a subscribed topic."""
+    needs, gaps = _needs(inv, th)
+    problems = []
+    for need in needs:
+        where = f"db-instance {need.instance}" if need.instance else "AWS Backup"
+        found = [a for a in inv.alarms if _matches(a, need)]
+        if not found:
+            problems.append(f"{where}: no CloudWatch alarm on {need.namespace} {need.metric}; the "
+                            f"spec wants an alarm for {need.what} that pages someone (MON-1)")
+            continue
+        verdicts = {a["AlarmName"]: _issues(a, need, inv) for a in found}
+        if not any(not v for v in verdicts.values()):
+            name, why = next(iter(verdicts.items()))
+            problems.append(f"{where}: alarm {name}: {'; '.join(why)}; the spec wants an alarm for "
+                            f"{need.what} with an action whose SNS topic has a subscriber (MON-1)")
+    return verdict(problems, gaps)

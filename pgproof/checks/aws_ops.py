@@ -1,0 +1,253 @@
+"""AWS-layer judges for the resilience controls: AUDIT-1, BAK-1..5, HA-1, MON-1, MON-2, MNT-1.
+
+Same contract as ``checks.aws``: pure functions of an ``AwsInventory`` and the
+target's ``Thresholds``; problems as sentences; ``CannotVerify`` only when a
+missing fact, not a found problem, stands between us and a verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from fnmatch import fnmatch
+from typing import Any
+
+from pgproof.checks.aws_alarms import judge_mon1
+from pgproof.checks.aws_util import ON, dbid, param_problems, primary, verdict
+from pgproof.probes.aws import AwsInventory
+from pgproof.target import Thresholds
+from pgproof.verdict import CannotVerify
+
+GLACIER_CLASSES = {"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}
+
+
+def judge_audit1(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """pgaudit and connection logging set in the parameter group; logs exported with retention."""
+    p = primary(inv)
+    problems: list[str] = []
+    gaps: list[str] = []
+    for name, ok, wants in [
+        ("shared_preload_libraries", lambda v: "pgaudit" in v.replace(" ", "").split(","),
+         "pgaudit loaded"),
+        ("pgaudit.log", lambda v: v.strip().lower() not in ("", "none"), "a pgaudit.log class list"),
+        ("log_connections", lambda v: v.lower() in ON, "1"),
+        ("log_disconnections", lambda v: v.lower() in ON, "1"),
+    ]:
+        try:
+            problems += param_problems(inv, name, ok, wants, "AUDIT-1")
+        except CannotVerify as exc:
+            gaps.append(str(exc))
+    for inst in inv.instances:
+        if "postgresql" not in inst.get("EnabledCloudwatchLogsExports", []):
+            problems.append(f"{dbid(inst)}: the postgresql log is not exported to CloudWatch "
+                            f"(EnabledCloudwatchLogsExports {inst.get('EnabledCloudwatchLogsExports', [])}); "
+                            f"the spec wants it exported with a retention (AUDIT-1)")
+    group = f"{inv.log_group_prefix or '/aws/rds/instance/' + p['DBInstanceIdentifier']}/postgresql"
+    lg = inv.log_groups.get(group)
+    if lg is None:
+        problems.append(f"log group {group} does not exist; the spec wants the postgresql log "
+                        f"exported to it with a retention (AUDIT-1)")
+    elif not lg.get("retentionInDays"):
+        problems.append(f"log group {group}: no retention (kept forever, unmanaged); the spec "
+                        f"wants a retention period set (AUDIT-1)")
+    return verdict(problems, gaps)
+
+
+def judge_bak1(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Automated backup retention within the spec's window."""
+    rec = inv.cluster or primary(inv)
+    where = f"db-cluster {rec['DBClusterIdentifier']}" if inv.cluster else dbid(rec)
+    days = rec.get("BackupRetentionPeriod")
+    if days is None:
+        raise CannotVerify(f"{where}: BackupRetentionPeriod not reported")
+    lo, hi = th.backup_retention_min_days, th.backup_retention_max_days
+    if not lo <= days <= hi:
+        return [f"{where}: BackupRetentionPeriod is {days} days; the spec wants {lo}-{hi} days (BAK-1)"]
+    return []
+
+
+def judge_bak2(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Point-in-time recovery reaches to within the RPO of now."""
+    p = primary(inv)
+    if not p.get("BackupRetentionPeriod"):
+        return [f"{dbid(p)}: automated backups are off (retention 0), so there is no "
+                f"point-in-time recovery; the spec wants PITR within {th.rpo_minutes:g} min (BAK-2)"]
+    latest = (inv.cluster or p).get("LatestRestorableTime")
+    if latest is None:
+        raise CannotVerify(f"{dbid(p)}: LatestRestorableTime not reported")
+    lag = (datetime.now(UTC) - latest).total_seconds() / 60
+    if lag > th.rpo_minutes:
+        return [f"{dbid(p)}: latest restorable time is {lag:.1f} min ago; the spec wants "
+                f"<= {th.rpo_minutes:g} min (BAK-2)"]
+    return []
+
+
+def _selects(selection: dict[str, Any], inst: dict[str, Any]) -> bool:
+    arn = inst.get("DBInstanceArn", "")
+    if any(fnmatch(arn, r) or r == "*" for r in selection.get("Resources", [])):
+        return True
+    tags = {t["Key"]: t["Value"] for t in inst.get("TagList", [])}
+    return any(tags.get(c.get("ConditionKey")) == c.get("ConditionValue")
+               for c in selection.get("ListOfTags", []))
+
+
+def judge_bak3(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Backups leave the region: RDS backup replication, or a Backup copy rule that covers the DB."""
+    p = primary(inv)
+    if p.get("DBInstanceAutomatedBackupsReplications"):
+        return []
+    problems, gaps, good = [], [], []
+    for plan in inv.backup_plans:
+        name = plan["BackupPlan"].get("BackupPlanName", plan["BackupPlanId"])
+        if plan.get("DeletionDate"):
+            problems.append(f"backup plan {name} is deleted; the spec wants a live plan with a "
+                            f"copy rule to another region (BAK-3)")
+            continue
+        remote = [a["DestinationBackupVaultArn"] for r in plan["BackupPlan"].get("Rules", [])
+                  for a in r.get("CopyActions", [])
+                  if a["DestinationBackupVaultArn"].split(":")[3] != inv.region]
+        for arn in remote:
+            if inv.backup_vault_exists.get(arn):
+                good.append(plan)
+            else:
+                problems.append(f"backup plan {name}: copy rule targets {arn}, which does not "
+                                f"exist; the spec wants copies landing in another region (BAK-3)")
+    if not good:
+        return problems or [f"{dbid(p)}: no cross-region backup replication and no AWS Backup "
+                            f"copy rule to another region; the spec wants geo-redundant copies (BAK-3)"]
+    covered = False
+    for plan in good:
+        sels = inv.backup_selections.get(plan["BackupPlanId"])
+        if sels is None:
+            why = inv.missing.get("backup_selections", "selections not read")
+            gaps.append(f"backup plan {plan['BackupPlanId']} has a cross-region copy rule, but "
+                        f"which resources it selects is unknown ({why})")
+        elif any(_selects(s, p) for s in sels):
+            covered = True
+    if covered:
+        return []
+    if not gaps:
+        problems.append(f"{dbid(p)}: no backup plan with a cross-region copy rule selects this "
+                        f"instance; the spec wants its backups copied to another region (BAK-3)")
+    return verdict(problems, gaps)
+
+
+def judge_bak4(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Backups move to Glacier-class storage and are kept >= archive_min_days."""
+    keep = th.archive_min_days
+    if inv.bucket_name:
+        where = f"s3 bucket {inv.bucket_name}"
+        rules = [r for r in (inv.bucket.get("lifecycle") or []) if r.get("Status") == "Enabled"]
+        if not rules:
+            return [f"{where}: no enabled lifecycle rule; the spec wants backups moved to "
+                    f"Glacier-class storage and kept >= {keep} days (BAK-4)"]
+        problems = []
+        if not any(t.get("StorageClass") in GLACIER_CLASSES for r in rules for t in r.get("Transitions", [])):
+            problems.append(f"{where}: no lifecycle transition to a Glacier class; the spec wants "
+                            f"backups archived to Glacier-class storage (BAK-4)")
+        for r in rules:
+            days = (r.get("Expiration") or {}).get("Days")
+            if days is not None and days < keep:
+                problems.append(f"{where}: lifecycle rule {r.get('ID', '?')} deletes objects after "
+                                f"{days} days; the spec wants them kept >= {keep} days (BAK-4)")
+        return problems
+    problems = []
+    for plan in inv.backup_plans:
+        for r in plan["BackupPlan"].get("Rules", []):
+            life, where = r.get("Lifecycle") or {}, f"backup plan {plan['BackupPlanId']} rule {r.get('RuleName')}"
+            if not life.get("MoveToColdStorageAfterDays"):
+                problems.append(f"{where}: no move to cold storage; the spec wants Glacier-class archive (BAK-4)")
+            if life.get("DeleteAfterDays") is not None and life["DeleteAfterDays"] < keep:
+                problems.append(f"{where}: deletes after {life['DeleteAfterDays']} days; the spec "
+                                f"wants >= {keep} days (BAK-4)")
+    if not inv.backup_plans:
+        raise CannotVerify("no backup bucket and no backup plan configured, so no archive to inspect")
+    return problems
+
+
+def judge_bak5(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """The primary (and its cluster) cannot be deleted by one API call."""
+    rec = inv.cluster or primary(inv)
+    where = f"db-cluster {rec['DBClusterIdentifier']}" if inv.cluster else dbid(rec)
+    if "DeletionProtection" not in rec:
+        raise CannotVerify(f"{where}: DeletionProtection not reported")
+    if not rec["DeletionProtection"]:
+        return [f"{where}: DeletionProtection is off; the spec wants it on for the primary (BAK-5)"]
+    return []
+
+
+def judge_ha1(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Multi-AZ on, and the standby really sits in another AZ."""
+    if inv.cluster:
+        azs = {m.get("AvailabilityZone") for m in inv.instances}
+        cid = inv.cluster["DBClusterIdentifier"]
+        if len(azs - {None}) < 2:
+            return [f"db-cluster {cid}: instances in {len(azs - {None})} AZ(s) {sorted(azs - {None})}; "
+                    f"the spec wants a standby in another AZ (HA-1)"]
+        return []
+    p = primary(inv)
+    if p.get("MultiAZ") is not True:
+        return [f"{dbid(p)}: MultiAZ is off; the spec wants a Multi-AZ standby (HA-1)"]
+    second = p.get("SecondaryAvailabilityZone")
+    if second is None:
+        raise CannotVerify(f"{dbid(p)}: MultiAZ is on but SecondaryAvailabilityZone is not "
+                           f"reported, so the standby's AZ cannot be compared")
+    if second == p.get("AvailabilityZone"):
+        return [f"{dbid(p)}: standby AZ {second} equals the primary's; the spec wants them to differ (HA-1)"]
+    return []
+
+
+def judge_mon2(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Enhanced Monitoring and Performance Insights on; slow-query logging set."""
+    problems, gaps = [], []
+    for inst in inv.instances:
+        interval = inst.get("MonitoringInterval")
+        if interval is None:
+            gaps.append(f"{dbid(inst)}: MonitoringInterval not reported")
+        elif interval <= 0:
+            problems.append(f"{dbid(inst)}: Enhanced Monitoring is off (MonitoringInterval 0); "
+                            f"the spec wants it on (MON-2)")
+        elif not inst.get("EnhancedMonitoringResourceArn"):
+            gaps.append(f"{dbid(inst)}: MonitoringInterval is {interval} s but "
+                        f"EnhancedMonitoringResourceArn is not reported")
+        if "PerformanceInsightsEnabled" not in inst:
+            gaps.append(f"{dbid(inst)}: PerformanceInsightsEnabled not reported")
+        elif not inst["PerformanceInsightsEnabled"]:
+            problems.append(f"{dbid(inst)}: Performance Insights is off; the spec wants it on (MON-2)")
+    try:
+        problems += param_problems(inv, "log_min_duration_statement",
+                                   lambda v: v.strip().lstrip("-").isdigit() and int(v) >= 0,
+                                   "slow-query logging on (a value >= 0 ms)", "MON-2")
+    except CannotVerify as exc:
+        gaps.append(str(exc))
+    return verdict(problems, gaps)
+
+
+def judge_mnt1(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Engine major as specified, on a supported minor, with auto minor upgrades on."""
+    problems, gaps = [], []
+    for inst in inv.instances:
+        ver = inst.get("EngineVersion", "")
+        if ver.split(".")[0] != str(th.engine_major):
+            problems.append(f"{dbid(inst)}: engine version {ver}; the spec wants "
+                            f"PostgreSQL {th.engine_major}.x (MNT-1)")
+        if inst.get("AutoMinorVersionUpgrade") is not True:
+            problems.append(f"{dbid(inst)}: AutoMinorVersionUpgrade is off; the spec wants "
+                            f"automatic minor upgrades on (MNT-1)")
+    info = inv.engine_version_info
+    p = primary(inv)
+    if info is None:
+        why = inv.missing.get("engine_versions", "no record returned")
+        gaps.append(f"whether {p.get('Engine')} {p.get('EngineVersion')} is a supported minor is "
+                    f"unknown ({why})")
+    elif info.get("Status", "available") != "available":
+        problems.append(f"{dbid(p)}: engine {p.get('EngineVersion')} has status {info['Status']}; "
+                        f"the spec wants a supported minor version (MNT-1)")
+    return verdict(problems, gaps)
+
+
+JUDGES: dict[str, Callable[[AwsInventory, Thresholds], list[str]]] = {
+    "AUDIT-1": judge_audit1, "BAK-1": judge_bak1, "BAK-2": judge_bak2, "BAK-3": judge_bak3,
+    "BAK-4": judge_bak4, "BAK-5": judge_bak5, "HA-1": judge_ha1, "MON-1": judge_mon1,
+    "MON-2": judge_mon2, "MNT-1": judge_mnt1,
+}

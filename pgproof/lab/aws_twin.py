@@ -1,0 +1,350 @@
+"""The AWS half of the lab: a compliant RDS PostgreSQL 15 deployment built with boto3.
+
+It runs against moto (in-process or ``moto_server``) so every AWS check has a
+healthy baseline and, through ``aws_mutations``, a known way to fail. The
+calls are the ones a real account would need, so the twin also documents the
+intended shape. Ids come back as an ``AwsTwin`` for a target's ``[aws]`` table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from pgproof.lab.aws_spec import (
+    DB_PORT,
+    LOG_RETENTION_DAYS,
+    MASTER_USERNAME,
+    PARAMETERS,
+    PUBLIC_ACCESS_BLOCK,
+    alarm_specs,
+    backup_plan,
+    bucket_lifecycle,
+    primary_kwargs,
+    proxy_kwargs,
+    replica_kwargs,
+    secret_document,
+)
+
+SERVICES = ("ec2", "rds", "kms", "secretsmanager", "cloudwatch", "sns", "logs", "s3", "backup", "iam")
+
+
+@dataclass
+class AwsClients:
+    """One boto3 client per service the twin touches, plus Backup in the copy region."""
+
+    region: str
+    copy_region: str
+    ec2: Any
+    rds: Any
+    kms: Any
+    secretsmanager: Any
+    cloudwatch: Any
+    sns: Any
+    logs: Any
+    s3: Any
+    backup: Any
+    iam: Any
+    backup_copy: Any
+
+
+def other_region(region: str) -> str:
+    return "us-west-2" if region != "us-west-2" else "us-east-1"
+
+
+def connect(region: str, session: boto3.Session | None = None,
+            endpoint_url: str | None = None, **made: Any) -> AwsClients:
+    """Clients from ``session`` (default chain); ``AWS_ENDPOINT_URL`` is honoured by boto3.
+
+    ``made`` passes clients already built (provision starts EC2 early).
+    """
+    from pgproof.probes.aws import session as shared_session
+
+    session = session or shared_session(None, region)
+    kw: dict[str, Any] = {"region_name": region}
+    if endpoint_url:
+        kw["endpoint_url"] = endpoint_url
+    for svc in SERVICES:
+        made.setdefault(svc, session.client(svc, **kw))
+    copy_region = other_region(region)
+    made["backup_copy"] = session.client("backup", **{**kw, "region_name": copy_region})
+    return AwsClients(region=region, copy_region=copy_region, **made)
+
+
+@dataclass
+class AwsTwin:
+    """Ids of everything provisioned; ``aws_section()`` is what a target file needs."""
+
+    region: str
+    copy_region: str
+    vpc_id: str
+    private_subnet_ids: list[str]
+    public_subnet_id: str
+    private_route_table_id: str
+    public_route_table_id: str
+    igw_id: str
+    app_security_group_ids: list[str]
+    db_security_group_id: str
+    kms_key_id: str
+    kms_key_arn: str
+    db_subnet_group: str
+    parameter_group: str
+    db_instance_id: str
+    replica_ids: list[str]
+    snapshot_id: str
+    log_group_prefix: str
+    secret_id: str
+    master_username: str
+    sns_topic_arn: str
+    alarm_email: str
+    alarm_names: list[str]
+    backup_bucket: str
+    backup_vault: str
+    backup_copy_vault: str
+    backup_copy_vault_arn: str
+    backup_plan_id: str
+    monitoring_role_arn: str
+    proxy_role_arn: str
+    db_proxy_name: str | None = None
+    secret_arn: str = ""
+    password: str = field(default="", repr=False)
+
+    def aws_section(self, endpoint_url: str | None = None) -> dict[str, Any]:
+        """The ``[aws]`` table of a target (``pgproof.target.Aws`` fields only)."""
+        out: dict[str, Any] = {
+            "region": self.region,
+            "db_instance_id": self.db_instance_id,
+            "backup_bucket": self.backup_bucket,
+            "secret_id": self.secret_id,
+            "backup_plan_id": self.backup_plan_id,
+            "app_security_group_ids": list(self.app_security_group_ids),
+            "log_group_prefix": self.log_group_prefix,
+        }
+        if self.db_proxy_name:
+            out["db_proxy_name"] = self.db_proxy_name
+        if endpoint_url:
+            out["endpoint_url"] = endpoint_url
+        return out
+
+    def save(self, path: Path) -> None:
+        """State for later ``lab break``/``heal`` runs; holds the lab password, so mode 0600."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh, indent=2)
+
+    @classmethod
+    def load(cls, path: Path) -> AwsTwin:
+        return cls(**json.loads(path.read_text()))
+
+
+def random_password(length: int = 32) -> str:
+    alphabet = string.ascii_letters + string.digits + "-_.~"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def create_secret(c: AwsClients, twin: AwsTwin, rotate: bool = True) -> None:
+    """The master secret; rotation by schedule only (no Lambda: the twin cannot run one)."""
+    twin.secret_arn = c.secretsmanager.create_secret(
+        Name=twin.secret_id, KmsKeyId=twin.kms_key_arn, SecretString=secret_document(twin))["ARN"]
+    if rotate:
+        c.secretsmanager.rotate_secret(SecretId=twin.secret_id, RotateImmediately=False,
+                                       RotationRules={"AutomaticallyAfterDays": 30})
+
+
+def create_database(c: AwsClients, twin: AwsTwin, **overrides: Any) -> None:
+    """Primary and its read replicas (also used by mutations that must recreate them)."""
+    kw = {k: v for k, v in primary_kwargs(twin, **overrides).items() if v is not None}
+    c.rds.create_db_instance(**kw)
+    for rid in twin.replica_ids:
+        rkw = replica_kwargs(twin, rid)
+        if not kw["StorageEncrypted"]:
+            rkw.pop("KmsKeyId")
+        c.rds.create_db_instance_read_replica(**rkw)
+
+
+def _network(ec2: Any, r: str, name: str) -> dict[str, Any]:
+    tag = [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}]
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16", TagSpecifications=tag)["Vpc"]["VpcId"]
+    private = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24",
+                                 AvailabilityZone=f"{r}{az}")["Subnet"]["SubnetId"]
+               for i, az in ((1, "a"), (2, "b"))]
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.100.0/24",
+                               AvailabilityZone=f"{r}a")["Subnet"]["SubnetId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    private_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    for sn in private:
+        ec2.associate_route_table(RouteTableId=private_rt, SubnetId=sn)
+    public_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=public_rt, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    ec2.associate_route_table(RouteTableId=public_rt, SubnetId=public)
+    app_sg = ec2.create_security_group(GroupName=f"{name}-app", Description="app tier",
+                                       VpcId=vpc)["GroupId"]
+    db_sg = ec2.create_security_group(GroupName=f"{name}-db", Description="database",
+                                      VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": DB_PORT, "ToPort": DB_PORT,
+        "UserIdGroupPairs": [{"GroupId": app_sg, "Description": "app tier"}]}])
+    return {"vpc_id": vpc, "private_subnet_ids": private, "public_subnet_id": public,
+            "igw_id": igw, "private_route_table_id": private_rt,
+            "public_route_table_id": public_rt, "app_security_group_ids": [app_sg],
+            "db_security_group_id": db_sg}
+
+
+def _roles(c: AwsClients, name: str) -> tuple[str, str]:
+    def role(rname: str, service: str) -> str:
+        doc = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+        return c.iam.create_role(RoleName=rname, AssumeRolePolicyDocument=json.dumps(doc))["Role"]["Arn"]
+    return role(f"{name}-monitoring", "monitoring.rds.amazonaws.com"), role(f"{name}-proxy", "rds.amazonaws.com")
+
+
+def provision(session: boto3.Session | None = None, region: str = "us-east-1",
+              name: str = "pgproof-lab", *, endpoint_url: str | None = None,
+              password: str | None = None, alarm_email: str = "oncall@example.com",
+              with_proxy: bool = True, clients: AwsClients | None = None) -> AwsTwin:
+    """Build the compliant deployment from nothing and return its ids.
+
+    The VPC is built on a second thread: a fresh moto_server spends ~1 s
+    initialising EC2 on the first call, and everything up to the database
+    (KMS, IAM, secret, S3, Backup, SNS, logs) does not need the network.
+    """
+    password = password or random_password()
+    if len(password) < 16:
+        raise ValueError("the master password must have at least 16 characters (AUTH-3)")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        if clients is None:
+            from pgproof.probes.aws import session as shared_session
+
+            session = session or shared_session(None, region)
+            ec2 = session.client("ec2", region_name=region,
+                                 **({"endpoint_url": endpoint_url} if endpoint_url else {}))
+            network = pool.submit(_network, ec2, region, name)
+            c = connect(region, session, endpoint_url, ec2=ec2)
+        else:
+            c = clients
+            network = pool.submit(_network, c.ec2, c.region, name)
+        twin = _foundation(c, name, password, alarm_email, with_proxy)
+        for k, v in network.result().items():
+            setattr(twin, k, v)
+    c.rds.create_db_subnet_group(DBSubnetGroupName=twin.db_subnet_group,
+                                 DBSubnetGroupDescription="private subnets, no internet route",
+                                 SubnetIds=twin.private_subnet_ids)
+    c.rds.create_db_parameter_group(DBParameterGroupName=twin.parameter_group,
+                                    DBParameterGroupFamily="postgres15",
+                                    Description="pgproof: TLS 1.2+, forced SSL, audit")
+    c.rds.modify_db_parameter_group(DBParameterGroupName=twin.parameter_group, Parameters=[
+        {"ParameterName": k, "ParameterValue": v,
+         "ApplyMethod": "pending-reboot" if k == "shared_preload_libraries" else "immediate"}
+        for k, v in PARAMETERS.items()])
+    create_database(c, twin)
+    c.rds.create_db_snapshot(DBSnapshotIdentifier=twin.snapshot_id,
+                             DBInstanceIdentifier=twin.db_instance_id)
+    for spec in alarm_specs(twin):
+        c.cloudwatch.put_metric_alarm(**spec)
+        twin.alarm_names.append(spec["AlarmName"])
+    if twin.db_proxy_name:
+        c.rds.create_db_proxy(**proxy_kwargs(twin))
+        c.rds.register_db_proxy_targets(DBProxyName=twin.db_proxy_name,
+                                        DBInstanceIdentifiers=[twin.db_instance_id])
+    return twin
+
+
+def _foundation(c: AwsClients, name: str, password: str, alarm_email: str,
+                with_proxy: bool) -> AwsTwin:
+    """Everything the database needs except the network: key, roles, secret, storage, paging."""
+    key = c.kms.create_key(Description=f"{name} storage, backups, secrets",
+                           KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+    c.kms.enable_key_rotation(KeyId=key["KeyId"])
+    c.kms.create_alias(AliasName=f"alias/{name}", TargetKeyId=key["KeyId"])
+    monitoring_role, proxy_role = _roles(c, name)
+    twin = AwsTwin(
+        region=c.region, copy_region=c.copy_region, vpc_id="", private_subnet_ids=[],
+        public_subnet_id="", private_route_table_id="", public_route_table_id="", igw_id="",
+        app_security_group_ids=[], db_security_group_id="",
+        kms_key_id=key["KeyId"], kms_key_arn=key["Arn"],
+        db_subnet_group=f"{name}-private", parameter_group=f"{name}-pg15",
+        db_instance_id=name, replica_ids=[f"{name}-replica-1"], snapshot_id=f"{name}-baseline",
+        log_group_prefix=f"/aws/rds/instance/{name}", secret_id=f"{name}/master",
+        master_username=MASTER_USERNAME, sns_topic_arn="", alarm_email=alarm_email, alarm_names=[],
+        backup_bucket=f"{name}-backups-{c.region}", backup_vault=f"{name}-vault",
+        backup_copy_vault=f"{name}-vault-dr", backup_copy_vault_arn="", backup_plan_id="",
+        monitoring_role_arn=monitoring_role, proxy_role_arn=proxy_role,
+        db_proxy_name=f"{name}-proxy" if with_proxy else None, password=password,
+    )
+    create_secret(c, twin)
+    for suffix in ("postgresql", "upgrade"):
+        group = f"{twin.log_group_prefix}/{suffix}"
+        c.logs.create_log_group(logGroupName=group)
+        c.logs.put_retention_policy(logGroupName=group, retentionInDays=LOG_RETENTION_DAYS)
+    twin.sns_topic_arn = c.sns.create_topic(Name=f"{name}-alarms")["TopicArn"]
+    c.sns.subscribe(TopicArn=twin.sns_topic_arn, Protocol="email", Endpoint=alarm_email)
+    _backups(c, twin)
+    return twin
+
+
+def _backups(c: AwsClients, twin: AwsTwin) -> None:
+    s3, b = c.s3, twin.backup_bucket
+    if c.region == "us-east-1":
+        s3.create_bucket(Bucket=b)
+    else:
+        s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": c.region})
+    s3.put_public_access_block(Bucket=b, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+    s3.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                               "KMSMasterKeyID": twin.kms_key_arn},
+        "BucketKeyEnabled": True}]})
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration=bucket_lifecycle())
+    c.backup.create_backup_vault(BackupVaultName=twin.backup_vault,
+                                 EncryptionKeyArn=twin.kms_key_arn)
+    twin.backup_copy_vault_arn = c.backup_copy.create_backup_vault(
+        BackupVaultName=twin.backup_copy_vault)["BackupVaultArn"]
+    twin.backup_plan_id = c.backup.create_backup_plan(BackupPlan=backup_plan(twin))["BackupPlanId"]
+
+
+# -- the lab's use of the twin --------------------------------------------------------------
+LAB_PROFILE = "pgproof-lab"
+
+
+def lab_files(state_dir: Path) -> tuple[Path, Path]:
+    """(dummy credentials for the emulator, saved twin) beside the lab state."""
+    return state_dir / "aws-credentials", state_dir / "aws-twin.json"
+
+
+def provision_lab(state: Any, endpoint_url: str) -> dict[str, Any]:
+    """Provision the twin on the lab's moto server; return the target's ``[aws]`` table."""
+    from pgproof.probes.aws import session as aws_session
+
+    creds, saved = lab_files(state.state_dir)
+    # moto accepts any keys; these are placeholders, not secrets.
+    fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"[{LAB_PROFILE}]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    region = "us-east-1"
+    twin = provision(aws_session(LAB_PROFILE, region, creds), region=region,
+                     endpoint_url=endpoint_url, password=state.secrets()["postgres"])
+    twin.save(saved)
+    return {**twin.aws_section(endpoint_url=endpoint_url), "profile": LAB_PROFILE,
+            "credentials_file": str(creds)}
+
+
+def run_lab_mutation(state: Any, mutation: Any, action: str) -> None:
+    """Apply or heal one AWS mutation on the lab's twin (the twin may change: save it)."""
+    from pgproof.probes.aws import session as aws_session
+
+    creds, saved = lab_files(state.state_dir)
+    twin = AwsTwin.load(saved)
+    clients = connect(twin.region, aws_session(LAB_PROFILE, twin.region, creds),
+                      endpoint_url=state.aws.get("endpoint_url"))
+    (mutation.apply if action == "apply" else mutation.heal)(clients, twin)
+    twin.save(saved)

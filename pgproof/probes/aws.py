@@ -1,0 +1,225 @@
+"""One read-only pass of AWS describe calls -> ``AwsInventory`` (plain facts, no verdicts).
+
+Why one pass: the suites ask many questions of the same few resources, and a
+nightly run against a real account must stay cheap and inside API limits. The
+calls that only need the primary's description run concurrently; throttling
+is retried by botocore (adaptive mode). What the target cannot show is
+recorded in ``missing`` so judges can say "cannot verify" instead of guessing.
+Records are kept as AWS returns them, so an absent field stays absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.loaders
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+from botocore.parsers import ResponseParserError
+
+from pgproof.target import Aws
+from pgproof.verdict import Unreachable
+
+DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
+          "InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken",
+          "ExpiredTokenException", "SignatureDoesNotMatch", "InvalidSignatureException",
+          "UnauthorizedException", "Forbidden"}
+# Parsed service models, shared by every gather: building clients is ~10x faster.
+_LOADER = botocore.loaders.create_loader()
+
+
+def session(profile: str | None, region: str, credentials_file: Path | None = None) -> boto3.Session:
+    """A fresh session (own credentials chain) that reuses the parsed service models."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _LOADER)
+    if credentials_file is not None:
+        core.set_config_variable("credentials_file", str(credentials_file))
+    return boto3.Session(botocore_session=core, profile_name=profile, region_name=region)
+
+
+@dataclass
+class AwsInventory:
+    """Facts about one RDS deployment, as AWS described them (raw response records)."""
+
+    region: str
+    endpoint: str
+    primary: dict[str, Any] | None = None
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+    cluster: dict[str, Any] | None = None
+    parameters: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    snapshot_restore: dict[str, list[str]] = field(default_factory=dict)
+    automated_backups: list[dict[str, Any]] = field(default_factory=list)
+    proxy: dict[str, Any] | None = None
+    proxy_configured: bool = False
+    subnet_routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    app_security_group_ids: list[str] = field(default_factory=list)
+    kms_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secret: dict[str, Any] | None = None
+    secret_id: str | None = None
+    secret_password_length: int | None = None
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    topic_subscriptions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    log_group_prefix: str = ""
+    log_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bucket_name: str | None = None
+    bucket: dict[str, Any] = field(default_factory=dict)
+    backup_plans: list[dict[str, Any]] = field(default_factory=list)
+    backup_vault_exists: dict[str, bool] = field(default_factory=dict)
+    backup_selections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    instance_memory_bytes: int | None = None
+    engine_version_info: dict[str, Any] | None = None
+    certificates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def instances(self) -> list[dict[str, Any]]:
+        """The primary and its replicas: the databases a control applies to."""
+        return ([self.primary] if self.primary else []) + self.replicas
+
+
+class _Ctx:
+    """Clients made on demand under a lock (boto3 sessions are not thread-safe)."""
+
+    def __init__(self, cfg: Aws, connect_timeout: float, max_attempts: int) -> None:
+        self.cfg = cfg
+        self.session = session(cfg.profile, cfg.region, cfg.credentials_file)
+        self.endpoint = (cfg.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+                         or f"https://rds.{cfg.region}.amazonaws.com")
+        self._kw: dict[str, Any] = {"endpoint_url": cfg.endpoint_url} if cfg.endpoint_url else {}
+        timeouts = {"connect_timeout": connect_timeout, "read_timeout": max(10.0, connect_timeout),
+                    "max_pool_connections": 16}
+        self._retrying = Config(retries={"mode": "adaptive", "max_attempts": max_attempts}, **timeouts)
+        # Capability probes (APIs an emulator may lack) get one try: a 500 is an answer.
+        self._once = Config(retries={"mode": "standard", "max_attempts": 1}, **timeouts)
+        self._clients: dict[tuple[str, str, bool], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, region: str | None = None, once: bool = False) -> Any:
+        key = (service, region or self.cfg.region, once)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self.session.client(
+                    service, region_name=key[1], config=self._once if once else self._retrying,
+                    **self._kw)
+            return self._clients[key]
+
+    def unreachable(self, exc: Exception, what: str) -> Unreachable:
+        where = f"AWS endpoint {self.endpoint} (region {self.cfg.region})"
+        if isinstance(exc, ProfileNotFound):
+            return Unreachable(f"{where}: AWS profile {self.cfg.profile!r} is not in the shared "
+                               f"config or credentials files, so {what} could not be made.")
+        if isinstance(exc, NoCredentialsError):
+            return Unreachable(f"{where}: no AWS credentials found for {what} "
+                               f"(profile {self.cfg.profile or 'default chain'}).")
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            code, msg = str(err.get("Code")), str(err.get("Message", ""))
+            inner = re.search(r"<Code>(.*?)</Code>.*?<Message>(.*?)</Message>", msg, re.S)
+            if inner:  # an XML error body under a JSON protocol (seen from emulators)
+                code, msg = inner[1], inner[2]
+            return Unreachable(f"{where} refused {what}: {code} ({msg.strip()[:200]}).")
+        return Unreachable(f"{where} could not be reached for {what}: {exc}")
+
+
+def _code(exc: Exception) -> str:
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+def _not_implemented(exc: Exception) -> bool:
+    """An API the endpoint does not offer (moto: NotImplementedError in-process, HTTP 500 served)."""
+    if isinstance(exc, NotImplementedError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return _code(exc) in {"500", "501", "NotImplemented", "InvalidAction"} or status in (500, 501)
+    return "invalid XML received" in str(exc)
+
+
+def _optional(inv: AwsInventory, fact: str, fn: Callable[[], Any]) -> Any:
+    """Run a capability probe; an API the target lacks becomes ``missing[fact]``."""
+    try:
+        return fn()
+    except (ClientError, BotoCoreError, ResponseParserError, NotImplementedError) as exc:
+        if _code(exc) in DENIED or not (_not_implemented(exc) or isinstance(exc, ClientError)):
+            raise
+        m = re.search(r"The (\w+) action has not been implemented", str(exc))
+        op = getattr(exc, "operation_name", None) or (m[1] if m else fact)
+        why = "not available from this endpoint (not implemented or HTTP 5xx)" \
+            if _not_implemented(exc) else _code(exc)
+        inv.missing[fact] = f"{op}: {why}"
+        return None
+
+
+def _pages(client: Any, op: str, key: str, **kw: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for page in client.get_paginator(op).paginate(**kw):
+        out.extend(page.get(key, []))
+    return out
+
+
+class AwsProbe:
+    """Inventory passes over one target; clients are kept between passes (schedulers poll)."""
+
+    def __init__(self, aws_cfg: Aws, *, connect_timeout: float = 5.0, max_attempts: int = 6,
+                 workers: int = 8) -> None:
+        self.cfg = aws_cfg
+        self.workers = workers
+        self._ctx = _Ctx(aws_cfg, connect_timeout, max_attempts)
+
+    def gather(self) -> AwsInventory:
+        """Describe the deployment; raise ``Unreachable`` if AWS cannot be asked."""
+        from pgproof.probes import aws_calls as calls
+
+        cfg, ctx = self.cfg, self._ctx
+        inv = AwsInventory(region=cfg.region, endpoint=ctx.endpoint,
+                           proxy_configured=cfg.db_proxy_name is not None,
+                           app_security_group_ids=list(cfg.app_security_group_ids),
+                           bucket_name=cfg.backup_bucket)
+        stage = "the first call"
+        try:
+            calls.primary(ctx, inv)
+            stage = "during the inventory pass"
+            tasks = calls.first_wave(ctx, inv)
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                for fut in [pool.submit(t) for t in tasks]:
+                    fut.result()
+        except Unreachable:
+            raise
+        except (ClientError, BotoCoreError, ResponseParserError, NotImplementedError) as exc:
+            first = "DescribeDBInstances" if stage == "the first call" else "a describe call"
+            op = getattr(exc, "operation_name", None) or first
+            raise ctx.unreachable(exc, f"{op} ({stage})") from None
+        return inv
+
+
+def gather(aws_cfg: Aws, *, connect_timeout: float = 5.0, max_attempts: int = 6,
+           workers: int = 8) -> AwsInventory:
+    """One inventory pass over the deployment named by ``aws_cfg`` (see ``AwsProbe``)."""
+    return AwsProbe(aws_cfg, connect_timeout=connect_timeout, max_attempts=max_attempts,
+                    workers=workers).gather()
+
+
+def password_length(secret_string: str | None) -> int | None:
+    """Length of the ``password`` key of an RDS secret (JSON), else of the whole string."""
+    if secret_string is None:
+        return None
+    try:
+        doc = json.loads(secret_string)
+    except ValueError:
+        return len(secret_string)
+    if isinstance(doc, dict):
+        pw = doc.get("password")
+        return len(pw) if isinstance(pw, str) else None
+    return None
