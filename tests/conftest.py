@@ -16,15 +16,12 @@ from pgproof.lab import lifecycle
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 
-STAGES = ("test_lab", "test_suites", "test_matrix", "test_gameday", "test_lab_down")
+STAGES = {"test_lab": 1, "test_suites_lab": 2, "test_matrix": 3, "test_gameday_lab": 4,
+          "test_lab_down": 5}
 
 
 def _stage(item: pytest.Item) -> int:
-    name = item.path.stem
-    for i, prefix in reversed(list(enumerate(STAGES))):
-        if name.startswith(prefix):
-            return i + 1
-    return 0
+    return STAGES.get(item.path.stem, 0)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -211,8 +211,8 @@ class TestTwin:
         """
         real_session = aws_probe.session
 
-        def denying_session(profile: str | None, region: str) -> Any:
-            sess = real_session(profile, region)
+        def denying_session(profile: str | None, region: str, *rest: Any) -> Any:
+            sess = real_session(profile, region, *rest)
             sess.events.register("before-call.secrets-manager.GetSecretValue", lambda **_: (
                 AWSResponse("https://secretsmanager", 400, {}, None),
                 {"Error": {"Code": "AccessDeniedException", "Message": "not for readers"},

@@ -62,7 +62,8 @@ def test_kill_primary_meets_ha_controls_and_agrees_with_logs(lab_target: Target,
     j, out = _run(lab_target, "kill-primary", tmp_path)
     assert _verdicts(j) == {"HA-2": "pass", "HA-3": "pass", "HA-4": "pass", "HA-6": "pass"}, j.verdicts
     m = j.measurements
-    assert m["rto"]["resolution_s"] <= 0.1
+    # The clock ticks at <= 100 ms in steady state; the RTO's own uncertainty adds the reconnect.
+    assert m["clock_resolution_s"] <= 0.1 and m["rto"]["resolution_s"] <= 0.3, m["rto"]
     # Independent clock: the promotion instant PostgreSQL and Patroni wrote in their logs.
     first_ack, promo = m["rto"]["first_ack_after"], m["promotion"]
     assert promo["postgres_log_at"] and promo["patroni_log_at"], promo

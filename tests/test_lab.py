@@ -10,6 +10,7 @@ import requests
 
 from pgproof.lab import components
 from pgproof.lab.state import NODES, LabState
+from pgproof.probes import tls
 from pgproof.target import Endpoint, Target
 
 
@@ -51,7 +52,11 @@ def test_tls_versions_accepted_at_every_client_endpoint(lab_target: Target, vers
                                    ssl_max_protocol_version=version)
         with psycopg.connect(**info) as conn:
             assert conn.pgconn.ssl_in_use, name
-            assert conn.info.pgconn.ssl_attribute(b"protocol") == version.encode(), name
+    # The raw probe pins each version on its own handshake: 1.2 and 1.3 accepted, 1.0/1.1 refused.
+    for name, ep in _client_endpoints(lab_target).items():
+        facts = tls.probe_endpoint(ep.host, ep.port, lab_target.postgres.sslrootcert)
+        assert facts.versions[version].outcome == "accepted", (name, facts.versions)
+        assert {facts.versions[v].outcome for v in ("TLSv1", "TLSv1.1")} == {"refused"}, name
 
 
 def test_plaintext_rejected_at_every_client_endpoint(lab_target: Target) -> None:
@@ -90,7 +95,7 @@ def test_pgbouncer_pools_and_follows_switchover(lab: LabState, lab_target: Targe
         assert pools, "no appdb pool in SHOW POOLS"
         # 30 clients in transaction mode share far fewer server connections (<= pool size 20).
         with _pooler_admin(t) as admin:
-            servers = [r for r in admin.execute("SHOW SERVERS").fetchall() if r[1] == "appdb"]
+            servers = [r for r in admin.execute("SHOW SERVERS").fetchall() if r[2] == "appdb"]
         assert 0 < len(servers) <= 20, servers
         old = components.leader(lab)
         new = next(n for n in NODES if n != old)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from pgproof.lab.state import LabState
@@ -16,7 +17,9 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 
 def test_component_that_never_gets_healthy_is_named_and_torn_down(tmp_path: Path) -> None:
-    fake = tmp_path / "patroni"
+    bindir = Path(tempfile.mkdtemp(prefix="pgproof-fake-"))
+    bindir.chmod(0o755)  # Patroni runs as postgres: it must be able to execute the fake
+    fake = bindir / "patroni"
     fake.write_text("#!/bin/sh\necho 'FATAL: simulated patroni failure' >&2\nexit 1\n")
     fake.chmod(0o755)
     env = {**os.environ, "PGPROOF_PATRONI": str(fake)}

@@ -210,6 +210,7 @@ def _measure(target: Target, s: Scenario, j: Journal, m: dict[str, Any], load: L
     j.series = [{"t": x.t, "requests": x.requests, "failures": x.failures, "p95_ms": x.p95_ms,
                  "users": x.users} for x in stats]
     rto = clock.rto(fault_at)
+    m["clock_resolution_s"] = clock.resolution()
     m["rto"] = {"fault_at": fault_at, "rto_s": rto.rto_s, "resolution_s": rto.resolution_s,
                 "last_ack_before": rto.last_ack_before, "first_ack_after": rto.first_ack_after,
                 "failed_writes": rto.failed_writes} if s.expect_failover else None

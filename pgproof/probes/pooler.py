@@ -28,6 +28,8 @@ def gather(target: Target) -> PoolerFacts:
             cur.execute("SHOW CONFIG", prepare=False)
             rows = cur.fetchall()
     except psycopg.OperationalError as exc:
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise Unreachable(f"cannot reach the pooler admin console {ep.host}:{ep.port}: {last}") from None
+        from pgproof.probes.postgres import error_summary
+
+        raise Unreachable(f"cannot reach the pooler admin console {ep.host}:{ep.port}: "
+                          f"{error_summary(exc)}") from None
     return PoolerFacts(f"{ep.host}:{ep.port}", {r[0]: str(r[1]) for r in rows})

@@ -73,9 +73,34 @@ def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> psyc
     except psycopg.OperationalError as exc:
         if info.get("sslmode") == "verify-full" and "does not match host name" in str(exc):
             return connect(target, endpoint, **{**kw, "sslmode": "verify-ca"})
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise Unreachable(
-            f"cannot log in to {info['host']}:{info['port']} as {info['user']}: {first}") from None
+        detail = error_summary(exc)
+        if "certificate verify failed" in detail:
+            detail += _certificate_reason(info)
+        raise Unreachable(f"cannot log in to {info['host']}:{info['port']} as {info['user']}: "
+                          f"{detail}") from None
+
+
+def _certificate_reason(info: dict[str, Any]) -> str:
+    """libpq only says 'verify failed': ask our own TLS probe why (expired, unknown CA, ...)."""
+    from pathlib import Path
+
+    from pgproof.probes import tls
+
+    try:
+        ca = Path(info["sslrootcert"]) if info.get("sslrootcert") else None
+        facts = tls.probe_endpoint(info["host"], int(info["port"]), ca)
+    except Exception:  # noqa: BLE001 - the login error stands on its own
+        return ""
+    return f" ({facts.chain_error})" if facts.chain_error else ""
+
+
+def error_summary(exc: Exception) -> str:
+    """libpq's cause without its 'connection to server at ... failed:' preamble."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    first = text.splitlines()[0]
+    return first.rsplit(" failed: ", 1)[-1].replace("FATAL:  ", "").strip()
 
 
 def _one(conn: psycopg.Connection, query: str, *args: Any) -> Any:

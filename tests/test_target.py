@@ -1,0 +1,57 @@
+"""Bad input gets one clear message that names the problem, before any test runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgproof.target import ConfigError, load_target, parse_target
+
+REPO = Path(__file__).resolve().parent.parent
+GOOD = {"postgres": {"writer": {"host": "db.internal", "port": 5432}, "user": "auditor"}}
+
+
+def test_valid_target_and_defaults() -> None:
+    t = parse_target("staging", GOOD, "pgproof.toml")
+    assert t.thresholds.backup_retention_min_days == 7 and t.chaos.allowed is False
+    assert t.conninfo()["sslmode"] == "require" and "password" not in t.conninfo()
+
+
+def test_wrong_field_names_path_and_expectation() -> None:
+    bad = {**GOOD, "chaos": {"alowed": True}, "thresholds": {"pool_size": "twenty"}}
+    with pytest.raises(ConfigError) as err:
+        parse_target("staging", bad, "pgproof.toml")
+    msg = str(err.value)
+    assert "targets.staging.chaos.alowed: unknown field" in msg
+    assert "targets.staging.thresholds.pool_size:" in msg and "'twenty'" in msg
+
+
+def test_missing_ca_file_is_named(tmp_path: Path) -> None:
+    data = {"postgres": {**GOOD["postgres"], "sslrootcert": str(tmp_path / "nope.pem")}}
+    with pytest.raises(ConfigError, match="sslrootcert file not found"):
+        parse_target("staging", data, "pgproof.toml")
+
+
+def test_broken_toml_and_unknown_target(tmp_path: Path) -> None:
+    cfg = tmp_path / "pgproof.toml"
+    cfg.write_text("[targets.staging\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_target("staging", cfg)
+    cfg.write_text('[targets.staging.postgres]\nuser = "a"\nwriter = { host = "h", port = 1 }\n')
+    with pytest.raises(ConfigError, match=r"no target named 'prod' \(known: staging\)"):
+        load_target("prod", cfg)
+
+
+def test_pytest_stops_before_any_test_with_one_message(tmp_path: Path) -> None:
+    cfg = tmp_path / "pgproof.toml"
+    cfg.write_text('[targets.staging.postgres]\nuser = "a"\nwriter = { host = "h", port = "x" }\n')
+    r = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "suites"), "--target", "staging",
+                        "--pgproof-config", str(cfg), "--no-reports", "-q"],
+                       capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 2
+    out = r.stdout + r.stderr
+    assert "targets.staging.postgres.writer.port" in out
+    assert "passed" not in out and "failed" not in out
