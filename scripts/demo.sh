@@ -3,16 +3,26 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PGPROOF=.venv/bin/pgproof
-$PGPROOF lab up || exit 2
+echo "== lab =="
+if $PGPROOF lab status >/dev/null 2>&1; then
+  echo "lab already up and healthy: reusing it"
+  $PGPROOF lab status
+else
+  $PGPROOF lab down >/dev/null 2>&1
+  $PGPROOF lab up || exit 2
+fi
 echo
-echo "== compliance suites against the lab =="
+echo "== compliance suites against the lab (pgproof check --target lab) =="
 $PGPROOF check --target lab
 check_rc=$?
+suites_report=$(readlink -f reports/latest)
 echo
-echo "== game day: kill the primary under load =="
+echo "== game day: kill the primary under load (pgproof gameday kill-primary --target lab) =="
 $PGPROOF gameday kill-primary --target lab
 gd_rc=$?
+gd_report=$(readlink -f reports/latest)
 echo
-echo "lab is still up: 'pgproof lab status', 'pgproof lab down' (or 'make down') to stop it"
-echo "reports: $(readlink -f reports/latest 2>/dev/null || echo reports/)"
+echo "compliance report: $suites_report/report.html (results.json, junit.xml)"
+echo "game-day report:   $gd_report/report.html (journal.json, timeline.png, report.md)"
+echo "the lab is still up: 'pgproof lab status', 'make down' to stop it"
 [ $check_rc -eq 0 ] && [ $gd_rc -eq 0 ]
