@@ -75,3 +75,32 @@ def test_mutation_fails_exactly_its_controls(name: str, lab: LabState, healthy: 
 
 def test_healed_lab_is_back_to_healthy(lab: LabState, healthy: dict[str, str], tmp_path: Path) -> None:
     assert run_suites(lab, tmp_path) == healthy
+
+
+def test_check_exit_code_is_1_when_non_compliant(lab: LabState, tmp_path: Path) -> None:
+    """Schedulers tell non-compliant (1) from could-not-check (2) and compliant (0)."""
+    mutations.apply(lab.state_dir, "superuser-app")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
+        env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent")
+        r = subprocess.run([sys.executable, "-m", "pgproof.cli", "check", "--target", "lab",
+                            "--reports", str(tmp_path)], capture_output=True, text=True, env=env,
+                           cwd=REPO, timeout=120)
+    finally:
+        mutations.heal(lab.state_dir)
+    assert r.returncode == 1, r.stdout[-2000:]
+    assert "FAIL" in r.stdout and "AUTHZ-1" in r.stdout
+
+
+def test_break_refuses_unknown_and_double_mutations(lab: LabState) -> None:
+    from pgproof.lab.procs import ComponentError
+
+    with pytest.raises(ComponentError, match="unknown mutation 'nope'; known: "):
+        mutations.apply(lab.state_dir, "nope")
+    mutations.apply(lab.state_dir, "source-dsn")
+    try:
+        with pytest.raises(ComponentError, match="still applied"):
+            mutations.apply(lab.state_dir, "superuser-app")
+    finally:
+        assert "healed source-dsn" in mutations.heal(lab.state_dir)
+    assert mutations.heal(lab.state_dir) == "lab: nothing to heal"

@@ -38,14 +38,24 @@ def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True
     if existing:
         down(state_dir)
     c.check_prerequisites()
-    state = LabState.new(state_dir)
-    try:
-        _up(state, timeout, with_aws, progress)
-    except BaseException:
-        progress("lab: start failed, tearing down what was started")
-        down(state_dir)
-        raise
-    return state
+    for attempt in (1, 2):
+        state = LabState.new(state_dir)
+        try:
+            _up(state, timeout, with_aws, progress)
+            return state
+        except procs.ComponentError as exc:
+            progress("lab: start failed, tearing down what was started")
+            down(state_dir)
+            # Ports are picked free but bound later: another process may win the race.
+            if attempt == 1 and "address already in use" in str(exc).lower():
+                progress(f"lab: {exc.component} lost a port race; retrying with fresh ports")
+                continue
+            raise
+        except BaseException:
+            progress("lab: start failed, tearing down what was started")
+            down(state_dir)
+            raise
+    raise AssertionError("unreachable")
 
 
 def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> None:
