@@ -146,3 +146,22 @@ def test_latency_toxic_on_writer_path_delays_a_query(lab: LabState, lab_target: 
         finally:
             assert requests.delete(url + "/lab_latency", timeout=5).status_code == 204
     assert base < 0.1 and slow >= 0.3, (base, slow)
+
+
+@pytest.mark.parametrize("locustfile", ["ledger.py", "pooled.py", "readmix.py"])
+def test_locustfiles_run_on_their_own_against_the_target(lab: LabState, locustfile: str) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
+    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent")
+    r = subprocess.run([sys.executable, "-m", "locust", "-f", str(repo / "locustfiles" / locustfile),
+                        "--headless", "-u", "3", "-r", "3", "--run-time", "2s", "--only-summary",
+                        "--target", "lab"], capture_output=True, text=True, env=env, timeout=60)
+    total = [ln for ln in (r.stdout + r.stderr).splitlines() if "Aggregated" in ln and "%" in ln]
+    assert total, r.stdout[-2000:] + r.stderr[-2000:]
+    requests_, failures = total[0].split()[1], total[0].split()[2]
+    assert int(requests_) > 0 and failures.startswith("0("), total[0]

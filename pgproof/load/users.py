@@ -111,12 +111,14 @@ def _target_conninfo(endpoint: str, name: str | None) -> dict[str, Any]:
     except ConfigError as exc:
         raise LoadConfigError(str(exc)) from None
     pg = target.postgres
+    # Load is the app's traffic: it runs as the app's role, not as pgproof's read-only auditor.
+    user = pg.app_role or pg.user
     if endpoint == "writer":
-        return target.conninfo()
+        return target.conninfo(user=user)
     ep = pg.pooler if endpoint == "pooler" else (pg.readers[0] if pg.readers else None)
     if ep is None:
         raise LoadConfigError(f"target {name!r} has no {endpoint} endpoint")
-    return target.conninfo(ep)
+    return target.conninfo(ep, user=user)
 
 
 def _wait_time() -> Any:
