@@ -170,3 +170,27 @@ def test_signal_mid_fault_undoes_everything(lab: LabState, lab_target: Target, t
     load_pid = int(re.search(r"pid (\d+)", started).group(1))  # type: ignore[union-attr]
     assert not procs.pid_alive(load_pid), "Locust still running after the interrupt"
     _wait_steady(lab_target)
+
+
+def test_postmaster_crash_restarts_in_place(lab_target: Target, tmp_path: Path) -> None:
+    """FIELD-NOTES: killing only the postmaster does not fail over; Patroni restarts it."""
+    j, _ = _run(lab_target, "crash-postmaster", tmp_path)
+    assert _verdicts(j) == {"HA-2": "pass", "HA-3": "pass", "HA-6": "pass"}, j.verdicts
+    assert j.measurements["old_primary"] == j.measurements["new_primary"]
+    assert j.measurements["rto"]["rto_s"] < 15
+
+
+def test_client_path_faults_apply_and_undo(lab: LabState, lab_target: Target) -> None:
+    import psycopg
+
+    driver = LabDriver(lab_target)
+    info = lab_target.conninfo(user="app", connect_timeout=2)
+    with driver.cut_clients():
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(**info)
+        assert len(driver.active_faults()) == 2  # writer and reader proxies disabled
+    with driver.stall_clients(500):
+        assert any("timeout" in f for f in driver.active_faults())
+    assert not driver.active_faults()
+    with psycopg.connect(**info) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

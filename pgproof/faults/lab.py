@@ -106,6 +106,15 @@ class LabDriver:
         return toxiproxy.latency(self.state.toxiproxy_url, "writer", ms, jitter_ms,
                                  undo_stack=undo_stack)
 
+    def cut_clients(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        """Take the client path down (writer and reader proxies); the cluster itself is untouched."""
+        return toxiproxy.down(self.state.toxiproxy_url, ["writer", "reader"], undo_stack=undo_stack)
+
+    def stall_clients(self, ms: int = 1000,
+                      undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        """Toxiproxy ``timeout`` on the client path: data stops, connections close after ``ms``."""
+        return toxiproxy.timeout(self.state.toxiproxy_url, "writer", ms, undo_stack=undo_stack)
+
     def partition_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         """Cut the leader from clients (HAProxy), its peer (replication) and etcd."""
         node = self._require_leader()

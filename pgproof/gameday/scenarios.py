@@ -32,6 +32,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              ("CH-LAT",), "latency", {"ms": 200, "jitter_ms": 20}, expect_failover=False, hold_s=8),
     Scenario("partition", "cut the primary off from clients, its replica and etcd",
              ("CH-PART",), "partition_primary", split_brain_check=True),
+    Scenario("crash-postmaster", "kill only the primary's postmaster: Patroni restarts it in place "
+             "(no failover expected)", ("HA-2", "HA-3", "HA-6"), "crash_postmaster"),
     Scenario("force-failover", "failover through the control plane (Patroni /failover, RDS "
              "reboot with failover)", ("CH-FORCE",), "force_failover"),
 )}
