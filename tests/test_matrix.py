@@ -104,3 +104,25 @@ def test_break_refuses_unknown_and_double_mutations(lab: LabState) -> None:
     finally:
         assert "healed source-dsn" in mutations.heal(lab.state_dir)
     assert mutations.heal(lab.state_dir) == "lab: nothing to heal"
+
+
+def test_tls_verdicts_agree_with_sslyze_on_healthy_and_weak_lab(lab: LabState) -> None:
+    """An independent scanner (sslyze, PostgreSQL STARTTLS) sees the same accepted versions."""
+    from pgproof.probes import sslyze_check, tls
+
+    nodes = [("127.0.0.1", lab.ports["writer"]), ("127.0.0.1", lab.ports["reader"])]
+
+    def ours() -> dict[tuple[str, int], set[str]]:
+        return {(h, p): tls.probe_endpoint(h, p, lab.ca_file).accepted_versions() for h, p in nodes}
+
+    healthy = ours()
+    assert all(v == {"TLSv1.2", "TLSv1.3"} for v in healthy.values()), healthy
+    assert sslyze_check.accepted_versions_many(nodes) == healthy
+    mutations.apply(lab.state_dir, "tls-weak")
+    try:
+        weak = ours()
+        scanned = sslyze_check.accepted_versions_many(nodes)
+    finally:
+        mutations.heal(lab.state_dir)
+    assert all({"TLSv1", "TLSv1.1"} <= v for v in weak.values()), weak
+    assert scanned == weak
