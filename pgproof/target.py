@@ -117,7 +117,9 @@ class Target(_Strict):
     tags: dict[str, str] = {}
     postgres: Postgres
     health_url: str | None = None
-    hosts: list[str] = []
+    hosts: list[str] = []  # database nodes (self-managed), as testinfra URLs
+    app_hosts: list[str] = []  # NET-5: vantage points that must reach the writer
+    outside_hosts: list[str] = []  # NET-5: vantage points that must not (netns://NAME too)
     source_tree: Path | None = None
     aws: Aws | None = None
     chaos: Chaos = Chaos()

@@ -9,6 +9,7 @@ from pgproof.checks import live
 from pgproof.expect import expect
 from pgproof.probes import network
 from pgproof.target import Target
+from pgproof.verdict import NotApplicable
 
 control = pytest.mark.control
 
@@ -35,17 +36,15 @@ def test_endpoint_resolves_private(target: Target, evidence) -> None:  # type: i
 
 
 @control("NET-5")
-def test_reachable_only_from_app_hosts(target: Target) -> None:
-    from pgproof.verdict import NotApplicable
-
-    if not target.hosts:
-        raise NotApplicable("no app hosts or outside vantage point configured (target.hosts)")
-    import testinfra
-
+def test_reachable_only_from_app_hosts(target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    if not (target.app_hosts or target.outside_hosts):
+        raise NotApplicable("no vantage points configured (app_hosts / outside_hosts)")
     ep = target.postgres.writer
-    problems = []
-    for url in target.hosts:
-        host = testinfra.get_host(url)
-        if not host.run("timeout 3 bash -c '</dev/tcp/%s/%s'", ep.host, str(ep.port)).succeeded:
-            problems.append(f"app host {url} cannot reach {ep.host}:{ep.port} (NET-5)")
-    expect(problems)
+    where = f"{ep.host}:{ep.port}"
+    problems = [f"app host {u} cannot reach {where}; the spec wants the app tier to (NET-5)"
+                for u in target.app_hosts if not network.reachable_from(u, ep.host, ep.port)]
+    problems += [f"{where} is reachable from outside vantage point {u}; the spec wants it "
+                 "unreachable from outside (NET-5)"
+                 for u in target.outside_hosts if network.reachable_from(u, ep.host, ep.port)]
+    expect(problems, evidence, f"{where}: reached from {target.app_hosts}, refused from "
+           f"{target.outside_hosts}")

@@ -19,4 +19,9 @@ def test_down_leaves_no_process_and_no_listening_port(lab: LabState, lab_dir: Pa
     assert not listening, f"ports still open after down: {listening}"
     assert not lifecycle._strays(lab.run_dir)
     assert not lab.run_dir.exists()
+    if lab.netns:
+        import subprocess
+
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert lab.netns not in listed, "outside network namespace left behind"
     assert not any(s.healthy for s in lifecycle.status(lab_dir))

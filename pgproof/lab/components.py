@@ -190,3 +190,25 @@ def start_moto(state: LabState) -> int:
     moto = Path(sys.executable).parent / "moto_server"
     argv = [str(moto), "-H", "127.0.0.1", "-p", str(state.ports["moto"])]
     return _spawn(state, "moto", argv, procs.clean_env(home="/tmp"))
+
+
+def make_outside_netns(state: LabState) -> str:
+    """An empty network namespace (only its own loopback): a vantage point outside the VPC.
+
+    Returns "" where namespaces cannot be made (not root): NET-5 then has no outside view.
+    """
+    import subprocess
+
+    name = f"{state.scope}-out"
+    remove_netns(name)
+    for cmd in (["ip", "netns", "add", name], ["ip", "-n", name, "link", "set", "lo", "up"]):
+        if subprocess.run(cmd, capture_output=True).returncode != 0:
+            remove_netns(name)
+            return ""
+    return name
+
+
+def remove_netns(name: str) -> None:
+    import subprocess
+
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)

@@ -200,6 +200,8 @@ def target_toml(state: LabState) -> str:
         'tags = { env = "lab" }',
         f'health_url = "http://{LO}:{p["health"]}/api/health/database"',
         f'source_tree = "{state.run_dir / "app-src"}"',
+        'app_hosts = ["local://"]',
+        f'outside_hosts = [{json.dumps("netns://" + state.netns) if state.netns else ""}]',
         "",
         "[postgres]",
         'user = "pgproof"',

@@ -72,6 +72,8 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
     ca = pki.make_ca(state.tls)
     pki.issue_server_cert(ca, state.tls)
     live_mutations.app_source(state)
+    state.netns = c.make_outside_netns(state)
+    state.save()
     with ThreadPoolExecutor(max_workers=2) as pool:
         aws: Future[dict[str, object]] | None = None
         if with_aws:
@@ -187,8 +189,10 @@ def down(state_dir: Path | None = None) -> list[str]:
     for pid in _strays(state.run_dir):
         procs.stop_pid(pid, timeout=2, sig=signal.SIGKILL)
         stopped.append(f"stray pid {pid}")
-    for name in COMPONENTS:
+    for name in (*COMPONENTS, *live_mutations.EXPOSE):
         state.pidfile(name).unlink(missing_ok=True)
+    if state.netns:
+        c.remove_netns(state.netns)
     shutil.rmtree(state.run_dir, ignore_errors=True)
     state.target_file.unlink(missing_ok=True)
     return stopped

@@ -135,3 +135,37 @@ def app_source(state: LabState) -> Any:
         (d / "settings.py").write_text(
             'import os\n\nDATABASE_URL = os.environ["DATABASE_URL"]  # from Secrets Manager\n')
     return d
+
+
+EXPOSE = ("expose_host", "expose_ns")
+
+
+def expose_writer(state: LabState, on: bool) -> None:
+    """Make the writer reachable from the outside namespace (a socat bridge over a unix socket).
+
+    The namespace shares our filesystem, so a listener inside it can reach the writer
+    without any routed address: the lab's stand-in for a database opened to the internet.
+    """
+    for name in EXPOSE:
+        pid = procs.read_pid(state.pidfile(name))
+        if pid:
+            procs.stop_pid(pid, timeout=2)
+        state.pidfile(name).unlink(missing_ok=True)
+    sock = state.run_dir / "expose.sock"
+    sock.unlink(missing_ok=True)
+    if not on:
+        return
+    if not state.netns:
+        raise procs.ComponentError("mutation", "no outside network namespace in this lab")
+    port = state.ports["writer"]
+    env = procs.clean_env(home="/tmp")
+    procs.spawn(["socat", f"UNIX-LISTEN:{sock},fork,mode=600", f"TCP:127.0.0.1:{port}"],
+                state.log("expose"), state.pidfile("expose_host"), env)
+    procs.wait_until(sock.exists, 5, "mutation", "bridge socket created", state.log("expose"))
+    procs.spawn(["ip", "netns", "exec", state.netns, "socat",
+                 f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{sock}"],
+                state.log("expose"), state.pidfile("expose_ns"), env)
+    from pgproof.probes.network import reachable_from
+
+    procs.wait_until(lambda: reachable_from(f"netns://{state.netns}", "127.0.0.1", port), 5,
+                     "mutation", "writer reachable from the outside namespace", state.log("expose"))

@@ -73,6 +73,8 @@ LIVE: list[Mutation] = [
        lambda s: lm.pgbouncer_setting(s, pool_size=5), lambda s: lm.pgbouncer_setting(s)),
     _m("health-no-ssl", "the app connects without TLS (its health endpoint breaks)", "MON-3",
        lambda s: lm.restart_health(s, "disable"), lambda s: lm.restart_health(s, "verify-full")),
+    _m("exposed-to-outside", "the writer answers from outside the private network", "NET-5",
+       lambda s: lm.expose_writer(s, True), lambda s: lm.expose_writer(s, False)),
     _m("slow-query-log-off", "log_min_duration_statement = -1", "MON-2",
        lambda s: lm.set_parameters(s, {"log_min_duration_statement": -1}),
        lambda s: lm.set_parameters(s, {"log_min_duration_statement": 1000}), aws="slow-log-off"),
@@ -83,7 +85,6 @@ UNBREAKABLE: dict[str, str] = {
     "TLS-5": "PostgreSQL 15 with OpenSSL 3 negotiates no NULL/EXPORT/RC4/3DES/MD5 cipher even with "
              "ssl_ciphers='ALL:@SECLEVEL=0' at TLS 1.2+; the judge is proven by unit tests on facts",
     "NET-4": "the lab lives on loopback; a public address cannot be bound here (unit-tested judge)",
-    "NET-5": "needs an outside vantage point and app hosts (target.hosts); the lab has neither",
 }
 
 

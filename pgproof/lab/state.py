@@ -37,6 +37,7 @@ class LabState:
     toxiproxy_url: str = ""
     external_toxiproxy: bool = False
     aws: dict[str, object] = field(default_factory=dict)
+    netns: str = ""  # an empty network namespace: the "outside" vantage point for NET-5
 
     # -- paths -------------------------------------------------------------------------------
     @property

@@ -34,3 +34,20 @@ def tcp_reachable(host: str, port: int, timeout: float = 2) -> bool:
             return True
     except OSError:
         return False
+
+
+def reachable_from(url: str, host: str, port: int, timeout: float = 3) -> bool:
+    """Can ``url`` (a testinfra host, or ``netns://NAME``) open a TCP connection to host:port?"""
+    probe = f"timeout {timeout:g} bash -c '</dev/tcp/{host}/{port}'"
+    if url.startswith("netns://"):
+        import subprocess
+
+        ns = url.removeprefix("netns://")
+        r = subprocess.run(["ip", "netns", "exec", ns, "bash", "-c", probe],
+                           capture_output=True, timeout=timeout + 5)
+        if r.returncode not in (0, 1, 124):
+            raise Unreachable(f"vantage point {url} unusable: {r.stderr.decode().strip()}")
+        return r.returncode == 0
+    import testinfra
+
+    return bool(testinfra.get_host(url).run(probe).succeeded)
