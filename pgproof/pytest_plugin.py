@@ -18,6 +18,8 @@ REPORT_DIRS = ("suites", "scenarios")
 _RESULTS = pytest.StashKey[list[res.CheckResult]]()
 _RUN_DIR = pytest.StashKey[Path]()
 _TARGET = pytest.StashKey[Target]()
+_CONTROLS = pytest.StashKey[list[res.ControlResult]]()
+_SECRETS = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -143,8 +145,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     controls_ = res.aggregate(results, scope)
     res.write(d, config.getoption("target"), controls_,
               {"finished_at": time.time(), "pytest_exit": int(exitstatus)})
-    session.config._pgproof_controls = controls_  # type: ignore[attr-defined]
-    session.config._pgproof_secrets = secrets_of(target)  # type: ignore[attr-defined]
+    config.stash[_CONTROLS] = controls_
+    config.stash[_SECRETS] = secrets_of(target)
 
 
 def secrets_of(target: Target | None) -> list[str]:
@@ -161,7 +163,7 @@ def secrets_of(target: Target | None) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
-    controls_ = getattr(config, "_pgproof_controls", None)
+    controls_ = config.stash.get(_CONTROLS, None)
     if controls_ is None or _RUN_DIR not in config.stash:
         return
     tr = terminalreporter
@@ -180,5 +182,5 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if not any(d.iterdir()):
         d.rmdir()
         return
-    res.scrub(d.iterdir(), getattr(config, "_pgproof_secrets", []))
+    res.scrub(d.iterdir(), config.stash.get(_SECRETS, []))
     res.point_latest(d.parent, d)
