@@ -26,6 +26,13 @@ def _lab(args: argparse.Namespace) -> int:
         return _print_status(lifecycle.status(state_dir))
     from pgproof.lab import mutations
 
+    if args.action == "mutations":
+        for m in mutations.catalogue().values():
+            side = "+".join(x for x, on in (("live", m.live_break), ("aws", m.aws)) if on)
+            print(f"  {m.name:<28} {', '.join(sorted(m.breaks)):<16} [{side}] {m.description}")
+        for cid, why in mutations.UNBREAKABLE.items():
+            print(f"  (none for {cid}: {why})")
+        return 0
     if args.action == "break":
         print(mutations.apply(state_dir, args.name))
         return 0
@@ -82,6 +89,25 @@ def _gameday(args: argparse.Namespace) -> int:
     return {"pass": 0, "fail": 1}.get(journal.verdict, 2)
 
 
+def _history(args: argparse.Namespace) -> int:
+    """Controls whose verdict changed between the last two runs of a target (exit 1 if any)."""
+    from pgproof.report.history import drift
+
+    prev, last, changes = drift(args.reports / "history.jsonl", args.target)
+    if last is None:
+        print(f"no runs of target {args.target!r} in {args.reports / 'history.jsonl'}")
+        return 0
+    if prev is None:
+        print(f"one run of {args.target!r} so far ({last['at']}): nothing to compare")
+        return 0
+    print(f"{args.target}: {prev['at']} -> {last['at']}")
+    for c in changes:
+        print(f"  {c.control:<8} {c.before} -> {c.after}")
+    if not changes:
+        print("  no control changed verdict")
+    return 1 if changes else 0
+
+
 def _print_status(rows: list) -> int:
     if not rows:
         print("lab: not running")
@@ -96,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pgproof", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     lab = sub.add_parser("lab", help="the embedded lab")
-    lab.add_argument("action", choices=["up", "down", "status", "break", "heal"])
+    lab.add_argument("action", choices=["up", "down", "status", "break", "heal", "mutations"])
     lab.add_argument("name", nargs="?", help="mutation name (for break)")
     lab.add_argument("--lab-dir", type=Path, default=None, help="state directory (default .pgproof/lab)")
     lab.add_argument("--timeout", type=float, default=60)
@@ -108,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--reports", type=Path, default=Path("reports"))
     chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     chk.set_defaults(func=_check)
+    hist = sub.add_parser("drift", help="controls that changed verdict since the previous run")
+    hist.add_argument("--target", default="lab")
+    hist.add_argument("--reports", type=Path, default=Path("reports"))
+    hist.set_defaults(func=_history)
     from pgproof.gameday.scenarios import SCENARIOS
 
     gd = sub.add_parser("gameday", help="run a chaos game day against a target")

@@ -33,3 +33,15 @@ def test_scrub_replaces_secrets(tmp_path: Path) -> None:
     f.write_text("dsn=postgresql://app:S3cretPassw0rd@db/app")
     res.scrub([f], ["S3cretPassw0rd"])
     assert "S3cretPassw0rd" not in f.read_text() and "********" in f.read_text()
+
+
+def test_drift_between_the_last_two_runs(tmp_path: Path) -> None:
+    from pgproof.report.history import drift
+
+    for verdicts in ({"TLS-1": "pass", "BAK-1": "pass"}, {"TLS-1": "pass", "BAK-1": "fail"}):
+        d = res.run_dir(tmp_path, "staging")
+        controls = res.aggregate([_r(c, V(v)) for c, v in verdicts.items()], list(verdicts))
+        res.write(d, "staging", controls, {})
+    prev, last, changes = drift(tmp_path / "history.jsonl", "staging")
+    assert prev and last and [(c.control, c.before, c.after) for c in changes] == [("BAK-1", "pass", "fail")]
+    assert drift(tmp_path / "history.jsonl", "prod") == (None, None, [])
