@@ -189,6 +189,10 @@ class AwsDriver:
         """AWS offers no way to crash the primary's host; the closest is the same forced failover."""
         return self.force_failover(undo_stack)
 
+    def crash_postmaster(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        raise NotImplementedError("crash_postmaster is not possible on RDS: there is no access to "
+                                  "the database host's processes")
+
     def latency(self, ms: int, jitter_ms: int = 0,
                 undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         raise NotImplementedError(f"latency {NO_FIS}")

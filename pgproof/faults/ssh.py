@@ -105,7 +105,7 @@ class SshDriver:
         self.pg_ctl_log = t.get("pg_ctl_log", "/tmp/pgproof-pg_ctl.log")
         sudo = t.get("sudo", "true").lower() in TRUE
         self.names = _names(target.hosts)
-        self.hosts = {n: testinfra.get_host(u, sudo=sudo) for n, u in zip(self.names, target.hosts)}
+        self.hosts = {n: testinfra.get_host(u, sudo=sudo) for n, u in zip(self.names, target.hosts, strict=True)}
         self._login: dict[str, str] = {}
 
     # -- commands -----------------------------------------------------------------------------
@@ -218,16 +218,17 @@ class SshDriver:
                f"{self.pg_ctl} start -D {self.pgdata} (as {self.os_user})")
         return f"on {node}: {how}"
 
-    def _kill(self, node: str) -> None:
+    def _kill(self, node: str, with_patroni: bool = True) -> None:
         pids = ""
-        if self.patroni:
+        if self.patroni and with_patroni:
             r = self._root(node, f"systemctl show -p MainPID --value {shlex.quote(self.service or '')}")
             pids = r.stdout.strip() if r.stdout.strip() not in ("", "0") else ""
         # Both die in one command; then wait (<= 5 s) until the postmaster is really gone.
         r = self._pg(node, self._running_guard() + f"kill -9 \"$pm\" {pids}; "
                      "for i in $(seq 50); do kill -0 \"$pm\" 2>/dev/null || exit 0; sleep 0.1; done; exit 1")
-        if r.rc != 0:
-            raise RuntimeError(f"could not kill PostgreSQL on {node}: {(r.stderr or r.stdout).strip()}")
+        if r.rc != 0 or r.stdout.strip() == "down":
+            raise RuntimeError(f"could not kill PostgreSQL on {node}: "
+                               f"{(r.stderr or r.stdout).strip() or 'postmaster still alive'}")
 
     def _stop(self, node: str) -> None:
         r = (self._root(node, f"systemctl stop {shlex.quote(self.service)}") if self.service else
@@ -244,6 +245,11 @@ class SshDriver:
     def kill_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         """SIGKILL the leader's postmaster (and Patroni, so it cannot restart it in place)."""
         return self._node_fault(self._require_leader(), self._kill, "killed", undo_stack)
+
+    def crash_postmaster(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
+        """Only the postmaster dies: Patroni restarts it in place (plain PostgreSQL stays down)."""
+        return self._node_fault(self._require_leader(), lambda n: self._kill(n, with_patroni=False),
+                                "postmaster killed", undo_stack)
 
     def stop_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         """Clean stop (systemctl stop / pg_ctl stop -m fast): Patroni hands over its leader key."""
