@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--config", type=Path, default=None)
     gd.add_argument("--reports", type=Path, default=Path("reports"))
     gd.add_argument("--users", type=int, default=None, help="Locust users (default: target's)")
-    gd.add_argument("--baseline", type=float, default=5, help="seconds of load before the fault")
+    gd.add_argument("--baseline", type=float, default=None,
+                    help="seconds of load before the fault (default: target's chaos.baseline_s)")
     gd.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
     gd.add_argument("--i-mean-production", action="store_true")
     gd.set_defaults(func=_gameday)

@@ -42,6 +42,8 @@ class Thresholds(_Strict):
     pool_size: int = Field(20, ge=1)
     rto_budget_s: float = Field(60, gt=0)
     load_recovery_ratio: float = Field(0.9, gt=0, le=1)
+    latency_error_budget: float = Field(0.01, ge=0, le=1)  # CH-LAT: failed share of requests
+    p95_recovery_factor: float = Field(1.5, ge=1)  # CH-LAT: p95 after <= factor x baseline + 10 ms
     cpu_alarm_max_pct: float = 80
     memory_alarm_max_pct: float = 85
     storage_alarm_max_pct: float = 80
@@ -103,7 +105,8 @@ class Chaos(_Strict):
     driver: Literal["lab", "ssh", "aws"] = "lab"
     production: bool = False
     load_users: int = Field(10, ge=1)
-    duration_s: float = Field(60, gt=0)
+    baseline_s: float = Field(5, gt=0)  # load before the fault: the pre-fault median
+    duration_s: float = Field(8, gt=0)  # how long a non-failover fault (latency) stays on
 
 
 class Lab(_Strict):

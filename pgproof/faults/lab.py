@@ -81,7 +81,7 @@ class LabDriver:
         pm = process.postmaster_pid(self.state.data_dir(node))
         undo = Undo(lambda: self._restart(node), f"lab node {node} (Patroni + PostgreSQL) is down",
                     f"pgproof lab down && pgproof lab up (or restart Patroni for {node})")
-        return fault(undo, lambda: process.sigkill(patroni_pid, pm) and None, undo_stack)
+        return fault(undo, lambda: _kill(patroni_pid, pm), undo_stack)
 
     def kill_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         node = self._require_leader()
@@ -92,7 +92,7 @@ class LabDriver:
         node = self._require_leader()
         pm = process.postmaster_pid(self.state.data_dir(node))
         undo = Undo(lambda: self._restart(node), f"lab node {node} may be down", "pgproof lab up")
-        return fault(undo, lambda: process.sigkill(pm) and None, undo_stack)
+        return fault(undo, lambda: _kill(pm), undo_stack)
 
     def force_failover(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         """Control-plane failover (Patroni /failover); the cluster stays whole, nothing to undo."""
@@ -149,6 +149,11 @@ class LabDriver:
                 return lead
             time.sleep(0.2)
         raise RuntimeError("the lab cluster has no leader")
+
+
+def _kill(*pids: int | None) -> None:
+    if not process.sigkill(*pids):
+        raise RuntimeError(f"nothing to kill: none of {pids} is running")
 
 
 def _first_after(log: Path, pattern: re.Pattern[str], since: float) -> float | None:

@@ -36,7 +36,7 @@ def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: f
         f"3. measure {baseline_s:.0f} s of baseline",
         f"4. inject fault: {s.fault} {s.fault_args or ''}".rstrip(),
         (f"5. wait for writes to succeed again (budget {budget_s:.0f} s)" if s.expect_failover
-         else f"5. hold the fault {s.hold_s:.0f} s"),
+         else f"5. hold the fault {target.chaos.duration_s:.0f} s"),
         "6. undo the fault (always: also on failure, Ctrl-C, SIGTERM)",
         f"7. wait for the cluster to heal (budget {HEAL_BUDGET_S:.0f} s), load recovery, p95",
         f"8. verify the write ledger; verdicts for {', '.join(s.controls)}",
@@ -44,11 +44,12 @@ def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: f
 
 
 def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users: int | None = None,
-        baseline_s: float = 5, budget_s: float | None = None, settle_s: float = 4,
+        baseline_s: float | None = None, budget_s: float | None = None, settle_s: float = 4,
         i_mean_production: bool = False, dry_run: bool = False,
         echo: Callable[[str], None] = print) -> tuple[Journal, Path | None]:
     s = SCENARIOS[scenario]
     users = users or target.chaos.load_users
+    baseline_s = baseline_s or target.chaos.baseline_s
     budget_s = budget_s or target.thresholds.rto_budget_s
     check_policy(target, i_mean_production)
     if dry_run:
@@ -142,7 +143,7 @@ def _run(target: Target, s: Scenario, j: Journal, out: Path, users: int, baselin
                 if s.split_brain_check:
                     m["split_brain"] = _split_brain(driver, old_leader, j)
             else:
-                time.sleep(s.hold_s)
+                time.sleep(target.chaos.duration_s)
         j.fault["undone_at"] = j.event("undo", "fault undone")
         j.fault["undo_ok"] = True
         m["heal_s"] = _wait_heal(driver, fault_at, j, s.synchronous)
@@ -151,7 +152,8 @@ def _run(target: Target, s: Scenario, j: Journal, out: Path, users: int, baselin
         load.stop()
         j.event("load", "load and clock stopped", f"Locust pid {load_pid} ran throughout")
     _measure(target, s, j, m, load, clock, app, fault_at, old_leader, tl0, driver)
-    j.verdicts = judge(s, m, budget_s)
+    th = target.thresholds
+    j.verdicts = judge(s, m, budget_s, th.latency_error_budget, th.p95_recovery_factor)
     ok_after, detail_after = driver.steady()
     j.steady_state_after = {"ok": ok_after, "detail": detail_after}
     j.event("steady-after", "steady state " + ("holds" if ok_after else "BROKEN"), detail_after)

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from pgproof.lab import components as c
-from pgproof.lab import live_mutations, pki, procs
+from pgproof.lab import configs, live_mutations, pki, procs
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 
 # Stop order: clients first, the consensus store last.
@@ -106,14 +106,8 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
         if aws is not None:
             state.aws = aws.result()
     state.save()
-    state.target_file.write_text(_render_target(state))
+    state.target_file.write_text(configs.target_toml(state))
     progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
-
-
-def _render_target(state: LabState) -> str:
-    from pgproof.lab.configs import target_toml
-
-    return target_toml(state)
 
 
 def _wait_leader(state: LabState, pids: dict[str, int], timeout: float) -> None:
