@@ -40,3 +40,32 @@ def test_missing_binary_names_the_debian_package(tmp_path: Path) -> None:
     r = _run(["lab", "up", "--lab-dir", str(tmp_path / "lab"), "--no-aws"], env)
     assert r.returncode == 2
     assert "patroni" in r.stderr and "make setup" in r.stderr
+
+
+def test_external_toxiproxy_is_used_and_cleaned(tmp_path: Path) -> None:
+    """TOXIPROXY_URL: the lab creates its proxies there, and removes them on down."""
+    import requests
+
+    from pgproof.lab import lifecycle, procs
+
+    (port,) = procs.free_ports(1)
+    server = subprocess.Popen([sys.executable, "-m", "pgproof.lab.toxiproxy_server", "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        procs.wait_until(lambda: requests.get(url + "/version", timeout=1).ok, 10, "toxiproxy", "up")
+        os.environ["TOXIPROXY_URL"] = url
+        try:
+            state = lifecycle.up(tmp_path / "lab", timeout=60, with_aws=False)
+        finally:
+            del os.environ["TOXIPROXY_URL"]
+        try:
+            assert state.external_toxiproxy and state.toxiproxy_url == url
+            assert {"writer", "node1_etcd", "node2_repl"} <= set(requests.get(url + "/proxies", timeout=3).json())
+            toxiproxy_row = next(s for s in lifecycle.status(tmp_path / "lab") if s.name == "toxiproxy")
+            assert toxiproxy_row.healthy and "external" in toxiproxy_row.detail
+        finally:
+            lifecycle.down(tmp_path / "lab")
+        assert requests.get(url + "/proxies", timeout=3).json() == {}
+    finally:
+        server.terminate()
+        server.wait(10)

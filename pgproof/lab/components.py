@@ -83,6 +83,15 @@ def populate_toxiproxy(state: LabState, pid: int | None, timeout: float) -> None
                                    state.log("toxiproxy"))
 
 
+def remove_proxies(state: LabState) -> None:
+    """On a shared (external) Toxiproxy, remove the proxies this lab created."""
+    for proxy in configs.toxiproxy_proxies(state):
+        try:
+            requests.delete(f"{state.toxiproxy_url}/proxies/{proxy['name']}", timeout=3)
+        except requests.RequestException:
+            return
+
+
 def prepare_node(state: LabState, node: str, pw: dict[str, str]) -> None:
     nd = state.node_dir(node)
     (nd / "pglog").mkdir(parents=True, exist_ok=True)

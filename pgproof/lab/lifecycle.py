@@ -187,6 +187,8 @@ def down(state_dir: Path | None = None) -> list[str]:
         state.pidfile(name).unlink(missing_ok=True)
     if state.netns:
         c.remove_netns(state.netns)
+    if state.external_toxiproxy:
+        c.remove_proxies(state)
     shutil.rmtree(state.run_dir, ignore_errors=True)
     state.target_file.unlink(missing_ok=True)
     return stopped
