@@ -145,6 +145,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     controls_ = res.aggregate(results, scope)
     res.write(d, config.getoption("target"), controls_,
               {"finished_at": time.time(), "pytest_exit": int(exitstatus)})
+    from pgproof.report import summary
+
+    summary.write(d, config.getoption("target"), d.name, controls_)
     config.stash[_CONTROLS] = controls_
     config.stash[_SECRETS] = secrets_of(target)
 

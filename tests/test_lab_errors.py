@@ -42,8 +42,11 @@ def test_missing_binary_names_the_debian_package(tmp_path: Path) -> None:
     assert "patroni" in r.stderr and "make setup" in r.stderr
 
 
-def test_external_toxiproxy_is_used_and_cleaned(tmp_path: Path) -> None:
-    """TOXIPROXY_URL: the lab creates its proxies there, and removes them on down."""
+def test_external_toxiproxy_and_a_second_lab_side_by_side(tmp_path: Path, lab: LabState) -> None:
+    """TOXIPROXY_URL: the lab creates its proxies there, and removes them on down.
+
+    It runs while the session's lab is up: two labs side by side, no shared port.
+    """
     import requests
 
     from pgproof.lab import lifecycle, procs
@@ -60,6 +63,7 @@ def test_external_toxiproxy_is_used_and_cleaned(tmp_path: Path) -> None:
             del os.environ["TOXIPROXY_URL"]
         try:
             assert state.external_toxiproxy and state.toxiproxy_url == url
+            assert not set(state.ports.values()) & set(lab.ports.values())
             assert {"writer", "node1_etcd", "node2_repl"} <= set(requests.get(url + "/proxies", timeout=3).json())
             toxiproxy_row = next(s for s in lifecycle.status(tmp_path / "lab") if s.name == "toxiproxy")
             assert toxiproxy_row.healthy and "external" in toxiproxy_row.detail

@@ -39,7 +39,7 @@ def test_check_writes_reports_without_secrets(lab: LabState, tmp_path: Path) -> 
     ids = [c["id"] for c in doc["controls"]]
     assert set(CONTROLS) <= set(ids)
     assert all(c["checks"] and c["title"] for c in doc["controls"] if c["verdict"] != "not-checked")
-    for name in ("junit.xml", "report.html", "results.json"):
+    for name in ("junit.xml", "report.html", "results.json", "summary.html"):
         assert (latest / name).stat().st_size > 0
     assert (tmp_path / "history.jsonl").read_text().count("\n") == 1
     secrets = list(lab.secrets().values())

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pgproof.report.html import page, table
 from pgproof.report.timeline import num, origin, render_timeline, rto_text, section
 
 Block = tuple[Any, ...]  # ("h", text) | ("p", text) | ("warn", text) | ("table", heads, rows) | ("img",)
@@ -201,25 +202,9 @@ def to_markdown(j: Mapping[str, Any], image: str = "timeline.png") -> str:
     return "\n".join(lines)
 
 
-CSS = """body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#24292f}
-h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}
-table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #d0d7de;padding:4px 8px;
-text-align:left;vertical-align:top}th{background:#f6f8fa}td:first-child{white-space:nowrap}
-.warn{border:3px solid #cf222e;background:#ffebe9;padding:1em;margin:1em 0;font-weight:600}
-.v-PASS{color:#1a7f37;font-weight:700}.v-FAIL{color:#cf222e;font-weight:700}
-.v-ERROR{color:#9a6700;font-weight:700}.v-SKIP{color:#57606a}img{max-width:100%}"""
-
-
-def _html_cell(text: str) -> str:
-    esc = html.escape(text)
-    cls = f' class="v-{esc}"' if text in ("PASS", "FAIL", "ERROR", "SKIP") else ""
-    return f"<td{cls}>{esc}</td>"
-
-
 def to_html(j: Mapping[str, Any], png: bytes | None) -> str:
     """One self-contained page: CSS inline, the chart as a data URI, every value escaped."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(_title(j))}"
-             f"</title><style>{CSS}</style></head><body><h1>{html.escape(_title(j))}</h1>"]
+    parts: list[str] = []
     for b in blocks(j):
         if b[0] == "h":
             parts.append(f"<h2>{html.escape(b[1])}</h2>")
@@ -231,10 +216,8 @@ def to_html(j: Mapping[str, Any], png: bytes | None) -> str:
             parts.append(f"<img alt='timeline' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
                          if png else "<p>No chart.</p>")
         else:
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in b[1]) if any(b[1]) else ""
-            body = "".join("<tr>" + "".join(_html_cell(c) for c in r) + "</tr>" for r in b[2])
-            parts.append(f"<table>{'<tr>' + head + '</tr>' if head else ''}{body}</table>")
-    return "".join(parts) + "</body></html>\n"
+            parts.append(table(b[1], b[2]))
+    return page(_title(j), "".join(parts))
 
 
 def write_reports(journal: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
