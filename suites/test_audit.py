@@ -6,6 +6,7 @@ import pytest
 
 from pgproof.checks import aws_ops as aws_checks
 from pgproof.checks import postgres as judge
+from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
 from pgproof.target import Target
 
@@ -20,5 +21,6 @@ def test_pgaudit_and_connection_logging(pg_facts, evidence) -> None:  # type: ig
 
 
 @control("AUDIT-1")
-def test_logs_exported_with_retention(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_audit1(aws_inventory, target.thresholds))
+def test_logs_exported_with_retention(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_audit1(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "AUDIT-1"))

@@ -7,6 +7,7 @@ import pytest
 from pgproof.checks import aws as aws_checks
 from pgproof.checks import live
 from pgproof.checks import postgres as judge
+from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
 from pgproof.probes import source
 from pgproof.target import Target
@@ -22,13 +23,15 @@ def test_scram_and_no_weak_hba_methods(pg_facts, evidence) -> None:  # type: ign
 
 
 @control("AUTH-2")
-def test_master_secret_managed_and_rotated(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_auth2(aws_inventory, target.thresholds))
+def test_master_secret_managed_and_rotated(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_auth2(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "AUTH-2"))
 
 
 @control("AUTH-3")
-def test_master_password_strong(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_auth3(aws_inventory, target.thresholds))
+def test_master_password_strong(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_auth3(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "AUTH-3"))
 
 
 @control("AUTH-4")
@@ -38,8 +41,9 @@ def test_no_credentials_in_source(target: Target, evidence) -> None:  # type: ig
 
 
 @control("AUTH-5")
-def test_master_user_not_default(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_auth5(aws_inventory, target.thresholds))
+def test_master_user_not_default(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_auth5(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "AUTH-5"))
 
 
 @control("AUTHZ-1")

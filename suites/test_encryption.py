@@ -6,6 +6,7 @@ import pytest
 
 from pgproof.checks import aws as aws_checks
 from pgproof.checks import live
+from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
 from pgproof.target import Target
 from pgproof.verdict import NotApplicable
@@ -14,8 +15,9 @@ control = pytest.mark.control
 
 
 @control("ENC-1")
-def test_storage_encrypted_with_customer_key(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_enc1(aws_inventory, target.thresholds))
+def test_storage_encrypted_with_customer_key(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_enc1(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "ENC-1"))
 
 
 @control("ENC-1")
@@ -33,10 +35,12 @@ def test_self_managed_data_on_encrypted_device(target: Target, pg_facts) -> None
 
 
 @control("ENC-2")
-def test_snapshots_and_backups_encrypted_and_private(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_enc2(aws_inventory, target.thresholds))
+def test_snapshots_and_backups_encrypted_and_private(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_enc2(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "ENC-2"))
 
 
 @control("ENC-3")
-def test_backup_bucket_locked(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_enc3(aws_inventory, target.thresholds))
+def test_backup_bucket_locked(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_enc3(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "ENC-3"))

@@ -6,6 +6,7 @@ import pytest
 
 from pgproof.checks import aws_ops as aws_checks
 from pgproof.checks import postgres as judge
+from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
 from pgproof.target import Target
 
@@ -13,8 +14,9 @@ control = pytest.mark.control
 
 
 @control("HA-1")
-def test_multi_az(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_ha1(aws_inventory, target.thresholds))
+def test_multi_az(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_ha1(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "HA-1"))
 
 
 @control("HA-5")

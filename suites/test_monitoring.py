@@ -7,6 +7,7 @@ import pytest
 from pgproof.checks import aws_ops as aws_checks
 from pgproof.checks import live
 from pgproof.checks import postgres as judge
+from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
 from pgproof.target import Target
 
@@ -14,13 +15,15 @@ control = pytest.mark.control
 
 
 @control("MON-1")
-def test_alarms_with_subscribers(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_mon1(aws_inventory, target.thresholds))
+def test_alarms_with_subscribers(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_mon1(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "MON-1"))
 
 
 @control("MON-2")
-def test_enhanced_monitoring_and_insights(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_mon2(aws_inventory, target.thresholds))
+def test_enhanced_monitoring_and_insights(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_mon2(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "MON-2"))
 
 
 @control("MON-2")

@@ -6,6 +6,7 @@ import pytest
 
 from pgproof.checks import aws as aws_checks
 from pgproof.checks import live
+from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
 from pgproof.probes import network
 from pgproof.target import Target
@@ -15,18 +16,21 @@ control = pytest.mark.control
 
 
 @control("NET-1")
-def test_not_publicly_accessible(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_net1(aws_inventory, target.thresholds))
+def test_not_publicly_accessible(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_net1(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "NET-1"))
 
 
 @control("NET-2")
-def test_subnets_have_no_internet_route(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_net2(aws_inventory, target.thresholds))
+def test_subnets_have_no_internet_route(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_net2(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "NET-2"))
 
 
 @control("NET-3")
-def test_security_groups_tight(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_net3(aws_inventory, target.thresholds))
+def test_security_groups_tight(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_net3(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "NET-3"))
 
 
 @control("NET-4")

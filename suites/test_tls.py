@@ -7,6 +7,7 @@ import pytest
 from pgproof.checks import aws as aws_checks
 from pgproof.checks import live
 from pgproof.checks import tls as judge
+from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
 from pgproof.probes import tls
 from pgproof.target import Target
@@ -37,8 +38,9 @@ def test_min_protocol_setting(pg_facts, target: Target, evidence) -> None:  # ty
 
 
 @control("TLS-1")
-def test_rds_parameter_group_min_protocol(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_tls1(aws_inventory, target.thresholds))
+def test_rds_parameter_group_min_protocol(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_tls1(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "TLS-1"))
 
 
 @control("TLS-2")
@@ -48,24 +50,28 @@ def test_plaintext_startup_refused(tls_facts, evidence) -> None:  # type: ignore
 
 
 @control("TLS-2")
-def test_no_plaintext_hba_rule(pg_facts) -> None:  # type: ignore[no-untyped-def]
+def test_no_plaintext_hba_rule(pg_facts, evidence) -> None:  # type: ignore[no-untyped-def]
     from pgproof.checks.postgres import judge_tls2_hba
 
-    expect(judge_tls2_hba(pg_facts))
+    expect(judge_tls2_hba(pg_facts), evidence,
+           "hba rule types: " + ", ".join(sorted({r.type for r in pg_facts.hba_rules or []})))
 
 
 @control("TLS-2")
-def test_rds_force_ssl(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_tls2(aws_inventory, target.thresholds))
+def test_rds_force_ssl(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_tls2(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "TLS-2"))
 
 
 @control("TLS-3")
-def test_certificate_verifies(tls_facts, target: Target) -> None:  # type: ignore[no-untyped-def]
+def test_certificate_verifies(tls_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
     login_error = tls.verify_full_login(target.conninfo(sslmode="verify-full"))
     if login_error and not any(w in login_error.lower() for w in ("certificate", "ssl", "tls")):
         # Wrong password or no route: that is "could not check", not a certificate finding.
         raise Unreachable(f"verify-full login failed for a reason unrelated to TLS: {login_error}")
-    expect(_all(tls_facts, judge.judge_tls3, login_error))
+    expect(_all(tls_facts, judge.judge_tls3, login_error), evidence,
+           f"chain verifies to {target.postgres.sslrootcert} and the host name matches at "
+           f"{', '.join(tls_facts)}; sslmode=verify-full login works")
 
 
 @control("TLS-4")
@@ -75,8 +81,9 @@ def test_certificates_not_near_expiry(tls_facts, target: Target, evidence) -> No
 
 
 @control("TLS-4")
-def test_rds_ca_not_deprecated(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_tls4(aws_inventory, target.thresholds))
+def test_rds_ca_not_deprecated(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_tls4(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "TLS-4"))
 
 
 @control("TLS-5")
@@ -87,10 +94,14 @@ def test_strong_ciphers_and_keys(tls_facts, evidence) -> None:  # type: ignore[n
 
 
 @control("TLS-6")
-def test_pgbouncer_requires_tls_both_sides(pooler_facts) -> None:  # type: ignore[no-untyped-def]
-    expect(live.judge_tls6_pgbouncer(pooler_facts))
+def test_pgbouncer_requires_tls_both_sides(pooler_facts, evidence) -> None:  # type: ignore[no-untyped-def]
+    c = pooler_facts.config
+    expect(live.judge_tls6_pgbouncer(pooler_facts), evidence,
+           f"client_tls_sslmode={c.get('client_tls_sslmode')}, "
+           f"server_tls_sslmode={c.get('server_tls_sslmode')}")
 
 
 @control("TLS-6")
-def test_rds_proxy_requires_tls(aws_inventory, target: Target) -> None:  # type: ignore[no-untyped-def]
-    expect(aws_checks.judge_tls6(aws_inventory, target.thresholds))
+def test_rds_proxy_requires_tls(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(aws_checks.judge_tls6(aws_inventory, target.thresholds), evidence,
+           seen(aws_inventory, "TLS-6"))
