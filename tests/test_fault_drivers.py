@@ -14,6 +14,7 @@ import getpass
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -186,3 +187,23 @@ def test_ssh_undo_runs_when_the_block_raises(ssh_target: Target, pg: Standalone)
         raise RuntimeError("boom")
     assert answers(ssh_target) and d.active_faults() == []
     assert os.path.exists(pg.datadir / "postmaster.pid")
+
+
+def test_gameday_refuses_scenarios_the_driver_cannot_run(moto: aws_twin.AwsTwin,
+                                                         tmp_path: Path) -> None:
+    """Before anything starts: an AWS target cannot take a Toxiproxy latency or a partition."""
+    from pgproof.gameday import run as gameday
+    from pgproof.gameday.safety import ChaosRefused
+
+    target = aws_target(db_instance_id=moto.db_instance_id)
+    for scenario in ("latency", "partition", "kill-primary-async"):
+        with pytest.raises(ChaosRefused, match=f"scenario {scenario} cannot run"):
+            gameday.run(target, scenario, reports=tmp_path)
+    assert not list(tmp_path.iterdir())
+    from pgproof.faults.aws import AwsDriver
+    from pgproof.faults.drivers import cannot
+    from pgproof.faults.lab import LabDriver
+
+    assert cannot(AwsDriver.__new__(AwsDriver), "latency")
+    assert cannot(AwsDriver.__new__(AwsDriver), "force_failover") is None
+    assert cannot(LabDriver.__new__(LabDriver), "partition_primary") is None

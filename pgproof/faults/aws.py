@@ -43,6 +43,12 @@ class AwsDriver:
     """One RDS instance (``aws.db_instance_id``) or Aurora cluster (``aws.db_cluster_id``, preferred)."""
 
     name = "aws"
+    # What a game day must know before it starts anything (the methods raise the same).
+    UNSUPPORTED = {
+        "crash_postmaster": "there is no access to an RDS host's processes",
+        "latency": f"latency {NO_FIS}", "partition_primary": f"partition_primary {NO_FIS}",
+        "synchronous": "RDS replication mode is not switchable",
+    }
 
     def __init__(self, target: Target, wait_timeout_s: float = 900, poll_s: float = 5) -> None:
         aws = target.aws

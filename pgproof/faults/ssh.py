@@ -85,6 +85,11 @@ def _names(urls: list[str]) -> list[str]:
 
 class SshDriver:
     name = "ssh"
+    # What a game day must know before it starts anything (the methods raise the same).
+    UNSUPPORTED = {
+        "latency": f"latency {NO_NETEM}", "partition_primary": f"partition_primary {NO_NETEM}",
+        "synchronous": "the ssh driver does not switch replication modes",
+    }
 
     def __init__(self, target: Target, start_timeout_s: float = 60) -> None:
         if not target.hosts:

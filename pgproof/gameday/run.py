@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from pgproof.faults.base import FaultUndoError
-from pgproof.faults.drivers import make_driver
+from pgproof.faults.drivers import cannot, make_driver
 from pgproof.gameday import ledger as ledger_mod
 from pgproof.gameday import metrics
 from pgproof.gameday.clock import FailoverClock
 from pgproof.gameday.journal import Journal
-from pgproof.gameday.safety import check_policy, sigterm_unwinds
+from pgproof.gameday.safety import ChaosRefused, check_policy, sigterm_unwinds
 from pgproof.gameday.scenarios import SCENARIOS, Scenario, judge, p95_median
 from pgproof.load.runner import LoadProcess
 from pgproof.load.schema import ensure_clock_table, ensure_ledger_table
@@ -52,6 +52,12 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     baseline_s = baseline_s or target.chaos.baseline_s
     budget_s = budget_s or target.thresholds.rto_budget_s
     check_policy(target, i_mean_production)
+    driver = make_driver(target)
+    needs = [s.fault] + ([] if s.synchronous else ["synchronous"])
+    for method in needs:
+        why = cannot(driver, method)
+        if why:
+            raise ChaosRefused(f"scenario {s.name} cannot run on target {target.name!r}: {why}")
     if dry_run:
         for line in plan(s, target, users, baseline_s, budget_s):
             echo(line)
@@ -63,7 +69,7 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
                                       "heal_budget_s": HEAL_BUDGET_S, **s.fault_args}, echo=echo)
     try:
         with sigterm_unwinds():
-            _run(target, s, j, out, users, baseline_s, budget_s, settle_s)
+            _run(target, driver, s, j, out, users, baseline_s, budget_s, settle_s)
     except FaultUndoError as exc:
         j.manual_fix = str(exc)
         j.event("undo", "UNDO FAILED", str(exc))
@@ -100,9 +106,8 @@ def _versions(target: Target, driver: Any) -> dict[str, str]:
     return {**v, **driver.versions()}
 
 
-def _run(target: Target, s: Scenario, j: Journal, out: Path, users: int, baseline_s: float,
-         budget_s: float, settle_s: float) -> None:
-    driver = make_driver(target)
+def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users: int,
+         baseline_s: float, budget_s: float, settle_s: float) -> None:
     j.versions = _versions(target, driver)
     ok, detail = driver.steady()
     j.steady_state_before = {"ok": ok, "detail": detail}
