@@ -51,6 +51,9 @@ def _check(args: argparse.Namespace) -> int:
 
     import pytest
 
+    from pgproof.target import load_target
+
+    load_target(args.target, args.config)  # a bad config: one message, exit 2, no report
     base = args.reports.resolve()
     argv = [str(REPO / "suites"), "--target", args.target, "--reports", str(base),
             "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *args.pytest_args]
@@ -59,7 +62,7 @@ def _check(args: argparse.Namespace) -> int:
     before = (base / "latest").resolve() if (base / "latest").exists() else None
     rc = pytest.main(argv)
     latest = base / "latest"
-    if not latest.exists() or latest.resolve() == before:
+    if not (latest / "results.json").exists() or latest.resolve() == before:
         return 2 if rc != 0 else 0
     doc = json.loads((latest / "results.json").read_text())
     return int(doc["exit_code"])

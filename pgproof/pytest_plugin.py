@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -182,8 +183,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if _RUN_DIR not in config.stash:
         return
     d = config.stash[_RUN_DIR]
-    if not any(d.iterdir()):
-        d.rmdir()
+    if not (d / "results.json").exists():
+        # Nothing was checked (bad config, no control ran): leave no half report behind.
+        shutil.rmtree(d, ignore_errors=True)
         return
     res.scrub(d.iterdir(), config.stash.get(_SECRETS, []))
     res.point_latest(d.parent, d)

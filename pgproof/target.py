@@ -215,5 +215,8 @@ def load_target(name: str, config: Path | None = None, lab_file: Path | None = N
                 f"target 'lab': {lab_file} not found; start the lab with `pgproof lab up`"
             )
         return parse_target("lab", _read_toml(lab_file), str(lab_file))
+    if not config.exists():
+        raise ConfigError(f"no target named {name!r}: {config} does not exist "
+                          "(copy pgproof.example.toml to pgproof.toml, or use --target lab)")
     known = ", ".join(sorted(targets)) or "none"
     raise ConfigError(f"{config}: no target named {name!r} (known: {known})")
