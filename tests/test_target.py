@@ -55,3 +55,14 @@ def test_pytest_stops_before_any_test_with_one_message(tmp_path: Path) -> None:
     out = r.stdout + r.stderr
     assert "targets.staging.postgres.writer.port" in out
     assert "passed" not in out and "failed" not in out
+
+
+def test_check_with_unknown_target_writes_no_report(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "pgproof.cli", "check", "--target", "nope",
+                        "--config", str(tmp_path / "pgproof.toml"), "--reports", str(tmp_path / "r")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"pgproof: no target named 'nope': {tmp_path / 'pgproof.toml'} does not exist "
+        "(copy pgproof.example.toml to pgproof.toml, or use --target lab)"]
+    assert not (tmp_path / "r").exists()
