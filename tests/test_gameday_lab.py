@@ -194,3 +194,24 @@ def test_client_path_faults_apply_and_undo(lab: LabState, lab_target: Target) ->
     assert not driver.active_faults()
     with psycopg.connect(**info) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_failed_undo_is_reported_loudly_with_the_manual_fix(lab_target: Target, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgproof.faults.base import Undo, fault
+
+    def broken(self, ms, jitter_ms=0, undo_stack=None):  # type: ignore[no-untyped-def]
+        def fail() -> None:
+            raise RuntimeError("toxiproxy API unreachable")
+        return fault(Undo(fail, "proxy writer still has a latency toxic",
+                          "curl -X POST http://toxiproxy/reset"), lambda: None, undo_stack)
+
+    monkeypatch.setattr(LabDriver, "latency", broken)
+    j, out = gameday.run(lab_target, "latency", reports=tmp_path, echo=print, baseline_s=2,
+                         settle_s=1, users=4)
+    assert j.verdict == "error"
+    assert j.manual_fix and "curl -X POST http://toxiproxy/reset" in j.manual_fix
+    assert "still broken: proxy writer still has a latency toxic" in j.manual_fix
+    assert "UNDO FAILED" in (out / "report.html").read_text()
+    load = next(e["event"] for e in j.events if e["event"].startswith("Locust started"))
+    assert not procs.pid_alive(int(re.search(r"pid (\d+)", load).group(1)))  # type: ignore[union-attr]
