@@ -18,10 +18,15 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -q >/dev/null
-  # apt's postinst would start system services we do not use; keep them off.
-  echo 'exit 101' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+  # apt's postinst would start system services we do not use (a cluster on 5432, etcd,
+  # haproxy); keep them off, and leave an existing policy-rc.d alone.
+  ours=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    echo 'exit 101' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+    ours=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
-  $SUDO rm -f /usr/sbin/policy-rc.d
+  [ -n "$ours" ] && $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 if [ ! -x "$PATRONI_VENV/bin/patroni" ]; then
