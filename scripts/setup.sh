@@ -26,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     ours=1
   fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
-  [ -n "$ours" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+  if [ -n "$ours" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 if [ ! -x "$PATRONI_VENV/bin/patroni" ]; then
