@@ -58,7 +58,8 @@ def _assert_ledger_cross_check(j: Journal, out: Path, target: Target) -> None:
                                     if k != "lost_keys"}
 
 
-def test_kill_primary_meets_ha_controls_and_agrees_with_logs(lab_target: Target, tmp_path: Path) -> None:
+def test_kill_primary_meets_ha_controls_and_agrees_with_logs(lab_target: Target, lab: LabState,
+                                                            tmp_path: Path) -> None:
     j, out = _run(lab_target, "kill-primary", tmp_path)
     assert _verdicts(j) == {"HA-2": "pass", "HA-3": "pass", "HA-4": "pass", "HA-6": "pass"}, j.verdicts
     m = j.measurements
@@ -74,6 +75,9 @@ def test_kill_primary_meets_ha_controls_and_agrees_with_logs(lab_target: Target,
     for name in ("journal.json", "timeline.png", "report.html", "report.md"):
         assert (out / name).stat().st_size > 0, name
     assert not LabDriver(lab_target).active_faults()
+    secrets = [s.encode() for s in lab.secrets().values()]
+    leaked = [f.name for f in out.rglob("*") if f.is_file() and any(s in f.read_bytes() for s in secrets)]
+    assert not leaked, f"lab secrets in game-day output: {leaked}"
 
 
 def test_kill_primary_async_ledger_matches_full_diff(lab_target: Target, tmp_path: Path) -> None:
