@@ -42,7 +42,20 @@ class LabDriver:
 
     # -- observe ------------------------------------------------------------------------------
     def steady(self, require_sync: bool = True) -> tuple[bool, str]:
-        return patroni.healthy(self.rest, require_sync)
+        """Patroni's view and the client's: /cluster lags a restart, so also write-check the writer."""
+        ok, detail = patroni.healthy(self.rest, require_sync)
+        if not ok:
+            return ok, detail
+        import psycopg
+
+        pg = self.target.postgres
+        try:
+            with psycopg.connect(**self.target.conninfo(user=pg.app_role or pg.user, connect_timeout=2),
+                                 autocommit=True) as conn:
+                writable = conn.execute("SELECT NOT pg_is_in_recovery()").fetchone() == (True,)
+        except psycopg.Error as exc:
+            return False, f"{detail}; writer endpoint not answering: {str(exc).strip()[:120]}"
+        return (True, detail) if writable else (False, f"{detail}; writer endpoint is read-only")
 
     def leader(self) -> str | None:
         return patroni.leader(self.rest)
