@@ -12,6 +12,7 @@ import psycopg
 import requests
 from psycopg import sql
 
+from pgproof.faults import patroni
 from pgproof.lab import configs, procs
 from pgproof.lab.scram import scram_verifier
 from pgproof.lab.state import NODES, LabState
@@ -108,25 +109,21 @@ def start_patroni(state: LabState, node: str) -> int:
     return _spawn(state, node, argv)
 
 
+def _rest(state: LabState) -> list[str]:
+    return [state.rest_url(n) for n in NODES]
+
+
 def cluster(state: LabState) -> dict:
     """Patroni's /cluster view from whichever node answers."""
-    for node in NODES:
-        try:
-            return requests.get(state.rest_url(node) + "/cluster", timeout=1).json()
-        except (requests.RequestException, ValueError):
-            continue
-    return {}
+    return patroni.cluster(_rest(state))
 
 
 def leader(state: LabState) -> str | None:
-    members = cluster(state).get("members", [])
-    return next((m["name"] for m in members if m.get("role") == "leader"
-                 and m.get("state") == "running"), None)
+    return patroni.leader(_rest(state))
 
 
 def sync_standby_streaming(state: LabState) -> bool:
-    members = cluster(state).get("members", [])
-    return any(m.get("role") == "sync_standby" and m.get("state") == "streaming" for m in members)
+    return patroni.healthy(_rest(state))[0]
 
 
 def superuser_conninfo(state: LabState, port_name: str = "haproxy_writer") -> dict[str, object]:
