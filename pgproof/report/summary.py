@@ -7,7 +7,7 @@ from pathlib import Path
 from pgproof.report.html import page, table
 from pgproof.report.results import ControlResult
 
-ORDER = ("fail", "error", "cannot-verify", "not-checked", "skip", "pass")
+ORDER = ("fail", "error", "cannot-verify", "not-checked", "skip", "pass", "not-selected")
 
 
 def render(target: str, when: str, controls: list[ControlResult]) -> str:
