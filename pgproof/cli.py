@@ -131,7 +131,7 @@ def _gameday(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     """Controls whose verdict changed between the last two runs of a target (exit 1 if any)."""
-    from pgproof.report.history import drift
+    from pgproof.report.history import compared, drift
 
     prev, last, changes = drift(args.reports / "history.jsonl", args.target)
     if last is None:
@@ -145,6 +145,10 @@ def _history(args: argparse.Namespace) -> int:
         print(f"  {c.control:<8} {c.before} -> {c.after}")
     if not changes:
         print("  no control changed verdict")
+    both, one = compared(prev, last)
+    if one:
+        print(f"  compared the {len(both)} controls both runs selected; not compared "
+              f"(selected by one run only): {', '.join(one)}")
     return 1 if changes else 0
 
 
