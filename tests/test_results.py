@@ -125,3 +125,12 @@ def test_report_scope_of_a_selection() -> None:
     scope, _, partial = plan(["HA-2", "HA-3"], {"CH-LAT"})
     assert scope == of_kind("gameday") and partial
     assert plan([], set()) == ([], [], False)
+
+
+def test_summary_says_a_run_is_partial() -> None:
+    from pgproof.report import summary
+
+    controls = res.aggregate([_r("TLS-1", V.PASS)], ["TLS-1", "NET-1"], ["TLS-1"])
+    assert "Partial run: 1 of 2 controls selected" in summary.render("t", "now", controls)
+    full = res.aggregate([_r("TLS-1", V.PASS)], ["TLS-1"], ["TLS-1"])
+    assert "Partial run" not in summary.render("t", "now", full)
