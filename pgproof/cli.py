@@ -1,4 +1,4 @@
-"""``pgproof``: lab up|down|status|break|heal, check, gameday."""
+"""``pgproof``: lab up|down|status|break|heal, check, controls, drift, gameday."""
 
 from __future__ import annotations
 
@@ -53,10 +53,13 @@ def _check(args: argparse.Namespace) -> int:
 
     from pgproof.target import load_target
 
+    selection = _control_args(args.control)
+    if selection is None:
+        return 2
     load_target(args.target, args.config)  # a bad config: one message, exit 2, no report
     base = args.reports.resolve()
     argv = [str(REPO / "suites"), "--target", args.target, "--reports", str(base),
-            "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *args.pytest_args]
+            "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]
     before = (base / "latest").resolve() if (base / "latest").exists() else None
@@ -66,6 +69,40 @@ def _check(args: argparse.Namespace) -> int:
         return 2 if rc != 0 else 0
     doc = json.loads((latest / "results.json").read_text())
     return int(doc["exit_code"])
+
+
+def _control_args(values: list[str] | None) -> list[str] | None:
+    """``--control`` for pytest, or None after saying why a pattern is wrong (exit 2)."""
+    from pgproof.catalogue import UnknownControl, select, split_patterns
+
+    patterns = split_patterns(values)
+    try:
+        select(patterns, "compliance")
+    except UnknownControl as exc:
+        print(f"pgproof: --control: {exc}", file=sys.stderr)
+        return None
+    return ["--control", ",".join(patterns)] if patterns else []
+
+
+def _controls(args: argparse.Namespace) -> int:
+    """List the catalogue: a table, JSON, or the Markdown of docs/controls.md."""
+    from pgproof.catalogue import CATALOGUE, UnknownControl, render, select, split_patterns
+
+    if args.format == "markdown":
+        if args.patterns or args.kind:
+            print("pgproof: controls --format markdown renders the whole catalogue; "
+                  "drop the patterns and --kind", file=sys.stderr)
+            return 2
+        sys.stdout.write(render.markdown())
+        return 0
+    try:
+        ids = select(split_patterns(args.patterns), args.kind) if args.patterns else list(CATALOGUE)
+    except UnknownControl as exc:
+        print(f"pgproof: controls: {exc}", file=sys.stderr)
+        return 2
+    chosen = [CATALOGUE[i] for i in ids if args.kind in (None, CATALOGUE[i].kind)]
+    print(render.as_json(chosen) if args.format == "json" else render.table(chosen))
+    return 0
 
 
 def _gameday(args: argparse.Namespace) -> int:
@@ -94,7 +131,7 @@ def _gameday(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     """Controls whose verdict changed between the last two runs of a target (exit 1 if any)."""
-    from pgproof.report.history import drift
+    from pgproof.report.history import compared, drift
 
     prev, last, changes = drift(args.reports / "history.jsonl", args.target)
     if last is None:
@@ -108,6 +145,10 @@ def _history(args: argparse.Namespace) -> int:
         print(f"  {c.control:<8} {c.before} -> {c.after}")
     if not changes:
         print("  no control changed verdict")
+    both, one = compared(prev, last)
+    if one:
+        print(f"  compared the {len(both)} controls both runs selected; not compared "
+              f"(selected by one run only): {', '.join(one)}")
     return 1 if changes else 0
 
 
@@ -135,8 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--target", default="lab")
     chk.add_argument("--config", type=Path, default=None)
     chk.add_argument("--reports", type=Path, default=Path("reports"))
+    chk.add_argument("--control", action="append", metavar="IDS",
+                     help="only these controls: IDs or globs, comma-separated, repeatable "
+                          "(TLS-1,NET-*); the run is marked partial")
     chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     chk.set_defaults(func=_check)
+    ctl = sub.add_parser("controls", help="list the control catalogue (IDs, titles, layers)")
+    ctl.add_argument("patterns", nargs="*", metavar="ID", help="IDs or globs (default: all)")
+    ctl.add_argument("--kind", choices=["compliance", "gameday"], default=None)
+    ctl.add_argument("--format", choices=["table", "json", "markdown"], default="table",
+                     help="markdown is docs/controls.md")
+    ctl.set_defaults(func=_controls)
     hist = sub.add_parser("drift", help="controls that changed verdict since the previous run")
     hist.add_argument("--target", default="lab")
     hist.add_argument("--reports", type=Path, default=Path("reports"))

@@ -15,6 +15,8 @@ from pgproof.report import results as res
 from pgproof.target import ConfigError, Target, load_target
 from pgproof.verdict import CannotVerify, NotApplicable, Unreachable, Verdict
 
+pytest_plugins = ["pgproof.pytest_selection"]  # --control, ID markers, what a run left out
+
 REPORT_DIRS = ("suites", "scenarios")
 _RESULTS = pytest.StashKey[list[res.CheckResult]]()
 _RUN_DIR = pytest.StashKey[Path]()
@@ -139,13 +141,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     d = config.stash[_RUN_DIR]
     target = config.stash.get(_TARGET, None)
-    from pgproof.controls import CONTROLS, SCENARIOS
+    from pgproof.pytest_selection import report_scope
 
-    scope = list(CONTROLS) if any(c in CONTROLS for r in results for c in r.controls) else []
-    scope += [s for s in SCENARIOS if any(s in r.controls for r in results)]
-    controls_ = res.aggregate(results, scope)
+    scope, selected, partial = report_scope(config, {c for r in results for c in r.controls})
+    controls_ = res.aggregate(results, scope, selected)
     res.write(d, config.getoption("target"), controls_,
-              {"finished_at": time.time(), "pytest_exit": int(exitstatus)})
+              {"finished_at": time.time(), "pytest_exit": int(exitstatus)}, partial=partial)
     from pgproof.report import summary
 
     summary.write(d, config.getoption("target"), d.name, controls_)
@@ -172,8 +173,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     tr = terminalreporter
     tr.section("pgproof: controls")
+    left_out = [c.id for c in controls_ if c.verdict == res.NOT_SELECTED]
     for c in controls_:
-        tr.write_line(f"{c.verdict.upper():<14} {c.id:<8} {c.title}")
+        if c.verdict != res.NOT_SELECTED:
+            tr.write_line(f"{c.verdict.upper():<14} {c.id:<8} {c.title}")
+    if left_out:
+        tr.write_line(f"partial run: {len(left_out)} controls not selected ({', '.join(left_out)})")
     tr.write_line(f"report: {config.stash[_RUN_DIR]}")
 
 

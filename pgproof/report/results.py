@@ -9,14 +9,15 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pgproof import controls
+from pgproof import catalogue
 from pgproof.verdict import Verdict
 
 # Worst first: one failing check makes the control fail.
 # A control is only as verified as its least verified layer: a layer the target cannot
 # show makes the whole control "cannot-verify", never a plain pass.
 SEVERITY = [Verdict.FAIL, Verdict.ERROR, Verdict.CANNOT_VERIFY, Verdict.PASS, Verdict.SKIP]
-NOT_CHECKED = "not-checked"
+NOT_CHECKED = "not-checked"  # selected, but no check produced a verdict (aborted run, -x)
+NOT_SELECTED = "not-selected"  # left out of a partial run: says nothing about the control
 
 
 @dataclass
@@ -36,8 +37,12 @@ class ControlResult:
     checks: list[dict[str, str]] = field(default_factory=list)
 
 
-def aggregate(results: Iterable[CheckResult], scope: Iterable[str] = controls.CONTROLS) -> list[ControlResult]:
-    """One entry per control in ``scope``: the worst verdict of its checks, or not-checked."""
+def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None,
+              selected: Iterable[str] | None = None) -> list[ControlResult]:
+    """One entry per control in ``scope``: the worst verdict of its checks, not-checked, or
+    not-selected (``scope`` defaults to every compliance control; ``selected`` to all of it)."""
+    scope = list(catalogue.of_kind("compliance") if scope is None else scope)
+    chosen = None if selected is None else set(selected)
     by_id: dict[str, list[CheckResult]] = {}
     extra: list[str] = []
     for r in results:
@@ -49,14 +54,17 @@ def aggregate(results: Iterable[CheckResult], scope: Iterable[str] = controls.CO
     for cid in [*scope, *extra]:
         checks = by_id.get(cid, [])
         verdicts = {c.verdict for c in checks}
-        verdict = next((v.value for v in SEVERITY if v in verdicts), NOT_CHECKED)
-        out.append(ControlResult(cid, controls.title(cid), verdict, [
+        unchecked = NOT_CHECKED if chosen is None or cid in chosen else NOT_SELECTED
+        verdict = next((v.value for v in SEVERITY if v in verdicts), unchecked)
+        out.append(ControlResult(cid, catalogue.title(cid), verdict, [
             {"check": c.nodeid, "verdict": c.verdict.value, "evidence": c.message} for c in checks]))
     return out
 
 
 def exit_code(controls_: list[ControlResult]) -> int:
-    """0 compliant, 1 non-compliant, 2 could not check: a scheduler can tell them apart."""
+    """0 compliant, 1 non-compliant, 2 could not check: a scheduler can tell them apart.
+
+    Only selected controls count: not-selected (and not-checked) never change the code."""
     verdicts = {c.verdict for c in controls_}
     if Verdict.FAIL in verdicts:
         return 1
@@ -85,11 +93,19 @@ def point_latest(base: Path, d: Path) -> None:
     tmp.replace(link)
 
 
-def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, object]) -> Path:
+def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, object],
+          partial: bool = False) -> Path:
+    """results.json plus one history line, both saying which controls the run selected.
+
+    A run is partial when a control is not-selected, or when ``partial`` says some check of
+    a selected control was left out (``-k`` picked one of its layers)."""
     summary: dict[str, int] = {}
     for c in controls_:
         summary[c.verdict] = summary.get(c.verdict, 0) + 1
+    chosen = [c.id for c in controls_ if c.verdict != NOT_SELECTED]
+    partial = partial or len(chosen) < len(controls_)
     doc = {"target": target, "generated_at": dt.datetime.now(dt.UTC).isoformat(), **meta,
+           "partial": partial, "selected": chosen,
            "summary": summary, "exit_code": exit_code(controls_),
            "controls": [asdict(c) for c in controls_]}
     path = d / "results.json"
@@ -97,7 +113,7 @@ def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, 
     history = d.parent / "history.jsonl"
     with history.open("a") as fh:
         fh.write(json.dumps({"at": doc["generated_at"], "target": target, "dir": d.name,
-                             "summary": summary,
+                             "partial": partial, "selected": chosen, "summary": summary,
                              "verdicts": {c.id: c.verdict for c in controls_}}) + "\n")
     return path
 

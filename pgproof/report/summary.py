@@ -7,7 +7,7 @@ from pathlib import Path
 from pgproof.report.html import page, table
 from pgproof.report.results import ControlResult
 
-ORDER = ("fail", "error", "cannot-verify", "not-checked", "skip", "pass")
+ORDER = ("fail", "error", "cannot-verify", "not-checked", "skip", "pass", "not-selected")
 
 
 def render(target: str, when: str, controls: list[ControlResult]) -> str:
@@ -20,6 +20,10 @@ def render(target: str, when: str, controls: list[ControlResult]) -> str:
                              for ch in c.checks) or "no check ran for this control"
         rows.append([c.id, c.title, c.verdict.upper(), evidence])
     body = table(["ID", "Control", "Verdict", "Checks and evidence"], rows)
+    left_out = counts["not-selected"]
+    if left_out:  # say it first: a partial run proves nothing about what it left out
+        head += (f"<p class='warn'>Partial run: {len(controls) - left_out} of {len(controls)} "
+                 f"controls selected; {left_out} not selected (not judged).</p>")
     return page(f"pgproof compliance: {target}", head + "<h2>Controls</h2>" + _pre(body))
 
 

@@ -1,0 +1,210 @@
+"""The entries: every control pgproof checks today, in report order.
+
+Layers are what the suites and scenarios really look at (tests/test_controls.py
+holds them to that). SPEC controls without a check yet (TLS-7, BAK-6, MON-4)
+are deliberately absent: a report must not list what nothing proves.
+Framework references are filled only where the mapping is certain.
+"""
+
+from __future__ import annotations
+
+from pgproof.catalogue.model import Control, Kind
+
+
+def _c(cid: str, title: str, requirement: str, layers: str, remediation: str,
+       thresholds: str = "", kind: Kind = "compliance", **frameworks: tuple[str, ...]) -> Control:
+    return Control(cid, title, requirement, kind, tuple(layers.split()), remediation,
+                   tuple(thresholds.split()), dict(frameworks))
+
+
+TRANSMISSION = ("164.312(e)(1)",)
+
+ENTRIES: tuple[Control, ...] = (
+    _c("TLS-1", "Server accepts TLS 1.2+ only",
+       "Handshakes pinned to TLS 1.0 or 1.1 are refused by the server at every client endpoint, "
+       "1.2 or 1.3 are accepted, ssl_min_protocol_version is at least TLSv1.2, and the RDS "
+       "parameter group says so.", "tls sql aws",
+       "Set ssl_min_protocol_version = 'TLSv1.2' (RDS: in the DB parameter group) and reload.",
+       "tls_min_version", hipaa=TRANSMISSION),
+    _c("TLS-2", "Plaintext refused",
+       "A plaintext startup is refused, no host/hostnossl pg_hba rule accepts connections, and "
+       "rds.force_ssl = 1.", "tls sql aws",
+       "Use only hostssl rules in pg_hba.conf; on RDS set rds.force_ssl = 1.",
+       hipaa=TRANSMISSION),
+    _c("TLS-3", "Certificate verifies",
+       "The server certificate chains to the configured CA bundle, its name matches the endpoint, "
+       "and an sslmode=verify-full login works.", "tls sql",
+       "Issue the server certificate from the CA clients trust, with the endpoint's DNS name "
+       "or address in its subjectAltName."),
+    _c("TLS-4", "Certificate not near expiry",
+       "Leaf and CA certificates stay valid for at least the threshold; the RDS CA identifier "
+       "is not deprecated.", "tls aws",
+       "Renew the certificate before the threshold; on RDS move the instance to a current CA "
+       "(e.g. rds-ca-rsa2048-g1).", "cert_min_days deprecated_ca_ids"),
+    _c("TLS-5", "Strong crypto",
+       "No negotiated suite uses NULL, EXPORT, RC4, DES, 3DES, MD5 or anonymous key exchange; the "
+       "leaf key is at least 2048-bit RSA or 256-bit EC.", "tls",
+       "Restrict ssl_ciphers to forward-secret AEAD suites (e.g. 'HIGH:!aNULL:!MD5:!3DES') and "
+       "use a 2048-bit RSA or P-256 key."),
+    _c("TLS-6", "Pooler keeps TLS",
+       "PgBouncer requires TLS from clients and to the server; an RDS Proxy has RequireTLS on.",
+       "pooler aws",
+       "Set client_tls_sslmode and server_tls_sslmode to require (or verify-full) in PgBouncer; "
+       "enable RequireTLS on the RDS Proxy."),
+    _c("NET-1", "Not publicly accessible",
+       "PubliclyAccessible is false on the primary and every replica.", "aws",
+       "Modify the instances with --no-publicly-accessible.", fsbp=("RDS.2",)),
+    _c("NET-2", "Private subnets",
+       "No subnet of the DB subnet group routes 0.0.0.0/0 or ::/0 to an internet gateway in its "
+       "effective route table.", "aws",
+       "Put the DB subnet group on subnets whose route tables send default routes to a NAT or "
+       "nowhere, never to an internet gateway."),
+    _c("NET-3", "Tight security groups",
+       "The database port is open only to app-tier security groups or private CIDRs, never to "
+       "0.0.0.0/0, ::/0 or all ports.", "aws",
+       "Replace open ingress rules with rules that reference the app tier's security group."),
+    _c("NET-4", "Private endpoint",
+       "The writer endpoint resolves to private addresses only.", "dns",
+       "Use the private endpoint (private hosted zone / private DNS) and no public address."),
+    _c("NET-5", "Unreachable from outside",
+       "A connection from an outside vantage point fails; from an app host it succeeds.",
+       "vantage",
+       "Close the path from outside (security groups, NACLs, firewall) while keeping the app "
+       "tier's route."),
+    _c("AUTH-1", "Strong auth method",
+       "password_encryption = scram-sha-256 and no trust, md5 or password pg_hba rule.", "sql",
+       "Set password_encryption = scram-sha-256, reset passwords, and use scram-sha-256 in every "
+       "pg_hba rule."),
+    _c("AUTH-2", "Managed, rotated secret",
+       "The master secret lives in Secrets Manager with rotation on, at most every threshold "
+       "days.", "aws",
+       "Manage the master password in Secrets Manager and enable rotation within the interval.",
+       "secret_rotation_max_days", fsbp=("SecretsManager.1",)),
+    _c("AUTH-3", "Strong password",
+       "Where the secret may be read, the password is at least the threshold length.", "aws",
+       "Rotate to a generated password of at least the minimum length.", "min_password_length"),
+    _c("AUTH-4", "No credentials in code",
+       "The configured source tree holds no DSN with a password and no password literal.",
+       "source",
+       "Remove the literals, rotate the exposed credentials, and read secrets from the "
+       "environment or Secrets Manager."),
+    _c("AUTH-5", "Not the default admin",
+       "The master username is not a default name (postgres, admin, ...).", "aws",
+       "Create the instance with a custom master username (it cannot be renamed in place: "
+       "restore into a new instance).", "forbidden_admin_names", fsbp=("RDS.25",)),
+    _c("AUTHZ-1", "Least privilege",
+       "The application role is not superuser and has no CREATEROLE, CREATEDB or BYPASSRLS.",
+       "sql",
+       "ALTER ROLE <app> NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS; grant only what the "
+       "app needs."),
+    _c("ENC-1", "Encrypted at rest",
+       "Storage is encrypted with an enabled customer-managed KMS key with rotation on; "
+       "self-managed: the data directory sits on an encrypted device.", "aws host",
+       "Encrypt with a customer-managed KMS key with rotation (RDS: restore an encrypted "
+       "snapshot copy); self-managed: put the data directory on LUKS.",
+       hipaa=("164.312(a)(2)(iv)",), fsbp=("RDS.3",)),
+    _c("ENC-2", "Encrypted, private backups",
+       "Snapshots and automated backups are encrypted and no snapshot is shared with all.",
+       "aws",
+       "Copy unencrypted snapshots with a KMS key, delete the originals, and remove the 'all' "
+       "restore attribute.", fsbp=("RDS.1", "RDS.4")),
+    _c("ENC-3", "Backup storage locked",
+       "The backup bucket has default KMS encryption, public access fully blocked, and "
+       "versioning.", "aws",
+       "Set default SSE-KMS encryption, all four public-access-block settings, and versioning "
+       "on the bucket."),
+    _c("AUDIT-1", "Audit logging",
+       "pgaudit is loaded and logging, log_connections and log_disconnections are on, and the "
+       "logs are exported to CloudWatch with a retention.", "sql aws",
+       "Load pgaudit (shared_preload_libraries), set pgaudit.log, enable connection logging, "
+       "and export the postgresql log with a retention.",
+       hipaa=("164.312(b)",), fsbp=("RDS.9",)),
+    _c("BAK-1", "Backup retention",
+       "Automated backup retention is between the minimum and maximum days.", "aws",
+       "Set the backup retention period within the bounds.",
+       "backup_retention_min_days backup_retention_max_days", fsbp=("RDS.11",)),
+    _c("BAK-2", "Point-in-time recovery",
+       "The latest restorable time is within the RPO of now.", "aws",
+       "Enable automated backups and make sure WAL archiving keeps up.", "rpo_minutes"),
+    _c("BAK-3", "Geo-redundant copies",
+       "Backups are replicated to another region, or an AWS Backup copy rule targets one.",
+       "aws",
+       "Enable cross-region automated backup replication or add a copy rule to another region."),
+    _c("BAK-4", "Long-term archive",
+       "A lifecycle rule moves backups to Glacier-class storage and keeps them at least the "
+       "archive threshold.", "aws",
+       "Add a lifecycle rule (S3 or AWS Backup) that transitions to Glacier-class storage and "
+       "keeps copies long enough.", "archive_min_days"),
+    _c("BAK-5", "Deletion protection",
+       "Deletion protection is on for the primary.", "aws",
+       "Modify the instance with --deletion-protection.", fsbp=("RDS.8",)),
+    _c("HA-1", "Multi-AZ",
+       "Multi-AZ is on and the standby's availability zone differs from the primary's.", "aws",
+       "Modify the instance with --multi-az.", fsbp=("RDS.5",)),
+    _c("HA-5", "Replicas read-only, fresh",
+       "Every replica refuses writes and lags less than the threshold.", "sql",
+       "Investigate replica lag (I/O, long queries, network) and never promote a replica by "
+       "hand while it serves reads.", "replica_lag_max_s"),
+    _c("POOL-1", "Pooler configured",
+       "The pooler's pool size is as specified, an idle timeout is set, and health checks are "
+       "on.", "pooler",
+       "Set default_pool_size, server_idle_timeout and server_check_delay in PgBouncer.",
+       "pool_size"),
+    _c("MON-1", "Alarms that page",
+       "Alarms exist for CPU, memory, storage, connections near max, replica lag and backup "
+       "failures, each with an action whose topic has a subscriber.", "aws",
+       "Create the CloudWatch alarms at the thresholds with an SNS action whose topic has a "
+       "confirmed subscriber.",
+       "cpu_alarm_max_pct memory_alarm_max_pct storage_alarm_max_pct connections_alarm_max_pct "
+       "replica_lag_max_s"),
+    _c("MON-2", "Deep monitoring",
+       "Enhanced Monitoring and Performance Insights are on and slow-query logging is set.",
+       "aws sql",
+       "Enable Enhanced Monitoring and Performance Insights and set "
+       "log_min_duration_statement.", fsbp=("RDS.6",)),
+    _c("MON-3", "Health endpoint",
+       "GET /api/health/database returns connection status, version, SSL on, active "
+       "connections and response time.", "health",
+       "Serve the health endpoint with every field, over a TLS connection to the database."),
+    _c("MNT-1", "Patched engine",
+       "The engine is PostgreSQL of the expected major version and automatic minor upgrades "
+       "are on.", "sql aws",
+       "Upgrade to a supported minor and enable auto minor version upgrade.", "engine_major",
+       fsbp=("RDS.13",)),
+    # Game days: they change the target and run from scenarios/ or `pgproof gameday`.
+    _c("HA-2", "Failover completes within the RTO budget",
+       "After the primary is killed under load, writes succeed again on a new primary within "
+       "the RTO budget, measured at <= 100 ms resolution.", "clock",
+       "Shorten failure detection (Patroni ttl/loop_wait; RDS: Multi-AZ) and make clients "
+       "reconnect on error.", "rto_budget_s", kind="gameday"),
+    _c("HA-3", "No acknowledged write lost",
+       "Every write acknowledged before or during the failover is on the new primary.",
+       "ledger",
+       "Use synchronous replication (synchronous_mode / Multi-AZ) so no commit is acknowledged "
+       "before a standby has it.", kind="gameday"),
+    _c("HA-4", "Load recovers without restarting clients",
+       "Throughput returns to the recovery ratio of its pre-fault median without restarting "
+       "clients.", "load",
+       "Make the pool and clients reconnect and retry instead of holding dead connections.",
+       "load_recovery_ratio", kind="gameday"),
+    _c("HA-6", "The cluster heals",
+       "The old primary rejoins or a new standby appears, and steady state holds again.",
+       "cluster",
+       "Enable pg_rewind (use_pg_rewind) or automatic replica re-creation.", kind="gameday"),
+    _c("CH-LAT", "Latency on the client path triggers no failover",
+       "Latency on the client path triggers no failover, errors stay within budget, and p95 "
+       "returns to baseline after the fault is removed.", "load cluster",
+       "Raise client and health-check timeouts above the expected latency; keep failover "
+       "detection off the client path.", "latency_error_budget p95_recovery_factor",
+       kind="gameday"),
+    _c("CH-PART", "Partitioned primary is replaced, no split brain",
+       "A primary cut off from clients and the cluster is replaced within the RTO budget and "
+       "accepts no write after the new one is promoted.", "clock split-brain",
+       "Make the old primary demote itself when it loses the consensus store (Patroni does; "
+       "check watchdog and synchronous settings).", "rto_budget_s", kind="gameday"),
+    _c("CH-FORCE", "Control-plane failover as HA-2 and HA-3",
+       "A failover through the control plane meets the RTO budget and loses no acknowledged "
+       "write.", "clock ledger",
+       "As HA-2 and HA-3: fast detection, reconnecting clients, synchronous replication.",
+       "rto_budget_s", kind="gameday"),
+)

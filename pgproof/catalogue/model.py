@@ -1,0 +1,47 @@
+"""The shape of a catalogue entry and the vocabularies it uses (layers, frameworks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["compliance", "gameday"]
+
+# What each layer is: the vocabulary of ``Control.layers``.
+LAYERS: dict[str, str] = {
+    "tls": "live TLS handshakes and a plaintext startup at every client endpoint",
+    "sql": "a live SQL session: server settings, pg_hba rules, roles, replicas, a verify-full login",
+    "aws": "the AWS API (RDS, EC2, KMS, Secrets Manager, CloudWatch, S3, Backup describe calls)",
+    "pooler": "the PgBouncer admin console (SHOW CONFIG)",
+    "health": "the application's HTTP health endpoint",
+    "dns": "name resolution of the writer endpoint",
+    "vantage": "TCP reachability from app hosts and outside vantage points (testinfra)",
+    "host": "the database hosts over testinfra (block devices under the data directory)",
+    "source": "a scan of the configured application source tree",
+    "clock": "the failover clock: a write every 50 ms through the writer endpoint",
+    "ledger": "the write ledger: every acknowledged load write looked up on the new primary",
+    "load": "Locust throughput, latency and error counts per second",
+    "cluster": "the cluster's own view (Patroni leader, timeline, sync standby; RDS events)",
+    "split-brain": "a direct write to the old primary after the new one is promoted",
+}
+
+FRAMEWORKS = ("hipaa", "cis", "fsbp")
+
+
+@dataclass(frozen=True)
+class Control:
+    id: str
+    title: str
+    requirement: str
+    kind: Kind
+    layers: tuple[str, ...]
+    remediation: str
+    thresholds: tuple[str, ...] = ()
+    # Framework references, e.g. {"fsbp": ("RDS.3",)}; empty where not yet mapped.
+    frameworks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "title": self.title, "requirement": self.requirement,
+                "kind": self.kind, "layers": list(self.layers),
+                "thresholds": list(self.thresholds), "remediation": self.remediation,
+                "frameworks": {k: list(self.frameworks.get(k, ())) for k in FRAMEWORKS}}

@@ -1,0 +1,97 @@
+"""The catalogue rendered for people: a terminal table, JSON, and docs/controls.md."""
+
+from __future__ import annotations
+
+import json
+
+from pgproof.catalogue import CATALOGUE, FRAMEWORKS, LAYERS, Control
+from pgproof.target import Thresholds
+
+FRAMEWORK_NAMES = {"hipaa": "HIPAA Security Rule", "cis": "CIS PostgreSQL Benchmark",
+                   "fsbp": "AWS Foundational Security Best Practices"}
+KIND_HEADINGS = {"compliance": "Compliance controls (read-only: `pgproof check`, `pytest suites`)",
+                 "gameday": "Game-day controls (they change the target: `pgproof gameday`, "
+                            "`pytest scenarios -m chaos`)"}
+
+
+def table(controls: list[Control]) -> str:
+    """One line per control: ID, kind, layers, title (what `pgproof controls` prints)."""
+    rows = [("ID", "KIND", "LAYERS", "TITLE")]
+    rows += [(c.id, c.kind, ",".join(c.layers), c.title) for c in controls]
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(f"{a:<{w[0]}}  {b:<{w[1]}}  {c:<{w[2]}}  {d}" for a, b, c, d in rows)
+
+
+def as_json(controls: list[Control]) -> str:
+    return json.dumps({"layers": LAYERS, "controls": [c.as_dict() for c in controls]}, indent=2)
+
+
+def _threshold(name: str) -> str:
+    default = Thresholds.model_fields[name].default
+    if isinstance(default, tuple):
+        default = ", ".join(default)
+    return f"`{name}` (default {default})"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _section(c: Control) -> list[str]:
+    lines = [f"### {c.id}: {c.title}", "", c.requirement, "",
+             f"- Proven by: {', '.join(f'`{x}`' for x in c.layers)}",
+             f"- Thresholds: {', '.join(_threshold(t) for t in c.thresholds) or 'none'}",
+             f"- Remediation: {c.remediation}"]
+    refs = [f"{FRAMEWORK_NAMES[k]} {', '.join(c.frameworks[k])}"
+            for k in FRAMEWORKS if c.frameworks.get(k)]
+    lines.append(f"- Framework references: {'; '.join(refs) if refs else 'not mapped yet'}")
+    return [*lines, ""]
+
+
+SELECTING = """\
+## Running a subset
+
+- `pgproof check --target staging --control TLS-1,NET-*` runs only the matching controls
+  (comma-separated, repeatable, shell-style globs).
+- `pytest suites --target staging --control TLS-1` does the same in pytest.
+- Every control ID is also a pytest marker and a keyword: `pytest suites -m "TLS-1 or NET-2"`
+  and `pytest suites -k AUTH-2` select by ID too.
+
+An unknown ID, or a pattern that matches nothing, stops the run with one sentence
+(exit 2). A run that leaves controls out (by `--control`, `-k`, `-m` or a subset of
+files) is marked `"partial": true` in `results.json` with its `"selected"` list, and
+in `reports/history.jsonl`; controls left out show as `not-selected` (never
+`not-checked`), the exit code counts only the selected controls, and
+`pgproof drift` compares only controls both runs selected.
+"""
+
+
+def markdown() -> str:
+    """docs/controls.md, generated: `pgproof controls --format markdown > docs/controls.md`."""
+    out = ["# pgproof controls", "",
+           "Generated from `pgproof/catalogue/controls.py` by "
+           "`pgproof controls --format markdown`; do not edit by hand.", "",
+           "Verdicts per control: **pass**, **fail**, **error** (could not check), **skip** "
+           "(not applicable, with the reason), **cannot-verify** (the target does not expose "
+           "the fact), **not-checked** (selected, but no check ran), **not-selected** "
+           "(left out of a partial run). A control is only as verified as its least verified "
+           "layer.", ""]
+    for kind, heading in KIND_HEADINGS.items():
+        group = [c for c in CATALOGUE.values() if c.kind == kind]
+        out += [f"## {heading}", "", "| ID | Title | Proven by | Thresholds |", "|---|---|---|---|"]
+        out += [f"| [{c.id}](#{_anchor(c)}) | {_cell(c.title)} | {', '.join(c.layers)} | "
+                f"{', '.join(c.thresholds) or '-'} |" for c in group]
+        out.append("")
+    out += ["## Layers", "", "| Layer | What it looks at |", "|---|---|"]
+    out += [f"| `{k}` | {_cell(v)} |" for k, v in LAYERS.items()]
+    out += ["", SELECTING, "## Control details", ""]
+    for c in CATALOGUE.values():
+        out += _section(c)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _anchor(c: Control) -> str:
+    """GitHub's heading anchor for '### ID: Title'."""
+    text = f"{c.id}: {c.title}".lower()
+    keep = "".join(ch for ch in text if ch.isalnum() or ch in " -_")
+    return keep.replace(" ", "-")
