@@ -230,12 +230,10 @@ def parse_target(name: str, data: dict[str, Any], source: str) -> Target:
         base = Path(source).resolve().parent
         return Target.model_validate({"name": name, **data}, context={"base": base})
     except ValidationError as exc:
-        lines = [_describe(e) for e in exc.errors()]
-        prefix = f"targets.{name}."
-        raise ConfigError(
-            f"{source}: invalid target {name!r}:\n  "
-            + "\n  ".join(prefix + line for line in lines)
-        ) from None
+        lines = [f"targets.{name}.{_describe(e)}" for e in exc.errors()]
+        if len(lines) == 1:  # one wrong field: one sentence
+            raise ConfigError(f"{source}: {lines[0]}") from None
+        raise ConfigError(f"{source}: invalid target {name!r}:\n  " + "\n  ".join(lines)) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

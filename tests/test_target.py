@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +42,10 @@ def test_broken_toml_and_unknown_target(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_target("staging", cfg)
     cfg.write_text('[targets.staging.postgres]\nuser = "a"\nwriter = { host = "h", port = 1 }\n')
-    with pytest.raises(ConfigError, match=r"no target named 'prod' \(known: staging\)"):
-        load_target("prod", cfg)
+    lab_file = tmp_path / "lab.toml"  # a running lab's target file: lab is a valid target too
+    lab_file.write_text("")
+    with pytest.raises(ConfigError, match=r"no target named 'prod' \(valid targets: lab, staging\)"):
+        load_target("prod", cfg, lab_file=lab_file)
 
 
 def test_pytest_stops_before_any_test_with_one_message(tmp_path: Path) -> None:
@@ -58,11 +61,15 @@ def test_pytest_stops_before_any_test_with_one_message(tmp_path: Path) -> None:
 
 
 def test_check_with_unknown_target_writes_no_report(tmp_path: Path) -> None:
+    lab_file = tmp_path / "lab.toml"
+    lab_file.write_text("")
+    env = {**os.environ, "PGPROOF_LAB_TARGET": str(lab_file)}
+    env.pop("PGPROOF_TARGET", None)
     r = subprocess.run([sys.executable, "-m", "pgproof.cli", "check", "--target", "nope",
                         "--config", str(tmp_path / "pgproof.toml"), "--reports", str(tmp_path / "r")],
-                       capture_output=True, text=True, cwd=tmp_path, timeout=60)
+                       capture_output=True, text=True, cwd=tmp_path, timeout=60, env=env)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         f"pgproof: no target named 'nope': {tmp_path / 'pgproof.toml'} does not exist "
-        "(copy pgproof.example.toml to pgproof.toml, or use --target lab)"]
+        "(valid targets: lab; copy pgproof.example.toml to pgproof.toml to add yours)"]
     assert not (tmp_path / "r").exists()

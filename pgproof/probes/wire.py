@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 NUDGE = b"\r\n\r\n"
+NUDGE_AFTER_S = 0.5
 # First bytes -> protocol, for the sentence a user reads.
 SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"HTTP/", "HTTP"), (b"SSH-", "SSH"), (b"\x15\x03", "TLS directly (no SSLRequest)"),
@@ -71,8 +72,9 @@ def greet(host: str, port: int, budget_s: float = 1.5) -> WireAnswer:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            # Half the budget for a PostgreSQL answer, then nudge line-based protocols.
-            wait = left if nudged else max(0.05, min(left, budget_s / 2))
+            # PostgreSQL answers in milliseconds; after NUDGE_AFTER_S, nudge line-based protocols
+            # (harmless to a slow PostgreSQL: its answer still arrives and is read the same way).
+            wait = left if nudged else max(0.05, min(left, NUDGE_AFTER_S))
             sock.settimeout(wait)
             try:
                 chunk = sock.recv(64)
