@@ -209,8 +209,16 @@ driver = "ssh"
 """)
     line = one_error(pgproof("gameday", "kill-primary", "--target", "self", "--config", str(cfg),
                              "--reports", str(tmp_path / "reports"), "--dry-run", cwd=tmp_path))
-    assert line == ('pgproof: targets.self.hosts is empty: chaos.driver = "ssh" needs the database '
-                    'hosts, e.g. hosts = ["ssh://admin@db1", "ssh://admin@db2"]')
+    sentence = ('pgproof: targets.self.hosts is empty: chaos.driver = "ssh" needs the database '
+                'hosts, e.g. hosts = ["ssh://admin@db1", "ssh://admin@db2"]')
+    assert line == sentence
+    no_reports(tmp_path / "reports")
+    r = run([sys.executable, "-m", "pytest", str(REPO / "scenarios"), "-m", "chaos", "--target",
+             "self", "--pgproof-config", str(cfg), "--reports", str(tmp_path / "reports"), "-q"],
+            tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and sentence in out and "Traceback" not in out, out
+    assert "junit.xml" not in out and "report.html" not in out
     no_reports(tmp_path / "reports")
 
 
