@@ -125,10 +125,11 @@ def _known_target(name: str) -> None:
     from pgproof.target import configured_targets, lab_target_file, valid_targets
 
     names = configured_targets()
-    if name in names or (name == "lab" and lab_target_file().exists()):
+    valid = valid_targets(names)
+    if name in names or (name == "lab" and (lab_target_file().exists()
+                                            or any(v.startswith("lab") for v in valid))):
         return
-    raise UserError(f"no target named {name!r} (valid targets: "
-                    f"{', '.join(valid_targets(names)) or 'none'})")
+    raise UserError(f"no target named {name!r} (valid targets: {', '.join(valid) or 'none'})")
 
 
 def _version() -> str:
