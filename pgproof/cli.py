@@ -53,13 +53,12 @@ def _check(args: argparse.Namespace) -> int:
     """Run the compliance suites; exit 0 compliant, 1 non-compliant, 2 could not check."""
     import json
 
-    import pytest
-
     from pgproof import preflight
     from pgproof.target import load_target
 
     # Bad config, wrong port, missing password: one message, exit 2, no report.
     preflight.check(load_target(args.target, args.config))
+    import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
     base = args.reports.resolve()
     argv = [str(REPO / "suites"), "--target", args.target, "--reports", str(base),
             "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *args.pytest_args]
@@ -132,13 +131,20 @@ def _known_target(name: str) -> None:
     raise UserError(f"no target named {name!r} (valid targets: {', '.join(valid) or 'none'})")
 
 
-def _version() -> str:
-    import importlib.metadata as md
+class _Version(argparse.Action):
+    """``--version``, reading the installed metadata only when asked (its import is slow)."""
 
-    try:
-        return f"pgproof {md.version('pgproof')}"
-    except md.PackageNotFoundError:
-        return "pgproof (not installed)"
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kw: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        import importlib.metadata as md
+
+        try:
+            print(f"pgproof {md.version('pgproof')}")
+        except md.PackageNotFoundError:
+            print("pgproof (not installed)")
+        parser.exit()
 
 
 def _print_status(rows: list) -> int:
@@ -153,7 +159,7 @@ def _print_status(rows: list) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pgproof", description=__doc__)
-    ap.add_argument("--version", action="version", version=_version())
+    ap.add_argument("--version", action=_Version)
     target_default = os.environ.get("PGPROOF_TARGET") or "lab"  # --target wins over the env
     target_help = "target name (default: $PGPROOF_TARGET, else lab)"
     sub = ap.add_subparsers(dest="command", required=True)
