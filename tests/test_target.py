@@ -13,6 +13,7 @@ from pgproof.target import ConfigError, load_target, parse_target
 
 REPO = Path(__file__).resolve().parent.parent
 GOOD = {"postgres": {"writer": {"host": "db.internal", "port": 5432}, "user": "auditor"}}
+PG = GOOD["postgres"]
 
 
 def test_valid_target_and_defaults() -> None:
@@ -73,3 +74,52 @@ def test_check_with_unknown_target_writes_no_report(tmp_path: Path) -> None:
         f"pgproof: no target named 'nope': {tmp_path / 'pgproof.toml'} does not exist "
         "(valid targets: lab; copy pgproof.example.toml to pgproof.toml to add yours)"]
     assert not (tmp_path / "r").exists()
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    from pgproof.lab import pki
+
+    conf_dir = tmp_path / "conf"
+    ca = pki.make_ca(conf_dir / "tls")
+    (conf_dir / "pgproof.toml").write_text("""
+[targets.staging]
+source_tree = "src"
+[targets.staging.postgres]
+user = "auditor"
+sslrootcert = "tls/ca.crt"
+passfile = "pgpass"
+writer = { host = "127.0.0.1", port = 1 }
+[targets.staging.aws]
+region = "eu-west-1"
+credentials_file = "aws/credentials"
+""")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cwd = Path.cwd()
+    os.chdir(elsewhere)
+    try:
+        t = load_target("staging", Path("../conf/pgproof.toml"))
+    finally:
+        os.chdir(cwd)
+    assert t.postgres.sslrootcert == ca.cert.resolve()
+    assert t.postgres.passfile == conf_dir.resolve() / "pgpass"
+    assert t.aws is not None and t.aws.credentials_file == conf_dir.resolve() / "aws/credentials"
+    assert t.source_tree == conf_dir.resolve() / "src"
+    assert t.conninfo()["sslrootcert"] == str(ca.cert.resolve())
+
+
+@pytest.mark.parametrize(("extra", "hint"), [
+    ({"environment": "PRD"}, "environment 'PRD' says 'prd'"),
+    ({"tags": {"stage": "Live"}}, "tags.stage 'Live' says 'live'"),
+    ({"tags": {"env": "eu-PRODUCTION-1"}}, "tags.env 'eu-PRODUCTION-1' says 'production'"),
+    ({"name": "Prod2"}, "name 'Prod2' says 'prod2'"),
+    ({"chaos": {"production": True}}, "chaos.production = true"),
+])
+def test_production_words_in_name_environment_and_tags(extra: dict, hint: str) -> None:
+    data = {"postgres": PG, **{k: v for k, v in extra.items() if k != "name"}}
+    assert parse_target(extra.get("name", "staging"), data, "test").production_hint == hint
+
+
+def test_not_production() -> None:
+    data = {"postgres": PG, "environment": "staging", "tags": {"team": "products", "x": "alive"}}
+    assert parse_target("preprod-copy", data, "test").production_hint is None
