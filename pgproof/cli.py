@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from pgproof.errors import UserError
 from pgproof.lab.procs import ComponentError
-from pgproof.target import ConfigError
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -34,6 +35,9 @@ def _lab(args: argparse.Namespace) -> int:
             print(f"  (none for {cid}: {why})")
         return 0
     if args.action == "break":
+        if not args.name:
+            raise UserError("pgproof lab break needs a mutation name; "
+                            "`pgproof lab mutations` lists them")
         print(mutations.apply(state_dir, args.name))
         return 0
     if args.action == "heal":
@@ -49,14 +53,15 @@ def _check(args: argparse.Namespace) -> int:
     """Run the compliance suites; exit 0 compliant, 1 non-compliant, 2 could not check."""
     import json
 
-    import pytest
-
+    from pgproof import preflight
     from pgproof.target import load_target
 
     selection = _control_args(args.control)
     if selection is None:
         return 2
-    load_target(args.target, args.config)  # a bad config: one message, exit 2, no report
+    # Bad config, wrong port, missing password: one message, exit 2, no report.
+    preflight.check(load_target(args.target, args.config))
+    import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
     base = args.reports.resolve()
     argv = [str(REPO / "suites"), "--target", args.target, "--reports", str(base),
             "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
@@ -107,11 +112,13 @@ def _controls(args: argparse.Namespace) -> int:
 
 def _gameday(args: argparse.Namespace) -> int:
     """One game day; exit 0 all verdicts pass, 1 a control failed, 2 error/refused."""
+    from pgproof import preflight
     from pgproof.gameday import run as gd
     from pgproof.gameday.safety import ChaosRefused
     from pgproof.target import load_target
 
     target = load_target(args.target, args.config)
+    preflight.check(target)
     try:
         journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
                               baseline_s=args.baseline, i_mean_production=args.i_mean_production,
@@ -135,6 +142,7 @@ def _history(args: argparse.Namespace) -> int:
 
     prev, last, changes = drift(args.reports / "history.jsonl", args.target)
     if last is None:
+        _known_target(args.target)
         print(f"no runs of target {args.target!r} in {args.reports / 'history.jsonl'}")
         return 0
     if prev is None:
@@ -152,6 +160,34 @@ def _history(args: argparse.Namespace) -> int:
     return 1 if changes else 0
 
 
+def _known_target(name: str) -> None:
+    """A name with no history must at least be a target, or drift would answer 0 for a typo."""
+    from pgproof.target import configured_targets, lab_target_file, valid_targets
+
+    names = configured_targets()
+    valid = valid_targets(names)
+    if name in names or (name == "lab" and (lab_target_file().exists()
+                                            or any(v.startswith("lab") for v in valid))):
+        return
+    raise UserError(f"no target named {name!r} (valid targets: {', '.join(valid) or 'none'})")
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the installed metadata only when asked (its import is slow)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kw: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        import importlib.metadata as md
+
+        try:
+            print(f"pgproof {md.version('pgproof')}")
+        except md.PackageNotFoundError:
+            print("pgproof (not installed)")
+        parser.exit()
+
+
 def _print_status(rows: list) -> int:
     if not rows:
         print("lab: not running")
@@ -164,6 +200,9 @@ def _print_status(rows: list) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pgproof", description=__doc__)
+    ap.add_argument("--version", action=_Version)
+    target_default = os.environ.get("PGPROOF_TARGET") or "lab"  # --target wins over the env
+    target_help = "target name (default: $PGPROOF_TARGET, else lab)"
     sub = ap.add_subparsers(dest="command", required=True)
     lab = sub.add_parser("lab", help="the embedded lab")
     lab.add_argument("action", choices=["up", "down", "status", "break", "heal", "mutations"])
@@ -173,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--no-aws", action="store_true", help="skip the moto AWS twin")
     lab.set_defaults(func=_lab)
     chk = sub.add_parser("check", help="run the compliance suites against a target")
-    chk.add_argument("--target", default="lab")
+    chk.add_argument("--target", default=target_default, help=target_help)
     chk.add_argument("--config", type=Path, default=None)
     chk.add_argument("--reports", type=Path, default=Path("reports"))
     chk.add_argument("--control", action="append", metavar="IDS",
@@ -188,14 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="markdown is docs/controls.md")
     ctl.set_defaults(func=_controls)
     hist = sub.add_parser("drift", help="controls that changed verdict since the previous run")
-    hist.add_argument("--target", default="lab")
+    hist.add_argument("--target", default=target_default, help=target_help)
     hist.add_argument("--reports", type=Path, default=Path("reports"))
     hist.set_defaults(func=_history)
     from pgproof.gameday.scenarios import SCENARIOS
 
     gd = sub.add_parser("gameday", help="run a chaos game day against a target")
     gd.add_argument("scenario", choices=sorted(SCENARIOS))
-    gd.add_argument("--target", default="lab")
+    gd.add_argument("--target", default=target_default, help=target_help)
     gd.add_argument("--config", type=Path, default=None)
     gd.add_argument("--reports", type=Path, default=Path("reports"))
     gd.add_argument("--users", type=int, default=None, help="Locust users (default: target's)")
@@ -210,13 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (ConfigError, ComponentError) as exc:
+        rc = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return rc
+    except (UserError, ComponentError) as exc:  # bad input: the one place that prints it
         print(f"pgproof: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pgproof: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `pgproof lab mutations | head`: the reader left, as with any tool
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the closed pipe
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pgproof.errors import UserError
 from pgproof.report import results as res
-from pgproof.target import ConfigError, Target, load_target
+from pgproof.target import Target, load_target
 from pgproof.verdict import CannotVerify, NotApplicable, Unreachable, Verdict
 
 pytest_plugins = ["pgproof.pytest_selection"]  # --control, ID markers, what a run left out
@@ -53,10 +54,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control(*ids): SPEC.md control IDs this check proves")
     config.stash[_RESULTS] = []
     if _wants_reports(config) and not hasattr(config, "workerinput"):
+        get_target(config)  # bad input stops here: before a report directory or file is announced
         base = config.getoption("reports")
         base.mkdir(parents=True, exist_ok=True)
         d = res.run_dir(base, config.getoption("target"))
         config.stash[_RUN_DIR] = d
+        config.pluginmanager.register(_DropOnAbort(config), "pgproof-drop-on-abort")
         if not config.option.xmlpath:
             config.option.xmlpath = str(d / "junit.xml")
         if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
@@ -65,13 +68,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def get_target(config: pytest.Config) -> Target:
-    """Load and validate the target once; a bad config stops the run before any test."""
+    """Load and validate the target once; bad input (config, port, password) stops the run."""
     if _TARGET not in config.stash:
+        from pgproof import preflight
+
         try:
-            config.stash[_TARGET] = load_target(config.getoption("target"),
-                                                config.getoption("pgproof_config"))
-        except ConfigError as exc:
+            target = load_target(config.getoption("target"), config.getoption("pgproof_config"))
+            preflight.check(target)
+        except UserError as exc:
             pytest.exit(f"pgproof: {exc}", returncode=2)
+        config.stash[_TARGET] = target
     return config.stash[_TARGET]
 
 
@@ -132,6 +138,47 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     item.user_properties.append(("pgproof_verdict", verdict.value))
     item.config.stash[_RESULTS].append(res.CheckResult(
         item.nodeid, list(marker.args), verdict, message, round(report.duration, 3)))
+
+
+def _drop_empty_run(config: pytest.Config) -> None:
+    """Nothing will be checked: drop the report directory, and junit/html with it, before they
+    write into it and announce files that ``pytest_unconfigure`` would then remove.
+
+    Called between hook calls (pluggy snapshots a hook's plugins when the call starts).
+    """
+    if _RUN_DIR not in config.stash or config.stash[_RESULTS]:
+        return
+    d = config.stash[_RUN_DIR].resolve()
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is not None and Path(xml.logfile).resolve().is_relative_to(d):
+        del config.stash[xml_key]
+        config.pluginmanager.unregister(xml)
+    for plugin in config.pluginmanager.get_plugins():
+        path = getattr(plugin, "_report_path", None)  # pytest-html's report object
+        if isinstance(path, Path) and path.resolve().is_relative_to(d):
+            config.pluginmanager.unregister(plugin)
+    shutil.rmtree(d, ignore_errors=True)
+    del config.stash[_RUN_DIR]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not any(item.get_closest_marker("control") for item in session.items):
+        _drop_empty_run(session.config)  # e.g. -k matched no check
+
+
+class _DropOnAbort:
+    """Ctrl-C, pytest.exit or collection errors before any check: no half report.
+
+    A per-config object because ``pytest_keyboard_interrupt`` is not given the config.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:  # type: ignore[type-arg]
+        _drop_empty_run(self.config)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -9,18 +9,45 @@ per target. Passwords never live here: they come from the environment
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from pgproof.errors import UserError
 
 DEFAULT_CONFIG = Path("pgproof.toml")
 LAB_TARGET_FILE = Path(".pgproof/lab/target.toml")
+# Words that mark an environment as production (case-insensitive, as whole words of a name/tag).
+PRODUCTION_WORDS = re.compile(r"^(prod|prd|production|live)\d*$")
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A target configuration problem, phrased for the person who wrote the file."""
+
+
+def _relative_to_config(value: Any, info: ValidationInfo) -> Any:
+    """A relative path in a config file means relative to that file, not to the current directory."""
+    base = (info.context or {}).get("base")
+    if isinstance(value, str | Path) and base is not None and not Path(value).is_absolute():
+        return Path(base) / Path(value).expanduser()
+    return value
+
+
+def _is_ca_file(path: Path) -> str | None:
+    """Why ``path`` cannot serve as a CA bundle (None: it holds at least one PEM certificate)."""
+    from cryptography import x509
+
+    if not path.is_file():
+        return f"sslrootcert file not found: {path}"
+    try:
+        x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError):
+        return (f"sslrootcert {path} is not a PEM certificate file (no readable "
+                "'-----BEGIN CERTIFICATE-----' block): point it at the CA certificate")
+    return None
 
 
 class _Strict(BaseModel):
@@ -78,11 +105,15 @@ class Postgres(_Strict):
     app_role: str | None = None
     nodes: list[Endpoint] = []
 
-    @model_validator(mode="after")
-    def _ca_exists(self) -> Postgres:
-        if self.sslrootcert is not None and not self.sslrootcert.exists():
-            raise ValueError(f"sslrootcert file not found: {self.sslrootcert}")
-        return self
+    _paths = field_validator("sslrootcert", "passfile", mode="before")(_relative_to_config)
+
+    @field_validator("sslrootcert", mode="after")
+    @classmethod
+    def _ca_is_certificate(cls, value: Path | None) -> Path | None:
+        why = None if value is None else _is_ca_file(value)
+        if why:
+            raise ValueError(why)
+        return value
 
 
 class Aws(_Strict):
@@ -99,6 +130,8 @@ class Aws(_Strict):
     app_security_group_ids: list[str] = []
     log_group_prefix: str | None = None
 
+    _paths = field_validator("credentials_file", mode="before")(_relative_to_config)
+
 
 class Chaos(_Strict):
     allowed: bool = False
@@ -114,9 +147,12 @@ class Lab(_Strict):
 
     state_dir: Path
 
+    _paths = field_validator("state_dir", mode="before")(_relative_to_config)
+
 
 class Target(_Strict):
     name: str
+    environment: str | None = None  # e.g. "staging", "prd": the production guard reads it
     tags: dict[str, str] = {}
     postgres: Postgres
     health_url: str | None = None
@@ -129,10 +165,25 @@ class Target(_Strict):
     thresholds: Thresholds = Thresholds()
     lab: Lab | None = None
 
+    _paths = field_validator("source_tree", mode="before")(_relative_to_config)
+
+    @property
+    def production_hint(self) -> str | None:
+        """What marks this target as production (name, environment, a tag, chaos.production)."""
+        if self.chaos.production:
+            return "chaos.production = true"
+        fields = [("name", self.name), ("environment", self.environment or ""),
+                  *((f"tags.{k}", v) for k, v in self.tags.items())]
+        for where, text in fields:
+            words = re.split(r"[^a-z0-9]+", text.lower())
+            hit = next((w for w in words if PRODUCTION_WORDS.match(w)), None)
+            if hit:
+                return f"{where} {text!r} says {hit!r}"
+        return None
+
     @property
     def looks_like_production(self) -> bool:
-        words = {self.name.lower(), *(v.lower() for v in self.tags.values())}
-        return self.chaos.production or any(w.startswith("prod") for w in words)
+        return self.production_hint is not None
 
     def password(self) -> str | None:
         """The password from the environment; ``None`` lets libpq use the passfile."""
@@ -167,6 +218,8 @@ def _describe(err: dict[str, Any]) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown field (check the spelling)"
+    elif err["type"] == "value_error":  # our own sentence: it already names the value
+        msg = msg.removeprefix("Value error, ")
     elif "input" in err and not isinstance(err["input"], dict):
         msg = f"{msg}, got {err['input']!r}"
     return f"{loc}: {msg}"
@@ -174,14 +227,13 @@ def _describe(err: dict[str, Any]) -> str:
 
 def parse_target(name: str, data: dict[str, Any], source: str) -> Target:
     try:
-        return Target.model_validate({"name": name, **data})
+        base = Path(source).resolve().parent
+        return Target.model_validate({"name": name, **data}, context={"base": base})
     except ValidationError as exc:
-        lines = [_describe(e) for e in exc.errors()]
-        prefix = f"targets.{name}."
-        raise ConfigError(
-            f"{source}: invalid target {name!r}:\n  "
-            + "\n  ".join(prefix + line for line in lines)
-        ) from None
+        lines = [f"targets.{name}.{_describe(e)}" for e in exc.errors()]
+        if len(lines) == 1:  # one wrong field: one sentence
+            raise ConfigError(f"{source}: {lines[0]}") from None
+        raise ConfigError(f"{source}: invalid target {name!r}:\n  " + "\n  ".join(lines)) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -209,14 +261,44 @@ def load_target(name: str, config: Path | None = None, lab_file: Path | None = N
     if name in targets:
         return parse_target(name, targets[name], str(config))
     if name == "lab":
-        lab_file = lab_file or Path(os.environ.get("PGPROOF_LAB_TARGET", LAB_TARGET_FILE))
+        lab_file = lab_target_file(lab_file)
         if not lab_file.exists():
             raise ConfigError(
                 f"target 'lab': {lab_file} not found; start the lab with `pgproof lab up`"
             )
         return parse_target("lab", _read_toml(lab_file), str(lab_file))
+    valid = ", ".join(valid_targets(targets, lab_file)) or "none"
     if not config.exists():
-        raise ConfigError(f"no target named {name!r}: {config} does not exist "
-                          "(copy pgproof.example.toml to pgproof.toml, or use --target lab)")
-    known = ", ".join(sorted(targets)) or "none"
-    raise ConfigError(f"{config}: no target named {name!r} (known: {known})")
+        raise ConfigError(f"no target named {name!r}: {config} does not exist (valid targets: "
+                          f"{valid}; copy pgproof.example.toml to pgproof.toml to add yours)")
+    raise ConfigError(f"{config}: no target named {name!r} (valid targets: {valid})")
+
+
+def lab_target_file(lab_file: Path | None = None) -> Path:
+    return lab_file or Path(os.environ.get("PGPROOF_LAB_TARGET", LAB_TARGET_FILE))
+
+
+def valid_targets(configured: dict[str, Any] | list[str], lab_file: Path | None = None) -> list[str]:
+    """Every name ``--target`` accepts: the configured ones, plus ``lab`` when it is up or can be."""
+    names = sorted(configured)
+    if "lab" in names:
+        return names
+    if lab_target_file(lab_file).exists():
+        return ["lab", *names]
+    from pgproof.lab.components import check_prerequisites
+    from pgproof.lab.procs import ComponentError
+
+    try:
+        check_prerequisites()
+    except ComponentError:
+        return names
+    return ["lab (after `pgproof lab up`)", *names]
+
+
+def configured_targets(config: Path | None = None) -> list[str]:
+    """Target names in the config file (empty when it does not exist)."""
+    config = config or Path(os.environ.get("PGPROOF_CONFIG", DEFAULT_CONFIG))
+    if not config.exists():
+        return []
+    targets = _read_toml(config).get("targets", {})
+    return sorted(targets) if isinstance(targets, dict) else []

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pgproof.errors import UserError
 from pgproof.gameday import run as gameday
 from pgproof.gameday.journal import Journal
 from pgproof.gameday.safety import ChaosRefused
@@ -27,6 +28,8 @@ def run_scenario(target: Target, pytestconfig: pytest.Config) -> Callable[[str],
                     dry_run=pytestconfig.getoption("dry_run"), echo=lambda _: None)
             except ChaosRefused as exc:
                 pytest.skip(f"refused: {exc}")
+            except UserError as exc:  # bad input (e.g. ssh driver without hosts): stop the run
+                pytest.exit(f"pgproof: {exc}", returncode=2)
             if out is None:
                 pytest.skip("dry run: plan printed, nothing touched")
             _CACHE[name] = journal

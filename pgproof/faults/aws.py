@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.config import Config
 
+from pgproof.errors import UserError
 from pgproof.faults.base import FaultUndoError, Undo, fault
 from pgproof.probes.aws import session
 from pgproof.target import Target
@@ -53,10 +54,11 @@ class AwsDriver:
     def __init__(self, target: Target, wait_timeout_s: float = 900, poll_s: float = 5) -> None:
         aws = target.aws
         if aws is None:
-            raise ValueError(f"target {target.name!r} has no [aws] section; the aws driver needs one")
+            raise UserError(f"target {target.name!r} has no [targets.{target.name}.aws] section; "
+                            "chaos.driver = \"aws\" needs its region and db_instance_id")
         if not (aws.db_cluster_id or aws.db_instance_id):
-            raise ValueError(f"target {target.name!r}: [aws] needs db_cluster_id or db_instance_id "
-                             "for the aws driver")
+            raise UserError(f"targets.{target.name}.aws needs db_cluster_id or db_instance_id "
+                            "for chaos.driver = \"aws\"")
         self.target, self.aws = target, aws
         self.cluster_id, self.instance_id = aws.db_cluster_id, aws.db_instance_id
         self.wait_timeout_s, self.poll_s = wait_timeout_s, poll_s
@@ -65,6 +67,31 @@ class AwsDriver:
             kw["endpoint_url"] = aws.endpoint_url
         self.rds = session(aws.profile, aws.region, aws.credentials_file).client("rds", **kw)
         self.started_at = time.time()  # timeline() counts failovers seen from here on
+        self._require_resource()
+
+    def _require_resource(self) -> None:
+        """A mistyped id or missing credentials is bad input: say so before the game day starts.
+
+        Any other failure (throttling, an unreachable endpoint) is left to ``steady()``,
+        which records it in the journal as the reason the game day could not run.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        field = "db_cluster_id" if self.cluster_id else "db_instance_id"
+        where = f"region {self.aws.region}" + (f" at {self.aws.endpoint_url}"
+                                               if self.aws.endpoint_url else "")
+        try:
+            self._status()
+        except NoCredentialsError:
+            raise UserError(f"targets.{self.target.name}.aws: no AWS credentials found; set "
+                            "aws.profile or aws.credentials_file, or export AWS_PROFILE") from None
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if "NotFound" in code:
+                raise UserError(f"targets.{self.target.name}.aws.{field}: {self.resource} does "
+                                f"not exist in {where}") from None
+        except BotoCoreError:
+            pass
 
     # -- describe -----------------------------------------------------------------------------
     @property

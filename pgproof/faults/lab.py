@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
+from pgproof.errors import UserError
 from pgproof.faults import patroni, process, toxiproxy
 from pgproof.faults.base import Undo, fault
 from pgproof.lab import components, procs
@@ -32,10 +33,11 @@ class LabDriver:
 
     def __init__(self, target: Target) -> None:
         if target.lab is None:
-            raise ValueError(f"target {target.name!r} has no [lab] section; the lab driver needs one")
+            raise UserError(f"target {target.name!r} has no [lab] section; chaos.driver = \"lab\" "
+                            "only works on the embedded lab (--target lab)")
         state = LabState.load(target.lab.state_dir)
         if state is None:
-            raise ValueError(f"no lab state in {target.lab.state_dir}; run `pgproof lab up`")
+            raise UserError(f"no lab state in {target.lab.state_dir}; run `pgproof lab up`")
         self.state = state
         self.target = target
         self.rest = [state.rest_url(n) for n in NODES]

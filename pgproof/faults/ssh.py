@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 
 import testinfra
 
+from pgproof.errors import UserError
 from pgproof.faults.base import Undo, fault
 from pgproof.target import Target
 
@@ -83,6 +84,15 @@ def _names(urls: list[str]) -> list[str]:
     return out
 
 
+def _host(target: Target, url: str, sudo: bool) -> Any:
+    """A testinfra host, or one sentence naming the URL it could not make sense of."""
+    try:
+        return testinfra.get_host(url, sudo=sudo)
+    except Exception as exc:  # noqa: BLE001 - testinfra raises bare RuntimeError/ValueError
+        raise UserError(f"targets.{target.name}.hosts: cannot use {url!r} ({exc}); expected a "
+                        "testinfra URL such as ssh://user@host or local://") from None
+
+
 class SshDriver:
     name = "ssh"
     # What a game day must know before it starts anything (the methods raise the same).
@@ -93,14 +103,15 @@ class SshDriver:
 
     def __init__(self, target: Target, start_timeout_s: float = 60) -> None:
         if not target.hosts:
-            raise ValueError(f"target {target.name!r} lists no hosts; the ssh driver needs them")
+            raise UserError(f"targets.{target.name}.hosts is empty: chaos.driver = \"ssh\" needs "
+                            "the database hosts, e.g. hosts = [\"ssh://admin@db1\", \"ssh://admin@db2\"]")
         t = target.tags
         self.target, self.start_timeout_s = target, start_timeout_s
         self.pgdata = t.get("pgdata", "/var/lib/postgresql/15/main")
         self.service = t.get("service") or None
         self.patroni = t.get("patroni", str("patroni" in (self.service or ""))).lower() in TRUE
         if self.patroni and not self.service:
-            raise ValueError(f"target {target.name!r}: tags.patroni needs tags.service "
+            raise UserError(f"target {target.name!r}: tags.patroni needs tags.service "
                              "(the systemd unit whose MainPID is Patroni)")
         pg_bin = t.get("pg_bin", "/usr/lib/postgresql/15/bin")
         self.pg_ctl, self.psql = t.get("pg_ctl", f"{pg_bin}/pg_ctl"), t.get("psql", f"{pg_bin}/psql")
@@ -110,7 +121,7 @@ class SshDriver:
         self.pg_ctl_log = t.get("pg_ctl_log", "/tmp/pgproof-pg_ctl.log")
         sudo = t.get("sudo", "true").lower() in TRUE
         self.names = _names(target.hosts)
-        self.hosts = {n: testinfra.get_host(u, sudo=sudo) for n, u in zip(self.names, target.hosts, strict=True)}
+        self.hosts = {n: _host(target, u, sudo) for n, u in zip(self.names, target.hosts, strict=True)}
         self._login: dict[str, str] = {}
 
     # -- commands -----------------------------------------------------------------------------

@@ -22,9 +22,10 @@ def check_policy(target: Target, i_mean_production: bool) -> None:
     if not target.chaos.allowed:
         raise ChaosRefused(
             f"target {target.name!r} does not allow chaos: set chaos.allowed = true in its config")
-    if target.looks_like_production and not i_mean_production:
+    hint = target.production_hint  # prod/prd/production/live in name, environment or a tag
+    if hint and not i_mean_production:
         raise ChaosRefused(
-            f"target {target.name!r} looks like production (name, tag or chaos.production); "
+            f"target {target.name!r} looks like production ({hint}); "
             "add --i-mean-production to run a game day against it")
 
 

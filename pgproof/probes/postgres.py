@@ -76,8 +76,18 @@ def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> psyc
         detail = error_summary(exc)
         if "certificate verify failed" in detail:
             detail += _certificate_reason(info)
+        if "no password supplied" in detail and "password" not in info:
+            detail = no_password(target)
         raise Unreachable(f"cannot log in to {info['host']}:{info['port']} as {info['user']}: "
                           f"{detail}") from None
+
+
+def no_password(target: Target) -> str:
+    """libpq's 'fe_sendauth: no password supplied' never names where the password should be."""
+    pg = target.postgres
+    where = f"passfile {pg.passfile} has no entry for it" if pg.passfile else "no passfile is set"
+    return (f"no password: postgres.password_env names {pg.password_env}, which is not set in "
+            f"the environment, and {where} (export {pg.password_env} or set postgres.passfile)")
 
 
 def _certificate_reason(info: dict[str, Any]) -> str:
