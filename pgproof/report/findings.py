@@ -51,7 +51,12 @@ class Check:
         return [s.strip() for s in self.message.splitlines() if s.strip()]
 
     def file_locations(self) -> list[tuple[FileLocation, str]]:
-        """Each finding sentence that names a file line, with the sentence (AUTH-4 today)."""
+        """Each finding sentence that names a file line, with the sentence (AUTH-4 today).
+
+        Only for controls proven by a source scan: ``127.0.0.1:5432: ...`` is an endpoint."""
+        c = control(self.control)
+        if c is None or "source" not in c.layers:
+            return []
         out = []
         for s in self.sentences():
             m = FILE_LINE.match(s)
