@@ -60,7 +60,12 @@ def _check(args: argparse.Namespace) -> int:
     if selection is None:
         return 2
     # Bad config, wrong port, missing password: one message, exit 2, no report.
-    preflight.check(load_target(args.target, args.config))
+    target = load_target(args.target, args.config)
+    if args.to_security_hub and target.aws is None:
+        print(f"pgproof: --to-security-hub: target {args.target!r} has no [aws] section, so its "
+              "findings belong to no AWS account", file=sys.stderr)
+        return 2
+    preflight.check(target)
     import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
     base = args.reports.resolve()
     argv = [str(REPO / "suites"), "--target", args.target, "--reports", str(base),
@@ -73,6 +78,11 @@ def _check(args: argparse.Namespace) -> int:
     if not (latest / "results.json").exists() or latest.resolve() == before:
         return 2 if rc != 0 else 0
     doc = json.loads((latest / "results.json").read_text())
+    if args.to_security_hub:
+        from pgproof.report.security_hub import send_run
+
+        if not send_run(target, latest):
+            return 2
     return int(doc["exit_code"])
 
 
@@ -218,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--control", action="append", metavar="IDS",
                      help="only these controls: IDs or globs, comma-separated, repeatable "
                           "(TLS-1,NET-*); the run is marked partial")
+    chk.add_argument("--to-security-hub", action="store_true",
+                     help="import the findings (ASFF, passing controls too) into AWS Security "
+                          "Hub in the target's account and region")
     chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     chk.set_defaults(func=_check)
     ctl = sub.add_parser("controls", help="list the control catalogue (IDs, titles, layers)")

@@ -16,7 +16,8 @@ from pgproof.report import results as res
 from pgproof.target import Target, load_target
 from pgproof.verdict import CannotVerify, NotApplicable, Unreachable, Verdict
 
-pytest_plugins = ["pgproof.pytest_selection"]  # --control, ID markers, what a run left out
+pytest_plugins = ["pgproof.pytest_selection",  # --control, ID markers, what a run left out
+                  "pgproof.pytest_outputs"]  # control IDs in junit.xml and report.html
 
 REPORT_DIRS = ("suites", "scenarios")
 _RESULTS = pytest.StashKey[list[res.CheckResult]]()
@@ -197,6 +198,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from pgproof.report import summary
 
     summary.write(d, config.getoption("target"), d.name, controls_)
+    from pgproof.report import outputs  # SARIF, OCSF, ASFF: what other tools read
+
+    outputs.write(d, config.getoption("target"), target, controls_)
     config.stash[_CONTROLS] = controls_
     config.stash[_SECRETS] = secrets_of(target)
 

