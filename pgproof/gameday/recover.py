@@ -37,13 +37,13 @@ def stop_process(p: dict[str, Any]) -> str:
         else:
             _stop_one(pid)
         return f"{role} pid {pid} stopped" + (" (whole process group)" if p.get("group") else "")
+    if procs.pid_alive(pid):  # recycled: this PID (and any group it leads) is someone else's
+        return f"{role} pid {pid}: now a different process (start time differs), not touched"
     left = []
     if p.get("group") and started is not None:  # leader gone: stragglers forked after it started
         left = [q for q in group_pids(pid) if (start_time(q) or -1) >= started]
         for q in left:
             _stop_one(q)
-    if procs.pid_alive(pid):
-        return f"{role} pid {pid}: now a different process (start time differs), not touched"
     return f"{role} pid {pid} already gone" + (f"; stopped {len(left)} straggler(s)" if left else "")
 
 

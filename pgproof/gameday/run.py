@@ -61,15 +61,15 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     baseline_s = baseline_s or target.chaos.baseline_s
     budget_s = budget_s or target.thresholds.rto_budget_s
     check_policy(target, i_mean_production)
+    left = record.FaultRecord.load(target)
+    if left is not None:  # dry-run too: the plan would be refused
+        raise ChaosRefused(f"{left.notice()}; a new game day waits until it is recovered")
     driver = make_driver(target)
     needs = [s.fault] + ([] if s.synchronous else ["synchronous"])
     for method in needs:
         why = cannot(driver, method)
         if why:
             raise ChaosRefused(f"scenario {s.name} cannot run on target {target.name!r}: {why}")
-    left = record.FaultRecord.load(target)
-    if left is not None:  # dry-run too: the plan would be refused
-        raise ChaosRefused(f"{left.notice()}; a new game day waits until it is recovered")
     if dry_run:
         for line in plan(s, target, users, baseline_s, budget_s):
             echo(line)
