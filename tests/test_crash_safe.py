@@ -210,3 +210,22 @@ def test_recover_restores_replication_mode_and_restarts_a_killed_node(lab_target
     assert any("synchronous_mode set to True" in x for x in lines), lines
     assert FaultRecord.load(lab_target) is None
     assert driver.steady()[0]
+
+
+def test_lab_down_stops_an_orphans_load_and_drops_its_record(tmp_path: Path) -> None:
+    from pgproof.lab import lifecycle
+
+    LabState.new(tmp_path).save()  # a lab with no processes left
+    t = _target(tmp_path, "lab")
+    rec = FaultRecord.create(t, "gone", "latency", None)
+    rec.data["owner"] = {"pid": 1, "start": -1}  # its runner was SIGKILLed
+    rec.add_fault("toxic", {"api_url": "http://127.0.0.1:1", "proxy": "writer", "name": "x"}, "x", "y")
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        rec.add_process("locust", sleeper.pid)
+        stopped = lifecycle.down(tmp_path)
+        assert not procs.pid_alive(sleeper.pid)
+        assert "fault record lab.json" in stopped and FaultRecord.load(t) is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
