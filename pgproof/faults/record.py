@@ -167,6 +167,8 @@ class FaultRecord:
     # -- state ----------------------------------------------------------------------------------
     def owner_alive(self) -> bool:
         owner = self.data.get("owner") or {}
+        if self.data.get("owner_ended_at"):  # the run ended with something still in place
+            return False
         return bool(owner.get("pid")) and same_process(owner["pid"], owner.get("start"))
 
     def summary(self) -> str:
@@ -182,7 +184,7 @@ class FaultRecord:
         if self.owner_alive():
             return (f"{run} is in progress on target {name!r} "
                     f"(pid {self.data['owner']['pid']}): {self.summary()}")
-        return (f"ORPHANED FAULT on target {name!r} from {run} (its runner is gone): "
+        return (f"ORPHANED FAULT on target {name!r} from {run} (its runner is gone or its undo failed): "
                 f"{self.summary()}; run `pgproof gameday recover --target {name}`")
 
 
