@@ -229,3 +229,46 @@ def test_lab_down_stops_an_orphans_load_and_drops_its_record(tmp_path: Path) -> 
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_non_lab_target_is_recovered_from_its_record(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """ssh driver on a real local PostgreSQL: the killed node's undo survives its runner."""
+    import getpass
+
+    import psycopg
+
+    from pgproof.faults.drivers import make_driver
+    from pgproof.gameday import recover as recover_mod
+    from pgproof.lab.standalone import standalone_postgres
+
+    monkeypatch.setenv("PGPROOF_FAULTS_DIR", str(tmp_path / "faults"))
+    monkeypatch.setattr(recover_mod, "STEADY_BUDGET_S", 3.0)
+    with standalone_postgres() as pg:
+        monkeypatch.setenv("PGPROOF_TEST_SSH_PW", pg.password)
+        os_user = procs.SERVICE_USER if procs.running_as_root() else getpass.getuser()
+        t = parse_target("local-ssh", {
+            "hosts": ["local://"],
+            "tags": {"pgdata": str(pg.datadir), "pg_ctl_log": str(pg.log), "os_user": os_user,
+                     "sudo": "false", "pg_bin": str(procs.PG_BIN)},
+            "postgres": {"writer": {"host": pg.host, "port": pg.port}, "user": pg.user,
+                         "password_env": "PGPROOF_TEST_SSH_PW", "sslrootcert": str(pg.ca),
+                         "connect_timeout": 2},
+            "chaos": {"allowed": True, "driver": "ssh"}}, "test")
+        assert record.record_path(t) == tmp_path / "faults" / "local-ssh.json"
+        rec = FaultRecord.create(t, "crashed", "kill-primary", None)
+        with record.activate(rec):
+            crashed = make_driver(t).kill_primary()  # kept referenced: GC would close it (= undo)
+            crashed.__enter__()  # the runner dies here: no __exit__, no undo
+        rec.data["owner"] = {"pid": 1, "start": -1}
+        rec.save()
+        assert not procs.port_open(pg.host, pg.port)
+        assert [f["kind"] for f in FaultRecord.load(t).faults] == ["node_down"]  # type: ignore[union-attr]
+        lines: list[str] = []
+        rc = recover(t, echo=lines.append)
+        # One node has no synchronous standby, so steady state cannot hold: said, exit 2.
+        assert rc == 2 and any("PostgreSQL on local running" in x for x in lines), lines
+        assert any("no synchronous standby" in x for x in lines), lines
+        assert FaultRecord.load(t) is None  # every undo worked: nothing left to recover
+        with psycopg.connect(**t.conninfo()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
