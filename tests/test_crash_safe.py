@@ -231,38 +231,59 @@ def test_lab_down_stops_an_orphans_load_and_drops_its_record(tmp_path: Path) -> 
         sleeper.wait()
 
 
+CRASHER = """
+import sys, time
+from pathlib import Path
+from pgproof.faults import record
+from pgproof.faults.drivers import make_driver
+from pgproof.target import load_target
+t = load_target("local-ssh", Path(sys.argv[1]))
+rec = record.FaultRecord.create(t, "crashed", "kill-primary", None)
+with record.activate(rec), make_driver(t).kill_primary():
+    print("killed", flush=True)
+    time.sleep(600)
+"""
+
+
 def test_a_non_lab_target_is_recovered_from_its_record(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """ssh driver on a real local PostgreSQL: the killed node's undo survives its runner."""
+    """ssh driver on a real local PostgreSQL: a SIGKILLed runner's killed node comes back."""
     import getpass
 
     import psycopg
 
-    from pgproof.faults.drivers import make_driver
     from pgproof.gameday import recover as recover_mod
     from pgproof.lab.standalone import standalone_postgres
+    from pgproof.target import load_target
 
     monkeypatch.setenv("PGPROOF_FAULTS_DIR", str(tmp_path / "faults"))
     monkeypatch.setattr(recover_mod, "STEADY_BUDGET_S", 3.0)
     with standalone_postgres() as pg:
         monkeypatch.setenv("PGPROOF_TEST_SSH_PW", pg.password)
         os_user = procs.SERVICE_USER if procs.running_as_root() else getpass.getuser()
-        t = parse_target("local-ssh", {
-            "hosts": ["local://"],
-            "tags": {"pgdata": str(pg.datadir), "pg_ctl_log": str(pg.log), "os_user": os_user,
-                     "sudo": "false", "pg_bin": str(procs.PG_BIN)},
-            "postgres": {"writer": {"host": pg.host, "port": pg.port}, "user": pg.user,
-                         "password_env": "PGPROOF_TEST_SSH_PW", "sslrootcert": str(pg.ca),
-                         "connect_timeout": 2},
-            "chaos": {"allowed": True, "driver": "ssh"}}, "test")
+        config = tmp_path / "pgproof.toml"
+        config.write_text(f"""[targets.local-ssh]
+hosts = ["local://"]
+tags = {{ pgdata = "{pg.datadir}", pg_ctl_log = "{pg.log}", os_user = "{os_user}", sudo = "false", pg_bin = "{procs.PG_BIN}" }}
+chaos = {{ allowed = true, driver = "ssh" }}
+[targets.local-ssh.postgres]
+writer = {{ host = "{pg.host}", port = {pg.port} }}
+user = "{pg.user}"
+password_env = "PGPROOF_TEST_SSH_PW"
+sslrootcert = "{pg.ca}"
+connect_timeout = 2
+""")
+        t = load_target("local-ssh", config)
         assert record.record_path(t) == tmp_path / "faults" / "local-ssh.json"
-        rec = FaultRecord.create(t, "crashed", "kill-primary", None)
-        with record.activate(rec):
-            crashed = make_driver(t).kill_primary()  # kept referenced: GC would close it (= undo)
-            crashed.__enter__()  # the runner dies here: no __exit__, no undo
-        rec.data["owner"] = {"pid": 1, "start": -1}
-        rec.save()
+        runner = subprocess.Popen([sys.executable, "-c", CRASHER, str(config)], cwd=REPO,
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert runner.stdout is not None and runner.stdout.readline().strip() == "killed"
+        finally:
+            runner.send_signal(signal.SIGKILL)
+            runner.wait(30)
         assert not procs.port_open(pg.host, pg.port)
+        assert record.orphaned(t) is not None
         assert [f["kind"] for f in FaultRecord.load(t).faults] == ["node_down"]  # type: ignore[union-attr]
         lines: list[str] = []
         rc = recover(t, echo=lines.append)

@@ -80,7 +80,11 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
         rec = record.FaultRecord.create(target, run_id, s.name, None)
     except record.RecordExists:
         raise ChaosRefused(f"another game day just claimed target {target.name!r}") from None
-    out = res.run_dir(reports.resolve(), target.name, s.name)
+    try:
+        out = res.run_dir(reports.resolve(), target.name, s.name)
+    except BaseException:
+        rec.delete()  # nothing touched yet: no record, nothing half-written
+        raise
     rec.data["run_dir"] = str(out)
     rec.save()
     j = Journal(run_id, target.name, s.name, s.description,
