@@ -24,7 +24,8 @@ def _lab(args: argparse.Namespace) -> int:
         print("lab: stopped " + (", ".join(stopped) if stopped else "nothing (no lab running)"))
         return 0
     if args.action == "status":
-        return _print_status(lifecycle.status(state_dir))
+        rc = _print_status(lifecycle.status(state_dir))
+        return rc if rc == 3 else max(rc, _print_in_place(state_dir))
     from pgproof.lab import mutations
 
     if args.action == "mutations":
@@ -65,6 +66,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"pgproof: --to-security-hub: target {args.target!r} has no [aws] section, so its "
               "findings belong to no AWS account", file=sys.stderr)
         return 2
+    orphan = _orphan_notice(target)
     preflight.check(target)
     import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
     base = args.reports.resolve()
@@ -74,6 +76,9 @@ def _check(args: argparse.Namespace) -> int:
         argv += ["--pgproof-config", str(args.config)]
     before = (base / "latest").resolve() if (base / "latest").exists() else None
     rc = pytest.main(argv)
+    if orphan:  # the verdict would describe our leftover fault, not the target: could not check
+        print(f"pgproof: {orphan}", file=sys.stderr)
+        return 2
     latest = base / "latest"
     if not (latest / "results.json").exists() or latest.resolve() == before:
         return 2 if rc != 0 else 0
@@ -128,6 +133,10 @@ def _gameday(args: argparse.Namespace) -> int:
     from pgproof.target import load_target
 
     target = load_target(args.target, args.config)
+    if args.scenario == "recover":  # no pre-flight: the fault being undone may fail it
+        from pgproof.gameday.recover import recover
+
+        return recover(target)
     preflight.check(target)
     try:
         journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
@@ -198,6 +207,28 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def _orphan_notice(target: object) -> str | None:
+    """Print and return the one-line notice of a fault left on ``target`` (None: nothing left)."""
+    from pgproof.faults.record import notice
+
+    line = notice(target)  # type: ignore[arg-type]
+    if line:
+        print(f"pgproof: {line}", file=sys.stderr, flush=True)
+    return line
+
+
+def _print_in_place(state_dir: Path | None) -> int:
+    """Toxics, disabled proxies and recorded faults on a running lab; exit 1 if any."""
+    from pgproof.lab.inplace import in_place
+    from pgproof.lab.state import LabState, default_state_dir
+
+    state = LabState.load((state_dir or default_state_dir()).resolve())
+    left = in_place(state) if state else []
+    for line in left:
+        print(f"  FAULT {line}")
+    return 1 if left else 0
+
+
 def _print_status(rows: list) -> int:
     if not rows:
         print("lab: not running")
@@ -246,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     from pgproof.gameday.scenarios import SCENARIOS
 
     gd = sub.add_parser("gameday", help="run a chaos game day against a target")
-    gd.add_argument("scenario", choices=sorted(SCENARIOS))
+    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "recover"],
+                    help="a scenario, or recover: undo what a killed game day left in place")
     gd.add_argument("--target", default=target_default, help=target_help)
     gd.add_argument("--config", type=Path, default=None)
     gd.add_argument("--reports", type=Path, default=Path("reports"))

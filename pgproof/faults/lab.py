@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pgproof.errors import UserError
-from pgproof.faults import patroni, process, toxiproxy
+from pgproof.faults import patroni, process, record, toxiproxy
 from pgproof.faults.base import Undo, fault
 from pgproof.lab import components, procs
 from pgproof.lab.state import NODES, LabState
@@ -96,7 +96,7 @@ class LabDriver:
         pm = process.postmaster_pid(self.state.data_dir(node))
         undo = Undo(lambda: self._restart(node), f"lab node {node} (Patroni + PostgreSQL) is down",
                     f"pgproof lab down && pgproof lab up (or restart Patroni for {node})")
-        return fault(undo, lambda: _kill(patroni_pid, pm), undo_stack)
+        return fault(undo, lambda: _kill(patroni_pid, pm), undo_stack, durable=("node_down", {"node": node}))
 
     def kill_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         node = self._require_leader()
@@ -107,7 +107,7 @@ class LabDriver:
         node = self._require_leader()
         pm = process.postmaster_pid(self.state.data_dir(node))
         undo = Undo(lambda: self._restart(node), f"lab node {node} may be down", "pgproof lab up")
-        return fault(undo, lambda: _kill(pm), undo_stack)
+        return fault(undo, lambda: _kill(pm), undo_stack, durable=("node_down", {"node": node}))
 
     def force_failover(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         """Control-plane failover (Patroni /failover); the cluster stays whole, nothing to undo."""
@@ -140,6 +140,10 @@ class LabDriver:
     def synchronous(self, on: bool):  # type: ignore[no-untyped-def]
         """Run with synchronous replication on or off; always restore sync mode afterwards."""
         url = self.state.rest_url(self._require_leader())
+        rec = record.active()
+        fid = rec.add_fault("replication_mode", {"synchronous_mode": True},
+                            "lab cluster may still run with asynchronous replication",
+                            "pgproof gameday recover --target " + self.target.name) if rec else None
         patroni.patch_config(url, {"synchronous_mode": on})
         try:
             yield
@@ -147,6 +151,23 @@ class LabDriver:
             with contextlib.suppress(Exception):
                 url = self.state.rest_url(self.leader() or NODES[0])
             patroni.patch_config(url, {"synchronous_mode": True})
+            if rec and fid:
+                rec.remove_fault(fid)
+
+    def undo_recorded(self, kind: str, data: dict[str, Any]) -> str:
+        """Undo one durably recorded fault of this driver (after the runner died); idempotent."""
+        if kind == "node_down":
+            node = data["node"]
+            pid = procs.read_pid(self.state.pidfile(node))
+            if pid and procs.pid_alive(pid):
+                return f"lab node {node}: Patroni already running (pid {pid})"
+            self._restart(node)
+            return f"lab node {node}: Patroni restarted"
+        if kind == "replication_mode":
+            url = self.state.rest_url(self._require_leader(timeout=60))
+            patroni.patch_config(url, {"synchronous_mode": bool(data["synchronous_mode"])})
+            return f"synchronous_mode set to {bool(data['synchronous_mode'])}"
+        raise ValueError(f"the lab driver cannot undo a recorded {kind!r}")
 
     def active_faults(self) -> list[str]:
         left = toxiproxy.active_faults(self.state.toxiproxy_url)

@@ -256,7 +256,14 @@ class SshDriver:
                     undo_stack: ExitStack | None) -> AbstractContextManager[None]:
         undo = Undo(lambda: self._start(node), f"PostgreSQL on {node} is down ({what})",
                     self._start_fix(node))
-        return fault(undo, lambda: act(node), undo_stack)
+        return fault(undo, lambda: act(node), undo_stack, durable=("node_down", {"node": node}))
+
+    def undo_recorded(self, kind: str, data: dict[str, Any]) -> str:
+        """Undo a durably recorded fault after the runner died (``gameday recover``); idempotent."""
+        if kind != "node_down":
+            raise ValueError(f"the ssh driver cannot undo a recorded {kind!r}")
+        self._start(data["node"])  # starts only a node that is not running
+        return f"PostgreSQL on {data['node']} running"
 
     def kill_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         """SIGKILL the leader's postmaster (and Patroni, so it cannot restart it in place)."""

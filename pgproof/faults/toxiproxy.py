@@ -15,7 +15,8 @@ import requests
 
 from pgproof.faults.base import FaultUndoError, Undo, fault
 
-__all__ = ["FaultUndoError", "ToxiproxyError", "active_faults", "down", "latency", "reset", "timeout"]
+__all__ = ["FaultUndoError", "ToxiproxyError", "active_faults", "down", "enable", "latency",
+           "remove_toxic", "reset", "timeout"]
 
 HTTP_TIMEOUT = 10.0
 
@@ -43,7 +44,7 @@ def _toxic_fault(api_url: str, proxy: str, kind: str, stream: str, attributes: d
     body = {"name": name, "type": kind, "stream": stream, "toxicity": 1.0, "attributes": attributes}
 
     def remove() -> None:
-        _request(api_url, "DELETE", path, ok=(204, 404))  # 404: never added, or reset meanwhile
+        remove_toxic(api_url, proxy, name)
 
     def add() -> None:
         _request(api_url, "POST", f"/proxies/{proxy}/toxics", body)
@@ -51,7 +52,24 @@ def _toxic_fault(api_url: str, proxy: str, kind: str, stream: str, attributes: d
     undo = Undo(remove, f"proxy {proxy!r} at {api_url} still has toxic {name!r} ({what})",
                  f"curl -X DELETE {api_url.rstrip('/')}{path}  (or reset all: "
                  f"curl -X POST {api_url.rstrip('/')}/reset)")
-    return fault(undo, add, undo_stack)
+    return fault(undo, add, undo_stack, durable=("toxic", {"api_url": api_url, "proxy": proxy, "name": name}))
+
+
+def remove_toxic(api_url: str, proxy: str, name: str) -> None:
+    """Remove one toxic by name; idempotent (404: never added, already removed, or reset)."""
+    _request(api_url, "DELETE", f"/proxies/{proxy}/toxics/{name}", ok=(204, 404))
+
+
+def enable(api_url: str, proxies: list[str]) -> None:
+    """Re-enable ``proxies``; try every one, then report all that failed. Idempotent."""
+    errors = []
+    for p in proxies:
+        try:
+            _request(api_url, "POST", f"/proxies/{p}", {"enabled": True}, ok=(200, 404))
+        except ToxiproxyError as e:
+            errors.append(str(e))
+    if errors:
+        raise ToxiproxyError("; ".join(errors))
 
 
 def latency(api_url: str, proxy: str, ms: int, jitter_ms: int = 0, stream: str = "downstream",
@@ -77,14 +95,7 @@ def down(api_url: str, proxies: list[str],
     base = api_url.rstrip("/")
 
     def enable_all() -> None:
-        errors = []
-        for p in proxies:  # try every proxy, then report all that failed
-            try:
-                _request(api_url, "POST", f"/proxies/{p}", {"enabled": True}, ok=(200, 404))
-            except ToxiproxyError as e:
-                errors.append(str(e))
-        if errors:
-            raise ToxiproxyError("; ".join(errors))
+        enable(api_url, proxies)
 
     def disable_all() -> None:
         for p in proxies:
@@ -92,7 +103,8 @@ def down(api_url: str, proxies: list[str],
 
     fix = " && ".join(f"curl -X POST -d '{{\"enabled\": true}}' {base}/proxies/{p}" for p in proxies)
     undo = Undo(enable_all, f"proxies {proxies} at {api_url} may still be disabled", fix)
-    return fault(undo, disable_all, undo_stack)
+    return fault(undo, disable_all, undo_stack,
+                 durable=("proxies_disabled", {"api_url": api_url, "proxies": list(proxies)}))
 
 
 def reset(api_url: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pgproof.faults import record
 from pgproof.faults.base import FaultUndoError
 from pgproof.faults.drivers import cannot, make_driver
 from pgproof.gameday import ledger as ledger_mod
@@ -24,6 +25,14 @@ from pgproof.report import results as res
 from pgproof.target import Target
 
 HEAL_BUDGET_S = 60.0
+LOAD_MARGIN_S = 120.0  # start-up, control-plane calls, undo and a loaded machine
+
+
+def load_limit_s(s: Scenario, target: Target, baseline_s: float, budget_s: float,
+                 settle_s: float) -> float:
+    """Locust's --run-time: every phase's budget plus a margin, so an orphan cannot run forever."""
+    hold = budget_s if s.expect_failover else target.chaos.duration_s
+    return baseline_s + hold + HEAL_BUDGET_S + settle_s + LOAD_MARGIN_S
 
 
 def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: float) -> list[str]:
@@ -52,6 +61,9 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     baseline_s = baseline_s or target.chaos.baseline_s
     budget_s = budget_s or target.thresholds.rto_budget_s
     check_policy(target, i_mean_production)
+    left = record.FaultRecord.load(target)
+    if left is not None:  # dry-run too: the plan would be refused
+        raise ChaosRefused(f"{left.notice()}; a new game day waits until it is recovered")
     driver = make_driver(target)
     needs = [s.fault] + ([] if s.synchronous else ["synchronous"])
     for method in needs:
@@ -63,12 +75,24 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
             echo(line)
         return Journal(uuid.uuid4().hex[:12], target.name, s.name, s.description,
                        target.chaos.driver, {}, verdict="dry-run"), None
-    out = res.run_dir(reports.resolve(), target.name, s.name)
-    j = Journal(f"{s.name}-{uuid.uuid4().hex[:8]}", target.name, s.name, s.description,
+    run_id = f"{s.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        rec = record.FaultRecord.create(target, run_id, s.name, None)
+    except record.RecordExists:
+        raise ChaosRefused(f"another game day just claimed target {target.name!r}") from None
+    try:
+        out = res.run_dir(reports.resolve(), target.name, s.name)
+    except BaseException:
+        rec.delete()  # nothing touched yet: no record, nothing half-written
+        raise
+    rec.data["run_dir"] = str(out)
+    rec.save()
+    j = Journal(run_id, target.name, s.name, s.description,
                 target.chaos.driver, {"users": users, "budget_s": budget_s, "baseline_s": baseline_s,
                                       "heal_budget_s": HEAL_BUDGET_S, **s.fault_args}, echo=echo)
+    j.save(out)  # the stub an interrupted (SIGKILLed) run leaves behind for `gameday recover`
     try:
-        with sigterm_unwinds():
+        with sigterm_unwinds(), record.activate(rec):
             _run(target, driver, s, j, out, users, baseline_s, budget_s, settle_s)
     except FaultUndoError as exc:
         j.manual_fix = str(exc)
@@ -77,16 +101,18 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     except KeyboardInterrupt as exc:
         j.event("abort", "interrupted; every registered undo has run", type(exc).__name__)
         j.verdict = "error"
-        _finish(j, out)
+        _finish(j, out, rec)
         raise
     except Exception as exc:  # noqa: BLE001 - the journal must say what broke
         j.event("abort", "game day failed", f"{type(exc).__name__}: {exc}")
         j.verdict = "error"
-    _finish(j, out)
+    _finish(j, out, rec)
     return j, out
 
 
-def _finish(j: Journal, out: Path) -> None:
+def _finish(j: Journal, out: Path, rec: record.FaultRecord) -> None:
+    if not rec.close():  # something is still in place: recover must find it
+        j.event("undo", "fault record kept", f"{rec.path}: {rec.summary()}")
     j.ended_at = time.time()
     j.save(out)
     with contextlib.suppress(Exception):
@@ -123,15 +149,23 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
             j.event("steady-before", "asynchronous replication for this run")
         ensure_ledger_table(app)
         ensure_clock_table(app)
-        load = LoadProcess("ledger.py", app, out / "load", users=users, run_id=j.run_id)
+        limit = load_limit_s(s, target, baseline_s, budget_s, settle_s)
+        load = LoadProcess("ledger.py", app, out / "load", users=users, run_id=j.run_id,
+                           run_time=limit)
+        rec = record.active()
+        if rec is not None:
+            stack.callback(_forget_if_stopped, rec, load)  # runs after load.stop (LIFO)
         stack.callback(load.stop)
         load.start()
+        if rec is not None and load.pid:
+            rec.add_process("locust", load.pid, group=True)
         load.wait_running()
         load_pid = load.pid
         clock = FailoverClock(app, run_id=j.run_id)
         stack.callback(clock.stop)
         clock.start()
-        j.event("load", f"Locust started ({users} users, pid {load_pid}); failover clock ticking")
+        j.event("load", f"Locust started ({users} users, pid {load_pid}); failover clock ticking",
+                f"Locust --run-time {limit:.0f} s (hard limit)")
         time.sleep(baseline_s)
         old_leader, tl0 = driver.leader(), driver.timeline()
         j.event("baseline", f"baseline done; leader {old_leader}, timeline {tl0}")
@@ -143,6 +177,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
             j.event("fault", f"fault injected: {s.fault}",
                     f"{s.fault_args or ''} (call took {time.time() - fault_at:.2f} s)".strip())
             j.fault["injected_at"] = fault_at
+            j.save(out)  # a SIGKILLed runner leaves a journal that shows the fault
             if s.expect_failover:
                 _wait_recovery(clock, fault_at, budget_s, j)
                 if s.split_brain_check:
@@ -165,6 +200,11 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
     verdicts = {v["verdict"] for v in j.verdicts}
     j.verdict = "fail" if "fail" in verdicts else "error" if "error" in verdicts else "pass"
     j.event("verify", f"verdict {j.verdict}", "; ".join(f"{v['id']} {v['verdict']}" for v in j.verdicts))
+
+
+def _forget_if_stopped(rec: record.FaultRecord, load: LoadProcess) -> None:
+    if load.pid and not load.running():
+        rec.remove_process(load.pid)
 
 
 def _wait_recovery(clock: FailoverClock, fault_at: float, budget_s: float, j: Journal) -> None:

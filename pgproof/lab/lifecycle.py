@@ -169,7 +169,7 @@ def down(state_dir: Path | None = None) -> list[str]:
     state = LabState.load(state_dir)
     if state is None:
         return []
-    stopped: list[str] = []
+    stopped: list[str] = _drop_orphaned_faults(state_dir)
     pids = {n: p for n, p in _recorded_pids(state).items() if procs.pid_alive(p)}
     postmasters = _postmaster_pids(state)
     # The data is about to be deleted: nodes need no graceful shutdown, only a sure one.
@@ -202,6 +202,22 @@ class ComponentStatus:
     port: int | None
     healthy: bool
     detail: str
+
+
+def _drop_orphaned_faults(state_dir: Path) -> list[str]:
+    """Faults of a dead game day die with the lab; its orphaned load must not outlive it."""
+    from pgproof.faults.record import FaultRecord
+    from pgproof.gameday.recover import stop_process  # lazy: the lab never needs it otherwise
+
+    done = []
+    for path in sorted((state_dir / "faults").glob("*.json")):
+        rec = FaultRecord.load_path(path)
+        if rec is None or rec.owner_alive():
+            continue
+        done += [stop_process(p) for p in rec.processes]
+        rec.delete()
+        done.append(f"fault record {path.name}")
+    return done
 
 
 def status(state_dir: Path | None = None) -> list[ComponentStatus]:
