@@ -1,0 +1,166 @@
+"""Which weak cipher suites a PostgreSQL endpoint accepts, enumerated the way a scanner does.
+
+A strong client's negotiated cipher never shows that a server also accepts
+anonymous or NULL suites (FIELD-NOTES: ``ALL:@SECLEVEL=0`` accepts ADH/AECDH at
+TLS 1.2). So, per TLS version, we offer ONE weak class at a time; when the server
+picks a suite we drop it and offer the rest again, until it refuses with an alert.
+That is the full accepted set of the class, at one handshake per accepted suite
+plus one.
+
+This client is Python's OpenSSL: it cannot offer suites its library has removed
+(on OpenSSL 3: EXPORT, RC4, DES, 3DES). Those classes are ``not-probed``, never
+``refused``. TLS 1.3 defines only AEAD suites with ephemeral key exchange, so it
+has no weak class to offer (and Python cannot restrict its suites anyway).
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pgproof.probes.tls_wire import (
+    ConnectFailed,
+    NoTls,
+    VersionOutcome,
+    classify_failure,
+    pinned_context,
+    tls_handshake,
+)
+
+SCANNED_VERSIONS: tuple[str, ...] = ("TLSv1", "TLSv1.1", "TLSv1.2")
+TLS13_NOTE = ("TLS 1.3 suites are all AEAD with ephemeral key exchange: no weak class exists "
+              "there, so none is offered")
+NO_FORWARD_SECRECY = "static-RSA"
+
+
+@dataclass(frozen=True)
+class WeakClass:
+    name: str
+    openssl: str  # OpenSSL cipher-string selector for the class
+    what: str  # how a finding names it
+
+
+# MD5 suites besides NULL-MD5 are RC4-MD5 and EXPORT ones: covered (or not) by those classes.
+WEAK_CLASSES: tuple[WeakClass, ...] = (
+    WeakClass("anonymous", "aNULL", "anonymous key exchange (no server authentication)"),
+    WeakClass("NULL", "eNULL", "NULL encryption"),
+    WeakClass("EXPORT", "EXP", "EXPORT-grade"),
+    WeakClass("RC4", "RC4", "RC4"),
+    WeakClass("DES", "DES", "single DES"),
+    WeakClass("3DES", "3DES", "3DES"),
+    WeakClass("MD5", "MD5", "MD5 MAC"),
+    WeakClass(NO_FORWARD_SECRECY, "kRSA", "key exchange without forward secrecy (static RSA)"),
+)
+# The oldest version a suite can be used at, as get_ciphers() spells it ('protocol'), and ours.
+_RANK = {"SSLv3": 0, "TLSv1.0": 1, "TLSv1": 1, "TLSv1.1": 2, "TLSv1.2": 3}
+
+
+class CipherOutcome(StrEnum):
+    ACCEPTED = "accepted"  # the server completed a handshake with a suite of the class
+    REFUSED = "refused"  # the server sent an alert for every suite of the class we offered
+    NOT_PROBED = "not-probed"  # this client cannot offer any suite of the class at this version
+    INCONCLUSIVE = "inconclusive"  # our client failed mid-way; says nothing about the server
+    ERROR = "error"  # network failure, EOF without alert
+
+
+@dataclass(frozen=True)
+class ClassResult:
+    weak_class: str
+    version: str
+    outcome: CipherOutcome
+    accepted: tuple[str, ...] = ()  # OpenSSL names, in the order the server picked them
+    offered: tuple[str, ...] = ()  # what this client could offer for the class at this version
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CipherScan:
+    results: tuple[ClassResult, ...]
+    client: str = ssl.OPENSSL_VERSION
+    note: str = TLS13_NOTE
+    elapsed_s: float = 0.0
+
+    def get(self, weak_class: str, version: str) -> ClassResult | None:
+        return next((r for r in self.results
+                     if r.weak_class == weak_class and r.version == version), None)
+
+    def accepted(self, version: str | None = None, classes: set[str] | None = None) -> set[str]:
+        """Accepted suites (OpenSSL names), optionally for one version / some classes."""
+        return {s for r in self.results for s in r.accepted
+                if (version is None or r.version == version)
+                and (classes is None or r.weak_class in classes)}
+
+    def offerable(self) -> list[str]:
+        """Classes this client could offer at some version."""
+        return [c.name for c in WEAK_CLASSES
+                if any(r.weak_class == c.name and r.offered for r in self.results)]
+
+
+def offerable_suites(weak_class: WeakClass, version: str) -> tuple[str, ...]:
+    """The suites of ``weak_class`` this client's OpenSSL can offer at ``version``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        ctx.set_ciphers(f"{weak_class.openssl}:@SECLEVEL=0")
+    except ssl.SSLError:  # "No cipher can be selected": the library does not have the class
+        return ()
+    top = _RANK[version]
+    return tuple(c["name"] for c in ctx.get_ciphers()
+                 if c.get("protocol") in _RANK and _RANK[c["protocol"]] <= top)
+
+
+def _enumerate(host: str, port: int, sni: str | None, weak_class: WeakClass, version: str,
+               timeout: float, version_refused: bool) -> ClassResult:
+    """Offer the class, drop each suite the server picks, until it refuses (or we cannot go on)."""
+    offered = offerable_suites(weak_class, version)
+    def result(outcome: CipherOutcome, reason: str = "", accepted: tuple[str, ...] = ()
+               ) -> ClassResult:
+        return ClassResult(weak_class.name, version, outcome, accepted, offered, reason)
+    if not offered:
+        return result(CipherOutcome.NOT_PROBED,
+                      f"this client ({ssl.OPENSSL_VERSION}) has no {weak_class.name} suite "
+                      f"it can offer at {version}")
+    if version_refused:  # the server refused the version itself with an alert
+        return result(CipherOutcome.REFUSED, f"the server refuses {version} altogether")
+    accepted: list[str] = []
+    remaining = list(offered)
+    while remaining:
+        try:
+            ctx = pinned_context(version, ":".join(remaining) + ":@SECLEVEL=0")
+            hs = tls_handshake(host, port, ctx, sni, timeout)
+        except ConnectFailed:
+            raise
+        except (OSError, NoTls) as exc:
+            outcome, reason = classify_failure(exc)
+            if outcome is VersionOutcome.REFUSED:
+                break
+            state = CipherOutcome.ERROR if outcome is VersionOutcome.ERROR else CipherOutcome.INCONCLUSIVE
+            if accepted:  # what was accepted stays proven; the rest is unknown
+                return result(CipherOutcome.ACCEPTED, f"stopped early: {reason}", tuple(accepted))
+            return result(state, reason)
+        accepted.append(hs.cipher)
+        if hs.cipher not in remaining:  # the server picked a suite we did not offer: stop
+            return result(CipherOutcome.ACCEPTED, f"server chose {hs.cipher}, which was not "
+                          "offered", tuple(accepted))
+        remaining.remove(hs.cipher)
+    if accepted:
+        return result(CipherOutcome.ACCEPTED, "", tuple(accepted))
+    return result(CipherOutcome.REFUSED, "the server sent an alert for every suite offered")
+
+
+def scan(host: str, port: int, sni: str | None = None, timeout: float = 3.0,
+         refused_versions: set[str] | frozenset[str] = frozenset(), workers: int = 4) -> CipherScan:
+    """Every weak class at every TLS version up to 1.2; raises ``ConnectFailed`` if unreachable.
+
+    ``refused_versions``: versions the server already refused with an alert (the
+    version probe's result); their classes are refused without another handshake.
+    """
+    started = time.monotonic()
+    jobs = [(c, v) for v in SCANNED_VERSIONS for c in WEAK_CLASSES]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_enumerate, host, port, sni, c, v, timeout, v in refused_versions)
+                   for c, v in jobs]
+        results = tuple(f.result() for f in futures)
+    return CipherScan(results, elapsed_s=time.monotonic() - started)
