@@ -20,6 +20,17 @@ def client_endpoints(t: Target) -> dict[str, Endpoint]:
     return eps
 
 
+def tls_endpoints(t: Target) -> dict[str, Endpoint]:
+    """The client endpoints plus each node listed in the target (a client may connect directly)."""
+    eps = client_endpoints(t)
+    seen = {(e.host, e.port) for e in eps.values()}
+    for i, node in enumerate(t.postgres.nodes):
+        if (node.host, node.port) not in seen:
+            eps[f"node{i + 1}"] = node
+            seen.add((node.host, node.port))
+    return eps
+
+
 @pytest.fixture(scope="session")
 def pg_facts(target: Target) -> postgres.PostgresFacts:
     return postgres.gather(target)
@@ -27,7 +38,7 @@ def pg_facts(target: Target) -> postgres.PostgresFacts:
 
 @pytest.fixture(scope="session")
 def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
-    eps = client_endpoints(target)
+    eps = tls_endpoints(target)
     ca = target.postgres.sslrootcert
     with ThreadPoolExecutor(max_workers=len(eps)) as pool:
         futures = {n: pool.submit(tls.probe_endpoint, e.host, e.port, ca) for n, e in eps.items()}

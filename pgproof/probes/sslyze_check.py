@@ -1,4 +1,4 @@
-"""Second opinion on accepted TLS versions, from sslyze (an independent TLS stack: nassl).
+"""Second opinion on accepted TLS versions and cipher suites, from sslyze (an independent TLS stack: nassl).
 
 Used by tests to show our raw probe agrees with a recognised scanner. sslyze
 takes ~6 s per endpoint, so several endpoints are scanned in one ``Scanner``
@@ -36,9 +36,13 @@ _COMMANDS: dict[ScanCommand, tuple[str, str]] = {
 }
 
 
-def accepted_versions_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
-                           ) -> dict[tuple[str, int], set[str]]:
-    """Accepted protocol versions per ``(host, port)``, scanned concurrently."""
+def accepted_suites_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
+                         ) -> dict[tuple[str, int], dict[str, set[str]]]:
+    """Accepted cipher suites (OpenSSL names) per version per ``(host, port)``, scanned concurrently.
+
+    sslyze offers suites from its own legacy OpenSSL too (RC4, EXPORT, DES, 3DES),
+    which is what makes it a second opinion on the classes our client cannot offer.
+    """
     requests: list[ServerScanRequest] = []
     for host, port in endpoints:
         req = ServerScanRequest(
@@ -54,7 +58,7 @@ def accepted_versions_many(endpoints: Sequence[tuple[str, int]], timeout: int = 
         requests.append(req)
     scanner = Scanner(concurrent_server_scans_limit=max(1, len(requests)))
     scanner.queue_scans(requests)
-    found: dict[tuple[str, int], set[str]] = {}
+    found: dict[tuple[str, int], dict[str, set[str]]] = {}
     for result in scanner.get_results():
         where = (result.server_location.hostname, result.server_location.port)
         label = f"{where[0]}:{where[1]}"
@@ -63,17 +67,23 @@ def accepted_versions_many(endpoints: Sequence[tuple[str, int]], timeout: int = 
             raise Unreachable(f"sslyze could not reach {label}: {trace or 'no detail'}")
         if result.scan_result is None:
             raise CannotVerify(f"sslyze did not complete its scan of {label}")
-        accepted: set[str] = set()
+        per_version: dict[str, set[str]] = {}
         for attr, version in _COMMANDS.values():
             attempt = getattr(result.scan_result, attr)
             if attempt.status is not ScanCommandAttemptStatusEnum.COMPLETED:
                 raise CannotVerify(f"sslyze {attr} on {label} failed: {attempt.error_reason}: "
                                    f"{attempt.error_trace}")
-            if attempt.result.accepted_cipher_suites:
-                accepted.add(version)
-        found[where] = accepted
+            per_version[version] = {a.cipher_suite.openssl_name
+                                    for a in attempt.result.accepted_cipher_suites}
+        found[where] = per_version
     return found
 
+
+def accepted_versions_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
+                           ) -> dict[tuple[str, int], set[str]]:
+    """Accepted protocol versions per ``(host, port)``, scanned concurrently."""
+    return {where: {v for v, suites in per.items() if suites}
+            for where, per in accepted_suites_many(endpoints, timeout).items()}
 
 
 def accepted_versions(host: str, port: int, timeout: int = 5) -> set[str]:

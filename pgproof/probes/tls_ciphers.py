@@ -118,12 +118,12 @@ def _enumerate(host: str, port: int, sni: str | None, weak_class: WeakClass, ver
     def result(outcome: CipherOutcome, reason: str = "", accepted: tuple[str, ...] = ()
                ) -> ClassResult:
         return ClassResult(weak_class.name, version, outcome, accepted, offered, reason)
+    if version_refused:  # the server refused the version itself with an alert: every suite too
+        return result(CipherOutcome.REFUSED, f"the server refuses {version} altogether")
     if not offered:
         return result(CipherOutcome.NOT_PROBED,
                       f"this client ({ssl.OPENSSL_VERSION}) has no {weak_class.name} suite "
                       f"it can offer at {version}")
-    if version_refused:  # the server refused the version itself with an alert
-        return result(CipherOutcome.REFUSED, f"the server refuses {version} altogether")
     accepted: list[str] = []
     remaining = list(offered)
     while remaining:
