@@ -10,6 +10,7 @@ commands takes extra arguments, so ``ScanCommandsExtraArguments`` stays empty.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from sslyze import (
     ProtocolWithOpportunisticTlsEnum,
@@ -36,12 +37,18 @@ _COMMANDS: dict[ScanCommand, tuple[str, str]] = {
 }
 
 
+class Suites(NamedTuple):
+    accepted: set[str]  # OpenSSL names
+    rejected: set[str]  # tried and refused; a suite in neither set was not tried by sslyze
+
+
 def accepted_suites_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
-                         ) -> dict[tuple[str, int], dict[str, set[str]]]:
-    """Accepted cipher suites (OpenSSL names) per version per ``(host, port)``, scanned concurrently.
+                         ) -> dict[tuple[str, int], dict[str, Suites]]:
+    """Accepted and rejected cipher suites per version per ``(host, port)``, scanned concurrently.
 
     sslyze offers suites from its own legacy OpenSSL too (RC4, EXPORT, DES, 3DES),
     which is what makes it a second opinion on the classes our client cannot offer.
+    It does not try every suite (measured: not ADH-CAMELLIA*-SHA256), hence ``rejected``.
     """
     requests: list[ServerScanRequest] = []
     for host, port in endpoints:
@@ -58,7 +65,7 @@ def accepted_suites_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
         requests.append(req)
     scanner = Scanner(concurrent_server_scans_limit=max(1, len(requests)))
     scanner.queue_scans(requests)
-    found: dict[tuple[str, int], dict[str, set[str]]] = {}
+    found: dict[tuple[str, int], dict[str, Suites]] = {}
     for result in scanner.get_results():
         where = (result.server_location.hostname, result.server_location.port)
         label = f"{where[0]}:{where[1]}"
@@ -67,14 +74,15 @@ def accepted_suites_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
             raise Unreachable(f"sslyze could not reach {label}: {trace or 'no detail'}")
         if result.scan_result is None:
             raise CannotVerify(f"sslyze did not complete its scan of {label}")
-        per_version: dict[str, set[str]] = {}
+        per_version: dict[str, Suites] = {}
         for attr, version in _COMMANDS.values():
             attempt = getattr(result.scan_result, attr)
             if attempt.status is not ScanCommandAttemptStatusEnum.COMPLETED:
                 raise CannotVerify(f"sslyze {attr} on {label} failed: {attempt.error_reason}: "
                                    f"{attempt.error_trace}")
-            per_version[version] = {a.cipher_suite.openssl_name
-                                    for a in attempt.result.accepted_cipher_suites}
+            per_version[version] = Suites(
+                {a.cipher_suite.openssl_name for a in attempt.result.accepted_cipher_suites},
+                {r.cipher_suite.openssl_name for r in attempt.result.rejected_cipher_suites})
         found[where] = per_version
     return found
 
@@ -82,7 +90,7 @@ def accepted_suites_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
 def accepted_versions_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
                            ) -> dict[tuple[str, int], set[str]]:
     """Accepted protocol versions per ``(host, port)``, scanned concurrently."""
-    return {where: {v for v, suites in per.items() if suites}
+    return {where: {v for v, suites in per.items() if suites.accepted}
             for where, per in accepted_suites_many(endpoints, timeout).items()}
 
 

@@ -164,3 +164,35 @@ def scan(host: str, port: int, sni: str | None = None, timeout: float = 3.0,
                    for c, v in jobs]
         results = tuple(f.result() for f in futures)
     return CipherScan(results, elapsed_s=time.monotonic() - started)
+
+
+_STATIC_RSA_FIRST = {"AES", "AES128", "AES256", "ARIA128", "ARIA256", "CAMELLIA128", "CAMELLIA256",
+                     "DES", "IDEA", "NULL", "RC2", "RC4", "SEED"}
+
+
+def classes_of(openssl_name: str) -> set[str]:
+    """The weak classes an OpenSSL suite name belongs to, by name alone.
+
+    For suites this client cannot build (another scanner's RC4-SHA, say), so
+    that results from any tool can be compared class by class.
+    """
+    tokens = openssl_name.upper().split("-")
+    found = set()
+    if tokens[0] in ("ADH", "AECDH"):
+        found.add("anonymous")
+    if "NULL" in tokens:
+        found.add("NULL")
+    if tokens[0].startswith("EXP"):
+        found.add("EXPORT")
+        tokens = tokens[1:]
+    if "RC4" in tokens:
+        found.add("RC4")
+    if "CBC3" in tokens or "3DES" in tokens:
+        found.add("3DES")
+    elif "DES" in tokens:
+        found.add("DES")
+    if "MD5" in tokens:
+        found.add("MD5")
+    if tokens and tokens[0] in _STATIC_RSA_FIRST:
+        found.add(NO_FORWARD_SECRECY)
+    return found
