@@ -7,28 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from pgproof.probes import health, pooler, postgres, tls
-from pgproof.target import Endpoint, Target
+from pgproof.probes.endpoints import tls_endpoints
+from pgproof.target import Target
 from pgproof.verdict import NotApplicable
-
-
-def client_endpoints(t: Target) -> dict[str, Endpoint]:
-    """Every endpoint a client may use: writer, readers, pooler."""
-    pg = t.postgres
-    eps = {"writer": pg.writer, **{f"reader{i + 1}": r for i, r in enumerate(pg.readers)}}
-    if pg.pooler is not None:
-        eps["pooler"] = pg.pooler
-    return eps
-
-
-def tls_endpoints(t: Target) -> dict[str, Endpoint]:
-    """The client endpoints plus each node listed in the target (a client may connect directly)."""
-    eps = client_endpoints(t)
-    seen = {(e.host, e.port) for e in eps.values()}
-    for i, node in enumerate(t.postgres.nodes):
-        if (node.host, node.port) not in seen:
-            eps[f"node{i + 1}"] = node
-            seen.add((node.host, node.port))
-    return eps
 
 
 @pytest.fixture(scope="session")

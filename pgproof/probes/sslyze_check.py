@@ -24,6 +24,7 @@ from sslyze import (
     ServerScanRequest,
 )
 
+from pgproof.probes.tls_ciphers import SCANNED_VERSIONS, CipherOutcome, CipherScan, classes_of
 from pgproof.verdict import CannotVerify, Unreachable
 
 # sslyze result attribute -> version name as in pgproof.probes.tls.TLS_VERSIONS
@@ -97,3 +98,24 @@ def accepted_versions_many(endpoints: Sequence[tuple[str, int]], timeout: int = 
 def accepted_versions(host: str, port: int, timeout: int = 5) -> set[str]:
     """Accepted protocol versions of one endpoint (SSLv2 and SSLv3 included)."""
     return accepted_versions_many([(host, port)], timeout)[(host, port)]
+
+
+def weak_suite_disagreements(scan: CipherScan, scanned: dict[str, Suites]
+                             ) -> dict[str, tuple[set[str], set[str]]]:
+    """Per version, the weak suites on which our scan and sslyze disagree: (ours, theirs).
+
+    Compared on the suites sslyze tried. A weak suite sslyze accepted that our
+    client cannot offer agrees only if one of its classes is reported not probed.
+    """
+    diff = {}
+    for v in SCANNED_VERSIONS:
+        tried = scanned[v].accepted | scanned[v].rejected
+        ours = scan.accepted(v) & tried
+        theirs = {s for s in scanned[v].accepted if classes_of(s)}
+        offered = {s for r in scan.results if r.version == v for s in r.offered}
+        beyond = theirs - offered
+        unprobed = {r.weak_class for r in scan.results
+                    if r.version == v and r.outcome is CipherOutcome.NOT_PROBED}
+        if ours != theirs - beyond or any(not classes_of(s) & unprobed for s in beyond):
+            diff[v] = (ours, theirs)
+    return diff

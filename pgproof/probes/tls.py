@@ -3,7 +3,9 @@
 Observes, never asserts: the judges in ``pgproof.checks.tls`` decide. PostgreSQL
 negotiates TLS in-band (SSLRequest, then ``S``/``N``), so generic TLS scanners
 need a STARTTLS mode; this probe speaks it directly and runs every handshake in
-its own thread, so one endpoint takes tens of milliseconds.
+its own thread, so one endpoint takes tens of milliseconds. The wire helpers live
+in ``tls_wire``; the weak-suite enumeration (TLS-5 as a scanner sees it) in
+``tls_ciphers``, run once the accepted versions are known.
 
 Traps handled here (see FIELD-NOTES.md): OpenSSL 3 only offers TLS 1.0/1.1 with
 ``ALL:@SECLEVEL=0``; only a server alert (``TLSV1_ALERT_*``/``SSLV3_ALERT_*``)
