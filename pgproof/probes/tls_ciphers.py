@@ -4,8 +4,7 @@ A strong client's negotiated cipher never shows that a server also accepts
 anonymous or NULL suites (FIELD-NOTES: ``ALL:@SECLEVEL=0`` accepts ADH/AECDH at
 TLS 1.2). So, per TLS version, we offer ONE weak class at a time; when the server
 picks a suite we drop it and offer the rest again, until it refuses with an alert.
-That is the full accepted set of the class, at one handshake per accepted suite
-plus one.
+That is the full accepted set of the class; a refused class costs one handshake.
 
 This client is Python's OpenSSL: it cannot offer suites its library has removed
 (on OpenSSL 3: EXPORT, RC4, DES, 3DES). Those classes are ``not-probed``, never
@@ -34,6 +33,7 @@ SCANNED_VERSIONS: tuple[str, ...] = ("TLSv1", "TLSv1.1", "TLSv1.2")
 TLS13_NOTE = ("TLS 1.3 suites are all AEAD with ephemeral key exchange: no weak class exists "
               "there, so none is offered")
 NO_FORWARD_SECRECY = "static-RSA"
+_FANOUT = 3  # parallel elimination chains once a class is accepted
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class ClassResult:
     weak_class: str
     version: str
     outcome: CipherOutcome
-    accepted: tuple[str, ...] = ()  # OpenSSL names, in the order the server picked them
+    accepted: tuple[str, ...] = ()  # OpenSSL names; the first is the server's preferred one
     offered: tuple[str, ...] = ()  # what this client could offer for the class at this version
     reason: str = ""
 
@@ -111,9 +111,40 @@ def offerable_suites(weak_class: WeakClass, version: str) -> tuple[str, ...]:
                  if c.get("protocol") in _RANK and _RANK[c["protocol"]] <= top)
 
 
+def _eliminate(host: str, port: int, sni: str | None, version: str, suites: list[str],
+               timeout: float, limit: int | None = None
+               ) -> tuple[list[str], tuple[VersionOutcome, str] | None]:
+    """Offer ``suites``, drop each one the server picks, until it refuses (an alert).
+
+    Returns the suites accepted and what stopped us if it was not the server
+    refusing (our client failing, the network): the rest is then unknown.
+    """
+    accepted: list[str] = []
+    remaining = list(suites)
+    while remaining and (limit is None or len(accepted) < limit):
+        try:
+            ctx = pinned_context(version, ":".join(remaining) + ":@SECLEVEL=0")
+            hs = tls_handshake(host, port, ctx, sni, timeout)
+        except ConnectFailed:
+            raise
+        except (OSError, NoTls) as exc:
+            outcome, reason = classify_failure(exc)
+            return accepted, None if outcome is VersionOutcome.REFUSED else (outcome, reason)
+        accepted.append(hs.cipher)
+        if hs.cipher not in remaining:  # the server picked a suite we did not offer: stop
+            return accepted, (VersionOutcome.INCONCLUSIVE, f"server chose {hs.cipher}, not offered")
+        remaining.remove(hs.cipher)
+    return accepted, None
+
+
 def _enumerate(host: str, port: int, sni: str | None, weak_class: WeakClass, version: str,
                timeout: float, version_refused: bool) -> ClassResult:
-    """Offer the class, drop each suite the server picks, until it refuses (or we cannot go on)."""
+    """One handshake offering the whole class; only if the server accepts, enumerate the rest.
+
+    The healthy case costs one refused handshake. After an acceptance the other
+    suites are split into ``_FANOUT`` chains run side by side, so a server that
+    accepts a dozen suites costs a few handshake round trips, not a dozen.
+    """
     offered = offerable_suites(weak_class, version)
     def result(outcome: CipherOutcome, reason: str = "", accepted: tuple[str, ...] = ()
                ) -> ClassResult:
@@ -124,30 +155,23 @@ def _enumerate(host: str, port: int, sni: str | None, weak_class: WeakClass, ver
         return result(CipherOutcome.NOT_PROBED,
                       f"this client ({ssl.OPENSSL_VERSION}) has no {weak_class.name} suite "
                       f"it can offer at {version}")
-    accepted: list[str] = []
-    remaining = list(offered)
-    while remaining:
-        try:
-            ctx = pinned_context(version, ":".join(remaining) + ":@SECLEVEL=0")
-            hs = tls_handshake(host, port, ctx, sni, timeout)
-        except ConnectFailed:
-            raise
-        except (OSError, NoTls) as exc:
-            outcome, reason = classify_failure(exc)
-            if outcome is VersionOutcome.REFUSED:
-                break
-            state = CipherOutcome.ERROR if outcome is VersionOutcome.ERROR else CipherOutcome.INCONCLUSIVE
-            if accepted:  # what was accepted stays proven; the rest is unknown
-                return result(CipherOutcome.ACCEPTED, f"stopped early: {reason}", tuple(accepted))
-            return result(state, reason)
-        accepted.append(hs.cipher)
-        if hs.cipher not in remaining:  # the server picked a suite we did not offer: stop
-            return result(CipherOutcome.ACCEPTED, f"server chose {hs.cipher}, which was not "
-                          "offered", tuple(accepted))
-        remaining.remove(hs.cipher)
-    if accepted:
-        return result(CipherOutcome.ACCEPTED, "", tuple(accepted))
-    return result(CipherOutcome.REFUSED, "the server sent an alert for every suite offered")
+    first, failure = _eliminate(host, port, sni, version, list(offered), timeout, limit=1)
+    if not first:
+        if failure is None:
+            return result(CipherOutcome.REFUSED, "the server sent an alert for every suite offered")
+        state = CipherOutcome.ERROR if failure[0] is VersionOutcome.ERROR else CipherOutcome.INCONCLUSIVE
+        return result(state, failure[1])
+    rest = [s for s in offered if s not in first]
+    chains = [rest[i::_FANOUT] for i in range(_FANOUT) if rest[i::_FANOUT]]
+    failures = [failure] if failure else []
+    accepted = list(first)
+    if chains and not failure:
+        with ThreadPoolExecutor(max_workers=len(chains)) as pool:
+            parts = list(pool.map(lambda c: _eliminate(host, port, sni, version, c, timeout), chains))
+        accepted += [s for got, _ in parts for s in got]
+        failures += [f for _, f in parts if f]
+    reason = f"stopped early, the rest is unknown: {failures[0][1]}" if failures else ""
+    return result(CipherOutcome.ACCEPTED, reason, tuple(accepted))
 
 
 def scan(host: str, port: int, sni: str | None = None, timeout: float = 3.0,
