@@ -59,6 +59,7 @@ class Thresholds(_Strict):
 
     tls_min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
     cert_min_days: int = Field(30, ge=0)
+    tls_require_forward_secrecy: bool = True  # TLS-5: static-RSA key exchange accepted -> fail
     backup_retention_min_days: int = Field(7, ge=0)
     backup_retention_max_days: int = Field(30, ge=1)
     rpo_minutes: float = Field(5, gt=0)

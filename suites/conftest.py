@@ -7,17 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from pgproof.probes import health, pooler, postgres, tls
-from pgproof.target import Endpoint, Target
+from pgproof.probes.endpoints import tls_endpoints
+from pgproof.target import Target
 from pgproof.verdict import NotApplicable
-
-
-def client_endpoints(t: Target) -> dict[str, Endpoint]:
-    """Every endpoint a client may use: writer, readers, pooler."""
-    pg = t.postgres
-    eps = {"writer": pg.writer, **{f"reader{i + 1}": r for i, r in enumerate(pg.readers)}}
-    if pg.pooler is not None:
-        eps["pooler"] = pg.pooler
-    return eps
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +19,7 @@ def pg_facts(target: Target) -> postgres.PostgresFacts:
 
 @pytest.fixture(scope="session")
 def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
-    eps = client_endpoints(target)
+    eps = tls_endpoints(target)
     ca = target.postgres.sslrootcert
     with ThreadPoolExecutor(max_workers=len(eps)) as pool:
         futures = {n: pool.submit(tls.probe_endpoint, e.host, e.port, ca) for n, e in eps.items()}

@@ -11,13 +11,41 @@ from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
 from pgproof.probes import tls
 from pgproof.target import Target
-from pgproof.verdict import Unreachable
+from pgproof.verdict import CannotVerify, Unreachable
 
 control = pytest.mark.control
 
 
 def _all(facts: dict, fn, *args) -> list[str]:  # type: ignore[no-untyped-def]
-    return [p for f in facts.values() for p in fn(f, *args)]
+    """Judge every endpoint; a definite problem anywhere wins over "cannot verify" elsewhere."""
+    problems: list[str] = []
+    unknown: list[str] = []
+    for f in facts.values():
+        try:
+            problems += fn(f, *args)
+        except CannotVerify as exc:
+            unknown.append(str(exc))
+    if unknown and not problems:
+        raise CannotVerify("\n".join(unknown))
+    return problems
+
+
+def _weak_suites(facts: dict) -> str:  # type: ignore[type-arg]
+    """Per endpoint: accepted weak suites per version, and the classes this client cannot offer."""
+    out = []
+    for n, f in facts.items():
+        scan = f.ciphers
+        if scan is None:
+            out.append(f"{n}: not enumerated")
+            continue
+        acc = {v: sorted(scan.accepted(v)) for v in ("TLSv1", "TLSv1.1", "TLSv1.2")}
+        shown = ", ".join(f"{v}={'+'.join(s) or 'none'}" for v, s in acc.items())
+        out.append(f"{n}: weak suites accepted {shown} ({scan.elapsed_s * 1000:.0f} ms)")
+    if facts:
+        scan = next(iter(facts.values())).ciphers
+        if scan is not None:
+            out.append(f"client {scan.client} can offer: {', '.join(scan.offerable())}; {scan.note}")
+    return "; ".join(out)
 
 
 def _versions(facts: dict) -> str:  # type: ignore[type-arg]
@@ -87,10 +115,10 @@ def test_rds_ca_not_deprecated(aws_inventory, target: Target, evidence) -> None:
 
 
 @control("TLS-5")
-def test_strong_ciphers_and_keys(tls_facts, evidence) -> None:  # type: ignore[no-untyped-def]
-    expect(_all(tls_facts, judge.judge_tls5), evidence,
+def test_strong_ciphers_and_keys(tls_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(_all(tls_facts, judge.judge_tls5, target.thresholds), evidence,
            "; ".join(f"{n}: {f.protocol} {f.cipher} {f.leaf.key_type}-{f.leaf.key_bits}"
-                     for n, f in tls_facts.items() if f.leaf))
+                     for n, f in tls_facts.items() if f.leaf) + "; " + _weak_suites(tls_facts))
 
 
 @control("TLS-6")

@@ -17,6 +17,7 @@ import pytest
 from pgproof.controls import CONTROLS
 from pgproof.lab import mutations
 from pgproof.lab.state import LabState
+from pgproof.target import Target
 
 REPO = Path(__file__).resolve().parent.parent
 ACCEPTABLE_HEALTHY = {"pass", "cannot-verify", "skip"}
@@ -106,23 +107,39 @@ def test_break_refuses_unknown_and_double_mutations(lab: LabState) -> None:
     assert mutations.heal(lab.state_dir) == "lab: nothing to heal"
 
 
-def test_tls_verdicts_agree_with_sslyze_on_healthy_and_weak_lab(lab: LabState) -> None:
-    """An independent scanner (sslyze, PostgreSQL STARTTLS) sees the same accepted versions."""
+def test_tls_verdicts_agree_with_sslyze_on_healthy_and_weak_lab(lab: LabState,
+                                                               lab_target: Target) -> None:
+    """An independent scanner (sslyze, PostgreSQL STARTTLS) sees the same accepted versions and
+    the same accepted weak suites per version, at every endpoint the TLS suite probes."""
     from pgproof.probes import sslyze_check, tls
+    from pgproof.probes.endpoints import tls_endpoints
 
-    nodes = [("127.0.0.1", lab.ports["writer"]), ("127.0.0.1", lab.ports["reader"])]
+    eps = {n: (e.host, e.port) for n, e in tls_endpoints(lab_target).items()}
+    assert {"writer", "reader1", "pooler", "node1", "node2"} <= set(eps), eps
 
-    def ours() -> dict[tuple[str, int], set[str]]:
-        return {(h, p): tls.probe_endpoint(h, p, lab.ca_file).accepted_versions() for h, p in nodes}
+    def ours() -> dict[tuple[str, int], tls.TlsFacts]:
+        return {hp: tls.probe_endpoint(*hp, lab.ca_file) for hp in eps.values()}
+
+    def compare(facts: dict[tuple[str, int], tls.TlsFacts]) -> None:
+        scanned = sslyze_check.accepted_suites_many(list(eps.values()))
+        for name, hp in eps.items():
+            theirs = scanned[hp]
+            assert {v for v, s in theirs.items() if s.accepted} == facts[hp].accepted_versions(), name
+            scan = facts[hp].ciphers
+            assert scan is not None, name
+            assert sslyze_check.weak_suite_disagreements(scan, theirs) == {}, name
 
     healthy = ours()
-    assert all(v == {"TLSv1.2", "TLSv1.3"} for v in healthy.values()), healthy
-    assert sslyze_check.accepted_versions_many(nodes) == healthy
+    assert all(f.accepted_versions() == {"TLSv1.2", "TLSv1.3"} for f in healthy.values()), healthy
+    assert all(f.ciphers is not None and not f.ciphers.accepted() for f in healthy.values())
+    compare(healthy)
     mutations.apply(lab.state_dir, "tls-weak")
     try:
         weak = ours()
-        scanned = sslyze_check.accepted_versions_many(nodes)
+        compare(weak)
     finally:
         mutations.heal(lab.state_dir)
-    assert all({"TLSv1", "TLSv1.1"} <= v for v in weak.values()), weak
-    assert scanned == weak
+    database = [hp for n, hp in eps.items() if n != "pooler"]  # PgBouncer keeps its own TLS
+    assert all({"TLSv1", "TLSv1.1"} <= weak[hp].accepted_versions() for hp in database), weak
+    assert all("ADH-AES256-GCM-SHA384" in weak[hp].ciphers.accepted("TLSv1.2")  # type: ignore[union-attr]
+               for hp in database)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import socket
 import time
 from collections.abc import Iterator
@@ -24,14 +22,19 @@ from pgproof.checks.tls import (
 from pgproof.lab import pki
 from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.probes.tls import (
-    CertInfo,
     PlaintextOutcome,
-    PlaintextResult,
     TlsFacts,
     VersionOutcome,
-    VersionResult,
     probe_endpoint,
     verify_full_login,
+)
+from pgproof.probes.tls_ciphers import (
+    NO_FORWARD_SECRECY,
+    SCANNED_VERSIONS,
+    WEAK_CLASSES,
+    CipherOutcome,
+    classes_of,
+    offerable_suites,
 )
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify, Unreachable
@@ -39,6 +42,8 @@ from pgproof.verdict import CannotVerify, Unreachable
 A, R, INC = VersionOutcome.ACCEPTED, VersionOutcome.REFUSED, VersionOutcome.INCONCLUSIVE
 TH = Thresholds()
 WEAK = {"ssl_min_protocol_version": "TLSv1", "ssl_ciphers": "ALL:@SECLEVEL=0"}
+NULL_OK = {"ssl_ciphers": "ALL:eNULL:@SECLEVEL=0"}
+ANON_12 = {"ADH-AES256-GCM-SHA384", "AECDH-AES256-SHA"}  # measured with sslyze and s_client
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +102,12 @@ def test_default_server_has_strong_crypto(healthy: Standalone) -> None:
     assert leaf is not None
     assert (leaf.key_type, leaf.key_bits, leaf.key_curve) == ("EC", 256, "secp256r1")
     assert facts.cipher and weak_cipher_parts(facts.cipher) == []
-    assert judge_tls5(facts) == []
+    assert facts.ciphers is not None and facts.ciphers.accepted() == set()
+    if all(r.offered for r in facts.ciphers.results if r.version == "TLSv1.2"):
+        assert judge_tls5(facts, TH) == []
+    else:  # this client cannot offer every class: unknown, never "refused"
+        with pytest.raises(CannotVerify, match="not-probed"):
+            judge_tls5(facts, TH)
 
 
 def test_weak_server_accepts_legacy_tls_and_fails_tls1(weak: Standalone) -> None:
@@ -114,15 +124,102 @@ def test_weak_server_accepts_legacy_tls_and_fails_tls1(weak: Standalone) -> None
     ]
 
 
-def test_sslyze_agrees_with_probe(healthy: Standalone, weak: Standalone) -> None:
-    from pgproof.probes.sslyze_check import accepted_versions_many
+@pytest.fixture(scope="module")
+def null_ok() -> Iterator[Standalone]:
+    with standalone_postgres(settings=NULL_OK) as pg:
+        yield pg
 
-    theirs = accepted_versions_many([(healthy.host, healthy.port), (weak.host, weak.port)])
-    for pg, expected in ((healthy, {"TLSv1.2", "TLSv1.3"}),
-                         (weak, {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"})):
-        ours = probe(pg).accepted_versions()
-        assert ours == expected
-        assert theirs[(pg.host, pg.port)] == ours, f"sslyze and probe disagree on {pg.port}"
+
+@pytest.fixture(scope="module")
+def rsa_cert() -> Iterator[Standalone]:
+    """Default ssl_ciphers with an RSA key: static-RSA key exchange becomes possible."""
+    with standalone_postgres(cert_key="rsa") as pg:
+        yield pg
+
+
+def _weak_by_version(facts: TlsFacts) -> dict[str, set[str]]:
+    assert facts.ciphers is not None
+    return {v: facts.ciphers.accepted(v) for v in SCANNED_VERSIONS}
+
+
+def test_sslyze_agrees_with_probe(healthy: Standalone, weak: Standalone, null_ok: Standalone,
+                                  rsa_cert: Standalone) -> None:
+    """Same accepted versions, and the same accepted weak suites per version, as sslyze's scan."""
+    from pgproof.probes.sslyze_check import accepted_suites_many, weak_suite_disagreements
+
+    servers = (healthy, weak, null_ok, rsa_cert)
+    theirs = accepted_suites_many([(pg.host, pg.port) for pg in servers])
+    modern = {"TLSv1.2", "TLSv1.3"}
+    for pg, expected in zip(servers, (modern, {"TLSv1", "TLSv1.1", *modern}, modern, modern),
+                            strict=True):
+        facts = probe(pg)
+        scanned = theirs[(pg.host, pg.port)]
+        assert facts.accepted_versions() == expected
+        assert {v for v, suites in scanned.items() if suites.accepted} == expected, pg.port
+        assert facts.ciphers is not None
+        assert weak_suite_disagreements(facts.ciphers, scanned) == {}, f"sslyze and probe disagree on {pg.port}"
+        assert not scanned["SSLv2"].accepted and not scanned["SSLv3"].accepted  # not offered by us
+    assert _weak_by_version(probe(weak))["TLSv1.2"] >= ANON_12
+
+
+def test_weak_server_accepts_anonymous_suites_and_fails_tls5(weak: Standalone) -> None:
+    facts = probe(weak)
+    scan = facts.ciphers
+    assert scan is not None
+    anon = scan.get("anonymous", "TLSv1.2")
+    assert anon is not None and anon.outcome is CipherOutcome.ACCEPTED
+    assert set(anon.accepted) >= ANON_12 and set(anon.accepted) <= set(anon.offered)
+    assert scan.get("anonymous", "TLSv1") is not None
+    assert "AECDH-AES256-SHA" in scan.accepted("TLSv1")
+    assert scan.accepted(classes={"NULL"}) == set()  # 'ALL' leaves out eNULL
+    assert facts.cipher and weak_cipher_parts(facts.cipher) == []  # a strong client sees nothing
+    problems = judge_tls5(facts, TH)
+    (anon_problem,) = [p for p in problems if "anonymous" in p]
+    assert anon_problem.startswith(f"TLS-5: {facts.where} accepted anonymous key exchange")
+    assert "TLSv1.2: ADH-AES256-GCM-SHA384" in anon_problem and "TLSv1: " in anon_problem
+    assert scan.elapsed_s < 2.0, f"weak-suite scan took {scan.elapsed_s:.3f} s"
+
+
+def test_null_suites_found_when_server_allows_enull(null_ok: Standalone) -> None:
+    facts = probe(null_ok)
+    assert facts.ciphers is not None
+    null = facts.ciphers.get("NULL", "TLSv1.2")
+    assert null is not None and null.outcome is CipherOutcome.ACCEPTED
+    assert all("NULL" in classes_of(s) for s in null.accepted)
+    assert any("NULL encryption" in p for p in judge_tls5(facts, TH))
+
+
+def test_static_rsa_key_exchange_is_its_own_finding(rsa_cert: Standalone) -> None:
+    facts = probe(rsa_cert)
+    assert facts.leaf is not None and (facts.leaf.key_type, facts.leaf.key_bits) == ("RSA", 2048)
+    assert facts.ciphers is not None
+    assert "AES256-GCM-SHA384" in facts.ciphers.accepted("TLSv1.2", {NO_FORWARD_SECRECY})
+    (problem,) = judge_tls5(facts, TH)
+    assert "without forward secrecy (static RSA)" in problem and "AES256-GCM-SHA384" in problem
+    assert "tls_require_forward_secrecy" in problem
+    relaxed = Thresholds(tls_require_forward_secrecy=False)
+    offers_all = all(r.offered for r in facts.ciphers.results if r.version == "TLSv1.2")
+    if offers_all:
+        assert judge_tls5(facts, relaxed) == []
+    else:
+        with pytest.raises(CannotVerify, match="not-probed"):
+            judge_tls5(facts, relaxed)
+
+
+def test_not_offerable_classes_are_not_probed_never_refused(healthy: Standalone) -> None:
+    facts = probe(healthy)
+    assert facts.ciphers is not None
+    for r in facts.ciphers.results:
+        if r.version in ("TLSv1", "TLSv1.1"):  # the server refuses the version itself
+            assert r.outcome is CipherOutcome.REFUSED, r
+        elif r.offered:
+            assert r.outcome is CipherOutcome.REFUSED and r.reason.startswith("the server sent"), r
+        else:
+            assert r.outcome is CipherOutcome.NOT_PROBED, r
+    for c in WEAK_CLASSES:  # our name classifier agrees with OpenSSL's selectors
+        for v in SCANNED_VERSIONS:
+            assert all(c.name in classes_of(s) for s in offerable_suites(c, v)), (c.name, v)
+    assert "anonymous" in facts.ciphers.offerable()
 
 
 def test_plaintext_rule_means_auth_requested_and_tls2_fails() -> None:
@@ -196,67 +293,3 @@ def test_stricter_threshold_fails_tls12(healthy: Standalone) -> None:
     th = Thresholds(tls_min_version="TLSv1.3")
     (problem,) = judge_tls1(probe(healthy), th)
     assert "pinned to TLSv1.2" in problem and "older than TLSv1.3" in problem
-
-
-# --- judges on synthetic facts ----------------------------------------------------------
-
-
-def _facts(**kw: object) -> TlsFacts:
-    now = dt.datetime.now(dt.UTC)
-    leaf = CertInfo("CN=db", "CN=ca", now + dt.timedelta(days=200), 200, "RSA", 2048)
-    ca = CertInfo("CN=ca", "CN=ca", now + dt.timedelta(days=2000), 2000, "RSA", 4096)
-    rows = {"TLSv1": R, "TLSv1.1": R, "TLSv1.2": A, "TLSv1.3": A}
-    base = TlsFacts(
-        host="db", port=5432, server_hostname="db", ssl_supported=True,
-        versions={v: VersionResult(v, o) for v, o in rows.items()},
-        protocol="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", cipher_bits=128, chain=(leaf,),
-        ca_file=None, chain_valid=True, chain_error="", hostname_match=True, hostname_error="",
-        ca=ca, plaintext=PlaintextResult(PlaintextOutcome.REFUSED_NO_ENCRYPTION, "28000"),
-    )
-    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("name, weakness", [
-    ("DES-CBC3-SHA", "3DES"), ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", "3DES"), ("RC4-MD5", "RC4"),
-    ("EXP-RC4-MD5", "EXPORT"), ("NULL-SHA256", "NULL encryption"), ("EDH-RSA-DES-CBC-SHA", "DES"),
-    ("ADH-AES128-SHA", "anonymous key exchange"), ("TLS_DH_anon_WITH_AES_128_CBC_SHA", "anonymous key exchange"),
-])
-def test_judge_tls5_flags_weak_cipher(name: str, weakness: str) -> None:
-    (problem,) = judge_tls5(_facts(cipher=name, protocol="TLSv1.2"))
-    assert problem.startswith(f"TLS-5: db:5432 negotiated cipher {name}") and weakness in problem
-
-
-def test_judge_tls5_weak_cipher_on_legacy_version_and_small_keys() -> None:
-    rows = {v: VersionResult(v, A, cipher="RC4-SHA" if v == "TLSv1" else None) for v in ("TLSv1",)}
-    facts = _facts(versions={**_facts().versions, **rows})
-    (problem,) = judge_tls5(facts)
-    assert "RC4-SHA (TLSv1)" in problem
-    small_rsa = dataclasses.replace(_facts().chain[0], key_bits=1024)
-    assert "1024-bit RSA" in judge_tls5(_facts(chain=(small_rsa,)))[0]
-    p192 = dataclasses.replace(small_rsa, key_type="EC", key_bits=192, key_curve="secp192r1")
-    assert "192-bit EC secp192r1" in judge_tls5(_facts(chain=(p192,)))[0]
-    assert judge_tls5(_facts()) == []
-
-
-def test_judge_tls1_inconclusive_rows() -> None:
-    versions = dict(_facts().versions)
-    versions["TLSv1"] = VersionResult("TLSv1", INC, "our client failed: NO_CIPHERS_AVAILABLE")
-    versions["TLSv1.1"] = VersionResult("TLSv1.1", INC, "our client failed: NO_CIPHERS_AVAILABLE")
-    with pytest.raises(CannotVerify, match="TLSv1 inconclusive"):
-        judge_tls1(_facts(versions=versions), TH)
-    versions["TLSv1"] = VersionResult("TLSv1", A, cipher="AES128-SHA")  # a definite failure wins
-    assert len(judge_tls1(_facts(versions=versions), TH)) == 1
-    no_tls = {v: VersionResult(v, VersionOutcome.ERROR, "server answered N") for v in versions}
-    assert "does not offer TLS" in judge_tls1(_facts(versions=no_tls, ssl_supported=False), TH)[0]
-
-
-@pytest.mark.parametrize("value, ok", [("TLSv1.2", True), ("TLSv1.3", True), ("tlsv1.2", True),
-                                       ("TLSv1.1", False), ("", False)])
-def test_judge_min_protocol_setting(value: str, ok: bool) -> None:
-    assert (judge_min_protocol_setting(value, TH) == []) is ok
-
-
-def test_judge_tls2_other_refusal_cannot_verify() -> None:
-    other = PlaintextResult(PlaintextOutcome.REFUSED_OTHER, "53300", "too many clients already")
-    with pytest.raises(CannotVerify, match="53300"):
-        judge_tls2(_facts(plaintext=other))

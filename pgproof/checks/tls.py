@@ -17,6 +17,7 @@ from pgproof.probes.tls import (
     TlsFacts,
     VersionOutcome,
 )
+from pgproof.probes.tls_ciphers import NO_FORWARD_SECRECY, WEAK_CLASSES, CipherOutcome, CipherScan
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify
 
@@ -164,8 +165,38 @@ def weak_cipher_parts(name: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def judge_tls5(facts: TlsFacts) -> list[str]:
-    """No weak cipher in any accepted handshake; leaf key >= 2048-bit RSA or >= 256-bit EC."""
+def _weak_suites(scan: CipherScan, where: str, th: Thresholds) -> tuple[list[str], list[str]]:
+    """(problems, unproven) from the weak-suite enumeration."""
+    problems: list[str] = []
+    unproven: list[str] = []
+    for wc in WEAK_CLASSES:
+        rows = [r for r in scan.results if r.weak_class == wc.name]
+        no_fs = wc.name == NO_FORWARD_SECRECY
+        if no_fs and not th.tls_require_forward_secrecy:
+            continue
+        hits = [r for r in rows if r.outcome is CipherOutcome.ACCEPTED]
+        if hits:
+            seen = "; ".join(f"{r.version}: {', '.join(r.accepted)}" for r in hits)
+            wants = ("forward-secret key exchange only (ECDHE/DHE; "
+                     "thresholds.tls_require_forward_secrecy)" if no_fs else
+                     "no anonymous/NULL/EXPORT/RC4/DES/3DES/MD5 suite accepted at any version")
+            problems.append(f"TLS-5: {where} accepted {wc.what} suites when offered only those "
+                            f"({seen}); the spec wants {wants}.")
+            continue
+        open_rows = [r for r in rows if r.outcome is not CipherOutcome.REFUSED]
+        if open_rows:
+            unproven.append(f"{wc.name} " + ", ".join(f"{r.version} {r.outcome.value}"
+                                                      for r in open_rows))
+    return problems, unproven
+
+
+def judge_tls5(facts: TlsFacts, th: Thresholds) -> list[str]:
+    """No weak suite accepted at any version (enumerated), none negotiated; strong leaf key.
+
+    A class this client cannot offer (on OpenSSL 3: EXPORT, RC4, DES, 3DES) is
+    unknown, not refused: with no definite problem elsewhere it makes the
+    verdict "cannot verify", naming the classes.
+    """
     where = facts.where
     if facts.cipher is None or facts.leaf is None:
         raise CannotVerify(f"TLS-5: no TLS handshake with {where} succeeded, so no cipher was negotiated")
@@ -180,6 +211,12 @@ def judge_tls5(facts: TlsFacts) -> list[str]:
             problems.append(f"TLS-5: {where} negotiated cipher {cipher} ({version}) which uses "
                             f"{', '.join(weak)}; the spec wants no NULL/EXPORT/RC4/3DES/DES/MD5/"
                             "anonymous cipher suites.")
+    unproven: list[str] = []
+    if facts.ciphers is None:
+        unproven.append("the weak cipher suites were not enumerated")
+    else:
+        found, unproven = _weak_suites(facts.ciphers, where, th)
+        problems += found
     leaf = facts.leaf
     if leaf.key_type in ("RSA", "DSA"):
         minimum = MIN_RSA_BITS
@@ -193,4 +230,9 @@ def judge_tls5(facts: TlsFacts) -> list[str]:
         problems.append(f"TLS-5: the leaf certificate of {where} has a {leaf.key_bits}-bit "
                         f"{leaf.key_type}{curve} key; the spec wants >= {MIN_RSA_BITS}-bit RSA "
                         f"or >= {MIN_EC_BITS}-bit EC.")
-    return problems
+    if problems or not unproven:
+        return problems
+    client = facts.ciphers.client if facts.ciphers else "this client"
+    raise CannotVerify(f"TLS-5: {where}: every weak suite class this client ({client}) could offer "
+                       f"was refused, but these were not proven refused: {'; '.join(unproven)} "
+                       "(a class this client cannot offer is not probed, never taken as refused)")

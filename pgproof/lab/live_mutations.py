@@ -45,7 +45,10 @@ def set_parameters(state: LabState, params: dict[str, Any]) -> None:
     def applied() -> bool:
         for node in NODES:
             for k, v in expected.items():
-                if v is None:
+                if v is None:  # not a lab parameter: back to PostgreSQL's built-in default
+                    query = f"SELECT setting = boot_val FROM pg_settings WHERE name = '{k}'"
+                    if _sql(state, query, f"{node}_pg") is not True:
+                        return False
                     continue
                 got = _sql(state, f"SELECT setting FROM pg_settings WHERE name = '{k}'", f"{node}_pg")
                 if str(got) != str(v):
@@ -64,10 +67,19 @@ def set_hba(state: LabState, lines: list[str]) -> None:
           "pg_hba.conf rewritten on every node")
 
 
-def reissue_cert(state: LabState, hosts: tuple[str, ...], days: int) -> None:
-    """New server certificate (same key paths) and a reload of every node."""
+def reissue_cert(state: LabState, hosts: tuple[str, ...], days: int, key_type: str = "ec") -> None:
+    """New server certificate (same key paths) and a reload of every node.
+
+    PgBouncer's key copy is replaced too (it is not reloaded), so the shared
+    certificate and its key stay a pair whenever PgBouncer next reads them.
+    """
     ca = pki.CertFiles(state.tls / "ca.crt", state.tls / "ca.key")
-    leaf = pki.issue_server_cert(ca, state.tls, stem="server", hosts=hosts, days=days)
+    leaf = pki.issue_server_cert(ca, state.tls, stem="server", hosts=hosts, days=days,
+                                 key_type=key_type)
+    pooler_key = state.run_dir / "pgbouncer" / "server.key"
+    if pooler_key.exists():
+        pooler_key.write_bytes(leaf.key.read_bytes())
+        procs.chown_service(pooler_key)
     for node in NODES:
         dst = state.node_dir(node) / "server.key"
         dst.write_bytes(leaf.key.read_bytes())

@@ -35,24 +35,32 @@ def _m(name: str, description: str, breaks: str, live_break: Step | None = None,
     return Mutation(name, description, frozenset(breaks.split()), live_break, live_heal, aws)
 
 
+LAB_HOSTS = ("127.0.0.1", "localhost")
 PLAINTEXT_HBA = [*PG_HBA, "host all all 127.0.0.1/32 scram-sha-256"]
 MD5_HBA = [line.replace("scram-sha-256", "md5") if line.startswith("hostssl all") else line
            for line in PG_HBA]
 
 LIVE: list[Mutation] = [
-    _m("tls-weak", "TLS minimum lowered to 1.0 with every cipher allowed", "TLS-1",
+    _m("tls-weak", "TLS minimum lowered to 1.0 with every cipher allowed", "TLS-1 TLS-5",
        lambda s: lm.set_parameters(s, {"ssl_min_protocol_version": "TLSv1",
                                        "ssl_ciphers": "ALL:@SECLEVEL=0"}),
        lambda s: lm.set_parameters(s, {"ssl_min_protocol_version": "TLSv1.2", "ssl_ciphers": None}),
        aws="tls-min-1.0"),
+    _m("tls-anon-ciphers", "ssl_ciphers = 'ALL:@SECLEVEL=0': anonymous ADH/AECDH suites "
+       "accepted at TLS 1.2 (the minimum stays 1.2)", "TLS-5",
+       lambda s: lm.set_parameters(s, {"ssl_ciphers": "ALL:@SECLEVEL=0"}),
+       lambda s: lm.set_parameters(s, {"ssl_ciphers": None})),
+    _m("tls-no-forward-secrecy", "RSA server certificate with the default ssl_ciphers: static-RSA "
+       "key exchange (no forward secrecy) accepted", "TLS-5",
+       lambda s: lm.reissue_cert(s, LAB_HOSTS, 365, key_type="rsa"),
+       lambda s: lm.reissue_cert(s, LAB_HOSTS, 365)),
     _m("plaintext-allowed", "a 'host' hba rule accepts plaintext; rds.force_ssl=0", "TLS-2",
        lambda s: lm.set_hba(s, PLAINTEXT_HBA), lambda s: lm.set_hba(s, PG_HBA), aws="force-ssl-off"),
     _m("cert-expiring", "server certificate expires in 10 days", "TLS-4",
-       lambda s: lm.reissue_cert(s, ("127.0.0.1", "localhost"), 10),
-       lambda s: lm.reissue_cert(s, ("127.0.0.1", "localhost"), 365)),
+       lambda s: lm.reissue_cert(s, LAB_HOSTS, 10), lambda s: lm.reissue_cert(s, LAB_HOSTS, 365)),
     _m("cert-wrong-host", "server certificate issued for db.example.com", "TLS-3",
        lambda s: lm.reissue_cert(s, ("db.example.com",), 365),
-       lambda s: lm.reissue_cert(s, ("127.0.0.1", "localhost"), 365)),
+       lambda s: lm.reissue_cert(s, LAB_HOSTS, 365)),
     _m("pooler-server-tls-optional", "PgBouncer only prefers TLS to the server", "TLS-6",
        lambda s: lm.pgbouncer_setting(s, server_tls="prefer"), lambda s: lm.pgbouncer_setting(s)),
     _m("md5-auth", "password_encryption=md5 and md5 hba rules", "AUTH-1",
@@ -82,8 +90,6 @@ LIVE: list[Mutation] = [
 
 # Controls no lab mutation can break, and why (the matrix test checks this list is complete).
 UNBREAKABLE: dict[str, str] = {
-    "TLS-5": "PostgreSQL 15 with OpenSSL 3 negotiates no NULL/EXPORT/RC4/3DES/MD5 cipher even with "
-             "ssl_ciphers='ALL:@SECLEVEL=0' at TLS 1.2+; the judge is proven by unit tests on facts",
     "NET-4": "the lab lives on loopback; a public address cannot be bound here (unit-tested judge)",
 }
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -19,7 +19,7 @@ class CertFiles:
     key: Path
 
 
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+def _write_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, path: Path) -> None:
     path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -66,11 +66,17 @@ def issue_server_cert(
     stem: str = "server",
     hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
     days: int = 365,
+    key_type: str = "ec",
 ) -> CertFiles:
-    """Issue a server certificate signed by ``ca`` for ``hosts`` valid ``days`` days."""
+    """Issue a server certificate signed by ``ca`` for ``hosts`` valid ``days`` days.
+
+    ``key_type`` "rsa" (2048-bit) makes static-RSA key exchange possible (TLS-5 tests).
+    """
     ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
     ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(65537, 2048) if key_type == "rsa"
+        else ec.generate_private_key(ec.SECP256R1()))
     sans: list[x509.GeneralName] = []
     for h in hosts:
         try:

@@ -60,13 +60,13 @@ class Standalone:
 @contextmanager
 def standalone_postgres(settings: dict[str, str] | None = None, hba: str = DEFAULT_HBA,
                         cert_hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
-                        cert_days: int = 365) -> Iterator[Standalone]:
+                        cert_days: int = 365, cert_key: str = "ec") -> Iterator[Standalone]:
     """Run a TLS-enabled PostgreSQL on a free loopback port; remove it afterwards."""
     root = Path(tempfile.mkdtemp(prefix="pgproof-pg-"))
     root.chmod(0o755)
     datadir, tls = root / "data", root / "tls"
     ca = pki.make_ca(tls)
-    leaf = pki.issue_server_cert(ca, tls, hosts=cert_hosts, days=cert_days)
+    leaf = pki.issue_server_cert(ca, tls, hosts=cert_hosts, days=cert_days, key_type=cert_key)
     datadir.mkdir(mode=0o700)
     procs.chown_service(datadir, leaf.key, leaf.cert, root)
     password = secrets.token_urlsafe(18)

@@ -3,7 +3,9 @@
 Observes, never asserts: the judges in ``pgproof.checks.tls`` decide. PostgreSQL
 negotiates TLS in-band (SSLRequest, then ``S``/``N``), so generic TLS scanners
 need a STARTTLS mode; this probe speaks it directly and runs every handshake in
-its own thread, so one endpoint takes tens of milliseconds.
+its own thread, so one endpoint takes tens of milliseconds. The wire helpers live
+in ``tls_wire``; the weak-suite enumeration (TLS-5 as a scanner sees it) in
+``tls_ciphers``, run once the accepted versions are known.
 
 Traps handled here (see FIELD-NOTES.md): OpenSSL 3 only offers TLS 1.0/1.1 with
 ``ALL:@SECLEVEL=0``; only a server alert (``TLSV1_ALERT_*``/``SSLV3_ALERT_*``)
@@ -13,11 +15,9 @@ proves a refusal, any other client-side failure is "inconclusive".
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import ssl
 import struct
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,26 +28,24 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
+from pgproof.probes import tls_ciphers
+from pgproof.probes.tls_ciphers import CipherScan
+from pgproof.probes.tls_wire import (
+    HAS_VERSION,
+    TLS_VERSIONS,
+    ConnectFailed,
+    Handshake,
+    NoTls,
+    VersionOutcome,
+    classify_failure,
+    connect,
+    pinned_context,
+    recv_exact,
+    tls_handshake,
+)
 from pgproof.verdict import Unreachable
 
-# Spelled as PostgreSQL's ssl_min_protocol_version spells them, oldest first.
-TLS_VERSIONS: tuple[str, ...] = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-_SSL_VERSION = {
-    "TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-    "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3,
-}
-_HAS_VERSION = {"TLSv1": ssl.HAS_TLSv1, "TLSv1.1": ssl.HAS_TLSv1_1,
-                "TLSv1.2": ssl.HAS_TLSv1_2, "TLSv1.3": ssl.HAS_TLSv1_3}
-_SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 _PROTOCOL_3_0 = 196608
-_SERVER_ALERT_PREFIXES = ("TLSV1_ALERT", "SSLV3_ALERT")
-
-
-class VersionOutcome(StrEnum):
-    ACCEPTED = "accepted"
-    REFUSED = "refused"  # the server sent an alert: proof it will not speak this version
-    INCONCLUSIVE = "inconclusive"  # our client could not offer it; says nothing about the server
-    ERROR = "error"  # network failure, EOF without alert, TLS not enabled
 
 
 class PlaintextOutcome(StrEnum):
@@ -105,6 +103,7 @@ class TlsFacts:
     ca: CertInfo | None  # the trusted CA certificate that anchors the presented chain
     plaintext: PlaintextResult
     elapsed_s: float = 0.0
+    ciphers: CipherScan | None = None  # weak suites offered one class at a time (TLS-5)
 
     @property
     def where(self) -> str:
@@ -122,102 +121,21 @@ class TlsFacts:
         return {v for v, r in self.versions.items() if r.outcome is VersionOutcome.ACCEPTED}
 
 
-class _ConnectFailed(Exception):
-    """TCP connect failed: the endpoint is unreachable, not non-compliant."""
-
-
-class _NoTls(Exception):
-    """The server answered N to SSLRequest."""
-
-
-@dataclass
-class _Handshake:
-    version: str
-    cipher: str
-    cipher_bits: int
-    chain_der: list[bytes]
-    verified_der: list[bytes]
-
-
-def _connect(host: str, port: int, timeout: float) -> socket.socket:
-    try:
-        return socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise _ConnectFailed(f"{host}:{port}: {exc.strerror or exc}") from exc
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError(f"server closed the connection after {len(buf)} of {n} bytes")
-        buf += chunk
-    return buf
-
-
-def _tls_handshake(host: str, port: int, ctx: ssl.SSLContext, sni: str | None,
-                   timeout: float) -> _Handshake:
-    """SSLRequest, then a TLS handshake with ``ctx``; raises on failure."""
-    sock = _connect(host, port, timeout)
-    try:
-        sock.sendall(_SSL_REQUEST)
-        answer = _recv_exact(sock, 1)
-        if answer == b"N":
-            raise _NoTls("server answered N to SSLRequest: TLS is not enabled")
-        if answer != b"S":
-            raise ConnectionError(f"answered {answer!r} to SSLRequest: not a PostgreSQL server?")
-        with ctx.wrap_socket(sock, server_hostname=sni) as tls:
-            name, _proto, bits = tls.cipher() or ("", "", 0)
-            obj: Any = tls._sslobj  # private until 3.13's public get_*_chain
-            leaf = tls.getpeercert(binary_form=True)
-            chain = _der_list(getattr(obj, "get_unverified_chain", lambda: None)()) or (
-                [leaf] if leaf else [])
-            verified = _der_list(getattr(obj, "get_verified_chain", lambda: None)())
-            return _Handshake(tls.version() or "", name, bits, chain, verified)
-    finally:
-        sock.close()
-
-
-def _der_list(certs: Any) -> list[bytes]:
-    return [c.public_bytes(ssl._ssl.ENCODING_DER) for c in certs or ()]  # type: ignore[attr-defined]
-
-
-def _version_context(version: str) -> ssl.SSLContext:
-    """Unverified, pinned to one version; legacy versions need SECLEVEL=0 to be offered at all."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with warnings.catch_warnings():  # TLSVersion.TLSv1/1_1 are deprecated: we probe them on purpose
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.minimum_version = _SSL_VERSION[version]
-        ctx.maximum_version = _SSL_VERSION[version]
-    if version != "TLSv1.3":  # TLS 1.3 suites are configured separately and all are strong
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
-    return ctx
-
-
 def _probe_version(host: str, port: int, version: str, sni: str | None, timeout: float,
-                   ctx: ssl.SSLContext | None) -> tuple[VersionResult, _Handshake | None, bool | None]:
+                   ctx: ssl.SSLContext | None) -> tuple[VersionResult, Handshake | None, bool | None]:
     """One pinned handshake: (result, handshake if accepted, whether the server answered S)."""
     if ctx is None:
         why = f"this Python/OpenSSL ({ssl.OPENSSL_VERSION}) cannot offer {version}"
         return VersionResult(version, VersionOutcome.INCONCLUSIVE, why), None, None
-    def row(outcome: VersionOutcome, reason: str) -> VersionResult:
-        return VersionResult(version, outcome, reason)
     try:
-        hs = _tls_handshake(host, port, ctx, sni, timeout)
-    except _NoTls as exc:
-        return row(VersionOutcome.ERROR, str(exc)), None, False
-    except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-        return row(VersionOutcome.ERROR, f"connection closed without an alert: {exc}"), None, True
-    except ssl.SSLError as exc:
-        reason = exc.reason or str(exc)
-        if reason.startswith(_SERVER_ALERT_PREFIXES):
-            return row(VersionOutcome.REFUSED, reason), None, True
-        return row(VersionOutcome.INCONCLUSIVE, f"our client failed: {exc}"), None, True
-    except OSError as exc:  # timeout, reset, closed before answering SSLRequest
-        return row(VersionOutcome.ERROR, f"{type(exc).__name__}: {exc}"), None, None
+        hs = tls_handshake(host, port, ctx, sni, timeout)
+    except ConnectFailed:
+        raise
+    except (OSError, NoTls) as exc:
+        outcome, reason = classify_failure(exc)
+        answered = False if isinstance(exc, NoTls) else (
+            True if isinstance(exc, ssl.SSLError) else None)
+        return VersionResult(version, outcome, reason), None, answered
     return VersionResult(version, VersionOutcome.ACCEPTED, "", hs.cipher), hs, True
 
 
@@ -230,15 +148,15 @@ def _probe_plaintext(host: str, port: int, user: str, database: str,
                       for k, v in (("user", user), ("database", database),
                                    ("application_name", "pgproof")))
     body = struct.pack("!i", _PROTOCOL_3_0) + params + b"\0"
-    sock = _connect(host, port, timeout)
+    sock = connect(host, port, timeout)
     try:
         sock.sendall(struct.pack("!i", len(body) + 4) + body)
-        kind = _recv_exact(sock, 1)
+        kind = recv_exact(sock, 1)
         if kind not in (b"E", b"R"):
             return result(PlaintextOutcome.ERROR, None,
                           f"answered {kind!r} to a StartupMessage: not a PostgreSQL server?")
-        (length,) = struct.unpack("!i", _recv_exact(sock, 4))
-        payload = _recv_exact(sock, min(max(length - 4, 0), 65536))
+        (length,) = struct.unpack("!i", recv_exact(sock, 4))
+        payload = recv_exact(sock, min(max(length - 4, 0), 65536))
     except OSError as exc:
         return result(PlaintextOutcome.ERROR, None, f"{type(exc).__name__}: {exc}")
     finally:
@@ -324,27 +242,30 @@ def _verify_context(ca_file: Path | None = None, cadata: str | None = None,
 
 
 def _verify(host: str, port: int, ctx: ssl.SSLContext, sni: str | None,
-            timeout: float) -> tuple[bool | None, str, _Handshake | None]:
+            timeout: float) -> tuple[bool | None, str, Handshake | None]:
     try:
-        return True, "", _tls_handshake(host, port, ctx, sni, timeout)
+        return True, "", tls_handshake(host, port, ctx, sni, timeout)
     except ssl.SSLCertVerificationError as exc:
         return False, exc.verify_message or str(exc), None
-    except (OSError, _NoTls) as exc:
+    except (OSError, NoTls) as exc:
         return None, f"could not complete a verifying handshake: {exc}", None
 
 
 def probe_endpoint(host: str, port: int, ca_file: Path | None,
                    server_hostname: str | None = None, timeout: float = 3.0,
-                   probe_user: str = "pgproof_probe", probe_database: str = "postgres") -> TlsFacts:
+                   probe_user: str = "pgproof_probe", probe_database: str = "postgres",
+                   scan_ciphers: bool = True) -> TlsFacts:
     """Collect every TLS fact of ``host:port``; raise ``Unreachable`` if it cannot be reached.
 
+    ``scan_ciphers`` adds the weak-suite enumeration (``tls_ciphers``) once the
+    versions are known: a refused version needs no further handshake.
     ``server_hostname`` is the name clients use (SNI and hostname check), default ``host``.
     ``probe_user``/``probe_database`` pick the pg_hba rule the plaintext probe exercises.
     """
     sni = server_hostname or host
     started = time.monotonic()
     now = dt.datetime.now(dt.UTC)
-    contexts = {v: _version_context(v) if _HAS_VERSION[v] else None for v in TLS_VERSIONS}
+    contexts = {v: pinned_context(v) if HAS_VERSION[v] else None for v in TLS_VERSIONS}
     chain_ctx = _verify_context(ca_file)
     try:
         with ThreadPoolExecutor(max_workers=len(TLS_VERSIONS) + 2) as pool:
@@ -356,13 +277,17 @@ def probe_endpoint(host: str, port: int, ca_file: Path | None,
             plaintext = plain_f.result()
             chain_valid, chain_error, verified = chain_f.result()
             best = next((results[v][1] for v in reversed(TLS_VERSIONS) if results[v][1]), None)
+            refused = {v for v, (r, _, _) in results.items() if r.outcome is VersionOutcome.REFUSED}
+            cipher_f = pool.submit(tls_ciphers.scan, host, port, sni, timeout, refused) if (
+                scan_ciphers and any(s for _, _, s in results.values())) else None
             hostname_match, hostname_error = None, "no TLS handshake succeeded"
             if best is not None and best.chain_der:
                 pem = ssl.DER_cert_to_PEM_cert(best.chain_der[0])
                 ok, err, _ = _verify(host, port, _verify_context(cadata=pem, check_hostname=True),
                                      sni, timeout)
                 hostname_match, hostname_error = ok, err
-    except _ConnectFailed as exc:
+            ciphers = cipher_f.result() if cipher_f else None
+    except ConnectFailed as exc:
         raise Unreachable(f"cannot connect to PostgreSQL at {exc}") from None
     versions = {v: r for v, (r, _, _) in results.items()}
     answers = {s for _, _, s in results.values() if s is not None}
@@ -375,11 +300,11 @@ def probe_endpoint(host: str, port: int, ca_file: Path | None,
         cipher_bits=best.cipher_bits if best else None, chain=chain, ca_file=ca_file,
         chain_valid=chain_valid, chain_error=chain_error, hostname_match=hostname_match,
         hostname_error=hostname_error, ca=ca, plaintext=plaintext,
-        elapsed_s=time.monotonic() - started,
+        elapsed_s=time.monotonic() - started, ciphers=ciphers,
     )
 
 
-def _find_ca(ca_file: Path | None, best: _Handshake | None, verified: _Handshake | None,
+def _find_ca(ca_file: Path | None, best: Handshake | None, verified: Handshake | None,
              now: dt.datetime) -> CertInfo | None:
     """The anchor: from the verified chain if verification succeeded, else searched in ca_file."""
     if verified is not None and len(verified.verified_der) > 1:
