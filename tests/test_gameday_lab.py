@@ -24,7 +24,7 @@ from pgproof.lab.state import LabState
 from pgproof.load.runner import LedgerEntry, read_jsonl
 from pgproof.target import Target
 
-FAST = {"baseline_s": 3, "settle_s": 3, "users": 8}
+FAST = {"baseline_s": 3, "users": 8}
 
 
 def _run(target: Target, scenario: str, tmp_path: Path) -> tuple[Journal, Path]:
@@ -212,7 +212,7 @@ def test_failed_undo_is_reported_loudly_with_the_manual_fix(lab_target: Target, 
 
     monkeypatch.setattr(LabDriver, "latency", broken)
     j, out = gameday.run(lab_target, "latency", reports=tmp_path, echo=print, baseline_s=2,
-                         settle_s=1, users=4)
+                         users=4)
     assert j.verdict == "error"
     assert j.manual_fix and "curl -X POST http://toxiproxy/reset" in j.manual_fix
     assert "still broken: proxy writer still has a latency toxic" in j.manual_fix
