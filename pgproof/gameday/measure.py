@@ -16,6 +16,7 @@ from typing import Any
 from pgproof.gameday import ledger as ledger_mod
 from pgproof.gameday import metrics
 from pgproof.gameday.clock import FailoverClock
+from pgproof.gameday.host import HostLoad
 from pgproof.gameday.journal import Journal
 from pgproof.gameday.scenarios import Scenario, p95_median
 from pgproof.gameday.watch import Condition, Streak, watch
@@ -31,7 +32,7 @@ def series(stats: list[SecondStats]) -> list[dict[str, Any]]:
 
 
 def watch_recovery(target: Target, s: Scenario, j: Journal, m: dict[str, Any], load: LoadProcess,
-                   clock: FailoverClock, driver: Any, fault_at: float) -> None:
+                   clock: FailoverClock, driver: Any, fault_at: float, host: HostLoad | None = None) -> None:
     """Keep load running until load recovery, p95 return (CH-LAT) and heal are each decided."""
     th = target.thresholds
     w, budget, ratio = th.recovery_sustain_s, th.recovery_budget_s, th.load_recovery_ratio
@@ -87,6 +88,12 @@ def watch_recovery(target: Target, s: Scenario, j: Journal, m: dict[str, Any], l
     m["conditions"] = {c.name: c.to_dict() for c in conds}
     m["load_recovery_s"] = round(load_c.met_at - fault_at, 2) if load_c.met_at is not None else None
     m["heal_s"] = round(heal.met_at - fault_at, 2) if heal.met_at is not None else None
+    if host is not None:
+        def window(c: Condition) -> float | None:
+            return host.median_between(c.start_at or fault_at, c.decided_at or time.time())
+        m["host"] = {"cpus": host.cpus, "runnable_baseline": host.median_between(
+            fault_at - metrics.BASELINE_SECONDS, fault_at),
+            **{f"runnable_{c.name}": window(c) for c in conds if c.name in ("load", "p95")}}
     if base is not None:
         end = load_c.decided_at or time.time()
         m["load_dropped"] = any(x.ok < ratio * base.tps for x in load.stats() if fault_at <= x.t + 1

@@ -19,6 +19,7 @@ from pgproof.faults.base import FaultUndoError
 from pgproof.faults.drivers import cannot, make_driver
 from pgproof.gameday import metrics
 from pgproof.gameday.clock import FailoverClock
+from pgproof.gameday.host import HostLoad
 from pgproof.gameday.journal import Journal
 from pgproof.gameday.measure import hold, measure, watch_recovery
 from pgproof.gameday.safety import ChaosRefused, Terminated, check_policy, sigterm_unwinds
@@ -160,6 +161,8 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
         load = LoadProcess("ledger.py", app, out / "load", users=users, run_id=j.run_id)
         stack.callback(load.stop)
         live["load"] = load
+        live["host"] = host = HostLoad().start()
+        stack.callback(host.stop)
         load.start()
         load.wait_running()
         load_pid = load.pid
@@ -201,7 +204,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
                                            else "undo FAILED")
             if j.fault["undo_ok"] is None:
                 j.fault["undo_ok"] = True
-        watch_recovery(target, s, j, m, load, clock, driver, fault_at)
+        watch_recovery(target, s, j, m, load, clock, driver, fault_at, host)
         clock.stop()
         load.stop()
         j.event("load", "load and clock stopped", f"Locust pid {load_pid} ran throughout")

@@ -7,6 +7,7 @@ from statistics import median
 from typing import Any
 
 from pgproof.controls import title
+from pgproof.gameday.host import busier
 
 
 @dataclass(frozen=True)
@@ -101,17 +102,37 @@ def _load(m: dict[str, Any], c: dict[str, Any] | None) -> tuple[bool | None, str
         after = (c["met_at"] - m["rto"]["fault_at"]) if (m.get("rto") or {}).get("fault_at") else None
         return True, (head + f"throughput {c['sentence']}" + (f" ({after:.1f} s after the fault)" if after
                       is not None else "") + "; same Locust process, no client restarted")
-    return (None if c.get("decided_at") is None else False), head + f"throughput {c['sentence']}"
+    text = head + f"throughput {c['sentence']}"
+    confounded = _confounded(m, "load")
+    if confounded:
+        return None, text + confounded
+    return (None if c.get("decided_at") is None else False), text
 
 
-def _latency(m: dict[str, Any], c: dict[str, Any] | None, error_budget: float) -> tuple[bool, str]:
+def _confounded(m: dict[str, Any], name: str) -> str:
+    """Why a relative verdict cannot be judged: the host got busier than during the baseline."""
+    h = m.get("host") or {}
+    before, after, cpus = h.get("runnable_baseline"), h.get(f"runnable_{name}"), h.get("cpus") or 1
+    if not busier(before, after, cpus):
+        return ""
+    return (f"; cannot judge: the host got busier after the baseline (median runnable tasks "
+            f"{before:g} -> {after:g} on {cpus} cores), so the comparison says nothing about the "
+            "database: rerun on a quieter host")
+
+
+def _latency(m: dict[str, Any], c: dict[str, Any] | None,
+             error_budget: float) -> tuple[bool | None, str]:
     failovers, ratio = m.get("failovers", 0), m.get("error_ratio") or 0.0
     base, during, after = m.get("p95_baseline_ms"), m.get("p95_during_ms"), m.get("p95_after_ms")
     back = bool(c and c.get("ok"))
     ok = failovers == 0 and ratio <= error_budget and back
-    return ok, (f"{failovers} failover(s); errors {ratio:.2%} of requests during the fault "
-                f"(budget {error_budget:.0%}); p95 {base} ms before, {during} ms during, {after} ms "
-                f"after the undo: {(c or {}).get('sentence', 'not watched')}")
+    text = (f"{failovers} failover(s); errors {ratio:.2%} of requests during the fault "
+            f"(budget {error_budget:.0%}); p95 {base} ms before, {during} ms during, {after} ms "
+            f"after the undo: {(c or {}).get('sentence', 'not watched')}")
+    confounded = "" if back else _confounded(m, "p95")
+    if confounded and failovers == 0 and ratio <= error_budget:
+        return None, text + confounded
+    return ok, text
 
 
 def p95_median(series: list[dict[str, Any]], start: float, end: float) -> float | None:

@@ -170,7 +170,7 @@ def to_html(j: Mapping[str, Any], png: bytes | None) -> str:
     return page(_title(j), "".join(parts))
 
 
-def _with_load_files(journal: Mapping[str, Any], out_dir: Path) -> Mapping[str, Any]:
+def with_load_files(journal: Mapping[str, Any], out_dir: Path) -> Mapping[str, Any]:
     """A journal without a series (the run stopped early) still charts the load files it left."""
     if journal.get("series") or not list((out_dir / "load").glob("stats.*.jsonl")):
         return journal
@@ -185,7 +185,7 @@ def write_reports(journal: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     """Write timeline.png, report.md and report.html into ``out_dir``; return them by name."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    journal = _with_load_files(journal, out_dir)
+    journal = with_load_files(journal, out_dir)
     png = render_timeline(journal, out_dir / "timeline.png")
     md, page = out_dir / "report.md", out_dir / "report.html"
     md.write_text(to_markdown(journal, png.name), encoding="utf-8")
