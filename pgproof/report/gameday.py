@@ -76,7 +76,8 @@ def blocks(j: Mapping[str, Any]) -> list[Block]:
     out.append(("h", "Verdicts"))
     verdicts = [v for v in j.get("verdicts") or [] if isinstance(v, dict)]
     none = (f"No verdicts: the run was interrupted {stopped}, before its controls were decided."
-            if stop else "No verdicts recorded.")
+            if stop else "No verdicts: the undo failed, so the run stopped before its controls were "
+            "decided." if section(j, "fault").get("undo_ok") is False else "No verdicts recorded.")
     out.append(("table", ["ID", "Control", "Verdict", "Evidence"],
                 [[str(v.get("id", "?")), str(v.get("title", "")), str(v.get("verdict", "?")).upper(),
                   str(v.get("evidence", ""))] for v in verdicts])
@@ -98,7 +99,8 @@ def blocks(j: Mapping[str, Any]) -> list[Block]:
     out.append(("table", ["", ""], [
         ["Fault", str(fault.get("name") or "none")], ["Description", str(fault.get("description") or "")],
         ["Injected", f"{_when(fault.get('injected_at'))} ({_secs(rel(fault.get('injected_at')), True)})"],
-        ["Undone", f"{_when(fault.get('undone_at'))} ({_secs(rel(fault.get('undone_at')), True)})"],
+        ["Undo attempted" if fault.get("undo_ok") is False else "Undone",
+         f"{_when(fault.get('undone_at'))} ({_secs(rel(fault.get('undone_at')), True)})"],
         ["Undo succeeded", undo], ["Undo error", str(fault.get("undo_error") or "-")],
         ["Manual fix", str(j.get("manual_fix") or "-")]]))
 

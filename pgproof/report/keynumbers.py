@@ -66,9 +66,9 @@ def _baseline(m: Mapping[str, Any]) -> list[list[str]]:
     return []
 
 
-def _condition_value(c: Mapping[str, Any]) -> str:
+def _condition_value(c: Mapping[str, Any], verb: str = "recovered") -> str:
     if c.get("ok"):
-        return f"recovered after {num(c.get('met_at')) - num(c.get('start_at')):.1f} s, " \
+        return f"{verb} after {num(c.get('met_at')) - num(c.get('start_at')):.1f} s, " \
                f"held {num(c.get('held_s')) or 0:.0f} s"
     if c.get("decided_at") is None:
         return "not decided (run ended first)"
@@ -110,17 +110,17 @@ def _cluster(j: Mapping[str, Any], m: Mapping[str, Any], rel: Rel) -> list[list[
             rows.append(["Cluster healed", secs(num(m.get("heal_s"))), "old primary rejoined or new standby"])
         return rows
     what = str(heal.get("what") or "steady state")
-    value = _condition_value(heal).replace("recovered", "steady", 1)
+    value = _condition_value(heal, "steady again")
     if failovers:
-        rows.append(["Cluster healed", value.replace("steady", "healed", 1),
+        rows.append(["Cluster healed", _condition_value(heal, "healed"),
                      f"{m.get('old_primary') or '?'} -> {m.get('new_primary') or '?'}; after the undo, "
                      f"{what}; {secs(num(m.get('heal_s')))} after the fault"])
     elif failovers == 0 and during and not during.get("other_leader_seen") and heal.get("ok"):
-        rows.append(["Steady state", "held throughout (no failover)",
-                     f"leader {m.get('old_primary') or '?'} kept its role; after the undo {what}: "
-                     f"{value} ({secs(num(heal.get('met_at')) - num(heal.get('start_at')))} after the undo)"])
+        rows.append(["Failover check", "leader held throughout (no failover)",
+                     f"leader {m.get('old_primary') or '?'} kept its role; after the undo ({what}): "
+                     f"{value}"])
     else:
-        rows.append(["Cluster steady", value + " after the undo",
+        rows.append(["Cluster steady", value + " (from the undo)",
                      f"no failover: leader {m.get('old_primary') or '?'} kept its role; checked: {what}"
                      if failovers == 0 else f"checked: {what}"])
     return rows
@@ -168,7 +168,8 @@ def key_numbers(j: Mapping[str, Any], rel: Rel) -> list[list[str]]:
         refused = sb.get("write_refused")
         rows.append(["Split brain", "none: write refused" if refused else "WRITE ACCEPTED",
                      f"direct write on old primary {sb.get('old_primary', '?')}: {sb.get('error') or '-'}"])
-    if promo:
+    if promo and (promo.get("patroni_log_at") is not None or promo.get("postgres_log_at") is not None
+                  or m.get("failovers")):
         pat, pg = rel(promo.get("patroni_log_at")), rel(promo.get("postgres_log_at"))
         rows.append(["Promotion logged", f"Patroni {secs(pat, True)}, PostgreSQL {secs(pg, True)}",
                      _cross_check(pat, pg, rel(rto.get("first_ack_after")), num(rto.get("resolution_s")))])
