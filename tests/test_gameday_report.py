@@ -142,12 +142,10 @@ def test_summary_lines() -> None:
 def test_timeline_is_fast_and_standalone(tmp_path: Path) -> None:
     import time
     render_timeline({}, tmp_path / "warm.png")  # one-off import and font-cache costs
-    best = float("inf")
-    for _ in range(3):  # best of three: one slow sample on a loaded 2-core host says nothing
-        t = time.perf_counter()
-        out = render_timeline(full_journal(), tmp_path / "sub" / "t.png")
-        best = min(best, time.perf_counter() - t)
-    assert best < 1.5 and out.exists()
+    # CPU time, not wall time: on a loaded 2-core host neighbours decide the wall clock.
+    t = time.process_time()
+    out = render_timeline(full_journal(), tmp_path / "sub" / "t.png")
+    assert time.process_time() - t < 1.5 and out.exists()
     assert "HA-2" in to_markdown(full_journal())
 
 
@@ -262,9 +260,9 @@ def test_the_checker_catches_the_reported_contradictions() -> None:
     found = contradictions(j, old)
     assert any("header" in f for f in found) and any("no undo" in f for f in found), found
     lat = _load("latency")
-    md = to_markdown(lat) + "\n| Load recovery | not recovered | x |"
+    md = to_markdown(lat)
+    md = md.replace(_row(md, "Load recovery") or "?", "| Load recovery | not recovered | x |")
     lat["measurements"]["load_dropped"] = False
-    lat["measurements"]["failovers"] = 0
     md = md.replace("## Key numbers\n", "## Key numbers\n| Cluster healed | 8.1 s | old primary rejoined |\n")
     found = contradictions(lat, md)
     assert any("healed" in f for f in found) and any("not recovered" in f for f in found), found
@@ -282,3 +280,12 @@ def test_interrupted_run_charts_the_load_files_it_left(tmp_path: Path) -> None:
     assert with_load_files(bare, tmp_path)["series"] == j["series"]
     md = write_reports(bare, tmp_path)["markdown"].read_text()
     assert "INTERRUPTED" in md and "Nothing measured (the run stopped before the fault)" not in md
+
+
+def test_no_load_drop_is_said_as_such_never_as_not_recovered() -> None:
+    j = _load("crash-postmaster")
+    j["measurements"]["load_dropped"] = False  # as watch_recovery records a run whose load never dipped
+    md = to_markdown(j)
+    assert "| Load recovery | no drop below 90 % of baseline |" in md and contradictions(j, md) == []
+    j["measurements"]["conditions"]["load"].update(ok=False, met_at=None)
+    assert "not recovered within 60 s" in (_row(to_markdown(j), "Load recovery") or "")
