@@ -110,3 +110,34 @@ def test_watch_journals_each_decision_and_returns_only_when_none_is_open() -> No
     watch(j, [load, heal], checks, lambda: (True, "ok"), Streak(heal))
     assert load.ok and heal.ok
     assert [e["event"].split(":")[0] for e in j.events] == ["load", "heal"]
+
+
+def test_host_load_is_sampled_from_proc() -> None:
+    from pgproof.gameday.host import HostLoad, runnable
+
+    assert (runnable() or 0) >= 1  # this reader is runnable while it reads
+    h = HostLoad(interval=0.05).start()
+    time.sleep(0.3)
+    h.stop()
+    assert len(h.samples) >= 2 and h.median_between(0, time.time() + 1) is not None
+
+
+def test_relative_verdicts_are_not_judged_when_the_host_got_busier() -> None:
+    """The kill-primary run whose HA-4 failed at 43 % of baseline while neighbours loaded the host."""
+    import json
+    from pathlib import Path
+
+    from pgproof.gameday.scenarios import SCENARIOS, judge
+
+    j = json.loads((Path(__file__).parent / "data/gameday/kill-primary-ha4-fail-loaded-host.json").read_text())
+    m = j["measurements"]
+
+    def ha4(host: dict[str, float]) -> dict[str, str]:
+        return next(v for v in judge(SCENARIOS["kill-primary"], {**m, "host": host}, 60) if v["id"] == "HA-4")
+
+    quiet = ha4({"cpus": 2, "runnable_baseline": 4, "runnable_load": 5})
+    assert quiet["verdict"] == "fail" and "not recovered within 60 s" in quiet["evidence"]
+    busy = ha4({"cpus": 2, "runnable_baseline": 4, "runnable_load": 11})
+    assert busy["verdict"] == "error" and "host got busier" in busy["evidence"] and "4 -> 11" in busy["evidence"]
+    m["conditions"]["load"].update(ok=True, met_at=m["rto"]["first_ack_after"] + 1, held_s=5)
+    assert ha4({"cpus": 2, "runnable_baseline": 4, "runnable_load": 11})["verdict"] == "pass"  # met is met
