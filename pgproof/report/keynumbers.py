@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pgproof.gameday.host import busier
 from pgproof.report.timeline import num, rto_text, section
 
 NA = "n/a"
@@ -84,6 +85,12 @@ def _load(m: Mapping[str, Any], rel: Rel, interrupted: bool) -> list[list[str]]:
         detail = f"after {since} (+{secs(rel(c.get('start_at')))} from the fault): {c.get('what', '')}"
         if c.get("ok") and m.get("load_dropped") is False:
             return [["Load recovery", "no drop below 90 % of baseline", detail]]
+        h = section(m, "host")
+        if c.get("decided_at") is not None and not c.get("ok") and busier(
+                num(h.get("runnable_baseline")), num(h.get("runnable_load")), int(h.get("cpus") or 1)):
+            return [["Load recovery", f"{_condition_value(c)}; not judged: the host got busier",
+                     f"{detail}; median runnable tasks {h.get('runnable_baseline')} during the baseline, "
+                     f"{h.get('runnable_load')} while waiting, on {h.get('cpus')} cores"]]
         return [["Load recovery", _condition_value(c), detail]]
     if interrupted:
         return [["Load recovery", "not decided (interrupted)", "the run stopped before load recovery "
