@@ -70,6 +70,10 @@ class Thresholds(_Strict):
     pool_size: int = Field(20, ge=1)
     rto_budget_s: float = Field(60, gt=0)
     load_recovery_ratio: float = Field(0.9, gt=0, le=1)
+    # A recovery (HA-4 throughput, CH-LAT p95, HA-6 steady state) counts once it has held this
+    # many consecutive seconds, and is given up this long after it could start (writes back, undo).
+    recovery_sustain_s: int = Field(5, ge=1, le=60)
+    recovery_budget_s: float = Field(60, gt=0)
     latency_error_budget: float = Field(0.01, ge=0, le=1)  # CH-LAT: failed share of requests
     p95_recovery_factor: float = Field(1.5, ge=1)  # CH-LAT: p95 after <= factor x baseline + 10 ms
     cpu_alarm_max_pct: float = 80

@@ -142,7 +142,150 @@ def test_summary_lines() -> None:
 def test_timeline_is_fast_and_standalone(tmp_path: Path) -> None:
     import time
     render_timeline({}, tmp_path / "warm.png")  # one-off import and font-cache costs
-    t = time.perf_counter()
+    # CPU time, not wall time: on a loaded 2-core host neighbours decide the wall clock.
+    t = time.process_time()
     out = render_timeline(full_journal(), tmp_path / "sub" / "t.png")
-    assert time.perf_counter() - t < 1.5 and out.exists()
+    assert time.process_time() - t < 1.5 and out.exists()
     assert "HA-2" in to_markdown(full_journal())
+
+
+# --------------------------------------------------------------- reports agree with their runs
+#
+# Journals in tests/data/gameday/ were written by real game days against the lab (pgproof.gameday.run,
+# captured as they came: kill-primary, kill-primary-async, latency, partition, force-failover,
+# crash-postmaster, an interrupted latency run (SIGINT 5 s into the fault) and a latency run whose
+# undo failed). Each report is read back sentence by sentence against its own journal.
+
+DATA = Path(__file__).parent / "data" / "gameday"
+JOURNALS = sorted(p.stem for p in DATA.glob("*.json"))
+
+
+def _load(name: str) -> dict[str, Any]:
+    return json.loads((DATA / f"{name}.json").read_text())
+
+
+def _section(md: str, heading: str) -> str:
+    start = md.index(f"## {heading}")
+    end = md.find("\n## ", start + 1)
+    return md[start:end if end > 0 else None]
+
+
+def _row(md: str, measure: str) -> str | None:
+    return next((line for line in md.splitlines() if line.startswith(f"| {measure} |")), None)
+
+
+def contradictions(j: dict[str, Any], md: str) -> list[str]:
+    """Every place where the report says something its journal does not support."""
+    bad: list[str] = []
+    m, fault, verdicts = j.get("measurements") or {}, j.get("fault") or {}, j.get("verdicts") or []
+    by_id = {v["id"]: v for v in verdicts}
+    header = _section(md, "Game day") if "## Game day" in md else md.split("## Verdicts")[0]
+    label = ("INTERRUPTED (" + j["verdict"].upper() + ")") if j.get("interrupted") else j["verdict"].upper()
+    if f"| Overall verdict | {label} |" not in header:
+        bad.append(f"header does not say {label}")
+    for v in verdicts:
+        from pgproof.report.gameday import _md_cell
+        if f"| {v['id']} | {_md_cell(v['title'])} | {v['verdict'].upper()} | {_md_cell(v['evidence'])} |" not in md:
+            bad.append(f"verdict row of {v['id']} differs from the journal")
+    if fault.get("undone_at") is not None:
+        if "no undo was recorded" in md:
+            bad.append("says no undo was recorded although the undo instant exists")
+        if "| Undone | n/a" in md:
+            bad.append("Undone n/a although the undo instant exists")
+    if fault.get("injected_at") is not None and "run stopped before the fault" in md:
+        bad.append("says the run stopped before the fault although the fault was injected")
+    if fault.get("undo_ok") is False and "UNDO FAILED" not in md.split("## Verdicts")[0]:
+        bad.append("failed undo not warned about before the verdicts")
+    if fault.get("undo_ok") is True and "UNDO FAILED" in md:
+        bad.append("says UNDO FAILED although the undo succeeded")
+    keys = _section(md, "Key numbers")
+    if m.get("failovers") == 0 and "healed" in keys.lower():
+        bad.append("a 'healed' line although nothing failed over")
+    if (m.get("failovers") or 0) > 0 and (m.get("conditions") or {}).get("heal") and "Cluster healed" not in keys:
+        bad.append("a failover healed but no 'Cluster healed' line")
+    load_row = _row(keys, "Load recovery")
+    if "HA-4" in by_id and by_id["HA-4"]["verdict"] == "pass" and (load_row is None or "not recovered" in load_row):
+        bad.append(f"HA-4 passed but the load row says {load_row}")
+    if m.get("load_dropped") is False and load_row and "not recovered" in load_row:
+        bad.append("no load drop, yet 'not recovered'")
+    cond = (m.get("conditions") or {}).get("load") or {}
+    if cond.get("ok") and load_row and "not" in load_row.split("|")[2]:
+        bad.append(f"load condition met but the row says {load_row}")
+    if "CH-LAT" in by_id:
+        p95 = _row(keys, "p95 latency") or ""
+        if m.get("p95_during_ms") is None or f"{m['p95_during_ms']:.1f} ms" not in p95:
+            bad.append(f"latency report does not show the p95 during the fault: {p95}")
+        if _row(keys, "Errors during the fault") is None:
+            bad.append("latency report does not show the error rate during the fault")
+    for cid, v in by_id.items():
+        ok_words = "recovered" in v["evidence"] and "not recovered" not in v["evidence"]
+        if cid in ("HA-4", "HA-6") and v["verdict"] == "pass" and not ok_words:
+            bad.append(f"{cid} passed but its evidence does not say it recovered: {v['evidence']}")
+        if cid in ("HA-4", "HA-6") and v["verdict"] == "fail" and ok_words:
+            bad.append(f"{cid} failed but its evidence says recovered: {v['evidence']}")
+    if j.get("interrupted"):
+        if "| Interrupted | by SIG" not in header:
+            bad.append("interrupted run without the interruption instant in the header")
+        if j.get("verdicts") == [] and "the run was interrupted" not in _section(md, "Verdicts"):
+            bad.append("no verdicts and no word why")
+        if j.get("series") and "Nothing measured" in keys:
+            bad.append("load was measured but the report says nothing was")
+    return bad
+
+
+def test_captured_journals_cover_every_scenario_and_the_broken_runs() -> None:
+    scenarios = {_load(n)["scenario"] for n in JOURNALS}
+    assert scenarios >= {"kill-primary", "kill-primary-async", "latency", "partition",
+                         "force-failover", "crash-postmaster"}, scenarios
+    assert any(_load(n).get("interrupted") for n in JOURNALS)
+    assert any((_load(n).get("fault") or {}).get("undo_ok") is False for n in JOURNALS)
+
+
+@pytest.mark.parametrize("name", JOURNALS)
+def test_every_sentence_of_the_report_agrees_with_its_journal(tmp_path: Path, name: str) -> None:
+    journal = _load(name)
+    paths = write_reports(journal, tmp_path)
+    md = paths["markdown"].read_text()
+    assert contradictions(journal, md) == [], md
+    assert summary_lines(journal)[0].endswith(("PASS", "FAIL", "ERROR", ")"))
+
+
+def test_the_checker_catches_the_reported_contradictions() -> None:
+    """The old report's sentences, fed to the checker: each must be caught (the test can fail)."""
+    j = _load("interrupted")
+    md = to_markdown(j)
+    old = (md.replace("INTERRUPTED (ERROR)", "ERROR")
+           .replace("## Key numbers", "## Key numbers\n\nThe fault was injected but no undo was recorded")
+           .replace("run was interrupted", "run was cut"))
+    found = contradictions(j, old)
+    assert any("header" in f for f in found) and any("no undo" in f for f in found), found
+    lat = _load("latency")
+    md = to_markdown(lat)
+    md = md.replace(_row(md, "Load recovery") or "?", "| Load recovery | not recovered | x |")
+    lat["measurements"]["load_dropped"] = False
+    md = md.replace("## Key numbers\n", "## Key numbers\n| Cluster healed | 8.1 s | old primary rejoined |\n")
+    found = contradictions(lat, md)
+    assert any("healed" in f for f in found) and any("not recovered" in f for f in found), found
+
+
+def test_interrupted_run_charts_the_load_files_it_left(tmp_path: Path) -> None:
+    from pgproof.report.gameday import with_load_files
+
+    j = _load("interrupted")
+    assert j["series"], "the interrupted run measured its load"
+    (tmp_path / "load").mkdir()
+    (tmp_path / "load" / "stats.4242.jsonl").write_text(
+        "".join(json.dumps(s) + "\n" for s in j["series"]) + '{"t": 1, "requests"')  # torn last line
+    bare = {**j, "series": []}
+    assert with_load_files(bare, tmp_path)["series"] == j["series"]
+    md = write_reports(bare, tmp_path)["markdown"].read_text()
+    assert "INTERRUPTED" in md and "Nothing measured (the run stopped before the fault)" not in md
+
+
+def test_no_load_drop_is_said_as_such_never_as_not_recovered() -> None:
+    j = _load("crash-postmaster")
+    j["measurements"]["load_dropped"] = False  # as watch_recovery records a run whose load never dipped
+    md = to_markdown(j)
+    assert "| Load recovery | no drop below 90 % of baseline |" in md and contradictions(j, md) == []
+    j["measurements"]["conditions"]["load"].update(ok=False, met_at=None)
+    assert "not recovered within 60 s" in (_row(to_markdown(j), "Load recovery") or "")

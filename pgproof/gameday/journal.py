@@ -31,6 +31,7 @@ class Journal:
     verdicts: list[dict[str, str]] = field(default_factory=list)
     verdict: str = "error"
     manual_fix: str | None = None
+    interrupted: dict[str, Any] | None = None  # {"at", "by": SIGINT|SIGTERM, "phase"} of the first one
     echo: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     def event(self, phase: str, event: str, detail: str = "") -> float:

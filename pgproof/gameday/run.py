@@ -1,4 +1,9 @@
-"""Run one game day: steady state -> load + clock -> fault -> recovery -> undo -> heal -> verify."""
+"""Run one game day: steady state -> load + clock -> fault -> recovery -> undo -> watch -> verify.
+
+The load keeps running after the undo until every open verdict is decided
+(``pgproof.gameday.watch``), and an interrupted run still measures and reports
+whatever ran before the interruption.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +18,30 @@ from typing import Any
 from pgproof.faults import record
 from pgproof.faults.base import FaultUndoError
 from pgproof.faults.drivers import cannot, make_driver
-from pgproof.gameday import ledger as ledger_mod
 from pgproof.gameday import metrics
 from pgproof.gameday.clock import FailoverClock
+from pgproof.gameday.host import HostLoad
 from pgproof.gameday.journal import Journal
-from pgproof.gameday.safety import ChaosRefused, check_policy, sigterm_unwinds
-from pgproof.gameday.scenarios import SCENARIOS, Scenario, judge, p95_median
+from pgproof.gameday.measure import hold, measure, watch_recovery
+from pgproof.gameday.safety import ChaosRefused, Terminated, check_policy, sigterm_unwinds
+from pgproof.gameday.scenarios import SCENARIOS, Scenario, judge
 from pgproof.load.runner import LoadProcess
 from pgproof.load.schema import ensure_clock_table, ensure_ledger_table
 from pgproof.report import results as res
 from pgproof.target import Target
 
-HEAL_BUDGET_S = 60.0
+BASELINE_SECONDS = metrics.BASELINE_SECONDS
+BASELINE_MAX_MAD = 0.15  # the last seconds spread more than this: keep measuring before the fault
+BASELINE_EXTRA_S = 15.0
 LOAD_MARGIN_S = 120.0  # start-up, control-plane calls, undo and a loaded machine
 
 
-def load_limit_s(s: Scenario, target: Target, baseline_s: float, budget_s: float,
-                 settle_s: float) -> float:
+def load_limit_s(s: Scenario, target: Target, baseline_s: float, budget_s: float) -> float:
     """Locust's --run-time: every phase's budget plus a margin, so an orphan cannot run forever."""
-    hold = budget_s if s.expect_failover else target.chaos.duration_s
-    return baseline_s + hold + HEAL_BUDGET_S + settle_s + LOAD_MARGIN_S
+    hold_s = budget_s if s.expect_failover else target.chaos.duration_s
+    th = target.thresholds
+    return (baseline_s + BASELINE_EXTRA_S + hold_s + th.recovery_budget_s + th.recovery_sustain_s
+            + LOAD_MARGIN_S)
 
 
 def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: float) -> list[str]:
@@ -42,18 +51,20 @@ def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: f
         *(["   switch the cluster to asynchronous replication (restored afterwards)"]
           if not s.synchronous else []),
         f"2. start Locust ({users} ledger writers) and the failover clock (a write every 50 ms)",
-        f"3. measure {baseline_s:.0f} s of baseline",
+        f"3. measure >= {baseline_s:.0f} s of baseline, until its last {BASELINE_SECONDS} full seconds "
+        f"spread <= {BASELINE_MAX_MAD:.0%} (median absolute deviation; at most {BASELINE_EXTRA_S:.0f} s more)",
         f"4. inject fault: {s.fault} {s.fault_args or ''}".rstrip(),
         (f"5. wait for writes to succeed again (budget {budget_s:.0f} s)" if s.expect_failover
          else f"5. hold the fault {target.chaos.duration_s:.0f} s"),
         "6. undo the fault (always: also on failure, Ctrl-C, SIGTERM)",
-        f"7. wait for the cluster to heal (budget {HEAL_BUDGET_S:.0f} s), load recovery, p95",
+        f"7. keep the load on until load recovery, p95 (CH-LAT) and heal each held "
+        f"{target.thresholds.recovery_sustain_s} s (budget {target.thresholds.recovery_budget_s:.0f} s each)",
         f"8. verify the write ledger; verdicts for {', '.join(s.controls)}",
     ]
 
 
 def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users: int | None = None,
-        baseline_s: float | None = None, budget_s: float | None = None, settle_s: float = 4,
+        baseline_s: float | None = None, budget_s: float | None = None,
         i_mean_production: bool = False, dry_run: bool = False,
         echo: Callable[[str], None] = print) -> tuple[Journal, Path | None]:
     s = SCENARIOS[scenario]
@@ -61,9 +72,6 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     baseline_s = baseline_s or target.chaos.baseline_s
     budget_s = budget_s or target.thresholds.rto_budget_s
     check_policy(target, i_mean_production)
-    left = record.FaultRecord.load(target)
-    if left is not None:  # dry-run too: the plan would be refused
-        raise ChaosRefused(f"{left.notice()}; a new game day waits until it is recovered")
     driver = make_driver(target)
     needs = [s.fault] + ([] if s.synchronous else ["synchronous"])
     for method in needs:
@@ -89,25 +97,50 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     rec.save()
     j = Journal(run_id, target.name, s.name, s.description,
                 target.chaos.driver, {"users": users, "budget_s": budget_s, "baseline_s": baseline_s,
-                                      "heal_budget_s": HEAL_BUDGET_S, **s.fault_args}, echo=echo)
+                                      "recovery_budget_s": target.thresholds.recovery_budget_s,
+                                      "recovery_sustain_s": target.thresholds.recovery_sustain_s,
+                                      **s.fault_args}, echo=echo)
     j.save(out)  # the stub an interrupted (SIGKILLed) run leaves behind for `gameday recover`
+    live: dict[str, Any] = {"driver": driver}  # what has started: measured even after an interrupt
+    app = target.conninfo(user=target.postgres.app_role or target.postgres.user)
     try:
         with sigterm_unwinds(), record.activate(rec):
-            _run(target, driver, s, j, out, users, baseline_s, budget_s, settle_s)
+            _run(target, driver, s, j, out, users, baseline_s, budget_s, live)
     except FaultUndoError as exc:
         j.manual_fix = str(exc)
         j.event("undo", "UNDO FAILED", str(exc))
         j.verdict = "error"
+        _measure_after_abort(target, s, j, live, app)
     except KeyboardInterrupt as exc:
+        _interrupted(j, exc)
         j.event("abort", "interrupted; every registered undo has run", type(exc).__name__)
         j.verdict = "error"
+        _measure_after_abort(target, s, j, live, app)
         _finish(j, out, rec)
         raise
     except Exception as exc:  # noqa: BLE001 - the journal must say what broke
         j.event("abort", "game day failed", f"{type(exc).__name__}: {exc}")
         j.verdict = "error"
+        _measure_after_abort(target, s, j, live, app)
     _finish(j, out, rec)
     return j, out
+
+
+def _interrupted(j: Journal, exc: BaseException) -> None:
+    """Record the first interruption (the instant it arrived, before any undo ran)."""
+    if j.interrupted is None:
+        last = j.events[-1]["phase"] if j.events else "start"
+        j.interrupted = {"at": time.time(), "by": "SIGTERM" if isinstance(exc, Terminated) else "SIGINT",
+                         "phase": last}
+
+
+def _measure_after_abort(target: Target, s: Scenario, j: Journal, live: dict[str, Any],
+                         app: dict[str, Any]) -> None:
+    """Whatever ran is still evidence: series, RTO, ledger up to the abort (never raises)."""
+    if "load" not in live:
+        return
+    with contextlib.suppress(BaseException):
+        measure(target, s, j, j.measurements, live, app)
 
 
 def _finish(j: Journal, out: Path, rec: record.FaultRecord) -> None:
@@ -133,7 +166,7 @@ def _versions(target: Target, driver: Any) -> dict[str, str]:
 
 
 def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users: int,
-         baseline_s: float, budget_s: float, settle_s: float) -> None:
+         baseline_s: float, budget_s: float, live: dict[str, Any]) -> None:
     j.versions = _versions(target, driver)
     ok, detail = driver.steady()
     j.steady_state_before = {"ok": ok, "detail": detail}
@@ -149,13 +182,16 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
             j.event("steady-before", "asynchronous replication for this run")
         ensure_ledger_table(app)
         ensure_clock_table(app)
-        limit = load_limit_s(s, target, baseline_s, budget_s, settle_s)
+        limit = load_limit_s(s, target, baseline_s, budget_s)
         load = LoadProcess("ledger.py", app, out / "load", users=users, run_id=j.run_id,
                            run_time=limit)
         rec = record.active()
         if rec is not None:
             stack.callback(_forget_if_stopped, rec, load)  # runs after load.stop (LIFO)
         stack.callback(load.stop)
+        live["load"] = load
+        live["host"] = host = HostLoad().start()
+        stack.callback(host.stop)
         load.start()
         if rec is not None and load.pid:
             rec.add_process("locust", load.pid, group=True)
@@ -163,38 +199,52 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
         load_pid = load.pid
         clock = FailoverClock(app, run_id=j.run_id)
         stack.callback(clock.stop)
+        live["clock"] = clock
         clock.start()
         j.event("load", f"Locust started ({users} users, pid {load_pid}); failover clock ticking",
                 f"Locust --run-time {limit:.0f} s (hard limit)")
-        time.sleep(baseline_s)
+        base = _baseline(load, baseline_s, target.thresholds.load_recovery_ratio)
         old_leader, tl0 = driver.leader(), driver.timeline()
-        j.event("baseline", f"baseline done; leader {old_leader}, timeline {tl0}")
+        live["old_leader"], live["timeline"] = old_leader, tl0
+        j.event("baseline", f"baseline done; leader {old_leader}, timeline {tl0}", base)
         fault_cm = getattr(driver, s.fault)(undo_stack=stack, **s.fault_args)
         j.fault = {"name": s.fault, "description": s.description, "injected_at": None,
                    "undone_at": None, "undo_ok": None, "undo_error": None}
         fault_at = time.time()  # the instant we act: a control-plane call may take seconds
-        with fault_cm:
-            j.event("fault", f"fault injected: {s.fault}",
-                    f"{s.fault_args or ''} (call took {time.time() - fault_at:.2f} s)".strip())
-            j.fault["injected_at"] = fault_at
-            j.save(out)  # a SIGKILLed runner leaves a journal that shows the fault
-            if s.expect_failover:
-                _wait_recovery(clock, fault_at, budget_s, j)
-                if s.split_brain_check:
-                    m["split_brain"] = _split_brain(driver, old_leader, j)
-            else:
-                time.sleep(target.chaos.duration_s)
-        j.fault["undone_at"] = j.event("undo", "fault undone")
-        j.fault["undo_ok"] = True
-        m["heal_s"] = _wait_heal(driver, fault_at, j, s.synchronous)
-        time.sleep(settle_s)
+        live["fault_at"] = fault_at
+        try:
+            with fault_cm:
+                j.event("fault", f"fault injected: {s.fault}",
+                        f"{s.fault_args or ''} (call took {time.time() - fault_at:.2f} s)".strip())
+                j.fault["injected_at"] = fault_at
+                j.save(out)  # a SIGKILLed runner leaves a journal that shows the fault
+                try:
+                    if s.expect_failover:
+                        _wait_recovery(clock, fault_at, budget_s, j)
+                        if s.split_brain_check:
+                            m["split_brain"] = _split_brain(driver, old_leader, j)
+                    else:
+                        m["leader_during"] = hold(driver, target.chaos.duration_s, old_leader, j)
+                except KeyboardInterrupt as exc:
+                    _interrupted(j, exc)
+                    j.event("abort", f"interrupted ({j.interrupted['by']}) during the fault; undoing")
+                    raise
+        except FaultUndoError as exc:
+            j.fault["undo_ok"], j.fault["undo_error"] = False, str(exc)
+            raise
+        finally:  # the undo ran (or failed) on the way out of the with, whatever ended it
+            j.fault["undone_at"] = j.event("undo", "fault undone" if j.fault["undo_ok"] is not False
+                                           else "undo FAILED")
+            if j.fault["undo_ok"] is None:
+                j.fault["undo_ok"] = True
+        watch_recovery(target, s, j, m, load, clock, driver, fault_at, host)
         clock.stop()
         load.stop()
         j.event("load", "load and clock stopped", f"Locust pid {load_pid} ran throughout")
-    _measure(target, s, j, m, load, clock, app, fault_at, old_leader, tl0, driver)
+    measure(target, s, j, m, live, app)
     th = target.thresholds
-    j.verdicts = judge(s, m, budget_s, th.latency_error_budget, th.p95_recovery_factor)
-    ok_after, detail_after = driver.steady()
+    j.verdicts = judge(s, m, budget_s, th.latency_error_budget)
+    ok_after, detail_after = driver.steady(require_sync=s.synchronous)
     j.steady_state_after = {"ok": ok_after, "detail": detail_after}
     j.event("steady-after", "steady state " + ("holds" if ok_after else "BROKEN"), detail_after)
     verdicts = {v["verdict"] for v in j.verdicts}
@@ -236,47 +286,23 @@ def _split_brain(driver: Any, old: str | None, j: Journal) -> dict[str, Any]:
     return result
 
 
-def _wait_heal(driver: Any, fault_at: float, j: Journal, sync: bool) -> float | None:
-    """Healed: a leader and a streaming standby (synchronous unless the run is asynchronous)."""
-    deadline = time.time() + HEAL_BUDGET_S
-    while time.time() < deadline:
-        ok, detail = driver.steady(require_sync=sync)
-        if ok:
-            t = time.time() - fault_at
-            j.event("heal", f"cluster healed {t:.1f} s after the fault", detail)
-            return t
-        time.sleep(0.25)
-    j.event("heal", f"cluster not healed within {HEAL_BUDGET_S:.0f} s", driver.steady()[1])
-    return None
+def _baseline(load: LoadProcess, baseline_s: float, ratio: float) -> str:
+    """Wait out the baseline: at least ``baseline_s``, then until its last seconds have settled.
 
-
-def _measure(target: Target, s: Scenario, j: Journal, m: dict[str, Any], load: LoadProcess,
-             clock: FailoverClock, app: dict[str, Any], fault_at: float, old_leader: str | None,
-             tl0: int | None, driver: Any) -> None:
-    stats = load.stats()
-    j.series = [{"t": x.t, "requests": x.requests, "failures": x.failures, "p95_ms": x.p95_ms,
-                 "users": x.users} for x in stats]
-    rto = clock.rto(fault_at)
-    m["clock_resolution_s"] = clock.resolution()
-    m["rto"] = {"fault_at": fault_at, "rto_s": rto.rto_s, "resolution_s": rto.resolution_s,
-                "last_ack_before": rto.last_ack_before, "first_ack_after": rto.first_ack_after,
-                "failed_writes": rto.failed_writes} if s.expect_failover else None
-    verdict = ledger_mod.verify(app, j.run_id, load.ledger())
-    m["ledger"] = verdict.counts()
-    if verdict.lost:
-        m["ledger"]["lost_keys"] = [list(k) for k in verdict.lost_keys[:20]]
-    with contextlib.suppress(ValueError):
-        m["baseline_tps"] = round(metrics.baseline(stats, fault_at), 1)
-        m["load_recovery_s"] = metrics.load_recovery(stats, fault_at, target.thresholds.load_recovery_ratio)
-    undone = j.fault.get("undone_at") or fault_at
-    m["p95_baseline_ms"] = p95_median(j.series, fault_at - 60, fault_at)
-    m["p95_after_ms"] = p95_median(j.series, undone + 1, undone + 60)
-    during = [x for x in stats if fault_at <= x.t < undone]
-    total = sum(x.requests for x in during)
-    m["error_ratio"] = (sum(x.failures for x in during) / total) if total else 0.0
-    new_leader, tl1 = driver.leader(), driver.timeline()
-    m["failovers"] = 0 if (new_leader == old_leader and tl1 == tl0) else max(1, (tl1 or 0) - (tl0 or 0))
-    m["old_primary"], m["new_primary"] = old_leader, new_leader
-    m["steady_after_ok"] = driver.steady()[0]
-    if s.expect_failover and new_leader and hasattr(driver, "promotion_times"):
-        m["promotion"] = driver.promotion_times(new_leader, fault_at)
+    Neighbours on a shared machine shift the throughput level; a fault injected
+    mid-shift would compare the recovery with a level that no longer exists.
+    """
+    time.sleep(baseline_s)
+    deadline = time.time() + BASELINE_EXTRA_S
+    while True:
+        now = time.time()
+        stats = load.stats()
+        if len(metrics.baseline_seconds(stats, now)) >= BASELINE_SECONDS:
+            b = metrics.describe_baseline(stats, now, ratio, last=BASELINE_SECONDS)
+            if b.mad <= BASELINE_MAX_MAD or now > deadline:
+                return (f"{b.tps:.0f} ok req/s, median of the last {b.seconds} s (min {b.min:.0f}, "
+                        f"max {b.max:.0f}, cv {b.cv:.0%}, mad {b.mad:.0%})"
+                        + ("" if b.mad <= BASELINE_MAX_MAD else "; NOT settled within the extra time"))
+        elif now > deadline:
+            return "fewer full seconds of load than wanted: the baseline is short"
+        time.sleep(0.5)

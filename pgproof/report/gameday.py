@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pgproof.report.html import page, table
-from pgproof.report.timeline import num, origin, render_timeline, rto_text, section
+from pgproof.report.keynumbers import key_numbers
+from pgproof.report.timeline import num, origin, render_timeline, rto_text, section, verdict_label
 
 Block = tuple[Any, ...]  # ("h", text) | ("p", text) | ("warn", text) | ("table", heads, rows) | ("img",)
 NA = "n/a"
@@ -40,70 +41,10 @@ def _undo_warning(j: Mapping[str, Any]) -> str | None:
         fix = j.get("manual_fix") or "no manual fix recorded: inspect the target by hand"
         return (f"UNDO FAILED: the fault '{fault.get('name') or '?'}' may still be in place ({err}). "
                 f"Manual fix: {fix}")
-    if fault.get("injected_at") is not None and fault.get("undo_ok") is None:
+    if (fault.get("injected_at") is not None and fault.get("undo_ok") is None
+            and fault.get("undone_at") is None):
         return "The fault was injected but no undo was recorded: check the target before using it."
     return None
-
-
-def _key_numbers(j: Mapping[str, Any], rel: Any) -> list[list[str]]:
-    m = section(j, "measurements")
-    rto, led, sb, promo = (section(m, k) for k in ("rto", "ledger", "split_brain", "promotion"))
-    budget = num(section(j, "parameters").get("budget_s")) or 60
-    rows: list[list[str]] = []
-    if rto:
-        rto_s, res = num(rto.get("rto_s")), num(rto.get("resolution_s"))
-        lo, hi = rel(rto.get("last_ack_before")), rel(rto.get("first_ack_after"))
-        outage = hi - lo if lo is not None and hi is not None else None
-        rows.append(["RTO (writes succeed again)", rto_text(rto_s, res),
-                     f"budget {budget:g} s; resolution {_secs(res, digits=3)}; outage "
-                     f"{_secs(outage, digits=2)} (last ack {_secs(lo, True, digits=2)}, "
-                     f"first ack {_secs(hi, True, digits=2)}); "
-                     f"{rto.get('failed_writes', NA)} probe writes failed"])
-    if led:
-        rows.append(["Acknowledged writes lost", str(led.get("lost", NA)),
-                     f"acknowledged {led.get('acknowledged', NA)}, present {led.get('present', NA)}, "
-                     f"failed {led.get('failed', NA)}, extra {led.get('extra', NA)}"])
-        rows.append(["Unknown commits", str(led.get("unknown", NA)),
-                     f"landed {led.get('unknown_landed', NA)}, missing {led.get('unknown_missing', NA)} "
-                     "(connection broke before the answer; never counted as lost)"])
-    tps = num(m.get("baseline_tps"))
-    if tps is not None:
-        rows.append(["Baseline throughput", f"{tps:.0f} ok req/s", "median before the fault"])
-    if "load_recovery_s" in m:
-        rec = num(m.get("load_recovery_s"))
-        rows.append(["Load recovery", "not recovered" if rec is None else _secs(rec),
-                     "after the fault, back to >= 90 % of baseline throughput"])
-    if "heal_s" in m:
-        rows.append(["Cluster healed", _secs(num(m.get("heal_s"))), "old primary rejoined or new standby"])
-    p95b, p95a = num(m.get("p95_baseline_ms")), num(m.get("p95_after_ms"))
-    if p95b is not None or p95a is not None:
-        rows.append(["p95 latency", f"{_secs(p95b, unit=' ms')} -> {_secs(p95a, unit=' ms')}",
-                     "baseline -> after the fault was removed"])
-    if m.get("failovers") is not None:
-        rows.append(["Failovers", str(m["failovers"]), ""])
-    if sb:
-        refused = sb.get("write_refused")
-        rows.append(["Split brain", "none: write refused" if refused else "WRITE ACCEPTED",
-                     f"direct write on old primary {sb.get('old_primary', '?')}: {sb.get('error') or '-'}"])
-    if promo:
-        pat, pg = rel(promo.get("patroni_log_at")), rel(promo.get("postgres_log_at"))
-        rows.append(["Promotion logged", f"Patroni {_secs(pat, True)}, PostgreSQL {_secs(pg, True)}",
-                     _cross_check(pat, pg, rel(rto.get("first_ack_after")), num(rto.get("resolution_s")))])
-    return rows
-
-
-def _cross_check(pat: float | None, pg: float | None, ack: float | None, res: float | None) -> str:
-    """Does the clock's RTO agree with the logs? A first ack before promotion means skew or split brain."""
-    promoted = pg if pg is not None else pat
-    notes = [f"Patroni vs PostgreSQL {abs(pat - pg):.2f} s apart"] if None not in (pat, pg) else []
-    if promoted is not None and ack is not None:
-        gap = ack - promoted
-        if gap < -(res or 0.1):
-            notes.append(f"INCONSISTENT: first ack {-gap:.2f} s before promotion was logged "
-                         "(clock skew, or a write landed on the old primary)")
-        else:
-            notes.append(f"consistent: first ack {gap:.2f} s after promotion (reconnect and routing)")
-    return "; ".join(notes) or "nothing to compare"
 
 
 def blocks(j: Mapping[str, Any]) -> list[Block]:
@@ -115,13 +56,16 @@ def blocks(j: Mapping[str, Any]) -> list[Block]:
         return None if v is None or t0 is None else v - t0
 
     start, end = num(j.get("started_at")), num(j.get("ended_at"))
-    verdict = str(j.get("verdict") or "incomplete")
+    stop = section(j, "interrupted")
+    stopped = (f"by {stop.get('by') or 'a signal'} at {_secs(rel(stop.get('at')), True)} "
+               f"({_when(stop.get('at'))}), during {stop.get('phase') or '?'}") if stop else ""
     out: list[Block] = [("table", ["", ""], [
         ["Scenario", f"{j.get('scenario') or '?'}: {j.get('description') or ''}".rstrip(": ")],
         ["Target", str(j.get("target") or "?")], ["Driver", str(j.get("driver") or "?")],
         ["Run", str(j.get("run_id") or "?")], ["Started", _when(start)],
         ["Duration", _secs(end - start if start is not None and end is not None else None)],
-        ["Overall verdict", verdict.upper()]])]
+        ["Overall verdict", verdict_label(j)],
+        *([["Interrupted", stopped]] if stop else [])])]
     warning = _undo_warning(j)
     if warning:
         out.append(("warn", warning))
@@ -131,24 +75,32 @@ def blocks(j: Mapping[str, Any]) -> list[Block]:
 
     out.append(("h", "Verdicts"))
     verdicts = [v for v in j.get("verdicts") or [] if isinstance(v, dict)]
+    none = (f"No verdicts: the run was interrupted {stopped}, before its controls were decided."
+            if stop else "No verdicts: the undo failed, so the run stopped before its controls were "
+            "decided." if section(j, "fault").get("undo_ok") is False else "No verdicts recorded.")
     out.append(("table", ["ID", "Control", "Verdict", "Evidence"],
                 [[str(v.get("id", "?")), str(v.get("title", "")), str(v.get("verdict", "?")).upper(),
                   str(v.get("evidence", ""))] for v in verdicts])
-               if verdicts else ("p", "No verdicts recorded."))
+               if verdicts else ("p", none))
 
     out.append(("h", "Key numbers"))
-    rows = _key_numbers(j, rel)
+    rows = key_numbers(j, rel)
+    injected = num(section(j, "fault").get("injected_at")) is not None
     out.append(("table", ["Measure", "Value", "Detail"], rows) if rows
-               else ("p", "Nothing measured (the run stopped before the fault)."))
+               else ("p", "Nothing measured before the run stopped." if injected
+                     else "Nothing measured (the run stopped before the fault)."))
     out += [("h", "Timeline"), ("img",)]
 
     fault = section(j, "fault")
     out.append(("h", "Fault and undo"))
     undo = {True: "yes", False: "NO", None: "not recorded"}.get(fault.get("undo_ok"), "?")
+    if fault.get("undo_ok") is None and not fault.get("name"):
+        undo = "nothing to undo (no fault was injected)"
     out.append(("table", ["", ""], [
         ["Fault", str(fault.get("name") or "none")], ["Description", str(fault.get("description") or "")],
         ["Injected", f"{_when(fault.get('injected_at'))} ({_secs(rel(fault.get('injected_at')), True)})"],
-        ["Undone", f"{_when(fault.get('undone_at'))} ({_secs(rel(fault.get('undone_at')), True)})"],
+        ["Undo attempted" if fault.get("undo_ok") is False else "Undone",
+         f"{_when(fault.get('undone_at'))} ({_secs(rel(fault.get('undone_at')), True)})"],
         ["Undo succeeded", undo], ["Undo error", str(fault.get("undo_error") or "-")],
         ["Manual fix", str(j.get("manual_fix") or "-")]]))
 
@@ -220,10 +172,22 @@ def to_html(j: Mapping[str, Any], png: bytes | None) -> str:
     return page(_title(j), "".join(parts))
 
 
+def with_load_files(journal: Mapping[str, Any], out_dir: Path) -> Mapping[str, Any]:
+    """A journal without a series (the run stopped early) still charts the load files it left."""
+    if journal.get("series") or not list((out_dir / "load").glob("stats.*.jsonl")):
+        return journal
+    from pgproof.load.runner import merge_seconds, read_jsonl
+
+    stats = merge_seconds(list(read_jsonl(list((out_dir / "load").glob("stats.*.jsonl")))))
+    return {**journal, "series": [{"t": x.t, "requests": x.requests, "failures": x.failures,
+                                   "p95_ms": x.p95_ms, "users": x.users} for x in stats]}
+
+
 def write_reports(journal: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     """Write timeline.png, report.md and report.html into ``out_dir``; return them by name."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    journal = with_load_files(journal, out_dir)
     png = render_timeline(journal, out_dir / "timeline.png")
     md, page = out_dir / "report.md", out_dir / "report.html"
     md.write_text(to_markdown(journal, png.name), encoding="utf-8")
@@ -235,8 +199,7 @@ def summary_lines(journal: Mapping[str, Any], paths: Mapping[str, Path] | None =
     """Terminal summary: the headline, one line per verdict, the undo warning, then where the report is."""
     rto = section(section(journal, "measurements"), "rto")
     led = section(section(journal, "measurements"), "ledger")
-    head = f"{journal.get('scenario') or '?'} on {journal.get('target') or '?'}: " \
-           f"{str(journal.get('verdict') or 'incomplete').upper()}"
+    head = f"{journal.get('scenario') or '?'} on {journal.get('target') or '?'}: {verdict_label(journal)}"
     if rto:
         head += f" (RTO {rto_text(num(rto.get('rto_s')), num(rto.get('resolution_s')))}"
         head += f", lost {led.get('lost', NA)}, unknown {led.get('unknown', NA)})" if led else ")"

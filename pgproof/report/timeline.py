@@ -52,6 +52,12 @@ def origin(journal: Mapping[str, Any]) -> tuple[float | None, str]:
     return start, "start"
 
 
+def verdict_label(journal: Mapping[str, Any]) -> str:
+    """``PASS`` / ``FAIL`` / ``ERROR``, and ``INTERRUPTED (ERROR)`` when a signal stopped the run."""
+    verdict = str(journal.get("verdict") or "incomplete").upper()
+    return f"INTERRUPTED ({verdict})" if section(journal, "interrupted") else verdict
+
+
 def rto_text(rto_s: float | None, resolution_s: float | None) -> str:
     """``20.4 s ± 0.06``: the number is only as good as the clock's resolution."""
     if rto_s is None:
@@ -123,6 +129,7 @@ def render_timeline(journal: Mapping[str, Any], out: Path) -> Path:
         (recovery_x, f"writes back: RTO {rto_text(rto_s, res)}", "#1a7f37", "-"),
         (load_x, f"load recovered (+{load_rec or 0:.0f} s)", "#0969da", "--"),
         (rel(fault.get("undone_at")), "fault undone", "#57606a", "-."),
+        (rel(section(journal, "interrupted").get("at")), "interrupted", "#9a6700", ":"),
     ]
     for i, ax in enumerate(axes):
         if lo is not None and hi is not None and hi >= lo:
@@ -140,7 +147,7 @@ def render_timeline(journal: Mapping[str, Any], out: Path) -> Path:
         ax_tps.text((fault_x + recovery_x) / 2, 0.5, f"RTO {rto_text(rto_s, res)}", transform=trans,
                     ha="center", va="bottom", color="#1a7f37", fontweight="bold")
     verdict = str(journal.get("verdict") or "incomplete")
-    title = f"{journal.get('scenario') or 'game day'} on {journal.get('target') or '?'}: {verdict.upper()}"
+    title = f"{journal.get('scenario') or 'game day'} on {journal.get('target') or '?'}: {verdict_label(journal)}"
     fig.suptitle(title, fontsize=13, fontweight="bold", color=VERDICT_COLOURS.get(verdict, "#24292f"))
     handles, labels = [], []
     for ax in axes:
