@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
@@ -21,9 +29,19 @@ class Email(_Strict):
     from_: str = Field(alias="from")
     to: list[str] = Field(min_length=1)
     starttls: bool = False
+    cafile: Path | None = None  # CA bundle for STARTTLS to a relay with a private CA
     username: str | None = None
     password_env: str | None = None  # the SMTP password's env var, when username is set
     timeout_s: float = Field(10, gt=0)
+
+    @field_validator("cafile", mode="before")
+    @classmethod
+    def _relative_to_config(cls, value: Any, info: ValidationInfo) -> Any:
+        """Like every path in a config: relative to that file (target.py passes its directory)."""
+        base = (info.context or {}).get("base")
+        if isinstance(value, str) and base is not None and not Path(value).is_absolute():
+            return Path(base) / value
+        return value
 
     @model_validator(mode="after")
     def _password_has_a_source(self) -> Email:

@@ -22,7 +22,8 @@ def message(cfg: Email, s: Summary) -> EmailMessage:
 def send(cfg: Email, s: Summary, password: str | None) -> str:
     with smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s) as smtp:
         if cfg.starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=ssl.create_default_context(
+                cafile=str(cfg.cafile) if cfg.cafile else None))
         if cfg.username:
             smtp.login(cfg.username, password or "")
         smtp.send_message(message(cfg, s))
