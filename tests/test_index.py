@@ -106,7 +106,7 @@ def test_pages_link_index_and_neighbours(reports: dict[str, Any]) -> None:
     assert f"href='../{reports['gd'].name}/report.html'" in c2  # after: the game day
     gd = (reports["gd"] / "report.html").read_text()
     assert f"href='../{reports['c3'].name}/summary.html'" in gd and "<h1>Game day" in gd
-    assert "next run →: none" in (reports["c3"] / "summary.html").read_text()  # newest of staging
+    assert "next run of staging: none" in (reports["c3"] / "summary.html").read_text()  # newest of staging
     assert c2.count(index.NAV_START) == 1  # rewritten in place, never stacked
     page = (base / "index.html").read_text()
     assert page.count("<tr class='drift'") == 2 and "TLS-1 pass-&gt;fail" in page

@@ -40,7 +40,7 @@ FILES = {CHECK: ("summary.html", "report.html", "results.json", "results.sarif",
          GAMEDAY: ("report.html", "report.md", "journal.json", "timeline.png")}
 COUNT_ORDER = ("fail", "error", "cannot-verify", "not-checked", "skip", "pass", NOT_SELECTED)
 EXTRA_CSS = """nav.pgproof-nav{background:#f6f8fa;border:1px solid #d0d7de;padding:6px 10px;margin:0 0 1em}
-nav.pgproof-nav a{margin-right:1.2em}tr.drift td{background:#fff8c5}.drift-cell{color:#cf222e;font-weight:700}
+nav.pgproof-nav a,nav.pgproof-nav span{margin-right:1.2em}tr.drift td{background:#fff8c5}.drift-cell{color:#cf222e;font-weight:700}
 img.timeline{border:1px solid #d0d7de;margin:.5em 0}"""
 
 
@@ -159,19 +159,19 @@ def _safe(target: str) -> str:
 
 def nav_html(r: Mapping[str, Any], prev: Mapping[str, Any] | None, nxt: Mapping[str, Any] | None,
              base: Path) -> str:
-    def link(other: Mapping[str, Any] | None, label: str) -> str:
+    def link(other: Mapping[str, Any] | None, label: str, after: str = "") -> str:
         if other is None:
-            return f"<span>{label}: none</span>"
-        target = base / str(other.get("dir")) / MAIN_PAGE[kind(other)]
+            return f"<span>{html.escape(label)}: none</span>"
+        page_ = base / str(other.get("dir")) / MAIN_PAGE[kind(other)]
         what = f"game day {other.get('scenario', '?')}" if kind(other) == GAMEDAY else "check"
-        text = html.escape(f"{label}: {what}, {_when(other)}")
-        return f"<a href='{_href(other, MAIN_PAGE[kind(other)], '../')}'>{text}</a>" if target.is_file() \
+        text = html.escape(f"{label}: {what}, {_when(other)}{after}")
+        return f"<a href='{_href(other, MAIN_PAGE[kind(other)], '../')}'>{text}</a>" if page_.is_file() \
             else f"<span>{text} (report removed)</span>"
 
-    before = f"← previous run of {r.get('target')}"
+    who = str(r.get("target"))
     return (f"{NAV_START}<nav class='pgproof-nav'><a href='../{INDEX}'>All runs</a>"
-            f"{link(prev, before)}"
-            f"{link(nxt, 'next run →')}</nav>{NAV_END}")
+            f"{link(prev, f'← previous run of {who}')}{link(nxt, f'next run of {who}', ' →')}"
+            f"</nav>{NAV_END}")
 
 
 def _write_nav(base: Path, r: Mapping[str, Any], prev: Mapping[str, Any] | None,
