@@ -66,6 +66,13 @@ def _check(args: argparse.Namespace) -> int:
         print(f"pgproof: --to-security-hub: target {args.target!r} has no [aws] section, so its "
               "findings belong to no AWS account", file=sys.stderr)
         return 2
+    if args.notify:
+        from pgproof.notify.dispatch import require_env
+
+        if target.notify is None:
+            raise UserError(f"--notify: target {args.target!r} has no [targets.{args.target}.notify] "
+                            "section to say where to send")
+        require_env(target.notify, args.target)
     orphan = _orphan_notice(target)
     preflight.check(target)
     import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
@@ -74,12 +81,12 @@ def _check(args: argparse.Namespace) -> int:
             "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]
-    before = (base / "latest").resolve() if (base / "latest").exists() else None
+    latest = base / "latest-check"  # not "latest": a game day may finish meanwhile
+    before = latest.resolve() if latest.exists() else None
     rc = pytest.main(argv)
     if orphan:  # the verdict would describe our leftover fault, not the target: could not check
         print(f"pgproof: {orphan}", file=sys.stderr)
         return 2
-    latest = base / "latest"
     if not (latest / "results.json").exists() or latest.resolve() == before:
         return 2 if rc != 0 else 0
     doc = json.loads((latest / "results.json").read_text())
@@ -88,6 +95,11 @@ def _check(args: argparse.Namespace) -> int:
 
         if not send_run(target, latest):
             return 2
+    if args.notify and target.notify is not None:  # after the run: its exit code stays the run's
+        from pgproof.notify.dispatch import notify_run
+
+        for line in notify_run(target.notify, latest.resolve()):
+            print(line)
     return int(doc["exit_code"])
 
 
@@ -262,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--to-security-hub", action="store_true",
                      help="import the findings (ASFF, passing controls too) into AWS Security "
                           "Hub in the target's account and region")
+    chk.add_argument("--notify", action="store_true",
+                     help="send non-compliance and drift to the target's [notify] channels "
+                          "(Slack, PagerDuty, e-mail)")
     chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     chk.set_defaults(func=_check)
     ctl = sub.add_parser("controls", help="list the control catalogue (IDs, titles, layers)")

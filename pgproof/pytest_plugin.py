@@ -245,3 +245,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     res.scrub(d.iterdir(), config.stash.get(_SECRETS, []))
     res.point_latest(d.parent, d)
+    from pgproof.report import index  # reports/latest-check, index.html, nav bars
+
+    index.after_run(d, "check")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from pgproof.errors import UserError
+from pgproof.notify.config import Notify
 
 DEFAULT_CONFIG = Path("pgproof.toml")
 LAB_TARGET_FILE = Path(".pgproof/lab/target.toml")
@@ -169,6 +170,7 @@ class Target(_Strict):
     chaos: Chaos = Chaos()
     thresholds: Thresholds = Thresholds()
     lab: Lab | None = None
+    notify: Notify | None = None  # pgproof check --notify: where and when to tell people
 
     _paths = field_validator("source_tree", mode="before")(_relative_to_config)
 

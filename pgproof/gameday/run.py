@@ -153,6 +153,9 @@ def _finish(j: Journal, out: Path, rec: record.FaultRecord) -> None:
 
         write_reports(j.to_dict(), out)
     res.point_latest(out.parent, out)
+    from pgproof.report import index  # history line, reports/latest-gameday, index.html
+
+    index.after_run(out, "gameday", j.to_dict())
 
 
 def _versions(target: Target, driver: Any) -> dict[str, str]:

@@ -3,15 +3,26 @@
 Only controls both runs selected are compared: a partial run (``--control``,
 ``-k``, ``-m``, a subset of files) says nothing about the controls it left out,
 so a full run after it shows no spurious "not-selected -> pass".
+
+Game days share ``history.jsonl`` (``"kind": "gameday"``, with the scenario and its
+verdicts) so the index can show every run; drift only ever compares checks with
+checks, because a game day judges other controls (HA-2, CH-LAT) by other means.
+A line without ``kind`` is a check (lines written before game days joined).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 NOT_SELECTED = "not-selected"
+CHECK, GAMEDAY = "check", "gameday"
+LATEST = {CHECK: "latest-check", GAMEDAY: "latest-gameday"}
 
 
 @dataclass(frozen=True)
@@ -21,11 +32,61 @@ class Change:
     after: str
 
 
-def runs(history: Path, target: str) -> list[dict]:  # type: ignore[type-arg]
+def kind(run: Mapping[str, Any]) -> str:
+    return str(run.get("kind") or CHECK)
+
+
+def all_runs(history: Path) -> list[dict]:  # type: ignore[type-arg]
+    """Every line, oldest first; a torn last line (a run killed mid-write) is skipped, not fatal."""
     if not history.exists():
         return []
-    rows = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("target") == target]
+    rows = []
+    for line in history.read_text().splitlines():
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def runs(history: Path, target: str, of: str | None = CHECK) -> list[dict]:  # type: ignore[type-arg]
+    """Runs of ``target`` of one kind (default: checks, what drift compares; None: every kind)."""
+    return [r for r in all_runs(history)
+            if r.get("target") == target and (of is None or kind(r) == of)]
+
+
+def append_gameday(out: Path, journal: Mapping[str, Any]) -> dict[str, Any]:
+    """One history line for a finished game day: scenario, overall verdict, per-control verdicts."""
+    verdicts = {str(v.get("id")): str(v.get("verdict")) for v in journal.get("verdicts") or []
+                if isinstance(v, dict) and v.get("id")}
+    summary: dict[str, int] = {}
+    for v in verdicts.values():
+        summary[v] = summary.get(v, 0) + 1
+    ended = journal.get("ended_at") or journal.get("started_at")
+    at = (dt.datetime.fromtimestamp(float(ended), dt.UTC) if isinstance(ended, int | float)
+          else dt.datetime.now(dt.UTC)).isoformat()
+    line = {"at": at, "target": str(journal.get("target") or "?"), "dir": out.name,
+            "kind": GAMEDAY, "scenario": str(journal.get("scenario") or "?"),
+            "verdict": str(journal.get("verdict") or "incomplete"), "partial": False,
+            "selected": list(verdicts), "summary": summary, "verdicts": verdicts}
+    with (out.parent / "history.jsonl").open("a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    return line
+
+
+def point_kind_latest(base: Path, d: Path, of: str) -> Path:
+    """``reports/latest-check`` or ``latest-gameday`` -> ``d``, swapped atomically.
+
+    ``reports/latest`` stays the newest run of any kind (what it always meant);
+    these two let a link or a script ask for one kind without guessing."""
+    link = base / LATEST[of]
+    tmp = base / f".{LATEST[of]}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(d.name)
+    tmp.replace(link)
+    return link
 
 
 def selected(run: dict) -> list[str]:  # type: ignore[type-arg]
@@ -49,8 +110,12 @@ def drift(history: Path, target: str) -> tuple[dict | None, dict | None, list[Ch
     if len(rs) < 2:
         return (rs[-2] if len(rs) > 1 else None), (rs[-1] if rs else None), []
     prev, last = rs[-2], rs[-1]
-    both, _ = compared(prev, last)
-    pv, lv = prev["verdicts"], last["verdicts"]
-    changes = [Change(c, pv.get(c, "absent"), lv.get(c, "absent"))
-               for c in both if pv.get(c) != lv.get(c)]
-    return prev, last, changes
+    return prev, last, changes(prev, last)
+
+
+def changes(prev: Mapping[str, Any], last: Mapping[str, Any]) -> list[Change]:
+    """Controls both runs selected whose verdict differs, in first-seen order."""
+    both, _ = compared(dict(prev), dict(last))
+    pv, lv = prev.get("verdicts", {}), last.get("verdicts", {})
+    return [Change(c, pv.get(c, "absent"), lv.get(c, "absent"))
+            for c in both if pv.get(c) != lv.get(c)]
