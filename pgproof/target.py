@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from pgproof.errors import UserError
+from pgproof.waivers import Waiver
 
 DEFAULT_CONFIG = Path("pgproof.toml")
 LAB_TARGET_FILE = Path(".pgproof/lab/target.toml")
@@ -164,6 +165,7 @@ class Target(_Strict):
     chaos: Chaos = Chaos()
     thresholds: Thresholds = Thresholds()
     lab: Lab | None = None
+    waivers: list[Waiver] = []  # accepted failures: pgproof/waivers.py
 
     _paths = field_validator("source_tree", mode="before")(_relative_to_config)
 
