@@ -36,6 +36,9 @@ class Waiver(BaseModel):
         cid = value.strip().upper()
         if cid not in catalogue.CATALOGUE:
             raise ValueError(f"unknown control ID {value!r} (`pgproof controls` lists them)")
+        if catalogue.CATALOGUE[cid].kind != "compliance":
+            raise ValueError(f"{cid} is a game-day control; waivers apply to the compliance "
+                             "checks of `pgproof check`")
         return cid
 
     @field_validator("check")
