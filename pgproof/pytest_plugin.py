@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ _TARGET = pytest.StashKey[Target]()
 _CONTROLS = pytest.StashKey[list[res.ControlResult]]()
 _SECRETS = pytest.StashKey[list[str]]()
 _WARNINGS = pytest.StashKey[list[str]]()
+_TODAY = pytest.StashKey[dt.date]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -152,9 +154,19 @@ def _waiver_property(item: pytest.Item, ids: list[str]) -> None:
 
     target = item.config.stash.get(_TARGET, None)
     for cid in ids:
-        d = waivers.decide(target.waivers if target else [], [cid], item.nodeid, waivers.today())
+        d = waivers.decide(target.waivers if target else [], [cid], item.nodeid,
+                           _today(item.config))
         if d is not None:
             item.user_properties.append(("waiver", f"{cid}: {d.status}: {d.note}"))
+
+
+def _today(config: pytest.Config) -> dt.date:
+    """One date per run, so junit.xml and results.json judge every waiver on the same day."""
+    if _TODAY not in config.stash:
+        from pgproof import waivers
+
+        config.stash[_TODAY] = waivers.today()
+    return config.stash[_TODAY]
 
 
 def _drop_empty_run(config: pytest.Config) -> None:
@@ -209,9 +221,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     scope, selected, partial = report_scope(config, {c for r in results for c in r.controls})
     controls_ = res.aggregate(results, scope, selected)
-    from pgproof import waivers
-
-    warnings = res.apply_waivers(controls_, target.waivers if target else [], waivers.today())
+    warnings = res.apply_waivers(controls_, target.waivers if target else [], _today(config))
     res.write(d, config.getoption("target"), controls_,
               {"finished_at": time.time(), "pytest_exit": int(exitstatus),
                "waiver_warnings": warnings}, partial=partial)
