@@ -90,6 +90,11 @@ def _check(args: argparse.Namespace) -> int:
     if not (latest / "results.json").exists() or latest.resolve() == before:
         return 2 if rc != 0 else 0
     doc = json.loads((latest / "results.json").read_text())
+    if args.framework:
+        from pgproof.report import framework
+
+        for key in dict.fromkeys(args.framework):
+            print(f"{key} report: {framework.write(latest.resolve(), key)[1]}")
     if args.to_security_hub:
         from pgproof.report.security_hub import send_run
 
@@ -271,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--control", action="append", metavar="IDS",
                      help="only these controls: IDs or globs, comma-separated, repeatable "
                           "(TLS-1,NET-*); the run is marked partial")
+    chk.add_argument("--framework", action="append", choices=["hipaa", "cis", "fsbp"],
+                     help="also write framework-<name>.html/.json: the run grouped by that "
+                          "framework's requirements (repeatable)")
     chk.add_argument("--to-security-hub", action="store_true",
                      help="import the findings (ASFF, passing controls too) into AWS Security "
                           "Hub in the target's account and region")

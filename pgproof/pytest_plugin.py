@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -25,6 +26,8 @@ _RUN_DIR = pytest.StashKey[Path]()
 _TARGET = pytest.StashKey[Target]()
 _CONTROLS = pytest.StashKey[list[res.ControlResult]]()
 _SECRETS = pytest.StashKey[list[str]]()
+_WARNINGS = pytest.StashKey[list[str]]()
+_TODAY = pytest.StashKey[dt.date]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -137,8 +140,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     if verdict is Verdict.PASS:
         message = "; ".join(v for k, v in item.user_properties if k == "evidence")
     item.user_properties.append(("pgproof_verdict", verdict.value))
+    if verdict is Verdict.FAIL:
+        _waiver_property(item, list(marker.args))
     item.config.stash[_RESULTS].append(res.CheckResult(
         item.nodeid, list(marker.args), verdict, message, round(report.duration, 3)))
+
+
+def _waiver_property(item: pytest.Item, ids: list[str]) -> None:
+    """junit.xml: a ``waiver`` property on a failing check a waiver covers (or no longer does).
+
+    On the item, not this report: junit writes the properties of the teardown report."""
+    from pgproof import waivers
+
+    target = item.config.stash.get(_TARGET, None)
+    for cid in ids:
+        d = waivers.decide(target.waivers if target else [], [cid], item.nodeid,
+                           _today(item.config))
+        if d is not None:
+            item.user_properties.append(("waiver", f"{cid}: {d.status}: {d.note}"))
+
+
+def _today(config: pytest.Config) -> dt.date:
+    """One date per run, so junit.xml and results.json judge every waiver on the same day."""
+    if _TODAY not in config.stash:
+        from pgproof import waivers
+
+        config.stash[_TODAY] = waivers.today()
+    return config.stash[_TODAY]
 
 
 def _drop_empty_run(config: pytest.Config) -> None:
@@ -193,11 +221,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     scope, selected, partial = report_scope(config, {c for r in results for c in r.controls})
     controls_ = res.aggregate(results, scope, selected)
+    warnings = res.apply_waivers(controls_, target.waivers if target else [], _today(config))
     res.write(d, config.getoption("target"), controls_,
-              {"finished_at": time.time(), "pytest_exit": int(exitstatus)}, partial=partial)
+              {"finished_at": time.time(), "pytest_exit": int(exitstatus),
+               "waiver_warnings": warnings}, partial=partial)
+    config.stash[_WARNINGS] = warnings
     from pgproof.report import summary
 
-    summary.write(d, config.getoption("target"), d.name, controls_)
+    summary.write(d, config.getoption("target"), d.name, controls_, warnings)
     from pgproof.report import outputs  # SARIF, OCSF, ASFF: what other tools read
 
     outputs.write(d, config.getoption("target"), target, controls_)
@@ -228,6 +259,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for c in controls_:
         if c.verdict != res.NOT_SELECTED:
             tr.write_line(f"{c.verdict.upper():<14} {c.id:<8} {c.title}")
+        for w in c.waivers:
+            tr.write_line(f"{'':<14} {'':<8} {w['note']}")
+    for warning in config.stash.get(_WARNINGS, []):
+        tr.write_line(f"warning: {warning}")
     if left_out:
         tr.write_line(f"partial run: {len(left_out)} controls not selected ({', '.join(left_out)})")
     tr.write_line(f"report: {config.stash[_RUN_DIR]}")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from pgproof.errors import UserError
 from pgproof.notify.config import Notify
+from pgproof.waivers import Waiver
 
 DEFAULT_CONFIG = Path("pgproof.toml")
 LAB_TARGET_FILE = Path(".pgproof/lab/target.toml")
@@ -171,6 +172,7 @@ class Target(_Strict):
     thresholds: Thresholds = Thresholds()
     lab: Lab | None = None
     notify: Notify | None = None  # pgproof check --notify: where and when to tell people
+    waivers: list[Waiver] = []  # accepted failures: pgproof/waivers.py
 
     _paths = field_validator("source_tree", mode="before")(_relative_to_config)
 

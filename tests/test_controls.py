@@ -114,7 +114,8 @@ def test_controls_command_table_json_and_bad_pattern() -> None:
     assert any(line.split()[:3] == ["TLS-1", "compliance", "tls,sql,aws"] for line in lines)
     doc = json.loads(_cli("controls", "NET-*", "--format", "json").stdout)
     assert [c["id"] for c in doc["controls"]] == select(["NET-*"])
-    assert doc["controls"][0]["frameworks"] == {"hipaa": [], "cis": [], "fsbp": ["RDS.2"]}
+    assert doc["controls"][0]["frameworks"] == {"hipaa": ["164.312(a)(1)", "164.312(e)(1)"],
+                                                "cis": [], "fsbp": ["RDS.2"]}
     bad = _cli("controls", "NOPE-1")
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines() == [

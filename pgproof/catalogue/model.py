@@ -37,11 +37,14 @@ class Control:
     layers: tuple[str, ...]
     remediation: str
     thresholds: tuple[str, ...] = ()
-    # Framework references, e.g. {"fsbp": ("RDS.3",)}; empty where not yet mapped.
+    # Framework references, e.g. {"fsbp": ("RDS.3",)}; IDs are in catalogue/frameworks.py.
     frameworks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Why a control has no HIPAA citation (an auditor must not guess whether it was forgotten).
+    unmapped_reason: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "title": self.title, "requirement": self.requirement,
                 "kind": self.kind, "layers": list(self.layers),
                 "thresholds": list(self.thresholds), "remediation": self.remediation,
-                "frameworks": {k: list(self.frameworks.get(k, ())) for k in FRAMEWORKS}}
+                "frameworks": {k: list(self.frameworks.get(k, ())) for k in FRAMEWORKS},
+                "unmapped_reason": self.unmapped_reason}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from pgproof.catalogue import CATALOGUE, FRAMEWORKS, LAYERS, Control
+from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
 from pgproof.target import Thresholds
 
-FRAMEWORK_NAMES = {"hipaa": "HIPAA Security Rule", "cis": "CIS PostgreSQL Benchmark",
-                   "fsbp": "AWS Foundational Security Best Practices"}
+FRAMEWORK_NAMES = {k: f.name for k, f in FRAMEWORK_DEFS.items()}
 KIND_HEADINGS = {"compliance": "Compliance controls (read-only: `pgproof check`, `pytest suites`)",
                  "gameday": "Game-day controls (they change the target: `pgproof gameday`, "
                             "`pytest scenarios -m chaos`)"}
@@ -44,8 +44,27 @@ def _section(c: Control) -> list[str]:
              f"- Remediation: {c.remediation}"]
     refs = [f"{FRAMEWORK_NAMES[k]} {', '.join(c.frameworks[k])}"
             for k in FRAMEWORKS if c.frameworks.get(k)]
-    lines.append(f"- Framework references: {'; '.join(refs) if refs else 'not mapped yet'}")
+    lines.append(f"- Framework references: {'; '.join(refs) if refs else 'none'}")
+    if c.unmapped_reason:
+        lines.append(f"- No HIPAA citation because {c.unmapped_reason}.")
     return [*lines, ""]
+
+
+def _framework_tables() -> list[str]:
+    """Per framework: every listed requirement and the controls that map to it (or none)."""
+    out = ["## Framework mappings", "",
+           "`pgproof check --framework hipaa` (or `cis`, `fsbp`) also writes "
+           "`framework-<name>.html` and `.json` in the run directory: the run grouped by these "
+           "requirements, with every mapped control's verdict and evidence. IDs and titles come "
+           "from the sources named below (`pgproof/catalogue/frameworks.py`).", ""]
+    for key, fw in FRAMEWORK_DEFS.items():
+        out += [f"### {fw.name}", "", f"Version: {fw.version}. Source: {fw.source}.", "",
+                "| Requirement | Title | Controls |", "|---|---|---|"]
+        for rid, title in fw.requirements.items():
+            ids = [c.id for c in CATALOGUE.values() if rid in c.frameworks.get(key, ())]
+            out.append(f"| {rid} | {_cell(title)} | {', '.join(ids) or 'not covered by pgproof'} |")
+        out.append("")
+    return out
 
 
 SELECTING = """\
@@ -63,6 +82,31 @@ files) is marked `"partial": true` in `results.json` with its `"selected"` list,
 in `reports/history.jsonl`; controls left out show as `not-selected` (never
 `not-checked`), the exit code counts only the selected controls, and
 `pgproof drift` compares only controls both runs selected.
+"""
+
+
+WAIVERS = """\
+## Waivers
+
+A known failure can be accepted for a while, in the target's config:
+
+```toml
+[[targets.staging.waivers]]
+control = "NET-3"            # or: check = "suites/test_network.py::test_security_groups"
+justification = "legacy batch host until the VPC migration (CHG-1234)"
+owner = "dba-team@example.com"
+expires = 2027-03-31
+```
+
+While the waiver is valid (until the day before `expires`), a failing check it covers is
+reported as **waived**, never pass, with its justification and owner in results.json,
+summary.html, junit.xml (a `waiver` property), SARIF (`suppressions[]`), OCSF (status
+Suppressed) and ASFF (`Workflow.Status` SUPPRESSED), and the exit code counts it as
+compliant. From `expires` on it waives nothing: the failure is a fail again and every report
+says "waiver expired on <date>". A waiver only ever covers a failure (an error or
+cannot-verify stays what it is); one that matches nothing in a run is a warning line. A
+missing justification or owner, a bad date or an unknown control ID stops the run with one
+sentence naming the field (exit 2).
 """
 
 
@@ -84,7 +128,7 @@ def markdown() -> str:
         out.append("")
     out += ["## Layers", "", "| Layer | What it looks at |", "|---|---|"]
     out += [f"| `{k}` | {_cell(v)} |" for k, v in LAYERS.items()]
-    out += ["", SELECTING, "## Control details", ""]
+    out += ["", SELECTING, *WAIVERS.splitlines(), *_framework_tables(), "## Control details", ""]
     for c in CATALOGUE.values():
         out += _section(c)
     return "\n".join(out).rstrip() + "\n"

@@ -5,6 +5,8 @@ and can resolve it: the ``Id`` is stable across runs, a passing control is impor
 ``Compliance.Status = PASSED`` (severity INFORMATIONAL), a failing one FAILED. The
 control ID is in ``Compliance.SecurityControlId``, ``RelatedRequirements``, ``GeneratorId``
 and ``ProductFields``. Field limits are the documented ones (Title 256, Description 1024).
+A control a valid waiver covers stays FAILED with ``Workflow.Status = SUPPRESSED`` and the
+justification as the finding's ``Note``; once the waiver expires the finding goes back to NEW.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from pgproof.report.findings import Run, control, framework_refs
-from pgproof.report.results import ControlResult
+from pgproof.report.results import WAIVED, ControlResult
+from pgproof.report.summary import evidence_line
 
 SCHEMA_VERSION = "2018-10-08"
 # WARNING: the check ran but cannot tell (cannot-verify); NOT_AVAILABLE: it could not run
 # (error: unreachable) or does not apply (skip).
-COMPLIANCE = {"pass": "PASSED", "fail": "FAILED", "cannot-verify": "WARNING"}
-SEVERITY = {"fail": "HIGH", "error": "MEDIUM"}  # others INFORMATIONAL (AWS: passed findings)
+COMPLIANCE = {"pass": "PASSED", "fail": "FAILED", WAIVED: "FAILED", "cannot-verify": "WARNING"}
+SEVERITY = {"fail": "HIGH", WAIVED: "HIGH", "error": "MEDIUM"}  # others INFORMATIONAL
 BASE_TYPE = "Software and Configuration Checks/Industry and Regulatory Standards"
 TYPES = {"hipaa": f"{BASE_TYPE}/HIPAA Controls",
          "fsbp": "Software and Configuration Checks/AWS Security Best Practices"}
@@ -41,8 +44,7 @@ def _resource(run: Run, account: str, region: str) -> dict[str, Any]:
 
 
 def _description(c: ControlResult) -> str:
-    lines = [f"[{ch['verdict']}] {ch['check'].split('::')[-1]}: {ch.get('evidence', '')}".rstrip(": ")
-             for ch in c.checks]
+    lines = [evidence_line({"evidence": "", **ch}) for ch in c.checks]
     text = "\n".join(lines) or f"{c.id}: {c.verdict}"
     return text if len(text) <= 1024 else text[:1021] + "..."
 
@@ -73,6 +75,10 @@ def _finding(run: Run, c: ControlResult, account: str, region: str) -> dict[str,
                           "ProviderName": "pgproof", "ProviderVersion": run.version},
         "RecordState": "ACTIVE",
     }
+    if c.waivers:
+        f["Workflow"] = {"Status": "SUPPRESSED" if c.verdict == WAIVED else "NEW"}
+        f["Note"] = {"Text": "; ".join(w["note"] for w in c.waivers)[:512],
+                     "UpdatedBy": c.waivers[0]["owner"][:512], "UpdatedAt": run.iso()}
     if entry is not None:
         f["Remediation"] = {"Recommendation": {"Text": entry.remediation[:512]}}
     return f

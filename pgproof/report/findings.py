@@ -18,7 +18,7 @@ from pgproof.target import Target
 
 # A finding that names a file: ``app/db.py:3: DSN with password in source; ...`` (AUTH-4).
 FILE_LINE = re.compile(r"^(?P<path>[^\s:]+):(?P<line>\d+): (?P<text>.+)$")
-JUDGED = ("pass", "fail", "error", "cannot-verify", "skip")  # not-checked/not-selected say nothing
+JUDGED = ("pass", "fail", "waived", "error", "cannot-verify", "skip")  # not-checked/not-selected say nothing
 
 
 def tool_version() -> str:
@@ -42,6 +42,7 @@ class Check:
     nodeid: str
     verdict: str
     message: str
+    waiver: dict[str, str] | None = None  # pgproof/waivers.py Decision.as_dict(), if one applied
 
     @property
     def name(self) -> str:
@@ -83,7 +84,8 @@ class Run:
     def checks(self) -> Iterator[Check]:
         for c in self.judged:
             for ch in c.checks:
-                yield Check(c.id, ch["check"], ch["verdict"], ch.get("evidence", ""))
+                yield Check(c.id, ch["check"], ch["verdict"], ch.get("evidence", ""),
+                            ch.get("waiver"))
 
     def endpoint(self) -> str:
         """The writer endpoint a live finding is about (``postgresql://host:port``)."""

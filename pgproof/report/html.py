@@ -11,10 +11,10 @@ text-align:left;vertical-align:top}th{background:#f6f8fa}td:first-child{white-sp
 .warn{border:3px solid #cf222e;background:#ffebe9;padding:1em;margin:1em 0;font-weight:600}
 .v-PASS{color:#1a7f37;font-weight:700}.v-FAIL{color:#cf222e;font-weight:700}
 .v-ERROR{color:#9a6700;font-weight:700}.v-SKIP,.v-NOT-CHECKED{color:#57606a}
-.v-CANNOT-VERIFY{color:#8250df;font-weight:700}img{max-width:100%}
+.v-CANNOT-VERIFY{color:#8250df;font-weight:700}.v-WAIVED{color:#bc4c00;font-weight:700}img{max-width:100%}
 td pre{white-space:pre-wrap;margin:0;font:12px/1.4 ui-monospace,monospace}"""
 
-VERDICT_CLASSES = ("PASS", "FAIL", "ERROR", "SKIP", "CANNOT-VERIFY", "NOT-CHECKED")
+VERDICT_CLASSES = ("PASS", "FAIL", "ERROR", "SKIP", "CANNOT-VERIFY", "NOT-CHECKED", "WAIVED")
 
 
 def cell(text: str) -> str:

@@ -20,15 +20,17 @@ CLASS_UID, CATEGORY_UID, ACTIVITY_CREATE = 2004, 2, 1
 # severity_id: OCSF 1 Informational, 3 Medium, 4 High. A control has no severity of its own:
 # a failure is High, "could not check" Medium (compliance unknown), anything else informational.
 SEVERITY = {"fail": (4, "High"), "error": (3, "Medium")}
-# status_id: 1 New (open), 4 Resolved (compliant), 99 Other (could not judge).
-STATUS = {"fail": (1, "New"), "pass": (4, "Resolved")}
+# status_id: 1 New (open), 3 Suppressed (a failure a valid waiver accepts), 4 Resolved
+# (compliant), 99 Other (could not judge). A waived check still failed: status_code FAIL.
+STATUS = {"fail": (1, "New"), "waived": (3, "Suppressed"), "pass": (4, "Resolved")}
 
 
 def _finding(run: Run, ch: Check, t: int) -> dict[str, Any]:
     c = control(ch.control)
-    sev_id, sev = SEVERITY.get(ch.verdict, (1, "Informational"))
+    failed = "fail" if ch.verdict == "waived" else ch.verdict
+    sev_id, sev = SEVERITY.get(failed, (1, "Informational"))
     st_id, st = STATUS.get(ch.verdict, (99, "Other"))
-    text = "; ".join(ch.sentences()) or ch.verdict
+    text = "; ".join([*ch.sentences(), *([ch.waiver["note"]] if ch.waiver else [])]) or ch.verdict
     doc: dict[str, Any] = {
         "message": text,
         "activity_id": ACTIVITY_CREATE, "activity_name": "Create",
@@ -36,7 +38,7 @@ def _finding(run: Run, ch: Check, t: int) -> dict[str, Any]:
         "class_uid": CLASS_UID, "class_name": "Detection Finding",
         "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE, "type_name": "Detection Finding: Create",
         "severity_id": sev_id, "severity": sev,
-        "status_id": st_id, "status": st, "status_code": ch.verdict.upper(), "status_detail": text,
+        "status_id": st_id, "status": st, "status_code": failed.upper(), "status_detail": text,
         "time": t, "time_dt": run.iso(),
         "finding_info": {
             "uid": f"pgproof-{run.target_name}-{ch.control}-{ch.nodeid}",
@@ -58,6 +60,8 @@ def _finding(run: Run, ch: Check, t: int) -> dict[str, Any]:
                      "layers": list(c.layers) if c else [],
                      "thresholds": list(c.thresholds) if c else []},
     }
+    if ch.waiver is not None:
+        doc["unmapped"]["waiver"] = ch.waiver
     if c is not None:
         doc["remediation"] = {"desc": c.remediation}
     aws = _aws(run)

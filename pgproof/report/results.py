@@ -8,9 +8,11 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pgproof import catalogue
 from pgproof.verdict import Verdict
+from pgproof.waivers import Waiver, decide, unmatched
 
 # Worst first: one failing check makes the control fail.
 # A control is only as verified as its least verified layer: a layer the target cannot
@@ -18,6 +20,9 @@ from pgproof.verdict import Verdict
 SEVERITY = [Verdict.FAIL, Verdict.ERROR, Verdict.CANNOT_VERIFY, Verdict.PASS, Verdict.SKIP]
 NOT_CHECKED = "not-checked"  # selected, but no check produced a verdict (aborted run, -x)
 NOT_SELECTED = "not-selected"  # left out of a partial run: says nothing about the control
+WAIVED = "waived"  # a failure accepted by a valid waiver: compliant for the exit code, never "pass"
+# Control verdict from its checks' verdicts once waivers are applied (worst first).
+WORST = ["fail", "error", WAIVED, "cannot-verify", "pass", "skip"]
 
 
 @dataclass
@@ -34,7 +39,8 @@ class ControlResult:
     id: str
     title: str
     verdict: str
-    checks: list[dict[str, str]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    waivers: list[dict[str, str]] = field(default_factory=list)  # what a waiver did, per check
 
 
 def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None,
@@ -61,10 +67,38 @@ def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None
     return out
 
 
+def apply_waivers(controls_: list[ControlResult], waivers: list[Waiver],
+                  today: dt.date) -> list[str]:
+    """Turn each failing check a valid waiver covers into ``waived`` (with its justification),
+    mark the ones an expired waiver would have covered, and recompute the control verdicts.
+
+    Returns one warning sentence per waiver that matches nothing in this run."""
+    if not waivers:
+        return []
+    seen: list[tuple[list[str], str]] = []
+    for c in controls_:
+        for ch in c.checks:
+            seen.append(([c.id], ch["check"]))
+            if ch["verdict"] != Verdict.FAIL.value:
+                continue
+            d = decide(waivers, [c.id], ch["check"], today)
+            if d is None:
+                continue
+            ch["waiver"] = d.as_dict()
+            if d.status == "valid":
+                ch["verdict"] = WAIVED
+            if ch["waiver"] not in c.waivers:
+                c.waivers.append(ch["waiver"])
+        if c.waivers:
+            c.verdict = next(v for v in WORST if v in {ch["verdict"] for ch in c.checks})
+    return unmatched(waivers, seen)
+
+
 def exit_code(controls_: list[ControlResult]) -> int:
     """0 compliant, 1 non-compliant, 2 could not check: a scheduler can tell them apart.
 
-    Only selected controls count: not-selected (and not-checked) never change the code."""
+    Only selected controls count: not-selected (and not-checked) never change the code; a
+    control waived by a valid waiver counts as compliant (an expired waiver leaves it failing)."""
     verdicts = {c.verdict for c in controls_}
     if Verdict.FAIL in verdicts:
         return 1

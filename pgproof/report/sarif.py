@@ -1,5 +1,9 @@
 """results.sarif (SARIF 2.1.0): one rule per control, one result per failing check.
 
+A failure a valid waiver covers is still a result, with ``suppressions[]`` (external,
+accepted, the justification, owner and expiry), so code scanning shows it as dismissed for
+a reason instead of hiding it; a failure whose waiver expired says so in its message.
+
 GitHub code scanning needs a ``physicalLocation.artifactLocation.uri`` on every result,
 so a finding about a live endpoint points at the file that defines the target
 (``pgproof.toml``) and names the endpoint as a ``logicalLocation``; a finding in the
@@ -65,14 +69,30 @@ def _results(run: Run, check: Check, rule_index: int) -> list[dict[str, Any]]:
                  check.control, run.target_name, check.nodeid)}}]
 
 
+def _waived(result: dict[str, Any], check: Check) -> dict[str, Any]:
+    """Add what a waiver did: a suppression while it is valid, a sentence once it expired."""
+    w = check.waiver
+    if w is None:
+        return result
+    result["properties"] = {**result["properties"], "waiver": w}
+    if w["status"] == "valid":
+        result["suppressions"] = [{"kind": "external", "status": "accepted",
+                                   "justification": w["justification"],
+                                   "properties": {"owner": w["owner"], "expires": w["expires"],
+                                                  "waiver": w["subject"]}}]
+    else:
+        result["message"] = {"text": f"{result['message']['text']}\n{w['note']}"}
+    return result
+
+
 def build(run: Run) -> dict[str, Any]:
     ids = [c.id for c in run.judged]
     index = {cid: i for i, cid in enumerate(ids)}
     results: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     for ch in run.checks():
-        if ch.verdict == "fail":
-            results += _results(run, ch, index[ch.control])
+        if ch.verdict in ("fail", "waived"):
+            results += [_waived(r, ch) for r in _results(run, ch, index[ch.control])]
         elif ch.verdict == "error":  # could not check: say so, a clean log must not hide it
             notes.append({"level": "error", "message": {"text": ch.message or "could not check"},
                           "descriptor": {"id": ch.control},
