@@ -72,6 +72,9 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     baseline_s = baseline_s or target.chaos.baseline_s
     budget_s = budget_s or target.thresholds.rto_budget_s
     check_policy(target, i_mean_production)
+    left = record.FaultRecord.load(target)
+    if left is not None:  # dry-run too: the plan would be refused
+        raise ChaosRefused(f"{left.notice()}; a new game day waits until it is recovered")
     driver = make_driver(target)
     needs = [s.fault] + ([] if s.synchronous else ["synchronous"])
     for method in needs:
