@@ -44,7 +44,8 @@ def _weak_suites(facts: dict) -> str:  # type: ignore[type-arg]
     if facts:
         scan = next(iter(facts.values())).ciphers
         if scan is not None:
-            out.append(f"client {scan.client} can offer: {', '.join(scan.offerable())}; {scan.note}")
+            out.append(f"{next(iter(facts))}: {scan.raw_summary()} (suites {scan.client} lacks); "
+                       f"{scan.note}")
     return "; ".join(out)
 
 

@@ -300,13 +300,13 @@ def classes_of(openssl_name: str) -> set[str]:
     """
     tokens = openssl_name.upper().split("-")
     found = set()
+    if tokens[0].startswith("EXP"):  # EXP-ADH-RC4-MD5: the key exchange follows
+        found.add("EXPORT")
+        tokens = tokens[1:]
     if tokens[0] in ("ADH", "AECDH"):
         found.add("anonymous")
     if "NULL" in tokens:
         found.add("NULL")
-    if tokens[0].startswith("EXP"):
-        found.add("EXPORT")
-        tokens = tokens[1:]
     if "RC4" in tokens:
         found.add("RC4")
     if "CBC3" in tokens or "3DES" in tokens:
@@ -318,3 +318,24 @@ def classes_of(openssl_name: str) -> set[str]:
     if tokens and tokens[0] in _STATIC_RSA_FIRST:
         found.add(NO_FORWARD_SECRECY)
     return found
+
+
+def enumerate_class(host: str, port: int, weak_class: WeakClass, version: str, how: str,
+                    sni: str | None = None, timeout: float = 3.0
+                    ) -> tuple[CipherOutcome, tuple[str, ...], str]:
+    """One class at one version by ONE method, over every suite that method can offer.
+
+    ``how``: ``ssl`` (the suites Python's OpenSSL has) or ``raw`` (every registered
+    suite of the class, by hand-built ClientHello). For cross-checking the two.
+    """
+    if how == "ssl":
+        suites = offerable_suites(weak_class, version)
+        offer = _ssl_offer(host, port, sni, version, timeout)
+    elif how == "raw":
+        suites = tuple(s.name for s in class_suites(weak_class.name, version))
+        offer = _raw_offer(host, port, sni, version, timeout)
+    else:
+        raise ValueError(f"how must be 'ssl' or 'raw', not {how!r}")
+    if not suites:
+        return CipherOutcome.NOT_PROBED, (), f"no {weak_class.name} suite at {version}"
+    return _part(offer, suites)
