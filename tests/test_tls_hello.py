@@ -7,6 +7,7 @@ RSA), and a class the server cannot speak must come back as an alert.
 
 from __future__ import annotations
 
+import re
 import ssl
 import struct
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ SETTINGS = {  # the lab mutations' server settings, and one with eNULL
     "tls-anon-ciphers": {"ssl_ciphers": "ALL:@SECLEVEL=0"},
     "tls-weak": {"ssl_min_protocol_version": "TLSv1", "ssl_ciphers": "ALL:@SECLEVEL=0"},
     "enull": {"ssl_min_protocol_version": "TLSv1", "ssl_ciphers": "ALL:eNULL:@SECLEVEL=0"},
+    "min-tlsv1": {"ssl_min_protocol_version": "TLSv1"},  # 1.0/1.1 fail with internal_error
 }
 # IDs from the brief (IANA registry), per class: the table must hold at least these.
 SAMPLE = {
@@ -55,9 +57,10 @@ def servers() -> Iterator[dict[str, Standalone]]:
     with (standalone_postgres() as healthy, standalone_postgres(settings=SETTINGS["tls-anon-ciphers"]) as anon,
           standalone_postgres(settings=SETTINGS["tls-weak"]) as weak,
           standalone_postgres(settings=SETTINGS["enull"]) as enull,
-          standalone_postgres(cert_key="rsa", settings=SETTINGS["tls-weak"]) as rsa):
+          standalone_postgres(cert_key="rsa", settings=SETTINGS["tls-weak"]) as rsa,
+          standalone_postgres(settings=SETTINGS["min-tlsv1"]) as min_tlsv1):
         yield {"healthy": healthy, "tls-anon-ciphers": anon, "tls-weak": weak, "enull": enull,
-               "rsa-weak": rsa}
+               "rsa-weak": rsa, "min-tlsv1": min_tlsv1}
 
 
 # --- the table ---------------------------------------------------------------------------
@@ -163,7 +166,8 @@ def test_malformed_hello_is_inconclusive_never_refused(servers: dict[str, Standa
     assert "rejected our ClientHello itself" in r.detail
 
 
-@pytest.mark.parametrize("config", ["healthy", "tls-anon-ciphers", "tls-weak", "enull", "rsa-weak"])
+@pytest.mark.parametrize("config", ["healthy", "tls-anon-ciphers", "tls-weak", "enull", "rsa-weak",
+                                    "min-tlsv1"])
 def test_raw_hello_and_ssl_agree_where_both_can_offer(servers: dict[str, Standalone],
                                                       config: str) -> None:
     pg = servers[config]
@@ -175,7 +179,7 @@ def test_raw_hello_and_ssl_agree_where_both_can_offer(servers: dict[str, Standal
             assert (s_out, set(s_acc)) == (r_out, set(r_acc)), (config, cls, v, s_why, r_why)
             assert s_out in (CipherOutcome.ACCEPTED, CipherOutcome.REFUSED), (config, cls, v, s_why)
             accepted_any |= bool(s_acc)
-    assert accepted_any is (config != "healthy"), config
+    assert accepted_any is (config not in ("healthy", "min-tlsv1")), config
 
 
 def test_tls5_passes_on_a_healthy_server_with_raw_evidence(servers: dict[str, Standalone]) -> None:
@@ -188,7 +192,21 @@ def test_tls5_passes_on_a_healthy_server_with_raw_evidence(servers: dict[str, St
         row = facts.ciphers.get(cls, "TLSv1.2")
         assert row is not None and row.raw == row.offered and len(row.raw) >= 10, row
     summary = facts.ciphers.raw_summary()
-    assert ("EXPORT/RC4/DES/3DES/MD5" in summary and "offered by raw ClientHello: refused (alert "
-            "protocol_version) at TLSv1/TLSv1.1, refused (alert handshake_failure) at TLSv1.2"
-            in summary and ";" not in summary), summary
+    assert "EXPORT/RC4/DES/3DES/MD5" in summary and ";" not in summary, summary
+    assert re.search(r"offered by raw ClientHello: refused \(alert protocol_version to one hello "
+                     r"offering all \d+ raw suites\) at TLSv1/TLSv1.1, refused \(alert "
+                     r"handshake_failure\) at TLSv1.2$", summary), summary
+    assert judge_tls5(facts, Thresholds()) == []
+
+
+def test_only_protocol_version_spares_a_version(servers: dict[str, Standalone]) -> None:
+    """A version refused with another alert (internal_error here) is still offered class by class."""
+    pg = servers["min-tlsv1"]
+    facts = probe_endpoint(pg.host, pg.port, pg.ca)
+    assert facts.versions["TLSv1"].reason == "TLSV1_ALERT_INTERNAL_ERROR"
+    assert facts.ciphers is not None
+    for cls in ("anonymous", "RC4"):
+        row = facts.ciphers.get(cls, "TLSv1")
+        assert row is not None and row.outcome is CipherOutcome.REFUSED
+        assert "altogether" not in row.reason and "handshake_failure" in row.reason, row
     assert judge_tls5(facts, Thresholds()) == []

@@ -245,13 +245,16 @@ _WORST = (CipherOutcome.ACCEPTED, CipherOutcome.ERROR, CipherOutcome.INCONCLUSIV
 
 
 def _enumerate(host: str, port: int, sni: str | None, weak_class: WeakClass, version: str,
-               timeout: float, version_refused: str) -> ClassResult:
+               timeout: float, version_refused: str,
+               raw_refused: str = "") -> ClassResult:
     """The class at one version: Python's ssl for the suites it has, a raw hello for the rest.
 
     The ssl path completes real handshakes; the raw ClientHello (``tls_hello``)
     offers the registered suites this OpenSSL lacks. Refused only if every part
     was refused; accepted if any part was. ``version_refused`` (the version
-    probe's protocol_version alert) spares the ssl handshakes, not the raw hello.
+    probe's protocol_version alert) spares the ssl handshakes; ``raw_refused``
+    (the same alert to one raw hello offering every class's raw suites) spares
+    the per-class raw hellos.
     """
     offered = offerable_suites(weak_class, version)
     raw = tuple(s.name for s in raw_suites(weak_class, version))
@@ -261,7 +264,8 @@ def _enumerate(host: str, port: int, sni: str | None, weak_class: WeakClass, ver
                               f"altogether ({version_refused})") if version_refused else
                       _part(_ssl_offer(host, port, sni, version, timeout), offered)))
     if raw:
-        parts.append(("raw ClientHello", _part(_raw_offer(host, port, sni, version, timeout), raw)))
+        parts.append(("raw ClientHello", (CipherOutcome.REFUSED, (), raw_refused) if raw_refused
+                      else _part(_raw_offer(host, port, sni, version, timeout), raw)))
     if not parts:
         return ClassResult(weak_class.name, version, CipherOutcome.NOT_PROBED,
                            reason=f"no {weak_class.name} suite is registered at {version}")
@@ -276,16 +280,35 @@ def scan(host: str, port: int, sni: str | None = None, timeout: float = 3.0,
     """Every weak class at every TLS version up to 1.2; raises ``ConnectFailed`` if unreachable.
 
     ``refused_versions``: version -> the protocol_version alert with which the
-    version probe was refused; their ssl handshakes are not repeated.
+    version probe was refused. Its ssl handshakes are not repeated, and one raw
+    hello offering every class's raw suites at once stands for the per-class
+    ones if it gets protocol_version too: a server decides the version before
+    it looks at suites (each handshake is a new backend on the server: 14 fewer
+    on a healthy endpoint).
     """
     started = time.monotonic()
+    refused = dict(refused_versions or {})
     jobs = [(c, v) for v in SCANNED_VERSIONS for c in WEAK_CLASSES]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_enumerate, host, port, sni, c, v, timeout,
-                               (refused_versions or {}).get(v, ""))
-                   for c, v in jobs]
+        raw_f = {v: pool.submit(_version_refused_raw, host, port, sni, v, timeout)
+                 for v in SCANNED_VERSIONS if v in refused}
+        raw_refused = {v: f.result() for v, f in raw_f.items()}
+        futures = [pool.submit(_enumerate, host, port, sni, c, v, timeout, refused.get(v, ""),
+                               raw_refused.get(v, "")) for c, v in jobs]
         results = tuple(f.result() for f in futures)
     return CipherScan(results, elapsed_s=time.monotonic() - started)
+
+
+def _version_refused_raw(host: str, port: int, sni: str | None, version: str,
+                         timeout: float) -> str:
+    """'alert protocol_version' if one raw hello with every raw suite at ``version`` gets it."""
+    ids = sorted({s.id for c in WEAK_CLASSES for s in raw_suites(c, version)})
+    try:
+        reply = tls_hello.hello(host, port, version, ids, sni, timeout)
+    except NoTls:
+        return ""
+    ok = reply.outcome is HelloOutcome.REFUSED and reply.alert == "protocol_version"
+    return f"alert protocol_version to one hello offering all {len(ids)} raw suites" if ok else ""
 
 
 _STATIC_RSA_FIRST = {"AES", "AES128", "AES256", "ARIA128", "ARIA256", "CAMELLIA128", "CAMELLIA256",
