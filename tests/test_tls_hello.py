@@ -210,3 +210,38 @@ def test_only_protocol_version_spares_a_version(servers: dict[str, Standalone]) 
         assert row is not None and row.outcome is CipherOutcome.REFUSED
         assert "altogether" not in row.reason and "handshake_failure" in row.reason, row
     assert judge_tls5(facts, Thresholds()) == []
+
+
+def _reply_to(data: bytes) -> object:
+    """What read_reply makes of ``data`` sent by a peer that then closes."""
+    import socket
+
+    from pgproof.probes.tls_hello import read_reply
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.settimeout(2)
+        theirs.sendall(data)
+        theirs.shutdown(socket.SHUT_WR)
+        return read_reply(ours)
+
+
+def test_read_reply_edge_cases() -> None:
+    """A ServerHello split over two records, a PostgreSQL error, silence, an unknown alert."""
+    from pgproof.probes.tls_hello import HelloReply
+
+    body = b"\x03\x03" + bytes(32) + b"\x20" + bytes(32) + b"\x00\x05" + b"\x00"
+    msg = b"\x02" + len(body).to_bytes(3, "big") + body
+    split = (struct.pack("!BHH", 22, 0x0303, 10) + msg[:10]
+             + struct.pack("!BHH", 22, 0x0303, len(msg) - 10) + msg[10:])
+    assert _reply_to(split) == HelloReply(HelloOutcome.ACCEPTED, suite=0x0005, version="TLSv1.2")
+    r = _reply_to(b"EFATAL: no pg_hba.conf entry")
+    assert isinstance(r, HelloReply) and r.outcome is HelloOutcome.INCONCLUSIVE
+    r = _reply_to(b"")
+    assert isinstance(r, HelloReply) and r.outcome is HelloOutcome.ERROR
+    r = _reply_to(struct.pack("!BHHBB", 21, 0x0303, 2, 2, 50))
+    assert isinstance(r, HelloReply) and (r.outcome, r.alert) == (HelloOutcome.INCONCLUSIVE,
+                                                                  "decode_error")
+    r = _reply_to(struct.pack("!BHHBB", 21, 0x0303, 2, 2, 40))
+    assert isinstance(r, HelloReply) and (r.outcome, r.alert) == (HelloOutcome.REFUSED,
+                                                                  "handshake_failure")
