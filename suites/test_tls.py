@@ -41,10 +41,13 @@ def _weak_suites(facts: dict) -> str:  # type: ignore[type-arg]
         acc = {v: sorted(scan.accepted(v)) for v in ("TLSv1", "TLSv1.1", "TLSv1.2")}
         shown = ", ".join(f"{v}={'+'.join(s) or 'none'}" for v, s in acc.items())
         out.append(f"{n}: weak suites accepted {shown} ({scan.elapsed_s * 1000:.0f} ms)")
-    if facts:
-        scan = next(iter(facts.values())).ciphers
-        if scan is not None:
-            out.append(f"client {scan.client} can offer: {', '.join(scan.offerable())}; {scan.note}")
+    raw = {n: f.ciphers.raw_summary() for n, f in facts.items() if f.ciphers is not None}
+    if len(set(raw.values())) == 1:  # the usual case: say it once
+        raw = {"every endpoint": next(iter(raw.values()))}
+    out += [f"{n}: {summary}" for n, summary in raw.items()]
+    scan = next((f.ciphers for f in facts.values() if f.ciphers is not None), None)
+    if scan is not None:
+        out.append(f"(raw ClientHello for the suites {scan.client} lacks); {scan.note}")
     return "; ".join(out)
 
 

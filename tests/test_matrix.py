@@ -46,6 +46,7 @@ def test_healthy_lab_is_compliant(healthy: dict[str, str]) -> None:
     bad = {c: v for c, v in healthy.items() if v not in ACCEPTABLE_HEALTHY}
     assert not bad, f"healthy lab has non-compliant controls: {bad}"
     assert set(healthy) >= set(CONTROLS), "a control vanished from the report"
+    assert healthy["TLS-5"] == "pass", "TLS-5: weak classes must be proven refused (raw ClientHello)"
     skipped = {c for c, v in healthy.items() if v == "skip"}
     assert skipped <= set(mutations.UNBREAKABLE), f"skipped without a written reason: {skipped}"
 

@@ -103,11 +103,7 @@ def test_default_server_has_strong_crypto(healthy: Standalone) -> None:
     assert (leaf.key_type, leaf.key_bits, leaf.key_curve) == ("EC", 256, "secp256r1")
     assert facts.cipher and weak_cipher_parts(facts.cipher) == []
     assert facts.ciphers is not None and facts.ciphers.accepted() == set()
-    if all(r.offered for r in facts.ciphers.results if r.version == "TLSv1.2"):
-        assert judge_tls5(facts, TH) == []
-    else:  # this client cannot offer every class: unknown, never "refused"
-        with pytest.raises(CannotVerify, match="not-probed"):
-            judge_tls5(facts, TH)
+    assert judge_tls5(facts, TH) == []  # every class offered (ssl or raw hello) and refused
 
 
 def test_weak_server_accepts_legacy_tls_and_fails_tls1(weak: Standalone) -> None:
@@ -197,29 +193,26 @@ def test_static_rsa_key_exchange_is_its_own_finding(rsa_cert: Standalone) -> Non
     (problem,) = judge_tls5(facts, TH)
     assert "without forward secrecy (static RSA)" in problem and "AES256-GCM-SHA384" in problem
     assert "tls_require_forward_secrecy" in problem
-    relaxed = Thresholds(tls_require_forward_secrecy=False)
-    offers_all = all(r.offered for r in facts.ciphers.results if r.version == "TLSv1.2")
-    if offers_all:
-        assert judge_tls5(facts, relaxed) == []
-    else:
-        with pytest.raises(CannotVerify, match="not-probed"):
-            judge_tls5(facts, relaxed)
+    assert judge_tls5(facts, Thresholds(tls_require_forward_secrecy=False)) == []
 
 
-def test_not_offerable_classes_are_not_probed_never_refused(healthy: Standalone) -> None:
+def test_every_class_is_offered_and_refused_by_a_healthy_server(healthy: Standalone) -> None:
+    """What Python's ssl cannot offer goes by raw ClientHello: nothing is left not probed."""
     facts = probe(healthy)
     assert facts.ciphers is not None
     for r in facts.ciphers.results:
-        if r.version in ("TLSv1", "TLSv1.1"):  # the server refuses the version itself
-            assert r.outcome is CipherOutcome.REFUSED, r
-        elif r.offered:
-            assert r.outcome is CipherOutcome.REFUSED and r.reason.startswith("the server sent"), r
+        assert r.outcome is CipherOutcome.REFUSED and r.offered, r
+        if r.version in ("TLSv1", "TLSv1.1"):  # the ssl part is spared after protocol_version
+            assert "protocol_version" in r.reason.lower(), r
         else:
-            assert r.outcome is CipherOutcome.NOT_PROBED, r
+            assert "alert" in r.reason and "handshake_failure" in r.reason.lower(), r
+        ssl_part = set(r.offered) - set(r.raw)
+        assert ssl_part == set(offerable_suites(next(c for c in WEAK_CLASSES
+                                                      if c.name == r.weak_class), r.version))
     for c in WEAK_CLASSES:  # our name classifier agrees with OpenSSL's selectors
         for v in SCANNED_VERSIONS:
             assert all(c.name in classes_of(s) for s in offerable_suites(c, v)), (c.name, v)
-    assert "anonymous" in facts.ciphers.offerable()
+    assert set(facts.ciphers.offerable()) == {c.name for c in WEAK_CLASSES}
 
 
 def test_plaintext_rule_means_auth_requested_and_tls2_fails() -> None:

@@ -193,9 +193,10 @@ def _weak_suites(scan: CipherScan, where: str, th: Thresholds) -> tuple[list[str
 def judge_tls5(facts: TlsFacts, th: Thresholds) -> list[str]:
     """No weak suite accepted at any version (enumerated), none negotiated; strong leaf key.
 
-    A class this client cannot offer (on OpenSSL 3: EXPORT, RC4, DES, 3DES) is
-    unknown, not refused: with no definite problem elsewhere it makes the
-    verdict "cannot verify", naming the classes.
+    Suites Python's OpenSSL lacks (EXPORT, RC4, DES, 3DES ...) were offered by a
+    raw ClientHello. A class neither way could prove refused (not probed,
+    inconclusive, error) is unknown, not refused: with no definite problem
+    elsewhere it makes the verdict "cannot verify", naming the classes.
     """
     where = facts.where
     if facts.cipher is None or facts.leaf is None:
@@ -233,6 +234,6 @@ def judge_tls5(facts: TlsFacts, th: Thresholds) -> list[str]:
     if problems or not unproven:
         return problems
     client = facts.ciphers.client if facts.ciphers else "this client"
-    raise CannotVerify(f"TLS-5: {where}: every weak suite class this client ({client}) could offer "
-                       f"was refused, but these were not proven refused: {'; '.join(unproven)} "
-                       "(a class this client cannot offer is not probed, never taken as refused)")
+    raise CannotVerify(f"TLS-5: {where}: no weak suite was accepted, but these classes were not "
+                       f"proven refused: {'; '.join(unproven)} (client {client}; only a server "
+                       "alert counts as refused)")

@@ -277,7 +277,8 @@ def probe_endpoint(host: str, port: int, ca_file: Path | None,
             plaintext = plain_f.result()
             chain_valid, chain_error, verified = chain_f.result()
             best = next((results[v][1] for v in reversed(TLS_VERSIONS) if results[v][1]), None)
-            refused = {v for v, (r, _, _) in results.items() if r.outcome is VersionOutcome.REFUSED}
+            refused = {v: r.reason for v, (r, _, _) in results.items()  # the version itself
+                       if r.outcome is VersionOutcome.REFUSED and "PROTOCOL_VERSION" in r.reason}
             cipher_f = pool.submit(tls_ciphers.scan, host, port, sni, timeout, refused) if (
                 scan_ciphers and any(s for _, _, s in results.values())) else None
             hostname_match, hostname_error = None, "no TLS handshake succeeded"

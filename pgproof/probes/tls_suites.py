@@ -1,0 +1,192 @@
+"""The IANA cipher-suite IDs of every weak class, for offering them in a raw ClientHello.
+
+Python's OpenSSL 3 cannot offer EXPORT, RC4, DES or 3DES suites (nor SEED,
+IDEA, KRB5 ...), so scanners' way is used for those: put the suite IDs on the
+wire ourselves (``tls_hello``). Names are IANA's TLS Cipher Suites registry
+names; the OpenSSL name (as sslyze and Python's ssl report suites) where one
+exists, else the IANA name stands in. 0x0060-0x0066 are the widely deployed
+EXPORT1024 draft suites IANA reserves rather than names. Class membership is
+read from the IANA name, so one rule covers every key exchange.
+``tests/test_tls_hello.py`` checks the IDs against Python's OpenSSL and the
+names against sslyze's mapping.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+
+@dataclass(frozen=True)
+class Suite:
+    id: int
+    iana: str
+    openssl: str  # "" when OpenSSL never named it
+
+    @property
+    def name(self) -> str:
+        """How results name the suite: OpenSSL's name, comparable with ssl and sslyze."""
+        return self.openssl or self.iana
+
+    @property
+    def tls12_only(self) -> bool:
+        """SHA-2 MAC or AEAD suites exist only at TLS 1.2 (RFC 5246/5288)."""
+        return bool(re.search(r"_(SHA256|SHA384)$|_GCM_|_CCM", self.iana))
+
+
+_TABLE: tuple[tuple[int, str, str], ...] = (
+    (0x0000, "TLS_NULL_WITH_NULL_NULL", ""),
+    (0x0001, "TLS_RSA_WITH_NULL_MD5", "NULL-MD5"),
+    (0x0002, "TLS_RSA_WITH_NULL_SHA", "NULL-SHA"),
+    (0x0003, "TLS_RSA_EXPORT_WITH_RC4_40_MD5", "EXP-RC4-MD5"),
+    (0x0004, "TLS_RSA_WITH_RC4_128_MD5", "RC4-MD5"),
+    (0x0005, "TLS_RSA_WITH_RC4_128_SHA", "RC4-SHA"),
+    (0x0006, "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5", "EXP-RC2-CBC-MD5"),
+    (0x0007, "TLS_RSA_WITH_IDEA_CBC_SHA", "IDEA-CBC-SHA"),
+    (0x0008, "TLS_RSA_EXPORT_WITH_DES40_CBC_SHA", "EXP-DES-CBC-SHA"),
+    (0x0009, "TLS_RSA_WITH_DES_CBC_SHA", "DES-CBC-SHA"),
+    (0x000A, "TLS_RSA_WITH_3DES_EDE_CBC_SHA", "DES-CBC3-SHA"),
+    (0x000B, "TLS_DH_DSS_EXPORT_WITH_DES40_CBC_SHA", "EXP-DH-DSS-DES-CBC-SHA"),
+    (0x000C, "TLS_DH_DSS_WITH_DES_CBC_SHA", "DH-DSS-DES-CBC-SHA"),
+    (0x000D, "TLS_DH_DSS_WITH_3DES_EDE_CBC_SHA", "DH-DSS-DES-CBC3-SHA"),
+    (0x000E, "TLS_DH_RSA_EXPORT_WITH_DES40_CBC_SHA", "EXP-DH-RSA-DES-CBC-SHA"),
+    (0x000F, "TLS_DH_RSA_WITH_DES_CBC_SHA", "DH-RSA-DES-CBC-SHA"),
+    (0x0010, "TLS_DH_RSA_WITH_3DES_EDE_CBC_SHA", "DH-RSA-DES-CBC3-SHA"),
+    (0x0011, "TLS_DHE_DSS_EXPORT_WITH_DES40_CBC_SHA", "EXP-EDH-DSS-DES-CBC-SHA"),
+    (0x0012, "TLS_DHE_DSS_WITH_DES_CBC_SHA", "EDH-DSS-DES-CBC-SHA"),
+    (0x0013, "TLS_DHE_DSS_WITH_3DES_EDE_CBC_SHA", "DHE-DSS-DES-CBC3-SHA"),
+    (0x0014, "TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA", "EXP-EDH-RSA-DES-CBC-SHA"),
+    (0x0015, "TLS_DHE_RSA_WITH_DES_CBC_SHA", "EDH-RSA-DES-CBC-SHA"),
+    (0x0016, "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA", "DHE-RSA-DES-CBC3-SHA"),
+    (0x0017, "TLS_DH_anon_EXPORT_WITH_RC4_40_MD5", "EXP-ADH-RC4-MD5"),
+    (0x0018, "TLS_DH_anon_WITH_RC4_128_MD5", "ADH-RC4-MD5"),
+    (0x0019, "TLS_DH_anon_EXPORT_WITH_DES40_CBC_SHA", "EXP-ADH-DES-CBC-SHA"),
+    (0x001A, "TLS_DH_anon_WITH_DES_CBC_SHA", "ADH-DES-CBC-SHA"),
+    (0x001B, "TLS_DH_anon_WITH_3DES_EDE_CBC_SHA", "ADH-DES-CBC3-SHA"),
+    (0x001E, "TLS_KRB5_WITH_DES_CBC_SHA", "KRB5-DES-CBC-SHA"),
+    (0x001F, "TLS_KRB5_WITH_3DES_EDE_CBC_SHA", "KRB5-DES-CBC3-SHA"),
+    (0x0020, "TLS_KRB5_WITH_RC4_128_SHA", "KRB5-RC4-SHA"),
+    (0x0022, "TLS_KRB5_WITH_DES_CBC_MD5", "KRB5-DES-CBC-MD5"),
+    (0x0023, "TLS_KRB5_WITH_3DES_EDE_CBC_MD5", "KRB5-DES-CBC3-MD5"),
+    (0x0024, "TLS_KRB5_WITH_RC4_128_MD5", "KRB5-RC4-MD5"),
+    (0x0025, "TLS_KRB5_WITH_IDEA_CBC_MD5", "KRB5-IDEA-CBC-MD5"),
+    (0x0026, "TLS_KRB5_EXPORT_WITH_DES_CBC_40_SHA", "EXP-KRB5-DES-CBC-SHA"),
+    (0x0027, "TLS_KRB5_EXPORT_WITH_RC2_CBC_40_SHA", "EXP-KRB5-RC2-CBC-SHA"),
+    (0x0028, "TLS_KRB5_EXPORT_WITH_RC4_40_SHA", "EXP-KRB5-RC4-SHA"),
+    (0x0029, "TLS_KRB5_EXPORT_WITH_DES_CBC_40_MD5", "EXP-KRB5-DES-CBC-MD5"),
+    (0x002A, "TLS_KRB5_EXPORT_WITH_RC2_CBC_40_MD5", "EXP-KRB5-RC2-CBC-MD5"),
+    (0x002B, "TLS_KRB5_EXPORT_WITH_RC4_40_MD5", "EXP-KRB5-RC4-MD5"),
+    (0x002C, "TLS_PSK_WITH_NULL_SHA", "PSK-NULL-SHA"),
+    (0x002D, "TLS_DHE_PSK_WITH_NULL_SHA", "DHE-PSK-NULL-SHA"),
+    (0x002E, "TLS_RSA_PSK_WITH_NULL_SHA", "RSA-PSK-NULL-SHA"),
+    (0x002F, "TLS_RSA_WITH_AES_128_CBC_SHA", "AES128-SHA"),
+    (0x0034, "TLS_DH_anon_WITH_AES_128_CBC_SHA", "ADH-AES128-SHA"),
+    (0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA", "AES256-SHA"),
+    (0x003A, "TLS_DH_anon_WITH_AES_256_CBC_SHA", "ADH-AES256-SHA"),
+    (0x003B, "TLS_RSA_WITH_NULL_SHA256", "NULL-SHA256"),
+    (0x003C, "TLS_RSA_WITH_AES_128_CBC_SHA256", "AES128-SHA256"),
+    (0x003D, "TLS_RSA_WITH_AES_256_CBC_SHA256", "AES256-SHA256"),
+    (0x0041, "TLS_RSA_WITH_CAMELLIA_128_CBC_SHA", "CAMELLIA128-SHA"),
+    (0x0046, "TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA", "ADH-CAMELLIA128-SHA"),
+    (0x0060, "TLS_RSA_EXPORT1024_WITH_RC4_56_MD5", "EXP1024-RC4-MD5"),
+    (0x0061, "TLS_RSA_EXPORT1024_WITH_RC2_CBC_56_MD5", "EXP1024-RC2-CBC-MD5"),
+    (0x0062, "TLS_RSA_EXPORT1024_WITH_DES_CBC_SHA", "EXP1024-DES-CBC-SHA"),
+    (0x0063, "TLS_DHE_DSS_EXPORT1024_WITH_DES_CBC_SHA", "EXP1024-DHE-DSS-DES-CBC-SHA"),
+    (0x0064, "TLS_RSA_EXPORT1024_WITH_RC4_56_SHA", "EXP1024-RC4-SHA"),
+    (0x0065, "TLS_DHE_DSS_EXPORT1024_WITH_RC4_56_SHA", "EXP1024-DHE-DSS-RC4-SHA"),
+    (0x0066, "TLS_DHE_DSS_WITH_RC4_128_SHA", "DHE-DSS-RC4-SHA"),
+    (0x006C, "TLS_DH_anon_WITH_AES_128_CBC_SHA256", "ADH-AES128-SHA256"),
+    (0x006D, "TLS_DH_anon_WITH_AES_256_CBC_SHA256", "ADH-AES256-SHA256"),
+    (0x0084, "TLS_RSA_WITH_CAMELLIA_256_CBC_SHA", "CAMELLIA256-SHA"),
+    (0x0089, "TLS_DH_anon_WITH_CAMELLIA_256_CBC_SHA", "ADH-CAMELLIA256-SHA"),
+    (0x008A, "TLS_PSK_WITH_RC4_128_SHA", "PSK-RC4-SHA"),
+    (0x008B, "TLS_PSK_WITH_3DES_EDE_CBC_SHA", "PSK-3DES-EDE-CBC-SHA"),
+    (0x008E, "TLS_DHE_PSK_WITH_RC4_128_SHA", "DHE-PSK-RC4-SHA"),
+    (0x008F, "TLS_DHE_PSK_WITH_3DES_EDE_CBC_SHA", "DHE-PSK-3DES-EDE-CBC-SHA"),
+    (0x0092, "TLS_RSA_PSK_WITH_RC4_128_SHA", "RSA-PSK-RC4-SHA"),
+    (0x0093, "TLS_RSA_PSK_WITH_3DES_EDE_CBC_SHA", "RSA-PSK-3DES-EDE-CBC-SHA"),
+    (0x0096, "TLS_RSA_WITH_SEED_CBC_SHA", "SEED-SHA"),
+    (0x009B, "TLS_DH_anon_WITH_SEED_CBC_SHA", "ADH-SEED-SHA"),
+    (0x009C, "TLS_RSA_WITH_AES_128_GCM_SHA256", "AES128-GCM-SHA256"),
+    (0x009D, "TLS_RSA_WITH_AES_256_GCM_SHA384", "AES256-GCM-SHA384"),
+    (0x00A6, "TLS_DH_anon_WITH_AES_128_GCM_SHA256", "ADH-AES128-GCM-SHA256"),
+    (0x00A7, "TLS_DH_anon_WITH_AES_256_GCM_SHA384", "ADH-AES256-GCM-SHA384"),
+    (0x00B0, "TLS_PSK_WITH_NULL_SHA256", "PSK-NULL-SHA256"),
+    (0x00B1, "TLS_PSK_WITH_NULL_SHA384", "PSK-NULL-SHA384"),
+    (0x00B4, "TLS_DHE_PSK_WITH_NULL_SHA256", "DHE-PSK-NULL-SHA256"),
+    (0x00B5, "TLS_DHE_PSK_WITH_NULL_SHA384", "DHE-PSK-NULL-SHA384"),
+    (0x00B8, "TLS_RSA_PSK_WITH_NULL_SHA256", "RSA-PSK-NULL-SHA256"),
+    (0x00B9, "TLS_RSA_PSK_WITH_NULL_SHA384", "RSA-PSK-NULL-SHA384"),
+    (0x00BA, "TLS_RSA_WITH_CAMELLIA_128_CBC_SHA256", "CAMELLIA128-SHA256"),
+    (0x00BF, "TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA256", "ADH-CAMELLIA128-SHA256"),
+    (0x00C0, "TLS_RSA_WITH_CAMELLIA_256_CBC_SHA256", "CAMELLIA256-SHA256"),
+    (0x00C5, "TLS_DH_anon_WITH_CAMELLIA_256_CBC_SHA256", "ADH-CAMELLIA256-SHA256"),
+    (0xC001, "TLS_ECDH_ECDSA_WITH_NULL_SHA", "ECDH-ECDSA-NULL-SHA"),
+    (0xC002, "TLS_ECDH_ECDSA_WITH_RC4_128_SHA", "ECDH-ECDSA-RC4-SHA"),
+    (0xC003, "TLS_ECDH_ECDSA_WITH_3DES_EDE_CBC_SHA", "ECDH-ECDSA-DES-CBC3-SHA"),
+    (0xC006, "TLS_ECDHE_ECDSA_WITH_NULL_SHA", "ECDHE-ECDSA-NULL-SHA"),
+    (0xC007, "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", "ECDHE-ECDSA-RC4-SHA"),
+    (0xC008, "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA", "ECDHE-ECDSA-DES-CBC3-SHA"),
+    (0xC00B, "TLS_ECDH_RSA_WITH_NULL_SHA", "ECDH-RSA-NULL-SHA"),
+    (0xC00C, "TLS_ECDH_RSA_WITH_RC4_128_SHA", "ECDH-RSA-RC4-SHA"),
+    (0xC00D, "TLS_ECDH_RSA_WITH_3DES_EDE_CBC_SHA", "ECDH-RSA-DES-CBC3-SHA"),
+    (0xC010, "TLS_ECDHE_RSA_WITH_NULL_SHA", "ECDHE-RSA-NULL-SHA"),
+    (0xC011, "TLS_ECDHE_RSA_WITH_RC4_128_SHA", "ECDHE-RSA-RC4-SHA"),
+    (0xC012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "ECDHE-RSA-DES-CBC3-SHA"),
+    (0xC015, "TLS_ECDH_anon_WITH_NULL_SHA", "AECDH-NULL-SHA"),
+    (0xC016, "TLS_ECDH_anon_WITH_RC4_128_SHA", "AECDH-RC4-SHA"),
+    (0xC017, "TLS_ECDH_anon_WITH_3DES_EDE_CBC_SHA", "AECDH-DES-CBC3-SHA"),
+    (0xC018, "TLS_ECDH_anon_WITH_AES_128_CBC_SHA", "AECDH-AES128-SHA"),
+    (0xC019, "TLS_ECDH_anon_WITH_AES_256_CBC_SHA", "AECDH-AES256-SHA"),
+    (0xC01A, "TLS_SRP_SHA_WITH_3DES_EDE_CBC_SHA", "SRP-3DES-EDE-CBC-SHA"),
+    (0xC01B, "TLS_SRP_SHA_RSA_WITH_3DES_EDE_CBC_SHA", "SRP-RSA-3DES-EDE-CBC-SHA"),
+    (0xC01C, "TLS_SRP_SHA_DSS_WITH_3DES_EDE_CBC_SHA", "SRP-DSS-3DES-EDE-CBC-SHA"),
+    (0xC033, "TLS_ECDHE_PSK_WITH_RC4_128_SHA", "ECDHE-PSK-RC4-SHA"),
+    (0xC034, "TLS_ECDHE_PSK_WITH_3DES_EDE_CBC_SHA", "ECDHE-PSK-3DES-EDE-CBC-SHA"),
+    (0xC039, "TLS_ECDHE_PSK_WITH_NULL_SHA", "ECDHE-PSK-NULL-SHA"),
+    (0xC03A, "TLS_ECDHE_PSK_WITH_NULL_SHA256", "ECDHE-PSK-NULL-SHA256"),
+    (0xC03B, "TLS_ECDHE_PSK_WITH_NULL_SHA384", "ECDHE-PSK-NULL-SHA384"),
+    (0xC03C, "TLS_RSA_WITH_ARIA_128_CBC_SHA256", ""),
+    (0xC03D, "TLS_RSA_WITH_ARIA_256_CBC_SHA384", ""),
+    (0xC046, "TLS_DH_anon_WITH_ARIA_128_CBC_SHA256", ""),
+    (0xC047, "TLS_DH_anon_WITH_ARIA_256_CBC_SHA384", ""),
+    (0xC050, "TLS_RSA_WITH_ARIA_128_GCM_SHA256", "ARIA128-GCM-SHA256"),
+    (0xC051, "TLS_RSA_WITH_ARIA_256_GCM_SHA384", "ARIA256-GCM-SHA384"),
+    (0xC05A, "TLS_DH_anon_WITH_ARIA_128_GCM_SHA256", ""),
+    (0xC05B, "TLS_DH_anon_WITH_ARIA_256_GCM_SHA384", ""),
+    (0xC07A, "TLS_RSA_WITH_CAMELLIA_128_GCM_SHA256", ""),
+    (0xC07B, "TLS_RSA_WITH_CAMELLIA_256_GCM_SHA384", ""),
+    (0xC084, "TLS_DH_anon_WITH_CAMELLIA_128_GCM_SHA256", ""),
+    (0xC085, "TLS_DH_anon_WITH_CAMELLIA_256_GCM_SHA384", ""),
+    (0xC09C, "TLS_RSA_WITH_AES_128_CCM", "AES128-CCM"),
+    (0xC09D, "TLS_RSA_WITH_AES_256_CCM", "AES256-CCM"),
+    (0xC0A0, "TLS_RSA_WITH_AES_128_CCM_8", "AES128-CCM8"),
+    (0xC0A1, "TLS_RSA_WITH_AES_256_CCM_8", "AES256-CCM8"),
+)
+SUITES: tuple[Suite, ...] = tuple(Suite(*row) for row in _TABLE)
+BY_ID: dict[int, Suite] = {s.id: s for s in SUITES}
+
+# Weak class name (as tls_ciphers.WEAK_CLASSES names them) -> test on the IANA name.
+_CLASS_RULES: dict[str, re.Pattern[str]] = {
+    "anonymous": re.compile(r"_anon_"),
+    "NULL": re.compile(r"_WITH_NULL_"),
+    "EXPORT": re.compile(r"EXPORT"),
+    "RC4": re.compile(r"_RC4_"),
+    "DES": re.compile(r"_DES(40)?_CBC"),
+    "3DES": re.compile(r"_3DES_EDE_"),
+    "MD5": re.compile(r"_MD5$"),
+    "static-RSA": re.compile(r"^TLS_RSA_(WITH|EXPORT)"),
+}
+
+
+def iana_classes(iana: str) -> set[str]:
+    """The weak classes an IANA suite name belongs to."""
+    return {c for c, rule in _CLASS_RULES.items() if rule.search(iana)}
+
+
+@cache
+def class_suites(weak_class: str, version: str) -> tuple[Suite, ...]:
+    """Every registered suite of ``weak_class`` a server could pick at ``version``."""
+    return tuple(s for s in SUITES if weak_class in iana_classes(s.iana)
+                 and (version == "TLSv1.2" or not s.tls12_only))
