@@ -159,8 +159,8 @@ def test_locustfiles_run_on_their_own_against_the_target(lab: LabState, locustfi
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
     env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent")
     r = subprocess.run([sys.executable, "-m", "locust", "-f", str(repo / "locustfiles" / locustfile),
-                        "--headless", "-u", "3", "-r", "3", "--run-time", "2s", "--only-summary",
-                        "--target", "lab"], capture_output=True, text=True, env=env, timeout=60)
+                        "--headless", "-u", "3", "-r", "3", "--run-time", "10s", "--only-summary",
+                        "--target", "lab"], capture_output=True, text=True, env=env, timeout=120)
     total = [ln for ln in (r.stdout + r.stderr).splitlines() if "Aggregated" in ln and "%" in ln]
     assert total, r.stdout[-2000:] + r.stderr[-2000:]
     requests_, failures = total[0].split()[1], total[0].split()[2]

@@ -52,10 +52,11 @@ ENTRIES: tuple[Control, ...] = (
        "(e.g. rds-ca-rsa2048-g1).", "cert_min_days deprecated_ca_ids",
        hipaa=("164.312(e)(1)",)),
     _c("TLS-5", "Strong crypto",
-       "No negotiated suite uses NULL, EXPORT, RC4, DES, 3DES, MD5 or anonymous key exchange; the "
-       "leaf key is at least 2048-bit RSA or 256-bit EC.", "tls",
+       "The server accepts no anonymous, NULL, EXPORT, RC4, DES, 3DES or MD5 suite at any TLS "
+       "version (enumerated one class at a time, as a scanner does), key exchange is forward "
+       "secret, and the leaf key is at least 2048-bit RSA or 256-bit EC.", "tls",
        "Restrict ssl_ciphers to forward-secret AEAD suites (e.g. 'HIGH:!aNULL:!MD5:!3DES') and "
-       "use a 2048-bit RSA or P-256 key.",
+       "use a 2048-bit RSA or P-256 key.", "tls_require_forward_secrecy",
        hipaa=(*TRANSMISSION, "164.312(e)(2)(i)"), cis=("6.10",)),
     _c("TLS-6", "Pooler keeps TLS",
        "PgBouncer requires TLS from clients and to the server; an RDS Proxy has RequireTLS on.",
@@ -212,17 +213,19 @@ ENTRIES: tuple[Control, ...] = (
        "Throughput returns to the recovery ratio of its pre-fault median without restarting "
        "clients.", "load",
        "Make the pool and clients reconnect and retry instead of holding dead connections.",
-       "load_recovery_ratio", kind="gameday", hipaa=("164.308(a)(7)(ii)(D)",)),
+       "load_recovery_ratio recovery_sustain_s recovery_budget_s", kind="gameday",
+       hipaa=("164.308(a)(7)(ii)(D)",)),
     _c("HA-6", "The cluster heals",
        "The old primary rejoins or a new standby appears, and steady state holds again.",
        "cluster",
-       "Enable pg_rewind (use_pg_rewind) or automatic replica re-creation.", kind="gameday",
+       "Enable pg_rewind (use_pg_rewind) or automatic replica re-creation.",
+       "recovery_sustain_s recovery_budget_s", kind="gameday",
        hipaa=RESILIENCE),
     _c("CH-LAT", "Latency on the client path triggers no failover",
        "Latency on the client path triggers no failover, errors stay within budget, and p95 "
        "returns to baseline after the fault is removed.", "load cluster",
        "Raise client and health-check timeouts above the expected latency; keep failover "
-       "detection off the client path.", "latency_error_budget p95_recovery_factor",
+       "detection off the client path.", "latency_error_budget p95_recovery_factor recovery_sustain_s recovery_budget_s",
        kind="gameday", hipaa=("164.308(a)(7)(ii)(D)",)),
     _c("CH-PART", "Partitioned primary is replaced, no split brain",
        "A primary cut off from clients and the cluster is replaced within the RTO budget and "
