@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from pgproof.errors import UserError
+from pgproof.target_backup import Backup
 
 DEFAULT_CONFIG = Path("pgproof.toml")
 LAB_TARGET_FILE = Path(".pgproof/lab/target.toml")
@@ -78,6 +79,7 @@ class Thresholds(_Strict):
     deprecated_ca_ids: tuple[str, ...] = ("rds-ca-2015", "rds-ca-2019")
     engine_major: int = 15
     forbidden_admin_names: tuple[str, ...] = ("postgres", "admin", "root", "rdsadmin")
+    full_backup_max_age_days: float = Field(7, gt=0)  # BAK-2: newest full base backup
 
 
 class Endpoint(_Strict):
@@ -164,6 +166,7 @@ class Target(_Strict):
     chaos: Chaos = Chaos()
     thresholds: Thresholds = Thresholds()
     lab: Lab | None = None
+    backup: Backup | None = None  # the backup tool's own view (self-managed backup layer)
 
     _paths = field_validator("source_tree", mode="before")(_relative_to_config)
 

@@ -1,7 +1,7 @@
 """The entries: every control pgproof checks today, in report order.
 
 Layers are what the suites and scenarios really look at (tests/test_controls.py
-holds them to that). SPEC controls without a check yet (TLS-7, BAK-6, MON-4)
+holds them to that). SPEC controls without a check yet (BAK-6, MON-4)
 are deliberately absent: a report must not list what nothing proves.
 Framework references are filled only where the mapping is certain.
 """
@@ -51,6 +51,13 @@ ENTRIES: tuple[Control, ...] = (
        "pooler aws",
        "Set client_tls_sslmode and server_tls_sslmode to require (or verify-full) in PgBouncer; "
        "enable RequireTLS on the RDS Proxy."),
+    _c("TLS-7", "Replication encrypted",
+       "Every replication connection on the primary uses TLS at the minimum version or higher, "
+       "and every standby's primary_conninfo requires TLS; on RDS and Aurora replication is "
+       "managed by the provider, which is stated.", "sql",
+       "Use hostssl rules for replication, and sslmode=verify-full (or verify-ca/require) in the "
+       "replication connection settings (Patroni: authentication.replication.sslmode).",
+       "tls_min_version", hipaa=TRANSMISSION),
     _c("NET-1", "Not publicly accessible",
        "PubliclyAccessible is false on the primary and every replica.", "aws",
        "Modify the instances with --no-publicly-accessible.", fsbp=("RDS.2",)),
@@ -104,10 +111,11 @@ ENTRIES: tuple[Control, ...] = (
        "snapshot copy); self-managed: put the data directory on LUKS.",
        hipaa=("164.312(a)(2)(iv)",), fsbp=("RDS.3",)),
     _c("ENC-2", "Encrypted, private backups",
-       "Snapshots and automated backups are encrypted and no snapshot is shared with all.",
-       "aws",
+       "Snapshots and automated backups are encrypted and no snapshot is shared with all; "
+       "a backup tool's repositories are encrypted (cipher not none).",
+       "aws backup",
        "Copy unencrypted snapshots with a KMS key, delete the originals, and remove the 'all' "
-       "restore attribute.", fsbp=("RDS.1", "RDS.4")),
+       "restore attribute; set repo1-cipher-type=aes-256-cbc on a new pgBackRest repository.", fsbp=("RDS.1", "RDS.4")),
     _c("ENC-3", "Backup storage locked",
        "The backup bucket has default KMS encryption, public access fully blocked, and "
        "versioning.", "aws",
@@ -120,15 +128,21 @@ ENTRIES: tuple[Control, ...] = (
        "and export the postgresql log with a retention.",
        hipaa=("164.312(b)",), fsbp=("RDS.9",)),
     _c("BAK-1", "Backup retention",
-       "Automated backup retention is between the minimum and maximum days.", "aws",
-       "Set the backup retention period within the bounds.",
+       "Automated backup retention (or the backup tool's full-backup retention) is between the "
+       "minimum and maximum days.", "aws backup",
+       "Set the backup retention period (pgBackRest: repo1-retention-full-type=time, "
+       "repo1-retention-full) within the bounds.",
        "backup_retention_min_days backup_retention_max_days", fsbp=("RDS.11",)),
     _c("BAK-2", "Point-in-time recovery",
-       "The latest restorable time is within the RPO of now.", "aws",
-       "Enable automated backups and make sure WAL archiving keeps up.", "rpo_minutes"),
+       "The latest restorable time is within the RPO of now; self-managed: WAL is archived "
+       "within the RPO with no failure since the last success, and the newest full backup is "
+       "recent.", "aws backup",
+       "Enable automated backups and make sure WAL archiving keeps up (archive_timeout <= the "
+       "RPO; fix a failing archive_command); schedule full backups.",
+       "rpo_minutes full_backup_max_age_days"),
     _c("BAK-3", "Geo-redundant copies",
-       "Backups are replicated to another region, or an AWS Backup copy rule targets one.",
-       "aws",
+       "Backups are replicated to another region, or an AWS Backup copy rule targets one; a "
+       "backup tool's second repository is usable.", "aws backup",
        "Enable cross-region automated backup replication or add a copy rule to another region."),
     _c("BAK-4", "Long-term archive",
        "A lifecycle rule moves backups to Glacier-class storage and keeps them at least the "
