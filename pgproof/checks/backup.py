@@ -33,7 +33,7 @@ def judge_bak1(f: BackupFacts, th: Thresholds) -> list[str]:
                                f"{len(fulls)} exist, so the window in days is not known yet")
         days = (datetime.now(UTC).timestamp() - fulls[0]["timestamp"]["stop"]) / 86400
     if not lo <= days <= hi:
-        return [f"{_where(f)}: full backups are kept {days:g} days (repo1-retention-full="
+        return [f"{_where(f)}: full backups are kept {days:.3g} days (repo1-retention-full="
                 f"{value}, type {kind}); the spec wants {lo}-{hi} days (BAK-1)"]
     return []
 
