@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,30 @@ def target_section(state: LabState) -> list[str]:
     """The generated target's [backup] section: tool, stanza, how to run the info command."""
     return ["", "[backup]", 'tool = "pgbackrest"', f'stanza = "{STANZA}"',
             f"command = {json.dumps(shlex.join(tool_argv(state)))}", 'host = "local://"']
+
+
+# -- restoring (the layout a restore drill uses) ------------------------------------------
+
+def restore_argv(state: LabState, pg_path: Path, target_time: datetime | None = None) -> list[str]:
+    """pgbackrest restore into a scratch data directory (owned by the database user, 0700).
+
+    ``archive-mode=off``: the scratch instance must never push WAL into the lab's repository.
+    With ``target_time`` it recovers to that instant and promotes (point-in-time restore).
+    """
+    argv = [*tool_argv(state), f"--stanza={STANZA}", f"--pg1-path={pg_path}", "--archive-mode=off"]
+    if target_time:
+        # pgbackrest wants "YYYY-MM-DD HH:MM:SS.mmm+00", not ISO 8601's "T".
+        when = target_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "+00"
+        argv += ["--type=time", f"--target={when}", "--target-action=promote"]
+    return [*argv, "restore"]
+
+
+def scratch_postgres_argv(pg_path: Path, port: int) -> list[str]:
+    """Start a restored data directory on its own port and socket, away from the nodes' paths."""
+    settings = {"port": port, "listen_addresses": "127.0.0.1", "unix_socket_directories": pg_path,
+                "logging_collector": "off", "archive_mode": "off", "cluster_name": "restore",
+                "hot_standby": "on", "synchronous_standby_names": ""}
+    args = [f"{procs.PG_BIN / 'postgres'}", "-D", str(pg_path)]
+    for k, v in settings.items():
+        args += ["-c", f"{k}={v}"]
+    return procs.as_service_user(args)

@@ -63,12 +63,16 @@ def retention(state: LabState, days: int) -> None:
 
 
 def repository_cipher(state: LabState, on: bool) -> None:
-    """Off: a repository without a cipher, with a fresh full backup; on: back to the encrypted one."""
+    """Off: a repository without a cipher, with a fresh full backup; on: back to the encrypted one.
+
+    WAL archived meanwhile went to the plaintext repository, a gap in the encrypted one's
+    chain: healing takes a new full backup there so point-in-time restores work again.
+    """
     backup.wait_ready(state)
     if on:
         backup.write_config(state)
-        return
-    backup.write_config(state, cipher=False, repo_path=backup.PLAIN_REPO_PATH)
+    else:
+        backup.write_config(state, cipher=False, repo_path=backup.PLAIN_REPO_PATH)
     backup.full_backup(state, c.leader(state) or NODES[0])
 
 
