@@ -47,6 +47,9 @@ def lab(lab_dir: Path) -> LabState:
     state = LabState.load(lab_dir)
     if state is None or not state.target_file.exists():
         state = lifecycle.up(lab_dir, timeout=90)
+    from pgproof.lab import backup
+
+    backup.wait_ready(state)  # BAK-2 wants a full backup: the first one runs after `lab up`
     return state
 
 
