@@ -19,4 +19,3 @@ class Backup(BaseModel):
     # The tool's invocation before its arguments, e.g. "sudo -u postgres pgbackrest --config=/etc/pgbackrest.conf".
     command: str = "pgbackrest"
     host: str = "local://"  # where to run it: a testinfra URL (local://, ssh://db1, ...)
-    timeout_s: float = Field(60, gt=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 import requests
 
 from pgproof.lab import backup, procs
@@ -24,15 +25,15 @@ ARCHIVER = "SELECT last_archived_time, last_failed_time FROM pg_stat_archiver"
 
 
 def _archiver(state: LabState) -> tuple[Any, Any]:
-    with __import__("psycopg").connect(**c.superuser_conninfo(state), autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS pgproof_archive_nudge (at timestamptz)")
+    with psycopg.connect(**c.superuser_conninfo(state), autocommit=True) as conn:
         row = conn.execute(ARCHIVER).fetchone()
+    assert row is not None
     return row[0], row[1]
 
 
 def _nudge(state: LabState) -> None:
     """Write and switch WAL so the archiver has a finished segment to act on now."""
-    with __import__("psycopg").connect(**c.superuser_conninfo(state), autocommit=True) as conn:
+    with psycopg.connect(**c.superuser_conninfo(state), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS pgproof_archive_nudge (at timestamptz)")
         conn.execute("INSERT INTO pgproof_archive_nudge VALUES (now())")
         conn.execute("SELECT pg_switch_wal()")
@@ -91,7 +92,7 @@ def _replication_sslmode(state: LabState, sslmode: str) -> None:
 
 
 def _senders_ssl(state: LabState) -> list[bool]:
-    with __import__("psycopg").connect(**c.superuser_conninfo(state), autocommit=True) as conn:
+    with psycopg.connect(**c.superuser_conninfo(state), autocommit=True) as conn:
         return [r[0] for r in conn.execute(
             "SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)"
             " WHERE r.state = 'streaming'")]
