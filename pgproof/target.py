@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from pgproof.errors import UserError
 from pgproof.notify.config import Notify
+from pgproof.target_backup import Backup
 from pgproof.waivers import Waiver
 
 DEFAULT_CONFIG = Path("pgproof.toml")
@@ -85,6 +86,7 @@ class Thresholds(_Strict):
     deprecated_ca_ids: tuple[str, ...] = ("rds-ca-2015", "rds-ca-2019")
     engine_major: int = 15
     forbidden_admin_names: tuple[str, ...] = ("postgres", "admin", "root", "rdsadmin")
+    full_backup_max_age_days: float = Field(7, gt=0)  # BAK-2: newest full base backup
 
 
 class Endpoint(_Strict):
@@ -173,6 +175,7 @@ class Target(_Strict):
     lab: Lab | None = None
     notify: Notify | None = None  # pgproof check --notify: where and when to tell people
     waivers: list[Waiver] = []  # accepted failures: pgproof/waivers.py
+    backup: Backup | None = None  # the backup tool's own view (self-managed backup layer)
 
     _paths = field_validator("source_tree", mode="before")(_relative_to_config)
 

@@ -37,6 +37,22 @@ def health_facts(target: Target) -> health.HealthFacts:
 
 
 @pytest.fixture(scope="session")
+def backup_facts(target: Target):  # type: ignore[no-untyped-def]
+    if target.backup is None:
+        raise NotApplicable("no [backup] section for this target (self-managed backup layer)")
+    from pgproof.probes import backup
+
+    return backup.gather(target)
+
+
+@pytest.fixture(scope="session")
+def replication_facts(target: Target):  # type: ignore[no-untyped-def]
+    from pgproof.probes import replication
+
+    return replication.gather(target)
+
+
+@pytest.fixture(scope="session")
 def aws_inventory(target: Target):  # type: ignore[no-untyped-def]
     if target.aws is None:
         raise NotApplicable("no [aws] section for this target")

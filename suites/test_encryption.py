@@ -44,3 +44,12 @@ def test_snapshots_and_backups_encrypted_and_private(aws_inventory, target: Targ
 def test_backup_bucket_locked(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
     expect(aws_checks.judge_enc3(aws_inventory, target.thresholds), evidence,
            seen(aws_inventory, "ENC-3"))
+
+
+@control("ENC-2")
+def test_backup_repository_encrypted(backup_facts, evidence) -> None:  # type: ignore[no-untyped-def]
+    from pgproof.checks.backup import judge_enc2
+
+    expect(judge_enc2(backup_facts), evidence,
+           f"{backup_facts.tool} {backup_facts.stanza}: "
+           + ", ".join(f"repo{r.get('key')} cipher {r.get('cipher')}" for r in backup_facts.repos))

@@ -1,4 +1,4 @@
-"""TLS-1..TLS-6: live handshakes at every client endpoint, server settings, RDS parameters."""
+"""TLS-1..TLS-7: live handshakes at every client endpoint, server settings, RDS parameters, replication."""
 
 from __future__ import annotations
 
@@ -136,3 +136,14 @@ def test_pgbouncer_requires_tls_both_sides(pooler_facts, evidence) -> None:  # t
 def test_rds_proxy_requires_tls(aws_inventory, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
     expect(aws_checks.judge_tls6(aws_inventory, target.thresholds), evidence,
            seen(aws_inventory, "TLS-6"))
+
+
+@control("TLS-7")
+def test_replication_encrypted(replication_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    from pgproof.checks.replication import judge_tls7
+
+    f = replication_facts
+    expect(judge_tls7(f, target.thresholds), evidence,
+           f"{f.primary}: " + ", ".join(f"walsender {s.application_name} ssl={s.ssl} {s.version}"
+                                        for s in f.senders)
+           + "; " + ", ".join(f"standby {s.endpoint} sslmode={s.sslmode}" for s in f.standbys))

@@ -16,8 +16,8 @@ from pgproof.lab import lifecycle
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 
-STAGES = {"test_lab": 1, "test_suites_lab": 2, "test_matrix": 3, "test_gameday_lab": 4,
-          "test_crash_safe": 4,
+STAGES = {"test_lab": 1, "test_suites_lab": 2, "test_matrix": 3, "test_backup_lab": 4,
+          "test_gameday_lab": 4, "test_crash_safe": 4,
           "test_lab_down": 5}
 
 
@@ -47,6 +47,9 @@ def lab(lab_dir: Path) -> LabState:
     state = LabState.load(lab_dir)
     if state is None or not state.target_file.exists():
         state = lifecycle.up(lab_dir, timeout=90)
+    from pgproof.lab import backup
+
+    backup.wait_ready(state)  # BAK-2 wants a full backup: the first one runs after `lab up`
     return state
 
 

@@ -39,6 +39,9 @@ def run_suites(lab: LabState, reports: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def healthy(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    from pgproof.lab import backup
+
+    backup.wait_ready(lab)  # the first full backup runs in the background after `lab up`
     return run_suites(lab, tmp_path_factory.mktemp("healthy"))
 
 

@@ -1,7 +1,7 @@
 """The entries: every control pgproof checks today, in report order.
 
 Layers are what the suites and scenarios really look at (tests/test_controls.py
-holds them to that). SPEC controls without a check yet (TLS-7, BAK-6, MON-4)
+holds them to that). SPEC controls without a check yet (BAK-6, MON-4)
 are deliberately absent: a report must not list what nothing proves.
 Framework references cite the IDs listed (with their sources) in catalogue/frameworks.py;
 tests/test_frameworks.py holds every citation to that list. A compliance control without a
@@ -63,6 +63,13 @@ ENTRIES: tuple[Control, ...] = (
        "pooler aws",
        "Set client_tls_sslmode and server_tls_sslmode to require (or verify-full) in PgBouncer; "
        "enable RequireTLS on the RDS Proxy.", hipaa=TRANSMISSION),
+    _c("TLS-7", "Replication encrypted",
+       "Every replication connection on the primary uses TLS at the minimum version or higher, "
+       "and every standby's primary_conninfo requires TLS; on RDS and Aurora replication is "
+       "managed by the provider, which is stated.", "sql",
+       "Use hostssl rules for replication, and sslmode=verify-full (or verify-ca/require) in the "
+       "replication connection settings (Patroni: authentication.replication.sslmode).",
+       "tls_min_version", hipaa=TRANSMISSION),
     _c("NET-1", "Not publicly accessible",
        "PubliclyAccessible is false on the primary and every replica.", "aws",
        "Modify the instances with --no-publicly-accessible.", hipaa=NETWORK, fsbp=("RDS.2",)),
@@ -121,10 +128,12 @@ ENTRIES: tuple[Control, ...] = (
        "snapshot copy); self-managed: put the data directory on LUKS.",
        hipaa=("164.312(a)(2)(iv)",), fsbp=("RDS.3",)),
     _c("ENC-2", "Encrypted, private backups",
-       "Snapshots and automated backups are encrypted and no snapshot is shared with all.",
-       "aws",
+       "Snapshots and automated backups are encrypted and no snapshot is shared with all; "
+       "a backup tool's repositories are encrypted (cipher not none).",
+       "aws backup",
        "Copy unencrypted snapshots with a KMS key, delete the originals, and remove the 'all' "
-       "restore attribute.", hipaa=("164.312(a)(2)(iv)", *BACKUP), fsbp=("RDS.1", "RDS.4")),
+       "restore attribute; set repo1-cipher-type=aes-256-cbc on a new pgBackRest repository.",
+       hipaa=("164.312(a)(2)(iv)", *BACKUP), fsbp=("RDS.1", "RDS.4")),
     _c("ENC-3", "Backup storage locked",
        "The backup bucket has default KMS encryption, public access fully blocked, and "
        "versioning.", "aws",
@@ -138,17 +147,23 @@ ENTRIES: tuple[Control, ...] = (
        hipaa=("164.312(b)", "164.308(a)(1)(ii)(D)", "164.308(a)(5)(ii)(C)"),
        cis=("3.1.20", "3.1.21", "3.2"), fsbp=("RDS.9",)),
     _c("BAK-1", "Backup retention",
-       "Automated backup retention is between the minimum and maximum days.", "aws",
-       "Set the backup retention period within the bounds.",
+       "Automated backup retention (or the backup tool's full-backup retention) is between the "
+       "minimum and maximum days.", "aws backup",
+       "Set the backup retention period (pgBackRest: repo1-retention-full-type=time, "
+       "repo1-retention-full) within the bounds.",
        "backup_retention_min_days backup_retention_max_days", hipaa=BACKUP, cis=("7.3",),
        fsbp=("RDS.11",)),
     _c("BAK-2", "Point-in-time recovery",
-       "The latest restorable time is within the RPO of now.", "aws",
-       "Enable automated backups and make sure WAL archiving keeps up.", "rpo_minutes",
-       hipaa=(*BACKUP, "164.308(a)(7)(ii)(B)"), cis=("7.4",)),
+       "The latest restorable time is within the RPO of now; self-managed: WAL is archived "
+       "within the RPO with no failure since the last success, and the newest full backup is "
+       "recent.", "aws backup",
+       "Enable automated backups and make sure WAL archiving keeps up (archive_timeout <= the "
+       "RPO; fix a failing archive_command); schedule full backups.",
+       "rpo_minutes full_backup_max_age_days", hipaa=(*BACKUP, "164.308(a)(7)(ii)(B)"),
+       cis=("7.4",)),
     _c("BAK-3", "Geo-redundant copies",
-       "Backups are replicated to another region, or an AWS Backup copy rule targets one.",
-       "aws",
+       "Backups are replicated to another region, or an AWS Backup copy rule targets one; a "
+       "backup tool's second repository is usable.", "aws backup",
        "Enable cross-region automated backup replication or add a copy rule to another region.",
        hipaa=(*BACKUP, "164.308(a)(7)(ii)(B)")),
     _c("BAK-4", "Long-term archive",

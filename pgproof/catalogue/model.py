@@ -17,6 +17,7 @@ LAYERS: dict[str, str] = {
     "dns": "name resolution of the writer endpoint",
     "vantage": "TCP reachability from app hosts and outside vantage points (testinfra)",
     "host": "the database hosts over testinfra (block devices under the data directory)",
+    "backup": "the backup tool's own JSON info (pgbackrest info, retention) and pg_stat_archiver",
     "source": "a scan of the configured application source tree",
     "clock": "the failover clock: a write every 50 ms through the writer endpoint",
     "ledger": "the write ledger: every acknowledged load write looked up on the new primary",

@@ -25,6 +25,7 @@ REQUIRED = {
     "postgresql": (str(procs.PG_BIN / "postgres"), "postgresql-15"),
     "pgaudit": ("/usr/lib/postgresql/15/lib/pgaudit.so", "postgresql-15-pgaudit"),
     "setpriv": ("setpriv", "util-linux"),
+    "pgbackrest": ("pgbackrest", "pgbackrest"),
 }
 
 

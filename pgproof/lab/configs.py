@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pgproof.lab import backup
 from pgproof.lab.procs import PG_BIN
 from pgproof.lab.state import NODES, LabState
 
@@ -45,6 +46,9 @@ CLUSTER_PARAMETERS: dict[str, Any] = {
     "shared_buffers": "64MB",
     # A process crash keeps the OS page cache, so fsync buys nothing in the lab but time.
     "fsync": "off",
+    # Continuous archiving (pgBackRest, pgproof/lab/backup.py); the command is added per lab.
+    "archive_mode": "on",
+    "archive_timeout": backup.ARCHIVE_TIMEOUT_S,
 }
 
 
@@ -71,7 +75,9 @@ def patroni_config(state: LabState, node: str, pw: dict[str, str]) -> dict[str, 
         "etcd3": {"hosts": [f"{LO}:{p[node + '_etcd_proxy']}"], "use_proxies": True},
         "bootstrap": {
             "dcs": {**DCS, "postgresql": {"use_pg_rewind": True, "use_slots": True,
-                                          "parameters": CLUSTER_PARAMETERS, "pg_hba": PG_HBA}},
+                                          "parameters": {**CLUSTER_PARAMETERS,
+                                                         "archive_command": backup.archive_command(state)},
+                                          "pg_hba": PG_HBA}},
             "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
         },
         "postgresql": {
@@ -224,4 +230,5 @@ def target_toml(state: LabState) -> str:
     ]
     if state.aws:
         lines += ["", "[aws]"] + [f"{k} = {json.dumps(v)}" for k, v in state.aws.items() if v is not None]
+    lines += backup.target_section(state)
     return "\n".join(lines) + "\n"

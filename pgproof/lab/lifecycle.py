@@ -14,12 +14,13 @@ from pathlib import Path
 
 import requests
 
+from pgproof.lab import backup, configs, live_mutations, pki, procs
 from pgproof.lab import components as c
-from pgproof.lab import configs, live_mutations, pki, procs
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 
 # Stop order: clients first, the consensus store last.
-COMPONENTS = ("health", "pgbouncer", "haproxy", *NODES, "toxiproxy", "etcd", "moto")
+COMPONENTS = ("backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy", "etcd", "s3front",
+              "moto")
 
 Progress = Callable[[str], None]
 
@@ -106,6 +107,7 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
         if aws is not None:
             state.aws = aws.result()
     state.save()
+    backup.start(state)  # the first full backup runs in the background; `lab status` says when
     state.target_file.write_text(configs.target_toml(state))
     progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
 
@@ -149,6 +151,16 @@ def _postmaster_pids(state: LabState) -> list[int]:
         if pid and procs.pid_alive(pid):
             out.append(pid)
     return out
+
+
+def _backup_status(state: LabState, alive: bool) -> tuple[bool, str]:
+    st = backup.read_status(state)
+    if st is None:
+        return False, "not started"
+    if not alive:
+        return False, f"scheduler not running (last: {st.state}, {st.detail})"
+    when = time.strftime("%H:%M:%S", time.localtime(st.at))
+    return st.state in ("ready", "running", "starting"), f"{st.state}: {st.detail} ({when})"
 
 
 def _strays(run_dir: Path) -> list[int]:
@@ -232,14 +244,17 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
         alive = name in pids and procs.pid_alive(pids[name])
         port = {"health": p.get("health"), "pgbouncer": p.get("pgbouncer"),
                 "haproxy": p.get("haproxy_writer"), "toxiproxy": p.get("toxiproxy"),
-                "etcd": p.get("etcd_client"), "moto": p.get("moto")}.get(name) or p.get(f"{name}_pg")
+                "etcd": p.get("etcd_client"), "moto": p.get("moto"),
+                "s3front": p.get("s3_tls")}.get(name) or p.get(f"{name}_pg")
         detail = "running" if alive else "not running"
         if name in NODES and name in members:
             m = members[name]
             lag = m.get("lag", 0)
             detail = f"{m.get('role')} {m.get('state')}" + (f", lag {lag}" if m.get("role") != "leader" else "")
             alive = alive and m.get("state") in ("running", "streaming")
-        elif name == "moto" and not state.aws and name not in pids:
+        elif name == "backup":
+            alive, detail = _backup_status(state, alive)
+        elif name in ("moto", "s3front") and not state.aws and name not in pids:
             alive, detail = True, "not started (--no-aws)"
         elif name == "toxiproxy" and state.external_toxiproxy:
             alive, detail = c.http_ok(state.toxiproxy_url + "/version"), f"external {state.toxiproxy_url}"
@@ -251,3 +266,13 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
                 alive, detail = False, str(exc)
         out.append(ComponentStatus(name, port, alive, detail))
     return out
+
+
+def _backup_status(state: LabState, alive: bool) -> tuple[bool, str]:
+    st = backup.read_status(state)
+    if st is None:
+        return False, "not started"
+    if not alive:
+        return False, f"scheduler not running (last: {st.state}, {st.detail})"
+    when = time.strftime("%H:%M:%S", time.localtime(st.at))
+    return st.state in ("ready", "running", "starting"), f"{st.state}: {st.detail} ({when})"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgproof.lab import backup_mutations as bm
 from pgproof.lab import live_mutations as lm
 from pgproof.lab.configs import PG_HBA
 from pgproof.lab.procs import ComponentError
@@ -86,6 +87,15 @@ LIVE: list[Mutation] = [
     _m("slow-query-log-off", "log_min_duration_statement = -1", "MON-2",
        lambda s: lm.set_parameters(s, {"log_min_duration_statement": -1}),
        lambda s: lm.set_parameters(s, {"log_min_duration_statement": 1000}), aws="slow-log-off"),
+    _m("archive-failing", "archive_command fails (/bin/false): WAL stops reaching the repository",
+       "BAK-2", lambda s: bm.archive_failing(s, True), lambda s: bm.archive_failing(s, False)),
+    _m("backup-retention-short", "pgBackRest keeps full backups 3 days", "BAK-1",
+       lambda s: bm.retention(s, 3), lambda s: bm.retention(s, 7)),
+    _m("backup-unencrypted", "the pgBackRest repository has no cipher (cipher-type none)", "ENC-2",
+       lambda s: bm.repository_cipher(s, False), lambda s: bm.repository_cipher(s, True)),
+    _m("replication-plaintext", "standbys replicate with sslmode=disable; a 'host replication' "
+       "hba rule accepts them", "TLS-2 TLS-7",
+       lambda s: bm.replication_plaintext(s, True), lambda s: bm.replication_plaintext(s, False)),
 ]
 
 # Controls no lab mutation can break, and why (the matrix test checks this list is complete).

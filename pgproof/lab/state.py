@@ -18,7 +18,7 @@ DEFAULT_STATE_DIR = Path(".pgproof/lab")
 NODES = ("node1", "node2")
 PORT_NAMES = (
     "etcd_client", "etcd_peer", "toxiproxy",
-    "writer", "reader", "haproxy_writer", "haproxy_reader", "pgbouncer", "health", "moto",
+    "writer", "reader", "haproxy_writer", "haproxy_reader", "pgbouncer", "health", "moto", "s3_tls",
     *(f"{n}_{k}" for n in NODES for k in ("pg", "rest", "pg_proxy", "repl_proxy", "etcd_proxy")),
 )
 USERS = ("postgres", "replicator", "app", "pgproof", "pgbouncer_admin")
