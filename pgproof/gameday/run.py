@@ -146,8 +146,9 @@ def _measure_after_abort(target: Target, s: Scenario, j: Journal, live: dict[str
         measure(target, s, j, j.measurements, live, app)
 
 
-def _finish(j: Journal, out: Path, rec: record.FaultRecord) -> None:
-    if not rec.close():  # something is still in place: recover must find it
+def _finish(j: Journal, out: Path, rec: record.FaultRecord | None = None) -> None:
+    """Close the run's fault record (kept if anything is still in place), save, report, index."""
+    if rec is not None and not rec.close():  # something is still in place: recover must find it
         j.event("undo", "fault record kept", f"{rec.path}: {rec.summary()}")
     j.ended_at = time.time()
     j.save(out)
