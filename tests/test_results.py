@@ -72,15 +72,18 @@ def test_not_selected_is_not_not_checked_and_does_not_count() -> None:
 def test_partial_run_is_marked_in_results_and_history(tmp_path: Path) -> None:
     import json
 
+    from pgproof.catalogue import of_kind
+
+    n = len(of_kind("compliance"))
     doc = _write_run(tmp_path, {"TLS-1": "fail"}, ["TLS-1"])
     assert doc["partial"] is True and doc["selected"] == ["TLS-1"] and doc["exit_code"] == 1
-    assert doc["summary"] == {"fail": 1, res.NOT_SELECTED: 32}
+    assert doc["summary"] == {"fail": 1, res.NOT_SELECTED: n - 1}
     full = _write_run(tmp_path, {"TLS-1": "pass"})
-    assert full["partial"] is False and len(full["selected"]) == 33
+    assert full["partial"] is False and len(full["selected"]) == n
     narrowed = _write_run(tmp_path, {"TLS-1": "pass"}, partial=True)  # -k kept one TLS-1 layer
-    assert narrowed["partial"] is True and len(narrowed["selected"]) == 33
+    assert narrowed["partial"] is True and len(narrowed["selected"]) == n
     lines = [json.loads(x) for x in (tmp_path / "history.jsonl").read_text().splitlines()]
-    assert [(x["partial"], len(x["selected"])) for x in lines] == [(True, 1), (False, 33), (True, 33)]
+    assert [(x["partial"], len(x["selected"])) for x in lines] == [(True, 1), (False, n), (True, n)]
 
 
 def test_drift_compares_only_controls_both_runs_selected(tmp_path: Path) -> None:
