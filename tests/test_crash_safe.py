@@ -210,7 +210,8 @@ def test_recover_restores_replication_mode_and_restarts_a_killed_node(lab_target
     assert any("already running" in x for x in lines), lines
     assert any("synchronous_mode set to True" in x for x in lines), lines
     assert FaultRecord.load(lab_target) is None
-    assert driver.steady()[0]
+    ok, detail = _wait_steady(lab_target, timeout=60)  # the sync standby is re-elected after a moment
+    assert ok, detail
 
 
 def test_lab_down_stops_an_orphans_load_and_drops_its_record(tmp_path: Path) -> None:
