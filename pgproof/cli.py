@@ -118,6 +118,7 @@ def _gameday(args: argparse.Namespace) -> int:
     from pgproof.target import load_target
 
     target = load_target(args.target, args.config)
+    target.require_postgres("a game day")  # the clock and the ledger write through the writer
     preflight.check(target)
     try:
         journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
