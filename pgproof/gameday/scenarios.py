@@ -74,6 +74,10 @@ def judge(s: Scenario, m: dict[str, Any], budget_s: float, error_budget: float =
                           if heal is not None else "the cluster did not heal within its budget"))
         elif cid == "CH-LAT":
             out.append(_v(cid, *_latency(m, error_budget, p95_factor)))
+        elif cid == "CH-PART" and not s.split_brain_check:  # e.g. an SG blackhole: no failover
+            ok = None if rto_ok is None or lost_ok is None else (rto_ok and lost_ok)
+            out.append(_v(cid, ok, f"{rto_text}; {lost_text}; the app tier was cut off, the "
+                          "database was not (no split-brain probe: nothing fails over)"))
         elif cid == "CH-PART":
             sb = m.get("split_brain") or {}
             ok = None if not rto or not sb else bool(rto_ok and sb.get("write_refused"))

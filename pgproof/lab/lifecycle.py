@@ -17,6 +17,7 @@ import requests
 from pgproof.lab import components as c
 from pgproof.lab import configs, live_mutations, pki, procs
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
+from pgproof.target import LAB_TARGETS
 
 # Stop order: clients first, the consensus store last.
 COMPONENTS = ("health", "pgbouncer", "haproxy", *NODES, "toxiproxy", "etcd", "moto")
@@ -107,6 +108,8 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
             state.aws = aws.result()
     state.save()
     state.target_file.write_text(configs.target_toml(state))
+    if state.aws:  # lab-rds: the same lab through its AWS twin, bridged by lab/aws_bridge.py
+        state.target_file.with_name(LAB_TARGETS["lab-rds"]).write_text(configs.target_toml(state, "aws"))
     progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
 
 
@@ -191,6 +194,7 @@ def down(state_dir: Path | None = None) -> list[str]:
         c.remove_proxies(state)
     shutil.rmtree(state.run_dir, ignore_errors=True)
     state.target_file.unlink(missing_ok=True)
+    state.target_file.with_name(LAB_TARGETS["lab-rds"]).unlink(missing_ok=True)
     return stopped
 
 
