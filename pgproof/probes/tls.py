@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
+from pgproof.tunnel import dial
 from pgproof.verdict import Unreachable
 
 # Spelled as PostgreSQL's ssl_min_protocol_version spells them, oldest first.
@@ -141,7 +142,7 @@ class _Handshake:
 
 def _connect(host: str, port: int, timeout: float) -> socket.socket:
     try:
-        return socket.create_connection((host, port), timeout=timeout)
+        return socket.create_connection(dial(host, port), timeout=timeout)
     except OSError as exc:
         raise _ConnectFailed(f"{host}:{port}: {exc.strerror or exc}") from exc
 
