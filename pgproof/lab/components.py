@@ -193,8 +193,8 @@ def health_url(state: LabState) -> str:
 
 
 def start_moto(state: LabState) -> int:
-    moto = Path(sys.executable).parent / "moto_server"
-    argv = [str(moto), "-H", "127.0.0.1", "-p", str(state.ports["moto"])]
+    # moto_server plus CloudWatch alarm-action delivery (pgproof.lab.moto_bridge)
+    argv = [sys.executable, "-m", "pgproof.lab.moto_bridge", "-H", "127.0.0.1", "-p", str(state.ports["moto"])]
     return _spawn(state, "moto", argv, procs.clean_env(home="/tmp"))
 
 
