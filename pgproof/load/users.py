@@ -17,6 +17,9 @@ Environment contract (set by ``pgproof.load.runner`` or by hand):
 - ``PGPROOF_LEDGER_FILE`` / ``PGPROOF_STATS_FILE``: JSONL paths; each
   process writes ``<stem>.<pid><suffix>`` so master, workers and forks never
   share a file.
+- ``PGPROOF_LOAD_PREPARE=0``: no prepared statements (what a transaction-mode
+  pooler needs; ``bench/loadgen --mode extended`` compares against pgbench
+  ``-M extended`` with it).
 - ``PGPROOF_LOAD_WAIT`` (seconds between tasks, default 0) or
   ``PGPROOF_LOAD_RATE`` (tasks per second per user); ``PGPROOF_LOAD_CONNECT_TIMEOUT``
   (default 2 s).
@@ -30,7 +33,6 @@ Environment contract (set by ``pgproof.load.runner`` or by hand):
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -47,8 +49,10 @@ from locust import User, constant, constant_throughput, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from pgproof.load.endpoints import LoadConfigError, endpoint_conninfo
 from pgproof.load.record import recorder
 from pgproof.load.schema import LEDGER_INSERT, WRITER_SEQUENCE, ensure_ledger_table, fail_fast
+from pgproof.load.wire import Wire
 
 if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
     raise ImportError(
@@ -56,7 +60,6 @@ if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
         f"{locust.__version__}): import pgproof.load.users only from a locustfile"
     )
 
-ENDPOINTS = ("writer", "pooler", "reader")
 RECONNECT_PAUSE_S = 0.1
 DEFAULT_STOP_TIMEOUT_S = 5.0
 ACKNOWLEDGED, FAILED, UNKNOWN = "acknowledged", "failed", "unknown"
@@ -65,60 +68,15 @@ ACKNOWLEDGED, FAILED, UNKNOWN = "acknowledged", "failed", "unknown"
 REJECTING_CLASSES = frozenset({"22", "23", "25", "40", "42"})
 RUN_ID = os.environ.get("PGPROOF_RUN_ID") or time.strftime("adhoc-%Y%m%dT%H%M%SZ", time.gmtime())
 PAYLOAD = "x" * 64
+# The writer's statements as bytes for the wire (pgproof.load.wire): no per-transaction encoding.
+# Prepared, all three are named like this (pgbench -M prepared prepares BEGIN and COMMIT too).
+BEGIN, INSERT_SQL, COMMIT = (b"BEGIN", LEDGER_INSERT.replace("%s, %s, %s, %s", "$1, $2, $3, $4")
+                             .encode(), b"COMMIT")
+PREPARED = {b"pgproof_begin": BEGIN, b"pgproof_insert": INSERT_SQL, b"pgproof_commit": COMMIT}
+RUN_ID_B, PAYLOAD_B = RUN_ID.encode(), PAYLOAD.encode()
 
 log = logging.getLogger(__name__)
-_conninfo_cache: dict[str, dict[str, Any]] = {}
 _env: Environment | None = None
-
-
-class LoadConfigError(Exception):
-    """The load cannot find its database; the message says which variable to set."""
-
-
-def endpoint_conninfo(endpoint: str, target: str | None = None) -> dict[str, Any]:
-    """libpq keywords for ``endpoint``, from ``PGPROOF_LOAD_CONNINFO`` or the named target."""
-    if endpoint in _conninfo_cache:
-        return _conninfo_cache[endpoint]
-    if endpoint not in ENDPOINTS:
-        raise LoadConfigError(f"PGPROOF_LOAD_ENDPOINT={endpoint!r}: expected one of {ENDPOINTS}")
-    raw = os.environ.get("PGPROOF_LOAD_CONNINFO")
-    if raw:
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise LoadConfigError(f"PGPROOF_LOAD_CONNINFO is not JSON: {exc}") from None
-        if not isinstance(data, dict) or not data:
-            raise LoadConfigError("PGPROOF_LOAD_CONNINFO: expected a JSON object")
-        if all(isinstance(v, dict) for v in data.values()):
-            if endpoint not in data:
-                raise LoadConfigError(
-                    f"PGPROOF_LOAD_CONNINFO has no {endpoint!r} endpoint (has: {', '.join(data)})")
-            data = data[endpoint]
-        info = dict(data)
-    else:
-        info = _target_conninfo(endpoint, target or os.environ.get("PGPROOF_TARGET"))
-    _conninfo_cache[endpoint] = info
-    return info
-
-
-def _target_conninfo(endpoint: str, name: str | None) -> dict[str, Any]:
-    if not name:
-        raise LoadConfigError("no database: set PGPROOF_LOAD_CONNINFO or pass --target NAME")
-    from pgproof.target import ConfigError, load_target
-
-    try:
-        target = load_target(name)
-    except ConfigError as exc:
-        raise LoadConfigError(str(exc)) from None
-    pg = target.postgres
-    # Load is the app's traffic: it runs as the app's role, not as pgproof's read-only auditor.
-    user = pg.app_role or pg.user
-    if endpoint == "writer":
-        return target.conninfo(user=user)
-    ep = pg.pooler if endpoint == "pooler" else (pg.readers[0] if pg.readers else None)
-    if ep is None:
-        raise LoadConfigError(f"target {name!r} has no {endpoint} endpoint")
-    return target.conninfo(ep, user=user)
 
 
 def _wait_time() -> Any:
@@ -230,6 +188,11 @@ class PostgresUser(User):
         super().__init__(environment)
         self.conn: psycopg.Connection[Any] | None = None
 
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if os.environ.get("PGPROOF_LOAD_PREPARE") == "0":
+            cls.prepare_threshold = None
+
     @staticmethod
     def endpoint_of(user_class: type[User]) -> str:
         """``PGPROOF_LOAD_ENDPOINT`` wins over the class default, so one locustfile serves all."""
@@ -307,32 +270,59 @@ class LedgerWriter(PostgresUser):
     unknown: COMMIT was in flight and the answer never came (broken connection,
     or a pooler relaying a crash); the row may or may not be there, so it is
     never counted as lost.
+
+    The transaction is pgbench's: BEGIN; INSERT; COMMIT, all three prepared
+    (``-M prepared``) or unnamed when ``prepare_threshold`` is None
+    (``-M extended``), three round trips, each sent on the
+    lean wire (``pgproof.load.wire``) and waited for on a per-connection gevent
+    io watcher. psycopg runs in autocommit so it never adds its own BEGIN.
     """
 
-    autocommit = False
+    autocommit = True
 
     def on_start(self) -> None:
         self.writer_id: int | None = None
         self.seq = 0
+        self.wire: Wire | None = None
+        self.watchers: tuple[Any, ...] = ()
 
     def on_connect(self, conn: psycopg.Connection[Any]) -> None:
         if self.writer_id is None:
             row = conn.execute(f"SELECT nextval('{WRITER_SEQUENCE}')").fetchone()
-            conn.commit()
             self.writer_id = int(row[0])  # type: ignore[index]
+        hub = gevent.get_hub()
+        fd = conn.pgconn.socket
+        read, write = self.watchers = (hub.loop.io(fd, 1), hub.loop.io(fd, 2))
+        self.wire = Wire(conn, lambda: hub.wait(read), lambda: hub.wait(write))
+        if self.prepare_threshold is not None:
+            self.wire.prepare_all(PREPARED)
+
+    def drop(self) -> None:
+        watchers, self.watchers, self.wire = self.watchers, (), None
+        for w in watchers:  # before the socket closes: libev must not watch a recycled fd
+            w.close()
+        super().drop()
 
     @task
     def write(self) -> None:
         conn = self.connection()
-        if conn is None or self.writer_id is None:
+        wire = self.wire
+        if conn is None or wire is None or self.writer_id is None:
             return
         self.seq += 1
+        params = (RUN_ID_B, b"%d" % self.writer_id, b"%d" % self.seq, PAYLOAD_B)
         t_start, t0 = time.time(), time.perf_counter()
         status, phase, exc = FAILED, "insert", None
+        if self.prepare_threshold is None:
+            send, (begin, insert, commit) = wire.execute, (BEGIN, INSERT_SQL, COMMIT)
+        else:
+            send, (begin, insert, commit) = wire.prepared, tuple(PREPARED)
         try:
-            conn.execute(LEDGER_INSERT, (RUN_ID, self.writer_id, self.seq, PAYLOAD))
+            send(begin)
+            send(insert, params)
             phase = "commit"
-            conn.commit()
+            if send(commit) != b"COMMIT":  # COMMIT of an aborted transaction says ROLLBACK
+                raise psycopg.errors.InFailedSqlTransaction("COMMIT answered ROLLBACK")
             status = ACKNOWLEDGED
         except psycopg.Error as err:
             exc = err
