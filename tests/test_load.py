@@ -25,7 +25,8 @@ from pgproof.gameday.ledger import full_diff, verify
 from pgproof.gameday.metrics import baseline, load_recovery
 from pgproof.lab import procs
 from pgproof.lab.standalone import Standalone, standalone_postgres
-from pgproof.load.runner import LoadProcess, group_pids, merge_seconds
+from pgproof.load import record
+from pgproof.load.runner import LoadProcess, group_pids, merge_seconds, read_jsonl
 from pgproof.load.schema import ensure_ledger_table
 
 
@@ -113,7 +114,10 @@ def test_stop_ends_the_whole_process_group_in_distributed_mode(pg: Standalone,
     assert len(per_file) == 2, f"expected one ledger per worker, got {list(per_file)}"
     first, second = per_file.values()
     assert not first & second, "writer ids must be unique across processes"
-    assert verify(pg.conninfo(), load.run_id, load.ledger()).lost == 0
+    verdict = verify(pg.conninfo(), load.run_id, load.ledger())
+    # Ledger lines are written in blocks: a block left in memory at stop would show as extra rows.
+    assert verdict.lost == 0 and verdict.extra == 0, verdict.sentence()
+    assert verdict.acknowledged > 0
 
 
 def test_clock_measures_the_outage_of_a_crash() -> None:
@@ -223,6 +227,30 @@ def test_pooled_load_and_clock_survive_a_crash_behind_pgbouncer(tmp_path: Path) 
 
 
 # ----------------------------------------------------------------------------- pure units
+
+
+def test_recorder_writes_the_ledger_in_whole_blocks_and_the_rest_at_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGPROOF_LEDGER_FILE", str(tmp_path / "ledger.jsonl"))
+    monkeypatch.delenv("PGPROOF_STATS_FILE", raising=False)
+    rec = record.Recorder()
+    path = record.per_process_path(tmp_path / "ledger.jsonl")
+    n = record.LEDGER_BLOCK
+    for seq in range(1, n):
+        rec.attempt('run "7"', 3, seq, "acknowledged", 100.0 + seq, 100.5 + seq, None)
+    assert path.read_bytes() == b"", "nothing written before a block is full"
+    rec.attempt('run "7"', 3, n, "acknowledged", 200.0, 200.25, None)
+    assert len(path.read_text().splitlines()) == n, "a full block is written at once"
+    rec.attempt('run "7"', 4, 1, "unknown", 300.1234567, 301.0, 'OperationalError: "gone"\n')
+    rec.close()
+    rows = list(read_jsonl([path]))
+    assert len(rows) == n + 1
+    assert rows[0] == {"run_id": 'run "7"', "writer": 3, "seq": 1, "status": "acknowledged",
+                       "t_start": 101.0, "t_end": 101.5}
+    assert rows[-1] == {"run_id": 'run "7"', "writer": 4, "seq": 1, "status": "unknown",
+                        "t_start": 300.123457, "t_end": 301.0,
+                        "error": 'OperationalError: "gone"\n'}
+    assert [r["seq"] for r in rows[:n]] == list(range(1, n + 1))
 
 
 def _secs(values: list[int], start: int = 100, users: int = 10) -> list[SimpleNamespace]:
