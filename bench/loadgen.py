@@ -1,7 +1,13 @@
 """Locust (pgproof.load.users) against pgbench on the same insert transaction and client count.
 
 Tells how much of the server a Locust game-day load can actually push, and
-what resolution the failover clock achieves while that load runs. Run it
+what resolution the failover clock achieves while that load runs. Both tools
+do equal work: BEGIN; one ledger row; COMMIT, three round trips, the INSERT
+prepared (``--mode prepared``: pgbench ``-M prepared``) or unnamed
+(``--mode extended``: pgbench ``-M extended``, Locust with
+``PGPROOF_LOAD_PREPARE=0``). Rounds alternate pgbench and Locust; the ratio is
+of the medians. CPU per transaction is each tool's utime+stime from
+/proc/<pid>/stat over the steady middle of its run, over its tx/s. Run it
 through ``bench/loadgen``; ``--help`` for options.
 """
 
@@ -14,16 +20,17 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from statistics import mean
+from statistics import mean, median
 from typing import Any
 
 from pgproof.gameday.clock import FailoverClock
 from pgproof.gameday.ledger import verify
 from pgproof.lab import procs
-from pgproof.load.runner import LoadProcess, ensure_ledger_table
+from pgproof.load.runner import LoadProcess, ensure_ledger_table, group_pids
 from pgproof.load.schema import LEDGER_INSERT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,38 +64,87 @@ def libpq_string(conninfo: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={quote(v)}" for k, v in conninfo.items() if k != "password")
 
 
-def run_pgbench(conninfo: Mapping[str, Any], clients: int, duration: int, out: Path) -> float:
+class CpuWindow(threading.Thread):
+    """Cores used by a process group between ``skip`` s after start and 1 s before the end."""
+
+    def __init__(self, pgid: int, duration: float, skip: float = 2.0) -> None:
+        super().__init__(daemon=True)
+        self.pgid, self.skip, self.length = pgid, skip, max(1.0, duration - skip - 1.0)
+        self.cores: float | None = None
+        self.start()
+
+    def run(self) -> None:
+        time.sleep(self.skip)
+        c0, t0 = group_cpu(self.pgid), time.monotonic()
+        time.sleep(self.length)
+        c1, t1 = group_cpu(self.pgid), time.monotonic()
+        self.cores = (c1 - c0) / (t1 - t0)
+
+
+def group_cpu(pgid: int) -> float:
+    """utime + stime (all threads) of the live processes of a group, in seconds."""
+    total = 0
+    for pid in group_pids(pgid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def us_per_tx(cores: float | None, tps: float) -> float | None:
+    return round(cores / tps * 1e6, 1) if cores is not None and tps else None
+
+
+def run_pgbench(conninfo: Mapping[str, Any], clients: int, duration: int, mode: str,
+                out: Path) -> dict[str, Any]:
     script = out / "ledger_insert.sql"
     script.write_text(PGBENCH_SCRIPT)
     env = procs.clean_env(home=os.environ.get("HOME", "/tmp"))
     if conninfo.get("password"):
         env["PGPASSWORD"] = str(conninfo["password"])
-    run_id = time.strftime("bench-pgbench-%Y%m%dT%H%M%SZ", time.gmtime())
-    argv = [str(PGBENCH), "-n", "-M", "extended", "-c", str(clients),
+    run_id = time.strftime("bench-pgbench-%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
+    run_id += f"-{time.monotonic_ns()}"
+    argv = [str(PGBENCH), "-n", "-M", mode, "-c", str(clients),
             "-j", str(min(clients, os.cpu_count() or 1)), "-T", str(duration),
             "-D", "seq=0", "-D", f"run_id={run_id}", "-D", f"payload={PAYLOAD}",
             "-f", str(script), libpq_string(conninfo)]
-    res = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    (out / "pgbench.log").write_text(res.stdout + res.stderr)
-    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", res.stdout)
-    if res.returncode != 0 or m is None:
-        sys.exit(f"pgbench failed (exit {res.returncode}):\n{res.stderr[-2000:]}")
-    return float(m.group(1))
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    cpu = CpuWindow(proc.pid, duration)
+    stdout, stderr = proc.communicate()
+    cpu.join(5)
+    with (out / "pgbench.log").open("a") as fh:
+        fh.write(stdout + stderr)
+    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", stdout)
+    if proc.returncode != 0 or m is None:
+        sys.exit(f"pgbench failed (exit {proc.returncode}):\n{stderr[-2000:]}")
+    tps = float(m.group(1))
+    return {"tps": tps, "cores": cpu.cores, "cpu_us_per_tx": us_per_tx(cpu.cores, tps),
+            "load_avg": round(os.getloadavg()[0], 2)}
 
 
 def run_locust(conninfo: Mapping[str, Any], clients: int, duration: int, processes: int,
-               out: Path) -> dict[str, Any]:
-    load = LoadProcess("ledger.py", conninfo, out / "locust", users=clients, run_time=duration,
-                       processes=processes)
+               mode: str, out: Path) -> dict[str, Any]:
+    env = {"PGPROOF_LOAD_PREPARE": "0"} if mode == "extended" else {}
+    load = LoadProcess("ledger.py", conninfo, out, users=clients, run_time=duration,
+                       processes=processes, env=env)
     with FailoverClock(conninfo) as clock:
+        started = time.monotonic()
         load.start()
+        assert load.pid is not None
+        # Locust's own start (imports, spawning users) is not load: skip it like pgbench's connects.
+        load.wait_running(timeout=60)
+        cpu = CpuWindow(load.pid, duration - (time.monotonic() - started), skip=1.0)
         load.wait(timeout=duration + 60)
+        cpu.join(5)
     seconds = [s for s in load.stats() if s.users >= clients][1:]
     verdict = verify(conninfo, load.run_id, load.ledger())
     lat = sorted(p.t_acked - p.t_sent for p in clock.probes if p.t_acked is not None)
     gaps = [b.t_sent - a.t_sent for a, b in zip(clock.probes, clock.probes[1:], strict=False)]
+    tps = mean(s.ok for s in seconds) if seconds else 0.0
     return {
-        "tps": mean(s.ok for s in seconds) if seconds else 0.0,
+        "tps": tps, "cores": cpu.cores, "cpu_us_per_tx": us_per_tx(cpu.cores, tps),
+        "load_avg": round(os.getloadavg()[0], 2), "run_id": load.run_id,
         "seconds": len(seconds), "failures": sum(s.failures for s in seconds),
         "ledger": verdict.counts(),
         "clock": {"resolution_s": clock.resolution(), "probes": len(clock.probes),
@@ -98,37 +154,66 @@ def run_locust(conninfo: Mapping[str, Any], clients: int, duration: int, process
     }
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/loadgen", description=__doc__.splitlines()[0])
     ap.add_argument("--target", help="pgproof target (default: a throwaway standalone PostgreSQL)")
     ap.add_argument("--endpoint", choices=("writer", "pooler"), default="writer")
-    ap.add_argument("--clients", type=int, default=20)
-    ap.add_argument("--duration", type=int, default=15, help="seconds per tool")
+    ap.add_argument("--mode", choices=("prepared", "extended"),
+                    help="INSERT prepared or unnamed, the same for both tools"
+                         " (default: prepared; extended for --endpoint pooler)")
+    ap.add_argument("--clients", type=positive, default=20)
+    ap.add_argument("--duration", type=positive, default=15, help="seconds per tool and round")
+    ap.add_argument("--rounds", type=positive, default=3, help="alternating runs of each tool")
     ap.add_argument("--processes", type=int, default=0, help="Locust --processes (0: one process)")
     ap.add_argument("--out", type=Path, help="result directory (default reports/loadgen-<UTC>)")
     args = ap.parse_args(argv)
+    mode = args.mode or ("extended" if args.endpoint == "pooler" else "prepared")
+    if args.duration < 5:
+        ap.error(f"--duration {args.duration}: at least 5 s, so each run has a steady middle")
     out = args.out or ROOT / "reports" / time.strftime("loadgen-%Y%m%dT%H%M%SZ", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
+    pgbs: list[dict[str, Any]] = []
+    locs: list[dict[str, Any]] = []
     with database(args.target, args.endpoint) as conninfo:
         ensure_ledger_table(conninfo)
-        pgb = run_pgbench(conninfo, args.clients, args.duration, out)
-        loc = run_locust(conninfo, args.clients, args.duration, args.processes, out)
-    result = {"clients": args.clients, "duration_s": args.duration, "processes": args.processes,
-              "target": args.target or "standalone", "pgbench_tps": pgb, "locust": loc,
-              "ratio": loc["tps"] / pgb if pgb else None}
+        for r in range(args.rounds):
+            pgbs.append(run_pgbench(conninfo, args.clients, args.duration, mode, out))
+            locs.append(run_locust(conninfo, args.clients, args.duration, args.processes, mode,
+                                   out / f"locust-{r + 1}"))
+    pgb_tps, loc_tps = median(p["tps"] for p in pgbs), median(loc["tps"] for loc in locs)
+    result = {"clients": args.clients, "duration_s": args.duration, "rounds": args.rounds,
+              "mode": mode, "processes": args.processes, "target": args.target or "standalone",
+              "pgbench": pgbs, "locust": locs, "pgbench_tps": pgb_tps, "locust_tps": loc_tps,
+              "ratio": loc_tps / pgb_tps if pgb_tps else None,
+              "lost": sum(loc["ledger"]["lost"] for loc in locs)}
     (out / "result.json").write_text(json.dumps(result, indent=2))
-    clock = loc["clock"]
-    print(f"transaction: BEGIN; INSERT one ledger row; COMMIT  ({args.clients} clients, "
-          f"{args.duration} s each, target {result['target']})")
-    print(f"pgbench -M extended : {pgb:9.1f} tx/s")
-    print(f"locust ({args.processes or 1} proc)     : {loc['tps']:9.1f} tx/s  "
-          f"(ratio {result['ratio']:.2f}, {loc['failures']} failures, "
-          f"ledger lost {loc['ledger']['lost']} of {loc['ledger']['acknowledged']})")
+    print(f"transaction: BEGIN; INSERT one ledger row ({mode}); COMMIT  ({args.clients} clients, "
+          f"{args.duration} s, {args.rounds} alternating rounds, target {result['target']})")
+    for r, (p, loc) in enumerate(zip(pgbs, locs, strict=True), 1):
+        led = loc["ledger"]
+        print(f"round {r}: pgbench -M {mode} {p['tps']:8.1f} tx/s {fmt_cpu(p)}  load {p['load_avg']}"
+              f" | locust ({args.processes or 1} proc) {loc['tps']:8.1f} tx/s {fmt_cpu(loc)}"
+              f"  load {loc['load_avg']}  ledger lost {led['lost']} of {led['acknowledged']}"
+              f" acknowledged, {loc['failures']} failures")
+    print(f"median: pgbench {pgb_tps:.1f} tx/s, locust {loc_tps:.1f} tx/s, ratio {result['ratio']:.2f}")
+    clock = locs[-1]["clock"]
     print(f"failover clock under that load: resolution {clock['resolution_s']:.3f} s "
           f"(median gap {clock['median_gap_s']:.3f} s + p95 write {clock['p95_write_s']:.3f} s, "
           f"{clock['failed']} failed of {clock['probes']})")
     print(f"details: {out}")
-    return 0
+    return 1 if result["lost"] else 0
+
+
+def fmt_cpu(run: Mapping[str, Any]) -> str:
+    us = run["cpu_us_per_tx"]
+    return f"({us:.0f} us CPU/tx, {run['cores']:.2f} cores)" if us is not None else "(cpu n/a)"
 
 
 if __name__ == "__main__":
