@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -301,3 +302,12 @@ def test_merge_seconds_sums_processes_and_skips_finals() -> None:
     merged = merge_seconds(rows)
     assert [(s.t, s.requests, s.failures, s.p95_ms, s.users, s.ok) for s in merged] == [
         (5, 30, 1, 3.0, 5, 29), (6, 7, 0, None, 5, 7)]
+
+
+def test_bench_loadgen_refuses_a_run_too_short_to_have_a_steady_middle(tmp_path: Path) -> None:
+    bench = Path(__file__).resolve().parents[1] / "bench" / "loadgen"
+    res = subprocess.run([str(bench), "--duration", "3", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert "--duration 3: at least 5 s" in res.stderr
+    assert not (tmp_path / "out").exists(), "nothing half-written"
