@@ -241,13 +241,28 @@ class AwsDriver(client_proxy.ClientPathLatency):
                 "if it stays unavailable open an AWS support case")
 
     def _failover(self) -> None:
+        """Ask for the failover, then wait while the control plane shows it under way.
+
+        The API call returns at once and the outage starts later; returning only when
+        the resource is available again (as Patroni's /failover blocks) keeps the clock's
+        "first failure, then first success" from reading a not-yet-started failover as
+        instant recovery. An endpoint that answers "available" straight away (plain moto
+        changes nothing) is not waited for.
+        """
         if self.cluster_id:
             readers = [m["DBInstanceIdentifier"] for m in self._cluster().get("DBClusterMembers", [])
                        if not m.get("IsClusterWriter")]
             kw = {"TargetDBInstanceIdentifier": readers[0]} if readers else {}
-            self.rds.failover_db_cluster(DBClusterIdentifier=self.cluster_id, **kw)
+            status = self.rds.failover_db_cluster(DBClusterIdentifier=self.cluster_id,
+                                                  **kw)["DBCluster"].get("Status")
         else:
-            self.rds.reboot_db_instance(DBInstanceIdentifier=self.instance_id, ForceFailover=True)
+            status = self.rds.reboot_db_instance(DBInstanceIdentifier=self.instance_id,
+                                                 ForceFailover=True)["DBInstance"].get("DBInstanceStatus")
+        deadline = time.monotonic() + self.wait_timeout_s
+        while status != "available" and time.monotonic() < deadline:
+            time.sleep(min(self.poll_s, 0.5))
+            with contextlib.suppress(Exception):  # a throttled describe is retried, not fatal
+                status = self._status()
 
     def force_failover(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         """Cluster: failover_db_cluster (to a reader). Instance: reboot with ForceFailover=True."""
