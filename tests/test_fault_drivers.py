@@ -76,16 +76,18 @@ def test_aws_instance_forced_failover(moto: aws_twin.AwsTwin) -> None:
     events = d.events(0)
     assert isinstance(events, list) and all({"at", "message", "source"} <= e.keys() for e in events)
     # moto emits no failover event and does not move the instance: nothing is invented.
-    assert d.promotion_times(d.leader() or "", 0) == {"rds_event_at": None}
+    assert d.promotion_times(d.leader() or "", 0) == {"rds_event_at": None,
+                                                      "rds_failover_started_at": None}
     assert d.leader() == f"{REGION}a" and d.timeline() == 0
 
 
 def test_aws_unsupported_faults_say_so(moto: aws_twin.AwsTwin) -> None:
     d = AwsDriver(aws_target(**moto.aws_section()))
-    for call in (lambda: d.latency(200), d.partition_primary, lambda: d.synchronous(False),
-                 lambda: d.node_conninfo("x"), d.crash_postmaster):
+    for call in (lambda: d.synchronous(False), lambda: d.node_conninfo("x"), d.crash_postmaster):
         with pytest.raises(NotImplementedError, match=r"\w+ \w+"):
             call()
+    with pytest.raises(RuntimeError, match="client-path proxy"):  # latency needs app_path first
+        d.latency(200)
 
 
 def test_aws_undo_fails_loudly_when_not_available(moto: aws_twin.AwsTwin,
@@ -191,19 +193,21 @@ def test_ssh_undo_runs_when_the_block_raises(ssh_target: Target, pg: Standalone)
 
 def test_gameday_refuses_scenarios_the_driver_cannot_run(moto: aws_twin.AwsTwin,
                                                          tmp_path: Path) -> None:
-    """Before anything starts: an AWS target cannot take a Toxiproxy latency or a partition."""
+    """Before anything starts: no replication switch on RDS, no SG blackhole without an app tier."""
     from pgproof.gameday import run as gameday
     from pgproof.gameday.safety import ChaosRefused
 
     target = aws_target(db_instance_id=moto.db_instance_id)
-    for scenario in ("latency", "partition", "kill-primary-async"):
-        with pytest.raises(ChaosRefused, match=f"scenario {scenario} cannot run"):
+    for scenario, why in (("kill-primary-async", "not switchable"),
+                          ("partition", "app_security_group_ids or chaos.app_cidrs")):
+        with pytest.raises(ChaosRefused, match=f"scenario {scenario} cannot run.*{why}"):
             gameday.run(target, scenario, reports=tmp_path)
     assert not list(tmp_path.iterdir())
     from pgproof.faults.aws import AwsDriver
     from pgproof.faults.drivers import cannot
     from pgproof.faults.lab import LabDriver
 
-    assert cannot(AwsDriver.__new__(AwsDriver), "latency")
+    assert cannot(AwsDriver.__new__(AwsDriver), "latency") is None  # client-path Toxiproxy
+    assert cannot(AwsDriver.__new__(AwsDriver), "crash_postmaster")
     assert cannot(AwsDriver.__new__(AwsDriver), "force_failover") is None
     assert cannot(LabDriver.__new__(LabDriver), "partition_primary") is None
