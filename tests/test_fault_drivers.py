@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -163,10 +164,35 @@ def test_ssh_observes_the_local_server(ssh_target: Target) -> None:
     ok, detail = d.steady()
     assert not ok and "no synchronous standby" in detail  # one node cannot be synchronous
     assert d.active_faults() == []
-    for call in (lambda: d.latency(100), d.partition_primary, d.force_failover,
+    for call in (d.partition_primary, d.force_failover,
                  lambda: d.synchronous(False), lambda: d.node_conninfo("local")):
         with pytest.raises(NotImplementedError):
             call()
+
+
+def _select_s(conn: psycopg.Connection[Any]) -> float:
+    t = time.monotonic()
+    conn.execute("SELECT 1").fetchone()
+    return time.monotonic() - t
+
+
+def test_ssh_latency_on_the_client_path(ssh_target: Target) -> None:
+    """A Toxiproxy beside the client, verify-full through it; its toxic and process are undone."""
+    d = make_driver(ssh_target)
+    app = ssh_target.conninfo()
+    assert app["sslmode"] == "verify-full"
+    with d.app_path("latency", app) as via:
+        assert via["hostaddr"] == "127.0.0.1" and via["host"] == app["host"]
+        proxy = d._client_proxy
+        with psycopg.connect(**via, autocommit=True) as conn:
+            before = min(_select_s(conn) for _ in range(3))
+            with d.latency(200, 0):
+                slow = min(_select_s(conn) for _ in range(3))
+            after = min(_select_s(conn) for _ in range(3))
+    assert slow >= 0.2 > before and after < 0.2, (before, slow, after)
+    assert proxy is not None and proxy.pid is not None and not procs.pid_alive(proxy.pid)
+    with pytest.raises(RuntimeError, match="client-path proxy"):  # only inside app_path
+        d.latency(200)
 
 
 def test_ssh_kill_primary_and_undo(ssh_target: Target, pg: Standalone) -> None:

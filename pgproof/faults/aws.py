@@ -62,9 +62,7 @@ class AwsDriver(client_proxy.ClientPathLatency):
     # What each fault really does here: the plan and the journal say this, not the lab's words.
     FAULT_TEXT = {
         "kill_primary": REBOOT, "force_failover": REBOOT,
-        "latency": "{ms} ms +/- {jitter_ms} ms on the client path: a Toxiproxy started beside the "
-                   "load generator, upstream = the writer endpoint; Locust and the clock connect "
-                   "through it (TLS passes through; host name kept for verify-full)",
+        "latency": client_proxy.LATENCY_TEXT,
         "partition_primary": "security-group blackhole: revoke the DB security group's ingress "
                              "rules that admit the app tier on the DB port, hold {duration_s:.0f} s, "
                              "re-authorize exactly those (compared rule by rule)",

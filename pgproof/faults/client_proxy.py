@@ -37,6 +37,9 @@ from pgproof.faults.record import same_process, start_time
 from pgproof.lab import procs
 
 START_TIMEOUT_S = 30.0  # a loaded 2-core machine starts a Python process in 1-5 s
+LATENCY_TEXT = ("{ms} ms +/- {jitter_ms} ms on the client path: a Toxiproxy started beside the "
+                "load generator, upstream = the writer endpoint; Locust and the clock connect "
+                "through it (TLS passes through; host name kept for verify-full)")
 
 
 class ClientProxy:
@@ -162,6 +165,7 @@ class ClientPathLatency:
     """Mixin for drivers without network access to the database: latency on the client path."""
 
     _client_proxy: ClientProxy | None = None
+    FAULT_TEXT: dict[str, str] = {"latency": LATENCY_TEXT}
 
     @contextlib.contextmanager
     def _start_proxy(self, app: dict[str, Any], log_dir: Path | None) -> Iterator[dict[str, Any]]:
