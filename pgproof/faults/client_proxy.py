@@ -49,7 +49,8 @@ class ClientProxy:
         if upstream_host.startswith("/") or "," in upstream_host:
             raise ValueError(f"writer host {upstream_host!r} is a socket directory or a host list; "
                              "a client-path proxy needs one TCP host")
-        self.upstream = f"{upstream_host}:{upstream_port}"
+        host = f"[{upstream_host}]" if ":" in upstream_host else upstream_host  # IPv6 literal
+        self.upstream = f"{host}:{upstream_port}"
         self.host = upstream_host
         self.log_dir = log_dir
         self.api_url = os.environ.get("TOXIPROXY_URL", "").rstrip("/")
