@@ -31,7 +31,7 @@ from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 
 REPO = Path(__file__).resolve().parent.parent
-FAST = {"baseline_s": 3, "settle_s": 5, "users": 4}
+FAST = {"baseline_s": 3, "users": 4}
 
 
 @pytest.fixture(scope="module")
