@@ -85,6 +85,7 @@ class Thresholds(_Strict):
     memory_alarm_max_pct: float = 85
     storage_alarm_max_pct: float = 80
     connections_alarm_max_pct: float = Field(90, gt=0, le=100)
+    alarm_delivery_budget_s: float = Field(60, gt=0)  # MON-4: set_alarm_state -> notification received
     deprecated_ca_ids: tuple[str, ...] = ("rds-ca-2015", "rds-ca-2019")
     engine_major: int = 15
     forbidden_admin_names: tuple[str, ...] = ("postgres", "admin", "root", "rdsadmin")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgproof.faults import client_proxy, toxiproxy
+from pgproof.faults import aws_alarm, client_proxy, toxiproxy
 from pgproof.faults.record import FaultRecord, same_process, start_time
 from pgproof.gameday.safety import ChaosRefused
 from pgproof.lab import procs
@@ -72,6 +72,8 @@ def undo_one(f: dict[str, Any], driver: Callable[[], Any]) -> str:
     if kind == "proxies_disabled":
         toxiproxy.enable(data["api_url"], data["proxies"])
         return f"proxies {', '.join(data['proxies'])} enabled"
+    if kind in aws_alarm.KINDS:  # the alarm drill reaches AWS itself, whatever the chaos driver
+        return aws_alarm.undo_recorded(kind, data)
     d = driver()
     if not callable(getattr(d, "undo_recorded", None)):
         raise ValueError(f"the {d.name} driver cannot undo a recorded {kind!r}")
