@@ -1,4 +1,5 @@
-"""MON-4 alarm drill: the moto bridge, the drill end to end on the lab, mutations, SIGKILL + recover."""
+"""MON-4 alarm drill: the lab's moto bridge (alarm actions), the drill end to end on the lab,
+mutations, SIGKILL + recover."""
 
 from __future__ import annotations
 
@@ -29,20 +30,37 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 # -- the bridge, in-process moto ----------------------------------------------------------------
-def test_bridge_publishes_on_transitions_with_actions_enabled_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bridge_publishes_on_transitions_with_actions_enabled_only(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    """The one bridge module the lab's moto runs (also the failover/SG bridge) publishes alarm actions."""
     from moto import mock_aws
+    from moto.cloudwatch.models import CloudWatchBackend
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.rds import models as rds_models
+    from moto.rds.responses import RDSResponse
 
-    from pgproof.lab import moto_bridge
+    from pgproof.lab import aws_bridge
 
     for k, v in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
         monkeypatch.setenv(k, v)
-    from moto.cloudwatch.models import CloudWatchBackend
-
     # restored after the test: other in-process moto tests get plain moto back
     monkeypatch.setattr(CloudWatchBackend, "set_alarm_state", CloudWatchBackend.set_alarm_state)
-    moto_bridge.install()
-    moto_bridge.install()  # idempotent: one wrap, one message per transition
+    monkeypatch.setattr(RDSResponse, "reboot_db_instance", RDSResponse.reboot_db_instance)
+    for seam in ("authorize_security_group_ingress", "revoke_security_group_ingress"):
+        monkeypatch.setattr(SecurityGroupBackend, seam, getattr(SecurityGroupBackend, seam))
+    monkeypatch.setattr(rds_models.Event, "EVENT_MAP", dict(rds_models.Event.EVENT_MAP))
+    bridge = aws_bridge.Bridge(tmp_path, 0)  # no lab here: the RDS/SG seams stay inactive
+    aws_bridge.install(bridge)
+    aws_bridge.install(bridge)  # idempotent: one wrap, one message per transition
     with mock_aws():
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        sg = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc)["GroupId"]
+        perm = [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+                 "IpRanges": [{"CidrIp": "10.9.1.0/24"}]}]
+        ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=perm)  # SG seam, no lab
+        ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=perm)
+        assert not bridge.cut
         kw = {"region_name": "us-east-1"}
         sns, sqs, cw = (boto3.client(s, **kw) for s in ("sns", "sqs", "cloudwatch"))  # type: ignore[call-overload]
         topic = sns.create_topic(Name="t")["TopicArn"]

@@ -23,12 +23,30 @@ authorize/revoke ingress). The bridge then reads the rules back through moto's o
 public API (boto3 against this server) with the same rule logic as the fault
 (``faults.aws_sg``), so it depends on moto internals only at those seams. The bridge
 is inactive until ``lab up`` has provisioned the twin (``state.aws`` names the instance).
+
+The same server also adds the one CloudWatch behaviour moto 5.2.5 lacks, alarm
+actions (for ``gameday alarm-drill``, MON-4). Real CloudWatch publishes to an
+alarm's SNS actions on a state *transition* (ALARM -> ``AlarmActions``, OK ->
+``OKActions``, INSUFFICIENT_DATA -> ``InsufficientDataActions``), only when
+``ActionsEnabled`` is on; moto records the new state and publishes nothing. A
+third seam, ``CloudWatchBackend.set_alarm_state``, publishes a notification
+shaped like CloudWatch's to each SNS action in-process; moto's SNS then delivers
+it to subscribed SQS queues itself. What the twin proves with it: the API calls,
+the alarm -> topic -> subscriber pipeline and the subscriptions; only real AWS
+proves delivery latency, email/Slack/PagerDuty endpoints and topic/queue
+policies (moto does not enforce them). This seam needs no lab state.
+
+One module, one moto process: the failover bridge, the security-group bridge
+and alarm actions are installed together by ``main`` (``lab up`` runs it as
+the lab's ``moto`` component).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
+import json
 import logging
 import sys
 import threading
@@ -48,6 +66,8 @@ EVENTS = {
                                                "was not changed."},
     "DB_INSTANCE_RESTARTED": {"Categories": ["availability"], "Message": "DB instance restarted"},
 }
+ALARM_ACTIONS = {"ALARM": "alarm_actions", "OK": "ok_actions",
+                 "INSUFFICIENT_DATA": "insufficient_data_actions"}
 
 
 class Bridge:
@@ -164,12 +184,79 @@ def _poll(check: Any, timeout: float) -> Any:
     return None
 
 
+# -- CloudWatch alarm actions -> SNS (moto's SNS delivers to SQS itself) ---------------------------
+def notification(alarm: Any, old_state: str, account: str) -> tuple[str, str]:
+    """(subject, message) as CloudWatch sends them to SNS for a state change."""
+    when = alarm.state_updated_timestamp
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000" if isinstance(when, dt.datetime) else ""
+    msg = {
+        "AlarmName": alarm.name, "AlarmDescription": alarm.description, "AWSAccountId": account,
+        "NewStateValue": alarm.state_value, "NewStateReason": alarm.state_reason,
+        "StateChangeTime": stamp, "Region": alarm.region_name, "AlarmArn": alarm.alarm_arn,
+        "OldStateValue": old_state, "AlarmActions": list(alarm.alarm_actions),
+        "OKActions": list(alarm.ok_actions),
+        "InsufficientDataActions": list(alarm.insufficient_data_actions),
+        "Trigger": {"MetricName": alarm.metric_name, "Namespace": alarm.namespace,
+                    "Statistic": (alarm.statistic or "").upper(), "Period": alarm.period,
+                    "EvaluationPeriods": alarm.evaluation_periods,
+                    "ComparisonOperator": alarm.comparison_operator, "Threshold": alarm.threshold,
+                    "TreatMissingData": alarm.treat_missing_data or "",
+                    "Dimensions": [{"name": d.name, "value": d.value} for d in alarm.dimensions]},
+    }
+    subject = f'{alarm.state_value}: "{alarm.name}" in {alarm.region_name}'
+    return subject[:100], json.dumps(msg)
+
+
+def deliver(alarm: Any, old_state: str, account: str) -> list[str]:
+    """Publish to every SNS action of the alarm's new state; one line per action (for the log)."""
+    from moto.sns.models import sns_backends
+
+    subject, message = notification(alarm, old_state, account)
+    out = []
+    for arn in getattr(alarm, ALARM_ACTIONS.get(alarm.state_value, ""), None) or []:
+        parts = arn.split(":")
+        if len(parts) < 6 or parts[2] != "sns":
+            out.append(f"{alarm.name}: action {arn} is not an SNS topic; skipped")
+            continue
+        try:
+            sns_backends[parts[4]][parts[3]].publish(message, arn=arn, subject=subject)
+            out.append(f"{alarm.name}: {alarm.state_value} published to {arn}")
+        except Exception as exc:  # noqa: BLE001 - a deleted topic fails the action, as on AWS
+            out.append(f"{alarm.name}: failed to execute action {arn}: {type(exc).__name__}: {exc}")
+    return out
+
+
+def install_alarm_actions() -> None:
+    """Wrap moto's ``set_alarm_state`` so a transition publishes to the alarm's actions (idempotent)."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original = CloudWatchBackend.set_alarm_state
+    if getattr(original, "pgproof_bridge", False):
+        return
+
+    def set_alarm_state(self: Any, alarm_name: str, reason: str, reason_data: str,
+                        state_value: str) -> None:
+        alarm = self.alarms.get(alarm_name)
+        old = alarm.state_value if alarm is not None else None
+        original(self, alarm_name, reason, reason_data, state_value)
+        alarm = self.alarms[alarm_name]
+        if old != alarm.state_value and alarm.actions_enabled:
+            for line in deliver(alarm, old or "", self.account_id):
+                log.info("%s", line)
+
+    set_alarm_state.pgproof_bridge = True  # type: ignore[attr-defined]
+    CloudWatchBackend.set_alarm_state = set_alarm_state  # type: ignore[method-assign]
+
+
 def install(bridge: Bridge) -> None:
-    """Wrap the two seams (see the module docstring) in this process only."""
+    """Wrap the three seams (see the module docstring) in this process only; idempotent."""
     from moto.ec2.models.security_groups import SecurityGroupBackend
     from moto.rds import models as rds_models
     from moto.rds.responses import RDSResponse
 
+    install_alarm_actions()
+    if getattr(RDSResponse.reboot_db_instance, "pgproof_bridge", False):
+        return
     rds_models.Event.EVENT_MAP.update(EVENTS)
     reboot = RDSResponse.reboot_db_instance
 
@@ -179,6 +266,7 @@ def install(bridge: Bridge) -> None:
             bridge.reboot(self.backend, self.params.get("DBInstanceIdentifier"), force)
         return reboot(self)
 
+    reboot_db_instance.pgproof_bridge = True  # type: ignore[attr-defined]
     RDSResponse.reboot_db_instance = reboot_db_instance  # type: ignore[method-assign]
 
     for name in ("authorize_security_group_ingress", "revoke_security_group_ingress"):
