@@ -156,6 +156,7 @@ def test_drill_on_the_lab_delivers_every_alarm_and_leaves_nothing(lab_target: Ta
     assert {p.name for p in out.iterdir()} >= {"journal.json", "report.md", "report.html"}
     md = (out / "report.md").read_text()
     assert "MON-4" in md and "delivered in" in md
+    assert "only real AWS proves the delivery latency" in md  # the twin says what it proves
     line = json.loads((tmp_path / "history.jsonl").read_text().splitlines()[-1])
     assert line["scenario"] == "alarm-drill" and line["verdicts"] == {"MON-4": "pass"}
     assert FaultRecord.load(lab_target) is None

@@ -35,6 +35,9 @@ NAME = "alarm-drill"
 CONTROLS = ("MON-4",)
 DESCRIPTION = ("force each MON-1 alarm into ALARM and wait for its notification in a temporary "
                "SQS subscriber of the alarm's SNS topic")
+TWIN_PROVES = ("an AWS emulator (endpoint_url set): this proves the API calls, the alarm -> topic -> "
+               "subscriber pipeline and the subscriptions; only real AWS proves the delivery "
+               "latency, the email/Slack/PagerDuty endpoints and topic/queue policies")
 
 
 def alarms_of(target: Target) -> list[dict[str, Any]]:
@@ -113,12 +116,15 @@ def run(target: Target, *, reports: Path = Path("reports"), alarms: list[str] | 
                 {"budget_s": budget, "alarms": ", ".join(a["AlarmName"] for a in chosen),
                  "region": target.aws.region}, echo=echo)
     j.versions = _versions()
+    if target.aws.endpoint_url:  # the report says what a twin can and cannot prove
+        j.measurements = {"twin": TWIN_PROVES}
+        j.event("drill", "what this run proves", TWIN_PROVES)
     j.fault = {"name": "set_alarm_state ALARM", "description": DESCRIPTION, "injected_at": None,
                "undone_at": None, "undo_ok": None, "undo_error": None}
     j.save(out)  # the stub a SIGKILLed drill leaves for `gameday recover`
     conn = AwsConn.of(target.aws)
     results: list[dict[str, Any]] = []
-    j.measurements = {"budget_s": budget, "alarms": results}
+    j.measurements = {**(j.measurements or {}), "budget_s": budget, "alarms": results}
     j.steady_state_before = {"ok": True, "detail": "; ".join(
         f"{a['AlarmName']} {a.get('StateValue', '?')}" for a in chosen)}
     try:
