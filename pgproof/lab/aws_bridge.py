@@ -6,9 +6,9 @@ instance *is* the lab's Patroni cluster:
 
 - a reboot with failover sets the instance ``rebooting``, emits "Multi-AZ
   instance failover started" (RDS-EVENT-0013), fails Patroni over (REST
-  ``/failover``), and once the other node leads sets the AvailabilityZone to
-  that node's (the node leading at the first failover is the instance's AZ, the
-  other node the second AZ), emits "Multi-AZ
+  ``/failover``), and once the other node leads moves the AvailabilityZone to
+  the second AZ (at each failover the node leading is where the instance says
+  it is, so lab-driver failovers in between never leave the AZ stale), emits "Multi-AZ
   instance failover completed" (RDS-EVENT-0049) and ``available`` again;
 - after any ingress change, if no rule of the instance's security groups admits
   the app tier (an app security group, or a world CIDR) on the DB port, the
@@ -76,7 +76,6 @@ class Bridge:
     def __init__(self, state_dir: Path, port: int) -> None:
         self.state_dir, self.port = state_dir, port
         self.cut = False  # whether *we* disabled the client path
-        self.azs: dict[str, str] = {}  # Patroni node -> AZ, fixed at the first failover
         self.lock = threading.Lock()
         self.clients: dict[tuple[str, str], Any] = {}
 
@@ -111,14 +110,14 @@ class Bridge:
             if lead is None:
                 raise RuntimeError("no Patroni leader")
             cand = next(n for n in NODES if n != lead)
-            if not self.azs:  # the node leading now is where the instance says it is
-                other = next(az for az in (f"{st.aws['region']}a", f"{st.aws['region']}b")
-                             if az != db.availability_zone)
-                self.azs = {lead: db.availability_zone, cand: other}
+            # The node leading now is where the instance says it is; the standby is in the
+            # other AZ. Anchored per failover: the lab driver may have moved the leader since.
+            other = next(az for az in (f"{st.aws['region']}a", f"{st.aws['region']}b")
+                         if az != db.availability_zone)
             patroni.failover(st.rest_url(lead), cand)
             if _poll(lambda: patroni.leader(rest) == cand or None, FAILOVER_TIMEOUT_S) is None:
                 raise RuntimeError(f"{cand} did not become leader within {FAILOVER_TIMEOUT_S:.0f} s")
-            db.availability_zone = self.azs[cand]
+            db.availability_zone = other
             backend.add_event("DB_INSTANCE_FAILOVER_FINISH", db)
             log.info("failover of %s: %s -> %s", db.db_instance_identifier, lead, cand)
         except Exception as exc:  # noqa: BLE001 - the twin reports it as RDS would: an event
