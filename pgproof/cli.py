@@ -154,6 +154,7 @@ def _gameday(args: argparse.Namespace) -> int:
         from pgproof.gameday.recover import recover
 
         return recover(target)
+    target.require_postgres("a game day")  # the clock and the ledger write through the writer
     preflight.check(target)
     try:
         journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,

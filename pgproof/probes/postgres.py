@@ -14,7 +14,7 @@ SETTINGS = (
     "server_version", "server_version_num", "ssl", "ssl_min_protocol_version", "ssl_ciphers",
     "password_encryption", "shared_preload_libraries", "log_connections", "log_disconnections",
     "log_min_duration_statement", "max_connections", "synchronous_standby_names",
-    "synchronous_commit", "data_directory", "listen_addresses",
+    "synchronous_commit", "data_directory", "listen_addresses", "ssl_key_file",
 )
 
 
