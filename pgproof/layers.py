@@ -28,7 +28,7 @@ assert set(FIXTURES.values()) <= set(LAYERS), "a fixture names a layer the catal
 
 def _no_postgres(t: Target, layer: str, what: str) -> str:
     where = " (AWS-only vantage point)" if t.aws is not None else ""
-    return f"{layer} layer not checked: target has no [postgres] section{what}{where}"
+    return f"{layer} layer not checked: target has no [postgres] section{where}{what}"
 
 
 def why_not(t: Target, layer: str) -> str | None:
