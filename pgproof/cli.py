@@ -1,4 +1,4 @@
-"""``pgproof``: lab up|down|status|break|heal, check, controls, drift, gameday."""
+"""``pgproof``: lab up|down|status|break|heal, check, doctor, controls, drift, gameday."""
 
 from __future__ import annotations
 
@@ -106,6 +106,14 @@ def _check(args: argparse.Namespace) -> int:
         for line in notify_run(target.notify, latest.resolve()):
             print(line)
     return int(doc["exit_code"])
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Reachability and permissions of every configured layer: 0 ready, 1 something missing."""
+    from pgproof import doctor
+    from pgproof.target import load_target
+
+    return doctor.run(load_target(args.target, args.config))
 
 
 def _control_args(values: list[str] | None) -> list[str] | None:
@@ -288,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "(Slack, PagerDuty, e-mail)")
     chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     chk.set_defaults(func=_check)
+    doc = sub.add_parser("doctor", help="before a run: is every configured layer reachable, "
+                                        "with every permission the suites need?")
+    doc.add_argument("--target", default=target_default, help=target_help)
+    doc.add_argument("--config", type=Path, default=None)
+    doc.set_defaults(func=_doctor)
     ctl = sub.add_parser("controls", help="list the control catalogue (IDs, titles, layers)")
     ctl.add_argument("patterns", nargs="*", metavar="ID", help="IDs or globs (default: all)")
     ctl.add_argument("--kind", choices=["compliance", "gameday"], default=None)

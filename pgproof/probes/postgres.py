@@ -17,6 +17,15 @@ SETTINGS = (
     "synchronous_commit", "data_directory", "listen_addresses", "ssl_key_file",
 )
 
+# What the queries below touch, for ``pgproof doctor``'s permission check (tests/test_doctor.py
+# holds this list to the SQL in this file). Settings outside a plain role's view need
+# pg_read_all_settings (data_directory, ssl_key_file); PostgreSQL 15 revokes the hba view and
+# its function from PUBLIC; TEMP is what the replica write probe tries.
+RELATIONS = ("pg_settings", "pg_hba_file_rules", "pg_stat_ssl", "pg_roles")
+FUNCTIONS = ("pg_hba_file_rules()", "pg_backend_pid()", "pg_is_in_recovery()",
+             "pg_last_wal_receive_lsn()", "pg_last_wal_replay_lsn()",
+             "pg_last_xact_replay_timestamp()")
+
 
 @dataclass
 class HbaRule:
