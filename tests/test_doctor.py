@@ -31,7 +31,7 @@ AUDITOR_PW = "doctor-auditor-pw-0123456789"
 
 def doctor(cfg: Path | None, target: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
-    base.update(PGPROOF_LAB_TARGET="/nonexistent", PGPROOF_TEST_DOCTOR_PW=AUDITOR_PW, **env)
+    base.update({"PGPROOF_LAB_TARGET": "/nonexistent", "PGPROOF_TEST_DOCTOR_PW": AUDITOR_PW, **env})
     args = [str(PGPROOF), "doctor", "--target", target]
     if cfg is not None:
         args += ["--config", str(cfg)]
