@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +19,9 @@ from pgproof import layers
 from pgproof.probes import health, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
 from pgproof.target import Target
+
+if TYPE_CHECKING:  # testinfra is imported only when a target has hosts
+    from pgproof.probes.host import HostFacts
 
 
 @pytest.fixture(scope="session")
@@ -93,12 +97,13 @@ def source_findings(target: Target) -> list[source.Literal]:
 
 
 @pytest.fixture(scope="session")
-def host_facts(target: Target, request: pytest.FixtureRequest) -> list:  # type: ignore[type-arg]
+def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts]:
     """Each database host's data directory, server key and device chain (self-managed ENC-1).
 
     The data directory and key file come from the SQL layer (asked only once the host
     layer is known to be configured, so its reason comes first)."""
     layers.require(target, "host")
+    pg = target.require_postgres("the host layer")
     from pgproof.probes import host
 
     facts: postgres.PostgresFacts = request.getfixturevalue("pg_facts")
@@ -106,14 +111,13 @@ def host_facts(target: Target, request: pytest.FixtureRequest) -> list:  # type:
     if not data_dir:
         from pgproof.verdict import Unreachable
 
-        raise Unreachable(f"data_directory is not visible to role {target.postgres.user} "
-                          f"(GRANT pg_read_all_settings TO {target.postgres.user};), so the "
-                          "hosts' data directory is unknown")
+        raise Unreachable(f"data_directory is not visible to role {pg.user} (GRANT "
+                          f"pg_read_all_settings TO {pg.user};), so the hosts' data directory "
+                          "is unknown")
     key = facts.settings.get("ssl_key_file") or None
     if key and not Path(key).is_absolute():
         key = str(Path(data_dir) / key)
-    port = target.postgres.writer.port
-    return [host.gather(url, data_dir, key, port) for url in target.hosts]
+    return [host.gather(url, data_dir, key, pg.writer.port) for url in target.hosts]
 
 
 @pytest.fixture(scope="session")
