@@ -84,6 +84,13 @@ def of_fixtures(names: Iterable[str]) -> list[str]:
     return [layer for layer in LAYERS if layer in wanted]
 
 
+def reasons(t: Target | None, names: Iterable[str]) -> dict[str, str]:
+    """Why each of ``names`` is not configured on ``t`` (only those that are not)."""
+    if t is None:
+        return {}
+    return {n: why for n in names if (why := why_not(t, n))}
+
+
 def configured(t: Target) -> dict[str, str | None]:
     """Every layer of the vocabulary that a compliance check can look at -> None or why not."""
     return {layer: why_not(t, layer) for layer in LAYERS if layer in set(FIXTURES.values())}

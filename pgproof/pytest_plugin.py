@@ -145,11 +145,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     item.user_properties.append(("pgproof_verdict", verdict.value))
     if verdict is Verdict.FAIL:
         _waiver_property(item, list(marker.args))
-    from pgproof.layers import of_fixtures
+    from pgproof.layers import of_fixtures, reasons
 
+    seen = of_fixtures(getattr(item, "fixturenames", ()))
+    why = reasons(item.config.stash.get(_TARGET, None), seen) if verdict is Verdict.NOT_CHECKED else {}
     item.config.stash[_RESULTS].append(res.CheckResult(
-        item.nodeid, list(marker.args), verdict, message, round(report.duration, 3),
-        of_fixtures(getattr(item, "fixturenames", ()))))
+        item.nodeid, list(marker.args), verdict, message, round(report.duration, 3), seen, why))
 
 
 def _waiver_property(item: pytest.Item, ids: list[str]) -> None:

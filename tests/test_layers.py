@@ -158,6 +158,8 @@ def test_aws_only_run_judges_every_aws_layer_and_errors_nowhere(twin_config: Pat
         assert c["verdict"] != "pass" or want, cid  # nothing checked is never a pass
     enc1 = by_id["ENC-1"]
     assert enc1["verdict"] == "pass" and enc1["layers_not_checked"]["host"].startswith(NO_HOSTS)
+    assert by_id["TLS-3"]["layers_not_checked"] == {  # one check, two layers, each its reason
+        "tls": f"live TLS layer not checked: {NO_PG}", "sql": f"live SQL layer not checked: {NO_PG}"}
     assert by_id["TLS-5"]["verdict"] == "not-checked"
     assert by_id["TLS-5"]["layers_not_checked"] == {"tls": f"live TLS layer not checked: {NO_PG}"}
     assert "TLS-1    Server accepts TLS 1.2+ only  [checked: aws; not checked: tls, sql]" in r.stdout

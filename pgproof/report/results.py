@@ -38,6 +38,7 @@ class CheckResult:
     message: str = ""
     duration_s: float = 0.0
     layers: list[str] = field(default_factory=list)  # empty: every layer of its controls
+    reasons: dict[str, str] = field(default_factory=dict)  # not-checked: layer -> why
 
 
 @dataclass
@@ -70,7 +71,8 @@ def by_layer(cid: str, checks: list[CheckResult], selected: bool = True) -> list
         if verdict is not None:
             rows.append({"layer": name, "verdict": verdict})
             continue
-        reasons = [c.message for c in mine if c.verdict is Verdict.NOT_CHECKED and c.message]
+        reasons = [c.reasons.get(name) or c.message for c in mine
+                   if c.verdict is Verdict.NOT_CHECKED and (c.message or c.reasons)]
         why = (reasons[0] if reasons else f"{name} layer not checked: "
                + ("no check of it ran (deselected, or the run stopped early)" if selected
                   else "control not selected in this run"))

@@ -66,7 +66,7 @@ def terminal_lines(controls: list[ControlResult]) -> list[str]:
             reasons.setdefault(why, []).append(c.id)
     if reasons:
         out.append("layers not checked:")
-        out += [f"  {why} ({', '.join(ids)})" for why, ids in reasons.items()]
+        out += [f"  {why} ({', '.join(dict.fromkeys(ids))})" for why, ids in reasons.items()]
     return out
 
 
