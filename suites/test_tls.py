@@ -62,7 +62,7 @@ def test_handshakes_below_tls12_refused(tls_facts, target: Target, evidence) -> 
 
 @control("TLS-1")
 def test_min_protocol_setting(pg_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
-    value = pg_facts.settings.get("ssl_min_protocol_version", "")
+    value = pg_facts.setting("ssl_min_protocol_version")
     expect(judge.judge_min_protocol_setting(value, target.thresholds, pg_facts.endpoint),
            evidence, f"ssl_min_protocol_version={value}")
 

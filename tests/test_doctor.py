@@ -18,11 +18,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pgproof.checks.postgres import judge_audit1
 from pgproof.lab import procs
 from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.lab.state import LabState
 from pgproof.probes import postgres
 from pgproof.target import parse_target
+from pgproof.verdict import Unreachable
 
 PGPROOF = Path(sys.executable).parent / "pgproof"
 REPO = Path(__file__).resolve().parent.parent
@@ -86,13 +88,19 @@ def test_missing_grants_are_named_then_granted(server: Standalone, tmp_path: Pat
             "sslrootcert": str(server.ca), "password_env": "PGPROOF_TEST_DOCTOR_PW"}}, "t")
         before = postgres.gather(t)
         assert before.hba_rules is None and "data_directory" not in before.settings
+        assert {"ssl_min_protocol_version", "shared_preload_libraries"} <= set(before.hidden)
+        with pytest.raises(Unreachable, match=r"cannot read setting ssl_min_protocol_version .*"
+                                              r"\(GRANT pg_read_all_settings TO pgproof;\)"):
+            before.setting("ssl_min_protocol_version")  # could not check, never judged as ''
+        with pytest.raises(Unreachable, match="shared_preload_libraries"):
+            judge_audit1(before)
         with psycopg.connect(**server.conninfo(), autocommit=True) as c:
             for stmt in grants(r.stdout):
                 c.execute(stmt)
         after = postgres.gather(t)
     finally:
         del os.environ["PGPROOF_TEST_DOCTOR_PW"]
-    assert after.hba_rules and set(after.settings) == set(postgres.SETTINGS)
+    assert after.hba_rules and set(after.settings) == set(postgres.SETTINGS) and not after.hidden
     ok = doctor(cfg, "box", tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "MISSING" not in ok.stdout and "every permission the SQL probes use" in ok.stdout

@@ -55,7 +55,7 @@ def judge_authz1(f: PostgresFacts, app_role: str | None) -> list[str]:
 
 def judge_audit1(f: PostgresFacts) -> list[str]:
     problems = []
-    libs = [x.strip() for x in f.settings.get("shared_preload_libraries", "").split(",")]
+    libs = [x.strip() for x in f.setting("shared_preload_libraries").split(",")]
     if "pgaudit" not in libs:
         problems.append(f"{f.endpoint}: pgaudit is not in shared_preload_libraries "
                         f"({f.settings.get('shared_preload_libraries')!r}) (AUDIT-1)")

@@ -67,6 +67,19 @@ class PostgresFacts:
     session_ssl: dict[str, Any]
     roles: dict[str, RoleFacts]
     replicas: list[ReplicaFacts] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)  # SETTINGS the role may not read
+    role: str = ""
+
+    def setting(self, name: str) -> str:
+        """A setting's value; one the role may not read is "could not check", never "".
+
+        PostgreSQL hides some settings (ssl_min_protocol_version, ssl_ciphers,
+        shared_preload_libraries, data_directory) from roles outside pg_read_all_settings:
+        judging the empty string would fail a compliant server."""
+        if name in self.hidden:
+            raise Unreachable(f"role {self.role} cannot read setting {name} on {self.endpoint} "
+                              f"(GRANT pg_read_all_settings TO {self.role};)")
+        return self.settings.get(name, "")
 
 
 def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> psycopg.Connection:
@@ -128,8 +141,9 @@ def _one(conn: psycopg.Connection, query: str, *args: Any) -> Any:
 
 
 def gather(target: Target) -> PostgresFacts:
-    ep = target.postgres.writer
+    ep = target.require_postgres("the live SQL layer").writer
     with connect(target) as conn:
+        info_user = str(_one(conn, "SELECT current_user"))
         rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
                             (list(SETTINGS),)).fetchall()
         settings = {n: s for n, s in rows}
@@ -154,8 +168,9 @@ def gather(target: Target) -> PostgresFacts:
             " FROM pg_roles WHERE rolname = ANY(%s)", (names,)):
             roles[r[0]] = RoleFacts(*r)
     replicas = [replica_facts(target, r) for r in target.postgres.readers]
+    hidden = [s for s in SETTINGS if s not in settings]
     return PostgresFacts(f"{ep.host}:{ep.port}", settings, audit, hba, hba_error, session_ssl,
-                         roles, replicas)
+                         roles, replicas, hidden, info_user)
 
 
 def replica_facts(target: Target, ep: Endpoint) -> ReplicaFacts:
