@@ -26,6 +26,7 @@ from pgproof.target import ConfigError, parse_target
 from pgproof.verdict import Verdict as V
 
 PGPROOF = Path(sys.executable).parent / "pgproof"
+REPO = Path(__file__).resolve().parent.parent
 NO_PG = "target has no [postgres] section (AWS-only vantage point)"
 NO_AWS = "AWS layer not checked: target has no [aws] section"
 NO_HOSTS = "host layer not checked: no [[hosts]] configured"
@@ -228,3 +229,18 @@ def test_lab_run_checks_live_and_aws_layers(lab: LabState, tmp_path: Path) -> No
     assert by_id["ENC-1"]["layers_checked"] == ["aws"]
     assert by_id["ENC-1"]["layers_not_checked"]["host"].startswith(NO_HOSTS)
     assert "[checked: tls, sql, aws]" in r.stdout
+
+
+def test_scenarios_on_an_aws_only_target_stop_with_one_sentence(twin_config: Path,
+                                                                tmp_path: Path) -> None:
+    cfg = twin_config.read_text().replace("[targets.ci.aws]", '[targets.ci.chaos]\nallowed = true\n'
+                                          'driver = "aws"\n[targets.ci.aws]')
+    twin_config.write_text(cfg)
+    r = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "scenarios/test_force_failover.py"),
+                        "--target", "ci", "--pgproof-config", str(twin_config), "-q",
+                        "-p", "no:cacheprovider", "--reports", str(tmp_path / "r")],
+                       capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=180)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert ("target 'ci' has no [postgres] section, and a game day needs a database endpoint"
+            in r.stdout + r.stderr)
+    assert "AttributeError" not in r.stdout + r.stderr
