@@ -10,6 +10,7 @@ really queries (its ``SETTINGS``, ``RELATIONS`` and ``FUNCTIONS``). It only read
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from pgproof.verdict import Unreachable
 # Which controls each privilege serves: a missing grant names what it would leave unchecked.
 WHY = {"pg_settings": "every SQL-layer control", "pg_hba_file_rules": "TLS-2, AUTH-1",
        "pg_hba_file_rules()": "TLS-2, AUTH-1", "pg_stat_ssl": "TLS-1", "pg_roles": "AUTHZ-1",
-       "pg_backend_pid()": "TLS-1", "TEMP": "HA-5 (the replica write probe)"}
+       "pg_backend_pid()": "TLS-1", "TEMP": "HA-5 (the replica write probe)",
+       "pg_read_all_stats": "TLS-7 (replication encrypted)",
+       "pg_ls_archive_statusdir()": "BAK-2 (WAL waiting to be archived)"}
 SETTING_USES = {"ssl_min_protocol_version": "TLS-1", "ssl_ciphers": "TLS-5",
                 "password_encryption": "AUTH-1", "shared_preload_libraries": "AUDIT-1",
                 "log_connections": "AUDIT-1", "log_min_duration_statement": "MON-2",
@@ -110,6 +113,11 @@ def privilege_findings(conn: Any, role: str, dbname: str) -> list[Finding]:
             why = WHY.get(fn, "HA-5 (replica lag)")
             out.append(Finding("postgres", False, f"role {role} cannot execute {fn} ({why})"
                                                   f"{where}: GRANT EXECUTE ON FUNCTION {fn} TO {who};"))
+    if not conn.execute("SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
+                        ).fetchone()[0]:  # else other sessions' pg_stat_replication rows are blank
+        out.append(Finding("postgres", False, f"role {role} cannot see the WAL senders' "
+                                              f"connections ({WHY['pg_read_all_stats']}): "
+                                              f"GRANT pg_read_all_stats TO {who};"))
     if not conn.execute("SELECT has_database_privilege(current_database(), 'TEMP')").fetchone()[0]:
         out.append(Finding("postgres", False, f"role {role} may not create temporary tables "
                                               f"({WHY['TEMP']}): GRANT TEMPORARY ON DATABASE "
@@ -214,12 +222,38 @@ def host_findings(target: Target) -> list[Finding]:
     return out
 
 
+def backup_findings(target: Target, conn: Any | None = None) -> list[Finding]:
+    """The backup tool answers ``info`` for the stanza; the auditor may list the archive status."""
+    from pgproof.probes import backup
+
+    cfg = target.backup
+    if cfg is None:
+        return []
+    try:
+        doc = json.loads(backup._run(cfg, "--output=json info") or "[]")
+        out = [Finding("backup", True, f"{cfg.tool} on {cfg.host}: stanza {cfg.stanza} answers "
+                                       f"info ({sum(len(s.get('backup', [])) for s in doc)} "
+                                       "backups)")]
+    except (Unreachable, ValueError) as exc:
+        out = [Finding("backup", False, f"{cfg.tool} on {cfg.host}: {exc}")]
+    if conn is not None:
+        fn = "pg_ls_archive_statusdir()"
+        role = conn.execute("SELECT current_user").fetchone()[0]
+        if not conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')",
+                            (f"pg_catalog.{fn}",)).fetchone()[0]:
+            out.append(Finding("backup", False, f"role {role} cannot execute {fn} ({WHY[fn]}): "
+                                                f"GRANT EXECUTE ON FUNCTION {fn} TO {ident(role)};"))
+    return out
+
+
 # -- the report ------------------------------------------------------------------------------
 def diagnose(target: Target) -> list[Finding]:
     """Every finding, configured layers first, then what the target leaves not checked."""
     out: list[Finding] = []
     if target.postgres is not None:
         out += postgres_findings(target)
+    if target.backup is not None:
+        out += _backup_with_session(target)
     if target.aws is not None:
         out += aws_findings(target)
     out += host_findings(target)
@@ -227,6 +261,17 @@ def diagnose(target: Target) -> list[Finding]:
         if why:
             out.append(Finding(layer, None, why))
     return out
+
+
+def _backup_with_session(target: Target) -> list[Finding]:
+    """The backup layer's findings, with the archive-status grant when the writer logs in."""
+    if target.postgres is None:
+        return backup_findings(target)
+    _, conn = _login(target, None, "writer")
+    if conn is None:  # the postgres findings already say why
+        return backup_findings(target)
+    with conn:
+        return backup_findings(target, conn)
 
 
 def run(target: Target, echo: Callable[[str], None] = print) -> int:

@@ -74,7 +74,8 @@ def test_missing_grants_are_named_then_granted(server: Standalone, tmp_path: Pat
     assert sorted(grants(r.stdout)) == sorted([
         "GRANT pg_read_all_settings TO pgproof;",
         "GRANT SELECT ON pg_hba_file_rules TO pgproof;",
-        "GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO pgproof;"]), r.stdout
+        "GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO pgproof;",
+        "GRANT pg_read_all_stats TO pgproof;"]), r.stdout  # TLS-7: the WAL senders' rows
     assert re.search(r"^ok +postgres +writer: login as pgproof to postgres over TLSv1\.[23], "
                      r"verified against ", r.stdout, re.M), r.stdout
     assert re.search(r"^ok +hosts +local://: reachable", r.stdout, re.M)
@@ -187,3 +188,5 @@ def test_the_lab_is_ready(lab: LabState, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"^ok +postgres +pooler admin console", r.stdout, re.M)
     assert re.search(r"^ok +aws +.*DB instance \S+ is available", r.stdout, re.M), r.stdout
+    assert re.search(r"^ok +backup +pgbackrest on \S+: stanza \S+ answers info \([1-9]\d* "
+                     r"backups\)", r.stdout, re.M), r.stdout  # the lab's pgBackRest layer

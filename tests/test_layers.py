@@ -137,7 +137,11 @@ def twin_config(tmp_path: Path) -> Iterator[Path]:
         cfg.write_text('[targets.ci]\nenvironment = "staging"\n[targets.ci.aws]\n'
                        + "".join(f"{k} = {_toml(v)}\n" for k, v in aws.items()))
         yield cfg
-    finally:
+    finally:  # moto's backends are per process: the next twin must start empty
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
+                               timeout=30).close()
         server.stop()
 
 

@@ -152,12 +152,15 @@ def _rejudge_layers(c: ControlResult) -> None:
 def exit_code(controls_: list[ControlResult]) -> int:
     """0 compliant, 1 non-compliant, 2 could not check: a scheduler can tell them apart.
 
-    Only selected controls count: not-selected (and not-checked) never change the code; a
+    Only selected controls count: not-selected (and not-checked) never change the code, except
+    that a run in which no selected control had any layer checked is 2, never compliant; a
     control waived by a valid waiver counts as compliant (an expired waiver leaves it failing)."""
     verdicts = {c.verdict for c in controls_}
     if Verdict.FAIL in verdicts:
         return 1
     if Verdict.ERROR in verdicts:
+        return 2
+    if verdicts - {NOT_SELECTED} == {NOT_CHECKED}:  # zero layers checked is never a pass
         return 2
     return 0
 
