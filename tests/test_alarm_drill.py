@@ -100,6 +100,24 @@ def test_history_keeps_the_worst_verdict_of_a_control_judged_per_alarm(tmp_path:
     assert append_gameday(out, j)["verdicts"] == {"MON-4": "fail"}
 
 
+def test_aws_only_target_is_not_refused_for_want_of_postgres(tmp_path: Path) -> None:
+    """The drill needs only [aws] (a CI runner outside the VPC); other game days need [postgres]."""
+    cfg = tmp_path / "pgproof.toml"
+    cfg.write_text('[targets.ci]\nenvironment = "staging"\n[targets.ci.aws]\nregion = "us-east-1"\n'
+                   'endpoint_url = "http://127.0.0.1:9"\n[targets.ci.chaos]\nallowed = true\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+
+    def cli(scenario: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pgproof.cli", "gameday", scenario, "--target",
+                               "ci", "--config", str(cfg), "--dry-run"], capture_output=True,
+                              text=True, env=env, cwd=REPO, timeout=120)
+
+    drill, kill = cli("alarm-drill"), cli("kill-primary")
+    assert "no [postgres] section" not in drill.stderr, drill.stderr  # refused later: no API at :9
+    assert kill.returncode == 2 and "no [postgres] section" in kill.stderr, kill.stderr
+
+
 # -- on the lab ---------------------------------------------------------------------------------
 def _env(lab: LabState) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
