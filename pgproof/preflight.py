@@ -59,6 +59,9 @@ def missing_password(target: Target) -> str | None:
 
 def check(target: Target) -> None:
     """Raise ``UserError`` naming every wrong endpoint, or the missing password."""
+    from pgproof import tunnel
+
+    tunnel.ensure(target)  # postgres.via: the bastion first (a failing tunnel is one sentence)
     answers = greet_all(target)
     problems = wrong_protocols(target, answers)
     if not problems and answers[0][1].postgres:  # log in only where PostgreSQL answered
