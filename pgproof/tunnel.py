@@ -88,8 +88,12 @@ _active: Tunnel | None = None
 
 def dial(host: str, port: int) -> tuple[str, int]:
     """Where to connect to reach ``host:port``: the tunnel's local end, or the endpoint itself."""
-    if _active is not None and (host, port) in _active.routes:
-        return LOCAL, _active.routes[(host, port)]
+    if _active is not None:
+        if (host, port) in _active.routes:
+            return LOCAL, _active.routes[(host, port)]
+        # Already a local end (e.g. a conninfo's port handed back to the TLS probe): keep it.
+        if any(h == host and lp == port for (h, _), lp in _active.routes.items()):
+            return LOCAL, port
     return host, port
 
 
