@@ -20,7 +20,6 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -142,15 +141,12 @@ def _argv(via: Via, routes: dict[tuple[str, int], int]) -> list[str]:
     return [*argv, f"{via.user}@{via.host}" if via.user else via.host]
 
 
-def _listening(port: int) -> bool:
-    """Is ``port`` listening on the loopback? Read from /proc, so no connection is opened."""
-    want = f"0100007F:{port:04X}"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-            cols = line.split()
-            if cols[1] == want and cols[3] == "0A":
-                return True
-    return False
+def _listening() -> set[int]:
+    """Ports listening on the loopback, via netlink (``ss``): no connection is opened, and
+    unlike /proc/net/tcp (0.13 s a read with thousands of TIME_WAIT entries here) it is fast."""
+    r = subprocess.run(["ss", "-Hltn", "src", LOCAL], capture_output=True, text=True, timeout=10)
+    return {int(cols[3].rsplit(":", 1)[1]) for cols in map(str.split, r.stdout.splitlines())
+            if len(cols) > 3 and ":" in cols[3]}
 
 
 def open_tunnel(via: Via, remotes: list[tuple[str, int]], timeout: float = OPEN_TIMEOUT_S) -> Tunnel:
@@ -165,7 +161,7 @@ def open_tunnel(via: Via, remotes: list[tuple[str, int]], timeout: float = OPEN_
                                     preexec_fn=_die_with_parent)  # noqa: PLW1509 - prctl only
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and proc.poll() is None:
-                if all(_listening(p) for p in routes.values()):
+                if set(routes.values()) <= _listening():
                     return Tunnel(via, routes, proc)
                 time.sleep(0.05)
             if proc.poll() is None:

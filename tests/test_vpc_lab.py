@@ -147,6 +147,7 @@ def test_a_failing_tunnel_is_one_sentence_naming_the_bastion(vpc_target: Target)
 def test_check_is_compliant_through_the_bastion(vpc: LabState, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PGPROOF_", "PGPASS"))}
     env["PGPROOF_LAB_TARGET"] = str(vpc.target_file)
+    logins_before = vpc.log("sshd").read_text().count("Accepted publickey")
     r = subprocess.run([str(PGPROOF), "check", "--target", "lab", "--reports", str(tmp_path)],
                        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
@@ -155,7 +156,8 @@ def test_check_is_compliant_through_the_bastion(vpc: LabState, tmp_path: Path) -
     assert verdicts["NET-5"] == "pass"
     for live in ("TLS-1", "TLS-2", "TLS-3", "TLS-6", "AUTH-1", "HA-5", "POOL-1", "MON-3"):
         assert verdicts[live] == "pass", (live, verdicts[live])
-    # The tunnel died with the run: no ssh to this bastion is left.
+    # One tunnel for the whole run (pre-flight and every probe), and it died with the run.
+    assert vpc.log("sshd").read_text().count("Accepted publickey") - logins_before == 1
     bridge = f"127.0.0.1:{vpc.ports['ssh_bridge']}"
     left = subprocess.run(["pgrep", "-af", f"ssh .*-p {vpc.ports['ssh_bridge']}"],
                           capture_output=True, text=True).stdout

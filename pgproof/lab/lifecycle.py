@@ -93,6 +93,7 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
     live_mutations.app_source(state)
     state.netns = c.make_outside_netns(state)
     state.save()
+    sshd = bastion.start(state) if vpc else None  # needs nothing of the DB tier: start it early
     with ThreadPoolExecutor(max_workers=2) as pool:
         aws: Future[dict[str, object]] | None = None
         if with_aws:
@@ -105,8 +106,7 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
                              "healthy (through pgbouncer)", state.log("health"), health)
         procs.wait_until(lambda: procs.pid_alive(bouncer), 0.1, "pgbouncer", "running",
                          state.log("pgbouncer"), bouncer)
-        if vpc:
-            sshd = bastion.start(state)
+        if sshd is not None:
             procs.wait_until(lambda: bastion.answers(state), timeout, "bastion",
                              "answering SSH on 127.0.0.1:" + str(state.ports["ssh_bridge"]),
                              state.log("sshd"), sshd)
