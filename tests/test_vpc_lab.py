@@ -164,6 +164,26 @@ def test_check_is_compliant_through_the_bastion(vpc: LabState, tmp_path: Path) -
     assert not left.strip(), f"tunnel to {bridge} left running: {left}"
 
 
+def test_the_tunnel_dies_with_a_killed_runner(vpc: LabState) -> None:
+    """SIGKILL leaves no atexit: the ssh child must still go (PR_SET_PDEATHSIG)."""
+    code = ("import sys, time\nfrom pathlib import Path\nfrom pgproof import tunnel\n"
+            "from pgproof.target import load_target\n"
+            "t = tunnel.ensure(load_target('lab', Path('/nonexistent'), Path(sys.argv[1])))\n"
+            "print(t.proc.pid, flush=True)\ntime.sleep(120)\n")
+    runner = subprocess.Popen([sys.executable, "-c", code, str(vpc.target_file)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        ssh = int(runner.stdout.readline())  # type: ignore[union-attr]
+        assert procs.pid_alive(ssh)
+    finally:
+        runner.kill()
+        runner.wait(10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and procs.pid_alive(ssh):
+        time.sleep(0.1)
+    assert not procs.pid_alive(ssh), "ssh outlived its SIGKILLed runner"
+
+
 def test_mutations_are_refused_on_vpc(vpc: LabState) -> None:
     with pytest.raises(procs.ComponentError, match="loopback lab only"):
         mutations.apply(vpc.state_dir, "exposed-to-outside")
