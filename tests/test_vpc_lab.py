@@ -21,7 +21,8 @@ import psycopg
 import pytest
 
 from pgproof import tunnel
-from pgproof.lab import lifecycle, mutations, procs, topology
+from pgproof.lab import backup, lifecycle, mutations, procs, topology
+from pgproof.lab import components as c
 from pgproof.lab.state import LabState
 from pgproof.probes import health, network, postgres, tls
 from pgproof.target import ConfigError, Target, load_target, parse_target
@@ -35,7 +36,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the vpc topology need
 def vpc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
     d = tmp_path_factory.mktemp("vpc-lab")
     try:
-        yield lifecycle.up(d, timeout=120, topology_name="vpc")
+        state = lifecycle.up(d, timeout=120, topology_name="vpc")
+        backup.wait_ready(state)  # BAK-2 wants a full backup: the first one runs after `lab up`
+        yield state
     finally:
         tunnel.close()
         lifecycle.down(d)
@@ -154,7 +157,10 @@ def test_check_is_compliant_through_the_bastion(vpc: LabState, tmp_path: Path) -
     doc = json.loads((tmp_path / "latest" / "results.json").read_text())
     verdicts = {c["id"]: c["verdict"] for c in doc["controls"]}
     assert verdicts["NET-5"] == "pass"
-    for live in ("TLS-1", "TLS-2", "TLS-3", "TLS-6", "AUTH-1", "HA-5", "POOL-1", "MON-3"):
+    # Every live control judged from inside (TLS-5's enumeration and TLS-7 included), and the
+    # backup layer: pgBackRest archives from the DB namespace through its S3 endpoint.
+    for live in ("TLS-1", "TLS-2", "TLS-3", "TLS-5", "TLS-6", "TLS-7", "AUTH-1", "HA-5", "POOL-1",
+                 "MON-3", "BAK-1", "BAK-2"):
         assert verdicts[live] == "pass", (live, verdicts[live])
     # One tunnel for the whole run (pre-flight and every probe), and it died with the run.
     assert vpc.log("sshd").read_text().count("Accepted publickey") - logins_before == 1
@@ -162,6 +168,27 @@ def test_check_is_compliant_through_the_bastion(vpc: LabState, tmp_path: Path) -
     left = subprocess.run(["pgrep", "-af", f"ssh .*-p {vpc.ports['ssh_bridge']}"],
                           capture_output=True, text=True).stdout
     assert not left.strip(), f"tunnel to {bridge} left running: {left}"
+
+
+def test_wal_is_archived_from_the_db_namespace_into_the_twin_bucket(vpc: LabState) -> None:
+    """archive_command runs inside the DB subnet: only its S3 endpoint gets it to the front."""
+    assert vpc.aws, "the vpc lab test runs with the AWS twin"
+    with topology.db(vpc), psycopg.connect(**c.superuser_conninfo(vpc), autocommit=True) as conn:
+        before = conn.execute("SELECT archived_count, failed_count FROM pg_stat_archiver").fetchone()
+        assert before is not None
+        deadline, after = time.monotonic() + 90, before
+        while time.monotonic() < deadline and after[0] <= before[0]:
+            conn.execute("CREATE TABLE IF NOT EXISTS vpc_archive_nudge (at timestamptz)")
+            conn.execute("INSERT INTO vpc_archive_nudge VALUES (now())")
+            conn.execute("SELECT pg_switch_wal()")
+            time.sleep(1)
+            after = conn.execute("SELECT archived_count, failed_count FROM pg_stat_archiver"
+                                 ).fetchone() or before
+    assert after[0] > before[0], f"nothing archived within 90 s: {after}"
+    assert after[1] == before[1], f"archive_command failed meanwhile: {before} -> {after}"
+    rows = {s.name: s for s in lifecycle.status(vpc.state_dir)}
+    assert rows["backup"].healthy and rows["backup"].detail.startswith("ready: full backup")
+    assert rows["s3_endpoint"].healthy and rows["s3front"].healthy
 
 
 def test_the_tunnel_dies_with_a_killed_runner(vpc: LabState) -> None:
@@ -191,7 +218,7 @@ def test_mutations_are_refused_on_vpc(vpc: LabState) -> None:
 
 def test_down_removes_every_namespace_veth_route_and_process(vpc: LabState) -> None:
     pids = {f.stem: procs.read_pid(f) for f in vpc.pids.glob("*.pid")}
-    for crashed in ("sshd", "node1", "bastion_root"):  # a crash first: down must still clean
+    for crashed in ("sshd", "node1", "bastion_root", "s3_endpoint"):  # a crash first: down must still clean
         os.kill(pids[crashed], signal.SIGKILL)  # type: ignore[arg-type]
     lifecycle.down(vpc.state_dir)
     assert not {n: p for n, p in pids.items() if p and procs.pid_alive(p)}

@@ -19,9 +19,9 @@ from pgproof.lab import components as c
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 
 # Stop order: clients first, the consensus store last.
-VPC_ONLY = ("bastion_root", "bastion_ns", "sshd")
-COMPONENTS = (*VPC_ONLY, "backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy", "etcd",
-              "s3front", "moto")
+VPC_ONLY = ("bastion_root", "bastion_ns", "sshd", "s3_endpoint")
+COMPONENTS = (*VPC_ONLY[:3], "backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy",
+              "etcd", "s3_endpoint", "s3front", "moto")
 
 Progress = Callable[[str], None]
 
@@ -285,7 +285,8 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
         port = {"health": p.get("health"), "pgbouncer": p.get("pgbouncer"),
                 "haproxy": p.get("haproxy_writer"), "toxiproxy": p.get("toxiproxy"),
                 "etcd": p.get("etcd_client"), "moto": p.get("moto"), "sshd": p.get("ssh_bridge"),
-                "bastion_root": p.get("ssh_bridge"), "s3front": p.get("s3_tls")}.get(name) or p.get(f"{name}_pg")
+                "bastion_root": p.get("ssh_bridge"), "s3front": p.get("s3_tls"),
+                "s3_endpoint": p.get("s3_tls")}.get(name) or p.get(f"{name}_pg")
         detail = "running" if alive else "not running"
         if name in NODES and name in members:
             m = members[name]
@@ -294,7 +295,7 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
             alive = alive and m.get("state") in ("running", "streaming")
         elif name == "backup":
             alive, detail = _backup_status(state, alive)
-        elif name in ("moto", "s3front") and not state.aws and name not in pids:
+        elif name in ("moto", "s3front", "s3_endpoint") and not state.aws and name not in pids:
             alive, detail = True, "not started (--no-aws)"
         elif name == "toxiproxy" and state.external_toxiproxy:
             alive, detail = c.http_ok(state.toxiproxy_url + "/version"), f"external {state.toxiproxy_url}"

@@ -1,6 +1,7 @@
 """The vpc topology: a private DB subnet and an app subnet, each its own network namespace.
 
-``db`` holds etcd, Toxiproxy, the Patroni nodes, HAProxy and PgBouncer; ``app``
+``db`` holds etcd, Toxiproxy, the Patroni nodes, HAProxy, PgBouncer, the pgBackRest
+scheduler and the subnet's S3 endpoint (a socat to the root's S3 TLS front); ``app``
 holds the health app and an OpenSSH bastion. One veth pair joins them in a
 benchmarking range (198.18.0.0/15) that exists only inside these namespaces.
 The runner stays in the root namespace with no route to either: the root gets an
@@ -21,7 +22,7 @@ from pgproof.lab.state import LabState
 TOPOLOGIES = ("loopback", "vpc")
 RANGE = ipaddress.ip_network("198.18.0.0/16")
 # Which tier each process belongs to (everything else, e.g. moto, stays in the root namespace).
-DB_TIER = ("etcd", "toxiproxy", "node1", "node2", "haproxy", "pgbouncer")
+DB_TIER = ("etcd", "toxiproxy", "node1", "node2", "haproxy", "pgbouncer", "backup", "s3_endpoint")
 APP_TIER = ("health", "sshd", "bastion_ns")
 
 
