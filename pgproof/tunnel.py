@@ -181,7 +181,7 @@ def open_tunnel(via: Via, remotes: list[tuple[str, int]], timeout: float = OPEN_
 def ensure(target: Target) -> Tunnel | None:
     """Open the target's tunnel once per process (reused while it covers the same endpoints)."""
     global _active
-    if not target.postgres.via:
+    if target.postgres is None or not target.postgres.via:  # AWS-only: no live probe at all
         return None
     via, remotes = parse_via(target.postgres.via), endpoints(target)
     if (_active is not None and _active.via == via and _active.proc.poll() is None
