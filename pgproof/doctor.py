@@ -54,9 +54,16 @@ def ident(name: str) -> str:
 # -- postgres --------------------------------------------------------------------------------
 def _endpoint_findings(target: Target) -> tuple[list[Finding], bool]:
     """TCP and protocol at every endpoint; True when the writer speaks PostgreSQL."""
-    from pgproof import preflight
+    from pgproof import preflight, tunnel
 
     out = []
+    try:  # postgres.via: every probe below goes through the bastion, as a check's would
+        t = tunnel.ensure(target)
+    except tunnel.TunnelError as exc:
+        return [Finding("postgres", False, str(exc))], False
+    if t is not None:
+        out.append(Finding("postgres", True, f"bastion {t.via.name}: tunnel open, "
+                                             f"{len(t.routes)} forwards"))
     answers = preflight.greet_all(target)
     for name, a in answers:
         where = f"{name} {a.host}:{a.port}"

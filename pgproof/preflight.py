@@ -63,6 +63,9 @@ def check(target: Target) -> None:
     """Raise ``UserError`` naming every wrong endpoint, or the missing password."""
     if target.postgres is None:
         return
+    from pgproof import tunnel
+
+    tunnel.ensure(target)  # postgres.via: the bastion first (a failing tunnel is one sentence)
     answers = greet_all(target)
     problems = wrong_protocols(target, answers)
     if not problems and answers[0][1].postgres:  # log in only where PostgreSQL answered

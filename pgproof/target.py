@@ -127,8 +127,18 @@ class Postgres(_Strict):
     connect_timeout: float = Field(5, gt=0)
     app_role: str | None = None
     nodes: list[Endpoint] = []
+    via: str | None = None  # ssh://user@bastion:port: every live probe goes through it (tunnel.py)
 
     _paths = field_validator("sslrootcert", "passfile", mode="before")(_relative_to_config)
+
+    @field_validator("via", mode="after")
+    @classmethod
+    def _via_is_ssh(cls, value: str | None) -> str | None:
+        if value is not None:
+            from pgproof.tunnel import parse_via
+
+            parse_via(value)
+        return value
 
     @field_validator("sslrootcert", mode="after")
     @classmethod
@@ -251,6 +261,11 @@ class Target(_Strict):
         pw = self.password()
         if pw:
             kw["password"] = pw
+        from pgproof.tunnel import dial
+
+        addr, port = dial(kw["host"], kw["port"])
+        if addr != kw["host"]:  # through the bastion: verify the certificate against the real name
+            kw["hostaddr"], kw["port"] = addr, port
         kw.update(overrides)
         return kw
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgproof.lab import procs
+from pgproof.lab import procs, topology
 from pgproof.lab.state import LabState
 
 STANZA = "lab"
@@ -116,8 +116,14 @@ def write_config(state: LabState, **kw: Any) -> Path:
 
 # -- the S3 TLS front (HAProxy with the lab's certificate, before moto) -------------------
 
+def s3_socket(state: LabState) -> Path:
+    return backup_dir(state) / "s3-front.sock"
+
+
 def s3_front_config(state: LabState) -> str:
     pem = state.tls / "s3-front.pem"
+    # vpc: the DB namespace's S3 endpoint reaches the front over this unix socket.
+    unix = f"  bind unix@{s3_socket(state)} ssl crt {pem}\n" if topology.is_vpc(state) else ""
     return f"""global
   maxconn 200
 defaults
@@ -127,8 +133,26 @@ defaults
   timeout server 5m
 listen s3
   bind 127.0.0.1:{state.ports['s3_tls']} ssl crt {pem}
-  server moto 127.0.0.1:{state.ports['moto']}
+{unix}  server moto 127.0.0.1:{state.ports['moto']}
 """
+
+
+def start_s3_endpoint(state: LabState) -> int:
+    """vpc: the DB subnet's way to S3 (what a VPC gateway endpoint is on AWS).
+
+    ``archive_command`` runs in the DB namespace, whose 127.0.0.1 is its own: a socat
+    there listens on the same ``localhost:s3_tls`` the config names and joins the
+    front's unix socket (the namespaces share the filesystem). TLS passes through it.
+    """
+    sock = s3_socket(state)
+    argv = ["socat", f"TCP-LISTEN:{state.ports['s3_tls']},bind=127.0.0.1,fork,reuseaddr",
+            f"UNIX-CONNECT:{sock}"]
+    pid = procs.spawn(topology.wrap(state, "s3_endpoint", argv), state.log("s3_endpoint"),
+                      state.pidfile("s3_endpoint"), procs.clean_env())
+    with topology.db(state):
+        procs.wait_until(lambda: procs.port_open("127.0.0.1", state.ports["s3_tls"]), 10,
+                         "s3_endpoint", "listening in the DB namespace", state.log("s3_endpoint"), pid)
+    return pid
 
 
 def start_s3_front(state: LabState) -> int:
@@ -141,6 +165,10 @@ def start_s3_front(state: LabState) -> int:
                       state.pidfile("s3front"), procs.clean_env())
     procs.wait_until(lambda: procs.port_open("127.0.0.1", state.ports["s3_tls"]), 10,
                      "s3front", "listening", state.log("s3front"), pid)
+    if topology.is_vpc(state):
+        procs.wait_until(s3_socket(state).exists, 10, "s3front", "unix socket created",
+                         state.log("s3front"), pid)
+        start_s3_endpoint(state)
     return pid
 
 
@@ -151,7 +179,8 @@ def start(state: LabState) -> None:
         start_s3_front(state)
     write_status(state, "starting", "first full backup not started yet")
     argv = [sys.executable, "-m", "pgproof.lab.backup_runner", "--state-dir", str(state.state_dir)]
-    procs.spawn(argv, state.log("backup"), state.pidfile("backup"), procs.clean_env(home="/tmp"))
+    # vpc: pgBackRest runs where the database runs (it asks Patroni for the leader there).
+    procs.spawn(topology.wrap(state, "backup", argv), state.log("backup"), state.pidfile("backup"), procs.clean_env(home="/tmp"))
 
 
 # -- running the tool, status ------------------------------------------------------------

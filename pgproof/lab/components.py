@@ -13,7 +13,7 @@ import requests
 from psycopg import sql
 
 from pgproof.faults import patroni
-from pgproof.lab import configs, procs
+from pgproof.lab import configs, procs, topology
 from pgproof.lab.scram import scram_verifier
 from pgproof.lab.state import NODES, LabState
 
@@ -49,6 +49,7 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
 
 
 def _spawn(state: LabState, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    argv = topology.wrap(state, name, argv)  # vpc: inside its tier's namespace
     return procs.spawn(argv, state.log(name), state.pidfile(name), env or procs.clean_env())
 
 
@@ -179,18 +180,19 @@ def write_pgbouncer_config(state: LabState, pw: dict[str, str], pool_size: int =
 
 
 def start_health(state: LabState, sslmode: str = "verify-full") -> int:
-    conninfo = {"host": "127.0.0.1", "port": state.ports["pgbouncer"], "dbname": "appdb",
+    conninfo = {"host": topology.db_host(state), "port": state.ports["pgbouncer"], "dbname": "appdb",
                 "user": "app", "passfile": str(state.passfile), "sslmode": sslmode,
                 "sslrootcert": str(state.ca_file), "connect_timeout": 3}
     f = state.run_dir / "health.json"
     f.write_text(json.dumps(conninfo))
-    argv = [sys.executable, "-m", "pgproof.lab.health_app", "--port", str(state.ports["health"]),
+    argv = [sys.executable, "-m", "pgproof.lab.health_app", "--host", topology.app_host(state),
+            "--port", str(state.ports["health"]),
             "--conninfo-file", str(f)]
     return _spawn(state, "health", argv, procs.clean_env(home="/tmp"))
 
 
 def health_url(state: LabState) -> str:
-    return f"http://127.0.0.1:{state.ports['health']}/api/health/database"
+    return f"http://{topology.app_host(state)}:{state.ports['health']}/api/health/database"
 
 
 def start_moto(state: LabState) -> int:

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import requests
 
-from pgproof.lab import backup, configs, live_mutations, pki, procs
+from pgproof.lab import backup, bastion, configs, live_mutations, pki, procs, topology
 from pgproof.lab import components as c
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 from pgproof.target import LAB_TARGETS
 
 # Stop order: clients first, the consensus store last.
-COMPONENTS = ("backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy", "etcd", "s3front",
-              "moto")
+VPC_ONLY = ("bastion_root", "bastion_ns", "sshd", "s3_endpoint")
+COMPONENTS = (*VPC_ONLY[:3], "backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy",
+              "etcd", "s3_endpoint", "s3front", "moto")
 
 Progress = Callable[[str], None]
 
@@ -31,8 +32,16 @@ def _quiet(_: str) -> None:
 
 
 def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True,
-       progress: Progress = _quiet) -> LabState:
-    """Bring the whole lab up; on any failure tear down what was started and re-raise."""
+       progress: Progress = _quiet, topology_name: str = "loopback") -> LabState:
+    """Bring the whole lab up; on any failure tear down what was started and re-raise.
+
+    ``topology_name`` "vpc" puts the tiers in their own network namespaces (lab/topology.py).
+    """
+    if topology_name not in topology.TOPOLOGIES:
+        raise procs.ComponentError("lab", f"unknown topology {topology_name!r}; "
+                                   f"known: {', '.join(topology.TOPOLOGIES)}")
+    if topology_name == "vpc" and not procs.running_as_root():
+        raise procs.ComponentError("lab", "the vpc topology makes network namespaces: run as root")
     state_dir = (state_dir or default_state_dir()).resolve()
     existing = LabState.load(state_dir)
     if existing and any(procs.pid_alive(p) for p in _recorded_pids(existing).values()):
@@ -42,6 +51,7 @@ def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True
     c.check_prerequisites()
     for attempt in (1, 2):
         state = LabState.new(state_dir)
+        state.topology = topology_name
         try:
             _up(state, timeout, with_aws, progress)
             return state
@@ -70,40 +80,37 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
         d.mkdir(parents=True)
     state.ports = dict(zip(PORT_NAMES, procs.free_ports(len(PORT_NAMES)), strict=True))
     state.save()
+    vpc = topology.is_vpc(state)
+    if vpc:
+        state.vpc = topology.plan(state)
+        state.save()  # before anything exists: `down` must find what a crash leaves
+        topology.create(state)
+        progress(f"lab: vpc namespaces {state.vpc['db_ns']}, {state.vpc['app_ns']} "
+                 f"({state.vpc['subnet']}) ({time.monotonic() - t0:.1f} s)")
     pw = state.make_secrets()
     ca = pki.make_ca(state.tls)
-    pki.issue_server_cert(ca, state.tls)
+    pki.issue_server_cert(ca, state.tls, hosts=("127.0.0.1", "localhost",
+                                                *([state.vpc["db_ip"]] if vpc else [])))
     live_mutations.app_source(state)
     state.netns = c.make_outside_netns(state)
     state.save()
+    sshd = bastion.start(state) if vpc else None  # needs nothing of the DB tier: start it early
     with ThreadPoolExecutor(max_workers=2) as pool:
         aws: Future[dict[str, object]] | None = None
         if with_aws:
             moto_pid = c.start_moto(state)
             aws = pool.submit(_provision_aws, state, moto_pid, timeout)
-        etcd_pid = c.start_etcd(state)
-        tox_pid = c.start_toxiproxy(state)
-        c.wait_etcd(state, etcd_pid, timeout)
-        c.populate_toxiproxy(state, tox_pid, timeout)
-        progress(f"lab: etcd and toxiproxy up ({time.monotonic() - t0:.1f} s)")
-        pids = {}
-        for node in NODES:
-            c.prepare_node(state, node, pw)
-            pids[node] = c.start_patroni(state, node)
-        c.start_haproxy(state)
-        _wait_leader(state, pids, timeout)
-        procs.wait_until(lambda: c.writer_accepts_sql(state), timeout, "haproxy",
-                         "routing writes to the leader", state.log("haproxy"))
-        c.create_roles(state, pw)
-        progress(f"lab: leader elected, roles created ({time.monotonic() - t0:.1f} s)")
-        bouncer = c.start_pgbouncer(state, pw)
-        health = c.start_health(state)
-        procs.wait_until(lambda: c.sync_standby_streaming(state), timeout, "patroni",
-                         "streaming to a synchronous standby", state.log("node2"))
-        procs.wait_until(lambda: c.http_ok(c.health_url(state), 2), timeout, "health app",
-                         "healthy (through pgbouncer)", state.log("health"), health)
+        with topology.db(state):  # vpc: this thread talks to the DB tier from inside its subnet
+            bouncer, health = _db_tier(state, pw, timeout, progress, t0)
+        with topology.app(state):
+            procs.wait_until(lambda: c.http_ok(c.health_url(state), 2), timeout, "health app",
+                             "healthy (through pgbouncer)", state.log("health"), health)
         procs.wait_until(lambda: procs.pid_alive(bouncer), 0.1, "pgbouncer", "running",
                          state.log("pgbouncer"), bouncer)
+        if sshd is not None:
+            procs.wait_until(lambda: bastion.answers(state), timeout, "bastion",
+                             "answering SSH on 127.0.0.1:" + str(state.ports["ssh_bridge"]),
+                             state.log("sshd"), sshd)
         progress(f"lab: postgres cluster, pgbouncer, health app up ({time.monotonic() - t0:.1f} s)")
         if aws is not None:
             state.aws = aws.result()
@@ -113,6 +120,31 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
     if state.aws:  # lab-rds: the same lab through its AWS twin, bridged by lab/aws_bridge.py
         state.target_file.with_name(LAB_TARGETS["lab-rds"]).write_text(configs.target_toml(state, "aws"))
     progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
+
+
+def _db_tier(state: LabState, pw: dict[str, str], timeout: float, progress: Progress,
+             t0: float) -> tuple[int, int]:
+    """etcd, Toxiproxy, Patroni, HAProxy, roles, PgBouncer, the health app; their PIDs."""
+    etcd_pid = c.start_etcd(state)
+    tox_pid = c.start_toxiproxy(state)
+    c.wait_etcd(state, etcd_pid, timeout)
+    c.populate_toxiproxy(state, tox_pid, timeout)
+    progress(f"lab: etcd and toxiproxy up ({time.monotonic() - t0:.1f} s)")
+    pids = {}
+    for node in NODES:
+        c.prepare_node(state, node, pw)
+        pids[node] = c.start_patroni(state, node)
+    c.start_haproxy(state)
+    _wait_leader(state, pids, timeout)
+    procs.wait_until(lambda: c.writer_accepts_sql(state), timeout, "haproxy",
+                     "routing writes to the leader", state.log("haproxy"))
+    c.create_roles(state, pw)
+    progress(f"lab: leader elected, roles created ({time.monotonic() - t0:.1f} s)")
+    bouncer = c.start_pgbouncer(state, pw)
+    health = c.start_health(state)
+    procs.wait_until(lambda: c.sync_standby_streaming(state), timeout, "patroni",
+                     "streaming to a synchronous standby", state.log("node2"))
+    return bouncer, health
 
 
 def _wait_leader(state: LabState, pids: dict[str, int], timeout: float) -> None:
@@ -202,6 +234,8 @@ def down(state_dir: Path | None = None) -> list[str]:
         state.pidfile(name).unlink(missing_ok=True)
     if state.netns:
         c.remove_netns(state.netns)
+    if topology.is_vpc(state):
+        topology.remove(state)  # namespaces (their veths go with them) and the root's route
     if state.external_toxiproxy:
         c.remove_proxies(state)
     shutil.rmtree(state.run_dir, ignore_errors=True)
@@ -242,14 +276,21 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
         return []
     pids = _recorded_pids(state)
     p = state.ports
-    members = {m["name"]: m for m in c.cluster(state).get("members", [])}
+    try:
+        with topology.db(state):
+            members = {m["name"]: m for m in c.cluster(state).get("members", [])}
+    except OSError:  # vpc namespace gone (crash): every component reads "not running"
+        members = {}
     out = []
     for name in COMPONENTS:
+        if name in VPC_ONLY and not topology.is_vpc(state):
+            continue
         alive = name in pids and procs.pid_alive(pids[name])
         port = {"health": p.get("health"), "pgbouncer": p.get("pgbouncer"),
                 "haproxy": p.get("haproxy_writer"), "toxiproxy": p.get("toxiproxy"),
-                "etcd": p.get("etcd_client"), "moto": p.get("moto"),
-                "s3front": p.get("s3_tls")}.get(name) or p.get(f"{name}_pg")
+                "etcd": p.get("etcd_client"), "moto": p.get("moto"), "sshd": p.get("ssh_bridge"),
+                "bastion_root": p.get("ssh_bridge"), "s3front": p.get("s3_tls"),
+                "s3_endpoint": p.get("s3_tls")}.get(name) or p.get(f"{name}_pg")
         detail = "running" if alive else "not running"
         if name in NODES and name in members:
             m = members[name]
@@ -258,25 +299,16 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
             alive = alive and m.get("state") in ("running", "streaming")
         elif name == "backup":
             alive, detail = _backup_status(state, alive)
-        elif name in ("moto", "s3front") and not state.aws and name not in pids:
+        elif name in ("moto", "s3front", "s3_endpoint") and not state.aws and name not in pids:
             alive, detail = True, "not started (--no-aws)"
         elif name == "toxiproxy" and state.external_toxiproxy:
             alive, detail = c.http_ok(state.toxiproxy_url + "/version"), f"external {state.toxiproxy_url}"
         elif name == "health" and alive:
             try:
-                r = requests.get(c.health_url(state), timeout=3)
+                with topology.app(state):
+                    r = requests.get(c.health_url(state), timeout=3)
                 alive, detail = r.status_code == 200, r.json().get("status", "?")
-            except (requests.RequestException, ValueError) as exc:
+            except (requests.RequestException, ValueError, OSError) as exc:
                 alive, detail = False, str(exc)
         out.append(ComponentStatus(name, port, alive, detail))
     return out
-
-
-def _backup_status(state: LabState, alive: bool) -> tuple[bool, str]:
-    st = backup.read_status(state)
-    if st is None:
-        return False, "not started"
-    if not alive:
-        return False, f"scheduler not running (last: {st.state}, {st.detail})"
-    when = time.strftime("%H:%M:%S", time.localtime(st.at))
-    return st.state in ("ready", "running", "starting"), f"{st.state}: {st.detail} ({when})"

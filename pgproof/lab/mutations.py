@@ -131,6 +131,9 @@ def apply(state_dir: Path | None, name: str | None) -> str:
     if not name or name not in cat:
         raise ComponentError("mutation", f"unknown mutation {name!r}; known: {', '.join(sorted(cat))}")
     state = _state(state_dir)
+    if state.topology == "vpc":  # mutations drive the DB tier from the root namespace
+        raise ComponentError("mutation", "mutations run on the loopback lab only; this lab has "
+                             "the vpc topology (`pgproof lab up` without --topology vpc)")
     active = _active_file(state)
     if active.exists():
         current = json.loads(active.read_text())["name"]

@@ -20,6 +20,7 @@ PORT_NAMES = (
     "etcd_client", "etcd_peer", "toxiproxy",
     "writer", "reader", "haproxy_writer", "haproxy_reader", "pgbouncer", "health", "moto", "s3_tls",
     *(f"{n}_{k}" for n in NODES for k in ("pg", "rest", "pg_proxy", "repl_proxy", "etcd_proxy")),
+    "sshd", "ssh_bridge",  # vpc topology: the bastion, and its bridge on the root's loopback
 )
 USERS = ("postgres", "replicator", "app", "pgproof", "pgbouncer_admin")
 
@@ -38,6 +39,8 @@ class LabState:
     external_toxiproxy: bool = False
     aws: dict[str, object] = field(default_factory=dict)
     netns: str = ""  # an empty network namespace: the "outside" vantage point for NET-5
+    topology: str = "loopback"  # or "vpc": tiers in their own namespaces (lab/topology.py)
+    vpc: dict[str, str] = field(default_factory=dict)  # vpc names and addresses
 
     # -- paths -------------------------------------------------------------------------------
     @property

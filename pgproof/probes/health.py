@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from pgproof.tunnel import http_url
 from pgproof.verdict import NotApplicable, Unreachable
 
 
@@ -24,7 +25,7 @@ def gather(url: str | None, timeout: float = 5) -> HealthFacts:
         raise NotApplicable("no health_url configured for this target")
     t0 = time.perf_counter()
     try:
-        r = requests.get(url, timeout=timeout)
+        r = requests.get(http_url(url), timeout=timeout)  # through the bastion if ``via``
     except requests.RequestException as exc:
         raise Unreachable(f"health endpoint {url} did not answer: {type(exc).__name__}") from None
     try:

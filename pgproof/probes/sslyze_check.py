@@ -25,6 +25,7 @@ from sslyze import (
 )
 
 from pgproof.probes.tls_ciphers import SCANNED_VERSIONS, CipherOutcome, CipherScan, classes_of
+from pgproof.tunnel import dial
 from pgproof.verdict import CannotVerify, Unreachable
 
 # sslyze result attribute -> version name as in pgproof.probes.tls.TLS_VERSIONS
@@ -52,9 +53,13 @@ def accepted_suites_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
     It does not try every suite (measured: not ADH-CAMELLIA*-SHA256), hence ``rejected``.
     """
     requests: list[ServerScanRequest] = []
+    asked: dict[tuple[str, int], tuple[str, int]] = {}  # the address scanned -> the endpoint
     for host, port in endpoints:
+        addr, via_port = dial(host, port)  # the bastion's forward if ``postgres.via``
+        asked[(host, via_port)] = (host, port)
         req = ServerScanRequest(
-            server_location=ServerNetworkLocation(hostname=host, port=port),
+            server_location=ServerNetworkLocation(
+                hostname=host, port=via_port, ip_address=addr if addr != host else None),
             network_configuration=ServerNetworkConfiguration(
                 tls_server_name_indication=host,
                 tls_opportunistic_encryption=ProtocolWithOpportunisticTlsEnum.POSTGRES,
@@ -68,7 +73,8 @@ def accepted_suites_many(endpoints: Sequence[tuple[str, int]], timeout: int = 5
     scanner.queue_scans(requests)
     found: dict[tuple[str, int], dict[str, Suites]] = {}
     for result in scanner.get_results():
-        where = (result.server_location.hostname, result.server_location.port)
+        loc = result.server_location
+        where = asked.get((loc.hostname, loc.port), (loc.hostname, loc.port))
         label = f"{where[0]}:{where[1]}"
         if result.connectivity_status is not ServerConnectivityStatusEnum.COMPLETED:
             trace = result.connectivity_error_trace

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pgproof.tunnel import dial
+
 # Spelled as PostgreSQL's ssl_min_protocol_version spells them, oldest first.
 TLS_VERSIONS: tuple[str, ...] = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 SSL_VERSION = {
@@ -53,8 +55,9 @@ class Handshake:
 
 
 def connect(host: str, port: int, timeout: float) -> socket.socket:
+    """TCP to the endpoint (through the bastion's forward if ``postgres.via``; SNI stays ``host``)."""
     try:
-        return socket.create_connection((host, port), timeout=timeout)
+        return socket.create_connection(dial(host, port), timeout=timeout)
     except OSError as exc:
         raise ConnectFailed(f"{host}:{port}: {exc.strerror or exc}") from exc
 

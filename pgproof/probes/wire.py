@@ -15,6 +15,8 @@ import struct
 import time
 from dataclasses import dataclass
 
+from pgproof.tunnel import dial
+
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 NUDGE = b"\r\n\r\n"
 NUDGE_AFTER_S = 0.5
@@ -62,7 +64,7 @@ def greet(host: str, port: int, budget_s: float = 1.5) -> WireAnswer:
         return WireAnswer(host, port, pg, proto, data, detail, time.monotonic() - started)
 
     try:
-        sock = socket.create_connection((host, port), timeout=budget_s)
+        sock = socket.create_connection(dial(host, port), timeout=budget_s)
     except OSError as exc:
         return answer(None, "", detail=f"cannot connect: {exc.strerror or exc}")
     data, nudged = b"", False
