@@ -208,7 +208,9 @@ class Handler(BaseHTTPRequestHandler):
             gone = store.items.pop(key, None)
             for k in [k for k in store.items if k.startswith(key + "/")]:
                 del store.items[k]
-            return (200 if gone else 204), None
+            # Microsoft.DBforPostgreSQL deletes are long-running (202/204 only, FirewallRules_Delete).
+            pg = "/microsoft.dbforpostgresql/" in key
+            return (200 if gone and not pg else 204), None
         if key in store.items:
             return 200, store.items[key]
         if _is_collection(parts):
