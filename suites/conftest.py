@@ -59,3 +59,12 @@ def aws_inventory(target: Target):  # type: ignore[no-untyped-def]
     from pgproof.probes import aws
 
     return aws.gather(target.aws)
+
+
+@pytest.fixture(scope="session")
+def azure_inventory(target: Target):  # type: ignore[no-untyped-def]
+    if target.azure is None:
+        raise NotApplicable("no [azure] section for this target")
+    from pgproof.probes import azure
+
+    return azure.gather(target.azure)

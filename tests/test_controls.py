@@ -21,7 +21,7 @@ from pgproof.lab.state import LabState
 from pgproof.target import Thresholds
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE_LAYERS = {"aws_inventory": "aws", "tls_facts": "tls", "pg_facts": "sql",
+FIXTURE_LAYERS = {"aws_inventory": "aws", "azure_inventory": "azure", "tls_facts": "tls", "pg_facts": "sql",
                   "pooler_facts": "pooler", "health_facts": "health", "backup_facts": "backup",
                   "replication_facts": "sql"}
 CALL_LAYERS = {"source.scan": "source", "network.resolve": "dns",
@@ -112,7 +112,7 @@ def test_controls_command_table_json_and_bad_pattern() -> None:
     assert r.returncode == 0
     lines = r.stdout.splitlines()
     assert len(lines) == 1 + len(CATALOGUE)
-    assert any(line.split()[:3] == ["TLS-1", "compliance", "tls,sql,aws"] for line in lines)
+    assert any(line.split()[:3] == ["TLS-1", "compliance", "tls,sql,aws,azure"] for line in lines)
     doc = json.loads(_cli("controls", "NET-*", "--format", "json").stdout)
     assert [c["id"] for c in doc["controls"]] == select(["NET-*"])
     assert doc["controls"][0]["frameworks"] == {"hipaa": ["164.312(a)(1)", "164.312(e)(1)"],
