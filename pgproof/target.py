@@ -373,6 +373,12 @@ def load_target(name: str, config: Path | None = None, lab_file: Path | None = N
             raise ConfigError(f"{config}: targets: expected a table of [targets.<name>]")
     if name in targets:
         return parse_target(name, targets[name], str(config))
+    if name == "lab-azure":
+        az_file = lab_target_file(lab_file).with_name("target-azure.toml")
+        if not az_file.exists():
+            raise ConfigError(f"target 'lab-azure': {az_file} not found; start the lab with "
+                              "`pgproof lab up --cloud azure` (or --cloud both)")
+        return parse_target("lab-azure", _read_toml(az_file), str(az_file))
     if name == "lab":
         lab_file = lab_target_file(lab_file)
         if not lab_file.exists():

@@ -194,7 +194,8 @@ def pgbouncer_userlist(pw: dict[str, str]) -> str:
     return "".join(f'"{u}" "{pw[u]}"\n' for u in users)
 
 
-def target_toml(state: LabState) -> str:
+def target_toml(state: LabState, cloud: str = "aws") -> str:
+    """The lab target; ``cloud="azure"`` swaps the [aws] twin section for the [azure] one."""
     p = state.ports
 
     def ep(port: int, **kw: str) -> str:
@@ -228,7 +229,9 @@ def target_toml(state: LabState) -> str:
         "[lab]",
         f'state_dir = "{state.state_dir}"',
     ]
-    if state.aws:
+    if cloud == "azure":
+        lines += ["", "[azure]"] + [f"{k} = {json.dumps(v)}" for k, v in state.azure.items()]
+    elif state.aws:
         lines += ["", "[aws]"] + [f"{k} = {json.dumps(v)}" for k, v in state.aws.items() if v is not None]
     lines += backup.target_section(state)
     return "\n".join(lines) + "\n"

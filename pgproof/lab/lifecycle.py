@@ -20,7 +20,7 @@ from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 
 # Stop order: clients first, the consensus store last.
 COMPONENTS = ("backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy", "etcd", "s3front",
-              "moto")
+              "moto", "azure-arm", "azurite")
 
 Progress = Callable[[str], None]
 
@@ -30,7 +30,7 @@ def _quiet(_: str) -> None:
 
 
 def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True,
-       progress: Progress = _quiet) -> LabState:
+       progress: Progress = _quiet, with_azure: bool = False) -> LabState:
     """Bring the whole lab up; on any failure tear down what was started and re-raise."""
     state_dir = (state_dir or default_state_dir()).resolve()
     existing = LabState.load(state_dir)
@@ -42,7 +42,7 @@ def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True
     for attempt in (1, 2):
         state = LabState.new(state_dir)
         try:
-            _up(state, timeout, with_aws, progress)
+            _up(state, timeout, with_aws, progress, with_azure)
             return state
         except procs.ComponentError as exc:
             progress("lab: start failed, tearing down what was started")
@@ -59,7 +59,8 @@ def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True
     raise AssertionError("unreachable")
 
 
-def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> None:
+def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
+        with_azure: bool = False) -> None:
     t0 = time.monotonic()
     shutil.rmtree(state.run_dir, ignore_errors=True)
     state.run_dir.mkdir(parents=True)
@@ -80,6 +81,12 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
         if with_aws:
             moto_pid = c.start_moto(state)
             aws = pool.submit(_provision_aws, state, moto_pid, timeout)
+        azure: Future[dict[str, object]] | None = None
+        if with_azure:
+            from pgproof.lab import azure_lab
+
+            azure = pool.submit(azure_lab.start, state.state_dir, state.tls, tuple(
+                state.ports[n] for n in ("azure_arm", "azure_kv", "azurite")), timeout, state.logs)
         etcd_pid = c.start_etcd(state)
         tox_pid = c.start_toxiproxy(state)
         c.wait_etcd(state, etcd_pid, timeout)
@@ -106,9 +113,14 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
         progress(f"lab: postgres cluster, pgbouncer, health app up ({time.monotonic() - t0:.1f} s)")
         if aws is not None:
             state.aws = aws.result()
+        if azure is not None:
+            state.azure = azure.result()
+            progress(f"lab: Azure twin provisioned ({time.monotonic() - t0:.1f} s)")
     state.save()
     backup.start(state)  # the first full backup runs in the background; `lab status` says when
     state.target_file.write_text(configs.target_toml(state))
+    if state.azure:
+        state.azure_target_file.write_text(configs.target_toml(state, cloud="azure"))
     progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
 
 
@@ -203,6 +215,7 @@ def down(state_dir: Path | None = None) -> list[str]:
         c.remove_proxies(state)
     shutil.rmtree(state.run_dir, ignore_errors=True)
     state.target_file.unlink(missing_ok=True)
+    state.azure_target_file.unlink(missing_ok=True)
     return stopped
 
 
@@ -245,7 +258,8 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
         port = {"health": p.get("health"), "pgbouncer": p.get("pgbouncer"),
                 "haproxy": p.get("haproxy_writer"), "toxiproxy": p.get("toxiproxy"),
                 "etcd": p.get("etcd_client"), "moto": p.get("moto"),
-                "s3front": p.get("s3_tls")}.get(name) or p.get(f"{name}_pg")
+                "s3front": p.get("s3_tls"), "azure-arm": p.get("azure_arm"),
+                "azurite": p.get("azurite")}.get(name) or p.get(f"{name}_pg")
         detail = "running" if alive else "not running"
         if name in NODES and name in members:
             m = members[name]
@@ -256,6 +270,8 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
             alive, detail = _backup_status(state, alive)
         elif name in ("moto", "s3front") and not state.aws and name not in pids:
             alive, detail = True, "not started (--no-aws)"
+        elif name in ("azure-arm", "azurite") and not state.azure and name not in pids:
+            alive, detail = True, "not started (--cloud azure starts it)"
         elif name == "toxiproxy" and state.external_toxiproxy:
             alive, detail = c.http_ok(state.toxiproxy_url + "/version"), f"external {state.toxiproxy_url}"
         elif name == "health" and alive:
