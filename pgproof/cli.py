@@ -16,7 +16,9 @@ def _lab(args: argparse.Namespace) -> int:
 
     state_dir = args.lab_dir
     if args.action == "up":
-        lifecycle.up(state_dir, timeout=args.timeout, with_aws=not args.no_aws,
+        lifecycle.up(state_dir, timeout=args.timeout,
+                     with_aws=not args.no_aws and args.cloud in ("aws", "both"),
+                     with_azure=args.cloud in ("azure", "both"),
                      progress=lambda m: print(m, flush=True), topology_name=args.topology)
         return _print_status(lifecycle.status(state_dir))
     if args.action == "down":
@@ -287,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--no-aws", action="store_true", help="skip the moto AWS twin")
     lab.add_argument("--topology", choices=["loopback", "vpc"], default="loopback",
                      help="up: vpc puts the DB and app tiers in their own network namespaces")
+    lab.add_argument("--cloud", choices=["aws", "azure", "both"], default="aws",
+                     help="which cloud twin(s) to start; azure writes the lab-azure target")
     lab.set_defaults(func=_lab)
     chk = sub.add_parser("check", help="run the compliance suites against a target")
     chk.add_argument("--target", default=target_default, help=target_help)

@@ -19,6 +19,7 @@ from pgproof.verdict import NotChecked
 # Suite fixtures -> the layer each one observes (a check's layers are the fixtures it asks for).
 FIXTURES: dict[str, str] = {
     "tls_facts": "tls", "pg_facts": "sql", "verify_full_login": "sql", "aws_inventory": "aws",
+    "azure_inventory": "azure",
     "pooler_facts": "pooler", "health_facts": "health", "dns_facts": "dns",
     "vantage_reach": "vantage", "host_facts": "host", "source_findings": "source",
     "backup_facts": "backup", "replication_facts": "sql",
@@ -41,6 +42,9 @@ def why_not(t: Target, layer: str) -> str | None:
     if layer == "aws" and t.aws is None:
         return ("AWS layer not checked: target has no [aws] section (live-only or "
                 "self-managed vantage point)")
+    if layer == "azure" and t.azure is None:
+        return ("Azure layer not checked: target has no [azure] section (not an Azure "
+                "flexible server, or a live-only vantage point)")
     if layer == "pooler":
         if pg is None:
             return _no_postgres(t, "pooler", "")

@@ -45,3 +45,11 @@ if [ ! -x .venv/bin/pgproof ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/pip install -q -e '.[dev]' 2>&1 | { grep -vE "WARNING: Location|BuildBackendWarning|^ *!!|\*\*\*|careful with folders|name as your package|with strategy|^ *$" || true; }
   touch .venv/.installed
 fi
+
+# Azurite (Microsoft's Storage emulator): the Azure twin's real Blob endpoint. Pinned, shared.
+AZURITE_DIR=${PGPROOF_AZURITE_DIR:-/opt/pgproof/azurite-3.37.0}
+if [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ] && command -v npm >/dev/null; then
+  echo "setup: installing azurite 3.37.0 in $AZURITE_DIR"
+  $SUDO mkdir -p "$AZURITE_DIR"
+  $SUDO npm install -q --no-audit --no-fund --prefix "$AZURITE_DIR" azurite@3.37.0 >/dev/null 2>&1
+fi

@@ -126,3 +126,11 @@ def aws_inventory(target: Target):  # type: ignore[no-untyped-def]
     from pgproof.probes import aws
 
     return aws.gather(target.aws)
+
+
+@pytest.fixture(scope="session")
+def azure_inventory(target: Target):  # type: ignore[no-untyped-def]
+    layers.require(target, "azure")
+    from pgproof.probes import azure
+
+    return azure.gather(target.azure)

@@ -16,8 +16,8 @@ from pgproof.lab import lifecycle
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 
-STAGES = {"test_lab": 1, "test_suites_lab": 2, "test_matrix": 3, "test_backup_lab": 4,
-          "test_gameday_lab": 4, "test_crash_safe": 4, "test_rds_gameday": 4,
+STAGES = {"test_lab": 1, "test_suites_lab": 2, "test_azure_lab": 2, "test_matrix": 3,
+          "test_backup_lab": 4, "test_gameday_lab": 4, "test_crash_safe": 4, "test_rds_gameday": 4,
           "test_lab_down": 5}
 
 
@@ -46,7 +46,7 @@ def lab(lab_dir: Path) -> LabState:
     """A running lab (etcd, Patroni x2, HAProxy, PgBouncer, Toxiproxy, moto, health app)."""
     state = LabState.load(lab_dir)
     if state is None or not state.target_file.exists():
-        state = lifecycle.up(lab_dir, timeout=90)
+        state = lifecycle.up(lab_dir, timeout=90, with_azure=True)
     from pgproof.lab import backup
 
     backup.wait_ready(state)  # BAK-2 wants a full backup: the first one runs after `lab up`

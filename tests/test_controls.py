@@ -123,7 +123,7 @@ def test_controls_command_table_json_and_bad_pattern() -> None:
     assert r.returncode == 0
     lines = r.stdout.splitlines()
     assert len(lines) == 1 + len(CATALOGUE)
-    assert any(line.split()[:3] == ["TLS-1", "compliance", "tls,sql,aws"] for line in lines)
+    assert any(line.split()[:3] == ["TLS-1", "compliance", "tls,sql,aws,azure"] for line in lines)
     doc = json.loads(_cli("controls", "NET-*", "--format", "json").stdout)
     assert [c["id"] for c in doc["controls"]] == select(["NET-*"])
     assert doc["controls"][0]["frameworks"] == {"hipaa": ["164.312(a)(1)", "164.312(e)(1)"],

@@ -31,12 +31,12 @@ ENTRIES: tuple[Control, ...] = (
     _c("TLS-1", "Server accepts TLS 1.2+ only",
        "Handshakes pinned to TLS 1.0 or 1.1 are refused by the server at every client endpoint, "
        "1.2 or 1.3 are accepted, ssl_min_protocol_version is at least TLSv1.2, and the RDS "
-       "parameter group says so.", "tls sql aws",
+       "parameter group says so.", "tls sql aws azure",
        "Set ssl_min_protocol_version = 'TLSv1.2' (RDS: in the DB parameter group) and reload.",
        "tls_min_version", hipaa=TRANSMISSION, cis=("6.8",)),
     _c("TLS-2", "Plaintext refused",
        "A plaintext startup is refused, no host/hostnossl pg_hba rule accepts connections, and "
-       "rds.force_ssl = 1.", "tls sql aws",
+       "rds.force_ssl = 1.", "tls sql aws azure",
        "Use only hostssl rules in pg_hba.conf; on RDS set rds.force_ssl = 1.",
        hipaa=TRANSMISSION, cis=("5.4", "6.8")),
     _c("TLS-3", "Certificate verifies",
@@ -47,7 +47,7 @@ ENTRIES: tuple[Control, ...] = (
        hipaa=("164.312(e)(1)", "164.312(d)"), cis=("6.8",)),
     _c("TLS-4", "Certificate not near expiry",
        "Leaf and CA certificates stay valid for at least the threshold; the RDS CA identifier "
-       "is not deprecated.", "tls aws",
+       "is not deprecated.", "tls aws azure",
        "Renew the certificate before the threshold; on RDS move the instance to a current CA "
        "(e.g. rds-ca-rsa2048-g1).", "cert_min_days deprecated_ca_ids",
        hipaa=("164.312(e)(1)",)),
@@ -71,20 +71,20 @@ ENTRIES: tuple[Control, ...] = (
        "replication connection settings (Patroni: authentication.replication.sslmode).",
        "tls_min_version", hipaa=TRANSMISSION),
     _c("NET-1", "Not publicly accessible",
-       "PubliclyAccessible is false on the primary and every replica.", "aws",
+       "PubliclyAccessible is false on the primary and every replica.", "aws azure",
        "Modify the instances with --no-publicly-accessible.", hipaa=NETWORK, fsbp=("RDS.2",)),
     _c("NET-2", "Private subnets",
        "No subnet of the DB subnet group routes 0.0.0.0/0 or ::/0 to an internet gateway in its "
-       "effective route table.", "aws",
+       "effective route table.", "aws azure",
        "Put the DB subnet group on subnets whose route tables send default routes to a NAT or "
        "nowhere, never to an internet gateway.", hipaa=NETWORK),
     _c("NET-3", "Tight security groups",
        "The database port is open only to app-tier security groups or private CIDRs, never to "
-       "0.0.0.0/0, ::/0 or all ports.", "aws",
+       "0.0.0.0/0, ::/0 or all ports.", "aws azure",
        "Replace open ingress rules with rules that reference the app tier's security group.",
        hipaa=NETWORK, fsbp=("EC2.18", "EC2.19")),
     _c("NET-4", "Private endpoint",
-       "The writer endpoint resolves to private addresses only.", "dns",
+       "The writer endpoint resolves to private addresses only.", "dns azure",
        "Use the private endpoint (private hosted zone / private DNS) and no public address.",
        hipaa=NETWORK),
     _c("NET-5", "Unreachable from outside",
@@ -98,7 +98,7 @@ ENTRIES: tuple[Control, ...] = (
        "pg_hba rule.", hipaa=PASSWORDS, cis=("5.4",)),
     _c("AUTH-2", "Managed, rotated secret",
        "The master secret lives in Secrets Manager with rotation on, at most every threshold "
-       "days.", "aws",
+       "days.", "aws azure",
        "Manage the master password in Secrets Manager and enable rotation within the interval.",
        "secret_rotation_max_days", hipaa=PASSWORDS,
        fsbp=("SecretsManager.1", "SecretsManager.4")),
@@ -112,7 +112,7 @@ ENTRIES: tuple[Control, ...] = (
        "Remove the literals, rotate the exposed credentials, and read secrets from the "
        "environment or Secrets Manager.", hipaa=PASSWORDS),
     _c("AUTH-5", "Not the default admin",
-       "The master username is not a default name (postgres, admin, ...).", "aws",
+       "The master username is not a default name (postgres, admin, ...).", "aws azure",
        "Create the instance with a custom master username (it cannot be renamed in place: "
        "restore into a new instance).", "forbidden_admin_names", hipaa=("164.312(a)(1)",),
        fsbp=("RDS.25",)),
@@ -123,7 +123,7 @@ ENTRIES: tuple[Control, ...] = (
        "app needs.", hipaa=("164.312(a)(1)", "164.308(a)(4)(i)"), cis=("4.3",)),
     _c("ENC-1", "Encrypted at rest",
        "Storage is encrypted with an enabled customer-managed KMS key with rotation on; "
-       "self-managed: the data directory sits on an encrypted device.", "aws host",
+       "self-managed: the data directory sits on an encrypted device.", "aws host azure",
        "Encrypt with a customer-managed KMS key with rotation (RDS: restore an encrypted "
        "snapshot copy); self-managed: put the data directory on LUKS.",
        hipaa=("164.312(a)(2)(iv)",), fsbp=("RDS.3",)),
@@ -136,19 +136,19 @@ ENTRIES: tuple[Control, ...] = (
        hipaa=("164.312(a)(2)(iv)", *BACKUP), fsbp=("RDS.1", "RDS.4")),
     _c("ENC-3", "Backup storage locked",
        "The backup bucket has default KMS encryption, public access fully blocked, and "
-       "versioning.", "aws",
+       "versioning.", "aws azure",
        "Set default SSE-KMS encryption, all four public-access-block settings, and versioning "
        "on the bucket.", hipaa=("164.312(a)(2)(iv)", *BACKUP), fsbp=("S3.8",)),
     _c("AUDIT-1", "Audit logging",
        "pgaudit is loaded and logging, log_connections and log_disconnections are on, and the "
-       "logs are exported to CloudWatch with a retention.", "sql aws",
+       "logs are exported to CloudWatch with a retention.", "sql aws azure",
        "Load pgaudit (shared_preload_libraries), set pgaudit.log, enable connection logging, "
        "and export the postgresql log with a retention.",
        hipaa=("164.312(b)", "164.308(a)(1)(ii)(D)", "164.308(a)(5)(ii)(C)"),
        cis=("3.1.20", "3.1.21", "3.2"), fsbp=("RDS.9",)),
     _c("BAK-1", "Backup retention",
        "Automated backup retention (or the backup tool's full-backup retention) is between the "
-       "minimum and maximum days.", "aws backup",
+       "minimum and maximum days.", "aws backup azure",
        "Set the backup retention period (pgBackRest: repo1-retention-full-type=time, "
        "repo1-retention-full) within the bounds.",
        "backup_retention_min_days backup_retention_max_days", hipaa=BACKUP, cis=("7.3",),
@@ -156,27 +156,27 @@ ENTRIES: tuple[Control, ...] = (
     _c("BAK-2", "Point-in-time recovery",
        "The latest restorable time is within the RPO of now; self-managed: WAL is archived "
        "within the RPO with no failure since the last success, and the newest full backup is "
-       "recent.", "aws backup",
+       "recent.", "aws backup azure",
        "Enable automated backups and make sure WAL archiving keeps up (archive_timeout <= the "
        "RPO; fix a failing archive_command); schedule full backups.",
        "rpo_minutes full_backup_max_age_days", hipaa=(*BACKUP, "164.308(a)(7)(ii)(B)"),
        cis=("7.4",)),
     _c("BAK-3", "Geo-redundant copies",
        "Backups are replicated to another region, or an AWS Backup copy rule targets one; a "
-       "backup tool's second repository is usable.", "aws backup",
+       "backup tool's second repository is usable.", "aws backup azure",
        "Enable cross-region automated backup replication or add a copy rule to another region.",
        hipaa=(*BACKUP, "164.308(a)(7)(ii)(B)")),
     _c("BAK-4", "Long-term archive",
        "A lifecycle rule moves backups to Glacier-class storage and keeps them at least the "
-       "archive threshold.", "aws",
+       "archive threshold.", "aws azure",
        "Add a lifecycle rule (S3 or AWS Backup) that transitions to Glacier-class storage and "
        "keeps copies long enough.", "archive_min_days", hipaa=BACKUP, fsbp=("S3.13",)),
     _c("BAK-5", "Deletion protection",
-       "Deletion protection is on for the primary.", "aws",
+       "Deletion protection is on for the primary.", "aws azure",
        "Modify the instance with --deletion-protection.", hipaa=("164.312(c)(1)",),
        fsbp=("RDS.8",)),
     _c("HA-1", "Multi-AZ",
-       "Multi-AZ is on and the standby's availability zone differs from the primary's.", "aws",
+       "Multi-AZ is on and the standby's availability zone differs from the primary's.", "aws azure",
        "Modify the instance with --multi-az.",
        hipaa=("164.308(a)(7)(i)", "164.308(a)(7)(ii)(C)"), fsbp=("RDS.5",)),
     _c("HA-5", "Replicas read-only, fresh",
@@ -192,14 +192,14 @@ ENTRIES: tuple[Control, ...] = (
        "Security Rule standard asks for them (availability under failover is HA-1 to HA-6)"),
     _c("MON-1", "Alarms that page",
        "Alarms exist for CPU, memory, storage, connections near max, replica lag and backup "
-       "failures, each with an action whose topic has a subscriber.", "aws",
+       "failures, each with an action whose topic has a subscriber.", "aws azure",
        "Create the CloudWatch alarms at the thresholds with an SNS action whose topic has a "
        "confirmed subscriber.",
        "cpu_alarm_max_pct memory_alarm_max_pct storage_alarm_max_pct connections_alarm_max_pct "
        "replica_lag_max_s", hipaa=("164.308(a)(6)(ii)", "164.308(a)(1)(ii)(D)")),
     _c("MON-2", "Deep monitoring",
        "Enhanced Monitoring and Performance Insights are on and slow-query logging is set.",
-       "aws sql",
+       "aws sql azure",
        "Enable Enhanced Monitoring and Performance Insights and set "
        "log_min_duration_statement.", hipaa=("164.308(a)(1)(ii)(D)",), fsbp=("RDS.6",)),
     _c("MON-3", "Health endpoint",
@@ -210,7 +210,7 @@ ENTRIES: tuple[Control, ...] = (
        "Rule standard asks for one"),
     _c("MNT-1", "Patched engine",
        "The engine is PostgreSQL of the expected major version and automatic minor upgrades "
-       "are on.", "sql aws",
+       "are on.", "sql aws azure",
        "Upgrade to a supported minor and enable auto minor version upgrade.", "engine_major",
        hipaa=("164.308(a)(1)(ii)(B)",), cis=("1.5",), fsbp=("RDS.13",)),
     # Game days: they change the target and run from scenarios/ or `pgproof gameday`.

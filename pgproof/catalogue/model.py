@@ -12,6 +12,7 @@ LAYERS: dict[str, str] = {
     "tls": "live TLS handshakes and a plaintext startup at every client endpoint",
     "sql": "a live SQL session: server settings, pg_hba rules, roles, replicas, a verify-full login",
     "aws": "the AWS API (RDS, EC2, KMS, Secrets Manager, CloudWatch, S3, Backup describe calls)",
+    "azure": "the Azure APIs (flexible server, network, Key Vault, Storage and Blob, Monitor, locks)",
     "pooler": "the PgBouncer admin console (SHOW CONFIG)",
     "health": "the application's HTTP health endpoint",
     "dns": "name resolution of the writer endpoint",

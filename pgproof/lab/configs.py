@@ -213,8 +213,9 @@ def _vantage(state: LabState) -> tuple[list[str], list[str]]:
     return ["local://"], outside
 
 
-def target_toml(state: LabState, driver: str = "lab") -> str:
-    """The lab's target file; ``driver = "aws"`` is ``lab-rds``: the same lab, driven through its AWS twin."""
+def target_toml(state: LabState, driver: str = "lab", cloud: str = "aws") -> str:
+    """The lab's target file; ``driver = "aws"`` is ``lab-rds``: the same lab, driven through its
+    AWS twin; ``cloud = "azure"`` swaps the [aws] twin section for the [azure] one (``lab-azure``)."""
     p, host, vpc = state.ports, topology.db_host(state), topology.is_vpc(state)
 
     def ep(port: int, **kw: str) -> str:
@@ -251,7 +252,9 @@ def target_toml(state: LabState, driver: str = "lab") -> str:
         "[lab]",
         f'state_dir = "{state.state_dir}"',
     ]
-    if state.aws:
+    if cloud == "azure":
+        lines += ["", "[azure]"] + [f"{k} = {json.dumps(v)}" for k, v in state.azure.items()]
+    elif state.aws:
         lines += ["", "[aws]"] + [f"{k} = {json.dumps(v)}" for k, v in state.aws.items() if v is not None]
     lines += backup.target_section(state)
     return "\n".join(lines) + "\n"

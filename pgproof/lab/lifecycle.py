@@ -22,7 +22,7 @@ from pgproof.target import LAB_TARGETS
 # Stop order: clients first, the consensus store last.
 VPC_ONLY = ("bastion_root", "bastion_ns", "sshd", "s3_endpoint")
 COMPONENTS = (*VPC_ONLY[:3], "backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy",
-              "etcd", "s3_endpoint", "s3front", "moto")
+              "etcd", "s3_endpoint", "s3front", "moto", "azure-arm", "azurite")
 
 Progress = Callable[[str], None]
 
@@ -32,7 +32,8 @@ def _quiet(_: str) -> None:
 
 
 def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True,
-       progress: Progress = _quiet, topology_name: str = "loopback") -> LabState:
+       progress: Progress = _quiet, topology_name: str = "loopback",
+       with_azure: bool = False) -> LabState:
     """Bring the whole lab up; on any failure tear down what was started and re-raise.
 
     ``topology_name`` "vpc" puts the tiers in their own network namespaces (lab/topology.py).
@@ -53,7 +54,7 @@ def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True
         state = LabState.new(state_dir)
         state.topology = topology_name
         try:
-            _up(state, timeout, with_aws, progress)
+            _up(state, timeout, with_aws, progress, with_azure)
             return state
         except procs.ComponentError as exc:
             progress("lab: start failed, tearing down what was started")
@@ -70,7 +71,8 @@ def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True
     raise AssertionError("unreachable")
 
 
-def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> None:
+def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
+        with_azure: bool = False) -> None:
     t0 = time.monotonic()
     shutil.rmtree(state.run_dir, ignore_errors=True)
     state.run_dir.mkdir(parents=True)
@@ -100,6 +102,12 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
         if with_aws:
             moto_pid = c.start_moto(state)
             aws = pool.submit(_provision_aws, state, moto_pid, timeout)
+        azure: Future[dict[str, object]] | None = None
+        if with_azure:
+            from pgproof.lab import azure_lab
+
+            azure = pool.submit(azure_lab.start, state.state_dir, state.tls, tuple(
+                state.ports[n] for n in ("azure_arm", "azure_kv", "azurite")), timeout, state.logs)
         with topology.db(state):  # vpc: this thread talks to the DB tier from inside its subnet
             bouncer, health = _db_tier(state, pw, timeout, progress, t0)
         with topology.app(state):
@@ -114,11 +122,16 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
         progress(f"lab: postgres cluster, pgbouncer, health app up ({time.monotonic() - t0:.1f} s)")
         if aws is not None:
             state.aws = aws.result()
+        if azure is not None:
+            state.azure = azure.result()
+            progress(f"lab: Azure twin provisioned ({time.monotonic() - t0:.1f} s)")
     state.save()
     backup.start(state)  # the first full backup runs in the background; `lab status` says when
     state.target_file.write_text(configs.target_toml(state))
     if state.aws:  # lab-rds: the same lab through its AWS twin, bridged by lab/aws_bridge.py
         state.target_file.with_name(LAB_TARGETS["lab-rds"]).write_text(configs.target_toml(state, "aws"))
+    if state.azure:
+        state.azure_target_file.write_text(configs.target_toml(state, cloud="azure"))
     progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
 
 
@@ -241,6 +254,7 @@ def down(state_dir: Path | None = None) -> list[str]:
     shutil.rmtree(state.run_dir, ignore_errors=True)
     state.target_file.unlink(missing_ok=True)
     state.target_file.with_name(LAB_TARGETS["lab-rds"]).unlink(missing_ok=True)
+    state.azure_target_file.unlink(missing_ok=True)
     return stopped
 
 
@@ -290,7 +304,8 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
                 "haproxy": p.get("haproxy_writer"), "toxiproxy": p.get("toxiproxy"),
                 "etcd": p.get("etcd_client"), "moto": p.get("moto"), "sshd": p.get("ssh_bridge"),
                 "bastion_root": p.get("ssh_bridge"), "s3front": p.get("s3_tls"),
-                "s3_endpoint": p.get("s3_tls")}.get(name) or p.get(f"{name}_pg")
+                "s3_endpoint": p.get("s3_tls"), "azure-arm": p.get("azure_arm"),
+                "azurite": p.get("azurite")}.get(name) or p.get(f"{name}_pg")
         detail = "running" if alive else "not running"
         if name in NODES and name in members:
             m = members[name]
@@ -301,6 +316,8 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
             alive, detail = _backup_status(state, alive)
         elif name in ("moto", "s3front", "s3_endpoint") and not state.aws and name not in pids:
             alive, detail = True, "not started (--no-aws)"
+        elif name in ("azure-arm", "azurite") and not state.azure and name not in pids:
+            alive, detail = True, "not started (--cloud azure starts it)"
         elif name == "toxiproxy" and state.external_toxiproxy:
             alive, detail = c.http_ok(state.toxiproxy_url + "/version"), f"external {state.toxiproxy_url}"
         elif name == "health" and alive:

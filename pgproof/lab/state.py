@@ -19,6 +19,7 @@ NODES = ("node1", "node2")
 PORT_NAMES = (
     "etcd_client", "etcd_peer", "toxiproxy",
     "writer", "reader", "haproxy_writer", "haproxy_reader", "pgbouncer", "health", "moto", "s3_tls",
+    "azure_arm", "azure_kv", "azurite",
     *(f"{n}_{k}" for n in NODES for k in ("pg", "rest", "pg_proxy", "repl_proxy", "etcd_proxy")),
     "sshd", "ssh_bridge",  # vpc topology: the bastion, and its bridge on the root's loopback
 )
@@ -38,6 +39,7 @@ class LabState:
     toxiproxy_url: str = ""
     external_toxiproxy: bool = False
     aws: dict[str, object] = field(default_factory=dict)
+    azure: dict[str, object] = field(default_factory=dict)
     netns: str = ""  # an empty network namespace: the "outside" vantage point for NET-5
     topology: str = "loopback"  # or "vpc": tiers in their own namespaces (lab/topology.py)
     vpc: dict[str, str] = field(default_factory=dict)  # vpc names and addresses
@@ -66,6 +68,11 @@ class LabState:
     @property
     def target_file(self) -> Path:
         return self.state_dir / "target.toml"
+
+    @property
+    def azure_target_file(self) -> Path:
+        """The ``lab-azure`` target: the same live cluster, judged with the Azure twin."""
+        return self.state_dir / "target-azure.toml"
 
     def node_dir(self, node: str) -> Path:
         return self.run_dir / node

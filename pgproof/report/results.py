@@ -60,6 +60,9 @@ def _worst(checks: Iterable[CheckResult]) -> str | None:
     return next((v.value for v in SEVERITY if v in seen), None)
 
 
+CLOUD_LAYERS = ("aws", "azure")
+
+
 def by_layer(cid: str, checks: list[CheckResult], selected: bool = True) -> list[dict[str, str]]:
     """Per-layer verdicts of one control: the catalogue's layers first, then any other seen."""
     names = list(catalogue.CATALOGUE[cid].layers) if cid in catalogue.CATALOGUE else []
@@ -77,6 +80,10 @@ def by_layer(cid: str, checks: list[CheckResult], selected: bool = True) -> list
                + ("no check of it ran (deselected, or the run stopped early)" if selected
                   else "control not selected in this run"))
         rows.append({"layer": name, "verdict": NOT_CHECKED, "reason": why})
+    # Cloud layers are alternatives: a target is on AWS or on Azure, so once one cloud's layer
+    # was checked the other's absence is not a gap in this control's evidence.
+    if any(r["layer"] in CLOUD_LAYERS and r["verdict"] != NOT_CHECKED for r in rows):
+        rows = [r for r in rows if not (r["layer"] in CLOUD_LAYERS and r["verdict"] == NOT_CHECKED)]
     return rows
 
 
