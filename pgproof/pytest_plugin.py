@@ -142,8 +142,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     item.user_properties.append(("pgproof_verdict", verdict.value))
     if verdict is Verdict.FAIL:
         _waiver_property(item, list(marker.args))
+    callspec = getattr(item, "callspec", None)
+    database = callspec.params.get("aws_inventory") if callspec else None
     item.config.stash[_RESULTS].append(res.CheckResult(
-        item.nodeid, list(marker.args), verdict, message, round(report.duration, 3)))
+        item.nodeid, list(marker.args), verdict, message, round(report.duration, 3), database))
 
 
 def _waiver_property(item: pytest.Item, ids: list[str]) -> None:

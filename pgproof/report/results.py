@@ -32,6 +32,7 @@ class CheckResult:
     verdict: Verdict
     message: str = ""
     duration_s: float = 0.0
+    database: str | None = None  # a fleet's "region/id": the check judged that database only
 
 
 @dataclass
@@ -63,7 +64,8 @@ def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None
         unchecked = NOT_CHECKED if chosen is None or cid in chosen else NOT_SELECTED
         verdict = next((v.value for v in SEVERITY if v in verdicts), unchecked)
         out.append(ControlResult(cid, catalogue.title(cid), verdict, [
-            {"check": c.nodeid, "verdict": c.verdict.value, "evidence": c.message} for c in checks]))
+            {"check": c.nodeid, "verdict": c.verdict.value, "evidence": c.message,
+             **({"database": c.database} if c.database else {})} for c in checks]))
     return out
 
 
@@ -142,6 +144,11 @@ def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, 
            "partial": partial, "selected": chosen,
            "summary": summary, "exit_code": exit_code(controls_),
            "controls": [asdict(c) for c in controls_]}
+    from pgproof.report.fleet import matrix  # a fleet run: which database fails what
+
+    rows = matrix(controls_)
+    if rows:
+        doc["fleet"] = {"databases": len(rows), "matrix": rows}
     path = d / "results.json"
     path.write_text(json.dumps(doc, indent=2))
     history = d.parent / "history.jsonl"
