@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from pgproof.lab import procs
 from pgproof.lab.aws_fleet_twin import provision_fleet
@@ -35,9 +36,11 @@ def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     (port,) = procs.free_ports(1)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
+        requests.post(f"{url}/moto-api/reset", timeout=10)  # moto's state is per process
         server.stop()
 
 
@@ -87,3 +90,44 @@ def test_fleet_section_refuses_single_database_resources(tmp_path: Path) -> None
             "aws": {"region": "us-east-1", "db_instance_id": "*", "secret_id": "one-secret"}}
     with pytest.raises(ConfigError, match="secret_id names one database's resource"):
         parse_target("f", data, str(tmp_path / "pgproof.toml"))
+
+
+def test_two_targets_side_by_side(moto_url: str, tmp_path: Path) -> None:
+    """`pgproof check --target east --target west`: xdist, one worker each, a report each + index."""
+    fleet = provision_fleet(moto_url, REGIONS, 2, bad_every=1)  # per region: the twin + 1 broken
+    east = next(k for k in fleet.good if k.startswith("us-east-1/")).split("/")[1]
+    cfg = tmp_path / "pgproof.toml"
+    cfg.write_text(f"""
+[targets.east.postgres]
+user = "auditor"
+writer = {{ host = "127.0.0.1", port = 1 }}
+[targets.east.aws]
+region = "us-east-1"
+endpoint_url = "{moto_url}"
+db_instance_id = "{east}"
+[targets.west.postgres]
+user = "auditor"
+writer = {{ host = "127.0.0.1", port = 1 }}
+[targets.west.aws]
+region = "eu-west-1"
+endpoint_url = "{moto_url}"
+db_instance_id = "fleet-*"
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PGPROOF_"))}
+    r = subprocess.run([str(PGPROOF), "check", "--target", "east", "--target", "west", "--config",
+                        str(cfg), "--reports", str(tmp_path / "reports"), "--control", "NET-1"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**env, **CREDS})
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    (index,) = (tmp_path / "reports").glob("targets-*.json")
+    doc = json.loads(index.read_text())
+    by = {t["target"]: t for t in doc["targets"]}
+    assert set(by) == {"east", "west"} and doc["exit_code"] == 1
+    assert by["west"]["exit_code"] == 1 and by["east"]["exit_code"] != 1, by
+    for name, t in by.items():
+        run = json.loads((Path(t["dir"]) / "results.json").read_text())
+        assert run["target"] == name and Path(t["dir"]).name.endswith(f"-{name}")
+        assert (Path(t["dir"]) / "junit.xml").is_file() and (Path(t["dir"]) / "results.sarif").is_file()
+    west = json.loads((Path(by["west"]["dir"]) / "results.json").read_text())
+    assert [row["database"] for row in west["fleet"]["matrix"]] == ["eu-west-1/fleet-eu-west-1-001",
+                                                                   "eu-west-1/fleet-eu-west-1"]
+    assert "combined index:" in r.stdout and index.with_suffix(".html").is_file()

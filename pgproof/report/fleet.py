@@ -47,7 +47,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cids)
     body = []
     for r in rows:
-        cells = "".join(f"<td class='v-{html.escape(r['controls'].get(c, '-'))}'>"
+        cells = "".join(f"<td class='v-{html.escape(r['controls'].get(c, '-').upper())}'>"
                         f"{html.escape(r['controls'].get(c, '-').upper())}</td>" for c in cids)
         body.append(f"<tr><td>{html.escape(r['database'])}</td>"
                     f"<td>{html.escape(r['worst'].upper())}</td>{cells}</tr>")
