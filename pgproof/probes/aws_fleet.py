@@ -13,6 +13,7 @@ members are listed as they are described).
 from __future__ import annotations
 
 import fnmatch
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,13 +51,71 @@ def _matches(cfg: Aws, inst: dict[str, Any]) -> bool:
     return all(fnmatch.fnmatchcase(tags.get(k, "\0"), v) for k, v in cfg.db_tags.items())
 
 
+# Answers that are the same for every database of a region (account-wide lists, shared
+# VPCs, keys, parameter groups, instance types): asked once per region, not once per database.
+SHARED_OPS = {"describe_alarms", "list_subscriptions_by_topic", "list_backup_plans", "get_backup_plan",
+              "list_backup_selections", "get_backup_selection", "describe_backup_vault",
+              "describe_route_tables", "describe_security_groups", "describe_key", "list_aliases",
+              "get_key_rotation_status", "describe_db_parameters", "describe_instance_types",
+              "describe_db_engine_versions", "describe_certificates"}
+
+
+class _Memo:
+    """A client whose SHARED_OPS answers (or errors) are kept; other calls pass through."""
+
+    def __init__(self, client: Any, cache: dict[Any, Any], lock: threading.Lock) -> None:
+        self._client, self._cache, self._lock = client, cache, lock
+        self.meta = client.meta
+
+    def _call(self, key: Any, fn: Any) -> Any:
+        with self._lock:
+            ev = self._cache.get(key)
+            if ev is None:
+                ev = self._cache[key] = [threading.Event(), None, None]
+                owner = True
+            else:
+                owner = False
+        if owner:
+            try:
+                ev[1] = fn()
+            except Exception as exc:  # noqa: BLE001 - re-raised to every caller of this key
+                ev[2] = exc
+            ev[0].set()
+        ev[0].wait()
+        if ev[2] is not None:
+            raise ev[2]
+        return ev[1]
+
+    def __getattr__(self, op: str) -> Any:
+        attr = getattr(self._client, op)
+        if op not in SHARED_OPS:
+            return attr
+        return lambda **kw: self._call((id(self._client), op, repr(sorted(kw.items()))),
+                                       lambda: attr(**kw))
+
+    def get_paginator(self, op: str) -> Any:
+        pag = self._client.get_paginator(op)
+        if op not in SHARED_OPS:
+            return pag
+        memo = self
+
+        class _Pages:
+            def paginate(self, **kw: Any) -> list[dict[str, Any]]:
+                return memo._call((id(memo._client), "pages", op, repr(sorted(kw.items()))),
+                                  lambda: list(pag.paginate(**kw)))
+        return _Pages()
+
+
 class _DbCtx:
     """A database's view of its region's context: its own config, the region's clients."""
 
-    def __init__(self, shared: _Ctx, cfg: Aws) -> None:
+    def __init__(self, shared: _Ctx, cfg: Aws, cache: dict[Any, Any], lock: threading.Lock) -> None:
         self.cfg, self._shared, self.endpoint = cfg, shared, shared.endpoint
-        self.client = shared.client
+        self._cache, self._lock = cache, lock
         self.unreachable = shared.unreachable
+
+    def client(self, service: str, region: str | None = None, once: bool = False) -> Any:
+        return _Memo(self._shared.client(service, region, once), self._cache, self._lock)
 
 
 class FleetProbe:
@@ -66,6 +125,8 @@ class FleetProbe:
                  workers: int = FLEET_WORKERS) -> None:
         self.cfg, self.workers = cfg, workers
         self.regions = list(dict.fromkeys(cfg.regions or [cfg.region]))
+        self._cache: dict[Any, Any] = {}
+        self._lock = threading.Lock()
         self._ctx = {r: _Ctx(cfg.model_copy(update={"region": r}), connect_timeout, max_attempts)
                      for r in self.regions}
 
@@ -87,7 +148,7 @@ class FleetProbe:
         region, db = key.split("/", 1)
         shared = self._ctx[region]
         cfg = shared.cfg.model_copy(update={"db_instance_id": db, "regions": [], "db_tags": {}})
-        return AwsProbe(cfg, workers=PER_DB_WORKERS, ctx=_DbCtx(shared, cfg)).gather()
+        return AwsProbe(cfg, workers=PER_DB_WORKERS, ctx=_DbCtx(shared, cfg, self._cache, self._lock)).gather()
 
     def gather(self, ids: list[str]) -> dict[str, AwsInventory | Unreachable]:
         """Each database's inventory; one that cannot be described keeps its ``Unreachable``."""
