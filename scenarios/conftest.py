@@ -22,6 +22,7 @@ def run_scenario(target: Target, pytestconfig: pytest.Config) -> Callable[[str],
     def run(name: str) -> Journal:
         if name not in _CACHE:
             try:
+                target.require_postgres("a game day")  # clock and ledger write to the writer
                 journal, out = gameday.run(
                     target, name, reports=Path(pytestconfig.getoption("reports")),
                     i_mean_production=pytestconfig.getoption("i_mean_production"),
