@@ -101,7 +101,11 @@ db_instance_id = "*"
         return 0
     finally:
         moto.terminate()
-        moto.wait(10)
+        try:
+            moto.wait(10)
+        except subprocess.TimeoutExpired:  # a loaded moto_server may ignore SIGTERM for a while
+            moto.kill()
+            moto.wait(10)
         log.close()
 
 
