@@ -209,12 +209,20 @@ def _gameday(args: argparse.Namespace) -> int:
         from pgproof.gameday.recover import recover
 
         return recover(target)
-    target.require_postgres("a game day")  # the clock and the ledger write through the writer
+    if args.scenario != "alarm-drill":  # the drill needs only [aws]: an AWS-only runner can drill
+        target.require_postgres("a game day")  # the clock and the ledger write through the writer
     preflight.check(target)
     try:
-        journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
-                              baseline_s=args.baseline, i_mean_production=args.i_mean_production,
-                              dry_run=args.dry_run)
+        if args.scenario == "alarm-drill":  # not a failover: its own runner
+            from pgproof.gameday import alarm_drill
+
+            journal, out = alarm_drill.run(target, reports=args.reports, alarms=args.alarm,
+                                           i_mean_production=args.i_mean_production,
+                                           dry_run=args.dry_run)
+        else:
+            journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
+                                  baseline_s=args.baseline,
+                                  i_mean_production=args.i_mean_production, dry_run=args.dry_run)
     except ChaosRefused as exc:
         print(f"pgproof: refused: {exc}", file=sys.stderr)
         return 2
@@ -363,8 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pgproof.gameday.scenarios import SCENARIOS
 
     gd = sub.add_parser("gameday", help="run a chaos game day against a target")
-    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "recover"],
-                    help="a scenario, or recover: undo what a killed game day left in place")
+    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "alarm-drill", "recover"],
+                    help="a scenario, alarm-drill (MON-4: force each alarm, see it delivered), "
+                    "or recover: undo what a killed game day left in place")
     gd.add_argument("--target", default=target_default, help=target_help)
     gd.add_argument("--config", type=Path, default=None)
     gd.add_argument("--reports", type=Path, default=Path("reports"))
@@ -372,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--baseline", type=float, default=None,
                     help="seconds of load before the fault (default: target's chaos.baseline_s)")
     gd.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+    gd.add_argument("--alarm", action="append", default=None, metavar="NAME",
+                    help="alarm-drill: drill only this MON-1 alarm (repeatable; default: all)")
     gd.add_argument("--i-mean-production", action="store_true")
     gd.set_defaults(func=_gameday)
     return ap
