@@ -62,6 +62,10 @@ def _check(args: argparse.Namespace) -> int:
     selection = _control_args(args.control)
     if selection is None:
         return 2
+    names = _target_names(args)
+    if len(names) > 1:
+        return _check_many(args, names, selection)
+    args.target = names[0]
     # Bad config, wrong port, missing password: one message, exit 2, no report.
     target = load_target(args.target, args.config)
     if args.to_security_hub and target.aws is None:
@@ -108,6 +112,49 @@ def _check(args: argparse.Namespace) -> int:
         for line in notify_run(target.notify, latest.resolve()):
             print(line)
     return int(doc["exit_code"])
+
+
+def _target_names(args: argparse.Namespace) -> list[str]:
+    """``--target a --target b`` (or ``a,b``); none given: $PGPROOF_TARGET, else lab."""
+    given = [t.strip() for v in (args.target or []) for t in v.split(",") if t.strip()]
+    names = list(dict.fromkeys(given)) or [os.environ.get("PGPROOF_TARGET") or "lab"]
+    if len(names) < len(given):
+        raise UserError("--target: a target is named twice")
+    return names
+
+
+def _check_many(args: argparse.Namespace, names: list[str], selection: list[str]) -> int:
+    """Several targets at once: pytest-xdist, one worker per target, one report each + an index."""
+    import json
+
+    from pgproof import pytest_targets
+    from pgproof.target import load_target
+
+    for flag, on in (("--to-security-hub", args.to_security_hub), ("--notify", args.notify)):
+        if on:
+            raise UserError(f"{flag} takes one target; run it once per target")
+    for name in names:  # bad config: one sentence, exit 2, before any worker starts
+        load_target(name, args.config)
+    import pytest
+
+    base = args.reports.resolve()
+    argv = [str(REPO / "suites"), "--target", ",".join(names), "--reports", str(base),
+            "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
+    if args.config:
+        argv += ["--pgproof-config", str(args.config)]
+    pytest_targets.LAST_INDEX.clear()
+    rc = pytest.main(argv)
+    if not pytest_targets.LAST_INDEX:
+        return 2 if rc != 0 else 0
+    doc = json.loads(pytest_targets.LAST_INDEX[-1].with_suffix(".json").read_text())
+    if args.framework:
+        from pgproof.report import framework
+
+        for t in doc["targets"]:
+            for key in dict.fromkeys(args.framework):
+                print(f"{t['target']}: {key} report: {framework.write(Path(t['dir']), key)[1]}")
+    done = {t["target"] for t in doc["targets"]}
+    return 2 if done != set(names) else int(doc["exit_code"])
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -293,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="which cloud twin(s) to start; azure writes the lab-azure target")
     lab.set_defaults(func=_lab)
     chk = sub.add_parser("check", help="run the compliance suites against a target")
-    chk.add_argument("--target", default=target_default, help=target_help)
+    chk.add_argument("--target", action="append", default=None,
+                     help=target_help + "; repeat (or a,b) to check several targets in parallel "
+                     "(pytest-xdist, one worker each): one report per target plus a combined index")
     chk.add_argument("--config", type=Path, default=None)
     chk.add_argument("--reports", type=Path, default=Path("reports"))
     chk.add_argument("--control", action="append", metavar="IDS",

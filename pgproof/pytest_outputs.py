@@ -77,7 +77,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """junit.xml is complete by now (written at session finish): name the controls in it."""
     xmlpath = getattr(config.option, "xmlpath", None)
-    if xmlpath and not hasattr(config, "workerinput") and Path(xmlpath).is_file():
+    owns = not hasattr(config, "workerinput") or getattr(config.option, "pgproof_worker_junit", False)
+    if xmlpath and owns and Path(xmlpath).is_file():
         from pgproof.report.junit import tag_names
 
         tag_names(Path(xmlpath))

@@ -18,7 +18,8 @@ from pgproof.target import Target, load_target
 from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable, Verdict
 
 pytest_plugins = ["pgproof.pytest_selection",  # --control, ID markers, what a run left out
-                  "pgproof.pytest_outputs"]  # control IDs in junit.xml and report.html
+                  "pgproof.pytest_outputs",  # control IDs in junit.xml and report.html
+                  "pgproof.pytest_targets"]  # --target a,b: one target per xdist worker
 
 REPORT_DIRS = ("suites", "scenarios")
 _RESULTS = pytest.StashKey[list[res.CheckResult]]()
@@ -57,13 +58,21 @@ def _wants_reports(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control(*ids): SPEC.md control IDs this check proves")
     config.stash[_RESULTS] = []
-    if _wants_reports(config) and not hasattr(config, "workerinput"):
+    from pgproof import pytest_targets  # --target a,b: one target per xdist worker
+
+    multi = pytest_targets.configure(config)
+    if multi == "controller":
+        return
+    if _wants_reports(config) and (multi == "worker" or not hasattr(config, "workerinput")):
         get_target(config)  # bad input stops here: before a report directory or file is announced
         base = config.getoption("reports")
         base.mkdir(parents=True, exist_ok=True)
         d = res.run_dir(base, config.getoption("target"))
         config.stash[_RUN_DIR] = d
         config.pluginmanager.register(_DropOnAbort(config), "pgproof-drop-on-abort")
+        if multi == "worker":  # pytest writes junit.xml on the controller only: one per target here
+            pytest_targets.worker_junit(config, d / "junit.xml")
+            return
         if not config.option.xmlpath:
             config.option.xmlpath = str(d / "junit.xml")
         if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
@@ -74,15 +83,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def get_target(config: pytest.Config) -> Target:
     """Load and validate the target once; bad input (config, port, password) stops the run."""
     if _TARGET not in config.stash:
-        from pgproof import preflight
-
-        try:
-            target = load_target(config.getoption("target"), config.getoption("pgproof_config"))
-            preflight.check(target)
-        except UserError as exc:
-            pytest.exit(f"pgproof: {exc}", returncode=2)
-        config.stash[_TARGET] = target
+        config.stash[_TARGET] = check_input(config, config.getoption("target"))
     return config.stash[_TARGET]
+
+
+def check_input(config: pytest.Config, name: str) -> Target:
+    """Load and pre-flight target ``name``; bad input exits the run (2) with its one sentence."""
+    from pgproof import preflight
+
+    try:
+        target = load_target(name, config.getoption("pgproof_config"))
+        preflight.check(target)
+    except UserError as exc:
+        pytest.exit(f"pgproof: {exc}", returncode=2)
+    return target
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
@@ -147,10 +161,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
         _waiver_property(item, list(marker.args))
     from pgproof.layers import of_fixtures, reasons
 
+    callspec = getattr(item, "callspec", None)
+    database = callspec.params.get("aws_inventory") if callspec else None
+
     seen = of_fixtures(getattr(item, "fixturenames", ()))
     why = reasons(item.config.stash.get(_TARGET, None), seen) if verdict is Verdict.NOT_CHECKED else {}
     item.config.stash[_RESULTS].append(res.CheckResult(
-        item.nodeid, list(marker.args), verdict, message, round(report.duration, 3), seen, why))
+        item.nodeid, list(marker.args), verdict, message, round(report.duration, 3), seen, why,
+        database))
 
 
 def _waiver_property(item: pytest.Item, ids: list[str]) -> None:
@@ -241,6 +259,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     outputs.write(d, config.getoption("target"), target, controls_)
     config.stash[_CONTROLS] = controls_
     config.stash[_SECRETS] = secrets_of(target)
+    if hasattr(config, "workeroutput"):  # the controller writes the combined index from these
+        config.workeroutput["pgproof_run_dir"] = str(d)  # type: ignore[attr-defined]
+        config.workeroutput["pgproof_target"] = config.getoption("target")  # type: ignore[attr-defined]
 
 
 def secrets_of(target: Target | None) -> list[str]:

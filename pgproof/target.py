@@ -162,8 +162,28 @@ class Aws(_Strict):
     backup_plan_id: str | None = None
     app_security_group_ids: list[str] = []
     log_group_prefix: str | None = None
+    # A fleet: db_instance_id = "*" (or a glob), db_tags, and regions select many databases.
+    regions: list[str] = []  # where to look (default: [region])
+    db_tags: dict[str, str] = {}  # every tag must match (values may be globs)
 
     _paths = field_validator("credentials_file", mode="before")(_relative_to_config)
+
+    @property
+    def is_fleet(self) -> bool:
+        """True when the section selects databases rather than naming one."""
+        glob = any(ch in (self.db_instance_id or "") for ch in "*?[")
+        return glob or bool(self.db_tags) or len(self.regions) > 1
+
+    @model_validator(mode="after")
+    def _fleet_names_no_single_resource(self) -> Aws:
+        if not self.is_fleet:
+            return self
+        one = [f for f in ("db_cluster_id", "db_proxy_name", "secret_id", "log_group_prefix")
+               if getattr(self, f) is not None]
+        if one:
+            raise ValueError(f"{one[0]} names one database's resource, but this [aws] section "
+                             "selects a fleet (db_instance_id glob, db_tags or regions); drop it")
+        return self
 
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

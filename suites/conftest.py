@@ -19,6 +19,7 @@ from pgproof import layers
 from pgproof.probes import health, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
 from pgproof.target import Target
+from pgproof.verdict import Unreachable
 
 if TYPE_CHECKING:  # testinfra is imported only when a target has hosts
     from pgproof.probes.host import HostFacts
@@ -75,6 +76,38 @@ def replication_facts(target: Target):  # type: ignore[no-untyped-def]
     return replication.gather(target)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A fleet target: every check with an AWS layer runs once per selected database."""
+    if "aws_inventory" not in metafunc.fixturenames:
+        return
+    ids = fleet_ids(metafunc.config)
+    if ids:
+        metafunc.parametrize("aws_inventory", ids, indirect=True, ids=ids, scope="session")
+
+
+_FLEET_IDS = pytest.StashKey[list[str] | Unreachable]()
+_FLEET = pytest.StashKey[object]()
+
+
+def fleet_ids(config: pytest.Config) -> list[str]:
+    """The fleet's "region/id" list, discovered once per run (empty: not a fleet, or none)."""
+    from pgproof.pytest_plugin import get_target
+
+    if _FLEET_IDS not in config.stash:
+        aws_cfg = get_target(config).aws
+        found: list[str] | Unreachable = []
+        if aws_cfg is not None and aws_cfg.is_fleet:
+            from pgproof.probes.aws_fleet import FleetProbe
+
+            try:
+                found = FleetProbe(aws_cfg).discover()
+            except Unreachable as exc:
+                found = exc
+        config.stash[_FLEET_IDS] = found
+    got = config.stash[_FLEET_IDS]
+    return [] if isinstance(got, Unreachable) else got
+
+
 @pytest.fixture(scope="session")
 def dns_facts(target: Target) -> network.ResolveFacts:
     layers.require(target, "dns")
@@ -121,11 +154,29 @@ def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts
 
 
 @pytest.fixture(scope="session")
-def aws_inventory(target: Target):  # type: ignore[no-untyped-def]
+def aws_inventory(target: Target, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     layers.require(target, "aws")
-    from pgproof.probes import aws
+    assert target.aws is not None
+    if not target.aws.is_fleet:
+        from pgproof.probes import aws
 
-    return aws.gather(target.aws)
+        return aws.gather(target.aws)
+    config = request.config
+    got = config.stash.get(_FLEET_IDS, [])
+    if isinstance(got, Unreachable):
+        raise got
+    if not hasattr(request, "param"):
+        raise Unreachable(f"the fleet selection (db_instance_id {target.aws.db_instance_id!r}, "
+                          f"tags {target.aws.db_tags}, regions {target.aws.regions or [target.aws.region]}) "
+                          "matched no RDS PostgreSQL primary")
+    if _FLEET not in config.stash:  # every database at once, bounded: not one per test
+        from pgproof.probes.aws_fleet import gather_fleet
+
+        config.stash[_FLEET] = gather_fleet(target.aws, ids=got)
+    inv = config.stash[_FLEET].inventories[request.param]  # type: ignore[attr-defined]
+    if isinstance(inv, Unreachable):
+        raise inv
+    return inv
 
 
 @pytest.fixture(scope="session")

@@ -173,10 +173,11 @@ class AwsProbe:
     """Inventory passes over one target; clients are kept between passes (schedulers poll)."""
 
     def __init__(self, aws_cfg: Aws, *, connect_timeout: float = 5.0, max_attempts: int = 6,
-                 workers: int = 8) -> None:
+                 workers: int = 8, ctx: Any = None) -> None:
         self.cfg = aws_cfg
         self.workers = workers
-        self._ctx = _Ctx(aws_cfg, connect_timeout, max_attempts)
+        # ``ctx``: a fleet shares one region's clients among its databases (aws_fleet._DbCtx).
+        self._ctx = ctx or _Ctx(aws_cfg, connect_timeout, max_attempts)
 
     def gather(self) -> AwsInventory:
         """Describe the deployment; raise ``Unreachable`` if AWS cannot be asked."""

@@ -39,6 +39,7 @@ class CheckResult:
     duration_s: float = 0.0
     layers: list[str] = field(default_factory=list)  # empty: every layer of its controls
     reasons: dict[str, str] = field(default_factory=dict)  # not-checked: layer -> why
+    database: str | None = None  # a fleet's "region/id": the check judged that database only
 
 
 @dataclass
@@ -110,7 +111,8 @@ def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None
         out.append(ControlResult(
             cid, catalogue.title(cid), verdict,
             [{"check": c.nodeid, "verdict": c.verdict.value, "evidence": c.message,
-              "layers": list(c.layers)} for c in checks],
+              "layers": list(c.layers), **({"database": c.database} if c.database else {})}
+             for c in checks],
             layers=rows, layers_checked=[r["layer"] for r in rows if r["verdict"] != NOT_CHECKED],
             layers_not_checked={r["layer"]: r["reason"] for r in rows
                                 if r["verdict"] == NOT_CHECKED}))
@@ -207,6 +209,11 @@ def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, 
            "partial": partial, "selected": chosen,
            "summary": summary, "exit_code": exit_code(controls_),
            "controls": [asdict(c) for c in controls_]}
+    from pgproof.report.fleet import matrix  # a fleet run: which database fails what
+
+    rows = matrix(controls_)
+    if rows:
+        doc["fleet"] = {"databases": len(rows), "matrix": rows}
     path = d / "results.json"
     path.write_text(json.dumps(doc, indent=2))
     history = d.parent / "history.jsonl"

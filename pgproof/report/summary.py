@@ -39,7 +39,12 @@ def render(target: str, when: str, controls: list[ControlResult],
                  f"controls selected; {left_out} not selected (not judged).</p>")
     for w in warnings or []:
         head += f"<p class='warn'>Warning: {html.escape(w)}</p>"
-    return page(f"pgproof compliance: {target}", head + "<h2>Controls</h2>" + pre_last_cells(body, 2))
+    from pgproof.report.fleet import matrix
+    from pgproof.report.fleet import render as fleet_table
+
+    fleet = fleet_table(matrix(controls))
+    return page(f"pgproof compliance: {target}",
+                head + fleet + "<h2>Controls</h2>" + pre_last_cells(body, 2))
 
 
 def layer_text(c: ControlResult) -> str:
