@@ -17,6 +17,19 @@ from pgproof.target import Target
 _CACHE: dict[str, Journal] = {}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _chaos_config_is_usable(target: Target) -> None:
+    """A driver the target cannot build (ssh without hosts) stops the run before any scenario,
+    whichever scenario pytest happens to collect first: no report for a run that never ran."""
+    if target.chaos.allowed and target.chaos.driver == "ssh":
+        from pgproof.faults.drivers import make_driver
+
+        try:
+            make_driver(target)
+        except UserError as exc:
+            pytest.exit(f"pgproof: {exc}", returncode=2)
+
+
 @pytest.fixture(scope="session")
 def run_scenario(target: Target, pytestconfig: pytest.Config) -> Callable[[str], Journal]:
     def run(name: str) -> Journal:

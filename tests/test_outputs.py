@@ -75,7 +75,7 @@ def test_sarif_is_valid_and_names_rules_results_and_locations(tmp_path: Path) ->
     assert rules["TLS-1"]["shortDescription"]["text"] == tls.title
     assert rules["TLS-1"]["fullDescription"]["text"] == tls.requirement
     assert rules["TLS-1"]["help"]["text"] == tls.remediation
-    assert rules["TLS-1"]["properties"]["layers"] == ["tls", "sql", "aws"]
+    assert rules["TLS-1"]["properties"]["layers"] == ["tls", "sql", "aws", "azure"]
     assert rules["TLS-1"]["properties"]["frameworks"]["hipaa"] == list(tls.frameworks["hipaa"])
     results = run["results"]
     assert [r["ruleId"] for r in results] == ["TLS-1", "AUTH-4", "AUTH-4"]  # one per failing finding
