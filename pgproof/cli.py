@@ -155,6 +155,8 @@ def _gameday(args: argparse.Namespace) -> int:
 
         return recover(target)
     preflight.check(target)
+    if args.scenario == "restore-pitr":
+        return _restore_pitr(args, target)
     try:
         journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
                               baseline_s=args.baseline, i_mean_production=args.i_mean_production,
@@ -168,6 +170,28 @@ def _gameday(args: argparse.Namespace) -> int:
         print(f"{v['verdict'].upper():<6} {v['id']:<9} {v['evidence']}")
     if journal.manual_fix:
         print(f"UNDO FAILED: {journal.manual_fix}", file=sys.stderr)
+    print(f"game day {journal.scenario}: {journal.verdict}; report: {out}")
+    return {"pass": 0, "fail": 1}.get(journal.verdict, 2)
+
+
+def _restore_pitr(args: argparse.Namespace, target: object) -> int:
+    """The restore drill (BAK-6): exit 0 proven, 1 not, 2 error/refused."""
+    from pgproof.gameday import restore
+    from pgproof.gameday.safety import ChaosRefused
+
+    if args.archive_wait is not None and args.archive_wait <= 0:
+        raise UserError(f"--archive-wait must be a positive number of seconds, not {args.archive_wait:g}")
+    try:
+        journal, out = restore.run(target, reports=args.reports, users=args.users,  # type: ignore[arg-type]
+                                   i_mean_production=args.i_mean_production, dry_run=args.dry_run,
+                                   archive_wait_s=args.archive_wait or restore.ARCHIVE_WAIT_S)
+    except ChaosRefused as exc:
+        print(f"pgproof: refused: {exc}", file=sys.stderr)
+        return 2
+    if out is None:
+        return 0
+    for v in journal.verdicts:
+        print(f"{v['verdict'].upper():<6} {v['id']:<9} {v['evidence']}")
     print(f"game day {journal.scenario}: {journal.verdict}; report: {out}")
     return {"pass": 0, "fail": 1}.get(journal.verdict, 2)
 
@@ -300,8 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pgproof.gameday.scenarios import SCENARIOS
 
     gd = sub.add_parser("gameday", help="run a chaos game day against a target")
-    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "recover"],
-                    help="a scenario, or recover: undo what a killed game day left in place")
+    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "restore-pitr", "recover"],
+                    help="a scenario; restore-pitr: the point-in-time restore drill (BAK-6); "
+                         "recover: undo what a killed game day left in place")
     gd.add_argument("--target", default=target_default, help=target_help)
     gd.add_argument("--config", type=Path, default=None)
     gd.add_argument("--reports", type=Path, default=Path("reports"))
@@ -310,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds of load before the fault (default: target's chaos.baseline_s)")
     gd.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
     gd.add_argument("--i-mean-production", action="store_true")
+    gd.add_argument("--archive-wait", type=float, default=None, metavar="SECONDS",
+                    help="restore-pitr: how long to wait for the WAL after T to be archived "
+                         "(default 60)")
     gd.set_defaults(func=_gameday)
     return ap
 
