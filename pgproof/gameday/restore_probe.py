@@ -108,11 +108,19 @@ def probe(app: dict[str, Any], admin: dict[str, Any], source_admin: dict[str, An
         out["plaintext"] = "refused: " + str(exc).strip().splitlines()[-1][:160]
     with psycopg.connect(**admin, autocommit=True) as conn:
         out["listen_addresses"] = conn.execute("SHOW listen_addresses").fetchone()[0]  # type: ignore[index]
-        out["hba"] = [list(map(_plain, r)) for r in conn.execute(HBA)]
+        out["hba"] = _hba(conn)
     with psycopg.connect(**source_admin, autocommit=True) as conn:
-        out["source_hba"] = [list(map(_plain, r)) for r in conn.execute(HBA)]
+        out["source_hba"] = _hba(conn)
     out["min_tls"] = min_tls
     return out
+
+
+def _hba(conn: psycopg.Connection[Any]) -> list[list[Any]] | None:
+    """The pg_hba rules (None where they are not readable, e.g. RDS: then not compared)."""
+    try:
+        return [list(map(_plain, r)) for r in conn.execute(HBA)]
+    except psycopg.errors.InsufficientPrivilege:
+        return None
 
 
 def _plain(v: Any) -> Any:
@@ -154,14 +162,14 @@ def judge(m: dict[str, Any], rpo_budget_s: float, restore_budget_s: float) -> di
         problems.append("restore time over budget")
     ssl, want = p["ssl"], TLS_ORDER.get(p["min_tls"], 2)
     said.append(f"login ok; TLS {ssl['version']}; plaintext {p['plaintext'].split(':')[0]}; "
-                f"listens on {p['listen_addresses']}")
+                + (p.get("private") or f"listens on {p['listen_addresses']}"))
     if not ssl["ssl"] or TLS_ORDER.get(ssl["version"] or "", -1) < want:
         problems.append(f"restored instance not encrypted at {p['min_tls']}+ ({ssl})")
     if p["plaintext"] == "ACCEPTED":
         problems.append("restored instance accepts plaintext")
-    if not _loopback(p["listen_addresses"]):
+    if not p.get("private") and not _loopback(p["listen_addresses"]):
         problems.append(f"restored instance listens beyond loopback ({p['listen_addresses']})")
-    if p["hba"] != p["source_hba"]:
+    if p["hba"] is not None and p["source_hba"] is not None and p["hba"] != p["source_hba"]:
         problems.append("restored pg_hba rules differ from the source's")
     if p["in_recovery"]:
         problems.append("restored instance still in recovery (not promoted)")
