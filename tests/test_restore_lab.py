@@ -123,3 +123,14 @@ def test_broken_archiving_makes_the_restore_to_t_impossible(lab: LabState, tmp_p
     j = _journal(tmp_path)
     assert j["measurements"]["archived"] is False
     assert _leftovers(lab) == []
+
+
+def test_snapshot_before_on_the_lab_is_a_pgbackrest_backup(lab: LabState, lab_target: Target) -> None:
+    from pgproof.faults import snapshot
+    from pgproof.faults.lab import LabDriver
+    from pgproof.lab import backup
+
+    snap = snapshot.take(lab_target, LabDriver(lab_target), "latency-0000beef")
+    r = backup.run_tool(lab, "--output=json", "info")
+    labels = [b["label"] for b in json.loads(r.stdout)[0]["backup"]]
+    assert snap["id"] in labels and snap["kind"].startswith("pgbackrest backup from node")
