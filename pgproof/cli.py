@@ -149,6 +149,9 @@ def _gameday(args: argparse.Namespace) -> int:
     from pgproof.gameday.safety import ChaosRefused
     from pgproof.target import load_target
 
+    if args.archive_wait is not None and (args.scenario != "restore-pitr" or args.archive_wait <= 0):
+        raise UserError("--archive-wait takes a positive number of seconds and only applies to "
+                        f"restore-pitr (got {args.archive_wait:g} for {args.scenario})")
     target = load_target(args.target, args.config)
     if args.scenario == "recover":  # no pre-flight: the fault being undone may fail it
         from pgproof.gameday.recover import recover
@@ -179,8 +182,6 @@ def _restore_pitr(args: argparse.Namespace, target: object) -> int:
     from pgproof.gameday import restore
     from pgproof.gameday.safety import ChaosRefused
 
-    if args.archive_wait is not None and args.archive_wait <= 0:
-        raise UserError(f"--archive-wait must be a positive number of seconds, not {args.archive_wait:g}")
     try:
         journal, out = restore.run(target, reports=args.reports, users=args.users,  # type: ignore[arg-type]
                                    i_mean_production=args.i_mean_production, dry_run=args.dry_run,

@@ -183,3 +183,20 @@ def test_snapshot_waits_until_available(twin: aws_twin.AwsTwin) -> None:
     t0 = time.monotonic()
     snap = snapshot.take(d.target, d, "force-failover-1234abcd")
     assert snap["id"] == "pgproof-before-force-failover-1234abcd" and time.monotonic() - t0 < 60
+
+
+def test_restore_pitr_bad_input_is_one_sentence(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "pgproof.toml"
+    cfg.write_text('[targets.self.postgres]\nuser = "auditor"\nwriter = { host = "127.0.0.1", port = 1 }\n'
+                   '[targets.self.chaos]\nallowed = true\ndriver = "ssh"\n')
+    for extra, want in ((["--archive-wait", "0"], "--archive-wait takes a positive number"),
+                        (["--archive-wait", "5", "--dry-run"], "only applies to restore-pitr")):
+        scen = "latency" if "--dry-run" in extra else "restore-pitr"
+        r = subprocess.run([sys.executable, "-m", "pgproof.cli", "gameday", scen, "--target", "self",
+                            "--config", str(cfg), "--reports", str(tmp_path / "r"), *extra],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and want in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "r").exists()
