@@ -2,10 +2,12 @@
 
 Tells how much of the server a Locust game-day load can actually push, and
 what resolution the failover clock achieves while that load runs. Both tools
-do equal work: BEGIN; one ledger row; COMMIT, three round trips, the INSERT
-prepared (``--mode prepared``: pgbench ``-M prepared``) or unnamed
-(``--mode extended``: pgbench ``-M extended``, Locust with
-``PGPROOF_LOAD_PREPARE=0``). Rounds alternate pgbench and Locust; the ratio is
+do equal work on an equal protocol: BEGIN; one ledger row; COMMIT, all
+prepared in one pipeline (``--mode pipeline``, the game-day default: pgbench
+``-M prepared`` with ``\\startpipeline``), prepared in three round trips
+(``--mode prepared``: pgbench ``-M prepared``, Locust with
+``PGPROOF_LOAD_PIPELINE=0``) or unnamed (``--mode extended``: pgbench
+``-M extended``, Locust with ``PGPROOF_LOAD_PREPARE=0``). Rounds alternate pgbench and Locust; the ratio is
 of the medians. CPU per transaction is each tool's utime+stime from
 /proc/<pid>/stat over the steady middle of its run, over its tx/s. Run it
 through ``bench/loadgen``; ``--help`` for options.
@@ -40,6 +42,15 @@ PAYLOAD = "x" * 64  # same as pgproof.load.users.PAYLOAD
 # The Locust user's transaction, written for pgbench: BEGIN; one ledger row; COMMIT.
 PGBENCH_SCRIPT = "\\set seq :seq + 1\nBEGIN;\n{insert};\nCOMMIT;\n".format(
     insert=LEDGER_INSERT.replace("%s, %s, %s, %s", ":run_id, :client_id, :seq, :payload"))
+# The same three statements sent as one pipeline (pgbench >= 14).
+PGBENCH_PIPELINE = PGBENCH_SCRIPT.replace("BEGIN;", "\\startpipeline\nBEGIN;").replace(
+    "COMMIT;\n", "COMMIT;\n\\endpipeline\n")
+# What each --mode means for each tool: pgbench -M, pgbench script, Locust environment.
+MODES: dict[str, tuple[str, str, dict[str, str]]] = {
+    "pipeline": ("prepared", PGBENCH_PIPELINE, {}),
+    "prepared": ("prepared", PGBENCH_SCRIPT, {"PGPROOF_LOAD_PIPELINE": "0"}),
+    "extended": ("extended", PGBENCH_SCRIPT, {"PGPROOF_LOAD_PREPARE": "0"}),
+}
 
 
 @contextlib.contextmanager
@@ -97,14 +108,15 @@ def us_per_tx(cores: float | None, tps: float) -> float | None:
 
 def run_pgbench(conninfo: Mapping[str, Any], clients: int, duration: int, mode: str,
                 out: Path) -> dict[str, Any]:
+    protocol, text, _ = MODES[mode]
     script = out / "ledger_insert.sql"
-    script.write_text(PGBENCH_SCRIPT)
+    script.write_text(text)
     env = procs.clean_env(home=os.environ.get("HOME", "/tmp"))
     if conninfo.get("password"):
         env["PGPASSWORD"] = str(conninfo["password"])
     run_id = time.strftime("bench-pgbench-%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
     run_id += f"-{time.monotonic_ns()}"
-    argv = [str(PGBENCH), "-n", "-M", mode, "-c", str(clients),
+    argv = [str(PGBENCH), "-n", "-M", protocol, "-c", str(clients),
             "-j", str(min(clients, os.cpu_count() or 1)), "-T", str(duration),
             "-D", "seq=0", "-D", f"run_id={run_id}", "-D", f"payload={PAYLOAD}",
             "-f", str(script), libpq_string(conninfo)]
@@ -125,7 +137,7 @@ def run_pgbench(conninfo: Mapping[str, Any], clients: int, duration: int, mode: 
 
 def run_locust(conninfo: Mapping[str, Any], clients: int, duration: int, processes: int,
                mode: str, out: Path) -> dict[str, Any]:
-    env = {"PGPROOF_LOAD_PREPARE": "0"} if mode == "extended" else {}
+    env = dict(MODES[mode][2])
     load = LoadProcess("ledger.py", conninfo, out, users=clients, run_time=duration,
                        processes=processes, env=env)
     with FailoverClock(conninfo) as clock:
@@ -165,16 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/loadgen", description=__doc__.splitlines()[0])
     ap.add_argument("--target", help="pgproof target (default: a throwaway standalone PostgreSQL)")
     ap.add_argument("--endpoint", choices=("writer", "pooler"), default="writer")
-    ap.add_argument("--mode", choices=("prepared", "extended"),
-                    help="INSERT prepared or unnamed, the same for both tools"
-                         " (default: prepared; extended for --endpoint pooler)")
+    ap.add_argument("--mode", choices=tuple(MODES),
+                    help="the same protocol for both tools: prepared in one pipeline, prepared"
+                         " in three round trips, or unnamed (default: pipeline; extended for"
+                         " --endpoint pooler)")
     ap.add_argument("--clients", type=positive, default=20)
     ap.add_argument("--duration", type=positive, default=15, help="seconds per tool and round")
     ap.add_argument("--rounds", type=positive, default=3, help="alternating runs of each tool")
     ap.add_argument("--processes", type=int, default=0, help="Locust --processes (0: one process)")
     ap.add_argument("--out", type=Path, help="result directory (default reports/loadgen-<UTC>)")
     args = ap.parse_args(argv)
-    mode = args.mode or ("extended" if args.endpoint == "pooler" else "prepared")
+    mode = args.mode or ("extended" if args.endpoint == "pooler" else "pipeline")
     if args.duration < 5:
         ap.error(f"--duration {args.duration}: at least 5 s, so each run has a steady middle")
     out = args.out or ROOT / "reports" / time.strftime("loadgen-%Y%m%dT%H%M%SZ", time.gmtime())
@@ -194,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
               "ratio": loc_tps / pgb_tps if pgb_tps else None,
               "lost": sum(loc["ledger"]["lost"] for loc in locs)}
     (out / "result.json").write_text(json.dumps(result, indent=2))
-    print(f"transaction: BEGIN; INSERT one ledger row ({mode}); COMMIT  ({args.clients} clients, "
+    print(f"transaction: BEGIN; INSERT one ledger row; COMMIT ({mode})  ({args.clients} clients, "
           f"{args.duration} s, {args.rounds} alternating rounds, target {result['target']})")
     for r, (p, loc) in enumerate(zip(pgbs, locs, strict=True), 1):
         led = loc["ledger"]
-        print(f"round {r}: pgbench -M {mode} {p['tps']:8.1f} tx/s {fmt_cpu(p)}  load {p['load_avg']}"
+        print(f"round {r}: pgbench ({mode}) {p['tps']:8.1f} tx/s {fmt_cpu(p)}  load {p['load_avg']}"
               f" | locust ({args.processes or 1} proc) {loc['tps']:8.1f} tx/s {fmt_cpu(loc)}"
               f"  load {loc['load_avg']}  ledger lost {led['lost']} of {led['acknowledged']}"
               f" acknowledged, {loc['failures']} failures")

@@ -1,4 +1,4 @@
-"""``pgproof``: lab up|down|status|break|heal, check, controls, drift, gameday."""
+"""``pgproof``: lab up|down|status|break|heal, check, doctor, controls, drift, gameday."""
 
 from __future__ import annotations
 
@@ -108,6 +108,14 @@ def _check(args: argparse.Namespace) -> int:
     return int(doc["exit_code"])
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    """Reachability and permissions of every configured layer: 0 ready, 1 something missing."""
+    from pgproof import doctor
+    from pgproof.target import load_target
+
+    return doctor.run(load_target(args.target, args.config))
+
+
 def _control_args(values: list[str] | None) -> list[str] | None:
     """``--control`` for pytest, or None after saying why a pattern is wrong (exit 2)."""
     from pgproof.catalogue import UnknownControl, select, split_patterns
@@ -157,6 +165,7 @@ def _gameday(args: argparse.Namespace) -> int:
         from pgproof.gameday.recover import recover
 
         return recover(target)
+    target.require_postgres("a game day")  # the clock and the ledger write through the writer
     preflight.check(target)
     if args.scenario == "restore-pitr":
         return _restore_pitr(args, target)
@@ -312,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "(Slack, PagerDuty, e-mail)")
     chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     chk.set_defaults(func=_check)
+    doc = sub.add_parser("doctor", help="before a run: is every configured layer reachable, "
+                                        "with every permission the suites need?")
+    doc.add_argument("--target", default=target_default, help=target_help)
+    doc.add_argument("--config", type=Path, default=None)
+    doc.set_defaults(func=_doctor)
     ctl = sub.add_parser("controls", help="list the control catalogue (IDs, titles, layers)")
     ctl.add_argument("patterns", nargs="*", metavar="ID", help="IDs or globs (default: all)")
     ctl.add_argument("--kind", choices=["compliance", "gameday"], default=None)

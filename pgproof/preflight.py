@@ -21,6 +21,8 @@ BUDGET_S = 1.5  # per endpoint, all in parallel: a wrong port is named within ~2
 def endpoints(target: Target) -> list[tuple[str, Endpoint]]:
     """Every PostgreSQL endpoint of the target, with its config path for the message."""
     pg = target.postgres
+    if pg is None:  # an AWS-only vantage point: no endpoint to greet
+        return []
     out = [("postgres.writer", pg.writer)]
     out += [(f"postgres.readers[{i}]", e) for i, e in enumerate(pg.readers)]
     out += [(name, e) for name, e in (("postgres.pooler", pg.pooler),
@@ -59,6 +61,8 @@ def missing_password(target: Target) -> str | None:
 
 def check(target: Target) -> None:
     """Raise ``UserError`` naming every wrong endpoint, or the missing password."""
+    if target.postgres is None:
+        return
     answers = greet_all(target)
     problems = wrong_protocols(target, answers)
     if not problems and answers[0][1].postgres:  # log in only where PostgreSQL answered

@@ -15,7 +15,7 @@ import pytest
 from pgproof.errors import UserError
 from pgproof.report import results as res
 from pgproof.target import Target, load_target
-from pgproof.verdict import CannotVerify, NotApplicable, Unreachable, Verdict
+from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable, Verdict
 
 pytest_plugins = ["pgproof.pytest_selection",  # --control, ID markers, what a run left out
                   "pgproof.pytest_outputs"]  # control IDs in junit.xml and report.html
@@ -110,6 +110,8 @@ def _verdict(report: pytest.TestReport, excinfo: pytest.ExceptionInfo | None) ->
             return Verdict.CANNOT_VERIFY, f"cannot verify on this target: {excinfo.value}"
         if excinfo.errisinstance(NotApplicable):
             return Verdict.SKIP, f"not applicable: {excinfo.value}"
+        if excinfo.errisinstance(NotChecked):  # the layer's vantage point is not configured
+            return Verdict.NOT_CHECKED, str(excinfo.value)
         if excinfo.errisinstance(Unreachable):
             return Verdict.ERROR, f"could not check: {excinfo.value}"
     if report.skipped:
@@ -127,10 +129,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     report: pytest.TestReport = outcome.get_result()
     marker = item.get_closest_marker("control")
     exc = call.excinfo
-    if exc is not None and exc.errisinstance((CannotVerify, NotApplicable)):
+    if exc is not None and exc.errisinstance((CannotVerify, NotApplicable, NotChecked)):
         report.outcome = "skipped"
-        prefix = "cannot verify on this target" if exc.errisinstance(CannotVerify) else "not applicable"
-        report.longrepr = (str(item.path), item.location[1] or 0, f"{prefix}: {exc.value}")
+        prefix = ("cannot verify on this target: " if exc.errisinstance(CannotVerify) else
+                  "" if exc.errisinstance(NotChecked) else "not applicable: ")
+        report.longrepr = (str(item.path), item.location[1] or 0, f"{prefix}{exc.value}")
     if marker is None:
         return
     done = report.when == "call" or (report.when == "setup" and not report.passed)
@@ -142,8 +145,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     item.user_properties.append(("pgproof_verdict", verdict.value))
     if verdict is Verdict.FAIL:
         _waiver_property(item, list(marker.args))
+    from pgproof.layers import of_fixtures, reasons
+
+    seen = of_fixtures(getattr(item, "fixturenames", ()))
+    why = reasons(item.config.stash.get(_TARGET, None), seen) if verdict is Verdict.NOT_CHECKED else {}
     item.config.stash[_RESULTS].append(res.CheckResult(
-        item.nodeid, list(marker.args), verdict, message, round(report.duration, 3)))
+        item.nodeid, list(marker.args), verdict, message, round(report.duration, 3), seen, why))
 
 
 def _waiver_property(item: pytest.Item, ids: list[str]) -> None:
@@ -256,11 +263,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     tr = terminalreporter
     tr.section("pgproof: controls")
     left_out = [c.id for c in controls_ if c.verdict == res.NOT_SELECTED]
-    for c in controls_:
-        if c.verdict != res.NOT_SELECTED:
-            tr.write_line(f"{c.verdict.upper():<14} {c.id:<8} {c.title}")
-        for w in c.waivers:
-            tr.write_line(f"{'':<14} {'':<8} {w['note']}")
+    from pgproof.report.summary import terminal_lines
+
+    for line in terminal_lines(controls_):  # each control's layers, then its waivers' notes
+        tr.write_line(line)
     for warning in config.stash.get(_WARNINGS, []):
         tr.write_line(f"warning: {warning}")
     if left_out:

@@ -1,7 +1,10 @@
 """Target: what pgproof tests, loaded from ``pgproof.toml`` and validated before any test runs.
 
 A target names the database endpoints, the AWS ids, the hosts and the chaos
-policy of one environment. Thresholds default to SPEC.md and can be overridden
+policy of one environment. Each of ``[postgres]``, ``[aws]`` and the host lists is
+optional (a CI runner may reach the AWS API but not a database in private
+subnets; a self-managed server has no AWS account), but at least one must be
+there: ``pgproof.layers`` says what an absent one leaves not checked. Thresholds default to SPEC.md and can be overridden
 per target. Passwords never live here: they come from the environment
 (``password_env``), a libpq passfile, or Secrets Manager.
 """
@@ -14,7 +17,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pgproof.errors import UserError
 from pgproof.notify.config import Notify
@@ -165,7 +176,7 @@ class Target(_Strict):
     name: str
     environment: str | None = None  # e.g. "staging", "prd": the production guard reads it
     tags: dict[str, str] = {}
-    postgres: Postgres
+    postgres: Postgres | None = None  # absent: an AWS-only (or hosts-only) vantage point
     health_url: str | None = None
     hosts: list[str] = []  # database nodes (self-managed), as testinfra URLs
     app_hosts: list[str] = []  # NET-5: vantage points that must reach the writer
@@ -180,6 +191,21 @@ class Target(_Strict):
     backup: Backup | None = None  # the backup tool's own view (self-managed backup layer)
 
     _paths = field_validator("source_tree", mode="before")(_relative_to_config)
+
+    @model_validator(mode="after")
+    def _some_layer(self) -> Target:
+        if self.postgres is None and self.aws is None and not (
+                self.hosts or self.app_hosts or self.outside_hosts):
+            raise ValueError("configures nothing to check: add a [postgres] section (live SQL "
+                             "and TLS), an [aws] section (the AWS API), or hosts")
+        return self
+
+    def require_postgres(self, purpose: str) -> Postgres:
+        """The ``[postgres]`` section, or one sentence saying ``purpose`` needs it (bad input)."""
+        if self.postgres is None:
+            raise ConfigError(f"target {self.name!r} has no [postgres] section, and {purpose} "
+                              "needs a database endpoint")
+        return self.postgres
 
     @property
     def production_hint(self) -> str | None:
@@ -201,12 +227,12 @@ class Target(_Strict):
 
     def password(self) -> str | None:
         """The password from the environment; ``None`` lets libpq use the passfile."""
-        return os.environ.get(self.postgres.password_env)
+        return None if self.postgres is None else os.environ.get(self.postgres.password_env)
 
     def conninfo(self, endpoint: Endpoint | None = None, **overrides: Any) -> dict[str, Any]:
         """libpq keyword arguments for ``endpoint`` (default: the writer)."""
-        ep = endpoint or self.postgres.writer
-        pg = self.postgres
+        pg = self.require_postgres("a database connection")
+        ep = endpoint or pg.writer
         kw: dict[str, Any] = {
             "host": ep.host,
             "port": ep.port,
@@ -228,7 +254,7 @@ class Target(_Strict):
 
 
 def _describe(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = "".join(f".{p}" for p in err["loc"])
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown field (check the spelling)"
@@ -236,7 +262,7 @@ def _describe(err: dict[str, Any]) -> str:
         msg = msg.removeprefix("Value error, ")
     elif "input" in err and not isinstance(err["input"], dict):
         msg = f"{msg}, got {err['input']!r}"
-    return f"{loc}: {msg}"
+    return f"{loc}: {msg}" if loc else f" {msg}"
 
 
 def parse_target(name: str, data: dict[str, Any], source: str) -> Target:
@@ -244,7 +270,7 @@ def parse_target(name: str, data: dict[str, Any], source: str) -> Target:
         base = Path(source).resolve().parent
         return Target.model_validate({"name": name, **data}, context={"base": base})
     except ValidationError as exc:
-        lines = [f"targets.{name}.{_describe(e)}" for e in exc.errors()]
+        lines = [f"targets.{name}{_describe(e)}" for e in exc.errors()]
         if len(lines) == 1:  # one wrong field: one sentence
             raise ConfigError(f"{source}: {lines[0]}") from None
         raise ConfigError(f"{source}: invalid target {name!r}:\n  " + "\n  ".join(lines)) from None

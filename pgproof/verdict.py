@@ -3,7 +3,8 @@
 Checks are pure judges: ``judge_*(facts, thresholds) -> list[str]`` returns
 the problems found (empty = compliant), each a sentence saying what was
 found, where, and what the spec wants. A fact the target cannot show raises
-``CannotVerify``; a probe that could not reach the target raises ``Unreachable``.
+``CannotVerify``; a probe that could not reach the target raises ``Unreachable``;
+a layer the target does not configure (no ``[aws]``, no hosts) raises ``NotChecked``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class Verdict(StrEnum):
     ERROR = "error"
     SKIP = "skip"
     CANNOT_VERIFY = "cannot-verify"
+    NOT_CHECKED = "not-checked"  # the check's layer is not configured: says nothing either way
 
 
 class CannotVerify(Exception):
@@ -29,3 +31,11 @@ class Unreachable(Exception):
 
 class NotApplicable(Exception):
     """The control does not apply to this target (e.g. no RDS Proxy configured)."""
+
+
+class NotChecked(Exception):
+    """The target configures no vantage point for this layer: the check did not look at all.
+
+    Unlike ``NotApplicable`` (the control does not apply), this says nothing about the
+    control; reports list the layer as not checked, with this reason.
+    """

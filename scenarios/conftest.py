@@ -25,6 +25,7 @@ def run_scenario(target: Target, pytestconfig: pytest.Config) -> Callable[[str],
         if name not in _CACHE:
             runner = restore.run if name == restore.SCENARIO else partial(gameday.run, scenario=name)
             try:
+                target.require_postgres("a game day")  # clock and ledger write to the writer
                 journal, out = runner(
                     target, reports=Path(pytestconfig.getoption("reports")),
                     i_mean_production=pytestconfig.getoption("i_mean_production"),

@@ -1,26 +1,47 @@
-"""Session fixtures: each probe runs once per run and its facts are shared by every check."""
+"""Session fixtures: each probe runs once per run and its facts are shared by every check.
+
+One fixture per layer (``pgproof.layers.FIXTURES``): it first asks whether the
+target configures that layer, so a check whose vantage point is absent (no
+``[postgres]`` on an AWS-only runner, no ``[aws]`` or hosts on a self-managed
+server) is "not checked" with the reason instead of an error. Checks call no
+probe directly: the fixture they ask for is the layer they observe.
+"""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pgproof.probes import health, pooler, postgres, tls
+from pgproof import layers
+from pgproof.probes import health, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
 from pgproof.target import Target
-from pgproof.verdict import NotApplicable
+
+if TYPE_CHECKING:  # testinfra is imported only when a target has hosts
+    from pgproof.probes.host import HostFacts
 
 
 @pytest.fixture(scope="session")
 def pg_facts(target: Target) -> postgres.PostgresFacts:
+    layers.require(target, "sql")
     return postgres.gather(target)
 
 
 @pytest.fixture(scope="session")
+def verify_full_login(target: Target) -> str | None:
+    """The error of an sslmode=verify-full login (None: it worked)."""
+    layers.require(target, "sql")
+    return tls.verify_full_login(target.conninfo(sslmode="verify-full"))
+
+
+@pytest.fixture(scope="session")
 def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
+    layers.require(target, "tls")
     eps = tls_endpoints(target)
-    ca = target.postgres.sslrootcert
+    ca = target.require_postgres("the TLS layer").sslrootcert
     with ThreadPoolExecutor(max_workers=len(eps)) as pool:
         futures = {n: pool.submit(tls.probe_endpoint, e.host, e.port, ca) for n, e in eps.items()}
         return {n: f.result() for n, f in futures.items()}
@@ -28,18 +49,19 @@ def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
 
 @pytest.fixture(scope="session")
 def pooler_facts(target: Target) -> pooler.PoolerFacts:
+    layers.require(target, "pooler")
     return pooler.gather(target)
 
 
 @pytest.fixture(scope="session")
 def health_facts(target: Target) -> health.HealthFacts:
+    layers.require(target, "health")
     return health.gather(target.health_url)
 
 
 @pytest.fixture(scope="session")
 def backup_facts(target: Target):  # type: ignore[no-untyped-def]
-    if target.backup is None:
-        raise NotApplicable("no [backup] section for this target (self-managed backup layer)")
+    layers.require(target, "backup")
     from pgproof.probes import backup
 
     return backup.gather(target)
@@ -47,15 +69,60 @@ def backup_facts(target: Target):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def replication_facts(target: Target):  # type: ignore[no-untyped-def]
+    layers.require(target, "sql")  # TLS-7 reads pg_stat_replication over a live session
     from pgproof.probes import replication
 
     return replication.gather(target)
 
 
 @pytest.fixture(scope="session")
+def dns_facts(target: Target) -> network.ResolveFacts:
+    layers.require(target, "dns")
+    return network.resolve(target.require_postgres("NET-4").writer.host)
+
+
+@pytest.fixture(scope="session")
+def vantage_reach(target: Target) -> dict[str, bool]:
+    """Vantage point URL -> whether it opened a TCP connection to the writer."""
+    layers.require(target, "vantage")
+    ep = target.require_postgres("NET-5").writer
+    return {u: network.reachable_from(u, ep.host, ep.port)
+            for u in dict.fromkeys([*target.app_hosts, *target.outside_hosts])}
+
+
+@pytest.fixture(scope="session")
+def source_findings(target: Target) -> list[source.Literal]:
+    layers.require(target, "source")
+    return source.scan(target.source_tree)
+
+
+@pytest.fixture(scope="session")
+def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts]:
+    """Each database host's data directory, server key and device chain (self-managed ENC-1).
+
+    The data directory and key file come from the SQL layer (asked only once the host
+    layer is known to be configured, so its reason comes first)."""
+    layers.require(target, "host")
+    pg = target.require_postgres("the host layer")
+    from pgproof.probes import host
+
+    facts: postgres.PostgresFacts = request.getfixturevalue("pg_facts")
+    data_dir = facts.settings.get("data_directory")
+    if not data_dir:
+        from pgproof.verdict import Unreachable
+
+        raise Unreachable(f"data_directory is not visible to role {pg.user} (GRANT "
+                          f"pg_read_all_settings TO {pg.user};), so the hosts' data directory "
+                          "is unknown")
+    key = facts.settings.get("ssl_key_file") or None
+    if key and not Path(key).is_absolute():
+        key = str(Path(data_dir) / key)
+    return [host.gather(url, data_dir, key, pg.writer.port) for url in target.hosts]
+
+
+@pytest.fixture(scope="session")
 def aws_inventory(target: Target):  # type: ignore[no-untyped-def]
-    if target.aws is None:
-        raise NotApplicable("no [aws] section for this target")
+    layers.require(target, "aws")
     from pgproof.probes import aws
 
     return aws.gather(target.aws)

@@ -9,7 +9,6 @@ from pgproof.checks import live
 from pgproof.checks import postgres as judge
 from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
-from pgproof.probes import source
 from pgproof.target import Target
 
 control = pytest.mark.control
@@ -35,9 +34,8 @@ def test_master_password_strong(aws_inventory, target: Target, evidence) -> None
 
 
 @control("AUTH-4")
-def test_no_credentials_in_source(target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
-    found = source.scan(target.source_tree)
-    expect(live.judge_auth4(found), evidence, f"scanned {target.source_tree}: no literals")
+def test_no_credentials_in_source(source_findings, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(live.judge_auth4(source_findings), evidence, f"scanned {target.source_tree}: no literals")
 
 
 @control("AUTH-5")
@@ -48,5 +46,6 @@ def test_master_user_not_default(aws_inventory, target: Target, evidence) -> Non
 
 @control("AUTHZ-1")
 def test_app_role_least_privilege(pg_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
-    expect(judge.judge_authz1(pg_facts, target.postgres.app_role), evidence,
-           f"role {target.postgres.app_role}: no elevated attributes")
+    app_role = target.require_postgres("AUTHZ-1").app_role
+    expect(judge.judge_authz1(pg_facts, app_role), evidence,
+           f"role {app_role}: no elevated attributes")

@@ -9,7 +9,6 @@ from pgproof.checks import live
 from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
 from pgproof.target import Target
-from pgproof.verdict import NotApplicable
 
 control = pytest.mark.control
 
@@ -21,17 +20,10 @@ def test_storage_encrypted_with_customer_key(aws_inventory, target: Target, evid
 
 
 @control("ENC-1")
-def test_self_managed_data_on_encrypted_device(target: Target, pg_facts) -> None:  # type: ignore[no-untyped-def]
-    if not target.hosts:
-        raise NotApplicable("managed service: no database hosts to inspect (target.hosts empty)")
-    from pgproof.probes import host
-
-    s = pg_facts.settings
-    problems = []
-    for url in target.hosts:
-        facts = host.gather(url, s["data_directory"], None, target.postgres.writer.port)
-        problems += live.judge_host(facts)
-    expect(problems)
+def test_self_managed_data_on_encrypted_device(host_facts, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect([p for f in host_facts for p in live.judge_host(f)], evidence,
+           "; ".join(f"{f.host}: {f.data_dir} on {' > '.join(f.data_device_types)}, mode "
+                     f"{f.data_dir_mode:o}" for f in host_facts if f.data_dir_mode is not None))
 
 
 @control("ENC-2")

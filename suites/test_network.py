@@ -8,9 +8,7 @@ from pgproof.checks import aws as aws_checks
 from pgproof.checks import live
 from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
-from pgproof.probes import network
 from pgproof.target import Target
-from pgproof.verdict import NotApplicable
 
 control = pytest.mark.control
 
@@ -34,21 +32,19 @@ def test_security_groups_tight(aws_inventory, target: Target, evidence) -> None:
 
 
 @control("NET-4")
-def test_endpoint_resolves_private(target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
-    facts = network.resolve(target.postgres.writer.host)
-    expect(live.judge_net4(facts), evidence, f"{facts.host} -> {', '.join(facts.addresses)}")
+def test_endpoint_resolves_private(dns_facts, evidence) -> None:  # type: ignore[no-untyped-def]
+    expect(live.judge_net4(dns_facts), evidence,
+           f"{dns_facts.host} -> {', '.join(dns_facts.addresses)}")
 
 
 @control("NET-5")
-def test_reachable_only_from_app_hosts(target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
-    if not (target.app_hosts or target.outside_hosts):
-        raise NotApplicable("no vantage points configured (app_hosts / outside_hosts)")
-    ep = target.postgres.writer
+def test_reachable_only_from_app_hosts(vantage_reach, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    ep = target.require_postgres("NET-5").writer
     where = f"{ep.host}:{ep.port}"
     problems = [f"app host {u} cannot reach {where}; the spec wants the app tier to (NET-5)"
-                for u in target.app_hosts if not network.reachable_from(u, ep.host, ep.port)]
+                for u in target.app_hosts if not vantage_reach[u]]
     problems += [f"{where} is reachable from outside vantage point {u}; the spec wants it "
                  "unreachable from outside (NET-5)"
-                 for u in target.outside_hosts if network.reachable_from(u, ep.host, ep.port)]
+                 for u in target.outside_hosts if vantage_reach[u]]
     expect(problems, evidence, f"{where}: reached from {target.app_hosts}, refused from "
            f"{target.outside_hosts}")

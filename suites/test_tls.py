@@ -9,7 +9,6 @@ from pgproof.checks import live
 from pgproof.checks import tls as judge
 from pgproof.checks.aws_evidence import seen
 from pgproof.expect import expect
-from pgproof.probes import tls
 from pgproof.target import Target
 from pgproof.verdict import CannotVerify, Unreachable
 
@@ -63,7 +62,7 @@ def test_handshakes_below_tls12_refused(tls_facts, target: Target, evidence) -> 
 
 @control("TLS-1")
 def test_min_protocol_setting(pg_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
-    value = pg_facts.settings.get("ssl_min_protocol_version", "")
+    value = pg_facts.setting("ssl_min_protocol_version")
     expect(judge.judge_min_protocol_setting(value, target.thresholds, pg_facts.endpoint),
            evidence, f"ssl_min_protocol_version={value}")
 
@@ -95,13 +94,13 @@ def test_rds_force_ssl(aws_inventory, target: Target, evidence) -> None:  # type
 
 
 @control("TLS-3")
-def test_certificate_verifies(tls_facts, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
-    login_error = tls.verify_full_login(target.conninfo(sslmode="verify-full"))
+def test_certificate_verifies(tls_facts, verify_full_login, target: Target, evidence) -> None:  # type: ignore[no-untyped-def]
+    login_error = verify_full_login
     if login_error and not any(w in login_error.lower() for w in ("certificate", "ssl", "tls")):
         # Wrong password or no route: that is "could not check", not a certificate finding.
         raise Unreachable(f"verify-full login failed for a reason unrelated to TLS: {login_error}")
     expect(_all(tls_facts, judge.judge_tls3, login_error), evidence,
-           f"chain verifies to {target.postgres.sslrootcert} and the host name matches at "
+           f"chain verifies to {target.require_postgres('TLS-3').sslrootcert} and the host name matches at "
            f"{', '.join(tls_facts)}; sslmode=verify-full login works")
 
 

@@ -19,17 +19,15 @@ from pgproof.catalogue import CATALOGUE, FRAMEWORKS, LAYERS, UnknownControl, of_
 from pgproof.gameday import restore
 from pgproof.gameday.scenarios import SCENARIOS
 from pgproof.lab.state import LabState
+from pgproof.layers import FIXTURES
 from pgproof.target import Thresholds
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE_LAYERS = {"aws_inventory": "aws", "tls_facts": "tls", "pg_facts": "sql",
-                  "pooler_facts": "pooler", "health_facts": "health", "backup_facts": "backup",
-                  "replication_facts": "sql"}
+FIXTURE_LAYERS = FIXTURES  # the suites' layer fixtures (each gated on the target configuring it)
+# A probe called from a check would bypass its layer's gate: checks must ask for the fixture.
 CALL_LAYERS = {"source.scan": "source", "network.resolve": "dns",
                "network.reachable_from": "vantage", "host.gather": "host",
-               "tls.verify_full_login": "sql"}
-# ENC-1's host check reads data_directory from the SQL facts only to know which device to inspect.
-CONTEXT_ONLY = {"ENC-1": {"sql"}}
+               "tls.verify_full_login": "sql", "postgres.gather": "sql", "aws.gather": "aws"}
 
 
 def _control_ids(fn: ast.FunctionDef) -> list[str]:
@@ -70,8 +68,20 @@ def test_catalogue_layers_are_what_the_suites_touch() -> None:
         for cid in ids:
             derived.setdefault(cid, set()).update(layers)
     for cid in of_kind("compliance"):
-        want = derived[cid] - CONTEXT_ONLY.get(cid, set())
+        want = derived[cid]
         assert set(CATALOGUE[cid].layers) == want, f"{cid}: catalogue {CATALOGUE[cid].layers}, suites {want}"
+
+
+def test_suites_reach_layers_only_through_gated_fixtures() -> None:
+    direct = [(f, n, layers) for f, n, _, layers in checks() if f.startswith("suites/")
+              and layers - {FIXTURE_LAYERS[a] for a in _args(f, n) if a in FIXTURE_LAYERS}]
+    assert not direct, f"checks calling a probe directly (use the layer's fixture): {direct}"
+
+
+def _args(file: str, name: str) -> list[str]:
+    tree = ast.parse((REPO / file).read_text())
+    fn = next(f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == name)
+    return [a.arg for a in fn.args.args]
 
 
 def test_entries_are_complete_and_use_known_vocabulary() -> None:

@@ -29,6 +29,7 @@ from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.load import record
 from pgproof.load.runner import LoadProcess, group_pids, merge_seconds, read_jsonl
 from pgproof.load.schema import ensure_ledger_table
+from pgproof.load.wire import PipelineFailed, Wire
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +312,32 @@ def test_bench_loadgen_refuses_a_run_too_short_to_have_a_steady_middle(tmp_path:
     assert res.returncode == 2, res.stderr
     assert "--duration 3: at least 5 s" in res.stderr
     assert not (tmp_path / "out").exists(), "nothing half-written"
+
+
+def _blocking_wire(conn: psycopg.Connection[object]) -> Wire:
+    import select
+
+    fd = conn.pgconn.socket
+    return Wire(conn, lambda: select.select([fd], [], [], 5) and None,
+                lambda: select.select([], [fd], [], 5) and None)
+
+
+def test_pipeline_sends_a_transaction_at_once_and_names_the_statement_that_failed(
+        pg: Standalone) -> None:
+    """A refused INSERT is statement 1: COMMIT was skipped, so the ledger may call it failed."""
+    conn = psycopg.connect(**pg.conninfo(), autocommit=True)
+    try:  # closed, not __exit__ed: the writer drops a connection whose pipeline failed
+        conn.execute("CREATE TABLE IF NOT EXISTS pipe_t (k int PRIMARY KEY)")
+        conn.execute("TRUNCATE pipe_t")
+        wire = _blocking_wire(conn)
+        wire.prepare_all({b"b": b"BEGIN", b"i": b"INSERT INTO pipe_t VALUES ($1)", b"c": b"COMMIT"})
+        tx = ((b"b", ()), (b"i", (b"1",)), (b"c", ()))
+        assert wire.pipeline(tx) == [b"BEGIN", b"INSERT 0 1", b"COMMIT"]
+        with pytest.raises(PipelineFailed) as failed:
+            wire.pipeline(tx)  # the same key again
+        assert failed.value.index == 1
+        assert failed.value.error.sqlstate == "23505"
+    finally:
+        conn.close()
+    with psycopg.connect(**pg.conninfo()) as check:
+        assert check.execute("SELECT k FROM pipe_t").fetchall() == [(1,)]

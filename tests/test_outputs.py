@@ -269,3 +269,46 @@ def test_to_security_hub_without_aws_is_refused(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "has no [aws] section" in r.stderr and r.stderr.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_aws_only_run_outputs_name_the_layers_not_checked(tmp_path: Path) -> None:
+    """Per-layer verdicts reach every output: a pass judged on the AWS layer alone says which
+    layers were not checked, and a control with zero layers checked is never a pass."""
+    from pgproof import layers
+    from pgproof.report import results as res
+    from pgproof.verdict import Verdict as V
+
+    target = parse_target("ci", {"aws": {"region": "eu-west-1", "db_instance_id": "prod-db"}}, "t")
+    why = {n: layers.why_not(target, n) or "" for n in ("tls", "sql")}
+    checks = [res.CheckResult("suites/t.py::test_rds", ["TLS-1"], V.PASS, "rds.force_ssl=1", 0, ["aws"]),
+              res.CheckResult("suites/t.py::test_live", ["TLS-1"], V.NOT_CHECKED, why["tls"], 0,
+                              ["tls"], {"tls": why["tls"]}),
+              res.CheckResult("suites/t.py::test_sql", ["TLS-1", "AUTHZ-1"], V.NOT_CHECKED,
+                              why["sql"], 0, ["sql"], {"sql": why["sql"]})]
+    controls = res.aggregate(checks, ["TLS-1", "AUTHZ-1"])
+    by = {c.id: c for c in controls}
+    assert by["TLS-1"].verdict == "pass" and by["TLS-1"].layers_checked == ["aws"]
+    assert set(by["TLS-1"].layers_not_checked) == {"tls", "sql"}
+    assert by["AUTHZ-1"].verdict == res.NOT_CHECKED and by["AUTHZ-1"].layers_checked == []
+    assert res.exit_code([by["AUTHZ-1"]]) == 2  # nothing checked at all: never compliant
+    assert res.exit_code(controls) == 0
+    run = Run("ci", "20260101T000000Z-ci", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), controls,
+              target, "1.2.3")
+    assert run.endpoint() == "rds:eu-west-1:prod-db"
+    log = sarif.build(run)
+    assert validation_errors(log) == []
+    props = log["runs"][0]["properties"]
+    assert props["layersNotChecked"]["TLS-1"]["sql"] == why["sql"]
+    inv = log["runs"][0]["invocations"][0]
+    assert inv["executionSuccessful"] is True
+    assert [n["descriptor"]["id"] for n in inv["toolExecutionNotifications"]] == ["AUTHZ-1"]
+    assert [r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]] == ["TLS-1"]
+    findings = ocsf.build(run)
+    assert [f["unmapped"]["check"] for f in findings] == ["suites/t.py::test_rds"]  # looked
+    assert findings[0]["unmapped"]["layers_not_checked"]["tls"] == why["tls"]
+    DetectionFinding.model_validate(findings[0])
+    found = asff.build(run, "123456789012", "eu-west-1")
+    assert _asff_errors(found) == "" and len(found) == 1
+    pf = found[0]["ProductFields"]
+    assert (pf["pgproof/LayersChecked"], pf["pgproof/LayersNotChecked"]) == ("aws", "tls, sql")
+    assert why["sql"] in found[0]["Description"]

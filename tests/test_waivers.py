@@ -288,3 +288,15 @@ def test_lab_expired_waiver_exit_1_and_says_expired(source_dsn: LabState, tmp_pa
     others = {c["verdict"] for c in json.loads((d / "results.json").read_text())["controls"]
               if c["id"] != "AUTH-4"}
     assert "fail" not in others and "waived" not in others
+
+
+def test_a_waived_failure_reads_waived_on_its_layer_too() -> None:
+    """Per-layer rows are re-judged after waivers: never 'pass', never still 'fail'."""
+    checks = [CheckResult("suites/test_tls.py::test_versions", ["TLS-1"], Verdict.FAIL, "TLSv1.0", 0,
+                          ["tls"]),
+              CheckResult("suites/test_tls.py::test_rds", ["TLS-1"], Verdict.PASS, "ok", 0, ["aws"])]
+    by = {c.id: c for c in aggregate(checks, ["TLS-1"])}
+    apply_waivers(list(by.values()), [_w(control="TLS-1")], dt.date(2026, 5, 1))
+    rows = {r["layer"]: r["verdict"] for r in by["TLS-1"].layers}
+    assert by["TLS-1"].verdict == "waived" and rows["tls"] == "waived" and rows["aws"] == "pass"
+    assert rows["sql"] == "not-checked"

@@ -117,9 +117,11 @@ def markdown() -> str:
            "`pgproof controls --format markdown`; do not edit by hand.", "",
            "Verdicts per control: **pass**, **fail**, **error** (could not check), **skip** "
            "(not applicable, with the reason), **cannot-verify** (the target does not expose "
-           "the fact), **not-checked** (selected, but no check ran), **not-selected** "
+           "the fact), **not-checked** (selected, but no layer was checked), **not-selected** "
            "(left out of a partial run). A control is only as verified as its least verified "
-           "layer.", ""]
+           "layer. A layer the target does not configure (no `[postgres]` on an AWS-only "
+           "runner, no `[aws]` or hosts on a self-managed server) is listed as not checked, "
+           "with the reason; the verdict is judged on the layers that were checked.", ""]
     for kind, heading in KIND_HEADINGS.items():
         group = [c for c in CATALOGUE.values() if c.kind == kind]
         out += [f"## {heading}", "", "| ID | Title | Proven by | Thresholds |", "|---|---|---|---|"]

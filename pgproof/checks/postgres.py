@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pgproof.probes.postgres import PostgresFacts
 from pgproof.target import Thresholds
-from pgproof.verdict import CannotVerify, NotApplicable
+from pgproof.verdict import CannotVerify, NotApplicable, NotChecked
 
 WEAK_METHODS = {"trust", "md5", "password"}
 
@@ -41,7 +41,8 @@ def judge_auth1(f: PostgresFacts) -> list[str]:
 
 def judge_authz1(f: PostgresFacts, app_role: str | None) -> list[str]:
     if not app_role:
-        raise NotApplicable("no app_role configured for this target")
+        raise NotChecked("live SQL layer not checked for AUTHZ-1: no postgres.app_role "
+                         "configured (name the application's role to judge its privileges)")
     role = f.roles.get(app_role)
     if role is None:
         return [f"{f.endpoint}: app role {app_role!r} does not exist (AUTHZ-1)"]
@@ -54,7 +55,7 @@ def judge_authz1(f: PostgresFacts, app_role: str | None) -> list[str]:
 
 def judge_audit1(f: PostgresFacts) -> list[str]:
     problems = []
-    libs = [x.strip() for x in f.settings.get("shared_preload_libraries", "").split(",")]
+    libs = [x.strip() for x in f.setting("shared_preload_libraries").split(",")]
     if "pgaudit" not in libs:
         problems.append(f"{f.endpoint}: pgaudit is not in shared_preload_libraries "
                         f"({f.settings.get('shared_preload_libraries')!r}) (AUDIT-1)")

@@ -26,7 +26,7 @@ from pgproof.gameday.safety import ChaosRefused, check_policy, sigterm_unwinds
 from pgproof.load.runner import LoadProcess
 from pgproof.load.schema import ensure_ledger_table
 from pgproof.report import results as res
-from pgproof.target import Target
+from pgproof.target import Postgres, Target
 
 SCENARIO = "restore-pitr"
 CONTROLS = ("BAK-6",)
@@ -54,6 +54,7 @@ def run(target: Target, *, reports: Path = Path("reports"), users: int | None = 
         i_mean_production: bool = False, archive_wait_s: float = ARCHIVE_WAIT_S,
         dry_run: bool = False, echo: Callable[[str], None] = print) -> tuple[Journal, Path | None]:
     check_policy(target, i_mean_production)
+    _pg(target)
     left = record.FaultRecord.load(target)
     if left is not None:
         raise ChaosRefused(f"{left.notice()}; a new game day waits until it is recovered")
@@ -124,7 +125,7 @@ def plan(target: Target, users: int, archive_wait_s: float) -> list[str]:
 
 def _drill(target: Target, state: Any, j: Journal, out: Path, users: int, archive_wait_s: float,
            rec: record.FaultRecord) -> None:
-    app = target.conninfo(user=target.postgres.app_role or target.postgres.user)
+    app = target.conninfo(user=_pg(target).app_role or _pg(target).user)
     admin = target.conninfo()
     m: dict[str, Any] = {}
     j.measurements = m
@@ -195,7 +196,7 @@ def _lab_restore(target: Target, state: Any, j: Journal, t: Any, rec: record.Fau
             return out
         j.event("restore", "pgbackrest restore --type=time done; starting the scratch instance")
         sc.start(s, rec)
-        app = target.conninfo(user=target.postgres.app_role or target.postgres.user,
+        app = target.conninfo(user=_pg(target).app_role or _pg(target).user,
                               host="127.0.0.1", port=s.port)
         admin = target.conninfo(host="127.0.0.1", port=s.port)
         err = _wait_promoted(s, admin, target.thresholds.restore_budget_s)
@@ -248,3 +249,7 @@ def _finish(j: Journal, out: Path, rec: record.FaultRecord) -> None:
     from pgproof.gameday.run import _finish as finish
 
     finish(j, out, rec)
+
+
+def _pg(target: Target) -> Postgres:
+    return target.require_postgres("the restore drill")  # markers and probes log in to PostgreSQL

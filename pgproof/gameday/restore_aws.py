@@ -17,7 +17,7 @@ from typing import Any
 
 from pgproof.faults import record
 from pgproof.gameday.journal import Journal
-from pgproof.target import Target
+from pgproof.target import Postgres, Target
 
 KIND = "rds_restore_scratch"
 POLL_S = 15.0
@@ -139,7 +139,7 @@ def _probe(target: Target, j: Journal, inst: dict[str, Any]) -> dict[str, Any]:
 
     ep = inst.get("Endpoint") or {}
     host, port = ep.get("Address"), ep.get("Port")
-    app = target.conninfo(user=target.postgres.app_role or target.postgres.user, host=host, port=port,
+    app = target.conninfo(user=_pg(target).app_role or _pg(target).user, host=host, port=port,
                           sslmode="require")
     admin = target.conninfo(host=host, port=port, sslmode="require")
     try:
@@ -184,3 +184,7 @@ def delete_recorded(data: dict[str, Any], timeout: float = 3600, poll_s: float =
             raise
         time.sleep(poll_s)
     raise TimeoutError(f"RDS instance {ident} still exists {timeout:.0f} s after delete_db_instance")
+
+
+def _pg(target: Target) -> Postgres:
+    return target.require_postgres("the restore drill")  # markers and probes log in to PostgreSQL

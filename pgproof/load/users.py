@@ -17,6 +17,8 @@ Environment contract (set by ``pgproof.load.runner`` or by hand):
 - ``PGPROOF_LEDGER_FILE`` / ``PGPROOF_STATS_FILE``: JSONL paths; each
   process writes ``<stem>.<pid><suffix>`` so master, workers and forks never
   share a file.
+- ``PGPROOF_LOAD_PIPELINE=0``: prepared transactions one statement per round
+  trip instead of one pipeline.
 - ``PGPROOF_LOAD_PREPARE=0``: no prepared statements (what a transaction-mode
   pooler needs; ``bench/loadgen --mode extended`` compares against pgbench
   ``-M extended`` with it).
@@ -52,7 +54,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from pgproof.load.endpoints import LoadConfigError, endpoint_conninfo
 from pgproof.load.record import recorder
 from pgproof.load.schema import LEDGER_INSERT, WRITER_SEQUENCE, ensure_ledger_table, fail_fast
-from pgproof.load.wire import Wire
+from pgproof.load.wire import PipelineFailed, Wire
 
 if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
     raise ImportError(
@@ -74,6 +76,9 @@ BEGIN, INSERT_SQL, COMMIT = (b"BEGIN", LEDGER_INSERT.replace("%s, %s, %s, %s", "
                              .encode(), b"COMMIT")
 PREPARED = {b"pgproof_begin": BEGIN, b"pgproof_insert": INSERT_SQL, b"pgproof_commit": COMMIT}
 RUN_ID_B, PAYLOAD_B = RUN_ID.encode(), PAYLOAD.encode()
+# Prepared transactions go out as one pipeline (one round trip). Unnamed ones (the pooler path)
+# keep a round trip per statement: pipelines through a transaction-mode pooler are not tested here.
+PIPELINE = os.environ.get("PGPROOF_LOAD_PIPELINE", "1") != "0"
 
 log = logging.getLogger(__name__)
 _env: Environment | None = None
@@ -271,11 +276,13 @@ class LedgerWriter(PostgresUser):
     or a pooler relaying a crash); the row may or may not be there, so it is
     never counted as lost.
 
-    The transaction is pgbench's: BEGIN; INSERT; COMMIT, all three prepared
-    (``-M prepared``) or unnamed when ``prepare_threshold`` is None
-    (``-M extended``), three round trips, each sent on the
-    lean wire (``pgproof.load.wire``) and waited for on a per-connection gevent
-    io watcher. psycopg runs in autocommit so it never adds its own BEGIN.
+    The transaction is pgbench's: BEGIN; INSERT; COMMIT. Prepared (the
+    default) all three are sent as one libpq pipeline, one round trip
+    (pgbench ``-M prepared`` with ``\\startpipeline``; ``PGPROOF_LOAD_PIPELINE=0``
+    sends them one by one). Unnamed (``prepare_threshold`` None, poolers) they
+    are three round trips (``-M extended``). All go out on the lean wire
+    (``pgproof.load.wire``), waited for on a per-connection gevent io watcher.
+    psycopg runs in autocommit so it never adds its own BEGIN.
     """
 
     autocommit = True
@@ -285,6 +292,7 @@ class LedgerWriter(PostgresUser):
         self.seq = 0
         self.wire: Wire | None = None
         self.watchers: tuple[Any, ...] = ()
+        self.pipelined = False
 
     def on_connect(self, conn: psycopg.Connection[Any]) -> None:
         if self.writer_id is None:
@@ -296,6 +304,7 @@ class LedgerWriter(PostgresUser):
         self.wire = Wire(conn, lambda: hub.wait(read), lambda: hub.wait(write))
         if self.prepare_threshold is not None:
             self.wire.prepare_all(PREPARED)
+        self.pipelined = self.prepare_threshold is not None and PIPELINE
 
     def drop(self) -> None:
         watchers, self.watchers, self.wire = self.watchers, (), None
@@ -318,10 +327,20 @@ class LedgerWriter(PostgresUser):
         else:
             send, (begin, insert, commit) = wire.prepared, tuple(PREPARED)
         try:
-            send(begin)
-            send(insert, params)
-            phase = "commit"
-            if send(commit) != b"COMMIT":  # COMMIT of an aborted transaction says ROLLBACK
+            if self.pipelined:
+                phase = "commit"  # all three leave together: a lost answer is an open outcome
+                try:
+                    tag = wire.pipeline(((begin, ()), (insert, params), (commit, ())))[2]
+                except PipelineFailed as failed:
+                    if failed.index < 2:  # COMMIT was skipped by the server: nothing landed
+                        phase = "insert"
+                    raise failed.error from None
+            else:
+                send(begin)
+                send(insert, params)
+                phase = "commit"
+                tag = send(commit)
+            if tag != b"COMMIT":  # COMMIT of an aborted transaction says ROLLBACK
                 raise psycopg.errors.InFailedSqlTransaction("COMMIT answered ROLLBACK")
             status = ACKNOWLEDGED
         except psycopg.Error as err:

@@ -21,7 +21,17 @@ import psycopg
 from psycopg import errors, pq
 
 FATAL = pq.ExecStatus.FATAL_ERROR
+SYNC = pq.ExecStatus.PIPELINE_SYNC
 Waiter = Callable[[], None]
+Statement = tuple[bytes, Sequence[bytes | None]]
+
+
+class PipelineFailed(Exception):
+    """The server refused statement ``index`` of a pipeline; the ones after it never ran."""
+
+    def __init__(self, index: int, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.index, self.error = index, error
 
 
 class Wire:
@@ -49,6 +59,47 @@ class Wire:
         """Parse + bind + execute an unnamed statement (pgbench ``-M extended``; safe behind poolers)."""
         self.pg.send_query_params(sql, params)
         return self._finish()
+
+    def pipeline(self, statements: Sequence[Statement]) -> list[bytes | None]:
+        """Send prepared ``statements`` and one Sync, then read every answer: one round trip.
+
+        Why: a transaction's three round trips, each a wake-up of this process and
+        of the server backend, cost more than the statements. The server runs them
+        exactly as if sent one by one (an error skips the rest up to the Sync), so
+        the ledger's outcome rules do not change; the caller learns which statement
+        failed from ``PipelineFailed.index``. Needs libpq >= 14 (psycopg's wheel has it).
+        """
+        pg = self.pg
+        if pg.pipeline_status == pq.PipelineStatus.OFF:
+            pg.enter_pipeline_mode()
+        for name, params in statements:
+            pg.send_query_prepared(name, params)
+        pg.pipeline_sync()
+        while pg.flush():
+            self.wait_write()
+        tags: list[bytes | None] = []
+        failed: tuple[int, pq.abc.PGresult] | None = None
+        nones = 0
+        while True:  # one result then None per statement, then the Sync's own result
+            while pg.is_busy():
+                self.wait_read()
+                pg.consume_input()
+            res = pg.get_result()
+            if res is None:
+                nones += 1
+                if nones > 1:  # libpq has nothing more to give: the connection is gone
+                    raise psycopg.OperationalError("the connection was lost mid-pipeline")
+                continue
+            nones = 0
+            if res.status == SYNC:
+                break
+            if res.status == FATAL and failed is None:
+                failed = (len(tags), res)
+            tags.append(res.command_status)
+        if failed is not None:
+            raise PipelineFailed(failed[0], errors.error_from_result(failed[1],
+                                                                     encoding=self.encoding))
+        return tags
 
     def _finish(self) -> bytes | None:
         """Flush, wait for the whole answer, raise the server's error; the last command tag."""

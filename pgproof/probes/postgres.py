@@ -14,8 +14,17 @@ SETTINGS = (
     "server_version", "server_version_num", "ssl", "ssl_min_protocol_version", "ssl_ciphers",
     "password_encryption", "shared_preload_libraries", "log_connections", "log_disconnections",
     "log_min_duration_statement", "max_connections", "synchronous_standby_names",
-    "synchronous_commit", "data_directory", "listen_addresses",
+    "synchronous_commit", "data_directory", "listen_addresses", "ssl_key_file",
 )
+
+# What the queries below touch, for ``pgproof doctor``'s permission check (tests/test_doctor.py
+# holds this list to the SQL in this file). Settings outside a plain role's view need
+# pg_read_all_settings (data_directory, ssl_key_file); PostgreSQL 15 revokes the hba view and
+# its function from PUBLIC; TEMP is what the replica write probe tries.
+RELATIONS = ("pg_settings", "pg_hba_file_rules", "pg_stat_ssl", "pg_roles")
+FUNCTIONS = ("pg_hba_file_rules()", "pg_backend_pid()", "pg_is_in_recovery()",
+             "pg_last_wal_receive_lsn()", "pg_last_wal_replay_lsn()",
+             "pg_last_xact_replay_timestamp()")
 
 
 @dataclass
@@ -58,6 +67,19 @@ class PostgresFacts:
     session_ssl: dict[str, Any]
     roles: dict[str, RoleFacts]
     replicas: list[ReplicaFacts] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)  # SETTINGS the role may not read
+    role: str = ""
+
+    def setting(self, name: str) -> str:
+        """A setting's value; one the role may not read is "could not check", never "".
+
+        PostgreSQL hides some settings (ssl_min_protocol_version, ssl_ciphers,
+        shared_preload_libraries, data_directory) from roles outside pg_read_all_settings:
+        judging the empty string would fail a compliant server."""
+        if name in self.hidden:
+            raise Unreachable(f"role {self.role} cannot read setting {name} on {self.endpoint} "
+                              f"(GRANT pg_read_all_settings TO {self.role};)")
+        return self.settings.get(name, "")
 
 
 def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> psycopg.Connection:
@@ -119,8 +141,9 @@ def _one(conn: psycopg.Connection, query: str, *args: Any) -> Any:
 
 
 def gather(target: Target) -> PostgresFacts:
-    ep = target.postgres.writer
+    ep = target.require_postgres("the live SQL layer").writer
     with connect(target) as conn:
+        info_user = str(_one(conn, "SELECT current_user"))
         rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
                             (list(SETTINGS),)).fetchall()
         settings = {n: s for n, s in rows}
@@ -145,8 +168,9 @@ def gather(target: Target) -> PostgresFacts:
             " FROM pg_roles WHERE rolname = ANY(%s)", (names,)):
             roles[r[0]] = RoleFacts(*r)
     replicas = [replica_facts(target, r) for r in target.postgres.readers]
+    hidden = [s for s in SETTINGS if s not in settings]
     return PostgresFacts(f"{ep.host}:{ep.port}", settings, audit, hba, hba_error, session_ssl,
-                         roles, replicas)
+                         roles, replicas, hidden, info_user)
 
 
 def replica_facts(target: Target, ep: Endpoint) -> ReplicaFacts:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pgproof.report.findings import Run, control, framework_refs
-from pgproof.report.results import WAIVED, ControlResult
+from pgproof.report.results import NOT_CHECKED, WAIVED, ControlResult
 from pgproof.report.summary import evidence_line
 
 SCHEMA_VERSION = "2018-10-08"
@@ -44,7 +44,9 @@ def _resource(run: Run, account: str, region: str) -> dict[str, Any]:
 
 
 def _description(c: ControlResult) -> str:
-    lines = [evidence_line({"evidence": "", **ch}) for ch in c.checks]
+    lines = [evidence_line({"evidence": "", **ch}) for ch in c.checks
+             if ch["verdict"] != NOT_CHECKED]
+    lines += list(c.layers_not_checked.values())  # a pass on one layer is not a pass on all
     text = "\n".join(lines) or f"{c.id}: {c.verdict}"
     return text if len(text) <= 1024 else text[:1021] + "..."
 
@@ -75,6 +77,9 @@ def _finding(run: Run, c: ControlResult, account: str, region: str) -> dict[str,
                           "ProviderName": "pgproof", "ProviderVersion": run.version},
         "RecordState": "ACTIVE",
     }
+    for key, names in (("LayersChecked", c.layers_checked), ("LayersNotChecked", c.layers_not_checked)):
+        if names:  # a pass on the AWS layer alone says so
+            f["ProductFields"][f"pgproof/{key}"] = ", ".join(names)
     if c.waivers:
         f["Workflow"] = {"Status": "SUPPRESSED" if c.verdict == WAIVED else "NEW"}
         f["Note"] = {"Text": "; ".join(w["note"] for w in c.waivers)[:512],

@@ -82,17 +82,31 @@ class Run:
         return [c for c in self.controls if c.verdict not in (NOT_CHECKED, NOT_SELECTED)]
 
     def checks(self) -> Iterator[Check]:
+        """Every check that looked: a not-checked one (its layer not configured) says nothing."""
         for c in self.judged:
             for ch in c.checks:
+                if ch["verdict"] == NOT_CHECKED:
+                    continue
                 yield Check(c.id, ch["check"], ch["verdict"], ch.get("evidence", ""),
                             ch.get("waiver"))
 
+    def not_checked(self) -> dict[str, dict[str, str]]:
+        """Selected control -> {layer: why it was not checked} (only controls with such layers)."""
+        return {c.id: dict(c.layers_not_checked) for c in self.controls
+                if c.verdict != NOT_SELECTED and c.layers_not_checked}
+
     def endpoint(self) -> str:
-        """The writer endpoint a live finding is about (``postgresql://host:port``)."""
-        if self.target is None:
-            return f"target:{self.target_name}"
-        w = self.target.postgres.writer
-        return f"postgresql://{w.host}:{w.port}"
+        """What a finding is about: the writer (``postgresql://host:port``), or on an AWS-only
+        target the DB instance or cluster (``rds:region:id``)."""
+        t = self.target
+        if t is not None and t.postgres is not None:
+            w = t.postgres.writer
+            return f"postgresql://{w.host}:{w.port}"
+        aws = t.aws if t is not None else None
+        ident = aws.db_instance_id or aws.db_cluster_id if aws is not None else None
+        if aws is not None and ident:
+            return f"rds:{aws.region}:{ident}"
+        return f"target:{self.target_name}"
 
     def iso(self) -> str:
         return self.generated_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -58,6 +58,7 @@ def _finding(run: Run, ch: Check, t: int) -> dict[str, Any]:
         "unmapped": {"check": ch.nodeid, "target": run.target_name, "run": run.run_id,
                      "compliance": framework_refs(ch.control),
                      "layers": list(c.layers) if c else [],
+                     "layers_not_checked": run.not_checked().get(ch.control, {}),
                      "thresholds": list(c.thresholds) if c else []},
     }
     if ch.waiver is not None:

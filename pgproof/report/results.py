@@ -1,4 +1,9 @@
-"""Per-control results: aggregate check verdicts, write results.json and the history line."""
+"""Per-control results: aggregate check verdicts per layer, write results.json and the history line.
+
+Each check observes one or more layers (``pgproof.layers``). A layer the target
+does not configure is "not checked" with the reason; a control is judged on the
+layers that were checked, and zero layers checked is never a pass.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from pgproof.waivers import Waiver, decide, unmatched
 # A control is only as verified as its least verified layer: a layer the target cannot
 # show makes the whole control "cannot-verify", never a plain pass.
 SEVERITY = [Verdict.FAIL, Verdict.ERROR, Verdict.CANNOT_VERIFY, Verdict.PASS, Verdict.SKIP]
-NOT_CHECKED = "not-checked"  # selected, but no check produced a verdict (aborted run, -x)
+NOT_CHECKED = Verdict.NOT_CHECKED.value  # selected, but no layer checked (not configured, -x)
 NOT_SELECTED = "not-selected"  # left out of a partial run: says nothing about the control
 WAIVED = "waived"  # a failure accepted by a valid waiver: compliant for the exit code, never "pass"
 # Control verdict from its checks' verdicts once waivers are applied (worst first).
@@ -32,6 +37,8 @@ class CheckResult:
     verdict: Verdict
     message: str = ""
     duration_s: float = 0.0
+    layers: list[str] = field(default_factory=list)  # empty: every layer of its controls
+    reasons: dict[str, str] = field(default_factory=dict)  # not-checked: layer -> why
 
 
 @dataclass
@@ -41,12 +48,43 @@ class ControlResult:
     verdict: str
     checks: list[dict[str, Any]] = field(default_factory=list)
     waivers: list[dict[str, str]] = field(default_factory=list)  # what a waiver did, per check
+    # One row per layer: {"layer", "verdict", "reason"} (reason only where not checked).
+    layers: list[dict[str, str]] = field(default_factory=list)
+    layers_checked: list[str] = field(default_factory=list)
+    layers_not_checked: dict[str, str] = field(default_factory=dict)
+
+
+def _worst(checks: Iterable[CheckResult]) -> str | None:
+    """The worst verdict among checks that looked (not-checked ones say nothing)."""
+    seen = {c.verdict for c in checks}
+    return next((v.value for v in SEVERITY if v in seen), None)
+
+
+def by_layer(cid: str, checks: list[CheckResult], selected: bool = True) -> list[dict[str, str]]:
+    """Per-layer verdicts of one control: the catalogue's layers first, then any other seen."""
+    names = list(catalogue.CATALOGUE[cid].layers) if cid in catalogue.CATALOGUE else []
+    names += [n for c in checks for n in c.layers if n not in names]
+    rows = []
+    for name in names:
+        mine = [c for c in checks if name in c.layers or not c.layers]
+        verdict = _worst(mine)
+        if verdict is not None:
+            rows.append({"layer": name, "verdict": verdict})
+            continue
+        reasons = [c.reasons.get(name) or c.message for c in mine
+                   if c.verdict is Verdict.NOT_CHECKED and (c.message or c.reasons)]
+        why = (reasons[0] if reasons else f"{name} layer not checked: "
+               + ("no check of it ran (deselected, or the run stopped early)" if selected
+                  else "control not selected in this run"))
+        rows.append({"layer": name, "verdict": NOT_CHECKED, "reason": why})
+    return rows
 
 
 def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None,
               selected: Iterable[str] | None = None) -> list[ControlResult]:
-    """One entry per control in ``scope``: the worst verdict of its checks, not-checked, or
-    not-selected (``scope`` defaults to every compliance control; ``selected`` to all of it)."""
+    """One entry per control in ``scope``: the worst verdict of its checked layers, not-checked
+    (no layer checked), or not-selected (``scope`` defaults to every compliance control;
+    ``selected`` to all of it)."""
     scope = list(catalogue.of_kind("compliance") if scope is None else scope)
     chosen = None if selected is None else set(selected)
     by_id: dict[str, list[CheckResult]] = {}
@@ -59,11 +97,16 @@ def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None
     out = []
     for cid in [*scope, *extra]:
         checks = by_id.get(cid, [])
-        verdicts = {c.verdict for c in checks}
-        unchecked = NOT_CHECKED if chosen is None or cid in chosen else NOT_SELECTED
-        verdict = next((v.value for v in SEVERITY if v in verdicts), unchecked)
-        out.append(ControlResult(cid, catalogue.title(cid), verdict, [
-            {"check": c.nodeid, "verdict": c.verdict.value, "evidence": c.message} for c in checks]))
+        is_chosen = chosen is None or cid in chosen
+        verdict = _worst(checks) or (NOT_CHECKED if is_chosen else NOT_SELECTED)
+        rows = by_layer(cid, checks, is_chosen)
+        out.append(ControlResult(
+            cid, catalogue.title(cid), verdict,
+            [{"check": c.nodeid, "verdict": c.verdict.value, "evidence": c.message,
+              "layers": list(c.layers)} for c in checks],
+            layers=rows, layers_checked=[r["layer"] for r in rows if r["verdict"] != NOT_CHECKED],
+            layers_not_checked={r["layer"]: r["reason"] for r in rows
+                                if r["verdict"] == NOT_CHECKED}))
     return out
 
 
@@ -91,18 +134,33 @@ def apply_waivers(controls_: list[ControlResult], waivers: list[Waiver],
                 c.waivers.append(ch["waiver"])
         if c.waivers:
             c.verdict = next(v for v in WORST if v in {ch["verdict"] for ch in c.checks})
+            _rejudge_layers(c)
     return unmatched(waivers, seen)
+
+
+def _rejudge_layers(c: ControlResult) -> None:
+    """After waivers: each checked layer takes the worst of its checks' verdicts again, so a
+    layer whose only failure is waived reads ``waived`` (never ``pass``)."""
+    for row in c.layers:
+        if row["verdict"] == NOT_CHECKED:
+            continue
+        seen = {ch["verdict"] for ch in c.checks
+                if row["layer"] in ch.get("layers", ()) or not ch.get("layers")}
+        row["verdict"] = next((v for v in WORST if v in seen), row["verdict"])
 
 
 def exit_code(controls_: list[ControlResult]) -> int:
     """0 compliant, 1 non-compliant, 2 could not check: a scheduler can tell them apart.
 
-    Only selected controls count: not-selected (and not-checked) never change the code; a
+    Only selected controls count: not-selected (and not-checked) never change the code, except
+    that a run in which no selected control had any layer checked is 2, never compliant; a
     control waived by a valid waiver counts as compliant (an expired waiver leaves it failing)."""
     verdicts = {c.verdict for c in controls_}
     if Verdict.FAIL in verdicts:
         return 1
     if Verdict.ERROR in verdicts:
+        return 2
+    if verdicts - {NOT_SELECTED} == {NOT_CHECKED}:  # zero layers checked is never a pass
         return 2
     return 0
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from pgproof import catalogue
 from pgproof.report.findings import Check, Run, control, framework_refs
+from pgproof.report.results import NOT_CHECKED
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 CONFIG_URI = "pgproof.toml"  # where a target is defined, relative to the repository root
@@ -97,7 +98,13 @@ def build(run: Run) -> dict[str, Any]:
             notes.append({"level": "error", "message": {"text": ch.message or "could not check"},
                           "descriptor": {"id": ch.control},
                           "properties": {"check": ch.nodeid}})
-    invocation: dict[str, Any] = {"executionSuccessful": not notes,
+    failed = bool(notes)
+    for c in run.controls:  # zero layers checked: not a clean pass, say so (not an error)
+        if c.verdict == NOT_CHECKED:
+            why = "; ".join(c.layers_not_checked.values()) or "no layer checked"
+            notes.append({"level": "warning", "message": {"text": f"{c.id} not checked: {why}"},
+                          "descriptor": {"id": c.id}})
+    invocation: dict[str, Any] = {"executionSuccessful": not failed,
                                   "endTimeUtc": run.iso(),
                                   "toolExecutionNotifications": notes}
     run_doc: dict[str, Any] = {
@@ -107,7 +114,8 @@ def build(run: Run) -> dict[str, Any]:
         "automationDetails": {"id": f"pgproof/{run.target_name}/{run.run_id}"},
         "invocations": [invocation],
         "results": results,
-        "properties": {"target": run.target_name, "endpoint": run.endpoint()},
+        "properties": {"target": run.target_name, "endpoint": run.endpoint(),
+                       "layersNotChecked": run.not_checked()},
     }
     tree = run.target.source_tree if run.target is not None else None
     if tree is not None:

@@ -1,0 +1,286 @@
+"""``pgproof doctor``: before any run, can each configured layer be reached, with every permission?
+
+A scheduled run that discovers a missing grant halfway through reports a string
+of errors; the doctor says up front, one line per finding, what is reachable
+(TCP, TLS, login for PostgreSQL; an STS and describe call for AWS; a command over
+testinfra for hosts) and which grant the auditor role lacks, with the exact
+statement to run. The permissions come from what ``pgproof.probes.postgres``
+really queries (its ``SETTINGS``, ``RELATIONS`` and ``FUNCTIONS``). It only reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pgproof import layers
+from pgproof.target import Endpoint, Target
+from pgproof.verdict import Unreachable
+
+# Which controls each privilege serves: a missing grant names what it would leave unchecked.
+WHY = {"pg_settings": "every SQL-layer control", "pg_hba_file_rules": "TLS-2, AUTH-1",
+       "pg_hba_file_rules()": "TLS-2, AUTH-1", "pg_stat_ssl": "TLS-1", "pg_roles": "AUTHZ-1",
+       "pg_backend_pid()": "TLS-1", "TEMP": "HA-5 (the replica write probe)",
+       "pg_read_all_stats": "TLS-7 (replication encrypted)",
+       "pg_ls_archive_statusdir()": "BAK-2 (WAL waiting to be archived)"}
+SETTING_USES = {"ssl_min_protocol_version": "TLS-1", "ssl_ciphers": "TLS-5",
+                "password_encryption": "AUTH-1", "shared_preload_libraries": "AUDIT-1",
+                "log_connections": "AUDIT-1", "log_min_duration_statement": "MON-2",
+                "server_version": "MNT-1", "data_directory": "ENC-1 host layer",
+                "ssl_key_file": "ENC-1 host layer"}
+
+
+@dataclass
+class Finding:
+    """One line of the report: ``ok`` False means something is missing or unreachable."""
+
+    layer: str
+    ok: bool | None  # None: informational (layer not configured)
+    text: str
+
+    def line(self) -> str:
+        mark = {True: "ok", False: "MISSING", None: "--"}[self.ok]
+        return f"{mark:<8} {self.layer:<9} {self.text}"
+
+
+def ident(name: str) -> str:
+    """A role name as GRANT wants it: bare when it is a plain lower-case identifier."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+
+
+# -- postgres --------------------------------------------------------------------------------
+def _endpoint_findings(target: Target) -> tuple[list[Finding], bool]:
+    """TCP and protocol at every endpoint; True when the writer speaks PostgreSQL."""
+    from pgproof import preflight
+
+    out = []
+    answers = preflight.greet_all(target)
+    for name, a in answers:
+        where = f"{name} {a.host}:{a.port}"
+        if a.postgres:
+            out.append(Finding("postgres", True, f"{where}: TCP open, speaks PostgreSQL"))
+        elif a.postgres is False:
+            out.append(Finding("postgres", False, f"{where}: speaks {a.protocol}, not "
+                                                  "PostgreSQL (check the port)"))
+        else:
+            out.append(Finding("postgres", False, f"{where}: {a.detail or 'no answer'}"))
+    return out, bool(answers and answers[0][1].postgres)
+
+
+def _login(target: Target, ep: Endpoint | None, name: str) -> tuple[Finding, Any]:
+    """TLS and login at one endpoint; the open connection when it worked."""
+    from pgproof.probes.postgres import connect
+
+    pg = target.require_postgres("the postgres layer")
+    info = target.conninfo(ep)
+    try:
+        conn = connect(target, ep)
+    except Unreachable as exc:
+        return Finding("postgres", False, f"{name}: {exc}"), None
+    row = conn.execute("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+    tls = row[0] if row and row[0] else None
+    verified = (f"verified against {pg.sslrootcert}" if pg.sslrootcert else
+                "certificate NOT verified (set postgres.sslrootcert)")
+    text = (f"{name}: login as {info['user']} to {info['dbname']} over "
+            + (f"{tls}, {verified}" if tls else "plaintext"))
+    return Finding("postgres", bool(tls), text), conn
+
+
+def privilege_findings(conn: Any, role: str, dbname: str) -> list[Finding]:
+    """One MISSING line per grant the probes need and the session's role lacks."""
+    from pgproof.probes.postgres import FUNCTIONS, RELATIONS, SETTINGS
+
+    who, out = ident(role), []
+    visible = {r[0] for r in conn.execute(
+        "SELECT name FROM pg_settings WHERE name = ANY(%s)", (list(SETTINGS),))}
+    hidden = [s for s in SETTINGS if s not in visible]
+    if hidden:
+        uses = ", ".join(dict.fromkeys(SETTING_USES.get(s, "SQL facts") for s in hidden))
+        out.append(Finding("postgres", False, f"role {role} cannot read {', '.join(hidden)} "
+                                              f"({uses}): GRANT pg_read_all_settings TO {who};"))
+    where = f"; in database {dbname} (catalog grants are per database)"
+    for rel in RELATIONS:
+        if not conn.execute("SELECT has_table_privilege(%s, 'SELECT')",
+                            (f"pg_catalog.{rel}",)).fetchone()[0]:
+            out.append(Finding("postgres", False, f"role {role} cannot read {rel} ({WHY[rel]})"
+                                                  f"{where}: GRANT SELECT ON {rel} TO {who};"))
+    for fn in FUNCTIONS:
+        if not conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')",
+                            (f"pg_catalog.{fn}",)).fetchone()[0]:
+            why = WHY.get(fn, "HA-5 (replica lag)")
+            out.append(Finding("postgres", False, f"role {role} cannot execute {fn} ({why})"
+                                                  f"{where}: GRANT EXECUTE ON FUNCTION {fn} TO {who};"))
+    if not conn.execute("SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
+                        ).fetchone()[0]:  # else other sessions' pg_stat_replication rows are blank
+        out.append(Finding("postgres", False, f"role {role} cannot see the WAL senders' "
+                                              f"connections ({WHY['pg_read_all_stats']}): "
+                                              f"GRANT pg_read_all_stats TO {who};"))
+    if not conn.execute("SELECT has_database_privilege(current_database(), 'TEMP')").fetchone()[0]:
+        out.append(Finding("postgres", False, f"role {role} may not create temporary tables "
+                                              f"({WHY['TEMP']}): GRANT TEMPORARY ON DATABASE "
+                                              f"{ident(dbname)} TO {who};"))
+    return out
+
+
+def postgres_findings(target: Target) -> list[Finding]:
+    pg = target.require_postgres("the postgres layer")
+    out, speaks = _endpoint_findings(target)
+    if not speaks:
+        return out
+    login, conn = _login(target, None, "writer")
+    out.append(login)
+    if conn is None:
+        return out
+    with conn:
+        dbname = conn.execute("SELECT current_database()").fetchone()[0]
+        role = conn.execute("SELECT current_user").fetchone()[0]
+        grants = privilege_findings(conn, role, dbname)
+        out += grants or [Finding("postgres", True, f"role {role} has every permission the "
+                                                     "SQL probes use")]
+        if pg.app_role and conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s",
+                                        (pg.app_role,)).fetchone()[0] == 0:
+            out.append(Finding("postgres", False, f"app_role {pg.app_role!r} does not exist on "
+                                                  "the writer (AUTHZ-1 judges it)"))
+    for i, ep in enumerate(pg.readers):
+        f, c = _login(target, ep, f"readers[{i}]")
+        out.append(f)
+        if c is not None:
+            c.close()
+    if pg.pooler_admin is not None:
+        out.append(_pooler_admin(target))
+    return out
+
+
+def _pooler_admin(target: Target) -> Finding:
+    from pgproof.probes import pooler
+
+    try:
+        facts = pooler.gather(target)
+    except Unreachable as exc:
+        user = target.conninfo(target.postgres.pooler_admin)["user"] if target.postgres else "?"
+        return Finding("postgres", False, f"{exc} (the role {user} must be in PgBouncer's "
+                                          "admin_users or stats_users for SHOW CONFIG)")
+    return Finding("postgres", True, f"pooler admin console {facts.endpoint}: SHOW CONFIG works")
+
+
+# -- aws -------------------------------------------------------------------------------------
+def aws_findings(target: Target) -> list[Finding]:
+    from pgproof.probes.aws import _Ctx
+
+    cfg = target.aws
+    assert cfg is not None
+    ctx = _Ctx(cfg, connect_timeout=5.0, max_attempts=2)
+    calls: list[tuple[str, Callable[[], str]]] = [
+        ("sts:GetCallerIdentity", lambda: "caller " + ctx.client("sts").get_caller_identity()["Arn"])]
+    if cfg.db_instance_id:
+        calls.append(("rds:DescribeDBInstances", lambda: "DB instance {} is {}".format(
+            cfg.db_instance_id, ctx.client("rds").describe_db_instances(
+                DBInstanceIdentifier=cfg.db_instance_id)["DBInstances"][0]["DBInstanceStatus"])))
+    if cfg.db_cluster_id:
+        calls.append(("rds:DescribeDBClusters", lambda: "DB cluster {} is {}".format(
+            cfg.db_cluster_id, ctx.client("rds").describe_db_clusters(
+                DBClusterIdentifier=cfg.db_cluster_id)["DBClusters"][0]["Status"])))
+    out = []
+    for what, call in calls:
+        try:
+            out.append(Finding("aws", True, f"{ctx.endpoint}: {call()}"))
+        except Exception as exc:  # noqa: BLE001 - every failure is a finding, said in one line
+            out.append(Finding("aws", False, str(ctx.unreachable(exc, what))))
+    return out
+
+
+# -- hosts -----------------------------------------------------------------------------------
+def _host(url: str, command: str, what: str) -> Finding:
+    if url.startswith("netns://"):
+        import subprocess
+
+        ns = url.removeprefix("netns://")
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+        ok = ns in {line.split()[0] for line in names.stdout.splitlines() if line.strip()}
+        return Finding("hosts", ok, f"{url}: " + ("network namespace exists" if ok else
+                                                  "no such network namespace"))
+    try:
+        import testinfra
+
+        r = testinfra.get_host(url).run(command)
+    except Exception as exc:  # noqa: BLE001 - an unreachable host is a finding
+        return Finding("hosts", False, f"{url}: cannot run a command over testinfra: {exc}")
+    if r.rc != 0:
+        return Finding("hosts", False, f"{url}: `{command}` failed ({what}): "
+                                       f"{(r.stderr or r.stdout).strip()[:200]}")
+    return Finding("hosts", True, f"{url}: reachable over testinfra, {what} available")
+
+
+def host_findings(target: Target) -> list[Finding]:
+    out = [_host(u, "findmnt --version && lsblk --version", "findmnt and lsblk (ENC-1)")
+           for u in target.hosts]
+    out += [_host(u, "command -v bash && command -v timeout", "bash and timeout (NET-5)")
+            for u in dict.fromkeys([*target.app_hosts, *target.outside_hosts])]
+    return out
+
+
+def backup_findings(target: Target, conn: Any | None = None) -> list[Finding]:
+    """The backup tool answers ``info`` for the stanza; the auditor may list the archive status."""
+    from pgproof.probes import backup
+
+    cfg = target.backup
+    if cfg is None:
+        return []
+    try:
+        doc = json.loads(backup._run(cfg, "--output=json info") or "[]")
+        out = [Finding("backup", True, f"{cfg.tool} on {cfg.host}: stanza {cfg.stanza} answers "
+                                       f"info ({sum(len(s.get('backup', [])) for s in doc)} "
+                                       "backups)")]
+    except (Unreachable, ValueError) as exc:
+        out = [Finding("backup", False, f"{cfg.tool} on {cfg.host}: {exc}")]
+    if conn is not None:
+        fn = "pg_ls_archive_statusdir()"
+        role = conn.execute("SELECT current_user").fetchone()[0]
+        if not conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')",
+                            (f"pg_catalog.{fn}",)).fetchone()[0]:
+            out.append(Finding("backup", False, f"role {role} cannot execute {fn} ({WHY[fn]}): "
+                                                f"GRANT EXECUTE ON FUNCTION {fn} TO {ident(role)};"))
+    return out
+
+
+# -- the report ------------------------------------------------------------------------------
+def diagnose(target: Target) -> list[Finding]:
+    """Every finding, configured layers first, then what the target leaves not checked."""
+    out: list[Finding] = []
+    if target.postgres is not None:
+        out += postgres_findings(target)
+    if target.backup is not None:
+        out += _backup_with_session(target)
+    if target.aws is not None:
+        out += aws_findings(target)
+    out += host_findings(target)
+    for layer, why in layers.configured(target).items():
+        if why:
+            out.append(Finding(layer, None, why))
+    return out
+
+
+def _backup_with_session(target: Target) -> list[Finding]:
+    """The backup layer's findings, with the archive-status grant when the writer logs in."""
+    if target.postgres is None:
+        return backup_findings(target)
+    _, conn = _login(target, None, "writer")
+    if conn is None:  # the postgres findings already say why
+        return backup_findings(target)
+    with conn:
+        return backup_findings(target, conn)
+
+
+def run(target: Target, echo: Callable[[str], None] = print) -> int:
+    """Print one line per finding; 0 when every configured layer is ready, else 1."""
+    findings = diagnose(target)
+    for f in findings:
+        echo(f.line())
+    missing = sum(f.ok is False for f in findings)
+    echo(f"doctor {target.name}: " + (f"{missing} problem(s) to fix before a run" if missing
+                                      else "every configured layer is reachable with the "
+                                           "permissions the suites need"))
+    return 1 if missing else 0
