@@ -165,14 +165,22 @@ def _gameday(args: argparse.Namespace) -> int:
         from pgproof.gameday.recover import recover
 
         return recover(target)
-    target.require_postgres("a game day")  # the clock and the ledger write through the writer
+    if args.scenario != "alarm-drill":  # the drill needs only [aws]: an AWS-only runner can drill
+        target.require_postgres("a game day")  # the clock and the ledger write through the writer
     preflight.check(target)
     if args.scenario == "restore-pitr":
         return _restore_pitr(args, target)
     try:
-        journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
-                              baseline_s=args.baseline, i_mean_production=args.i_mean_production,
-                              dry_run=args.dry_run)
+        if args.scenario == "alarm-drill":  # not a failover: its own runner
+            from pgproof.gameday import alarm_drill
+
+            journal, out = alarm_drill.run(target, reports=args.reports, alarms=args.alarm,
+                                           i_mean_production=args.i_mean_production,
+                                           dry_run=args.dry_run)
+        else:
+            journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
+                                  baseline_s=args.baseline,
+                                  i_mean_production=args.i_mean_production, dry_run=args.dry_run)
     except ChaosRefused as exc:
         print(f"pgproof: refused: {exc}", file=sys.stderr)
         return 2
@@ -339,9 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pgproof.gameday.scenarios import SCENARIOS
 
     gd = sub.add_parser("gameday", help="run a chaos game day against a target")
-    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "restore-pitr", "recover"],
-                    help="a scenario; restore-pitr: the point-in-time restore drill (BAK-6); "
-                         "recover: undo what a killed game day left in place")
+    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "alarm-drill", "restore-pitr", "recover"],
+                    help="a scenario, alarm-drill (MON-4: force each alarm, see it delivered), "
+                    "restore-pitr (BAK-6: the point-in-time restore drill), "
+                    "or recover: undo what a killed game day left in place")
     gd.add_argument("--target", default=target_default, help=target_help)
     gd.add_argument("--config", type=Path, default=None)
     gd.add_argument("--reports", type=Path, default=Path("reports"))
@@ -349,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--baseline", type=float, default=None,
                     help="seconds of load before the fault (default: target's chaos.baseline_s)")
     gd.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+    gd.add_argument("--alarm", action="append", default=None, metavar="NAME",
+                    help="alarm-drill: drill only this MON-1 alarm (repeatable; default: all)")
     gd.add_argument("--i-mean-production", action="store_true")
     gd.add_argument("--archive-wait", type=float, default=None, metavar="SECONDS",
                     help="restore-pitr: how long to wait for the WAL after T to be archived "

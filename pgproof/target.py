@@ -34,6 +34,8 @@ from pgproof.waivers import Waiver
 
 DEFAULT_CONFIG = Path("pgproof.toml")
 LAB_TARGET_FILE = Path(".pgproof/lab/target.toml")
+# Targets `pgproof lab up` writes, by name -> file beside the lab's target.toml.
+LAB_TARGETS = {"lab": "target.toml", "lab-rds": "target-lab-rds.toml"}
 # Words that mark an environment as production (case-insensitive, as whole words of a name/tag).
 PRODUCTION_WORDS = re.compile(r"^(prod|prd|production|live)\d*$")
 
@@ -95,6 +97,7 @@ class Thresholds(_Strict):
     memory_alarm_max_pct: float = 85
     storage_alarm_max_pct: float = 80
     connections_alarm_max_pct: float = Field(90, gt=0, le=100)
+    alarm_delivery_budget_s: float = Field(60, gt=0)  # MON-4: set_alarm_state -> notification received
     deprecated_ca_ids: tuple[str, ...] = ("rds-ca-2015", "rds-ca-2019")
     engine_major: int = 15
     forbidden_admin_names: tuple[str, ...] = ("postgres", "admin", "root", "rdsadmin")
@@ -162,6 +165,7 @@ class Chaos(_Strict):
     baseline_s: float = Field(5, gt=0)  # load before the fault: the pre-fault median
     duration_s: float = Field(8, gt=0)  # how long a non-failover fault (latency) stays on
     snapshot_before: bool = False  # a snapshot/backup before the fault; no snapshot, no game day
+    app_cidrs: list[str] = []  # the app tier by CIDR, for the aws driver's security-group blackhole
 
 
 class Lab(_Strict):
@@ -300,13 +304,15 @@ def load_target(name: str, config: Path | None = None, lab_file: Path | None = N
             raise ConfigError(f"{config}: targets: expected a table of [targets.<name>]")
     if name in targets:
         return parse_target(name, targets[name], str(config))
-    if name == "lab":
+    if name in LAB_TARGETS:
         lab_file = lab_target_file(lab_file)
+        if name != "lab":  # the lab's other targets live beside its target.toml
+            lab_file = lab_file.with_name(LAB_TARGETS[name])
         if not lab_file.exists():
             raise ConfigError(
-                f"target 'lab': {lab_file} not found; start the lab with `pgproof lab up`"
+                f"target {name!r}: {lab_file} not found; start the lab with `pgproof lab up`"
             )
-        return parse_target("lab", _read_toml(lab_file), str(lab_file))
+        return parse_target(name, _read_toml(lab_file), str(lab_file))
     valid = ", ".join(valid_targets(targets, lab_file)) or "none"
     if not config.exists():
         raise ConfigError(f"no target named {name!r}: {config} does not exist (valid targets: "
@@ -324,7 +330,8 @@ def valid_targets(configured: dict[str, Any] | list[str], lab_file: Path | None 
     if "lab" in names:
         return names
     if lab_target_file(lab_file).exists():
-        return ["lab", *names]
+        rds = lab_target_file(lab_file).with_name(LAB_TARGETS["lab-rds"]).exists()
+        return ["lab", *(["lab-rds"] if rds and "lab-rds" not in names else []), *names]
     from pgproof.lab.components import check_prerequisites
     from pgproof.lab.procs import ComponentError
 

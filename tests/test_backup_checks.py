@@ -82,8 +82,15 @@ def test_bak2_archiving_waiting_segment_timeout_and_mode() -> None:
     assert judge.judge_bak2_archiving(
         archiver(archive_timeout_s=0, last_archived_time=NOW - timedelta(minutes=1)), TH) == []
     assert "archive_mode is off" in judge.judge_bak2_archiving(archiver(archive_mode="off"), TH)[0]
+    never = {"last_archived_time": None, "archived_count": 0}
     assert "no WAL segment has been archived" in judge.judge_bak2_archiving(
-        archiver(last_archived_time=None, archived_count=0), TH)[0]
+        archiver(**never, failed_count=2, last_failed_time=NOW), TH)[0]
+    assert "no WAL segment has been archived" in judge.judge_bak2_archiving(
+        archiver(**never, archive_timeout_s=0), TH)[0]
+    # Just promoted: nothing archived or failed yet, archive_timeout bounds the exposure.
+    assert judge.judge_bak2_archiving(archiver(**never), TH) == []
+    assert "has waited 6.7 min" in judge.judge_bak2_archiving(
+        archiver(**never, oldest_ready=("00000002000000000000000B", 400.0)), TH)[0]
     with pytest.raises(CannotVerify, match="pg_monitor"):
         judge.judge_bak2_archiving(archiver(ready_error="permission denied"), TH)
 

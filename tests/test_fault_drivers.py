@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -76,16 +77,18 @@ def test_aws_instance_forced_failover(moto: aws_twin.AwsTwin) -> None:
     events = d.events(0)
     assert isinstance(events, list) and all({"at", "message", "source"} <= e.keys() for e in events)
     # moto emits no failover event and does not move the instance: nothing is invented.
-    assert d.promotion_times(d.leader() or "", 0) == {"rds_event_at": None}
+    assert d.promotion_times(d.leader() or "", 0) == {"rds_event_at": None,
+                                                      "rds_failover_started_at": None}
     assert d.leader() == f"{REGION}a" and d.timeline() == 0
 
 
 def test_aws_unsupported_faults_say_so(moto: aws_twin.AwsTwin) -> None:
     d = AwsDriver(aws_target(**moto.aws_section()))
-    for call in (lambda: d.latency(200), d.partition_primary, lambda: d.synchronous(False),
-                 lambda: d.node_conninfo("x"), d.crash_postmaster):
+    for call in (lambda: d.synchronous(False), lambda: d.node_conninfo("x"), d.crash_postmaster):
         with pytest.raises(NotImplementedError, match=r"\w+ \w+"):
             call()
+    with pytest.raises(RuntimeError, match="client-path proxy"):  # latency needs app_path first
+        d.latency(200)
 
 
 def test_aws_undo_fails_loudly_when_not_available(moto: aws_twin.AwsTwin,
@@ -161,10 +164,35 @@ def test_ssh_observes_the_local_server(ssh_target: Target) -> None:
     ok, detail = d.steady()
     assert not ok and "no synchronous standby" in detail  # one node cannot be synchronous
     assert d.active_faults() == []
-    for call in (lambda: d.latency(100), d.partition_primary, d.force_failover,
+    for call in (d.partition_primary, d.force_failover,
                  lambda: d.synchronous(False), lambda: d.node_conninfo("local")):
         with pytest.raises(NotImplementedError):
             call()
+
+
+def _select_s(conn: psycopg.Connection[Any]) -> float:
+    t = time.monotonic()
+    conn.execute("SELECT 1").fetchone()
+    return time.monotonic() - t
+
+
+def test_ssh_latency_on_the_client_path(ssh_target: Target) -> None:
+    """A Toxiproxy beside the client, verify-full through it; its toxic and process are undone."""
+    d = make_driver(ssh_target)
+    app = ssh_target.conninfo()
+    assert app["sslmode"] == "verify-full"
+    with d.app_path("latency", app) as via:
+        assert via["hostaddr"] == "127.0.0.1" and via["host"] == app["host"]
+        proxy = d._client_proxy
+        with psycopg.connect(**via, autocommit=True) as conn:
+            before = min(_select_s(conn) for _ in range(3))
+            with d.latency(200, 0):
+                slow = min(_select_s(conn) for _ in range(3))
+            after = min(_select_s(conn) for _ in range(3))
+    assert slow >= 0.2 > before and after < 0.2, (before, slow, after)
+    assert proxy is not None and proxy.pid is not None and not procs.pid_alive(proxy.pid)
+    with pytest.raises(RuntimeError, match="client-path proxy"):  # only inside app_path
+        d.latency(200)
 
 
 def test_ssh_kill_primary_and_undo(ssh_target: Target, pg: Standalone) -> None:
@@ -191,19 +219,21 @@ def test_ssh_undo_runs_when_the_block_raises(ssh_target: Target, pg: Standalone)
 
 def test_gameday_refuses_scenarios_the_driver_cannot_run(moto: aws_twin.AwsTwin,
                                                          tmp_path: Path) -> None:
-    """Before anything starts: an AWS target cannot take a Toxiproxy latency or a partition."""
+    """Before anything starts: no replication switch on RDS, no SG blackhole without an app tier."""
     from pgproof.gameday import run as gameday
     from pgproof.gameday.safety import ChaosRefused
 
     target = aws_target(db_instance_id=moto.db_instance_id)
-    for scenario in ("latency", "partition", "kill-primary-async"):
-        with pytest.raises(ChaosRefused, match=f"scenario {scenario} cannot run"):
+    for scenario, why in (("kill-primary-async", "not switchable"),
+                          ("partition", "app_security_group_ids or chaos.app_cidrs")):
+        with pytest.raises(ChaosRefused, match=f"scenario {scenario} cannot run.*{why}"):
             gameday.run(target, scenario, reports=tmp_path)
     assert not list(tmp_path.iterdir())
     from pgproof.faults.aws import AwsDriver
     from pgproof.faults.drivers import cannot
     from pgproof.faults.lab import LabDriver
 
-    assert cannot(AwsDriver.__new__(AwsDriver), "latency")
+    assert cannot(AwsDriver.__new__(AwsDriver), "latency") is None  # client-path Toxiproxy
+    assert cannot(AwsDriver.__new__(AwsDriver), "crash_postmaster")
     assert cannot(AwsDriver.__new__(AwsDriver), "force_failover") is None
     assert cannot(LabDriver.__new__(LabDriver), "partition_primary") is None

@@ -84,8 +84,9 @@ def test_kill_primary_meets_ha_controls_and_agrees_with_logs(lab_target: Target,
     assert f"cv {b['cv']:.0%}" in ha4 and ("held 5 s" in ha4 or "busier" in ha4), ha4
     # The clock ticks every 50 ms; its resolution adds the p95 write latency, which a loaded 2-core
     # host pushes past 50 ms (0.107 s measured at load 8): <= 0.1 s was a flake, not a finding.
-    # The RTO's own uncertainty adds the reconnect: 0.35 s measured at load 13 on 2 cores.
-    assert m["clock_resolution_s"] <= 0.15 and m["rto"]["resolution_s"] <= 0.5, m["rto"]
+    # The RTO's own uncertainty adds the reconnect: 0.35 s measured at load 13 on 2 cores, 0.525 s
+    # at load 20. It only has to be small next to the 60 s budget it is judged against.
+    assert m["clock_resolution_s"] <= 0.15 and m["rto"]["resolution_s"] <= 1.0, m["rto"]
     # Independent clock: the promotion instant PostgreSQL and Patroni wrote in their logs.
     first_ack, promo = m["rto"]["first_ack_after"], m["promotion"]
     assert promo["postgres_log_at"] and promo["patroni_log_at"], promo

@@ -1,8 +1,8 @@
 """The entries: every control pgproof checks today, in report order.
 
 Layers are what the suites and scenarios really look at (tests/test_controls.py
-holds them to that). SPEC controls without a check yet (MON-4)
-are deliberately absent: a report must not list what nothing proves.
+holds them to that). Every SPEC control has a check now.
+A control without a check is deliberately absent: a report must not list what nothing proves.
 Framework references cite the IDs listed (with their sources) in catalogue/frameworks.py;
 tests/test_frameworks.py holds every citation to that list. A compliance control without a
 HIPAA citation says why (``unmapped_reason``).
@@ -262,4 +262,11 @@ ENTRIES: tuple[Control, ...] = (
        "write.", "clock ledger",
        "As HA-2 and HA-3: fast detection, reconnecting clients, synchronous replication.",
        "rto_budget_s", kind="gameday", hipaa=(*RESILIENCE, "164.312(c)(1)")),
+    _c("MON-4", "Alarms deliver",
+       "Each MON-1 alarm, forced into ALARM, delivers its notification through its SNS topic to "
+       "a subscriber within the delivery budget.", "aws sns-delivery",
+       "Fix the alarm's action (enabled, pointing at an existing topic) and the topic's "
+       "subscriptions and access policy until a forced alarm arrives.",
+       "alarm_delivery_budget_s", kind="gameday",
+       hipaa=("164.308(a)(6)(ii)", "164.308(a)(1)(ii)(D)")),
 )

@@ -123,3 +123,12 @@ def judge_mon1(inv: AwsInventory, th: Thresholds) -> list[str]:
             problems.append(f"{where}: alarm {name}: {'; '.join(why)}; the spec wants an alarm for "
                             f"{need.what} with an action whose SNS topic has a subscriber (MON-1)")
     return verdict(problems, gaps)
+
+
+def drill_alarms(inv: AwsInventory, th: Thresholds) -> list[dict[str, Any]]:
+    """Every alarm that answers one of MON-1's needs: what ``gameday alarm-drill`` forces (MON-4)."""
+    needs, _ = _needs(inv, th)
+    out: list[dict[str, Any]] = []
+    for need in needs:
+        out += [a for a in inv.alarms if _matches(a, need) and a not in out]
+    return out

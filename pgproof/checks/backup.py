@@ -54,11 +54,14 @@ def judge_bak2_archiving(a: ArchiverFacts, th: Thresholds) -> list[str]:
     if a.archive_mode not in ("on", "always"):
         return [f"{where}: archive_mode is {a.archive_mode}, so no WAL is archived and there is "
                 f"no point-in-time recovery; the spec wants RPO <= {th.rpo_minutes:g} min (BAK-2)"]
-    if a.last_archived_time is None:
+    if a.last_archived_time is None and (a.failed_count or not 0 < a.archive_timeout_s <= rpo):
         return [f"{where}: no WAL segment has been archived yet ({a.failed_count} failed "
                 f"attempts); the spec wants RPO <= {th.rpo_minutes:g} min (BAK-2)"]
+    # Nothing archived, nothing failed and archive_timeout within the RPO: a server just
+    # promoted (or idle since it started) owes nothing yet; what waits is judged below.
     problems = []
-    if a.last_failed_time is not None and a.last_failed_time > a.last_archived_time:
+    if (a.last_failed_time is not None and a.last_archived_time is not None
+            and a.last_failed_time > a.last_archived_time):
         problems.append(f"{where}: archiving is failing: {a.last_failed_wal} failed at "
                         f"{a.last_failed_time:%H:%M:%S} after the last success "
                         f"({a.last_archived_wal} at {a.last_archived_time:%H:%M:%S}); the spec "

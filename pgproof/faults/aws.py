@@ -1,21 +1,24 @@
 """The AWS driver: RDS / Aurora faults through the control plane (boto3).
 
-What it can do is what the RDS API offers: a forced Multi-AZ failover
+What it can do is what AWS offers: a forced Multi-AZ failover
 (``reboot_db_instance(ForceFailover=True)``) for an instance, or
-``failover_db_cluster`` for an Aurora cluster. Everything it observes is the
-control plane's view (status, members, events); it never logs in to the
+``failover_db_cluster`` for an Aurora cluster; a partition as a security-group
+blackhole (``faults.aws_sg``); latency on the client path through a Toxiproxy
+beside the load generator (``faults.client_proxy``). Everything it observes is
+the control plane's view (status, members, events); it never logs in to the
 database, so ``steady()`` says nothing about whether writes succeed: the
 game day's failover clock and write ledger measure that.
 
-Against moto the calls are real but the effects are partial: a forced reboot
-changes nothing (FIELD-NOTES "moto") and no failover events are emitted.
-Timing can only be measured on real AWS; this module never invents a time.
+Against plain moto a forced reboot changes nothing (FIELD-NOTES "moto"); the
+lab's twin (``lab.aws_bridge``) turns it into a real Patroni failover with RDS
+events. This module never invents a time: it reads the events it is given.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata as md
+import threading
 import time
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any
@@ -23,6 +26,7 @@ from typing import Any
 from botocore.config import Config
 
 from pgproof.errors import UserError
+from pgproof.faults import aws_sg, client_proxy
 from pgproof.faults.base import FaultUndoError, Undo, fault
 from pgproof.probes.aws import session
 from pgproof.target import Target
@@ -30,8 +34,8 @@ from pgproof.target import Target
 # Short timeouts and standard retries: a game day must fail fast, not hang on a dead endpoint.
 CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=15,
                        retries={"mode": "standard", "max_attempts": 3})
-NO_FIS = ("is not available on AWS through pgproof: network faults need AWS Fault Injection "
-          "Service (FIS) experiments, which this driver does not drive (out of scope)")
+REBOOT = ("reboot with failover: `reboot_db_instance(ForceFailover=True)` (Aurora: "
+          "`failover_db_cluster`); RDS offers no way to crash a host, so this is not a SIGKILL")
 
 
 def _is_failover_done(event: dict[str, Any]) -> bool:
@@ -40,15 +44,40 @@ def _is_failover_done(event: dict[str, Any]) -> bool:
     return "failover" in event.get("categories", []) and ("complete" in msg or "completed" in msg)
 
 
-class AwsDriver:
+def _is_failover_started(event: dict[str, Any]) -> bool:
+    """RDS-EVENT-0013 ('Multi-AZ instance failover started') / 0069-0070 (cluster failover started)."""
+    msg = event.get("message", "").lower()
+    return "failover" in event.get("categories", []) and "start" in msg
+
+
+class AwsDriver(client_proxy.ClientPathLatency):
     """One RDS instance (``aws.db_instance_id``) or Aurora cluster (``aws.db_cluster_id``, preferred)."""
 
     name = "aws"
     # What a game day must know before it starts anything (the methods raise the same).
     UNSUPPORTED = {
         "crash_postmaster": "there is no access to an RDS host's processes",
-        "latency": f"latency {NO_FIS}", "partition_primary": f"partition_primary {NO_FIS}",
         "synchronous": "RDS replication mode is not switchable",
+    }
+    # What each fault really does here: the plan and the journal say this, not the lab's words.
+    FAULT_TEXT = {
+        "kill_primary": REBOOT, "force_failover": REBOOT,
+        "latency": client_proxy.LATENCY_TEXT,
+        "partition_primary": "security-group blackhole: revoke the DB security group's ingress "
+                             "rules that admit the app tier on the DB port, hold {duration_s:.0f} s, "
+                             "re-authorize exactly those (compared rule by rule)",
+    }
+    STEADY_TEXT = "control plane: instance available and Multi-AZ, or cluster writer + reader"
+    SCENARIO_OVERRIDES: dict[str, dict[str, Any]] = {
+        "kill-primary": {"description": "reboot the primary with failover under load (RDS has no "
+                         "host to crash: reboot_db_instance ForceFailover=True)"},
+        "force-failover": {"description": "failover through the control plane (RDS reboot with "
+                           "failover; Aurora failover_db_cluster) under load"},
+        "latency": {"description": "200 ms (+/- 20 ms) latency on the client path (a Toxiproxy "
+                    "beside the load generator) under load"},
+        "partition": {"description": "cut the app tier off from the database (security-group "
+                      "blackhole on the DB port) for chaos.duration_s, then restore; writes must "
+                      "resume and none may be lost", "split_brain_check": False},
     }
 
     def __init__(self, target: Target, wait_timeout_s: float = 900, poll_s: float = 5) -> None:
@@ -65,7 +94,10 @@ class AwsDriver:
         kw: dict[str, Any] = {"config": CLIENT_CONFIG}
         if aws.endpoint_url:
             kw["endpoint_url"] = aws.endpoint_url
-        self.rds = session(aws.profile, aws.region, aws.credentials_file).client("rds", **kw)
+        self._session = session(aws.profile, aws.region, aws.credentials_file)
+        self._client_kw = kw
+        self.rds = self._session.client("rds", **kw)
+        self._ec2: Any = None
         self.started_at = time.time()  # timeline() counts failovers seen from here on
         self._require_resource()
 
@@ -161,9 +193,12 @@ class AwsDriver:
         return sorted(out, key=lambda e: e["at"])
 
     def promotion_times(self, node: str, since: float) -> dict[str, float | None]:
-        """When RDS says the failover completed; None when it said nothing (moto never does)."""
-        done = [e["at"] for e in self.events(since) if _is_failover_done(e)]
-        return {"rds_event_at": done[0] if done else None}
+        """When RDS says the failover started and completed; None when it said nothing (plain moto)."""
+        events = self.events(since)
+        started = [e["at"] for e in events if _is_failover_started(e)]
+        done = [e["at"] for e in events if _is_failover_done(e)]
+        return {"rds_event_at": done[0] if done else None,
+                "rds_failover_started_at": started[0] if started else None}
 
     def versions(self) -> dict[str, str]:
         rec = self._cluster() if self.cluster_id else self._instance()
@@ -204,13 +239,28 @@ class AwsDriver:
                 "if it stays unavailable open an AWS support case")
 
     def _failover(self) -> None:
+        """Ask for the failover, then wait while the control plane shows it under way.
+
+        The API call returns at once and the outage starts later; returning only when
+        the resource is available again (as Patroni's /failover blocks) keeps the clock's
+        "first failure, then first success" from reading a not-yet-started failover as
+        instant recovery. An endpoint that answers "available" straight away (plain moto
+        changes nothing) is not waited for.
+        """
         if self.cluster_id:
             readers = [m["DBInstanceIdentifier"] for m in self._cluster().get("DBClusterMembers", [])
                        if not m.get("IsClusterWriter")]
             kw = {"TargetDBInstanceIdentifier": readers[0]} if readers else {}
-            self.rds.failover_db_cluster(DBClusterIdentifier=self.cluster_id, **kw)
+            status = self.rds.failover_db_cluster(DBClusterIdentifier=self.cluster_id,
+                                                  **kw)["DBCluster"].get("Status")
         else:
-            self.rds.reboot_db_instance(DBInstanceIdentifier=self.instance_id, ForceFailover=True)
+            status = self.rds.reboot_db_instance(DBInstanceIdentifier=self.instance_id,
+                                                 ForceFailover=True)["DBInstance"].get("DBInstanceStatus")
+        deadline = time.monotonic() + self.wait_timeout_s
+        while status != "available" and time.monotonic() < deadline:
+            time.sleep(min(self.poll_s, 0.5))
+            with contextlib.suppress(Exception):  # a throttled describe is retried, not fatal
+                status = self._status()
 
     def force_failover(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         """Cluster: failover_db_cluster (to a reader). Instance: reboot with ForceFailover=True."""
@@ -226,12 +276,87 @@ class AwsDriver:
         raise NotImplementedError("crash_postmaster is not possible on RDS: there is no access to "
                                   "the database host's processes")
 
-    def latency(self, ms: int, jitter_ms: int = 0,
-                undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
-        raise NotImplementedError(f"latency {NO_FIS}")
+    # -- partition: security-group blackhole -----------------------------------------------------
+    @property
+    def ec2(self) -> Any:
+        if self._ec2 is None:
+            self._ec2 = self._session.client("ec2", **self._client_kw)
+        return self._ec2
+
+    def db_security_groups(self) -> tuple[list[str], int]:
+        """(the resource's VPC security group ids, its port)."""
+        rec = self._cluster() if self.cluster_id else self._instance()
+        groups = [g["VpcSecurityGroupId"] for g in rec.get("VpcSecurityGroups", [])]
+        port = rec.get("Port") or (rec.get("Endpoint") or {}).get("Port") or rec.get("DbInstancePort")
+        return groups, int(port or 5432)
+
+    def app_rules(self) -> list[dict[str, Any]]:
+        """The DB security group rules that admit the app tier on the DB port (what a blackhole revokes)."""
+        groups, port = self.db_security_groups()
+        return aws_sg.find(self.ec2, groups, port, list(self.aws.app_security_group_ids),
+                           list(self.target.chaos.app_cidrs))
+
+    def why_not(self, method: str) -> str | None:
+        """Refusals that depend on the target's configuration, asked before anything starts."""
+        if method == "partition_primary" and not (self.aws.app_security_group_ids
+                                                  or self.target.chaos.app_cidrs):
+            return (f"a security-group blackhole needs the app tier: set targets.{self.target.name}"
+                    ".aws.app_security_group_ids or chaos.app_cidrs")
+        return None
 
     def partition_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
-        raise NotImplementedError(f"partition_primary {NO_FIS}")
+        """Revoke the app tier's ingress rules for ``chaos.duration_s``; the undo re-authorizes them.
+
+        The rules are restored by a timer after the hold (a partition that heals, as the
+        scenario then measures how fast writes resume) and again, idempotently, by the undo.
+        """
+        rules = self.app_rules()
+        if not rules:
+            groups, port = self.db_security_groups()
+            raise RuntimeError(f"no ingress rule of {', '.join(groups) or 'the DB security groups'} "
+                               f"admits the app tier on port {port}: nothing to revoke")
+        lock, revoked = threading.Lock(), [False]
+        timer: list[threading.Timer] = []
+
+        def restore() -> None:
+            with lock:
+                if revoked[0]:
+                    aws_sg.authorize(self.ec2, rules)
+                    revoked[0] = False
+
+        def quiet_restore() -> None:
+            with contextlib.suppress(Exception):  # the undo at the end retries and reports
+                restore()
+
+        def act() -> None:
+            with lock:
+                revoked[0] = True  # before the call: a half-applied revoke is restored too
+                aws_sg.revoke(self.ec2, rules)
+            timer.append(threading.Timer(self.target.chaos.duration_s, quiet_restore))
+            timer[0].daemon = True
+            timer[0].start()
+
+        def undo() -> None:
+            for t in timer:
+                t.cancel()
+            restore()
+
+        what = aws_sg.describe(rules)
+        fix = " && ".join(f"aws ec2 authorize-security-group-ingress --group-id {r['group_id']} "
+                          f"--ip-permissions '{aws_sg.key(r['rule'])}'" for r in rules)
+        return fault(Undo(undo, f"security-group ingress revoked: {what}", fix), act, undo_stack,
+                     durable=("sg_ingress_revoked", {"rules": rules}))
+
+    def undo_recorded(self, kind: str, data: dict[str, Any]) -> str:
+        """Undo one durably recorded fault of this driver (after the runner died); idempotent."""
+        done = client_proxy.undo_recorded(kind, data)
+        if done is not None:
+            return done
+        if kind == "sg_ingress_revoked":
+            back = aws_sg.authorize(self.ec2, data["rules"])
+            return (f"re-authorized {len(back)} ingress rule(s): {aws_sg.describe(data['rules'])}"
+                    if back else "every recorded ingress rule is already in place")
+        raise ValueError(f"the aws driver cannot undo a recorded {kind!r}")
 
     def synchronous(self, on: bool) -> AbstractContextManager[None]:
         """RDS fixes the replication mode (Multi-AZ: synchronous; Aurora: storage quorum)."""

@@ -37,7 +37,9 @@ from urllib.parse import urlparse
 import testinfra
 
 from pgproof.errors import UserError
+from pgproof.faults import client_proxy
 from pgproof.faults.base import Undo, fault
+from pgproof.faults.client_proxy import ClientPathLatency
 from pgproof.target import Target
 
 TRUE = {"1", "true", "yes", "on"}
@@ -93,11 +95,13 @@ def _host(target: Target, url: str, sudo: bool) -> Any:
                         "testinfra URL such as ssh://user@host or local://") from None
 
 
-class SshDriver:
+class SshDriver(ClientPathLatency):
+    """Latency comes from ``ClientPathLatency``: a Toxiproxy on the client path, beside the load."""
+
     name = "ssh"
     # What a game day must know before it starts anything (the methods raise the same).
     UNSUPPORTED = {
-        "latency": f"latency {NO_NETEM}", "partition_primary": f"partition_primary {NO_NETEM}",
+        "partition_primary": f"partition_primary {NO_NETEM}",
         "synchronous": "the ssh driver does not switch replication modes",
     }
 
@@ -260,6 +264,9 @@ class SshDriver:
 
     def undo_recorded(self, kind: str, data: dict[str, Any]) -> str:
         """Undo a durably recorded fault after the runner died (``gameday recover``); idempotent."""
+        done = client_proxy.undo_recorded(kind, data)
+        if done is not None:
+            return done
         if kind != "node_down":
             raise ValueError(f"the ssh driver cannot undo a recorded {kind!r}")
         self._start(data["node"])  # starts only a node that is not running
@@ -299,10 +306,6 @@ class SshDriver:
         r = self._pg(node, f"{ctl} failover --candidate {cand} --force")
         if r.rc != 0:
             raise RuntimeError(f"patronictl failover refused: {(r.stderr or r.stdout).strip()}")
-
-    def latency(self, ms: int, jitter_ms: int = 0,
-                undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
-        raise NotImplementedError(f"latency {NO_NETEM}")
 
     def partition_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
         raise NotImplementedError(f"partition_primary {NO_NETEM}")

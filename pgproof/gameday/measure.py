@@ -81,7 +81,8 @@ def watch_recovery(target: Target, s: Scenario, j: Journal, m: dict[str, Any], l
             checks["p95"] = (lambda: metrics.p95_after(load.stats(), undone),
                              lambda v: v is not None and v <= limit,
                              lambda v: v is None or v > 2 * limit)
-    need = "leader, streaming " + ("sync " if s.synchronous else "") + "standby, writable writer endpoint"
+    need = getattr(driver, "STEADY_TEXT", None) or (  # the driver's own words (RDS: control plane)
+        "leader, streaming " + ("sync " if s.synchronous else "") + "standby, writable writer endpoint")
     heal = Condition("heal", need, w, budget, undone, "the undo")
     conds.append(heal)
     watch(j, conds, checks, lambda: driver.steady(require_sync=s.synchronous), Streak(heal))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgproof.faults import toxiproxy
+from pgproof.faults import aws_alarm, client_proxy, toxiproxy
 from pgproof.faults.record import FaultRecord, same_process, start_time
 from pgproof.gameday.safety import ChaosRefused
 from pgproof.lab import procs
@@ -59,8 +59,13 @@ def _stop_one(pid: int) -> None:
 
 
 def undo_one(f: dict[str, Any], driver: Callable[[], Any]) -> str:
-    """One recorded undo. Toxiproxy kinds are driver-independent; others go to the driver."""
+    """One recorded undo. Toxiproxy and client-path proxy kinds are driver-independent (a
+    client proxy must be stopped even when the driver's control plane is unreachable);
+    others go to the driver."""
     kind, data = f["kind"], f.get("data") or {}
+    done = client_proxy.undo_recorded(kind, data)
+    if done is not None:
+        return done
     if kind == "toxic":
         toxiproxy.remove_toxic(data["api_url"], data["proxy"], data["name"])
         return f"toxic {data['name']} removed from proxy {data['proxy']}"
@@ -75,6 +80,8 @@ def undo_one(f: dict[str, Any], driver: Callable[[], Any]) -> str:
         from pgproof.gameday import restore_aws
 
         return restore_aws.delete_recorded(data)
+    if kind in aws_alarm.KINDS:  # the alarm drill reaches AWS itself, whatever the chaos driver
+        return aws_alarm.undo_recorded(kind, data)
     d = driver()
     if not callable(getattr(d, "undo_recorded", None)):
         raise ValueError(f"the {d.name} driver cannot undo a recorded {kind!r}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from pgproof.faults import record, snapshot
 from pgproof.faults.base import FaultUndoError
-from pgproof.faults.drivers import cannot, make_driver
+from pgproof.faults.drivers import adapt, cannot, fault_text, make_driver
 from pgproof.gameday import metrics
 from pgproof.gameday.clock import FailoverClock
 from pgproof.gameday.host import HostLoad
@@ -44,18 +44,20 @@ def load_limit_s(s: Scenario, target: Target, baseline_s: float, budget_s: float
             + LOAD_MARGIN_S)
 
 
-def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: float) -> list[str]:
+def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: float,
+         driver: Any = None) -> list[str]:
+    steady = getattr(driver, "STEADY_TEXT", "leader + streaming sync standby")
     return [
         f"target {target.name} (driver {target.chaos.driver}); scenario {s.name}: {s.description}",
         *(["0. take a snapshot (RDS snapshot / pgBackRest backup); refuse to start if it fails"]
           if target.chaos.snapshot_before else []),
-        "1. check steady state (leader + streaming sync standby); refuse if unhealthy",
+        f"1. check steady state ({steady}); refuse if unhealthy",
         *(["   switch the cluster to asynchronous replication (restored afterwards)"]
           if not s.synchronous else []),
         f"2. start Locust ({users} ledger writers) and the failover clock (a write every 50 ms)",
         f"3. measure >= {baseline_s:.0f} s of baseline, until its last {BASELINE_SECONDS} full seconds "
         f"spread <= {BASELINE_MAX_MAD:.0%} (median absolute deviation; at most {BASELINE_EXTRA_S:.0f} s more)",
-        f"4. inject fault: {s.fault} {s.fault_args or ''}".rstrip(),
+        f"4. inject fault: {fault_text(driver, s, duration_s=target.chaos.duration_s)}",
         (f"5. wait for writes to succeed again (budget {budget_s:.0f} s)" if s.expect_failover
          else f"5. hold the fault {target.chaos.duration_s:.0f} s"),
         "6. undo the fault (always: also on failure, Ctrl-C, SIGTERM)",
@@ -78,13 +80,14 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     if left is not None:  # dry-run too: the plan would be refused
         raise ChaosRefused(f"{left.notice()}; a new game day waits until it is recovered")
     driver = make_driver(target)
+    s = adapt(driver, s)
     needs = [s.fault] + ([] if s.synchronous else ["synchronous"])
     for method in needs:
         why = cannot(driver, method)
         if why:
             raise ChaosRefused(f"scenario {s.name} cannot run on target {target.name!r}: {why}")
     if dry_run:
-        for line in plan(s, target, users, baseline_s, budget_s):
+        for line in plan(s, target, users, baseline_s, budget_s, driver):
             echo(line)
         return Journal(uuid.uuid4().hex[:12], target.name, s.name, s.description,
                        target.chaos.driver, {}, verdict="dry-run"), None
@@ -201,8 +204,11 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
             j.event("steady-before", "asynchronous replication for this run")
         ensure_ledger_table(app)
         ensure_clock_table(app)
+        # The driver may route the load through its own client-path proxy (latency on RDS).
+        load_app = (stack.enter_context(driver.app_path(s.fault, app, out / "load"))
+                    if hasattr(driver, "app_path") else app)
         limit = load_limit_s(s, target, baseline_s, budget_s)
-        load = LoadProcess("ledger.py", app, out / "load", users=users, run_id=j.run_id,
+        load = LoadProcess("ledger.py", load_app, out / "load", users=users, run_id=j.run_id,
                            run_time=limit)
         rec = record.active()
         if rec is not None:
@@ -216,7 +222,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
             rec.add_process("locust", load.pid, group=True)
         load.wait_running()
         load_pid = load.pid
-        clock = FailoverClock(app, run_id=j.run_id)
+        clock = FailoverClock(load_app, run_id=j.run_id)
         stack.callback(clock.stop)
         live["clock"] = clock
         clock.start()

@@ -73,6 +73,10 @@ def judge(s: Scenario, m: dict[str, Any], budget_s: float,
                           + ("" if after or not heal.get("ok") else "; but BROKEN again at the final check")))
         elif cid == "CH-LAT":
             out.append(_v(cid, *_latency(m, conds.get("p95"), error_budget)))
+        elif cid == "CH-PART" and not s.split_brain_check:  # e.g. an SG blackhole: no failover
+            ok = None if rto_ok is None or lost_ok is None else (rto_ok and lost_ok)
+            out.append(_v(cid, ok, f"{rto_text}; {lost_text}; the app tier was cut off, the "
+                          "database was not (no split-brain probe: nothing fails over)"))
         elif cid == "CH-PART":
             sb = m.get("split_brain") or {}
             ok = None if not rto or not sb else bool(rto_ok and sb.get("write_refused"))

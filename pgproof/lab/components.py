@@ -194,8 +194,10 @@ def health_url(state: LabState) -> str:
 
 
 def start_moto(state: LabState) -> int:
-    moto = Path(sys.executable).parent / "moto_server"
-    argv = [str(moto), "-H", "127.0.0.1", "-p", str(state.ports["moto"])]
+    """moto_server with the lab bridged in (RDS failover -> Patroni, DB SG ingress -> client path,
+    CloudWatch alarm actions -> SNS): one process, ``pgproof.lab.aws_bridge``."""
+    argv = [sys.executable, "-m", "pgproof.lab.aws_bridge", "--state-dir", str(state.state_dir),
+            "-H", "127.0.0.1", "-p", str(state.ports["moto"])]
     return _spawn(state, "moto", argv, procs.clean_env(home="/tmp"))
 
 

@@ -194,7 +194,8 @@ def pgbouncer_userlist(pw: dict[str, str]) -> str:
     return "".join(f'"{u}" "{pw[u]}"\n' for u in users)
 
 
-def target_toml(state: LabState) -> str:
+def target_toml(state: LabState, driver: str = "lab") -> str:
+    """The lab's target file; ``driver = "aws"`` is ``lab-rds``: the same lab, driven through its AWS twin."""
     p = state.ports
 
     def ep(port: int, **kw: str) -> str:
@@ -223,7 +224,7 @@ def target_toml(state: LabState) -> str:
         "",
         "[chaos]",
         "allowed = true",
-        'driver = "lab"',
+        f'driver = "{driver}"',
         "",
         "[lab]",
         f'state_dir = "{state.state_dir}"',

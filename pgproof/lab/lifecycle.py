@@ -17,6 +17,7 @@ import requests
 from pgproof.lab import backup, configs, live_mutations, pki, procs
 from pgproof.lab import components as c
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
+from pgproof.target import LAB_TARGETS
 
 # Stop order: clients first, the consensus store last.
 COMPONENTS = ("backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy", "etcd", "s3front",
@@ -109,6 +110,8 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress) -> 
     state.save()
     backup.start(state)  # the first full backup runs in the background; `lab status` says when
     state.target_file.write_text(configs.target_toml(state))
+    if state.aws:  # lab-rds: the same lab through its AWS twin, bridged by lab/aws_bridge.py
+        state.target_file.with_name(LAB_TARGETS["lab-rds"]).write_text(configs.target_toml(state, "aws"))
     progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
 
 
@@ -203,6 +206,7 @@ def down(state_dir: Path | None = None) -> list[str]:
         c.remove_proxies(state)
     shutil.rmtree(state.run_dir, ignore_errors=True)
     state.target_file.unlink(missing_ok=True)
+    state.target_file.with_name(LAB_TARGETS["lab-rds"]).unlink(missing_ok=True)
     return stopped
 
 

@@ -57,10 +57,19 @@ def runs(history: Path, target: str, of: str | None = CHECK) -> list[dict]:  # t
             if r.get("target") == target and (of is None or kind(r) == of)]
 
 
+def _rank(verdict: str) -> int:
+    order = ("fail", "error", "cannot-verify", "skip", "pass")
+    return order.index(verdict) if verdict in order else len(order)
+
+
 def append_gameday(out: Path, journal: Mapping[str, Any]) -> dict[str, Any]:
     """One history line for a finished game day: scenario, overall verdict, per-control verdicts."""
-    verdicts = {str(v.get("id")): str(v.get("verdict")) for v in journal.get("verdicts") or []
-                if isinstance(v, dict) and v.get("id")}
+    verdicts: dict[str, str] = {}  # a control judged once per item (MON-4: per alarm) keeps its worst
+    for v in journal.get("verdicts") or []:
+        if isinstance(v, dict) and v.get("id"):
+            cid, new = str(v["id"]), str(v.get("verdict"))
+            old = verdicts.get(cid)
+            verdicts[cid] = new if old is None or _rank(new) < _rank(old) else old
     summary: dict[str, int] = {}
     for v in verdicts.values():
         summary[v] = summary.get(v, 0) + 1
