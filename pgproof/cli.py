@@ -206,6 +206,9 @@ def _gameday(args: argparse.Namespace) -> int:
     from pgproof.gameday.safety import ChaosRefused
     from pgproof.target import load_target
 
+    if args.archive_wait is not None and (args.scenario != "restore-pitr" or args.archive_wait <= 0):
+        raise UserError("--archive-wait takes a positive number of seconds and only applies to "
+                        f"restore-pitr (got {args.archive_wait:g} for {args.scenario})")
     target = load_target(args.target, args.config)
     if args.scenario == "recover":  # no pre-flight: the fault being undone may fail it
         from pgproof.gameday.recover import recover
@@ -214,6 +217,8 @@ def _gameday(args: argparse.Namespace) -> int:
     if args.scenario != "alarm-drill":  # the drill needs only [aws]: an AWS-only runner can drill
         target.require_postgres("a game day")  # the clock and the ledger write through the writer
     preflight.check(target)
+    if args.scenario == "restore-pitr":
+        return _restore_pitr(args, target)
     try:
         if args.scenario == "alarm-drill":  # not a failover: its own runner
             from pgproof.gameday import alarm_drill
@@ -234,6 +239,26 @@ def _gameday(args: argparse.Namespace) -> int:
         print(f"{v['verdict'].upper():<6} {v['id']:<9} {v['evidence']}")
     if journal.manual_fix:
         print(f"UNDO FAILED: {journal.manual_fix}", file=sys.stderr)
+    print(f"game day {journal.scenario}: {journal.verdict}; report: {out}")
+    return {"pass": 0, "fail": 1}.get(journal.verdict, 2)
+
+
+def _restore_pitr(args: argparse.Namespace, target: object) -> int:
+    """The restore drill (BAK-6): exit 0 proven, 1 not, 2 error/refused."""
+    from pgproof.gameday import restore
+    from pgproof.gameday.safety import ChaosRefused
+
+    try:
+        journal, out = restore.run(target, reports=args.reports, users=args.users,  # type: ignore[arg-type]
+                                   i_mean_production=args.i_mean_production, dry_run=args.dry_run,
+                                   archive_wait_s=args.archive_wait or restore.ARCHIVE_WAIT_S)
+    except ChaosRefused as exc:
+        print(f"pgproof: refused: {exc}", file=sys.stderr)
+        return 2
+    if out is None:
+        return 0
+    for v in journal.verdicts:
+        print(f"{v['verdict'].upper():<6} {v['id']:<9} {v['evidence']}")
     print(f"game day {journal.scenario}: {journal.verdict}; report: {out}")
     return {"pass": 0, "fail": 1}.get(journal.verdict, 2)
 
@@ -377,8 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pgproof.gameday.scenarios import SCENARIOS
 
     gd = sub.add_parser("gameday", help="run a chaos game day against a target")
-    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "alarm-drill", "recover"],
+    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "alarm-drill", "restore-pitr", "recover"],
                     help="a scenario, alarm-drill (MON-4: force each alarm, see it delivered), "
+                    "restore-pitr (BAK-6: the point-in-time restore drill), "
                     "or recover: undo what a killed game day left in place")
     gd.add_argument("--target", default=target_default, help=target_help)
     gd.add_argument("--config", type=Path, default=None)
@@ -390,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--alarm", action="append", default=None, metavar="NAME",
                     help="alarm-drill: drill only this MON-1 alarm (repeatable; default: all)")
     gd.add_argument("--i-mean-production", action="store_true")
+    gd.add_argument("--archive-wait", type=float, default=None, metavar="SECONDS",
+                    help="restore-pitr: how long to wait for the WAL after T to be archived "
+                         "(default 60)")
     gd.set_defaults(func=_gameday)
     return ap
 

@@ -79,6 +79,7 @@ class Thresholds(_Strict):
     backup_retention_min_days: int = Field(7, ge=0)
     backup_retention_max_days: int = Field(30, ge=1)
     rpo_minutes: float = Field(5, gt=0)
+    restore_budget_s: float = Field(900, gt=0)  # BAK-6: restore request to a verified instance
     archive_min_days: int = Field(90, ge=0)
     secret_rotation_max_days: int = Field(90, ge=1)
     min_password_length: int = Field(16, ge=1)
@@ -285,6 +286,7 @@ class Chaos(_Strict):
     load_users: int = Field(10, ge=1)
     baseline_s: float = Field(5, gt=0)  # load before the fault: the pre-fault median
     duration_s: float = Field(8, gt=0)  # how long a non-failover fault (latency) stays on
+    snapshot_before: bool = False  # a snapshot/backup before the fault; no snapshot, no game day
     app_cidrs: list[str] = []  # the app tier by CIDR, for the aws driver's security-group blackhole
 
 

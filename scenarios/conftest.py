@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pgproof.errors import UserError
+from pgproof.gameday import restore
 from pgproof.gameday import run as gameday
 from pgproof.gameday.journal import Journal
 from pgproof.gameday.safety import ChaosRefused
@@ -34,10 +36,11 @@ def _chaos_config_is_usable(target: Target) -> None:
 def run_scenario(target: Target, pytestconfig: pytest.Config) -> Callable[[str], Journal]:
     def run(name: str) -> Journal:
         if name not in _CACHE:
+            runner = restore.run if name == restore.SCENARIO else partial(gameday.run, scenario=name)
             try:
                 target.require_postgres("a game day")  # clock and ledger write to the writer
-                journal, out = gameday.run(
-                    target, name, reports=Path(pytestconfig.getoption("reports")),
+                journal, out = runner(
+                    target, reports=Path(pytestconfig.getoption("reports")),
                     i_mean_production=pytestconfig.getoption("i_mean_production"),
                     dry_run=pytestconfig.getoption("dry_run"), echo=lambda _: None)
             except ChaosRefused as exc:

@@ -1,8 +1,8 @@
 """The entries: every control pgproof checks today, in report order.
 
 Layers are what the suites and scenarios really look at (tests/test_controls.py
-holds them to that). SPEC controls without a check yet (BAK-6)
-are deliberately absent: a report must not list what nothing proves.
+holds them to that). Every SPEC control has a check now.
+A control without a check is deliberately absent: a report must not list what nothing proves.
 Framework references cite the IDs listed (with their sources) in catalogue/frameworks.py;
 tests/test_frameworks.py holds every citation to that list. A compliance control without a
 HIPAA citation says why (``unmapped_reason``).
@@ -248,6 +248,15 @@ ENTRIES: tuple[Control, ...] = (
        "Make the old primary demote itself when it loses the consensus store (Patroni does; "
        "check watchdog and synchronous settings).", "rto_budget_s", kind="gameday",
        hipaa=(*RESILIENCE, "164.312(c)(1)")),
+    _c("BAK-6", "Restore proven",
+       "A point-in-time restore drill under load restores to T into a scratch instance that "
+       "brings back every acknowledged row up to T and none after (measured RPO within the "
+       "budget), accepts a login over TLS, is as private as its source, and is ready within "
+       "the restore budget; the scratch instance is deleted.", "restore",
+       "Keep WAL archiving healthy and base backups restorable (test restores regularly); "
+       "shorten restore time with more frequent full or incremental backups.",
+       "rpo_minutes restore_budget_s tls_min_version", kind="gameday",
+       hipaa=("164.308(a)(7)(ii)(A)", "164.308(a)(7)(ii)(B)", "164.308(a)(7)(ii)(D)")),
     _c("CH-FORCE", "Control-plane failover as HA-2 and HA-3",
        "A failover through the control plane meets the RTO budget and loses no acknowledged "
        "write.", "clock ledger",

@@ -25,6 +25,7 @@ LAYERS: dict[str, str] = {
     "load": "Locust throughput, latency and error counts per second",
     "cluster": "the cluster's own view (Patroni leader, timeline, sync standby; RDS events)",
     "split-brain": "a direct write to the old primary after the new one is promoted",
+    "restore": "a point-in-time restore into a scratch instance, probed and deleted (markers, login, TLS)",
     "sns-delivery": "a temporary SQS subscriber on each alarm's SNS topic, receiving what "
                     "set_alarm_state(ALARM) makes CloudWatch send",
 }

@@ -31,6 +31,7 @@ class Journal:
     verdicts: list[dict[str, str]] = field(default_factory=list)
     verdict: str = "error"
     manual_fix: str | None = None
+    snapshot: dict[str, Any] | None = None  # chaos.snapshot_before: {"id", "kind", "took_s"}
     interrupted: dict[str, Any] | None = None  # {"at", "by": SIGINT|SIGTERM, "phase"} of the first one
     echo: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 

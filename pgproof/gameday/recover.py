@@ -72,6 +72,14 @@ def undo_one(f: dict[str, Any], driver: Callable[[], Any]) -> str:
     if kind == "proxies_disabled":
         toxiproxy.enable(data["api_url"], data["proxies"])
         return f"proxies {', '.join(data['proxies'])} enabled"
+    if kind == "restore_scratch":  # the restore drill's scratch data directory and postmaster
+        from pgproof.gameday import scratch
+
+        return "scratch restore instance deleted: " + scratch.delete(data)
+    if kind == "rds_restore_scratch":
+        from pgproof.gameday import restore_aws
+
+        return restore_aws.delete_recorded(data)
     if kind in aws_alarm.KINDS:  # the alarm drill reaches AWS itself, whatever the chaos driver
         return aws_alarm.undo_recorded(kind, data)
     d = driver()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pgproof.faults import record
+from pgproof.faults import record, snapshot
 from pgproof.faults.base import FaultUndoError
 from pgproof.faults.drivers import adapt, cannot, fault_text, make_driver
 from pgproof.gameday import metrics
@@ -49,6 +49,8 @@ def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: f
     steady = getattr(driver, "STEADY_TEXT", "leader + streaming sync standby")
     return [
         f"target {target.name} (driver {target.chaos.driver}); scenario {s.name}: {s.description}",
+        *(["0. take a snapshot (RDS snapshot / pgBackRest backup); refuse to start if it fails"]
+          if target.chaos.snapshot_before else []),
         f"1. check steady state ({steady}); refuse if unhealthy",
         *(["   switch the cluster to asynchronous replication (restored afterwards)"]
           if not s.synchronous else []),
@@ -94,6 +96,13 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
         rec = record.FaultRecord.create(target, run_id, s.name, None)
     except record.RecordExists:
         raise ChaosRefused(f"another game day just claimed target {target.name!r}") from None
+    snap = None
+    if target.chaos.snapshot_before:  # before anything is injected; no snapshot, no game day
+        try:
+            snap = snapshot.take(target, driver, run_id)
+        except BaseException:
+            rec.delete()  # nothing touched, nothing half-written
+            raise
     try:
         out = res.run_dir(reports.resolve(), target.name, s.name)
     except BaseException:
@@ -106,6 +115,9 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
                                       "recovery_budget_s": target.thresholds.recovery_budget_s,
                                       "recovery_sustain_s": target.thresholds.recovery_sustain_s,
                                       **s.fault_args}, echo=echo)
+    if snap:
+        j.snapshot = snap
+        j.event("snapshot", f"snapshot before the fault: {snap['id']}", f"{snap['kind']}, {snap['took_s']} s")
     j.save(out)  # the stub an interrupted (SIGKILLed) run leaves behind for `gameday recover`
     live: dict[str, Any] = {"driver": driver}  # what has started: measured even after an interrupt
     app = target.conninfo(user=target.postgres.app_role or target.postgres.user)

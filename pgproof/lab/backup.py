@@ -209,6 +209,20 @@ def full_backup(state: LabState, node: str) -> str:
     return backups[-1]["label"] if backups else "?"
 
 
+def snapshot_backup(state: LabState, node: str) -> str:
+    """``chaos.snapshot_before`` on the lab: an incremental backup (pgBackRest makes it full if none)."""
+    r = run_tool(state, "backup", "--type=incr", node=node)
+    if r.returncode != 0:
+        raise procs.ComponentError("backup", f"pgbackrest backup on {node} exited {r.returncode}: "
+                                   f"{(r.stderr or r.stdout).strip()[-300:]}")
+    r = run_tool(state, "--output=json", "info")
+    stanzas = json.loads(r.stdout or "[]")
+    backups = stanzas[0].get("backup", []) if stanzas else []
+    if not backups:
+        raise procs.ComponentError("backup", "pgbackrest info lists no backup after the backup")
+    return str(backups[-1]["label"])
+
+
 @dataclass
 class BackupStatus:
     state: str  # starting | running | ready | failed

@@ -99,6 +99,11 @@ LIVE: list[Mutation] = [
 ]
 
 # Controls no lab mutation can break, and why (the matrix test checks this list is complete).
+# Game-day controls and the lab mutation their lab test applies to prove they can fail.
+GAMEDAY_MUTATIONS: dict[str, str] = {
+    "BAK-6": "archive-failing",  # the WAL after T never reaches the repository: no restore to T
+}
+
 UNBREAKABLE: dict[str, str] = {
     "NET-4": "the lab lives on loopback; a public address cannot be bound here (unit-tested judge)",
 }

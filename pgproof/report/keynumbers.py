@@ -167,7 +167,7 @@ def key_numbers(j: Mapping[str, Any], rel: Rel) -> list[list[str]]:
     rto, sb, promo = (section(m, k) for k in ("rto", "split_brain", "promotion"))
     interrupted = bool(section(j, "interrupted"))
     rows = _rto(j, m, rel) + _ledger(m) + _baseline(m) + _load(m, rel, interrupted)
-    rows += _cluster(j, m, rel) + _latency(m)
+    rows += _cluster(j, m, rel) + _latency(m) + _restore(m)
     if m.get("failovers") is not None:
         rows.append(["Failovers", str(m["failovers"]),
                      f"leader {m.get('old_primary') or '?'} before, {m.get('new_primary') or '?'} after"])
@@ -182,4 +182,29 @@ def key_numbers(j: Mapping[str, Any], rel: Rel) -> list[list[str]]:
                      _cross_check(pat, pg, rel(rto.get("first_ack_after")), num(rto.get("resolution_s")))])
     for item in m.get("unmeasured") or []:
         rows.append(["Not measured", str(item).split(":", 1)[0], str(item).split(":", 1)[-1].strip()])
+    return rows
+
+
+def _restore(m: Mapping[str, Any]) -> list[list[str]]:
+    """The restore drill (BAK-6): RPO, restore time, what came back, the scratch instance's end."""
+    if not m.get("target_time"):
+        return []
+    rows = [["Target time T", str(m["target_time"]), "taken in a gap between acknowledged markers"]]
+    if m.get("rpo_s") is not None:
+        rows.append(["RPO", f"{m['rpo_s']:.2f} s", f"T minus the newest restored marker "
+                     f"({m.get('newest_restored')})"])
+    if m.get("restore_s") is not None:
+        rows.append(["Restore time", f"{m['restore_s']:.1f} s", "restore requested to restored instance "
+                     f"verified; T chosen to verified {m.get('drill_s', 0):.1f} s"])
+    if m.get("before_t") is not None:
+        rows.append(["Markers", f"{m['before_t']} <= T, {m['after_t_acked']} > T",
+                     f"{len(m.get('missing') or [])} missing, {len(m.get('after_t') or [])} after T restored"])
+    if m.get("database_bytes"):
+        rows.append(["Database size", f"{m['database_bytes'] / 2**20:.1f} MiB", "all databases of the source"])
+    if m.get("restore_error"):
+        rows.append(["Restore", "FAILED", str(m["restore_error"])])
+    scratch = section(m, "scratch")
+    if scratch:
+        rows.append(["Scratch instance", str(scratch.get("deleted") or "NOT deleted (see the fault record)"),
+                     str(scratch.get("dir") or scratch.get("id") or "")])
     return rows

@@ -1,0 +1,255 @@
+"""``pgproof gameday restore-pitr``: restore to a point in time T into a scratch instance and prove it.
+
+Under ledger load, markers are written, T is taken in a gap between them, more
+markers follow, and the WAL holding them is archived. Then the backup is restored
+to T into a scratch instance (lab/self-managed: a data directory on a free port,
+never the cluster's; AWS: ``restore_db_instance_to_point_in_time``), which must
+bring back every acknowledged marker at or before T and none after, accept a
+login over TLS and be as private as its source. The scratch instance is recorded
+in the durable fault record before it exists and is always deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pgproof.faults import record
+from pgproof.gameday import restore_probe as rp
+from pgproof.gameday import scratch as sc
+from pgproof.gameday.journal import Journal
+from pgproof.gameday.safety import ChaosRefused, check_policy, sigterm_unwinds
+from pgproof.load.runner import LoadProcess
+from pgproof.load.schema import ensure_ledger_table
+from pgproof.report import results as res
+from pgproof.target import Postgres, Target
+
+SCENARIO = "restore-pitr"
+CONTROLS = ("BAK-6",)
+DESCRIPTION = ("point-in-time restore to T under ledger load into a scratch instance: every "
+               "acknowledged row up to T back, none after, login, TLS and privacy as the source")
+MARK_BEFORE_S = 3.0  # markers before T, and after it
+GAP_S = 0.3  # no marker in flight within this much of T
+ARCHIVE_WAIT_S = 60.0
+
+
+def _lab_state(target: Target) -> Any:
+    from pgproof.lab.state import LabState
+
+    if target.lab is None:
+        raise ChaosRefused(f"restore-pitr on target {target.name!r} (driver {target.chaos.driver}) needs "
+                           "a lab target or chaos.driver = 'aws'; restoring a self-managed host's "
+                           "repository over ssh is not built yet")
+    state = LabState.load(Path(target.lab.state_dir))
+    if state is None:
+        raise ChaosRefused(f"no lab state in {target.lab.state_dir}: is the lab up?")
+    return state
+
+
+def run(target: Target, *, reports: Path = Path("reports"), users: int | None = None,
+        i_mean_production: bool = False, archive_wait_s: float = ARCHIVE_WAIT_S,
+        dry_run: bool = False, echo: Callable[[str], None] = print) -> tuple[Journal, Path | None]:
+    check_policy(target, i_mean_production)
+    _pg(target)
+    left = record.FaultRecord.load(target)
+    if left is not None:
+        raise ChaosRefused(f"{left.notice()}; a new game day waits until it is recovered")
+    aws = target.chaos.driver == "aws"
+    state = None if aws else _lab_state(target)
+    if state is not None:
+        from pgproof.lab import backup
+
+        st = backup.read_status(state)
+        if not (st and st.ready):
+            raise ChaosRefused(f"no full backup to restore from yet ({st.state + ': ' + st.detail if st else 'no status'}); "
+                               "wait for `pgproof lab status` to say backup ready")
+    users = users or target.chaos.load_users
+    if dry_run:
+        for line in plan(target, users, archive_wait_s):
+            echo(line)
+        return Journal(uuid.uuid4().hex[:12], target.name, SCENARIO, DESCRIPTION,
+                       target.chaos.driver, {}, verdict="dry-run"), None
+    run_id = f"{SCENARIO}-{uuid.uuid4().hex[:8]}"
+    try:
+        rec = record.FaultRecord.create(target, run_id, SCENARIO, None)
+    except record.RecordExists:
+        raise ChaosRefused(f"another game day just claimed target {target.name!r}") from None
+    try:
+        out = res.run_dir(reports.resolve(), target.name, SCENARIO)
+    except BaseException:
+        rec.delete()
+        raise
+    rec.data["run_dir"] = str(out)
+    rec.save()
+    th = target.thresholds
+    j = Journal(run_id, target.name, SCENARIO, DESCRIPTION, target.chaos.driver,
+                {"users": users, "rpo_budget_s": th.rpo_minutes * 60,
+                 "restore_budget_s": th.restore_budget_s, "archive_wait_s": archive_wait_s}, echo=echo)
+    j.save(out)  # the stub a SIGKILLed run leaves for `gameday recover`
+    try:
+        with sigterm_unwinds(), record.activate(rec):
+            _drill(target, state, j, out, users, archive_wait_s, rec)
+    except KeyboardInterrupt as exc:
+        j.interrupted = {"at": time.time(), "by": type(exc).__name__, "phase": j.events[-1]["phase"]
+                         if j.events else "start"}
+        j.event("abort", "interrupted; the scratch instance was deleted", type(exc).__name__)
+        j.verdict = "error"
+        _finish(j, out, rec)
+        raise
+    except Exception as exc:  # noqa: BLE001 - the journal must say what broke
+        j.event("abort", "restore drill failed", f"{type(exc).__name__}: {exc}")
+        j.verdict = "error"
+    _finish(j, out, rec)
+    return j, out
+
+
+def plan(target: Target, users: int, archive_wait_s: float) -> list[str]:
+    where = ("an RDS instance restored with restore_db_instance_to_point_in_time (source's subnet "
+             "group, security groups, KMS key)" if target.chaos.driver == "aws"
+             else "a scratch data directory on a free loopback port (pgbackrest restore --type=time)")
+    th = target.thresholds
+    return [f"target {target.name} (driver {target.chaos.driver}); scenario {SCENARIO}: {DESCRIPTION}",
+            f"1. start Locust ({users} ledger writers)",
+            f"2. write markers {MARK_BEFORE_S:.0f} s, pick T in a {GAP_S * 2:.1f} s gap, write markers "
+            f"{MARK_BEFORE_S:.0f} s more",
+            f"3. switch WAL and wait (<= {archive_wait_s:.0f} s) until it is archived; stop the load",
+            f"4. record the scratch instance in the fault record, then restore to T into {where}",
+            "5. prove: markers <= T all back, none after; login; TLS; listens on loopback, same hba rules",
+            f"6. delete the scratch instance (always); BAK-6 with RPO (budget {th.rpo_minutes:g} min) "
+            f"and restore time (budget {th.restore_budget_s:.0f} s)"]
+
+
+def _drill(target: Target, state: Any, j: Journal, out: Path, users: int, archive_wait_s: float,
+           rec: record.FaultRecord) -> None:
+    app = target.conninfo(user=_pg(target).app_role or _pg(target).user)
+    admin = target.conninfo()
+    m: dict[str, Any] = {}
+    j.measurements = m
+    m["database_bytes"] = _database_bytes(admin)
+    ensure_ledger_table(app)
+    rp.ensure_markers(app)
+    with contextlib.ExitStack() as stack:
+        load = LoadProcess("ledger.py", app, out / "load", users=users, run_id=j.run_id, run_time=600)
+        stack.callback(_forget, rec, load)
+        stack.callback(load.stop)
+        load.start()
+        if load.pid:
+            rec.add_process("locust", load.pid, group=True)
+        load.wait_running()
+        j.event("load", f"Locust started ({users} ledger writers, pid {load.pid})")
+        marks = rp.Markers(app, j.run_id)
+        stack.callback(marks.close)
+        marks.write_for(MARK_BEFORE_S)
+        time.sleep(GAP_S)
+        t = marks.server_now()
+        t_chosen = time.monotonic()
+        time.sleep(GAP_S)
+        marks.write_for(MARK_BEFORE_S)
+        m["target_time"] = t.isoformat()
+        j.event("markers", f"T = {t.isoformat()}", f"{len(marks.acked)} markers acknowledged, "
+                f"{marks.failed} failed")
+        if state is not None:  # switching WAL needs a superuser: the lab's own
+            from pgproof.lab import components
+
+            ok, detail = rp.archive_after(components.superuser_conninfo(state), archive_wait_s)
+        else:
+            from pgproof.gameday import restore_aws
+
+            ok, detail = restore_aws.wait_restorable(target, t, archive_wait_s)
+        m["archived"] = ok
+        j.event("archive", detail)
+        load.stop()
+        j.event("load", "load stopped")
+    j.save(out)
+    t0 = time.monotonic()
+    if state is None:
+        from pgproof.gameday import restore_aws
+
+        res_ = restore_aws.drill(target, j, t, rec)
+    else:
+        res_ = _lab_restore(target, state, j, t, rec)
+    verified = res_.pop("verified_at", None) or time.monotonic()
+    m["restore_s"] = round(verified - t0, 2)  # restore requested -> restored instance verified
+    m["drill_s"] = round(verified - t_chosen, 2)  # T chosen -> verified (bench/restore)
+    m.update(res_)
+    if "probe" in m:
+        m.update(rp.compare(marks.acked, m["probe"].pop("restored"), t))
+    th = target.thresholds
+    j.verdicts = [rp.judge(m, th.rpo_minutes * 60, th.restore_budget_s)]
+    j.verdict = j.verdicts[0]["verdict"]
+    j.event("verify", f"verdict {j.verdict}", j.verdicts[0]["evidence"])
+
+
+def _lab_restore(target: Target, state: Any, j: Journal, t: Any, rec: record.FaultRecord) -> dict[str, Any]:
+    s = sc.plan(state, j.run_id, rec)  # recorded before the directory exists
+    j.event("restore", f"scratch instance recorded: {s.dir} port {s.port}")
+    out: dict[str, Any] = {"scratch": {"dir": str(s.dir), "port": s.port}}
+    try:
+        err = sc.restore(state, s, t)
+        if err:
+            out["restore_error"] = err
+            j.event("restore", "restore failed", err)
+            return out
+        j.event("restore", "pgbackrest restore --type=time done; starting the scratch instance")
+        sc.start(s, rec)
+        app = target.conninfo(user=_pg(target).app_role or _pg(target).user,
+                              host="127.0.0.1", port=s.port)
+        admin = target.conninfo(host="127.0.0.1", port=s.port)
+        err = _wait_promoted(s, admin, target.thresholds.restore_budget_s)
+        if err:
+            out["restore_error"] = err
+            j.event("restore", "scratch instance did not come up", err)
+            return out
+        j.event("restore", "recovered to T and promoted")
+        out["probe"] = rp.probe(app, admin, target.conninfo(), j.run_id,
+                                target.thresholds.tls_min_version)
+        out["verified_at"] = time.monotonic()
+        j.event("probe", "restored instance probed", f"{len(out['probe']['restored'])} markers")
+    finally:
+        done = sc.delete_recorded(s, rec)
+        out["scratch"]["deleted"] = done
+        j.event("cleanup", "scratch instance deleted", done)
+    return out
+
+
+def _wait_promoted(s: sc.Scratch, admin: dict[str, Any], budget_s: float) -> str:
+    import psycopg
+
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline:
+        if not sc.running(s):
+            return f"the restored postgres exited: {sc.log_tail(s)}"
+        with contextlib.suppress(psycopg.Error), \
+                psycopg.connect(**{**admin, "connect_timeout": 2}, autocommit=True) as conn:
+            if conn.execute("SELECT NOT pg_is_in_recovery()").fetchone() == (True,):
+                return ""
+        time.sleep(0.25)
+    return f"not recovered and promoted within {budget_s:.0f} s: {sc.log_tail(s)}"
+
+
+def _database_bytes(admin: dict[str, Any]) -> int | None:
+    import psycopg
+
+    with contextlib.suppress(psycopg.Error), psycopg.connect(**admin, autocommit=True) as conn:
+        row = conn.execute("SELECT sum(pg_database_size(oid))::bigint FROM pg_database").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+    return None
+
+
+def _forget(rec: record.FaultRecord, load: LoadProcess) -> None:
+    if load.pid and not load.running():
+        rec.remove_process(load.pid)
+
+
+def _finish(j: Journal, out: Path, rec: record.FaultRecord) -> None:
+    from pgproof.gameday.run import _finish as finish
+
+    finish(j, out, rec)
+
+
+def _pg(target: Target) -> Postgres:
+    return target.require_postgres("the restore drill")  # markers and probes log in to PostgreSQL
