@@ -3,12 +3,12 @@
 Tells how much of the server a Locust game-day load can actually push, and
 what resolution the failover clock achieves while that load runs. Both tools
 do equal work on an equal protocol: BEGIN; one ledger row; COMMIT, all
-prepared in one pipeline (``--mode pipeline``, the game-day default: pgbench
-``-M prepared`` with ``\\startpipeline``), prepared in three round trips
-(``--mode prepared``: pgbench ``-M prepared``, Locust with
-``PGPROOF_LOAD_PIPELINE=0``) or unnamed (``--mode extended``: pgbench
-``-M extended``, Locust with ``PGPROOF_LOAD_PREPARE=0``). Rounds alternate pgbench and Locust; the ratio is
-of the medians. CPU per transaction is each tool's utime+stime from
+prepared in one pipeline (``--mode pipeline``: pgbench ``-M prepared`` with
+``\\startpipeline``, Locust with ``PGPROOF_LOAD_PIPELINE=1``), prepared in three
+round trips (``--mode prepared``, what game days send: pgbench
+``-M prepared``) or unnamed (``--mode extended``: pgbench ``-M extended``,
+Locust with ``PGPROOF_LOAD_PREPARE=0``). Rounds alternate pgbench and Locust;
+the ratio is of the medians. CPU per transaction is each tool's utime+stime from
 /proc/<pid>/stat over the steady middle of its run, over its tx/s. Run it
 through ``bench/loadgen``; ``--help`` for options.
 """
@@ -47,8 +47,8 @@ PGBENCH_PIPELINE = PGBENCH_SCRIPT.replace("BEGIN;", "\\startpipeline\nBEGIN;").r
     "COMMIT;\n", "COMMIT;\n\\endpipeline\n")
 # What each --mode means for each tool: pgbench -M, pgbench script, Locust environment.
 MODES: dict[str, tuple[str, str, dict[str, str]]] = {
-    "pipeline": ("prepared", PGBENCH_PIPELINE, {}),
-    "prepared": ("prepared", PGBENCH_SCRIPT, {"PGPROOF_LOAD_PIPELINE": "0"}),
+    "pipeline": ("prepared", PGBENCH_PIPELINE, {"PGPROOF_LOAD_PIPELINE": "1"}),
+    "prepared": ("prepared", PGBENCH_SCRIPT, {}),
     "extended": ("extended", PGBENCH_SCRIPT, {"PGPROOF_LOAD_PREPARE": "0"}),
 }
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--endpoint", choices=("writer", "pooler"), default="writer")
     ap.add_argument("--mode", choices=tuple(MODES),
                     help="the same protocol for both tools: prepared in one pipeline, prepared"
-                         " in three round trips, or unnamed (default: pipeline; extended for"
+                         " in three round trips, or unnamed (default: prepared; extended for"
                          " --endpoint pooler)")
     ap.add_argument("--clients", type=positive, default=20)
     ap.add_argument("--duration", type=positive, default=15, help="seconds per tool and round")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=0, help="Locust --processes (0: one process)")
     ap.add_argument("--out", type=Path, help="result directory (default reports/loadgen-<UTC>)")
     args = ap.parse_args(argv)
-    mode = args.mode or ("extended" if args.endpoint == "pooler" else "pipeline")
+    mode = args.mode or ("extended" if args.endpoint == "pooler" else "prepared")
     if args.duration < 5:
         ap.error(f"--duration {args.duration}: at least 5 s, so each run has a steady middle")
     out = args.out or ROOT / "reports" / time.strftime("loadgen-%Y%m%dT%H%M%SZ", time.gmtime())
