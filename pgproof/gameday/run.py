@@ -227,7 +227,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
         live["clock"] = clock
         clock.start()
         j.event("load", f"Locust started ({users} users, pid {load_pid}); failover clock ticking",
-                f"Locust --run-time {limit:.0f} s (hard limit)")
+                f"Locust --run-time {limit:.0f} s (hard limit)" + _path_note(target))
         base = _baseline(load, baseline_s, target.thresholds.load_recovery_ratio)
         old_leader, tl0 = driver.leader(), driver.timeline()
         live["old_leader"], live["timeline"] = old_leader, tl0
@@ -275,6 +275,14 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
     verdicts = {v["verdict"] for v in j.verdicts}
     j.verdict = "fail" if "fail" in verdicts else "error" if "error" in verdicts else "pass"
     j.event("verify", f"verdict {j.verdict}", "; ".join(f"{v['id']} {v['verdict']}" for v in j.verdicts))
+
+
+def _path_note(target: Target) -> str:
+    """Where the load and the clock connect from: the bastion's forwards when ``postgres.via``."""
+    from pgproof import tunnel
+
+    t = tunnel.ensure(target)  # the pre-flight opened it: this reuses the same tunnel
+    return f"; load and clock through bastion {t.via.name}" if t is not None else ""
 
 
 def _forget_if_stopped(rec: record.FaultRecord, load: LoadProcess) -> None:

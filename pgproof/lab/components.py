@@ -64,6 +64,14 @@ def wait_etcd(state: LabState, pid: int, timeout: float) -> None:
     procs.wait_until(lambda: http_ok(url), timeout, "etcd", "healthy", state.log("etcd"), pid)
 
 
+def start_mgmt_bridge(state: LabState) -> int:
+    """vpc: Patroni REST and the Toxiproxy API of the DB namespace on the root's loopback."""
+    ports = [state.ports["toxiproxy"], *(state.ports[n + "_rest"] for n in NODES)]
+    argv = [sys.executable, "-m", "pgproof.lab.mgmt_bridge", "--netns", state.vpc["db_ns"],
+            *(a for p in ports for a in ("--port", str(p)))]
+    return procs.spawn(argv, state.log("mgmt"), state.pidfile("mgmt"), procs.clean_env())
+
+
 def start_toxiproxy(state: LabState) -> int | None:
     """Our Toxiproxy-API server, unless TOXIPROXY_URL names a real one."""
     external = os.environ.get("TOXIPROXY_URL")

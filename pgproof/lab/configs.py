@@ -245,8 +245,7 @@ def target_toml(state: LabState, driver: str = "lab", cloud: str = "aws") -> str
         "nodes = [" + ", ".join(ep(p[n + "_pg"], dbname="appdb") for n in NODES) + "]",
         "",
         "[chaos]",
-        # vpc: faults drive Toxiproxy and Patroni from the root namespace, which has no route there.
-        f"allowed = {'false' if vpc else 'true'}",
+        "allowed = true",  # vpc: faults through the management bridge, load and clock via the bastion
         f'driver = "{driver}"',
         "",
         "[lab]",

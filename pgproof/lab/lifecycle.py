@@ -20,8 +20,8 @@ from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 from pgproof.target import LAB_TARGETS
 
 # Stop order: clients first, the consensus store last.
-VPC_ONLY = ("bastion_root", "bastion_ns", "sshd", "s3_endpoint")
-COMPONENTS = (*VPC_ONLY[:3], "backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy",
+VPC_ONLY = ("bastion_root", "bastion_ns", "sshd", "mgmt", "s3_endpoint")
+COMPONENTS = (*VPC_ONLY[:4], "backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy",
               "etcd", "s3_endpoint", "s3front", "moto", "azure-arm", "azurite")
 
 Progress = Callable[[str], None]
@@ -97,6 +97,8 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
     state.netns = c.make_outside_netns(state)
     state.save()
     sshd = bastion.start(state) if vpc else None  # needs nothing of the DB tier: start it early
+    if vpc:  # the DB tier's control APIs on the runner's loopback, as a cloud's API would be
+        c.start_mgmt_bridge(state)
     with ThreadPoolExecutor(max_workers=2) as pool:
         aws: Future[dict[str, object]] | None = None
         if with_aws:
@@ -303,7 +305,7 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
         port = {"health": p.get("health"), "pgbouncer": p.get("pgbouncer"),
                 "haproxy": p.get("haproxy_writer"), "toxiproxy": p.get("toxiproxy"),
                 "etcd": p.get("etcd_client"), "moto": p.get("moto"), "sshd": p.get("ssh_bridge"),
-                "bastion_root": p.get("ssh_bridge"), "s3front": p.get("s3_tls"),
+                "bastion_root": p.get("ssh_bridge"), "mgmt": p.get("toxiproxy"), "s3front": p.get("s3_tls"),
                 "s3_endpoint": p.get("s3_tls"), "azure-arm": p.get("azure_arm"),
                 "azurite": p.get("azurite")}.get(name) or p.get(f"{name}_pg")
         detail = "running" if alive else "not running"
