@@ -281,7 +281,7 @@ class Azure(_Strict):
 
 class Chaos(_Strict):
     allowed: bool = False
-    driver: Literal["lab", "ssh", "aws"] = "lab"
+    driver: Literal["lab", "ssh", "aws", "azure"] = "lab"
     production: bool = False
     load_users: int = Field(10, ge=1)
     baseline_s: float = Field(5, gt=0)  # load before the fault: the pre-fault median
