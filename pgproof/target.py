@@ -281,13 +281,13 @@ class Azure(_Strict):
 
 class Chaos(_Strict):
     allowed: bool = False
-    driver: Literal["lab", "ssh", "aws"] = "lab"
+    driver: Literal["lab", "ssh", "aws", "azure"] = "lab"
     production: bool = False
     load_users: int = Field(10, ge=1)
     baseline_s: float = Field(5, gt=0)  # load before the fault: the pre-fault median
     duration_s: float = Field(8, gt=0)  # how long a non-failover fault (latency) stays on
     snapshot_before: bool = False  # a snapshot/backup before the fault; no snapshot, no game day
-    app_cidrs: list[str] = []  # the app tier by CIDR, for the aws driver's security-group blackhole
+    app_cidrs: list[str] = []  # the app tier by CIDR: aws security-group blackhole, azure NSG deny rule
 
 
 class Lab(_Strict):

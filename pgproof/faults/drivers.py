@@ -15,6 +15,7 @@ DRIVERS = {
     "lab": "pgproof.faults.lab:LabDriver",
     "aws": "pgproof.faults.aws:AwsDriver",
     "ssh": "pgproof.faults.ssh:SshDriver",
+    "azure": "pgproof.faults.azure:AzureDriver",
 }
 
 

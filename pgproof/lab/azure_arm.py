@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pgproof.lab import azure_bridge
+
 _STORE_LOCK = threading.Lock()
 # Key Vault data plane on its own port (the SDK parses ids as <vault root>/keys/<name>/<version>):
 # keys and secrets with versions (API 7.5, keys.json /
@@ -74,6 +76,8 @@ class Store:
             props.setdefault("provisioningState", "Succeeded")
         if rec["type"] == "Microsoft.DBforPostgreSQL/flexibleServers":
             _server_defaults(rec)
+        if rec["type"] == "Microsoft.Network/networkSecurityGroups":
+            azure_bridge.fill_rule_ids(rec)
         self.items[rid.lower()] = rec
         return rec
 
@@ -165,15 +169,19 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(403, _error("AuthorizationFailed", f"The client does not have "
                                           f"authorization to perform action '{rtype}/read' over "
                                           f"scope '{path}'."))
+        self._extra: dict[str, str] = {}
         with _STORE_LOCK:
             m = KV.match(path) if vault else None
             if vault and m is None:
                 status, body = 400, _error("BadParameter", f"{path} is not a Key Vault operation")
             else:
                 status, body = (self._kv(m, vault) if m else self._arm(path))
+            if (not vault and self.command in ("PUT", "PATCH", "DELETE") and status < 300
+                    and "/microsoft.network/" in path.lower()):
+                self.server.network_changed()
             self.server.store.save()
-        headers = {}
-        if (not vault and self.command in ("PUT", "PATCH", "POST") and status == 200
+        headers = self._extra  # an operation's own headers (restart with failover, its status)
+        if (not headers and not vault and self.command in ("PUT", "PATCH", "POST") and status == 200
                 and "/Microsoft.DBforPostgreSQL/" in path):
             # Long-running on the real service (202 + Location, Servers_Create 2024-08-01); the
             # location answers at once, and Retry-After: 0 keeps the SDK's poller from sleeping.
@@ -194,6 +202,14 @@ class Handler(BaseHTTPRequestHandler):
         missing = self._missing_scope(parts)
         if missing and method != "PUT":
             return 404, missing
+        if method == "GET":
+            op = azure_bridge.operation(store.items, path)
+            if op is not None:
+                self._extra = op[2]
+                return op[0], op[1]
+        rule = azure_bridge.security_rule(store.items, method, path, body)
+        if rule is not None:
+            return rule
         if method == "POST":
             return self._action(path, body)
         if method == "PUT":
@@ -244,13 +260,29 @@ class Handler(BaseHTTPRequestHandler):
             props["state"] = "Stopped"
         elif action == "start":
             props["state"] = "Ready"
-        elif action == "restart" and (body.get("failoverMode") or "").endswith("Failover"):
-            ha = props.get("highAvailability") or {}
-            if ha.get("mode") in ("ZoneRedundant", "SameZone"):
-                props["availabilityZone"], ha["standbyAvailabilityZone"] = (
-                    ha.get("standbyAvailabilityZone"), props.get("availabilityZone"))
-            self.server.on_failover(target)
+        elif action == "restart" and (body.get("restartWithFailover")
+                                      or (body.get("failoverMode") or "").endswith("Failover")):
+            return self._failover(rec, body)
         return 200, None
+
+    def _failover(self, rec: dict[str, Any], body: dict[str, Any]) -> tuple[int, Any]:
+        """Servers_Restart with failover (2026-10-01): 202 + Azure-AsyncOperation; see azure_bridge."""
+        props = rec["properties"]
+        ha = props.get("highAvailability") or {}
+        if ha.get("mode") not in ("ZoneRedundant", "SameZone"):
+            # The twin's wording: the service refuses a failover without a standby.
+            return 400, _error("HighAvailabilityNotEnabled", f"Server '{rec['name']}' has no "
+                               "high availability standby to fail over to.")
+        if props.get("state") != "Ready" or ha.get("state") != "Healthy":
+            return 409, _error("ServerBusy", f"Server '{rec['name']}' is {props.get('state')} "
+                               f"(standby {ha.get('state')}); another operation is in progress.")
+        items = self.server.store.items
+        key, self._extra = azure_bridge.start_operation(items, self.server.url, rec["id"],
+                                                        str(rec.get("location") or "eastus"))
+        props["state"], ha["state"] = "Restarting", "FailingOver"
+        mode = str(body.get("failoverMode") or "ForcedFailover")
+        self.server.on_failover(rec, items[key], mode)
+        return 202, None
 
     # -- Key Vault data plane -----------------------------------------------------------------
     def _kv(self, m: re.Match[str], vault: str) -> tuple[int, Any]:
@@ -309,7 +341,7 @@ class ArmServer(ThreadingHTTPServer):
         self.url = f"https://127.0.0.1:{self.server_address[1]}"
         self._log = log
         self.deny_file = deny_file
-        self.failover_hook: Path | None = None
+        self.bridge: azure_bridge.Bridge | None = None
 
     def log(self, line: str) -> None:
         if self._log:
@@ -321,22 +353,36 @@ class ArmServer(ThreadingHTTPServer):
             return []
         return json.loads(self.deny_file.read_text()).get(token, [])
 
-    def on_failover(self, server_id: str) -> None:
-        """A forced failover is recorded; the lab bridge (game days) watches the actions list."""
-        self.log(f"forced failover of {server_id}")
+    def network_changed(self) -> None:
+        """After a Microsoft.Network change: the bridge re-decides the lab's client path."""
+        if self.bridge is None:
+            return
+        try:
+            self.bridge.sync_client_path(self.store.items)
+        except Exception as exc:  # noqa: BLE001 - logged; the ARM call itself succeeded
+            self.log(f"client-path sync failed: {exc}")
+
+    def on_failover(self, rec: dict[str, Any], op: dict[str, Any], mode: str) -> None:
+        """The lab bridge fails Patroni over in a thread; unbridged, the failover completes now."""
+        self.log(f"{mode} of {rec['id']}")
+        if self.bridge is None or not self.bridge.failover(_STORE_LOCK, self.store.save, rec, op, mode):
+            azure_bridge.finish(rec, op, None)
 
 
 def make_servers(ports: tuple[int, int], cert: Path, key: Path, state_file: Path | None,
                  subscription: str, vault: str, log: Path | None = None,
-                 deny_file: Path | None = None) -> tuple[ArmServer, ArmServer]:
+                 deny_file: Path | None = None,
+                 lab_state: Path | None = None) -> tuple[ArmServer, ArmServer]:
     """ARM on ``ports[0]`` holding ``subscription`` (any other is SubscriptionNotFound) and the
     data plane of Key Vault ``vault`` on ``ports[1]``, sharing one store."""
     store = Store(state_file)
     store.items.setdefault(f"/subscriptions/{subscription}".lower(), {
         "id": f"/subscriptions/{subscription}", "subscriptionId": subscription,
         "displayName": "pgproof lab", "state": "Enabled"})
-    return (ArmServer(ports[0], cert, key, store, log, deny_file),
-            ArmServer(ports[1], cert, key, store, log, deny_file, vault=vault))
+    arm = ArmServer(ports[0], cert, key, store, log, deny_file)
+    if lab_state is not None:  # bridged: the lab's Patroni and client path behind the twin
+        arm.bridge = azure_bridge.Bridge(lab_state)
+    return arm, ArmServer(ports[1], cert, key, store, log, deny_file, vault=vault)
 
 
 if __name__ == "__main__":  # the lab's twin process: python -m pgproof.lab.azure_arm ARM KV ...
@@ -344,6 +390,6 @@ if __name__ == "__main__":  # the lab's twin process: python -m pgproof.lab.azur
 
     a = sys.argv[1:]
     arm, kv = make_servers((int(a[0]), int(a[1])), Path(a[2]), Path(a[3]), Path(a[4]), a[5], a[6],
-                           Path(a[7]), Path(a[8]))
+                           Path(a[7]), Path(a[8]), Path(a[9]) if len(a) > 9 else None)
     threading.Thread(target=kv.serve_forever, daemon=True).start()
     arm.serve_forever()

@@ -46,7 +46,7 @@ def start(state_dir: Path, tls_dir: Path, ports: tuple[int, int, int], timeout: 
     arm = procs.spawn([sys.executable, "-m", "pgproof.lab.azure_arm", str(arm_port), str(kv_port),
                        str(cert.cert), str(cert.key), str(store), spec.SUBSCRIPTION, spec.VAULT,
                        str(log_dir / "azure-arm.log"),
-                       str(state_dir / "azure" / "deny.json")],
+                       str(state_dir / "azure" / "deny.json"), str(state_dir)],
                       log_dir / "azure-arm.out", pid_dir / "azure-arm.pid", env)
     blob = procs.spawn([str(azurite_bin()), "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
                         "--cert", str(cert.cert), "--key", str(cert.key), "--location",

@@ -97,12 +97,15 @@ class Ids:
 
 
 def nsg_rules(app_prefix: str = "10.20.2.0/24") -> list[dict[str, Any]]:
-    """DB port from the app subnet only; everything else inbound denied before AllowVnetInBound."""
+    """DB port from the app subnet only; everything else inbound denied before AllowVnetInBound.
+
+    The allow rule sits at 200, not the minimum 100, leaving room above it for an emergency
+    deny (the Azure game day's partition, ``faults.azure_nsg``)."""
     return [
         {"name": "allow-app-postgres", "properties": {
             "protocol": "Tcp", "sourceAddressPrefix": app_prefix, "sourcePortRange": "*",
             "destinationAddressPrefix": "10.20.1.0/24", "destinationPortRange": str(DB_PORT),
-            "access": "Allow", "priority": 100, "direction": "Inbound"}},
+            "access": "Allow", "priority": 200, "direction": "Inbound"}},
         {"name": "deny-other-inbound", "properties": {
             "protocol": "*", "sourceAddressPrefix": "*", "sourcePortRange": "*",
             "destinationAddressPrefix": "*", "destinationPortRange": "*",

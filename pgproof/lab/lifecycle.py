@@ -133,7 +133,7 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
     if state.aws:  # lab-rds: the same lab through its AWS twin, bridged by lab/aws_bridge.py
         state.target_file.with_name(LAB_TARGETS["lab-rds"]).write_text(configs.target_toml(state, "aws"))
     if state.azure:
-        state.azure_target_file.write_text(configs.target_toml(state, cloud="azure"))
+        state.azure_target_file.write_text(configs.target_toml(state, "azure", cloud="azure"))
     progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
 
 
