@@ -7,8 +7,11 @@ prepared in one pipeline (``--mode pipeline``: pgbench ``-M prepared`` with
 ``\\startpipeline``, Locust with ``PGPROOF_LOAD_PIPELINE=1``), prepared in three
 round trips (``--mode prepared``, what game days send: pgbench
 ``-M prepared``) or unnamed (``--mode extended``: pgbench ``-M extended``,
-Locust with ``PGPROOF_LOAD_PREPARE=0``). Rounds alternate pgbench and Locust;
-the ratio is of the medians. CPU per transaction is each tool's utime+stime from
+Locust with ``PGPROOF_LOAD_PREPARE=0``). ``--pgbench-mode`` (repeatable) sets
+pgbench's protocol apart from Locust's: ``--mode pipeline --pgbench-mode prepared
+--pgbench-mode pipeline`` measures pgproof's writer at its best against the
+transaction as pgbench runs it and, in the same run, against pgbench pipelined
+too. Rounds alternate pgbench and Locust; each ratio is of the medians. CPU per transaction is each tool's utime+stime from
 /proc/<pid>/stat over the steady middle of its run, over its tx/s. Run it
 through ``bench/loadgen``; ``--help`` for options.
 """
@@ -181,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the same protocol for both tools: prepared in one pipeline, prepared"
                          " in three round trips, or unnamed (default: prepared; extended for"
                          " --endpoint pooler)")
+    ap.add_argument("--pgbench-mode", action="append", choices=tuple(MODES), default=None,
+                    help="pgbench's protocol, repeatable (default: the same as --mode)")
     ap.add_argument("--clients", type=positive, default=20)
     ap.add_argument("--duration", type=positive, default=15, help="seconds per tool and round")
     ap.add_argument("--rounds", type=positive, default=3, help="alternating runs of each tool")
@@ -192,30 +197,39 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--duration {args.duration}: at least 5 s, so each run has a steady middle")
     out = args.out or ROOT / "reports" / time.strftime("loadgen-%Y%m%dT%H%M%SZ", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
-    pgbs: list[dict[str, Any]] = []
+    pg_modes = list(dict.fromkeys(args.pgbench_mode or [mode]))
+    pgbs: dict[str, list[dict[str, Any]]] = {m: [] for m in pg_modes}
     locs: list[dict[str, Any]] = []
     with database(args.target, args.endpoint) as conninfo:
         ensure_ledger_table(conninfo)
         for r in range(args.rounds):
-            pgbs.append(run_pgbench(conninfo, args.clients, args.duration, mode, out))
+            for m in pg_modes:
+                pgbs[m].append(run_pgbench(conninfo, args.clients, args.duration, m, out))
             locs.append(run_locust(conninfo, args.clients, args.duration, args.processes, mode,
                                    out / f"locust-{r + 1}"))
-    pgb_tps, loc_tps = median(p["tps"] for p in pgbs), median(loc["tps"] for loc in locs)
+    loc_tps = median(loc["tps"] for loc in locs)
+    pgb_tps = {m: median(p["tps"] for p in runs) for m, runs in pgbs.items()}
+    ratios = {m: loc_tps / tps if tps else None for m, tps in pgb_tps.items()}
     result = {"clients": args.clients, "duration_s": args.duration, "rounds": args.rounds,
-              "mode": mode, "processes": args.processes, "target": args.target or "standalone",
-              "pgbench": pgbs, "locust": locs, "pgbench_tps": pgb_tps, "locust_tps": loc_tps,
-              "ratio": loc_tps / pgb_tps if pgb_tps else None,
+              "mode": mode, "pgbench_modes": pg_modes, "processes": args.processes,
+              "target": args.target or "standalone", "pgbench": pgbs, "locust": locs,
+              "pgbench_tps": pgb_tps, "locust_tps": loc_tps, "ratio": ratios,
               "lost": sum(loc["ledger"]["lost"] for loc in locs)}
     (out / "result.json").write_text(json.dumps(result, indent=2))
-    print(f"transaction: BEGIN; INSERT one ledger row; COMMIT ({mode})  ({args.clients} clients, "
+    print(f"transaction: BEGIN; INSERT one ledger row; COMMIT  ({args.clients} clients, "
           f"{args.duration} s, {args.rounds} alternating rounds, target {result['target']})")
-    for r, (p, loc) in enumerate(zip(pgbs, locs, strict=True), 1):
+    for r, loc in enumerate(locs):
         led = loc["ledger"]
-        print(f"round {r}: pgbench ({mode}) {p['tps']:8.1f} tx/s {fmt_cpu(p)}  load {p['load_avg']}"
-              f" | locust ({args.processes or 1} proc) {loc['tps']:8.1f} tx/s {fmt_cpu(loc)}"
-              f"  load {loc['load_avg']}  ledger lost {led['lost']} of {led['acknowledged']}"
-              f" acknowledged, {loc['failures']} failures")
-    print(f"median: pgbench {pgb_tps:.1f} tx/s, locust {loc_tps:.1f} tx/s, ratio {result['ratio']:.2f}")
+        for m in pg_modes:
+            p = pgbs[m][r]
+            print(f"round {r + 1}: pgbench ({m}) {p['tps']:8.1f} tx/s {fmt_cpu(p)}  load {p['load_avg']}")
+        print(f"round {r + 1}: locust ({mode}, {args.processes or 1} proc) {loc['tps']:8.1f} tx/s "
+              f"{fmt_cpu(loc)}  load {loc['load_avg']}  ledger lost {led['lost']} of "
+              f"{led['acknowledged']} acknowledged, {loc['failures']} failures")
+    for m in pg_modes:
+        ratio = ratios[m]
+        print(f"median: locust ({mode}) {loc_tps:.1f} tx/s vs pgbench ({m}) {pgb_tps[m]:.1f} tx/s: "
+              f"ratio {ratio:.2f}" if ratio is not None else f"median: pgbench ({m}) ran no tx")
     clock = locs[-1]["clock"]
     print(f"failover clock under that load: resolution {clock['resolution_s']:.3f} s "
           f"(median gap {clock['median_gap_s']:.3f} s + p95 write {clock['p95_write_s']:.3f} s, "

@@ -72,6 +72,17 @@ def enable(api_url: str, proxies: list[str]) -> None:
         raise ToxiproxyError("; ".join(errors))
 
 
+def disable(api_url: str, proxies: list[str]) -> None:
+    """Disable ``proxies`` (listener closed, open connections dropped)."""
+    for p in proxies:
+        _request(api_url, "POST", f"/proxies/{p}", {"enabled": False})
+
+
+def set_enabled(api_url: str, proxies: list[str], on: bool) -> None:
+    """Open or close ``proxies``: what a lab bridge does when a twin's firewall rules change."""
+    (enable if on else disable)(api_url, proxies)
+
+
 def latency(api_url: str, proxy: str, ms: int, jitter_ms: int = 0, stream: str = "downstream",
             undo_stack: contextlib.ExitStack | None = None) -> contextlib.AbstractContextManager[None]:
     """Delay every chunk on ``stream`` by ``ms`` ± ``jitter_ms`` while the block runs."""
@@ -98,8 +109,7 @@ def down(api_url: str, proxies: list[str],
         enable(api_url, proxies)
 
     def disable_all() -> None:
-        for p in proxies:
-            _request(api_url, "POST", f"/proxies/{p}", {"enabled": False})
+        disable(api_url, proxies)
 
     fix = " && ".join(f"curl -X POST -d '{{\"enabled\": true}}' {base}/proxies/{p}" for p in proxies)
     undo = Undo(enable_all, f"proxies {proxies} at {api_url} may still be disabled", fix)

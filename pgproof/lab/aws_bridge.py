@@ -137,11 +137,7 @@ class Bridge:
                 return
             from pgproof.faults import toxiproxy
 
-            if admitted:
-                toxiproxy.enable(st.toxiproxy_url, ["writer", "reader"])
-            else:
-                for p in ("writer", "reader"):
-                    toxiproxy._request(st.toxiproxy_url, "POST", f"/proxies/{p}", {"enabled": False})
+            toxiproxy.set_enabled(st.toxiproxy_url, ["writer", "reader"], admitted)
             self.cut = not admitted
             log.info("client path %s", "re-enabled" if admitted else "cut (no ingress admits the app tier)")
 
