@@ -401,6 +401,22 @@ def test_fault_down_undoes_on_keyboard_interrupt(api: str, echo: str) -> None:
         assert round_trip(s) < 0.05
 
 
+def test_set_enabled_closes_and_reopens_each_proxy(api: str, echo: str) -> None:
+    """What the lab's cloud bridges call when a twin's firewall rules change."""
+    ports = [make_proxy(api, echo, "writer"), make_proxy(api, echo, "reader")]
+    faults.set_enabled(api, ["writer", "reader"], False)
+    for port in ports:
+        with pytest.raises(ConnectionRefusedError):
+            connect(port)
+    faults.set_enabled(api, ["writer", "reader"], False)  # idempotent
+    faults.set_enabled(api, ["writer", "reader"], True)
+    for port in ports:
+        with connect(port) as s:
+            assert round_trip(s) < 0.05
+    with pytest.raises(faults.ToxiproxyError):
+        faults.set_enabled(api, ["nosuch"], False)
+
+
 def make_port(api: str, name: str) -> int:
     return int(requests.get(f"{api}/proxies/{name}", timeout=5).json()["listen"].rsplit(":", 1)[1])
 
