@@ -27,7 +27,7 @@ from pgproof.gameday.metrics import baseline, load_recovery
 from pgproof.lab import procs
 from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.load import record
-from pgproof.load.runner import LoadProcess, group_pids, merge_seconds, read_jsonl
+from pgproof.load.runner import LoadProcess, complete_seconds, group_pids, merge_seconds, read_jsonl
 from pgproof.load.schema import ensure_ledger_table
 from pgproof.load.wire import PipelineFailed, Wire
 
@@ -343,6 +343,21 @@ def test_merge_seconds_sums_processes_and_skips_finals() -> None:
     merged = merge_seconds(rows)
     assert [(s.t, s.requests, s.failures, s.p95_ms, s.users, s.ok) for s in merged] == [
         (5, 30, 1, 3.0, 5, 29), (6, 7, 0, None, 5, 7)]
+
+
+def test_complete_seconds_waits_for_every_live_worker_but_not_a_dead_one() -> None:
+    def sec(t: int) -> dict[str, float]:
+        return {"t": t, "requests": 10, "failures": 0, "p95_ms": 1.0, "users": 1}
+
+    final = {"final": True, "t": 12.5, "requests": 99}
+    # Worker b has not written second 11 yet: 11 would count only a's half and look like a dip.
+    a, b = [sec(t) for t in (9, 10, 11)], [sec(t) for t in (9, 10)]
+    assert sorted({r["t"] for r in complete_seconds([a, b, [final]])}) == [9, 10, 12.5]
+    assert [s.requests for s in merge_seconds(complete_seconds([a, b]))] == [20, 20]
+    # Worker c stopped writing at 10 while a went on to 15: a dead writer holds nobody back.
+    a, c = [sec(t) for t in range(9, 16)], [sec(t) for t in (9, 10)]
+    assert [s.t for s in merge_seconds(complete_seconds([a, c]))] == list(range(9, 16))
+    assert complete_seconds([[], [final]]) == [final]
 
 
 def test_bench_loadgen_refuses_a_run_too_short_to_have_a_steady_middle(tmp_path: Path) -> None:
