@@ -218,7 +218,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
     if not ok:
         raise RuntimeError(f"refusing to start: the target is not in steady state ({detail})")
     app = target.conninfo(user=target.postgres.app_role or target.postgres.user)
-    m: dict[str, Any] = {}
+    m: dict[str, Any] = {"load_workers": workers} if workers else {}
     j.measurements = m
     with contextlib.ExitStack() as stack:
         if not s.synchronous:
