@@ -82,9 +82,11 @@ def test_kill_primary_with_two_workers_loses_no_write(lab: LabState, lab_target:
     j = json.loads((out / "journal.json").read_text())
     verdicts = {v["id"]: v["verdict"] for v in j["verdicts"]}
     assert verdicts["HA-2"] == "pass" and verdicts["HA-3"] == "pass", j["verdicts"]
-    assert r.returncode in (0, 1), r.stderr  # HA-4 may judge a busy 2-core host, never an error
     ha4 = next(v for v in j["verdicts"] if v["id"] == "HA-4")
-    if ha4["verdict"] == "pass":
+    busy = ha4["verdict"] == "error" and "host got busier" in ha4["evidence"]  # a neighbour's doing
+    assert ha4["verdict"] == "pass" or busy, ha4
+    assert r.returncode == (2 if busy else 0), r.stdout[-2000:] + r.stderr
+    if not busy:
         assert "same Locust master and 2 workers" in ha4["evidence"], ha4
     assert j["parameters"]["workers"] == 2
     load_event = next(e for e in j["events"] if e["phase"] == "load")
