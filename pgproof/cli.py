@@ -206,6 +206,7 @@ def _gameday(args: argparse.Namespace) -> int:
     from pgproof.gameday.safety import ChaosRefused
     from pgproof.target import load_target
 
+    workers = _workers(args.workers, args.scenario)
     if args.archive_wait is not None and (args.scenario != "restore-pitr" or args.archive_wait <= 0):
         raise UserError("--archive-wait takes a positive number of seconds and only applies to "
                         f"restore-pitr (got {args.archive_wait:g} for {args.scenario})")
@@ -216,6 +217,7 @@ def _gameday(args: argparse.Namespace) -> int:
         return recover(target)
     if args.scenario != "alarm-drill":  # the drill needs only [aws]: an AWS-only runner can drill
         target.require_postgres("a game day")  # the clock and the ledger write through the writer
+    gd.check_workers(workers, args.users or target.chaos.load_users)
     preflight.check(target)
     if args.scenario == "restore-pitr":
         return _restore_pitr(args, target)
@@ -228,7 +230,7 @@ def _gameday(args: argparse.Namespace) -> int:
                                            dry_run=args.dry_run)
         else:
             journal, out = gd.run(target, args.scenario, reports=args.reports, users=args.users,
-                                  baseline_s=args.baseline,
+                                  baseline_s=args.baseline, workers=workers,
                                   i_mean_production=args.i_mean_production, dry_run=args.dry_run)
     except ChaosRefused as exc:
         print(f"pgproof: refused: {exc}", file=sys.stderr)
@@ -241,6 +243,22 @@ def _gameday(args: argparse.Namespace) -> int:
         print(f"UNDO FAILED: {journal.manual_fix}", file=sys.stderr)
     print(f"game day {journal.scenario}: {journal.verdict}; report: {out}")
     return {"pass": 0, "fail": 1}.get(journal.verdict, 2)
+
+
+def _workers(text: str | None, scenario: str) -> int:
+    """``--workers N``: a whole number >= 0, only for the failover scenarios (0: one Locust process)."""
+    if text is None:
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0 or n > 64:
+        raise UserError(f"--workers takes a whole number of Locust worker processes from 0 to 64 "
+                        f"(0: one process), got {text!r}")
+    if scenario in ("recover", "alarm-drill", "restore-pitr"):
+        raise UserError(f"--workers only applies to the failover scenarios under load, not {scenario}")
+    return n
 
 
 def _restore_pitr(args: argparse.Namespace, target: object) -> int:
@@ -410,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--config", type=Path, default=None)
     gd.add_argument("--reports", type=Path, default=Path("reports"))
     gd.add_argument("--users", type=int, default=None, help="Locust users (default: target's)")
+    gd.add_argument("--workers", default=None, metavar="N",
+                    help="run the load on Locust's distributed engine: a master on 127.0.0.1 and N "
+                         "worker processes, ledgers and stats merged (default 0: one process)")
     gd.add_argument("--baseline", type=float, default=None,
                     help="seconds of load before the fault (default: target's chaos.baseline_s)")
     gd.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")

@@ -244,6 +244,33 @@ allowed = true
     no_reports(tmp_path / "reports")
 
 
+def test_gameday_workers_must_be_a_small_whole_number(tmp_path: Path) -> None:
+    for bad in ("x", "-1", "2.5", "65"):
+        line = one_error(pgproof("gameday", "kill-primary", "--workers", bad, "--dry-run",
+                                 "--reports", str(tmp_path / "reports"), cwd=tmp_path))
+        assert line == ("pgproof: --workers takes a whole number of Locust worker processes from 0 "
+                        f"to 64 (0: one process), got '{bad}'")
+    line = one_error(pgproof("gameday", "recover", "--workers", "2", cwd=tmp_path))
+    assert line == "pgproof: --workers only applies to the failover scenarios under load, not recover"
+    no_reports(tmp_path / "reports")
+
+
+def test_gameday_refuses_more_workers_than_users(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "pgproof.toml", """
+[targets.staging.postgres]
+user = "auditor"
+writer = { host = "127.0.0.1", port = 1 }
+[targets.staging.chaos]
+allowed = true
+""")
+    line = one_error(pgproof("gameday", "kill-primary", "--target", "staging", "--config", str(cfg),
+                             "--users", "2", "--workers", "3", "--dry-run",
+                             "--reports", str(tmp_path / "reports"), cwd=tmp_path))
+    assert line == ("pgproof: --workers 3 is more than the 2 Locust users: every worker needs at "
+                    "least one user (raise --users or lower --workers)")
+    no_reports(tmp_path / "reports")
+
+
 # -- the CLI ---------------------------------------------------------------------------------
 def test_version(tmp_path: Path) -> None:
     import importlib.metadata as md

@@ -27,7 +27,7 @@ from pgproof.gameday.metrics import baseline, load_recovery
 from pgproof.lab import procs
 from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.load import record
-from pgproof.load.runner import LoadProcess, group_pids, merge_seconds, read_jsonl
+from pgproof.load.runner import LoadProcess, complete_seconds, group_pids, merge_seconds, read_jsonl
 from pgproof.load.schema import ensure_ledger_table
 from pgproof.load.wire import PipelineFailed, Wire
 
@@ -120,6 +120,46 @@ def test_stop_ends_the_whole_process_group_in_distributed_mode(pg: Standalone,
     # Ledger lines are written in blocks: a block left in memory at stop would show as extra rows.
     assert verdict.lost == 0 and verdict.extra == 0, verdict.sentence()
     assert verdict.acknowledged > 0
+
+
+def test_master_and_workers_merge_ledgers_without_double_counting(pg: Standalone,
+                                                                   tmp_path: Path) -> None:
+    """``workers=2``: a master and two worker processes, each its own group, reaped together."""
+    spawned: list[tuple[str, int]] = []
+    load = LoadProcess("ledger.py", pg.conninfo(), tmp_path, users=4, workers=2)
+    try:
+        load.start(on_spawn=lambda role, pid: spawned.append((role, pid)))
+        load.wait_running(timeout=45)
+        time.sleep(3)
+        groups = [p.pid for p in load.members()]
+        assert [r for r, _ in spawned] == ["locust master", "locust worker 1", "locust worker 2"]
+        assert [pid for _, pid in spawned] == groups and len(set(groups)) == 3
+        assert all(group_pids(g) for g in groups), "every member runs in its own group"
+        assert "--master-bind-host" in load.argv() and "127.0.0.1" in load.argv()
+    finally:
+        load.stop()
+    assert all(group_pids(g) == [] for g in groups), "processes left after stop()"
+    writers_by_pid: dict[int, set[int]] = {}
+    for path in tmp_path.glob("ledger.*.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        if rows:
+            writers_by_pid[int(path.name.split(".")[1])] = {r["writer"] for r in rows}
+    assert set(writers_by_pid) == {pid for _, pid in spawned[1:]}, "one ledger per worker, none from the master"
+    first, second = writers_by_pid.values()
+    assert first and second and not first & second, "writer ids unique across workers"
+    entries = load.ledger()
+    verdict = verify(pg.conninfo(), load.run_id, entries)
+    assert verdict.lost == 0 and verdict.extra == 0 and verdict.acknowledged > 0, verdict.sentence()
+    # Per-second lines come from the workers only (deltas); the master writes only its merged total.
+    per_second = [r for r in read_jsonl(list(tmp_path.glob("stats.*.jsonl"))) if not r.get("final")]
+    assert {int(p.name.split(".")[1]) for p in tmp_path.glob("stats.*.jsonl")
+            if any(not json.loads(x).get("final") for x in p.read_text().splitlines())} <= set(
+                writers_by_pid)
+    final = load.final_stats()
+    assert final is not None and final["requests"] > 0
+    summed = sum(r["requests"] for r in per_second)
+    assert summed <= final["requests"] <= len(entries), (summed, final["requests"], len(entries))
+    assert max(s.users for s in load.stats()) == 4, "users summed over workers, not doubled"
 
 
 def test_clock_measures_the_outage_of_a_crash() -> None:
@@ -303,6 +343,21 @@ def test_merge_seconds_sums_processes_and_skips_finals() -> None:
     merged = merge_seconds(rows)
     assert [(s.t, s.requests, s.failures, s.p95_ms, s.users, s.ok) for s in merged] == [
         (5, 30, 1, 3.0, 5, 29), (6, 7, 0, None, 5, 7)]
+
+
+def test_complete_seconds_waits_for_every_live_worker_but_not_a_dead_one() -> None:
+    def sec(t: int) -> dict[str, float]:
+        return {"t": t, "requests": 10, "failures": 0, "p95_ms": 1.0, "users": 1}
+
+    final = {"final": True, "t": 12.5, "requests": 99}
+    # Worker b has not written second 11 yet: 11 would count only a's half and look like a dip.
+    a, b = [sec(t) for t in (9, 10, 11)], [sec(t) for t in (9, 10)]
+    assert sorted({r["t"] for r in complete_seconds([a, b, [final]])}) == [9, 10, 12.5]
+    assert [s.requests for s in merge_seconds(complete_seconds([a, b]))] == [20, 20]
+    # Worker c stopped writing at 10 while a went on to 15: a dead writer holds nobody back.
+    a, c = [sec(t) for t in range(9, 16)], [sec(t) for t in (9, 10)]
+    assert [s.t for s in merge_seconds(complete_seconds([a, c]))] == list(range(9, 16))
+    assert complete_seconds([[], [final]]) == [final]
 
 
 def test_bench_loadgen_refuses_a_run_too_short_to_have_a_steady_middle(tmp_path: Path) -> None:

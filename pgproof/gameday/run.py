@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pgproof.errors import UserError
 from pgproof.faults import record, snapshot
 from pgproof.faults.base import FaultUndoError
 from pgproof.faults.drivers import adapt, cannot, fault_text, make_driver
@@ -44,8 +45,27 @@ def load_limit_s(s: Scenario, target: Target, baseline_s: float, budget_s: float
             + LOAD_MARGIN_S)
 
 
+def check_workers(workers: int, users: int) -> None:
+    """Every worker needs a user: an idle worker would add a ledger with nothing in it."""
+    if workers > users:
+        raise UserError(f"--workers {workers} is more than the {users} Locust users: every worker "
+                        "needs at least one user (raise --users or lower --workers)")
+
+
+def load_text(users: int, workers: int) -> list[str]:
+    """Plan step 2: one Locust process, or a master and its workers (and how to add remote ones)."""
+    if not workers:
+        return [f"2. start Locust ({users} ledger writers) and the failover clock (a write every 50 ms)"]
+    return [f"2. start a Locust master (127.0.0.1, a free port chosen at start) and {workers} worker "
+            f"processes ({users} ledger writers between them), and the failover clock (a write every 50 ms)",
+            f"   the master waits for these {workers} (no rebalancing: a worker joining later stays idle); "
+            "load from other machines is Locust's own distributed mode by hand: "
+            "locust -f locustfiles/ledger.py --worker --master-host <master> --master-port <port> "
+            "(README: workers on other machines)"]
+
+
 def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: float,
-         driver: Any = None) -> list[str]:
+         driver: Any = None, workers: int = 0) -> list[str]:
     steady = getattr(driver, "STEADY_TEXT", "leader + streaming sync standby")
     return [
         f"target {target.name} (driver {target.chaos.driver}); scenario {s.name}: {s.description}",
@@ -54,7 +74,7 @@ def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: f
         f"1. check steady state ({steady}); refuse if unhealthy",
         *(["   switch the cluster to asynchronous replication (restored afterwards)"]
           if not s.synchronous else []),
-        f"2. start Locust ({users} ledger writers) and the failover clock (a write every 50 ms)",
+        *load_text(users, workers),
         f"3. measure >= {baseline_s:.0f} s of baseline, until its last {BASELINE_SECONDS} full seconds "
         f"spread <= {BASELINE_MAX_MAD:.0%} (median absolute deviation; at most {BASELINE_EXTRA_S:.0f} s more)",
         f"4. inject fault: {fault_text(driver, s, duration_s=target.chaos.duration_s)}",
@@ -69,10 +89,11 @@ def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: f
 
 def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users: int | None = None,
         baseline_s: float | None = None, budget_s: float | None = None,
-        i_mean_production: bool = False, dry_run: bool = False,
+        i_mean_production: bool = False, dry_run: bool = False, workers: int = 0,
         echo: Callable[[str], None] = print) -> tuple[Journal, Path | None]:
     s = SCENARIOS[scenario]
     users = users or target.chaos.load_users
+    check_workers(workers, users)
     baseline_s = baseline_s or target.chaos.baseline_s
     budget_s = budget_s or target.thresholds.rto_budget_s
     check_policy(target, i_mean_production)
@@ -87,7 +108,7 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
         if why:
             raise ChaosRefused(f"scenario {s.name} cannot run on target {target.name!r}: {why}")
     if dry_run:
-        for line in plan(s, target, users, baseline_s, budget_s, driver):
+        for line in plan(s, target, users, baseline_s, budget_s, driver, workers):
             echo(line)
         return Journal(uuid.uuid4().hex[:12], target.name, s.name, s.description,
                        target.chaos.driver, {}, verdict="dry-run"), None
@@ -111,7 +132,8 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     rec.data["run_dir"] = str(out)
     rec.save()
     j = Journal(run_id, target.name, s.name, s.description,
-                target.chaos.driver, {"users": users, "budget_s": budget_s, "baseline_s": baseline_s,
+                target.chaos.driver, {"users": users, "workers": workers,
+                                      "budget_s": budget_s, "baseline_s": baseline_s,
                                       "recovery_budget_s": target.thresholds.recovery_budget_s,
                                       "recovery_sustain_s": target.thresholds.recovery_sustain_s,
                                       **s.fault_args}, echo=echo)
@@ -123,7 +145,7 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     app = target.conninfo(user=target.postgres.app_role or target.postgres.user)
     try:
         with sigterm_unwinds(), record.activate(rec):
-            _run(target, driver, s, j, out, users, baseline_s, budget_s, live)
+            _run(target, driver, s, j, out, users, baseline_s, budget_s, live, workers)
     except FaultUndoError as exc:
         j.manual_fix = str(exc)
         j.event("undo", "UNDO FAILED", str(exc))
@@ -188,7 +210,7 @@ def _versions(target: Target, driver: Any) -> dict[str, str]:
 
 
 def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users: int,
-         baseline_s: float, budget_s: float, live: dict[str, Any]) -> None:
+         baseline_s: float, budget_s: float, live: dict[str, Any], workers: int = 0) -> None:
     j.versions = _versions(target, driver)
     ok, detail = driver.steady()
     j.steady_state_before = {"ok": ok, "detail": detail}
@@ -196,7 +218,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
     if not ok:
         raise RuntimeError(f"refusing to start: the target is not in steady state ({detail})")
     app = target.conninfo(user=target.postgres.app_role or target.postgres.user)
-    m: dict[str, Any] = {}
+    m: dict[str, Any] = {"load_workers": workers} if workers else {}
     j.measurements = m
     with contextlib.ExitStack() as stack:
         if not s.synchronous:
@@ -209,7 +231,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
                     if hasattr(driver, "app_path") else app)
         limit = load_limit_s(s, target, baseline_s, budget_s)
         load = LoadProcess("ledger.py", load_app, out / "load", users=users, run_id=j.run_id,
-                           run_time=limit)
+                           run_time=limit, workers=workers)
         rec = record.active()
         if rec is not None:
             stack.callback(_forget_if_stopped, rec, load)  # runs after load.stop (LIFO)
@@ -217,16 +239,16 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
         live["load"] = load
         live["host"] = host = HostLoad().start()
         stack.callback(host.stop)
-        load.start()
-        if rec is not None and load.pid:
-            rec.add_process("locust", load.pid, group=True)
+        # Each process is in the durable record before the next starts: recover finds them all.
+        load.start(on_spawn=(lambda role, pid: rec.add_process(role, pid, group=True))
+                   if rec is not None else None)
         load.wait_running()
         load_pid = load.pid
         clock = FailoverClock(load_app, run_id=j.run_id)
         stack.callback(clock.stop)
         live["clock"] = clock
         clock.start()
-        j.event("load", f"Locust started ({users} users, pid {load_pid}); failover clock ticking",
+        j.event("load", f"Locust started ({users} users, {_load_pids(load)}); failover clock ticking",
                 f"Locust --run-time {limit:.0f} s (hard limit)" + _path_note(target))
         base = _baseline(load, baseline_s, target.thresholds.load_recovery_ratio)
         old_leader, tl0 = driver.leader(), driver.timeline()
@@ -265,7 +287,8 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
         watch_recovery(target, s, j, m, load, clock, driver, fault_at, host)
         clock.stop()
         load.stop()
-        j.event("load", "load and clock stopped", f"Locust pid {load_pid} ran throughout")
+        j.event("load", "load and clock stopped",
+                f"Locust {'master ' if workers else ''}pid {load_pid} ran throughout")
     measure(target, s, j, m, live, app)
     th = target.thresholds
     j.verdicts = judge(s, m, budget_s, th.latency_error_budget)
@@ -285,9 +308,18 @@ def _path_note(target: Target) -> str:
     return f"; load and clock through bastion {t.via.name}" if t is not None else ""
 
 
+def _load_pids(load: LoadProcess) -> str:
+    if not load.workers:
+        return f"pid {load.pid}"
+    workers = ", ".join(str(w.pid) for w in load.worker_procs)
+    return (f"master pid {load.pid} on 127.0.0.1:{load.master_port}, "
+            f"{load.workers} workers pids {workers}")
+
+
 def _forget_if_stopped(rec: record.FaultRecord, load: LoadProcess) -> None:
-    if load.pid and not load.running():
-        rec.remove_process(load.pid)
+    for p in load.members():  # stop() reaped them: a reaped pid may be reused, so drop it
+        if p.poll() is not None:
+            rec.remove_process(p.pid)
 
 
 def _wait_recovery(clock: FailoverClock, fault_at: float, budget_s: float, j: Journal) -> None:

@@ -97,6 +97,11 @@ def _spread(m: dict[str, Any]) -> str:
             f"cv {b['cv']:.0%})")
 
 
+def _same_load(m: dict[str, Any]) -> str:
+    w = m.get("load_workers") or 0
+    return f"same Locust master and {w} workers" if w else "same Locust process"
+
+
 def _load(m: dict[str, Any], c: dict[str, Any] | None) -> tuple[bool | None, str]:
     """HA-4: throughput back to >= 90 % of the baseline, held, in the same Locust process."""
     if not c:
@@ -105,7 +110,7 @@ def _load(m: dict[str, Any], c: dict[str, Any] | None) -> tuple[bool | None, str
     if c.get("ok"):
         after = (c["met_at"] - m["rto"]["fault_at"]) if (m.get("rto") or {}).get("fault_at") else None
         return True, (head + f"throughput {c['sentence']}" + (f" ({after:.1f} s after the fault)" if after
-                      is not None else "") + "; same Locust process, no client restarted")
+                      is not None else "") + f"; {_same_load(m)}, no client restarted")
     text = head + f"throughput {c['sentence']}"
     confounded = _confounded(m, "load")
     if confounded:

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -89,6 +89,27 @@ def merge_seconds(rows: Sequence[dict[str, Any]]) -> list[SecondStats]:
     return [merged[t] for t in sorted(merged)]
 
 
+def complete_seconds(rows_by_file: Sequence[Sequence[dict[str, Any]]],
+                     live_lag: int = 3) -> list[dict[str, Any]]:
+    """Per-second lines of every file, up to the last second every live writer has reported.
+
+    Each worker writes its second a little after it ends; a reader between two
+    workers' writes would see a half-counted second that looks like a dip. A
+    file whose newest second lags the newest of all by more than ``live_lag``
+    seconds is a writer that died: it no longer holds the others back.
+    """
+    newest = [max((r["t"] for r in rows if not r.get("final")), default=None) for rows in rows_by_file]
+    known = [t for t in newest if t is not None]
+    if not known:
+        return [r for rows in rows_by_file for r in rows]
+    top = max(known)
+    horizon = min(t for t in known if t >= top - live_lag)
+    return [r for rows in rows_by_file for r in rows if r.get("final") or r["t"] <= horizon]
+
+
+Spawned = Callable[[str, int], None]
+
+
 class LoadProcess:
     """``python -m locust --headless`` in its own process group, with a clean environment.
 
@@ -96,12 +117,18 @@ class LoadProcess:
     conninfo JSON). ``stop()`` always ends the whole group: SIGTERM to Locust so
     users finish their transaction (``--stop-timeout``), then SIGKILL to whatever
     is left, forks included.
+
+    ``workers`` > 0: Locust's own distributed engine, a ``--master`` bound to
+    127.0.0.1 on a port chosen at start plus that many ``--worker`` processes,
+    each in its own process group (its own log, ledger and stats files), all
+    stopped and reaped together. The master only counts and merges; the users,
+    and so every ledger line and per-second stats line, live in the workers.
     """
 
     def __init__(self, locustfile: str | Path, conninfo: Mapping[str, Any], run_dir: Path, *,
                  users: int = 10, spawn_rate: float | None = None, run_time: float | None = None,
                  run_id: str | None = None, endpoint: str | None = None, processes: int = 0,
-                 stop_timeout: float = 5, env: Mapping[str, str] | None = None,
+                 workers: int = 0, stop_timeout: float = 5, env: Mapping[str, str] | None = None,
                  extra_args: Sequence[str] = ()) -> None:
         path = Path(locustfile)
         if not path.exists() and (LOCUSTFILES / path.name).exists():
@@ -110,13 +137,15 @@ class LoadProcess:
         self.run_dir = Path(run_dir)
         self.run_id = run_id or time.strftime("load-%Y%m%dT%H%M%SZ", time.gmtime())
         self.users, self.spawn_rate, self.run_time = users, spawn_rate or users, run_time
-        self.stop_timeout, self.processes = stop_timeout, processes
+        self.stop_timeout, self.processes, self.workers = stop_timeout, processes, workers
+        self.master_port: int | None = None
         info = dict(conninfo)
         self._password = info.pop("password", None)
         self._conninfo = info
         self._endpoint, self._extra_env, self._extra_args = endpoint, dict(env or {}), list(extra_args)
         self.log = self.run_dir / "locust.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None  # the master when distributed
+        self.worker_procs: list[subprocess.Popen[bytes]] = []
         self.exit_code: int | None = None
 
     def argv(self) -> list[str]:
@@ -127,7 +156,17 @@ class LoadProcess:
             argv += ["--run-time", f"{max(1, round(self.run_time))}s"]
         if self.processes:
             argv += ["--processes", str(self.processes)]
+        if self.workers:
+            # A worker that never connects must not leave the master waiting forever.
+            argv += ["--master", "--master-bind-host", "127.0.0.1",
+                     "--master-bind-port", str(self.master_port), "--expect-workers", str(self.workers),
+                     "--expect-workers-max-wait", "60"]
         return argv + self._extra_args
+
+    def worker_argv(self, master_host: str = "127.0.0.1") -> list[str]:
+        """One worker; users, stop timeout and options come from the master when it spawns."""
+        return [sys.executable, "-m", "locust", "-f", str(self.locustfile), "--worker",
+                "--master-host", master_host, "--master-port", str(self.master_port)]
 
     def environ(self) -> dict[str, str]:
         """What the Locust process sees: no inherited PG*/AWS* variables, only ours."""
@@ -143,20 +182,41 @@ class LoadProcess:
         env.update(self._extra_env)
         return env
 
-    def start(self) -> LoadProcess:
+    def start(self, on_spawn: Spawned | None = None) -> LoadProcess:
+        """Start Locust (master first, then workers); ``on_spawn(role, pid)`` right after each one,
+        so a crash-safe record names every process before the next starts."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         stale = sorted(p.name for p in self.run_dir.glob("*.jsonl"))
         if stale:  # never delete evidence, never mix two runs' files
             raise FileExistsError(f"{self.run_dir} already holds a run ({', '.join(stale[:3])})")
-        with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen(self.argv(), stdout=fh, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=self.environ(),
-                                         cwd=self.run_dir, start_new_session=True)
+        if self.workers:
+            self.master_port = procs.free_ports(1)[0]
+        try:
+            self.proc = self._spawn(self.argv(), self.log)
+            if on_spawn is not None:
+                on_spawn("locust master" if self.workers else "locust", self.proc.pid)
+            for i in range(1, self.workers + 1):
+                w = self._spawn(self.worker_argv(), self.run_dir / f"locust-worker-{i}.log")
+                self.worker_procs.append(w)
+                if on_spawn is not None:
+                    on_spawn(f"locust worker {i}", w.pid)
+        except BaseException:
+            self.stop()  # a half-started load never outlives the call
+            raise
         return self
+
+    def _spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as fh:
+            return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=self.environ(), cwd=self.run_dir, start_new_session=True)
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
+
+    def members(self) -> list[subprocess.Popen[bytes]]:
+        """Every process started: the master (or the only Locust) first, then the workers."""
+        return ([self.proc] if self.proc else []) + self.worker_procs
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -176,21 +236,30 @@ class LoadProcess:
         return self.exit_code
 
     def stop(self, timeout: float | None = None) -> int | None:
-        """SIGTERM, wait (stop-timeout + margin), then SIGKILL the whole group. Idempotent."""
+        """SIGTERM, wait (stop-timeout + margin), then SIGKILL every group. Idempotent.
+
+        Distributed: the master goes first (it tells its workers to stop their users
+        and quit, so their last ledger blocks are written); a worker still there
+        after the same grace gets its own SIGTERM, then everything is killed.
+        """
         if self.proc is None:
             return None
-        pgid = self.proc.pid  # session leader: its pid is the group id
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
+        grace = timeout if timeout is not None else self.stop_timeout + 10
+        _terminate(self.proc, grace)
+        deadline = time.monotonic() + grace
+        for w in self.worker_procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout if timeout is not None else self.stop_timeout + 10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)  # forks and stragglers, even if the leader is gone
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
+                w.wait(max(0.1, deadline - time.monotonic()))
+        for w in self.worker_procs:
+            _terminate(w, grace)
+        for p in self.members():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGKILL)  # forks and stragglers, even if the leader is gone
+        for p in self.members():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(5)
         deadline = time.monotonic() + 5
-        while group_pids(pgid) and time.monotonic() < deadline:
+        while any(group_pids(p.pid) for p in self.members()) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.exit_code = self.proc.returncode
         return self.exit_code
@@ -202,7 +271,8 @@ class LoadProcess:
         self.stop()
 
     def stats(self) -> list[SecondStats]:
-        return merge_seconds(list(read_jsonl(list(self.run_dir.glob("stats.*.jsonl")))))
+        files = [list(read_jsonl([p])) for p in self.run_dir.glob("stats.*.jsonl")]
+        return merge_seconds(complete_seconds(files))
 
     def final_stats(self) -> dict[str, Any] | None:
         """Locust's own totals, written when it quit (the last one written wins)."""
@@ -216,6 +286,15 @@ class LoadProcess:
         """Median successful transactions per second at full user count (first ``skip`` s dropped)."""
         seconds = [s for s in self.stats() if s.users >= self.users][skip:]
         return float(median(s.ok for s in seconds)) if seconds else 0.0
+
+
+def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM one session leader and wait up to ``grace`` for it to exit."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
 
 
 def group_pids(pgid: int) -> list[int]:
