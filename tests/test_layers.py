@@ -235,6 +235,29 @@ def test_lab_run_checks_live_and_aws_layers(lab: LabState, tmp_path: Path) -> No
     assert "[checked: tls, sql, aws]" in r.stdout
 
 
+def test_the_lab_and_a_plain_server_checked_side_by_side(lab: LabState, tmp_path: Path) -> None:
+    """`pgproof check --target lab --target box`: two live databases, one xdist worker each."""
+    with standalone_postgres() as pg:
+        cfg = _live_config(tmp_path, pg, [])
+        r = subprocess.run([str(PGPROOF), "check", "--target", "lab", "--target", "box", "--config",
+                            str(cfg), "--reports", str(tmp_path / "reports"), "--control",
+                            "TLS-1,TLS-3"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                           env=_env(PGPROOF_LAB_TARGET=str(lab.target_file),
+                                    PGPROOF_TEST_BOX_PW=pg.password))
+    (index,) = (tmp_path / "reports").glob("targets-*.json")
+    doc = json.loads(index.read_text())
+    by = {t["target"]: t for t in doc["targets"]}
+    assert set(by) == {"lab", "box"}, r.stdout[-3000:] + r.stderr[-2000:]
+    runs = {name: json.loads((Path(t["dir"]) / "results.json").read_text()) for name, t in by.items()}
+    lab_tls1, box_tls1 = (controls(runs[n])["TLS-1"] for n in ("lab", "box"))
+    assert lab_tls1["layers_checked"] == ["tls", "sql", "aws"], lab_tls1
+    assert box_tls1["layers_checked"] == ["tls", "sql"], box_tls1  # the plain server has no [aws]
+    assert lab_tls1["verdict"] == "pass", lab_tls1
+    assert runs["lab"]["target"] == "lab" and runs["box"]["target"] == "box"
+    assert Path(by["lab"]["dir"]) != Path(by["box"]["dir"])
+    assert r.returncode == doc["exit_code"] == max(t["exit_code"] for t in doc["targets"]), doc
+
+
 def test_scenarios_on_an_aws_only_target_stop_with_one_sentence(twin_config: Path,
                                                                 tmp_path: Path) -> None:
     cfg = twin_config.read_text().replace("[targets.ci.aws]", '[targets.ci.chaos]\nallowed = true\n'
