@@ -1,14 +1,17 @@
 """The SSH driver: faults on self-managed PostgreSQL hosts (Patroni or plain) through testinfra.
 
 One testinfra host per entry of ``target.hosts`` (``ssh://admin@db1``,
-``local://`` ...). Settings come from ``target.tags`` (shared by all hosts):
+``local://`` ...). Settings come from ``target.tags`` (shared by all hosts; a host URL's
+query may override the per-host ones, see pgproof/faults/ssh_service.py):
 
 - ``pgdata``: data directory (default ``/var/lib/postgresql/15/main``); its
   ``postmaster.pid`` gives the postmaster pid, port and socket directory.
-- ``service``: systemd unit that runs the node (``patroni``,
+- ``service``: the systemd unit or supervisord program that runs the node (``patroni``,
   ``postgresql@15-main``). Without it PostgreSQL is started/stopped with pg_ctl.
+- ``supervisor``: ``systemd`` (default) or ``supervisord`` (with ``supervisor_config`` and
+  optionally ``supervisorctl``): who starts and stops ``service``.
 - ``patroni``: ``true``/``false``; default true when ``service`` contains "patroni".
-  Patroni needs ``service`` (its pid is the unit's MainPID).
+  Patroni needs ``service`` on every host (its pid is the service's main pid).
 - ``patroni_config`` (default ``/etc/patroni/patroni.yml``), ``patronictl`` (default ``patronictl``).
 - ``pg_bin`` (default ``/usr/lib/postgresql/15/bin``), ``pg_ctl`` / ``psql`` to override each binary.
 - ``pg_ctl_log``: where ``pg_ctl start`` writes (default ``/tmp/pgproof-pg_ctl.log``).
@@ -32,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import testinfra
 
@@ -40,6 +42,7 @@ from pgproof.errors import UserError
 from pgproof.faults import client_proxy
 from pgproof.faults.base import Undo, fault
 from pgproof.faults.client_proxy import ClientPathLatency
+from pgproof.faults.ssh_service import HostSettings, host_settings, manager, parse_pid
 from pgproof.target import Target
 
 TRUE = {"1", "true", "yes", "on"}
@@ -50,6 +53,7 @@ STATE_SQL = ("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN '' 
              "(SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'), "
              "(SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' "
              "AND sync_state IN ('sync', 'quorum'))")
+SYNC_ROLES = ("Sync Standby", "Quorum Standby")
 CLEAN = "unset PGPASSWORD PGPASSFILE PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGOPTIONS; "
 
 
@@ -71,19 +75,6 @@ class NodeState:
         if self.error:
             return f"{self.name}=running/unanswered ({self.error})"
         return f"{self.name}={'primary' if self.primary else 'standby'}"
-
-
-def _names(urls: list[str]) -> list[str]:
-    """Host names for journals: the URL's host (never its user or options), made unique."""
-    out: list[str] = []
-    for url in urls:
-        base = urlparse(url).hostname or url.split("://")[0] or url
-        name, i = base, 1
-        while name in out:
-            i += 1
-            name = f"{base}#{i}"
-        out.append(name)
-    return out
 
 
 def _host(target: Target, url: str, sudo: bool) -> Any:
@@ -111,21 +102,20 @@ class SshDriver(ClientPathLatency):
                             "the database hosts, e.g. hosts = [\"ssh://admin@db1\", \"ssh://admin@db2\"]")
         t = target.tags
         self.target, self.start_timeout_s = target, start_timeout_s
-        self.pgdata = t.get("pgdata", "/var/lib/postgresql/15/main")
-        self.service = t.get("service") or None
-        self.patroni = t.get("patroni", str("patroni" in (self.service or ""))).lower() in TRUE
-        if self.patroni and not self.service:
-            raise UserError(f"target {target.name!r}: tags.patroni needs tags.service "
-                             "(the systemd unit whose MainPID is Patroni)")
+        self.manager = manager(target.name, t)
+        self.nodes: dict[str, HostSettings] = {h.name: h for h in host_settings(target.hosts, t)}
+        services = [h.service or "" for h in self.nodes.values()]
+        self.patroni = t.get("patroni", str(any("patroni" in s for s in services))).lower() in TRUE
+        if self.patroni and not all(services):
+            raise UserError(f"target {target.name!r}: tags.patroni needs tags.service (or "
+                            "?service= on every host): the service whose main pid is Patroni")
         pg_bin = t.get("pg_bin", "/usr/lib/postgresql/15/bin")
         self.pg_ctl, self.psql = t.get("pg_ctl", f"{pg_bin}/pg_ctl"), t.get("psql", f"{pg_bin}/psql")
         self.os_user, self.db_user = t.get("os_user", "postgres"), t.get("db_user", "postgres")
-        self.patroni_config = t.get("patroni_config", "/etc/patroni/patroni.yml")
         self.patronictl = t.get("patronictl", "patronictl")
-        self.pg_ctl_log = t.get("pg_ctl_log", "/tmp/pgproof-pg_ctl.log")
         sudo = t.get("sudo", "true").lower() in TRUE
-        self.names = _names(target.hosts)
-        self.hosts = {n: _host(target, u, sudo) for n, u in zip(self.names, target.hosts, strict=True)}
+        self.names = list(self.nodes)
+        self.hosts = {n: _host(target, h.url, sudo) for n, h in self.nodes.items()}
         self._login: dict[str, str] = {}
 
     # -- commands -----------------------------------------------------------------------------
@@ -141,16 +131,14 @@ class SshDriver(ClientPathLatency):
             script = f"runuser -u {shlex.quote(self.os_user)} -- sh -c {shlex.quote(script)}"
         return self._root(node, script)
 
-    def _pidfile(self) -> str:
-        return shlex.quote(f"{self.pgdata}/postmaster.pid")
-
-    def _running_guard(self) -> str:
+    def _running_guard(self, node: str) -> str:
         """Shell prelude: prints ``down`` and stops unless the pid file names a live postmaster."""
-        return (f"f={self._pidfile()}; pm=$(sed -n 1p \"$f\" 2>/dev/null); "
+        pidfile = shlex.quote(f"{self.nodes[node].pgdata}/postmaster.pid")
+        return (f"f={pidfile}; pm=$(sed -n 1p \"$f\" 2>/dev/null); "
                 "if [ -z \"$pm\" ] || ! kill -0 \"$pm\" 2>/dev/null; then echo down; exit 0; fi; ")
 
     def state(self, node: str) -> NodeState:
-        script = (self._running_guard() + "port=$(sed -n 4p \"$f\"); sock=$(sed -n 5p \"$f\"); "
+        script = (self._running_guard(node) + "port=$(sed -n 4p \"$f\"); sock=$(sed -n 5p \"$f\"); "
                   f"exec {shlex.quote(self.psql)} -X -A -t -q -h \"${{sock:-localhost}}\" -p \"$port\" "
                   f"-U {shlex.quote(self.db_user)} -d postgres -c {shlex.quote(STATE_SQL)}")
         r = self._pg(node, script)
@@ -182,6 +170,14 @@ class SshDriver(ClientPathLatency):
             return False, desc
         if require_sync and p.sync < 1:
             return False, desc + "; no synchronous standby"
+        if require_sync and self.patroni:
+            # pg_stat_replication says "sync" a moment before Patroni's /sync key names the
+            # standby; stopping the leader in between leaves no candidate allowed to promote.
+            members = self._members(p.name)
+            if not any(m.get("Role") in SYNC_ROLES and m.get("State") == "streaming" for m in members):
+                roles = ", ".join(f"{m.get('Member')}={m.get('Role')}/{m.get('State')}"
+                                  for m in members) or "patronictl list answered nothing"
+                return False, desc + f"; Patroni names no synchronous standby yet ({roles})"
         return True, desc
 
     def leader(self) -> str | None:
@@ -193,15 +189,19 @@ class SshDriver(ClientPathLatency):
         return self.state(lead).timeline if lead else None
 
     def node_conninfo(self, node: str) -> dict[str, Any]:
-        """A direct session to ``node``: ``postgres.nodes`` listed in the same order as ``hosts``."""
-        nodes = self.target.postgres.nodes
-        if len(nodes) != len(self.names):
+        """A direct session to ``node`` as the app would write (the split-brain probe):
+        ``postgres.nodes`` listed in the same order as ``hosts``."""
+        pg = self.target.postgres
+        if len(pg.nodes) != len(self.names):
             raise NotImplementedError("list postgres.nodes in the same order as hosts to reach one node")
-        return self.target.conninfo(nodes[self.names.index(node)], connect_timeout=2)
+        return self.target.conninfo(pg.nodes[self.names.index(node)],
+                                    user=pg.app_role or pg.user, connect_timeout=2)
 
     def versions(self) -> dict[str, str]:
+        services = any(h.service for h in self.nodes.values())
         return {"driver": self.name, "testinfra": md.version("pytest-testinfra"),
-                "manager": "patroni" if self.patroni else (self.service or "pg_ctl")}
+                "manager": "patroni" if self.patroni else ("service" if services else "pg_ctl"),
+                "supervisor": self.manager.kind if services else "none"}
 
     def active_faults(self) -> list[str]:
         return [f"{s.name}: PostgreSQL not running" for s in self.states() if not s.running]
@@ -210,14 +210,14 @@ class SshDriver(ClientPathLatency):
     def _start(self, node: str) -> None:
         """Undo of a kill/stop: start the node if it is not running, wait until it answers."""
         deadline = time.monotonic() + self.start_timeout_s
-        last = ""
+        last, h = "", self.nodes[node]
         if not self.state(node).running:
-            if self.service:
-                r = self._root(node, f"systemctl start {shlex.quote(self.service)}")
-                last = r.stderr.strip()
+            if h.service:  # "already started" (Patroni alive, restarting PostgreSQL) is fine
+                r = self._root(node, self.manager.start(h.service))
+                last = (r.stderr or r.stdout).strip()
             else:  # a killed postmaster's backends may hold shared memory a moment: retry
-                cmd = (f"{shlex.quote(self.pg_ctl)} start -w -t 10 -D {shlex.quote(self.pgdata)} "
-                       f"-l {shlex.quote(self.pg_ctl_log)}")
+                cmd = (f"{shlex.quote(self.pg_ctl)} start -w -t 10 -D {shlex.quote(h.pgdata)} "
+                       f"-l {shlex.quote(h.pg_ctl_log)}")
                 while time.monotonic() < deadline:
                     r = self._pg(node, cmd)
                     last = (r.stderr or r.stdout).strip()
@@ -234,25 +234,26 @@ class SshDriver(ClientPathLatency):
                            f"after start ({last[-300:]})")
 
     def _start_fix(self, node: str) -> str:
-        how = (f"systemctl start {self.service}" if self.service else
-               f"{self.pg_ctl} start -D {self.pgdata} (as {self.os_user})")
+        h = self.nodes[node]
+        how = (self.manager.fix(h.service) if h.service else
+               f"{self.pg_ctl} start -D {h.pgdata} (as {self.os_user})")
         return f"on {node}: {how}"
 
     def _kill(self, node: str, with_patroni: bool = True) -> None:
-        pids = ""
-        if self.patroni and with_patroni:
-            r = self._root(node, f"systemctl show -p MainPID --value {shlex.quote(self.service or '')}")
-            pids = r.stdout.strip() if r.stdout.strip() not in ("", "0") else ""
+        pids, service = "", self.nodes[node].service
+        if self.patroni and with_patroni and service:
+            pids = parse_pid(self._root(node, self.manager.pid(service)).stdout)
         # Both die in one command; then wait (<= 5 s) until the postmaster is really gone.
-        r = self._pg(node, self._running_guard() + f"kill -9 \"$pm\" {pids}; "
+        r = self._pg(node, self._running_guard(node) + f"kill -9 \"$pm\" {pids}; "
                      "for i in $(seq 50); do kill -0 \"$pm\" 2>/dev/null || exit 0; sleep 0.1; done; exit 1")
         if r.rc != 0 or r.stdout.strip() == "down":
             raise RuntimeError(f"could not kill PostgreSQL on {node}: "
                                f"{(r.stderr or r.stdout).strip() or 'postmaster still alive'}")
 
     def _stop(self, node: str) -> None:
-        r = (self._root(node, f"systemctl stop {shlex.quote(self.service)}") if self.service else
-             self._pg(node, f"{shlex.quote(self.pg_ctl)} stop -w -m fast -D {shlex.quote(self.pgdata)}"))
+        h = self.nodes[node]
+        r = (self._root(node, self.manager.stop(h.service)) if h.service else
+             self._pg(node, f"{shlex.quote(self.pg_ctl)} stop -w -m fast -D {shlex.quote(h.pgdata)}"))
         if r.rc != 0:
             raise RuntimeError(f"could not stop PostgreSQL on {node}: {(r.stderr or r.stdout).strip()}")
 
@@ -282,7 +283,8 @@ class SshDriver(ClientPathLatency):
                                 "postmaster killed", undo_stack)
 
     def stop_primary(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
-        """Clean stop (systemctl stop / pg_ctl stop -m fast): Patroni hands over its leader key."""
+        """Clean stop (systemctl / supervisorctl stop, pg_ctl stop -m fast): Patroni hands over
+        its leader key."""
         return self._node_fault(self._require_leader(), self._stop, "stopped", undo_stack)
 
     def force_failover(self, undo_stack: ExitStack | None = None) -> AbstractContextManager[None]:
@@ -294,14 +296,25 @@ class SshDriver(ClientPathLatency):
         undo = Undo(lambda: None, "nothing (a failover is not reverted)", "none needed")
         return fault(undo, lambda: self._patroni_failover(node), undo_stack)
 
+    def _patronictl(self, node: str) -> str:
+        return f"{shlex.quote(self.patronictl)} -c {shlex.quote(self.nodes[node].patroni_config)}"
+
+    def _members(self, node: str) -> list[dict[str, Any]]:
+        """Patroni's own view of the cluster (its DCS), asked on ``node``; [] when it cannot say."""
+        r = self._pg(node, f"{self._patronictl(node)} list -f json")
+        with contextlib.suppress(ValueError):
+            got = json.loads(r.stdout or "[]") if r.rc == 0 else []
+            return got if isinstance(got, list) else []
+        return []
+
     def _patroni_failover(self, node: str) -> None:
-        ctl = f"{shlex.quote(self.patronictl)} -c {shlex.quote(self.patroni_config)}"
-        r = self._pg(node, f"{ctl} list -f json")
-        members = json.loads(r.stdout or "[]") if r.rc == 0 else []
+        ctl = self._patronictl(node)
+        members = self._members(node)
         standbys = sorted((m for m in members if m.get("Role") in ("Sync Standby", "Replica")
                            and m.get("State") == "streaming"), key=lambda m: m["Role"] != "Sync Standby")
         if not standbys:
-            raise RuntimeError(f"no streaming Patroni standby to fail over to ({r.stderr.strip()})")
+            raise RuntimeError("no streaming Patroni standby to fail over to (patronictl list: "
+                               f"{json.dumps(members)[:300]})")
         cand = shlex.quote(str(standbys[0]["Member"]))
         r = self._pg(node, f"{ctl} failover --candidate {cand} --force")
         if r.rc != 0:
