@@ -19,7 +19,8 @@ def _lab(args: argparse.Namespace) -> int:
         lifecycle.up(state_dir, timeout=args.timeout,
                      with_aws=not args.no_aws and args.cloud in ("aws", "both"),
                      with_azure=args.cloud in ("azure", "both"),
-                     progress=lambda m: print(m, flush=True), topology_name=args.topology)
+                     progress=lambda m: print(m, flush=True), topology_name=args.topology,
+                     supervisor=args.supervisor)
         return _print_status(lifecycle.status(state_dir))
     if args.action == "down":
         stopped = lifecycle.down(state_dir)
@@ -361,7 +362,7 @@ def _print_status(rows: list) -> int:
         return 3
     for r in rows:
         mark = "ok  " if r.healthy else "DOWN"
-        print(f"  {mark} {r.name:<10} port {r.port or '-':<6} {r.detail}")
+        print(f"  {mark} {r.name:<11} port {r.port or '-':<6} {r.detail}")
     return 0 if all(r.healthy for r in rows) else 1
 
 
@@ -381,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="up: vpc puts the DB and app tiers in their own network namespaces")
     lab.add_argument("--cloud", choices=["aws", "azure", "both"], default="aws",
                      help="which cloud twin(s) to start; azure writes the lab-azure target")
+    lab.add_argument("--supervisor", choices=["none", "supervisord"], default="none",
+                     help="up: run the Patroni nodes as supervisord programs and write the "
+                     "lab-ssh target (the ssh driver through supervisorctl)")
     lab.set_defaults(func=_lab)
     chk = sub.add_parser("check", help="run the compliance suites against a target")
     chk.add_argument("--target", action="append", default=None,

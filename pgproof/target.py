@@ -35,7 +35,8 @@ from pgproof.waivers import Waiver
 DEFAULT_CONFIG = Path("pgproof.toml")
 LAB_TARGET_FILE = Path(".pgproof/lab/target.toml")
 # Targets `pgproof lab up` writes, by name -> file beside the lab's target.toml.
-LAB_TARGETS = {"lab": "target.toml", "lab-rds": "target-lab-rds.toml"}
+LAB_TARGETS = {"lab": "target.toml", "lab-rds": "target-lab-rds.toml",
+               "lab-ssh": "target-lab-ssh.toml"}  # lab-ssh: `lab up --supervisor supervisord`
 # Words that mark an environment as production (case-insensitive, as whole words of a name/tag).
 PRODUCTION_WORDS = re.compile(r"^(prod|prd|production|live)\d*$")
 
@@ -443,9 +444,8 @@ def load_target(name: str, config: Path | None = None, lab_file: Path | None = N
         if name != "lab":  # the lab's other targets live beside its target.toml
             lab_file = lab_file.with_name(LAB_TARGETS[name])
         if not lab_file.exists():
-            raise ConfigError(
-                f"target {name!r}: {lab_file} not found; start the lab with `pgproof lab up`"
-            )
+            how = "pgproof lab up" + (" --supervisor supervisord" if name == "lab-ssh" else "")
+            raise ConfigError(f"target {name!r}: {lab_file} not found; start the lab with `{how}`")
         return parse_target(name, _read_toml(lab_file), str(lab_file))
     valid = ", ".join(valid_targets(targets, lab_file)) or "none"
     if not config.exists():
@@ -464,8 +464,9 @@ def valid_targets(configured: dict[str, Any] | list[str], lab_file: Path | None 
     if "lab" in names:
         return names
     if lab_target_file(lab_file).exists():
-        rds = lab_target_file(lab_file).with_name(LAB_TARGETS["lab-rds"]).exists()
-        return ["lab", *(["lab-rds"] if rds and "lab-rds" not in names else []), *names]
+        more = [n for n in ("lab-rds", "lab-ssh") if n not in names
+                and lab_target_file(lab_file).with_name(LAB_TARGETS[n]).exists()]
+        return ["lab", *more, *names]
     from pgproof.lab.components import check_prerequisites
     from pgproof.lab.procs import ComponentError
 

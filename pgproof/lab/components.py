@@ -13,7 +13,7 @@ import requests
 from psycopg import sql
 
 from pgproof.faults import patroni
-from pgproof.lab import configs, procs, topology
+from pgproof.lab import configs, procs, supervised, topology
 from pgproof.lab.scram import scram_verifier
 from pgproof.lab.state import NODES, LabState
 
@@ -114,9 +114,19 @@ def prepare_node(state: LabState, node: str, pw: dict[str, str]) -> None:
     procs.chown_service(nd, nd / "pglog", nd / "server.key", cfg)
 
 
+def patroni_argv(state: LabState, node: str) -> list[str]:
+    return procs.as_service_user([str(PATRONI), str(state.node_dir(node) / "patroni.yml")])
+
+
 def start_patroni(state: LabState, node: str) -> int:
-    argv = procs.as_service_user([str(PATRONI), str(state.node_dir(node) / "patroni.yml")])
-    return _spawn(state, node, argv)
+    """Patroni for ``node``: its own process, or its supervisord program (``--supervisor``)."""
+    if state.supervisor:
+        return supervised.start_node(state, node)
+    return _spawn(state, node, patroni_argv(state, node))
+
+
+def start_supervisor(state: LabState, timeout: float) -> int:
+    return supervised.start_daemon(state, {n: patroni_argv(state, n) for n in NODES}, timeout)
 
 
 def _rest(state: LabState) -> list[str]:

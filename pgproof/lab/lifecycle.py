@@ -14,14 +14,15 @@ from pathlib import Path
 
 import requests
 
-from pgproof.lab import backup, bastion, configs, live_mutations, pki, procs, topology
+from pgproof.lab import backup, bastion, configs, live_mutations, pki, procs, supervised, topology
 from pgproof.lab import components as c
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 from pgproof.target import LAB_TARGETS
 
 # Stop order: clients first, the consensus store last.
 VPC_ONLY = ("bastion_root", "bastion_ns", "sshd", "mgmt", "s3_endpoint")
-COMPONENTS = (*VPC_ONLY[:4], "backup", "health", "pgbouncer", "haproxy", *NODES, "toxiproxy",
+COMPONENTS = (*VPC_ONLY[:4], "backup", "health", "pgbouncer", "haproxy", *NODES, "supervisord",
+              "toxiproxy",
               "etcd", "s3_endpoint", "s3front", "moto", "azure-arm", "azurite")
 
 Progress = Callable[[str], None]
@@ -33,11 +34,13 @@ def _quiet(_: str) -> None:
 
 def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True,
        progress: Progress = _quiet, topology_name: str = "loopback",
-       with_azure: bool = False) -> LabState:
+       with_azure: bool = False, supervisor: str = "none") -> LabState:
     """Bring the whole lab up; on any failure tear down what was started and re-raise.
 
-    ``topology_name`` "vpc" puts the tiers in their own network namespaces (lab/topology.py).
+    ``topology_name`` "vpc" puts the tiers in their own network namespaces (lab/topology.py);
+    ``supervisor`` "supervisord" runs the nodes as its programs (lab/supervised.py, lab-ssh).
     """
+    _check_supervisor(supervisor, topology_name)
     if topology_name not in topology.TOPOLOGIES:
         raise procs.ComponentError("lab", f"unknown topology {topology_name!r}; "
                                    f"known: {', '.join(topology.TOPOLOGIES)}")
@@ -53,6 +56,7 @@ def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True
     for attempt in (1, 2):
         state = LabState.new(state_dir)
         state.topology = topology_name
+        state.supervisor = "" if supervisor == "none" else supervisor
         try:
             _up(state, timeout, with_aws, progress, with_azure)
             return state
@@ -69,6 +73,19 @@ def up(state_dir: Path | None = None, timeout: float = 60, with_aws: bool = True
             down(state_dir)
             raise
     raise AssertionError("unreachable")
+
+
+def _check_supervisor(supervisor: str, topology_name: str) -> None:
+    if supervisor not in supervised.SUPERVISORS:
+        raise procs.ComponentError("lab", f"unknown supervisor {supervisor!r}; "
+                                   f"known: {', '.join(supervised.SUPERVISORS)}")
+    if supervisor == "none":
+        return
+    if topology_name != "loopback":
+        raise procs.ComponentError("lab", "--supervisor runs on the loopback topology only")
+    if not procs.running_as_root():  # lab-ssh's driver reads each node as the postgres OS user
+        raise procs.ComponentError("lab", "--supervisor runs the lab-ssh target's nodes as the "
+                                   "postgres OS user: run as root")
 
 
 def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
@@ -134,6 +151,10 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
         state.target_file.with_name(LAB_TARGETS["lab-rds"]).write_text(configs.target_toml(state, "aws"))
     if state.azure:
         state.azure_target_file.write_text(configs.target_toml(state, "azure", cloud="azure"))
+    if state.supervisor:  # lab-ssh: the ssh driver on the supervised nodes
+        state.target_file.with_name(LAB_TARGETS["lab-ssh"]).write_text(configs.target_toml(
+            state, "ssh", cloud="none", tags=supervised.ssh_tags(state, c.PATRONI.parent / "patronictl"),
+            hosts=supervised.ssh_hosts(state)))
     progress(f"lab: up in {time.monotonic() - t0:.1f} s; target written to {state.target_file}")
 
 
@@ -145,6 +166,8 @@ def _db_tier(state: LabState, pw: dict[str, str], timeout: float, progress: Prog
     c.wait_etcd(state, etcd_pid, timeout)
     c.populate_toxiproxy(state, tox_pid, timeout)
     progress(f"lab: etcd and toxiproxy up ({time.monotonic() - t0:.1f} s)")
+    if state.supervisor:
+        c.start_supervisor(state, timeout)
     pids = {}
     for node in NODES:
         c.prepare_node(state, node, pw)
@@ -254,8 +277,8 @@ def down(state_dir: Path | None = None) -> list[str]:
     if state.external_toxiproxy:
         c.remove_proxies(state)
     shutil.rmtree(state.run_dir, ignore_errors=True)
-    state.target_file.unlink(missing_ok=True)
-    state.target_file.with_name(LAB_TARGETS["lab-rds"]).unlink(missing_ok=True)
+    for name in LAB_TARGETS.values():
+        state.target_file.with_name(name).unlink(missing_ok=True)
     state.azure_target_file.unlink(missing_ok=True)
     return stopped
 
@@ -299,7 +322,8 @@ def status(state_dir: Path | None = None) -> list[ComponentStatus]:
         members = {}
     out = []
     for name in COMPONENTS:
-        if name in VPC_ONLY and not topology.is_vpc(state):
+        if (name in VPC_ONLY and not topology.is_vpc(state)) or (
+                name == "supervisord" and not state.supervisor):
             continue
         alive = name in pids and procs.pid_alive(pids[name])
         port = {"health": p.get("health"), "pgbouncer": p.get("pgbouncer"),

@@ -43,6 +43,7 @@ class LabState:
     netns: str = ""  # an empty network namespace: the "outside" vantage point for NET-5
     topology: str = "loopback"  # or "vpc": tiers in their own namespaces (lab/topology.py)
     vpc: dict[str, str] = field(default_factory=dict)  # vpc names and addresses
+    supervisor: str = ""  # "supervisord": the nodes run as its programs (lab/supervised.py)
 
     # -- paths -------------------------------------------------------------------------------
     @property
