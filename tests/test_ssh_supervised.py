@@ -23,6 +23,7 @@ import pytest
 
 from pgproof.errors import UserError
 from pgproof.faults.drivers import make_driver
+from pgproof.faults.lab import LabDriver
 from pgproof.faults.ssh import SshDriver
 from pgproof.faults.ssh_service import host_settings, manager, parse_pid
 from pgproof.lab import components, lifecycle, procs, supervised
@@ -189,3 +190,27 @@ def test_gameday_kill_primary_on_lab_ssh(sv_lab: LabState, driver: SshDriver,
     assert j["fault"]["undo_ok"] is True, j["fault"]
     _until(_rejoined(driver, old), 90, lambda: f"{old} did not rejoin: {driver.steady()[1]}")
     assert _program(sv_lab, old)[0] == "RUNNING"
+
+
+def test_the_lab_driver_restarts_a_supervised_node_through_supervisord(
+        sv_lab: LabState, driver: SshDriver) -> None:
+    """`--target lab` on the same lab: its undo must not start a second, unsupervised Patroni."""
+    lab_driver = LabDriver(load_target("lab", config=Path("/nonexistent"), lab_file=sv_lab.target_file))
+    standby = next(n for n in NODES if n != driver.leader())
+    _, old_pid = _program(sv_lab, standby)
+    with lab_driver.kill_node(standby):
+        assert _held(lambda: _program(sv_lab, standby)[0] == "EXITED", 1)
+    status, pid = _program(sv_lab, standby)
+    assert status == "RUNNING" and pid not in (0, old_pid) and pid == procs.read_pid(sv_lab.pidfile(standby))
+    _until(lambda: driver.steady()[0], 90, lambda: f"not steady: {driver.steady()[1]}")
+
+
+def test_lab_down_stops_supervisord_and_its_programs(sv_lab: LabState) -> None:
+    daemon = procs.read_pid(sv_lab.pidfile("supervisord"))
+    nodes = [procs.read_pid(sv_lab.pidfile(n)) for n in NODES]
+    assert daemon and procs.pid_alive(daemon) and all(nodes)
+    stopped = lifecycle.down(sv_lab.state_dir)
+    assert "supervisord" in stopped and all(n in stopped for n in NODES), stopped
+    assert not any(procs.pid_alive(p) for p in (daemon, *nodes) if p)
+    assert lifecycle._strays(sv_lab.run_dir) == [] and not sv_lab.run_dir.exists()
+    assert not sv_lab.target_file.with_name("target-lab-ssh.toml").exists()
