@@ -1,0 +1,105 @@
+"""The ``pgproof`` command line's options: one parser, kept apart from what each command does."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the installed metadata only when asked (its import is slow)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kw: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        import importlib.metadata as md
+
+        try:
+            print(f"pgproof {md.version('pgproof')}")
+        except md.PackageNotFoundError:
+            print("pgproof (not installed)")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pgproof", description="pgproof: lab up|down|status|break|heal, check, doctor, controls, drift, gameday.")
+    ap.add_argument("--version", action=_Version)
+    target_default = os.environ.get("PGPROOF_TARGET") or "lab"  # --target wins over the env
+    target_help = "target name (default: $PGPROOF_TARGET, else lab)"
+    sub = ap.add_subparsers(dest="command", required=True)
+    lab = sub.add_parser("lab", help="the embedded lab")
+    lab.add_argument("action", choices=["up", "down", "status", "break", "heal", "mutations"])
+    lab.add_argument("name", nargs="?", help="mutation name (for break)")
+    lab.add_argument("--lab-dir", type=Path, default=None, help="state directory (default .pgproof/lab)")
+    lab.add_argument("--timeout", type=float, default=60)
+    lab.add_argument("--no-aws", action="store_true", help="skip the moto AWS twin")
+    lab.add_argument("--topology", choices=["loopback", "vpc"], default="loopback",
+                     help="up: vpc puts the DB and app tiers in their own network namespaces")
+    lab.add_argument("--cloud", choices=["aws", "azure", "both"], default="aws",
+                     help="which cloud twin(s) to start; azure writes the lab-azure target")
+    lab.add_argument("--supervisor", choices=["none", "supervisord"], default="none",
+                     help="up: run the Patroni nodes as supervisord programs and write the "
+                     "lab-ssh target (the ssh driver through supervisorctl)")
+    lab.set_defaults(handler="lab")
+    chk = sub.add_parser("check", help="run the compliance suites against a target")
+    chk.add_argument("--target", action="append", default=None,
+                     help=target_help + "; repeat (or a,b) to check several targets in parallel "
+                     "(pytest-xdist, one worker each): one report per target plus a combined index")
+    chk.add_argument("--config", type=Path, default=None)
+    chk.add_argument("--reports", type=Path, default=Path("reports"))
+    chk.add_argument("--control", action="append", metavar="IDS",
+                     help="only these controls: IDs or globs, comma-separated, repeatable "
+                          "(TLS-1,NET-*); the run is marked partial")
+    chk.add_argument("--framework", action="append", choices=["hipaa", "cis", "fsbp"],
+                     help="also write framework-<name>.html/.json: the run grouped by that "
+                          "framework's requirements (repeatable)")
+    chk.add_argument("--to-security-hub", action="store_true",
+                     help="import the findings (ASFF, passing controls too) into AWS Security "
+                          "Hub in the target's account and region")
+    chk.add_argument("--notify", action="store_true",
+                     help="send non-compliance and drift to the target's [notify] channels "
+                          "(Slack, PagerDuty, e-mail)")
+    chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    chk.set_defaults(handler="check")
+    doc = sub.add_parser("doctor", help="before a run: is every configured layer reachable, "
+                                        "with every permission the suites need?")
+    doc.add_argument("--target", default=target_default, help=target_help)
+    doc.add_argument("--config", type=Path, default=None)
+    doc.set_defaults(handler="doctor")
+    ctl = sub.add_parser("controls", help="list the control catalogue (IDs, titles, layers)")
+    ctl.add_argument("patterns", nargs="*", metavar="ID", help="IDs or globs (default: all)")
+    ctl.add_argument("--kind", choices=["compliance", "gameday"], default=None)
+    ctl.add_argument("--format", choices=["table", "json", "markdown"], default="table",
+                     help="markdown is docs/controls.md")
+    ctl.set_defaults(handler="controls")
+    hist = sub.add_parser("drift", help="controls that changed verdict since the previous run")
+    hist.add_argument("--target", default=target_default, help=target_help)
+    hist.add_argument("--reports", type=Path, default=Path("reports"))
+    hist.set_defaults(handler="history")
+    from pgproof.gameday.scenarios import SCENARIOS
+
+    gd = sub.add_parser("gameday", help="run a chaos game day against a target")
+    gd.add_argument("scenario", choices=[*sorted(SCENARIOS), "alarm-drill", "restore-pitr", "recover"],
+                    help="a scenario, alarm-drill (MON-4: force each alarm, see it delivered), "
+                    "restore-pitr (BAK-6: the point-in-time restore drill), "
+                    "or recover: undo what a killed game day left in place")
+    gd.add_argument("--target", default=target_default, help=target_help)
+    gd.add_argument("--config", type=Path, default=None)
+    gd.add_argument("--reports", type=Path, default=Path("reports"))
+    gd.add_argument("--users", type=int, default=None, help="Locust users (default: target's)")
+    gd.add_argument("--workers", default=None, metavar="N",
+                    help="run the load on Locust's distributed engine: a master on 127.0.0.1 and N "
+                         "worker processes, ledgers and stats merged (default 0: one process)")
+    gd.add_argument("--baseline", type=float, default=None,
+                    help="seconds of load before the fault (default: target's chaos.baseline_s)")
+    gd.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+    gd.add_argument("--alarm", action="append", default=None, metavar="NAME",
+                    help="alarm-drill: drill only this MON-1 alarm (repeatable; default: all)")
+    gd.add_argument("--i-mean-production", action="store_true")
+    gd.add_argument("--archive-wait", type=float, default=None, metavar="SECONDS",
+                    help="restore-pitr: how long to wait for the WAL after T to be archived "
+                         "(default 60)")
+    gd.set_defaults(handler="gameday")
+    return ap
