@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from labcli import lab_cli_env as _env
 
 from pgproof.faults import aws_alarm
 from pgproof.faults.aws_alarm import AwsConn
@@ -119,13 +120,6 @@ def test_aws_only_target_is_not_refused_for_want_of_postgres(tmp_path: Path) -> 
 
 
 # -- on the lab ---------------------------------------------------------------------------------
-def _env(lab: LabState) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
-    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent",
-               PYTHONUNBUFFERED="1")
-    return env
-
-
 def _cli(lab: LabState, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pgproof.cli", *args], capture_output=True,
                           text=True, env=_env(lab), cwd=REPO, timeout=timeout)

@@ -9,7 +9,6 @@ calls, server and HA state, NSG rules) and is judged on real writes.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 import requests
+from labcli import lab_cli_env as _env
 
 from pgproof.faults import azure_nsg, record
 from pgproof.faults.azure import AzureDriver
@@ -188,13 +188,6 @@ def test_partition_is_an_nsg_deny_rule_undone_exactly(azure: Target, lab: LabSta
     assert j.measurements["failovers"] == 0 and j.measurements["ledger"]["lost"] == 0
     assert _rules(d) == before
     assert _proxies_enabled(lab) == {"writer": True, "reader": True}
-
-
-def _env(lab: LabState) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "AZURE_"))}
-    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent",
-               PYTHONUNBUFFERED="1")
-    return env
 
 
 def _cli(lab: LabState, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from labcli import lab_cli_env as _env
 
 from pgproof.faults import record, toxiproxy
 from pgproof.faults.base import FaultUndoError, Undo, fault
@@ -92,13 +92,6 @@ def test_locust_run_time_is_bounded_by_the_budgets(tmp_path: Path) -> None:
 
 
 # -- SIGKILL of a real `pgproof gameday` on the lab -------------------------------------------------
-def _env(lab: LabState) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
-    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent",
-               PYTHONUNBUFFERED="1")
-    return env
-
-
 def _cli(lab: LabState, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pgproof.cli", *args], capture_output=True,
                           text=True, env=_env(lab), cwd=REPO, timeout=timeout)

@@ -13,10 +13,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from pgproof.faults.lab import LabDriver
+from labcli import lab_cli_env as _env
+from labcli import wait_steady
+
 from pgproof.faults.record import FaultRecord
 from pgproof.gameday import ledger as ledger_mod
 from pgproof.lab import procs
@@ -27,26 +28,9 @@ from pgproof.target import Target
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _env(lab: LabState) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
-    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent",
-               PYTHONUNBUFFERED="1")
-    return env
-
-
 def _argv(scenario: str, reports: Path) -> list[str]:
     return [sys.executable, "-m", "pgproof.cli", "gameday", scenario, "--target", "lab",
             "--reports", str(reports), "--baseline", "3", "--users", "8", "--workers", "2"]
-
-
-def _wait_steady(target: Target, timeout: float = 120) -> None:
-    driver = LabDriver(target)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if driver.steady()[0]:
-            return
-        time.sleep(1)
-    raise AssertionError(f"lab not in steady state: {driver.steady()[1]}")
 
 
 def _processes_in(load_dir: Path) -> list[int]:
@@ -73,7 +57,7 @@ def _entries_by_pid(load_dir: Path) -> dict[int, list[LedgerEntry]]:
 
 def test_kill_primary_with_two_workers_loses_no_write(lab: LabState, lab_target: Target,
                                                      tmp_path: Path) -> None:
-    _wait_steady(lab_target)
+    wait_steady(lab_target)
     r = subprocess.run(_argv("kill-primary", tmp_path), capture_output=True, text=True,
                        env=_env(lab), cwd=REPO, timeout=240)
     found = re.search(r"report: (\S+)", r.stdout)
@@ -111,7 +95,7 @@ def test_kill_primary_with_two_workers_loses_no_write(lab: LabState, lab_target:
 
 def test_sigkilled_runner_leaves_master_and_workers_for_recover(lab: LabState, lab_target: Target,
                                                                 tmp_path: Path) -> None:
-    _wait_steady(lab_target)
+    wait_steady(lab_target)
     proc = subprocess.Popen(_argv("latency", tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=_env(lab), cwd=REPO)
     seen = []

@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
+from labcli import lab_cli_env as _env
 
 from pgproof.faults import aws_sg, record
 from pgproof.faults.aws import AwsDriver
@@ -177,13 +178,6 @@ def test_partition_is_a_security_group_blackhole_undone_rule_by_rule(rds: Target
     assert j.measurements["failovers"] == 0
     assert _rules(d) == before  # rule by rule, descriptions included
     assert _proxies_enabled(lab) == {"writer": True, "reader": True}
-
-
-def _env(lab: LabState) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
-    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent",
-               PYTHONUNBUFFERED="1")
-    return env
 
 
 def _sigkill_after_fault(lab: LabState, scenario: str, reports: Path) -> None:

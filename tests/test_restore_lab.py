@@ -7,12 +7,13 @@ Stage 4 (after the matrix): it writes load and markers into the lab's database.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from labcli import lab_cli_env as _env
 
 from pgproof.faults import record
 from pgproof.lab import mutations, procs
@@ -20,13 +21,6 @@ from pgproof.lab.state import LabState
 from pgproof.target import Target
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _env(lab: LabState) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
-    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent",
-               PYTHONUNBUFFERED="1")
-    return env
 
 
 def _drill(lab: LabState, reports: Path, *extra: str) -> subprocess.CompletedProcess[str]:

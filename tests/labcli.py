@@ -1,0 +1,29 @@
+"""What the tests that drive the real CLI against the session lab share."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pgproof.faults.lab import LabDriver
+from pgproof.lab.state import LabState
+from pgproof.target import Target
+
+
+def lab_cli_env(lab: LabState) -> dict[str, str]:
+    """The CLI's environment for ``--target lab``: this lab only, no inherited PG*/AWS_*/AZURE_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "AZURE_"))}
+    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+def wait_steady(target: Target, timeout: float = 120) -> None:
+    """Until the lab is in steady state again (a previous game day's heal may still run)."""
+    driver = LabDriver(target)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.steady()[0]:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"lab not in steady state after {timeout:.0f} s: {driver.steady()[1]}")
