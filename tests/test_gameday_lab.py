@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from labcli import wait_steady
 
 from pgproof.faults import toxiproxy
 from pgproof.faults.lab import LabDriver
@@ -51,16 +52,6 @@ def _assert_waited(j: Journal, name: str) -> None:
 
 def _entries(out: Path) -> list[LedgerEntry]:
     return [LedgerEntry(**r) for r in read_jsonl(list((out / "load").glob("ledger.*.jsonl")))]
-
-
-def _wait_steady(lab_target: Target, timeout: float = 60) -> None:
-    driver = LabDriver(lab_target)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if driver.steady()[0]:
-            return
-        time.sleep(0.5)
-    pytest.fail(f"lab not back to steady state: {driver.steady()[1]}")
 
 
 def _assert_ledger_cross_check(j: Journal, out: Path, target: Target) -> None:
@@ -109,7 +100,7 @@ def test_kill_primary_async_ledger_matches_full_diff(lab_target: Target, tmp_pat
     _assert_ledger_cross_check(j, out, lab_target)
     assert _verdicts(j)["HA-3"] == ("pass" if j.measurements["ledger"]["lost"] == 0 else "fail")
     print("async ledger:", j.measurements["ledger"])
-    _wait_steady(lab_target)
+    wait_steady(lab_target, timeout=60)
 
 
 def test_latency_triggers_no_failover(lab_target: Target, lab: LabState, tmp_path: Path) -> None:
@@ -133,7 +124,7 @@ def test_partition_replaces_primary_without_split_brain(lab_target: Target, lab:
     sb = j.measurements["split_brain"]
     assert sb["write_refused"] and sb["old_primary"] != sb["new_primary"]
     assert not toxiproxy.active_faults(lab.toxiproxy_url)
-    _wait_steady(lab_target)
+    wait_steady(lab_target, timeout=60)
 
 
 def test_force_failover(lab_target: Target, tmp_path: Path) -> None:
@@ -211,7 +202,7 @@ def test_signal_mid_fault_undoes_everything(lab: LabState, lab_target: Target, t
     started = next(e["event"] for e in journal["events"] if e["event"].startswith("Locust started"))
     load_pid = int(re.search(r"pid (\d+)", started).group(1))  # type: ignore[union-attr]
     assert not procs.pid_alive(load_pid), "Locust still running after the interrupt"
-    _wait_steady(lab_target)
+    wait_steady(lab_target, timeout=60)
 
 
 def test_postmaster_crash_restarts_in_place(lab_target: Target, tmp_path: Path) -> None:
