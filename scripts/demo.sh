@@ -11,6 +11,10 @@ else
   $PGPROOF lab down >/dev/null 2>&1
   $PGPROOF lab up || exit 2
 fi
+# The lab's first full backup runs after `lab up` returns; until it has, archiving fails and
+# BAK-2 would rightly fail. Wait for it (as the project's tests do), at most 180 s.
+echo "waiting for the lab's first full backup ..."
+.venv/bin/python -c 'from pgproof.lab import backup; from pgproof.lab.state import LabState, default_state_dir; print("backup:", backup.wait_ready(LabState.load(default_state_dir())).detail)' || exit 2
 echo
 echo "== compliance suites against the lab (pgproof check --target lab) =="
 $PGPROOF check --target lab
