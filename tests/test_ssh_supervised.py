@@ -5,14 +5,13 @@ supervisord` runs each Patroni node as a supervisord program and writes `lab-ssh
 driver on local:// hosts, each naming its program and data directory). Every fault and undo
 below goes through supervisorctl; supervisord's own view (program state and pid) is the
 independent check. This module has its own lab (module-scoped, torn down at its end) and
-needs no STAGES entry: at stage 0 it runs before the session lab exists, so it neither
-touches that lab nor shares the machine with it.
+needs no STAGES entry: it never touches the session lab, which may be up beside it (stage 0
+also holds tests that bring the session lab up).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from labcli import lab_cli_env
 
 from pgproof.errors import UserError
 from pgproof.faults.drivers import make_driver
@@ -169,11 +169,42 @@ def test_stop_primary_hands_over_and_undo_starts_it(sv_lab: LabState, driver: Ss
     _until(_rejoined(driver, old), 90, lambda: f"{old} did not rejoin: {driver.steady()[1]}")
 
 
+def _postmaster(d: SshDriver, node: str) -> int:
+    return int(Path(d.nodes[node].pgdata, "postmaster.pid").read_text().split()[0])
+
+
+def test_crash_postmaster_is_restarted_in_place_by_supervised_patroni(
+        sv_lab: LabState, driver: SshDriver) -> None:
+    """Only the postmaster dies: the program (Patroni) keeps running and restarts it, no failover."""
+    old = driver.leader()
+    assert old is not None
+    _, patroni_pid = _program(sv_lab, old)
+    pm = _postmaster(driver, old)
+    with driver.crash_postmaster():
+        assert not procs.pid_alive(pm)
+        _until(lambda: driver.state(old).running and _postmaster(driver, old) != pm, 60,
+               lambda: f"Patroni did not restart PostgreSQL on {old}: {driver.steady()[1]}")
+    assert _program(sv_lab, old) == ("RUNNING", patroni_pid), "Patroni itself must not have died"
+    _until(lambda: driver.steady()[0], 90, lambda: f"not steady: {driver.steady()[1]}")
+    assert driver.active_faults() == []
+
+
+def test_force_failover_through_patronictl_on_supervised_nodes(
+        sv_lab: LabState, driver: SshDriver) -> None:
+    old = driver.leader()
+    assert old is not None
+    pids = {n: _program(sv_lab, n)[1] for n in NODES}
+    with driver.force_failover():
+        pass
+    _until(lambda: driver.leader() not in (None, old), 60,
+           lambda: f"patronictl failover did not move the leader: {driver.steady()[1]}")
+    _until(_rejoined(driver, old), 90, lambda: f"{old} did not rejoin: {driver.steady()[1]}")
+    assert {n: _program(sv_lab, n)[1] for n in NODES} == pids, "a failover restarts no program"
+
+
 def test_gameday_kill_primary_on_lab_ssh(sv_lab: LabState, driver: SshDriver,
                                          tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
-    env.update(PGPROOF_LAB_TARGET=str(sv_lab.target_file), PGPROOF_CONFIG="/nonexistent",
-               PYTHONUNBUFFERED="1")
+    env = lab_cli_env(sv_lab)
     old = driver.leader()
     r = subprocess.run([sys.executable, "-m", "pgproof.cli", "gameday", "kill-primary",
                         "--target", "lab-ssh", "--reports", str(tmp_path), "--baseline", "3",
