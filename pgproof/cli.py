@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from pgproof import shipped
 from pgproof.cli_parser import build_parser
 from pgproof.errors import UserError
 from pgproof.lab.procs import ComponentError
@@ -51,9 +52,6 @@ def _lab(args: argparse.Namespace) -> int:
     return 2
 
 
-REPO = Path(__file__).resolve().parent.parent
-
-
 def _check(args: argparse.Namespace) -> int:
     """Run the compliance suites; exit 0 compliant, 1 non-compliant, 2 could not check."""
     import json
@@ -85,7 +83,7 @@ def _check(args: argparse.Namespace) -> int:
     preflight.check(target)
     import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
     base = args.reports.resolve()
-    argv = [str(REPO / "suites"), "--target", args.target, "--reports", str(base),
+    argv = [str(shipped.folder("suites")), "--target", args.target, "--reports", str(base),
             "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]
@@ -140,7 +138,7 @@ def _check_many(args: argparse.Namespace, names: list[str], selection: list[str]
     import pytest
 
     base = args.reports.resolve()
-    argv = [str(REPO / "suites"), "--target", ",".join(names), "--reports", str(base),
+    argv = [str(shipped.folder("suites")), "--target", ",".join(names), "--reports", str(base),
             "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pgproof import shipped
 from pgproof.errors import UserError
 from pgproof.report import results as res
 from pgproof.target import Target, load_target
@@ -47,11 +48,12 @@ def _wants_reports(config: pytest.Config) -> bool:
     if config.getoption("no_reports"):
         return False
     root = Path(config.rootpath)
+    # A repository's own suites/ and scenarios/, or the ones installed with pgproof.
+    dirs = [root / d for d in REPORT_DIRS] + [shipped.folder(d).resolve() for d in REPORT_DIRS]
     for arg in config.args:
         p = Path(arg.split("::")[0]).resolve()
-        for d in REPORT_DIRS:
-            if p == root / d or (root / d) in p.parents:
-                return True
+        if any(p == d or d in p.parents for d in dirs):
+            return True
     return False
 
 

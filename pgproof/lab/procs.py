@@ -72,12 +72,18 @@ def clean_env(home: str | None = None, **extra: str) -> dict[str, str]:
 
 
 def spawn(argv: Sequence[str], log: Path, pidfile: Path, env: dict[str, str], cwd: Path | None = None) -> int:
-    """Start ``argv`` detached in its own session; record its PID."""
+    """Start ``argv`` detached in its own session; record its PID.
+
+    A daemon starts in ``/`` unless told otherwise, as daemons do: the caller's directory
+    may be one the process's user cannot enter (a game day run from ``/root`` or a
+    pytest tmp dir restarted Patroni as ``postgres``, whose multiprocessing then failed
+    to ``chdir`` there and the node never came back).
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as fh:
         proc = subprocess.Popen(
             list(argv), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True,
+            env=env, cwd=cwd or "/", start_new_session=True,
         )
     pidfile.write_text(f"{proc.pid}\n")
     return proc.pid

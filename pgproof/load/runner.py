@@ -21,13 +21,14 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from pgproof import shipped
 from pgproof.lab import procs
 from pgproof.load.schema import ensure_clock_table, ensure_ledger_table
 
 __all__ = ["LedgerEntry", "LoadProcess", "SecondStats", "ensure_clock_table",
            "ensure_ledger_table", "read_jsonl"]
 
-LOCUSTFILES = Path(__file__).resolve().parents[2] / "locustfiles"
+LOCUSTFILES = shipped.folder("locustfiles")
 
 
 @dataclass(frozen=True)

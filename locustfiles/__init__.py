@@ -1,0 +1,1 @@
+"""Locust files for game-day load, shipped in the wheel as ``pgproof.locustfiles``."""
