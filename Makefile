@@ -1,11 +1,12 @@
 # Two commands on a fresh Debian 12 machine (root or sudo):
 #   make demo   bring the lab up, run the compliance suites and a failover game day, write reports
-#   make test   the project's own tests (what CI runs)
+#   make test   the project's own tests (what CI runs): the fast tier, then the lab tier
+#   make test-fast  only the tests that need no lab
 SHELL := /bin/bash
 PY := .venv/bin/python
 PGPROOF := .venv/bin/pgproof
 
-.PHONY: setup demo test lint down clean
+.PHONY: setup demo test test-fast lint down clean
 
 setup:
 	@bash scripts/setup.sh
@@ -15,6 +16,9 @@ demo: setup
 
 test: setup
 	@bash scripts/test.sh
+
+test-fast: setup  # the tests that need no lab: the loop while you edit
+	@bash scripts/test.sh fast
 
 lint: setup
 	@.venv/bin/ruff check .

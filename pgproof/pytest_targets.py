@@ -8,6 +8,7 @@ input, then writes the combined index of the runs its workers report back.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 from typing import Literal
 
@@ -22,9 +23,18 @@ def names(config: pytest.Config) -> list[str]:
     return [t.strip() for t in str(config.getoption("target")).split(",") if t.strip()]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Before xdist reads its options: ``--target a,b`` means ``-n 2 --dist each``."""
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
+    """Before xdist reads its options: ``--target a,b`` means ``-n 2 --dist each``.
+
+    A wrapper, so it runs first however the plugins were registered (by this repository's
+    conftest, after xdist; or by entry point, before it).
+    """
+    _multi_target_options(config)
+    return (yield)
+
+
+def _multi_target_options(config: pytest.Config) -> None:
     targets = names(config)
     if len(targets) < 2 or hasattr(config, "workerinput"):
         return

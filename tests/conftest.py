@@ -27,7 +27,14 @@ def _stage(item: pytest.Item) -> int:
     return STAGES.get(item.path.stem, 0)
 
 
+LAB_FIXTURES = {"lab", "lab_dir", "lab_target"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Lab tests carry the ``lab`` marker (``make test-fast`` is ``-m "not lab"``) and run by stage."""
+    for item in items:
+        if _stage(item) or LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.lab)
     items.sort(key=_stage)
 
 

@@ -19,6 +19,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
+from xml.etree import ElementTree
 
 import pytest
 
@@ -90,12 +91,16 @@ def test_game_days_join_the_history_but_drift_compares_checks_only(reports: dict
 def test_timeline_marks_drift_on_checks_only(reports: dict[str, Any]) -> None:
     staging = [r for r in all_runs(reports["base"] / "history.jsonl") if r["target"] == "staging"]
     assert index_chart.drifted(staging) == {(1, "TLS-1"), (1, "BAK-2"), (3, "TLS-1")}
-    png = reports["base"] / "index-timeline-staging.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from PIL import Image
-
-    with Image.open(png) as im:  # one row per control judged (33 compliance + HA-2, HA-3)
-        assert im.size[0] >= 600 and im.size[1] >= 0.24 * 100 * (len(IDS) + 2)
+    svg = ElementTree.parse(reports["base"] / "index-timeline-staging.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = [t.text for t in svg.iter(f"{ns}text") if t.get("text-anchor") == "end"
+              and t.get("transform") is None]
+    assert set(labels) == set(IDS) | {"HA-2", "HA-3"}  # one row per control judged
+    cells = [(r, r.find(f"{ns}title")) for r in svg.iter(f"{ns}rect")]
+    framed = sorted(str(t.text).split(":")[0] for r, t in cells
+                    if t is not None and r.get("stroke") == "#000000")
+    assert framed == ["BAK-2", "TLS-1", "TLS-1"]  # the drifted cells, and only those, framed
+    assert int(svg.get("width")) >= 600 and int(svg.get("height")) >= 22 * (len(IDS) + 2)
 
 
 def test_pages_link_index_and_neighbours(reports: dict[str, Any]) -> None:
@@ -187,7 +192,7 @@ def test_chromium_renders_index_and_run_pages(reports: dict[str, Any], tmp_path:
                 rel = urlparse(urljoin(page, link)).path.lstrip("/")
                 assert (base / rel).is_file(), f"{page} links {link}, which does not exist"
         fetched = {path: code for path, code in served}
-        assert fetched.get("/index-timeline-staging.png") == 200, fetched
+        assert fetched.get("/index-timeline-staging.svg") == 200, fetched
         assert all(code < 400 for path, code in served if path != "/favicon.ico"), served
         shot = tmp_path / "index.png"
         _dump(root + "index.html", tmp_path / "p9", f"--screenshot={shot}", "--window-size=1280,1800")

@@ -64,7 +64,7 @@ def regenerate(base: Path) -> Path:
     by_target: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by_target.setdefault(str(r.get("target")), []).append(r)
-    charts = {t: index_chart.render(rs, t, base / f"index-timeline-{_safe(t)}.png").name
+    charts = {t: index_chart.render(rs, t, base / f"index-timeline-{_safe(t)}.svg").name
               for t, rs in by_target.items()}
     for rs in by_target.values():
         for i, r in enumerate(rs):
