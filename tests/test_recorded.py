@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import placebo
 import pytest
 from recorded_replay import (
     DATA,
@@ -29,7 +30,10 @@ from recorded_replay import (
 
 from pgproof.checks import aws as aws_checks
 from pgproof.checks import azure as azure_checks
-from pgproof.target import Azure
+from pgproof.probes import aws as aws_probe
+from pgproof.probes.aws_fleet import FleetProbe
+from pgproof.target import Aws, Azure
+from pgproof.verdict import Unreachable
 
 # The target a user would write for each recording: a secret and a backup bucket to read.
 AWS_CFG = {"secret_id": "test1", "backup_bucket": "recorded-bucket"}
@@ -135,6 +139,41 @@ def test_a_recorded_rds_proxy_without_require_tls_fails_tls6(tmp_path: Path) -> 
     assert verdicts({"TLS-6": aws_checks.judge_tls6}, inv)["TLS-6"] == (
         "fail", "db-proxy proxy-test-1: RequireTLS is off, so clients may connect in plaintext; "
                 "the spec wants RequireTLS on (TLS-6)")
+
+
+def test_a_recorded_aurora_cluster_plugs_into_the_replay(tmp_path: Path) -> None:
+    """Cluster recordings replay the same way (``extra=`` + ``db_cluster_id``).
+
+    The public Aurora PostgreSQL recordings have no members: with only the cluster named
+    there is no database to describe (one sentence, never a crash); with the instance
+    named too, the cluster-level judges read the cluster's record.
+    """
+    cluster = DATA / "aws" / "cluster-aurora-postgresql"
+    with pytest.raises(Unreachable, match="neither db_instance_id nor a DB cluster with a writer"):
+        aws_replay(tmp_path / "alone", _instance("postgres-14.7"), extra=cluster,
+                   db_cluster_id="c7n-test", db_instance_id=None, **AWS_CFG)
+    inv = aws_replay(tmp_path / "named", _instance("postgres-14.7"), extra=cluster,
+                     db_cluster_id="c7n-test", **AWS_CFG)
+    assert inv.cluster is not None and inv.cluster["Engine"] == "aurora-postgresql"
+    got = verdicts(aws_checks.JUDGES, inv)
+    assert {v for v, _ in got.values()} <= VERDICTS
+    assert got["BAK-5"] == ("fail", "db-cluster c7n-test: DeletionProtection is off; the spec "
+                                    "wants it on for the primary (BAK-5)")
+    assert got["BAK-1"] == ("pass", "")  # the cluster's retention (7 days), not the instance's 0
+
+
+def test_fleet_discovery_on_a_recorded_account_keeps_only_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real account lists MySQL beside PostgreSQL; the fleet selects only the PostgreSQL one."""
+    real_session = aws_probe.session
+
+    def recorded_session(*args: Any, **kw: Any) -> Any:
+        s = real_session(*args, **kw)
+        placebo.attach(s, str(DATA / "aws" / "fleet")).playback()
+        return s
+
+    monkeypatch.setattr(aws_probe, "session", recorded_session)
+    probe = FleetProbe(Aws(region="us-west-2", db_instance_id="*"), max_attempts=1)
+    assert probe.discover() == ["us-west-2/zebramoon"]
 
 
 def test_a_probe_call_without_a_recording_fails_loudly(tmp_path: Path) -> None:
