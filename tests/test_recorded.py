@@ -264,6 +264,33 @@ def test_the_default_azure_load_balancer_rule_is_not_a_client_path() -> None:
     assert "firewall rule AllowAllAzureIps allows all Azure services (0.0.0.0)" in sentence
 
 
+def test_recorded_backup_storage_is_judged_on_its_real_shape() -> None:
+    """A real 2022 storage account has no allowBlobPublicAccess/minimumTlsVersion keys (old
+    defaults: public access allowed, TLS 1.0): ENC-3 fails, not proven locked. Its lifecycle
+    policy deletes after 3.0 days (a float) and archives nothing: BAK-4 fails."""
+    acct = "cctstorageyenndgetjsvtg"
+    base = f"{RG}/providers/Microsoft.Storage/storageAccounts/{acct}"
+    listed = cassette_body("StorageTest.test_storage_blob_services.json", 0)["value"]
+    routes = [*_routes("pgtestsvc4", 0),
+              (base, next(a for a in listed if a["name"] == acct)),
+              (base + "/blobServices/default",
+               cassette_body("StorageTest.test_storage_blob_services.json", 1)),
+              (base + "/managementPolicies/default",
+               cassette_body("StorageTest.test_storage_management_policy_rules_filter.json", 0))]
+    cfg = Azure(subscription_id=SUB, resource_group="testrg", server_name="pgtestsvc4",
+                credential="lab-static", endpoint="https://management.azure.com",
+                nsg_ids=[NSG["id"]], backup_storage_account=acct)
+    adapter = Cassettes(routes)
+    inv = azure_replay(cfg, adapter)
+    assert adapter.unmatched == [] and inv.missing == {} and inv.denied == {}
+    got = verdicts({"ENC-3": azure_checks.judge_enc3, "BAK-4": azure_checks.azure_ops.judge_bak4}, inv)
+    assert got["ENC-3"][0] == "fail"
+    for fact in ("allowBlobPublicAccess is None", "minimumTlsVersion is None",
+                 "supportsHttpsTrafficOnly is off", "Microsoft-managed keys", "blob versioning off"):
+        assert fact in got["ENC-3"][1], (fact, got["ENC-3"][1])
+    assert got["BAK-4"][0] == "fail" and "Archive tier" in got["BAK-4"][1]
+
+
 def test_every_recorded_file_names_its_source() -> None:
     """SOURCES.tsv names each file's origin (repository, path, commit) or says it is hand-written."""
     with (DATA / "SOURCES.tsv").open() as fh:
