@@ -11,6 +11,7 @@ Fast tier: no lab, no network.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
@@ -131,6 +132,52 @@ def test_real_findings_on_recordings_name_what_was_found(tmp_path: Path) -> None
     assert "DeletionProtection not reported" in got["BAK-5"][1]  # a 2016 record has no such field
     assert "GetSecretValue was refused (AccessDeniedException)" in got["AUTH-3"][1]
     assert "RotationRules" not in (inv.secret or {}) and got["AUTH-2"][0] == "cannot-verify"
+
+
+# Keys every real answer carries (the resource's own identifier, or built by the probe):
+# a judge may index them. Any other field may be absent from a real record.
+IDENTITY = {"DBInstanceIdentifier", "VpcSecurityGroupId", "DBParameterGroupName", "DBProxyName",
+            "DBSnapshotIdentifier", "BackupPlan", "BackupPlanId",
+            "Aliases", "routes", "route_table_id", "explicit"}  # the last four: built by the probe
+
+
+def _paths(obj: Any, pre: tuple = ()) -> Any:
+    """Every key path in a record (each list's items too)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield (*pre, k)
+            yield from _paths(v, (*pre, k))
+    elif isinstance(obj, list):
+        for i, el in enumerate(obj):
+            yield from _paths(el, (*pre, i))
+
+
+def _without_each_field(inv: Any, attrs: tuple[str, ...], judges: dict) -> dict[tuple, str]:
+    """Remove one field at a time from the recorded records; every judge must still answer."""
+    crashes: dict[tuple, str] = {}
+    for attr in attrs:
+        for path in list(_paths(getattr(inv, attr))):
+            if path[-1] in IDENTITY:
+                continue
+            probe = copy.deepcopy(inv)
+            rec = getattr(probe, attr)
+            for step in path[:-1]:
+                rec = rec[step]
+            rec.pop(path[-1])
+            try:
+                verdicts(judges, probe)
+            except Exception as exc:  # noqa: BLE001 - any crash is the finding
+                crashes[(attr, *path)] = f"{type(exc).__name__}: {exc}"
+    return crashes
+
+
+def test_no_judge_crashes_when_any_recorded_aws_field_is_absent(tmp_path: Path) -> None:
+    inv = aws_replay(tmp_path, _instance("postgres-14.7"), extra=DATA / "aws" / "proxy",
+                     db_proxy_name="proxy-test-1", **AWS_CFG)
+    attrs = ("primary", "secret", "proxy", "snapshots", "kms_keys", "bucket", "backup_plans",
+             "alarms", "certificates", "automated_backups", "engine_version_info", "subnet_routes",
+             "security_groups")
+    assert _without_each_field(inv, attrs, aws_checks.JUDGES) == {}
 
 
 def test_a_recorded_rds_proxy_without_require_tls_fails_tls6(tmp_path: Path) -> None:
@@ -289,6 +336,12 @@ def test_recorded_backup_storage_is_judged_on_its_real_shape() -> None:
                  "supportsHttpsTrafficOnly is off", "Microsoft-managed keys", "blob versioning off"):
         assert fact in got["ENC-3"][1], (fact, got["ENC-3"][1])
     assert got["BAK-4"][0] == "fail" and "Archive tier" in got["BAK-4"][1]
+
+
+def test_no_judge_crashes_when_any_recorded_azure_field_is_absent() -> None:
+    inv, _ = _azure("pgtestsvc4", 0)
+    attrs = ("server", "firewall_rules", "subnet", "nsgs", "locks", "diagnostic_settings")
+    assert _without_each_field(inv, attrs, azure_checks.JUDGES) == {}
 
 
 def test_every_recorded_file_names_its_source() -> None:
