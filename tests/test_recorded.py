@@ -225,10 +225,8 @@ def test_fleet_discovery_on_a_recorded_account_keeps_only_postgres(monkeypatch: 
 
 def test_a_probe_call_without_a_recording_fails_loudly(tmp_path: Path) -> None:
     """The replay never invents an answer: a describe call with no file is an error here."""
-    shutil_dir = tmp_path / "partial"
-    inv_file = _instance("postgres-14.7")
-    with pytest.raises(OSError, match="response file"):
-        aws_replay(shutil_dir, inv_file, **AWS_CFG, db_proxy_name="no-recording-for-proxies")
+    with pytest.raises(OSError, match="response file"):  # no DescribeDBProxies recording here
+        aws_replay(tmp_path, _instance("postgres-14.7"), db_proxy_name="unrecorded", **AWS_CFG)
 
 
 # ---- Azure -------------------------------------------------------------------------------
