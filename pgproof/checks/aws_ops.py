@@ -13,7 +13,7 @@ from fnmatch import fnmatch
 from typing import Any
 
 from pgproof.checks.aws_alarms import judge_mon1
-from pgproof.checks.aws_util import ON, dbid, param_problems, primary, verdict
+from pgproof.checks.aws_util import ON, dbid, not_cluster_member, param_problems, primary, verdict
 from pgproof.probes.aws import AwsInventory
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify
@@ -167,6 +167,7 @@ def judge_bak4(inv: AwsInventory, th: Thresholds) -> list[str]:
 
 def judge_bak5(inv: AwsInventory, th: Thresholds) -> list[str]:
     """The primary (and its cluster) cannot be deleted by one API call."""
+    not_cluster_member(inv, "DeletionProtection")
     rec = inv.cluster or primary(inv)
     where = f"db-cluster {rec['DBClusterIdentifier']}" if inv.cluster else dbid(rec)
     if "DeletionProtection" not in rec:
@@ -185,6 +186,7 @@ def judge_ha1(inv: AwsInventory, th: Thresholds) -> list[str]:
             return [f"db-cluster {cid}: instances in {len(azs - {None})} AZ(s) {sorted(azs - {None})}; "
                     f"the spec wants a standby in another AZ (HA-1)"]
         return []
+    not_cluster_member(inv, "the Multi-AZ layout (its members and their AZs)")
     p = primary(inv)
     if p.get("MultiAZ") is not True:
         return [f"{dbid(p)}: MultiAZ is off; the spec wants a Multi-AZ standby (HA-1)"]

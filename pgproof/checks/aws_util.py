@@ -28,6 +28,20 @@ def primary(inv: AwsInventory) -> dict[str, Any]:
     return inv.primary
 
 
+def not_cluster_member(inv: AwsInventory, settings: str) -> None:
+    """A cluster member's instance record does not carry ``settings`` (the cluster's): say so.
+
+    Recorded real responses: every instance of a Multi-AZ DB cluster reports ``MultiAZ``
+    false and ``DeletionProtection`` false; the cluster record holds the real values.
+    """
+    p = primary(inv)
+    cid = p.get("DBClusterIdentifier")
+    if inv.cluster is None and cid:
+        raise CannotVerify(f"{dbid(p)} is a member of DB cluster {cid}, whose record holds "
+                           f"{settings}; name the cluster in the target (aws.db_cluster_id = "
+                           f"\"{cid}\") to judge it")
+
+
 def dbid(inst: dict[str, Any]) -> str:
     return f"db-instance {inst['DBInstanceIdentifier']}"
 

@@ -23,6 +23,9 @@ from pgproof.verdict import CannotVerify, NotApplicable
 
 Judge = Callable[[AzureInventory, Thresholds], list[str]]
 WORLD = {"*", "0.0.0.0/0", "::/0", "internet", "any"}
+# The service tag of Azure's health probes (168.63.129.16), in every NSG's default rules: the
+# platform, not a client path (recorded real NSGs carry AllowAzureLoadBalancerInBound).
+PLATFORM_PROBE = "azureloadbalancer"
 
 
 def judge_tls1(inv: AzureInventory, th: Thresholds) -> list[str]:
@@ -136,7 +139,7 @@ def _nsg_problems(nid: str, nsg: dict, port: int, apps: list[str]) -> list[str]:
                 return problems  # everything below is shadowed
             continue
         for s in sources:
-            if apps and _within(s, apps):
+            if apps and _within(s, apps) or s.lower() == PLATFORM_PROBE:
                 continue
             problems.append(f"nsg {name} rule {r['name']} (priority {r.get('priority')}) admits "
                             f"port {port} from {s}; the spec wants it open only to the app "

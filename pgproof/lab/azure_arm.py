@@ -114,7 +114,8 @@ def _server_defaults(rec: dict[str, Any]) -> None:
     props.setdefault("state", "Ready")
     props.setdefault("fullyQualifiedDomainName", f"{rec['name']}.postgres.database.azure.com")
     backup = props.setdefault("backup", {})
-    backup.setdefault("earliestRestoreDate", time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+    # Real answers carry 7 fractional digits ("2021-05-26T01:16:58.3723361+00:00", recorded).
+    backup.setdefault("earliestRestoreDate", time.strftime("%Y-%m-%dT%H:%M:%S.1234567+00:00",
                                                            time.gmtime(time.time() - 3600)))
     ha = props.get("highAvailability") or {}
     if ha.get("mode") not in (None, "Disabled"):

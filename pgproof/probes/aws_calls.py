@@ -139,7 +139,9 @@ def _kms(ctx: _Ctx, inv: AwsInventory) -> None:
         meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
         fact: dict[str, Any] = {**meta, "Aliases": [], "RotationEnabled": None}
         aliases = _pages(kms, "list_aliases", "Aliases", KeyId=meta["KeyId"])
-        fact["Aliases"] = [a["AliasName"] for a in aliases]
+        # Only this key's aliases: an unfiltered answer (every alias of the account, some with
+        # no TargetKeyId) must not name another service's key (recorded real responses).
+        fact["Aliases"] = [a["AliasName"] for a in aliases if a.get("TargetKeyId") == meta["KeyId"]]
         try:
             fact["RotationEnabled"] = kms.get_key_rotation_status(KeyId=meta["KeyId"])["KeyRotationEnabled"]
         except ClientError as exc:

@@ -87,10 +87,11 @@ def _why(exc: Exception) -> str:
 
 
 class AzureProbe:
-    def __init__(self, cfg: Azure, *, connect_timeout: float = 5.0, workers: int = 8) -> None:
+    def __init__(self, cfg: Azure, *, connect_timeout: float = 5.0, workers: int = 8,
+                 clients: Clients | None = None) -> None:
         self.cfg = cfg
         self.workers = workers
-        self.clients = Clients(cfg, connect_timeout)
+        self.clients = clients or Clients(cfg, connect_timeout)
 
     def gather(self) -> AzureInventory:
         from pgproof.probes import azure_calls as calls

@@ -50,7 +50,9 @@ def body(doc: dict[str, Any]) -> io.BytesIO:
 class Clients:
     """Clients made on demand under a lock (pipelines are thread-safe once built)."""
 
-    def __init__(self, cfg: Azure, connect_timeout: float = 5.0, retries: int = 3) -> None:
+    def __init__(self, cfg: Azure, connect_timeout: float = 5.0, retries: int = 3,
+                 transport: Any = None) -> None:
+        """``transport``: an azure-core transport for every client (replays of recorded answers)."""
         self.cfg = cfg
         self.arm = cfg.endpoint or ARM
         self._lock = threading.Lock()
@@ -58,6 +60,8 @@ class Clients:
                                     "retry_total": retries, "retry_backoff_factor": 0.2}
         if cfg.ca_file:
             self._kw["connection_verify"] = str(cfg.ca_file)
+        if transport is not None:
+            self._kw["transport"] = transport
         if cfg.credential == "lab-static":
             self.credential: Any = StaticTokenCredential()
         else:
