@@ -79,8 +79,8 @@ def judge_ha5(f: PostgresFacts, th: Thresholds) -> list[str]:
         elif not r.write_refused:
             raise CannotVerify(f"reader {r.endpoint}: write test inconclusive: {r.write_error}")
         if r.lag_s is not None and r.lag_s > th.replica_lag_max_s:
-            problems.append(f"reader {r.endpoint} lags {r.lag_s:.1f} s; the spec wants under "
-                            f"{th.replica_lag_max_s:.0f} s (HA-5)")
+            problems.append(f"reader {r.endpoint} lags {r.lag_s:.1f} s ({r.how}); the spec "
+                            f"wants at most {th.replica_lag_max_s:g} s (HA-5)")
     return problems
 
 
