@@ -91,7 +91,7 @@ def _login(target: Target, ep: Endpoint | None, name: str) -> tuple[Finding, Any
     row = conn.execute("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
     tls = row[0] if row and row[0] else None
     anchor = "the system trust store" if pg.sslrootcert == "system" else pg.sslrootcert
-    verified = (f"certificate verified against {anchor} (sslmode={info['sslmode']})"
+    verified = (f"verified against {anchor} (sslmode={info['sslmode']})"
                 if pg.sslrootcert and info["sslmode"].startswith("verify") else
                 "certificate NOT verified, so TLS-3 cannot pass: no CA to verify against (set "
                 "postgres.sslrootcert to the CA file, export PGSSLROOTCERT, or sslrootcert = "

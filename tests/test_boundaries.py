@@ -427,3 +427,11 @@ def test_unknown_memory_is_not_judged() -> None:
     inv.instance_memory_bytes = None
     with pytest.raises(CannotVerify, match="instance memory"):
         mon1(inv)
+
+
+def test_unmeasured_replica_lag_is_not_a_pass() -> None:
+    """A standby that reports no replay position (Aurora readers) cannot pass HA-5 on lag."""
+    f = PostgresFacts("w:5432", {}, None, [], None, {}, {},
+                      [ReplicaFacts("r:5432", True, True, "read-only", None, "no replay position")])
+    with pytest.raises(CannotVerify, match="no replay position"):
+        postgres.judge_ha5(f, Thresholds())

@@ -159,7 +159,7 @@ def test_pgsslrootcert_end_to_end(lab: LabState, lab_target: Target, tmp_path: P
     ready = _run(["doctor", "--target", "stage", "--config", str(cfg)], tmp_path,
                  PGSSLROOTCERT=str(pg.sslrootcert))
     assert ready.returncode == 0, ready.stdout + ready.stderr
-    assert f"certificate verified against {pg.sslrootcert}" in ready.stdout, ready.stdout
+    assert f"verified against {pg.sslrootcert} (sslmode=verify-full)" in ready.stdout, ready.stdout
     check = _run(["check", "--target", "stage", "--config", str(cfg), "--control", "TLS-3",
                   "--reports", str(tmp_path / "reports")], tmp_path, PGSSLROOTCERT=str(pg.sslrootcert))
     assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]

@@ -80,7 +80,8 @@ def test_idle_lab_has_no_replica_lag(lab: LabState, lab_target: Target) -> None:
     _write(lab)  # the table the standby query below reads
     idle = _idle_for(lab, node, IDLE_S, budget=240)
     problems, facts = _ha5(lab_target)
-    assert problems == [] and [f.lag_s for f in facts] == [0.0], (idle, facts)
+    # Caught up: 0, or a WAL record (e.g. a standby snapshot) replayed within a moment.
+    assert problems == [] and all(f.lag_s is not None and f.lag_s < 1 for f in facts), (idle, facts)
     with _su(lab, node) as standby, _su(lab, "haproxy_writer") as primary:
         standby.autocommit = False
         standby.execute("SELECT count(*) FROM pgproof_lag_probe")  # holds AccessShareLock

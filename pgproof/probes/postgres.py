@@ -196,7 +196,7 @@ def _application_name(conn: psycopg.Connection) -> str | None:
     return str(name) if name else None
 
 
-def replica_lag(target: Target, replica: psycopg.Connection, wait_s: float) -> tuple[float, str]:
+def replica_lag(target: Target, replica: psycopg.Connection, wait_s: float) -> tuple[float | None, str]:
     """(seconds, how) this standby is behind the primary, zero when it has replayed all WAL.
 
     The time since the last replayed commit is no lag measure: on an idle primary it grows
@@ -215,7 +215,10 @@ def replica_lag(target: Target, replica: psycopg.Connection, wait_s: float) -> t
         senders = primary.execute("SELECT application_name, extract(epoch FROM replay_lag)"
                                   " FROM pg_stat_replication").fetchall()
     replayed = lambda: _one(replica, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", written)  # noqa: E731
-    if replayed():
+    caught_up = replayed()
+    if caught_up is None:  # e.g. Aurora: readers share the storage and replay no WAL stream
+        return None, "the reader reports no WAL replay position, so its lag cannot be read here"
+    if caught_up:
         return 0.0, f"replayed the primary's WAL position {written}"
     name = _application_name(replica)
     mine = [r for r in senders if r[0] == name] if name else []
