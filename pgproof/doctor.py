@@ -24,7 +24,8 @@ from pgproof.verdict import Unreachable
 WHY = {"pg_settings": "every SQL-layer control", "pg_hba_file_rules": "TLS-2, AUTH-1",
        "pg_hba_file_rules()": "TLS-2, AUTH-1", "pg_stat_ssl": "TLS-1", "pg_roles": "AUTHZ-1",
        "pg_backend_pid()": "TLS-1", "TEMP": "HA-5 (the replica write probe)",
-       "pg_read_all_stats": "TLS-7 (replication encrypted)",
+       "pg_read_all_stats": "TLS-7 (replication encrypted), HA-5 (replay_lag per standby)",
+       "pg_stat_replication": "HA-5 (replica lag), TLS-7",
        "pg_ls_archive_statusdir()": "BAK-2 (WAL waiting to be archived)"}
 SETTING_USES = {"ssl_min_protocol_version": "TLS-1", "ssl_ciphers": "TLS-5",
                 "password_encryption": "AUTH-1", "shared_preload_libraries": "AUDIT-1",
@@ -89,11 +90,16 @@ def _login(target: Target, ep: Endpoint | None, name: str) -> tuple[Finding, Any
         return Finding("postgres", False, f"{name}: {exc}"), None
     row = conn.execute("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
     tls = row[0] if row and row[0] else None
-    verified = (f"verified against {pg.sslrootcert}" if pg.sslrootcert else
-                "certificate NOT verified (set postgres.sslrootcert)")
+    anchor = "the system trust store" if pg.sslrootcert == "system" else pg.sslrootcert
+    verified = (f"verified against {anchor} (sslmode={info['sslmode']})"
+                if pg.sslrootcert and info["sslmode"].startswith("verify") else
+                "certificate NOT verified, so TLS-3 cannot pass: no CA to verify against (set "
+                "postgres.sslrootcert to the CA file, export PGSSLROOTCERT, or sslrootcert = "
+                "\"system\" for a publicly trusted certificate)" if not pg.sslrootcert else
+                f"certificate NOT verified (sslmode={info['sslmode']})")
     text = (f"{name}: login as {info['user']} to {info['dbname']} over "
             + (f"{tls}, {verified}" if tls else "plaintext"))
-    return Finding("postgres", bool(tls), text), conn
+    return Finding("postgres", bool(tls) and bool(pg.sslrootcert), text), conn
 
 
 def privilege_findings(conn: Any, role: str, dbname: str) -> list[Finding]:

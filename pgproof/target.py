@@ -20,11 +20,13 @@ from typing import Any, Literal
 from pydantic import (
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from pgproof.errors import UserError
+from pgproof.libpq import resolve_postgres
 from pgproof.notify.config import Notify
 from pgproof.target_azure import Azure
 from pgproof.target_backup import Backup
@@ -100,13 +102,27 @@ class Postgres(_Strict):
     user: str
     password_env: str = "PGPASSWORD"
     passfile: Path | None = None
-    sslrootcert: Path | None = None
+    # A CA file, or "system" (the system trust store, as libpq 16+ has it). Unset: PGSSLROOTCERT.
+    sslrootcert: Path | Literal["system"] | None = None
+    sslmode: Literal["require", "verify-ca", "verify-full"] | None = None  # unset: PGSSLMODE
+    service: str | None = None  # a libpq service (pg_service.conf); unset: PGSERVICE
     connect_timeout: float = Field(5, gt=0)
     app_role: str | None = None
     nodes: list[Endpoint] = []
     via: str | None = None  # ssh://user@bastion:port: every live probe goes through it (tunnel.py)
 
-    _paths = field_validator("sslrootcert", "passfile", mode="before")(_relative_to_config)
+    _paths = field_validator("passfile", mode="before")(_relative_to_config)
+
+    @field_validator("sslrootcert", mode="before")
+    @classmethod
+    def _ca_path(cls, value: Any, info: ValidationInfo) -> Any:
+        return value if value == "system" else _relative_to_config(value, info)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _libpq_conventions(cls, raw: Any) -> Any:
+        """The service file's and PG* variables' settings, as libpq would apply them."""
+        return resolve_postgres(raw) if isinstance(raw, dict) else raw
 
     @field_validator("via", mode="after")
     @classmethod
@@ -117,10 +133,15 @@ class Postgres(_Strict):
             parse_via(value)
         return value
 
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA bundle the TLS probe trusts: libpq's; None is the system trust store."""
+        return None if self.sslrootcert in (None, "system") else Path(self.sslrootcert)
+
     @field_validator("sslrootcert", mode="after")
     @classmethod
-    def _ca_is_certificate(cls, value: Path | None) -> Path | None:
-        why = None if value is None else _is_ca_file(value)
+    def _ca_is_certificate(cls, value: Path | str | None) -> Path | str | None:
+        why = None if value is None or value == "system" else _is_ca_file(Path(value))
         if why:
             raise ValueError(why)
         return value
@@ -250,9 +271,11 @@ class Target(_Strict):
             "dbname": ep.dbname if endpoint else pg.dbname,
             "user": ep.user or pg.user,
             "connect_timeout": max(1, int(pg.connect_timeout)),
-            "sslmode": "verify-full" if pg.sslrootcert else "require",
+            "sslmode": pg.sslmode or ("verify-full" if pg.sslrootcert else "require"),
             "application_name": "pgproof",
         }
+        if pg.service:  # libpq reads the rest of the service (e.g. its password) itself
+            kw["service"] = pg.service
         if pg.sslrootcert:
             kw["sslrootcert"] = str(pg.sslrootcert)
         if pg.passfile:

@@ -42,7 +42,7 @@ def verify_full_login(target: Target) -> str | None:
 def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
     layers.require(target, "tls")
     eps = tls_endpoints(target)
-    ca = target.require_postgres("the TLS layer").sslrootcert
+    ca = target.require_postgres("the TLS layer").ca_file  # libpq's CA: the login's own anchor
     with ThreadPoolExecutor(max_workers=len(eps)) as pool:
         futures = {n: pool.submit(tls.probe_endpoint, e.host, e.port, ca) for n, e in eps.items()}
         return {n: f.result() for n, f in futures.items()}

@@ -100,7 +100,7 @@ def test_certificate_verifies(tls_facts, verify_full_login, target: Target, evid
         # Wrong password or no route: that is "could not check", not a certificate finding.
         raise Unreachable(f"verify-full login failed for a reason unrelated to TLS: {login_error}")
     expect(_all(tls_facts, judge.judge_tls3, login_error), evidence,
-           f"chain verifies to {target.require_postgres('TLS-3').sslrootcert} and the host name matches at "
+           f"chain verifies to {target.require_postgres('TLS-3').sslrootcert or 'the system trust store'} and the host name matches at "
            f"{', '.join(tls_facts)}; sslmode=verify-full login works")
 
 

@@ -196,6 +196,31 @@ class TestTwin:
         assert kinds(outcomes(healed)) == before, f"{name}: heal did not restore the verdicts"
         assert fingerprint(healed) == fingerprint(lab.inv), f"{name}: heal did not restore the state"
 
+    @pytest.mark.parametrize("change, words", [
+        ({"SourceIdsList": ["someone-else"]}, "names someone-else, not pgproof-lab"),
+        ({"Enabled": False}, "it is disabled"),
+        ({"SourceType": "db-snapshot"}, "its SourceType is db-snapshot"),
+        ({"EventCategoriesList": ["failure", "failover"]}, "low storage, backup, recovery"),
+        ({"SnsTopicArn": "arn:aws:sns:us-east-1:123456789012:nobody"}, "no confirmed subscriber"),
+    ])
+    def test_event_subscription_that_does_not_cover_fails_mon1(
+            self, lab: Lab, change: dict[str, Any], words: str) -> None:
+        """MON-1 wants RDS events (failure, failover, low storage, backup, recovery) paged."""
+        assert lab.inv.event_subscriptions, "the twin provisions an RDS event subscription"
+        inv = copy.deepcopy(lab.inv)
+        inv.event_subscriptions = [{**e, **change} for e in inv.event_subscriptions]
+        verdict, detail = outcomes(inv)["MON-1"]
+        assert verdict == "fail" and words in detail and "event" in detail, detail
+
+    def test_event_subscription_for_all_sources_and_categories_passes(self, lab: Lab) -> None:
+        inv = copy.deepcopy(lab.inv)
+        inv.event_subscriptions = [{**e, "SourceIdsList": [], "EventCategoriesList": []}
+                                   for e in inv.event_subscriptions]
+        assert outcomes(inv)["MON-1"][0] == "pass"
+        inv.event_subscriptions, inv.missing["event_subscriptions"] = None, "denied"
+        verdict, detail = outcomes(inv)["MON-1"]
+        assert verdict == "cannot-verify" and "event subscriptions unknown (denied)" in detail
+
     def test_twin_state_round_trips(self, lab: Lab, tmp_path: Path) -> None:
         path = tmp_path / "lab" / "aws-twin.json"
         lab.twin.save(path)

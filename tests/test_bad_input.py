@@ -153,8 +153,9 @@ writer = {{ host = "{pg.host}", port = {pg.port} }}
 """)
     line = one_error(check(cfg, "staging", tmp_path, PGPASSFILE="/nonexistent"))
     assert line == (f"pgproof: targets.staging: no password: postgres.password_env names {UNSET_PW}, "
-                    "which is not set in the environment, and no passfile is set "
-                    f"(export {UNSET_PW} or set postgres.passfile)")
+                    "which is not set in the environment, and the passfile /nonexistent "
+                    f"(PGPASSFILE) does not exist (export {UNSET_PW}, or write the password to a "
+                    "passfile named by postgres.passfile or PGPASSFILE)")
     no_reports(tmp_path / "reports")
     # With the variable set, the same config gets past the pre-flight (and logs in).
     target = load_target("staging", cfg)

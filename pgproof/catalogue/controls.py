@@ -192,9 +192,12 @@ ENTRIES: tuple[Control, ...] = (
        "Security Rule standard asks for them (availability under failover is HA-1 to HA-6)"),
     _c("MON-1", "Alarms that page",
        "Alarms exist for CPU, memory, storage, connections near max, replica lag and backup "
-       "failures, each with an action whose topic has a subscriber.", "aws azure",
+       "failures, each with an action whose topic has a subscriber; on AWS an RDS event "
+       "subscription covers failure, failover, low storage and backup/recovery events to a "
+       "subscribed topic.", "aws azure",
        "Create the CloudWatch alarms at the thresholds with an SNS action whose topic has a "
-       "confirmed subscriber.",
+       "confirmed subscriber, and an RDS event subscription (db-instance or db-cluster) for "
+       "the failure, failover, low storage, backup and recovery categories to that topic.",
        "cpu_alarm_max_pct memory_alarm_max_pct storage_alarm_max_pct connections_alarm_max_pct "
        "replica_lag_max_s", hipaa=("164.308(a)(6)(ii)", "164.308(a)(1)(ii)(D)")),
     _c("MON-2", "Deep monitoring",

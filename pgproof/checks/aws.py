@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 from pgproof.checks import aws_ops
 from pgproof.checks.aws_util import ON, dbid, param_problems, primary, private_cidr, verdict
@@ -38,10 +39,10 @@ def judge_tls2(inv: AwsInventory, th: Thresholds) -> list[str]:
     return param_problems(inv, "rds.force_ssl", lambda v: v.lower() in ON, "1", "TLS-2")
 
 
-def judge_tls4(inv: AwsInventory, th: Thresholds) -> list[str]:
+def judge_tls4(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -> list[str]:
     """CA identifier not deprecated; server and CA certificates valid long enough."""
     problems, gaps = [], []
-    soon = datetime.now(UTC) + timedelta(days=th.cert_min_days)
+    soon = (now or datetime.now(UTC)) + timedelta(days=th.cert_min_days)
     cas: dict[str, list[str]] = {}
     for inst in inv.instances:
         ca = inst.get("CACertificateIdentifier")
@@ -171,14 +172,15 @@ def judge_net3(inv: AwsInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
-def _rotation_days(secret: dict) -> int | None:
+def _rotation_days(secret: dict) -> Fraction | None:
+    """The rotation interval in days, exactly: rate(2170 hours) is 90.4 days, not 90."""
     days = (secret.get("RotationRules") or {}).get("AutomaticallyAfterDays")
     if days:
-        return int(days)
+        return Fraction(int(days))
     expr = (secret.get("RotationRules") or {}).get("ScheduleExpression", "")
     m = re.fullmatch(r"rate\((\d+) (day|days|hour|hours)\)", expr)
     if m:
-        return max(1, int(m[1]) // 24) if m[2].startswith("hour") else int(m[1])
+        return Fraction(int(m[1]), 24) if m[2].startswith("hour") else Fraction(int(m[1]))
     return None
 
 
@@ -200,7 +202,7 @@ def judge_auth2(inv: AwsInventory, th: Thresholds) -> list[str]:
         raise CannotVerify(f"secret {name}: rotation schedule {inv.secret.get('RotationRules')} "
                            f"cannot be read as an interval")
     if days > th.secret_rotation_max_days:
-        return [f"secret {name}: rotates every {days} days; the spec wants <= "
+        return [f"secret {name}: rotates every {float(days):g} days; the spec wants <= "
                 f"{th.secret_rotation_max_days} days (AUTH-2)"]
     return []
 

@@ -1,7 +1,8 @@
 """MON-1 on AWS: every alarm the spec lists exists, fires early enough, and pages a person.
 
 "Pages a person" means an enabled alarm action on an SNS topic with at least one
-confirmed subscription; an alarm without one is decoration. Thresholds in
+confirmed subscription; an alarm without one is decoration. RDS events (failure,
+failover, low storage, backups) are judged in ``aws_events``. Thresholds in
 bytes or connections are derived from the instance (memory from EC2's
 instance-type table, storage from AllocatedStorage, max_connections from the
 parameter group or RDS's default formula).
@@ -10,9 +11,12 @@ parameter group or RDS's default formula).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
+from pgproof.checks.aws_events import event_problems
 from pgproof.checks.aws_util import param_groups, primary, verdict
+from pgproof.exact import exact, integer_fires_above, integer_fires_below, share
 from pgproof.probes.aws import AwsInventory
 from pgproof.target import Thresholds
 
@@ -22,22 +26,27 @@ RDS_CONN_DIVISOR = 9531392  # RDS default max_connections = LEAST(DBInstanceClas
 
 @dataclass
 class Need:
+    """The spec: the alarm must fire for every metric value above (or below) ``limit``.
+
+    ``integer``: the metric only takes whole values (bytes, connections, jobs), so an
+    alarm at 1288490188.8000002 bytes fires exactly where one at 1288490188.8 does."""
+
     what: str
     namespace: str
     metric: str
     instance: str | None
     above: bool
-    limit: float | None
-    count: bool = False
+    limit: Fraction | None
+    integer: bool = False
 
 
-def _max_connections(inv: AwsInventory) -> float | None:
+def _max_connections(inv: AwsInventory) -> int | None:
     for _, _, params in param_groups(inv):
         value = (params or {}).get("max_connections")
         if value and value.isdigit():
-            return float(value)
+            return int(value)
     if inv.instance_memory_bytes:
-        return float(min(inv.instance_memory_bytes // RDS_CONN_DIVISOR, 5000))
+        return min(inv.instance_memory_bytes // RDS_CONN_DIVISOR, 5000)
     return None
 
 
@@ -52,26 +61,42 @@ def _needs(inv: AwsInventory, th: Thresholds) -> tuple[list[Need], list[str]]:
     maxc = _max_connections(inv)
     needs = [
         Need(f"CPU > {th.cpu_alarm_max_pct:g} %", "AWS/RDS", "CPUUtilization", pid, True,
-             th.cpu_alarm_max_pct),
+             exact(th.cpu_alarm_max_pct)),
         Need(f"memory > {th.memory_alarm_max_pct:g} % used", "AWS/RDS", "FreeableMemory", pid, False,
-             mem * (1 - th.memory_alarm_max_pct / 100) if mem else None),
+             _free(mem, th.memory_alarm_max_pct), integer=True),
         Need(f"storage > {th.storage_alarm_max_pct:g} % used", "AWS/RDS", "FreeStorageSpace", pid,
-             False, storage * GIB * (1 - th.storage_alarm_max_pct / 100) if storage else None),
+             False, _free(storage * GIB if storage else None, th.storage_alarm_max_pct),
+             integer=True),
         Need(f"connections near max ({th.connections_alarm_max_pct:g} % of "
-             f"{maxc:.0f})" if maxc else "connections near max", "AWS/RDS", "DatabaseConnections",
-             pid, True, maxc * th.connections_alarm_max_pct / 100 if maxc else None),
-        Need("backup job failures", "AWS/Backup", "NumberOfBackupJobsFailed", None, True, 1,
-             count=True),
+             f"{maxc})" if maxc else "connections near max", "AWS/RDS", "DatabaseConnections",
+             pid, True, share(maxc, th.connections_alarm_max_pct) if maxc else None, integer=True),
+        Need("backup job failures", "AWS/Backup", "NumberOfBackupJobsFailed", None, True,
+             Fraction(0), integer=True),
     ]
     needs += [Need(f"replica lag > {th.replica_lag_max_s:g} s", "AWS/RDS", "ReplicaLag",
-                   r["DBInstanceIdentifier"], True, th.replica_lag_max_s) for r in inv.replicas]
+                   r["DBInstanceIdentifier"], True, exact(th.replica_lag_max_s))
+              for r in inv.replicas]
     return needs, gaps
 
 
-def _fmt(need: Need, value: float) -> str:
+def _free(total: int | None, used_pct: float) -> Fraction | None:
+    """Bytes free when ``used_pct`` percent of ``total`` is used, exactly."""
+    return None if total is None else total - share(total, used_pct)
+
+
+def _fmt(need: Need, value: float | Fraction) -> str:
     if need.metric in ("FreeableMemory", "FreeStorageSpace"):
-        return f"{value / GIB:.2f} GiB"
-    return f"{value:g}"
+        return f"{float(value) / GIB:.2f} GiB ({float(value):.0f} bytes)"
+    return f"{float(value):g}"
+
+
+def _late(need: Need, op: str, t: float) -> bool:
+    """Whether an alarm at threshold ``t`` misses a value the spec wants it to fire for."""
+    assert need.limit is not None
+    if need.integer:
+        fires = integer_fires_above if need.above else integer_fires_below
+        return not fires(op, t, need.limit)
+    return exact(t) > need.limit if need.above else exact(t) < need.limit
 
 
 def _matches(alarm: dict[str, Any], need: Need) -> bool:
@@ -88,13 +113,9 @@ def _issues(alarm: dict[str, Any], need: Need, inv: AwsInventory) -> list[str]:
     op, t = alarm.get("ComparisonOperator", ""), alarm.get("Threshold")
     if need.above != op.startswith("GreaterThan"):
         out.append(f"compares {op}")
-    elif need.limit is not None and t is not None:
-        if need.count:
-            late = t > need.limit or (t == need.limit and op == "GreaterThanThreshold")
-        else:
-            late = t > need.limit if need.above else t < need.limit
-        if late:
-            out.append(f"threshold {_fmt(need, t)} fires later than {_fmt(need, need.limit)}")
+    elif need.limit is not None and t is not None and _late(need, op, t):
+        out.append(f"{op} {_fmt(need, t)} fires later than the spec's "
+                   f"{'>' if need.above else '<'} {_fmt(need, need.limit)}")
     if alarm.get("ActionsEnabled") is False:
         out.append("actions are disabled")
     topics = [a for a in alarm.get("AlarmActions", []) if ":sns:" in a]
@@ -122,7 +143,8 @@ def judge_mon1(inv: AwsInventory, th: Thresholds) -> list[str]:
             name, why = next(iter(verdicts.items()))
             problems.append(f"{where}: alarm {name}: {'; '.join(why)}; the spec wants an alarm for "
                             f"{need.what} with an action whose SNS topic has a subscriber (MON-1)")
-    return verdict(problems, gaps)
+    events, unknown = event_problems(inv)
+    return verdict(problems + events, gaps + unknown)
 
 
 def drill_alarms(inv: AwsInventory, th: Thresholds) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pgproof.checks.aws_alarms import judge_mon1
 from pgproof.checks.aws_util import ON, dbid, not_cluster_member, param_problems, primary, verdict
+from pgproof.exact import duration
 from pgproof.probes.aws import AwsInventory
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify
@@ -66,7 +67,7 @@ def judge_bak1(inv: AwsInventory, th: Thresholds) -> list[str]:
     return []
 
 
-def judge_bak2(inv: AwsInventory, th: Thresholds) -> list[str]:
+def judge_bak2(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -> list[str]:
     """Point-in-time recovery reaches to within the RPO of now."""
     p = primary(inv)
     if not p.get("BackupRetentionPeriod"):
@@ -75,9 +76,10 @@ def judge_bak2(inv: AwsInventory, th: Thresholds) -> list[str]:
     latest = (inv.cluster or p).get("LatestRestorableTime")
     if latest is None:
         raise CannotVerify(f"{dbid(p)}: LatestRestorableTime not reported")
-    lag = (datetime.now(UTC) - latest).total_seconds() / 60
-    if lag > th.rpo_minutes:
-        return [f"{dbid(p)}: latest restorable time is {lag:.1f} min ago; the spec wants "
+    lag = (now or datetime.now(UTC)) - latest
+    if lag > duration(minutes=th.rpo_minutes):
+        return [f"{dbid(p)}: latest restorable time is {lag.total_seconds() / 60:.1f} min ago; "
+                f"the spec wants "
                 f"<= {th.rpo_minutes:g} min (BAK-2)"]
     return []
 

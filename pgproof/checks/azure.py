@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pgproof.checks import azure_ops
 from pgproof.checks.aws import TLS_ORDER
@@ -186,9 +186,10 @@ def judge_auth2(inv: AzureInventory, th: Thresholds) -> list[str]:
         return [f"secret {inv.secret_name}: no expiry set, so nothing forces rotation; the spec "
                 f"wants rotation every <= {th.secret_rotation_max_days} days (AUTH-2)"]
     since = s.get("updated_on") or s.get("created_on")
-    days = (s["expires_on"] - since).days if since else None
-    if days is not None and days > th.secret_rotation_max_days:
-        return [f"secret {inv.secret_name}: expires {days} days after it was set; the spec wants "
+    life = s["expires_on"] - since if since else None
+    if life is not None and life > timedelta(days=th.secret_rotation_max_days):
+        return [f"secret {inv.secret_name}: expires {life.total_seconds() / 86400:.4g} days after "
+                f"it was set; the spec wants "
                 f"<= {th.secret_rotation_max_days} days (AUTH-2)"]
     if s["expires_on"] < datetime.now(UTC):
         return [f"secret {inv.secret_name}: expired {s['expires_on']:%Y-%m-%d} without rotation (AUTH-2)"]

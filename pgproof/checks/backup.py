@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pgproof.exact import exact
 from pgproof.probes.backup import ArchiverFacts, BackupFacts
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify
@@ -49,7 +50,7 @@ def judge_bak2_archiving(a: ArchiverFacts, th: Thresholds) -> list[str]:
     by archive_timeout for the segment being written; the bare age of the last
     archived WAL would fail an idle server that has nothing left to archive.
     """
-    rpo = th.rpo_minutes * 60
+    rpo = exact(th.rpo_minutes) * 60  # 0.1 min is 6 s, not 6.000000000000001
     where = f"{a.endpoint} (pg_stat_archiver)"
     if a.archive_mode not in ("on", "always"):
         return [f"{where}: archive_mode is {a.archive_mode}, so no WAL is archived and there is "
@@ -83,7 +84,7 @@ def judge_bak2_archiving(a: ArchiverFacts, th: Thresholds) -> list[str]:
     return problems
 
 
-def judge_bak2_full_backup(f: BackupFacts, th: Thresholds) -> list[str]:
+def judge_bak2_full_backup(f: BackupFacts, th: Thresholds, now: float | None = None) -> list[str]:
     """A restorable base backup exists and the newest full one is recent enough."""
     status = f.info.get("status") or {}
     if status.get("code", 0) != 0:
@@ -95,9 +96,10 @@ def judge_bak2_full_backup(f: BackupFacts, th: Thresholds) -> list[str]:
         return [f"{_where(f)}: no full backup in the repository; the spec wants one at most "
                 f"{limit:g} days old (BAK-2)"]
     newest = fulls[-1]
-    age = (datetime.now(UTC).timestamp() - newest["timestamp"]["stop"]) / 86400
-    if age > limit:
-        return [f"{_where(f)}: the newest full backup {newest['label']} is {age:.1f} days old; "
+    age_s = exact(now if now is not None else datetime.now(UTC).timestamp()) - newest["timestamp"]["stop"]
+    if age_s > exact(limit) * 86400:
+        return [f"{_where(f)}: the newest full backup {newest['label']} is "
+                f"{float(age_s) / 86400:.1f} days old; "
                 f"the spec wants one at most {limit:g} days old (BAK-2)"]
     return []
 

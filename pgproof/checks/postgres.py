@@ -71,16 +71,20 @@ def judge_audit1(f: PostgresFacts) -> list[str]:
 def judge_ha5(f: PostgresFacts, th: Thresholds) -> list[str]:
     if not f.replicas:
         raise NotApplicable("no reader endpoints configured")
-    problems = []
+    problems, unknown = [], []
     for r in f.replicas:
+        if r.in_recovery and r.lag_s is None:
+            unknown.append(f"reader {r.endpoint}: {r.how or 'lag not measured'}")
         if not r.in_recovery and not r.write_refused:
             problems.append(f"reader {r.endpoint} accepts writes (it is not in recovery); the "
                             "spec wants replicas that refuse writes (HA-5)")
         elif not r.write_refused:
             raise CannotVerify(f"reader {r.endpoint}: write test inconclusive: {r.write_error}")
         if r.lag_s is not None and r.lag_s > th.replica_lag_max_s:
-            problems.append(f"reader {r.endpoint} lags {r.lag_s:.1f} s; the spec wants under "
-                            f"{th.replica_lag_max_s:.0f} s (HA-5)")
+            problems.append(f"reader {r.endpoint} lags {r.lag_s:.1f} s ({r.how}); the spec "
+                            f"wants at most {th.replica_lag_max_s:g} s (HA-5)")
+    if unknown and not problems:
+        raise CannotVerify("; ".join(unknown))
     return problems
 
 

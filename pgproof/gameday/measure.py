@@ -57,8 +57,8 @@ def watch_recovery(target: Target, s: Scenario, j: Journal, m: dict[str, Any], l
         load_c = Condition("load", "throughput back to its baseline", w, budget, None, since,
                            note="no pre-fault throughput to compare with")
     else:
-        floor, stall = ratio * base.tps, STALL_SHARE * base.tps
-        load_c = Condition("load", f"ok req/s >= {floor:.0f} ({ratio:.0%} of the {base.tps:.0f} baseline) "
+        floor, stall = metrics.floor_of(ratio, base.tps), STALL_SHARE * base.tps
+        load_c = Condition("load", f"ok req/s >= {float(floor):.0f} ({ratio:.0%} of the {base.tps:.0f} baseline) "
                            f"for {w} consecutive s, at most 1 s short and none under {stall:.0f}",
                            w, budget, start, since,
                            note="" if start is not None else "no write was acknowledged after the fault")
@@ -97,7 +97,7 @@ def watch_recovery(target: Target, s: Scenario, j: Journal, m: dict[str, Any], l
             **{f"runnable_{c.name}": window(c) for c in conds if c.name in ("load", "p95")}}
     if base is not None:
         end = load_c.decided_at or time.time()
-        m["load_dropped"] = any(x.ok < ratio * base.tps for x in load.stats() if fault_at <= x.t + 1
+        m["load_dropped"] = any(x.ok < metrics.floor_of(ratio, base.tps) for x in load.stats() if fault_at <= x.t + 1
                                 and x.t < end)
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from statistics import fmean, median, pstdev
 from typing import Protocol
+
+from pgproof.exact import exact
 
 
 class Second(Protocol):
@@ -35,6 +38,11 @@ def baseline(stats: Sequence[Second], fault_at: float) -> float:
     return float(median(_ok(s) for s in pre if s.users >= full))
 
 
+def floor_of(ratio: float, base: float) -> Fraction:
+    """``ratio`` x the baseline, exactly: 0.9 x 100 req/s is 90, not 90.00000000000001."""
+    return exact(ratio) * Fraction(base)
+
+
 def load_recovery(stats: Sequence[Second], fault_at: float, ratio: float = 0.9,
                   sustain: int = 1) -> float | None:
     """Seconds from the fault until throughput is back to >= ``ratio`` x the pre-fault median.
@@ -44,7 +52,7 @@ def load_recovery(stats: Sequence[Second], fault_at: float, ratio: float = 0.9,
     below the threshold. No dip at all returns 0.0; a dip that never recovers
     returns None. Stats are whole wall-clock seconds ``[t, t+1)``.
     """
-    threshold = ratio * baseline(stats, fault_at)
+    threshold = floor_of(ratio, baseline(stats, fault_at))
     post = sorted((s for s in stats if s.t + 1 > fault_at), key=lambda s: s.t)
     dip = next((i for i, s in enumerate(post) if _ok(s) < threshold), None)
     if dip is None:
@@ -114,7 +122,7 @@ def describe_baseline(stats: Sequence[Second], fault_at: float, ratio: float = 0
     cv = pstdev(vals) / mean if mean > 0 else 0.0
     mad = float(median(abs(v - med) for v in vals)) / med if med > 0 else 0.0
     return Baseline(med, len(vals), min(vals), max(vals), cv, mad,
-                    sum(1 for v in vals if v < ratio * med))
+                    sum(1 for v in vals if v < floor_of(ratio, med)))
 
 
 def sustained(values: Sequence[tuple[float, float | None]], good: Callable[[float | None], bool],

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pgproof.exact import exact
 from pgproof.faults import record
 from pgproof.gameday import restore_probe as rp
 from pgproof.gameday import scratch as sc
@@ -179,7 +180,7 @@ def _drill(target: Target, state: Any, j: Journal, out: Path, users: int, archiv
     if "probe" in m:
         m.update(rp.compare(marks.acked, m["probe"].pop("restored"), t))
     th = target.thresholds
-    j.verdicts = [rp.judge(m, th.rpo_minutes * 60, th.restore_budget_s)]
+    j.verdicts = [rp.judge(m, exact(th.rpo_minutes) * 60, th.restore_budget_s)]
     j.verdict = j.verdicts[0]["verdict"]
     j.event("verify", f"verdict {j.verdict}", j.verdicts[0]["evidence"])
 

@@ -12,6 +12,7 @@ import ipaddress
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 import psycopg
@@ -135,7 +136,7 @@ def _loopback(addrs: str) -> bool:
         return False
 
 
-def judge(m: dict[str, Any], rpo_budget_s: float, restore_budget_s: float) -> dict[str, str]:
+def judge(m: dict[str, Any], rpo_budget_s: float | Fraction, restore_budget_s: float) -> dict[str, str]:
     """BAK-6 from the drill's measurements; the evidence says what was found and wanted."""
     cid = "BAK-6"
     if m.get("restore_error"):
@@ -154,7 +155,7 @@ def judge(m: dict[str, Any], rpo_budget_s: float, restore_budget_s: float) -> di
     if extra:
         problems.append(f"markers after T restored: seq {extra[:5]}")
     rpo, rt = m.get("rpo_s"), m["restore_s"]
-    said.append(f"RPO {rpo:.2f} s (budget {rpo_budget_s:.0f} s)" if rpo is not None else "RPO unknown")
+    said.append(f"RPO {rpo:.2f} s (budget {float(rpo_budget_s):g} s)" if rpo is not None else "RPO unknown")
     if rpo is None or rpo > rpo_budget_s:
         problems.append("RPO over budget" if rpo is not None else "no marker restored: RPO unknown")
     said.append(f"restore {rt:.1f} s (budget {restore_budget_s:.0f} s)")

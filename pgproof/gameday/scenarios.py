@@ -49,7 +49,7 @@ def judge(s: Scenario, m: dict[str, Any], budget_s: float,
     """Verdict per control from the measurements: sentences say what was found and wanted."""
     rto, ledger = m.get("rto") or {}, m.get("ledger")
     rto_s, res = rto.get("rto_s"), rto.get("resolution_s")
-    rto_ok = None if not rto else (rto_s is not None and rto_s < budget_s)
+    rto_ok = None if not rto else (rto_s is not None and rto_s <= budget_s)
     rto_text = (f"writes acknowledged again {rto_s:.2f} s (+/- {res or 0:.2f} s) after the fault; "
                 f"budget {budget_s:.0f} s" if rto_s is not None
                 else f"no write acknowledged within the {budget_s:.0f} s budget")

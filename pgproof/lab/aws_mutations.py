@@ -141,6 +141,14 @@ def _alarms_create(c: AwsClients, t: AwsTwin) -> None:
         c.cloudwatch.put_metric_alarm(**alarm)
 
 
+def _events_delete(c: AwsClients, t: AwsTwin) -> None:
+    c.rds.delete_event_subscription(SubscriptionName=spec.event_subscription_spec(t)["SubscriptionName"])
+
+
+def _events_create(c: AwsClients, t: AwsTwin) -> None:
+    c.rds.create_event_subscription(**spec.event_subscription_spec(t))
+
+
 def _unsubscribe(c: AwsClients, t: AwsTwin) -> None:
     subs = c.sns.list_subscriptions_by_topic(TopicArn=t.sns_topic_arn)["Subscriptions"]
     for s in subs:
@@ -292,6 +300,8 @@ _CATALOGUE = [
        _alarms_delete, _alarms_create),
     _m("alarm-without-subscriber", "the alarm topic loses its only subscription", "MON-1",
        _unsubscribe, _subscribe),
+    _m("no-event-subscription", "the RDS event subscription (failure, failover, low storage, "
+       "backup, recovery) is deleted", "MON-1", _events_delete, _events_create),
     _m("force-ssl-off", "rds.force_ssl=0 in the parameter group", "TLS-2",
        _param("rds.force_ssl", "0"), _param("rds.force_ssl", "1")),
     _m("tls-min-1.0", "ssl_min_protocol_version=TLSv1 in the parameter group", "TLS-1",

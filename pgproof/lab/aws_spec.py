@@ -107,6 +107,16 @@ def proxy_kwargs(twin: AwsTwin, require_tls: bool = True) -> dict[str, Any]:
     }
 
 
+EVENT_CATEGORIES = ["failure", "failover", "low storage", "backup", "recovery"]
+
+
+def event_subscription_spec(twin: AwsTwin) -> dict[str, Any]:
+    """CreateEventSubscription arguments: the RDS events MON-1 wants paged, to the alarm topic."""
+    return {"SubscriptionName": f"{twin.db_instance_id}-events", "SnsTopicArn": twin.sns_topic_arn,
+            "SourceType": "db-instance", "SourceIds": [twin.db_instance_id],
+            "EventCategories": list(EVENT_CATEGORIES), "Enabled": True}
+
+
 def alarm_specs(twin: AwsTwin) -> list[dict[str, Any]]:
     """PutMetricAlarm arguments for every alarm MON-1 asks for, thresholds per SPEC.md."""
     db = [{"Name": "DBInstanceIdentifier", "Value": twin.db_instance_id}]

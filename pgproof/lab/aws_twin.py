@@ -28,6 +28,7 @@ from pgproof.lab.aws_spec import (
     alarm_specs,
     backup_plan,
     bucket_lifecycle,
+    event_subscription_spec,
     primary_kwargs,
     proxy_kwargs,
     replica_kwargs,
@@ -252,6 +253,7 @@ def provision(session: boto3.Session | None = None, region: str = "us-east-1",
     for spec in alarm_specs(twin):
         c.cloudwatch.put_metric_alarm(**spec)
         twin.alarm_names.append(spec["AlarmName"])
+    c.rds.create_event_subscription(**event_subscription_spec(twin))
     if twin.db_proxy_name:
         c.rds.create_db_proxy(**proxy_kwargs(twin))
         c.rds.register_db_proxy_targets(DBProxyName=twin.db_proxy_name,

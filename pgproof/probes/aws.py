@@ -71,6 +71,7 @@ class AwsInventory:
     secret_password_length: int | None = None
     alarms: list[dict[str, Any]] = field(default_factory=list)
     topic_subscriptions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    event_subscriptions: list[dict[str, Any]] | None = None  # None: not read (see missing)
     log_group_prefix: str = ""
     log_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     bucket_name: str | None = None

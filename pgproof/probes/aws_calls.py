@@ -175,7 +175,10 @@ def _secret(ctx: _Ctx, inv: AwsInventory) -> None:
 def _alarms(ctx: _Ctx, inv: AwsInventory) -> None:
     alarms = _pages(ctx.client("cloudwatch"), "describe_alarms", "MetricAlarms")
     inv.alarms = [a for a in alarms if a.get("Namespace") in ("AWS/RDS", "AWS/Backup")]
-    topics = sorted({t for a in inv.alarms for t in a.get("AlarmActions", []) if ":sns:" in t})
+    inv.event_subscriptions = _optional(inv, "event_subscriptions", lambda: _pages(
+        ctx.client("rds"), "describe_event_subscriptions", "EventSubscriptionsList"))
+    topics = sorted({t for a in inv.alarms for t in a.get("AlarmActions", []) if ":sns:" in t}
+                    | {e["SnsTopicArn"] for e in inv.event_subscriptions or [] if e.get("SnsTopicArn")})
     sns = ctx.client("sns")
     for topic in topics:
         try:

@@ -57,7 +57,7 @@ SHARED_OPS = {"describe_alarms", "list_subscriptions_by_topic", "list_backup_pla
               "list_backup_selections", "get_backup_selection", "describe_backup_vault",
               "describe_route_tables", "describe_security_groups", "describe_key", "list_aliases",
               "get_key_rotation_status", "describe_db_parameters", "describe_instance_types",
-              "describe_db_engine_versions", "describe_certificates"}
+              "describe_db_engine_versions", "describe_certificates", "describe_event_subscriptions"}
 
 
 class _Memo:

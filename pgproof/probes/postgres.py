@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,9 @@ SETTINGS = (
 # holds this list to the SQL in this file). Settings outside a plain role's view need
 # pg_read_all_settings (data_directory, ssl_key_file); PostgreSQL 15 revokes the hba view and
 # its function from PUBLIC; TEMP is what the replica write probe tries.
-RELATIONS = ("pg_settings", "pg_hba_file_rules", "pg_stat_ssl", "pg_roles")
+RELATIONS = ("pg_settings", "pg_hba_file_rules", "pg_stat_ssl", "pg_roles", "pg_stat_replication")
 FUNCTIONS = ("pg_hba_file_rules()", "pg_backend_pid()", "pg_is_in_recovery()",
-             "pg_last_wal_receive_lsn()", "pg_last_wal_replay_lsn()",
-             "pg_last_xact_replay_timestamp()")
+             "pg_current_wal_lsn()", "pg_last_wal_replay_lsn()")
 
 
 @dataclass
@@ -54,7 +54,8 @@ class ReplicaFacts:
     in_recovery: bool
     write_refused: bool
     write_error: str
-    lag_s: float | None
+    lag_s: float | None  # None: not measured (not a standby)
+    how: str = ""  # how the lag was measured, for the evidence
 
 
 @dataclass
@@ -106,10 +107,16 @@ def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> psyc
 
 def no_password(target: Target) -> str:
     """libpq's 'fe_sendauth: no password supplied' never names where the password should be."""
-    pg = target.postgres
-    where = f"passfile {pg.passfile} has no entry for it" if pg.passfile else "no passfile is set"
+    from pgproof.libpq import passfile_in_use
+
+    pg = target.require_postgres("a login")
+    path, why = passfile_in_use(pg.passfile)
+    where = (f"the passfile {path} ({why}) has no entry for it" if path.is_file()
+             else f"the passfile {path} ({why}) does not exist")
+    service = f", service {pg.service} gives none" if pg.service else ""
     return (f"no password: postgres.password_env names {pg.password_env}, which is not set in "
-            f"the environment, and {where} (export {pg.password_env} or set postgres.passfile)")
+            f"the environment{service}, and {where} (export {pg.password_env}, or write the "
+            f"password to a passfile named by postgres.passfile or PGPASSFILE)")
 
 
 def _certificate_reason(info: dict[str, Any]) -> str:
@@ -119,7 +126,7 @@ def _certificate_reason(info: dict[str, Any]) -> str:
     from pgproof.probes import tls
 
     try:
-        ca = Path(info["sslrootcert"]) if info.get("sslrootcert") else None
+        ca = Path(info["sslrootcert"]) if info.get("sslrootcert") not in (None, "system") else None
         facts = tls.probe_endpoint(info["host"], int(info["port"]), ca)
     except Exception:  # noqa: BLE001 - the login error stands on its own
         return ""
@@ -173,13 +180,71 @@ def gather(target: Target) -> PostgresFacts:
                          roles, replicas, hidden, info_user)
 
 
+LAG_POLL_S = 0.2
+
+
+def _application_name(conn: psycopg.Connection) -> str | None:
+    """The name this standby gives the primary (primary_conninfo application_name, else cluster_name)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        raw = _one(conn, "SELECT current_setting('primary_conninfo')") or ""
+        name = conninfo_to_dict(raw).get("application_name") or _one(
+            conn, "SELECT current_setting('cluster_name')")
+    except psycopg.Error:
+        return None
+    return str(name) if name else None
+
+
+def replica_lag(target: Target, replica: psycopg.Connection, wait_s: float) -> tuple[float | None, str]:
+    """(seconds, how) this standby is behind the primary, zero when it has replayed all WAL.
+
+    The time since the last replayed commit is no lag measure: on an idle primary it grows
+    without any lag. Here the primary's ``pg_current_wal_lsn()``
+    is read first; a standby that has replayed it is caught up. Otherwise the lag is the
+    primary's ``replay_lag`` for that standby and, as a floor, how long the standby takes
+    to replay the WAL that existed when we looked (waiting up to ``wait_s``).
+    """
+    with connect(target) as primary:
+        if _one(primary, "SELECT pg_is_in_recovery()"):
+            raise Unreachable(f"the writer endpoint {target.postgres.writer.host}:"
+                              f"{target.postgres.writer.port} is in recovery: no primary to "
+                              f"measure replica lag against")
+        written = _one(primary, "SELECT pg_current_wal_lsn()::text")
+        # The primary's view of each standby; other sessions' rows need pg_read_all_stats.
+        senders = primary.execute("SELECT application_name, extract(epoch FROM replay_lag)"
+                                  " FROM pg_stat_replication").fetchall()
+    replayed = lambda: _one(replica, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", written)  # noqa: E731
+    caught_up = replayed()
+    if caught_up is None:  # e.g. Aurora: readers share the storage and replay no WAL stream
+        return None, "the reader reports no WAL replay position, so its lag cannot be read here"
+    if caught_up:
+        return 0.0, f"replayed the primary's WAL position {written}"
+    name = _application_name(replica)
+    mine = [r for r in senders if r[0] == name] if name else []
+    reported = float(mine[0][1]) if mine and mine[0][1] is not None else None
+    start = time.monotonic()
+    while (waited := time.monotonic() - start) < wait_s:
+        if replayed():
+            break
+        time.sleep(LAG_POLL_S)
+    else:
+        waited = time.monotonic() - start
+        lag = max(waited, reported or 0.0)
+        return lag, (f"had not replayed the primary's WAL position {written} after {waited:.1f} s"
+                     + (f"; the primary reports replay_lag {reported:.1f} s for {name}"
+                        if reported is not None else ""))
+    lag = max(waited, reported or 0.0)
+    return lag, (f"replayed the primary's WAL position {written} after {waited:.1f} s"
+                 + (f"; replay_lag {reported:.1f} s for {name}" if reported is not None else ""))
+
+
 def replica_facts(target: Target, ep: Endpoint) -> ReplicaFacts:
     """Recovery state, lag, and whether a write is refused (attempted in a rolled-back txn)."""
     with connect(target, ep) as conn:
         in_recovery = bool(_one(conn, "SELECT pg_is_in_recovery()"))
-        lag = _one(conn, "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()"
-                         " THEN 0 ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())"
-                         " END")
+        lag, how = (replica_lag(target, conn, target.thresholds.replica_lag_max_s + 1)
+                    if in_recovery else (None, ""))
         refused, error = False, ""
         try:
             with conn.transaction(force_rollback=True):
@@ -188,5 +253,4 @@ def replica_facts(target: Target, ep: Endpoint) -> ReplicaFacts:
             refused, error = True, str(exc).strip()
         except psycopg.Error as exc:  # refused for another reason: says nothing about read-only
             error = str(exc).strip()
-    return ReplicaFacts(f"{ep.host}:{ep.port}", in_recovery, refused, error,
-                        None if lag is None else float(lag))
+    return ReplicaFacts(f"{ep.host}:{ep.port}", in_recovery, refused, error, lag, how)
