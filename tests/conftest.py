@@ -28,12 +28,14 @@ def _stage(item: pytest.Item) -> int:
 
 
 LAB_FIXTURES = {"lab", "lab_dir", "lab_target"}
+OWN_LAB = {"test_vpc_lab", "test_ssh_supervised"}  # modules that bring up a lab of their own
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Lab tests carry the ``lab`` marker (``make test-fast`` is ``-m "not lab"``) and run by stage."""
     for item in items:
-        if _stage(item) or LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if (_stage(item) or item.path.stem in OWN_LAB
+                or LAB_FIXTURES & set(getattr(item, "fixturenames", ()))):
             item.add_marker(pytest.mark.lab)
     items.sort(key=_stage)
 

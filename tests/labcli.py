@@ -27,3 +27,14 @@ def wait_steady(target: Target, timeout: float = 120) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"lab not in steady state after {timeout:.0f} s: {driver.steady()[1]}")
+
+
+def gameday_rc_ok(rc: int, verdicts: list[dict[str, str]]) -> bool:
+    """A game day's exit code is its verdict; 2 (error) is accepted only where every error is a
+    relative control (HA-4, CH-LAT) that pgproof refused to judge because the host got busier
+    than during the baseline (a loaded 2-core CI machine), never for the failover or the ledger."""
+    if rc in (0, 1):
+        return True
+    errors = [v for v in verdicts if v["verdict"] == "error"]
+    return rc == 2 and bool(errors) and all(
+        v["id"] in ("HA-4", "CH-LAT") and "host got busier" in v["evidence"] for v in errors)

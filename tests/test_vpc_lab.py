@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from labcli import gameday_rc_ok
 
 from pgproof import tunnel
 from pgproof.lab import backup, lifecycle, mutations, procs, topology
@@ -219,8 +220,8 @@ def test_a_game_day_runs_from_outside_the_vpc(vpc: LabState, tmp_path: Path) -> 
     r = subprocess.run([str(PGPROOF), "gameday", "kill-primary", "--target", "lab", "--users", "6",
                         "--reports", str(tmp_path)], capture_output=True, text=True, timeout=600,
                        env=env, cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stdout[-3000:] + r.stderr[-2000:]
     j = json.loads((tmp_path / "latest" / "journal.json").read_text())
+    assert gameday_rc_ok(r.returncode, j["verdicts"]), r.stdout[-3000:] + r.stderr[-2000:]
     load = next(e for e in j["events"] if e["phase"] == "load")
     assert f"load and clock through bastion root@127.0.0.1:{vpc.ports['ssh_bridge']}" in load["detail"]
     verdicts = {v["id"]: v for v in j["verdicts"]}
