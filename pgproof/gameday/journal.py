@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgproof import fsio
+
 
 @dataclass
 class Journal:
@@ -51,5 +53,5 @@ class Journal:
     def save(self, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "journal.json"
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        fsio.write_text(path, json.dumps(self.to_dict(), indent=2, default=str))
         return path

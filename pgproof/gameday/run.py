@@ -24,7 +24,7 @@ from pgproof.gameday.clock import FailoverClock
 from pgproof.gameday.host import HostLoad
 from pgproof.gameday.journal import Journal
 from pgproof.gameday.measure import hold, measure, watch_recovery
-from pgproof.gameday.safety import ChaosRefused, Terminated, check_policy, sigterm_unwinds
+from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.gameday.scenarios import SCENARIOS, Scenario, judge
 from pgproof.load.runner import LoadProcess
 from pgproof.load.schema import ensure_clock_table, ensure_ledger_table
@@ -170,7 +170,7 @@ def _interrupted(j: Journal, exc: BaseException) -> None:
     """Record the first interruption (the instant it arrived, before any undo ran)."""
     if j.interrupted is None:
         last = j.events[-1]["phase"] if j.events else "start"
-        j.interrupted = {"at": time.time(), "by": "SIGTERM" if isinstance(exc, Terminated) else "SIGINT",
+        j.interrupted = {"at": time.time(), "by": signal_name(exc),
                          "phase": last}
 
 
