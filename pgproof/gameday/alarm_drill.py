@@ -121,7 +121,7 @@ def run(target: Target, *, reports: Path = Path("reports"), alarms: list[str] | 
         j.event("drill", "what this run proves", TWIN_PROVES)
     j.fault = {"name": "set_alarm_state ALARM", "description": DESCRIPTION, "injected_at": None,
                "undone_at": None, "undo_ok": None, "undo_error": None}
-    j.save(out)  # the stub a SIGKILLed drill leaves for `gameday recover`
+    j.save_stub(out, rec.delete)  # the stub a SIGKILLed drill leaves for `gameday recover`
     conn = AwsConn.of(target.aws)
     results: list[dict[str, Any]] = []
     j.measurements = {**(j.measurements or {}), "budget_s": budget, "alarms": results}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -55,3 +56,13 @@ class Journal:
         path = out_dir / "journal.json"
         fsio.write_text(path, json.dumps(self.to_dict(), indent=2, default=str))
         return path
+
+    def save_stub(self, out_dir: Path, forget: Callable[[], None]) -> Path:
+        """The first save, before anything is injected; if the disk refuses it (full, read-only),
+        ``forget`` the run's fault record and drop the run directory: nothing is left behind."""
+        try:
+            return self.save(out_dir)
+        except BaseException:
+            forget()
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise

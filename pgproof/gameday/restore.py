@@ -89,7 +89,7 @@ def run(target: Target, *, reports: Path = Path("reports"), users: int | None = 
     j = Journal(run_id, target.name, SCENARIO, DESCRIPTION, target.chaos.driver,
                 {"users": users, "rpo_budget_s": th.rpo_minutes * 60,
                  "restore_budget_s": th.restore_budget_s, "archive_wait_s": archive_wait_s}, echo=echo)
-    j.save(out)  # the stub a SIGKILLed run leaves for `gameday recover`
+    j.save_stub(out, rec.delete)  # the stub a SIGKILLed run leaves for `gameday recover`
     try:
         with sigterm_unwinds(), record.activate(rec):
             _drill(target, state, j, out, users, archive_wait_s, rec)

@@ -140,7 +140,7 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     if snap:
         j.snapshot = snap
         j.event("snapshot", f"snapshot before the fault: {snap['id']}", f"{snap['kind']}, {snap['took_s']} s")
-    j.save(out)  # the stub an interrupted (SIGKILLed) run leaves behind for `gameday recover`
+    j.save_stub(out, rec.delete)  # the stub an interrupted (SIGKILLed) run leaves behind for `gameday recover`
     live: dict[str, Any] = {"driver": driver}  # what has started: measured even after an interrupt
     app = target.conninfo(user=target.postgres.app_role or target.postgres.user)
     try:
