@@ -72,7 +72,6 @@ def _check(args: argparse.Namespace) -> int:
     args.target = names[0]
     # Bad config, wrong port, missing password: one message, exit 2, no report.
     target = load_target(args.target, args.config)
-    args.reports = prepare_reports(args.reports)  # a file, read-only, full: said before the run
     if args.to_security_hub and target.aws is None:
         print(f"pgproof: --to-security-hub: target {args.target!r} has no [aws] section, so its "
               "findings belong to no AWS account", file=sys.stderr)
@@ -86,6 +85,7 @@ def _check(args: argparse.Namespace) -> int:
         require_env(target.notify, args.target)
     orphan = _orphan_notice(target)
     preflight.check(target)
+    args.reports = prepare_reports(args.reports)  # a file, read-only, full: said before the run
     import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
     base = args.reports.resolve()
     argv = [str(REPO / "suites"), "--target", args.target, "--reports", str(base),
