@@ -300,6 +300,7 @@ def test_full_disk_during_a_check_leaves_no_half_run(tmp_path: Path, twin_config
     r = pgproof("check", "--target", "ci", "--config", str(twin_config), "--reports", str(small),
                 cwd=tmp_path)
     line = one_error(r)
+    print(line)
     assert "No space left on device (ENOSPC)" in line and f"cannot write {small}/" in line, line
     assert "nothing kept of this run" in line, line
     left = sorted(p.relative_to(small).as_posix() for p in small.rglob("*"))

@@ -122,6 +122,21 @@ def test_sighup_mid_fault_without_a_terminal_undoes_everything(
     _assert_nothing_left(lab, lab_target, _load_pid(out))
 
 
+def test_a_game_day_without_a_terminal_runs_to_its_verdict(
+        lab: LabState, lab_target: Target, tmp_path: Path, clean_lab: None) -> None:
+    """Under setsid with stdin closed (cron, nohup, a dropped ssh session's survivors)."""
+    proc = _start(lab, tmp_path)
+    out, err = proc.communicate(timeout=600)
+    assert "Traceback" not in err, err
+    journal = json.loads(next(tmp_path.glob("*/journal.json")).read_text())
+    assert journal["interrupted"] is None and journal["fault"]["undo_ok"] is True, journal["fault"]
+    assert [v["id"] for v in journal["verdicts"]] == ["CH-LAT"], journal["verdicts"]
+    want = {"pass": 0, "fail": 1}.get(journal["verdict"], 2)
+    assert proc.returncode == want, (proc.returncode, journal["verdict"], out[-2000:], err[-2000:])
+    assert f"game day latency: {journal['verdict']}; report: " in out, out[-2000:]
+    _assert_nothing_left(lab, lab_target, _load_pid(out))
+
+
 def test_full_reports_disk_is_named_not_blamed_on_locust(
         lab: LabState, lab_target: Target, tmp_path: Path, clean_lab: None) -> None:
     """A 256 KB tmpfs with about 24 KB left: the journal stub fits, Locust's files do not."""
@@ -136,6 +151,7 @@ def test_full_reports_disk_is_named_not_blamed_on_locust(
         proc = _start(lab, small)
         out, err = proc.communicate(timeout=600)
         text = out + err
+        print(text[-1500:])
         assert proc.returncode == 2, (proc.returncode, out[-3000:], err[-3000:])
         assert "No space left on device (ENOSPC)" in text, text[-3000:]
         assert "producing successful requests" not in text, text[-3000:]
