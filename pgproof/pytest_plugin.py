@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -247,8 +249,6 @@ def _abandon_run(config: pytest.Config, exc: BaseException) -> None:
 
     The run directory goes (with whatever junit/html/JSON it holds), the history line this run
     appended is cut off again, and ``latest`` keeps pointing at the previous complete run."""
-    import sys
-
     d = config.stash.get(_RUN_DIR, None)
     text = fsio.describe(exc) if isinstance(exc, OSError) else str(exc)
     where = f"; nothing kept of this run ({d} removed)" if d is not None else ""
@@ -256,14 +256,13 @@ def _abandon_run(config: pytest.Config, exc: BaseException) -> None:
     if d is None:
         return
     history = d.parent / "history.jsonl"
-    size = config.stash.get(_HISTORY_SIZE, None)
-    try:
-        if size is None:
-            history.unlink(missing_ok=True)
-        elif history.exists() and history.stat().st_size > size:
-            os.truncate(history, size)
-    except OSError:
-        pass
+    if _HISTORY_SIZE in config.stash:  # its size before this run wrote (None: it did not exist)
+        size = config.stash[_HISTORY_SIZE]
+        with contextlib.suppress(OSError):
+            if size is None:
+                history.unlink(missing_ok=True)
+            elif history.stat().st_size > size:
+                os.truncate(history, size)
     shutil.rmtree(d, ignore_errors=True)
     del config.stash[_RUN_DIR]
 

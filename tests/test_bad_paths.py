@@ -297,6 +297,12 @@ def test_full_disk_during_a_check_leaves_no_half_run(tmp_path: Path, twin_config
     """200 KB of reports space: the check's files do not fit. Before: a traceback (exit 1/3),
     findings.ocsf.json truncated to invalid JSON, and `latest` pointing at the half run."""
     small = tmpfs(tmp_path / "small", "200k")
+    prev = small / "20260101T000000Z-ci"  # a complete earlier run that `latest` points at
+    prev.mkdir()
+    (prev / "results.json").write_text('{"target": "ci", "exit_code": 0}')
+    (small / "latest").symlink_to(prev.name)
+    history = json.dumps({"at": "2026-01-01T00:00:00+00:00", "target": "ci", "dir": prev.name}) + "\n"
+    (small / "history.jsonl").write_text(history)
     r = pgproof("check", "--target", "ci", "--config", str(twin_config), "--reports", str(small),
                 cwd=tmp_path)
     line = one_error(r)
@@ -304,6 +310,28 @@ def test_full_disk_during_a_check_leaves_no_half_run(tmp_path: Path, twin_config
     assert "No space left on device (ENOSPC)" in line and f"cannot write {small}/" in line, line
     assert "nothing kept of this run" in line, line
     left = sorted(p.relative_to(small).as_posix() for p in small.rglob("*"))
-    assert left == [], left  # no run directory, no latest link, no history line
+    assert left == ["20260101T000000Z-ci", "20260101T000000Z-ci/results.json", "history.jsonl",
+                    "latest"], left  # no half run directory
+    assert os.readlink(small / "latest") == prev.name  # still the previous complete run
+    assert (small / "history.jsonl").read_text() == history  # no line for a run that is not kept
     for p in small.rglob("*.json"):
         json.loads(p.read_text())
+
+
+def test_a_report_file_is_replaced_whole_or_not_at_all(tmp_path: Path, tmpfs) -> None:  # type: ignore[no-untyped-def]
+    """A file that does not fit leaves the previous one intact, and no temporary file behind."""
+    from pgproof import fsio
+
+    small = tmpfs(tmp_path / "s", "64k")
+    f = small / "results.json"
+    fsio.write_text(f, json.dumps({"old": True}))
+    with pytest.raises(fsio.DiskError) as err:
+        fsio.write_text(f, json.dumps({"new": "y" * 200_000}))
+    assert str(err.value) == f"cannot write {f}: No space left on device (ENOSPC)"
+    assert json.loads(f.read_text()) == {"old": True}
+    h = small / "history.jsonl"
+    fsio.append_line(h, '{"run": 1}')
+    with pytest.raises(fsio.DiskError):
+        fsio.append_line(h, json.dumps({"run": 2, "pad": "z" * 200_000}))
+    assert h.read_text() == '{"run": 1}\n'  # no torn line for the next reader
+    assert sorted(p.name for p in small.iterdir()) == ["history.jsonl", "results.json"]
