@@ -292,8 +292,9 @@ def twin_config(tmp_path: Path) -> Iterator[Path]:
         server.stop()
 
 
+@pytest.mark.parametrize("runner", ["pgproof check", "pytest suites"])
 def test_full_disk_during_a_check_leaves_no_half_run(tmp_path: Path, twin_config: Path,
-                                                     tmpfs) -> None:  # type: ignore[no-untyped-def]
+                                                     tmpfs, runner: str) -> None:  # type: ignore[no-untyped-def]
     """200 KB of reports space: the check's files do not fit. Before: a traceback (exit 1/3),
     findings.ocsf.json truncated to invalid JSON, and `latest` pointing at the half run."""
     small = tmpfs(tmp_path / "small", "200k")
@@ -303,8 +304,15 @@ def test_full_disk_during_a_check_leaves_no_half_run(tmp_path: Path, twin_config
     (small / "latest").symlink_to(prev.name)
     history = json.dumps({"at": "2026-01-01T00:00:00+00:00", "target": "ci", "dir": prev.name}) + "\n"
     (small / "history.jsonl").write_text(history)
-    r = pgproof("check", "--target", "ci", "--config", str(twin_config), "--reports", str(small),
-                cwd=tmp_path)
+    if runner == "pgproof check":
+        r = pgproof("check", "--target", "ci", "--config", str(twin_config), "--reports",
+                    str(small), cwd=tmp_path)
+    else:
+        suites = Path(__file__).resolve().parent.parent / "suites"
+        r = subprocess.run([sys.executable, "-m", "pytest", str(suites), "--target", "ci",
+                            "--pgproof-config", str(twin_config), "--reports", str(small), "-q",
+                            "-p", "no:randomly"], capture_output=True, text=True, cwd=tmp_path,
+                           env=_env(), timeout=300)
     line = one_error(r)
     print(line)
     assert "No space left on device (ENOSPC)" in line and f"cannot write {small}/" in line, line
