@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from pgproof import shipped
 from pgproof.cli_parser import build_parser
 from pgproof.errors import UserError
+from pgproof.fsio import describe, prepare_reports
 from pgproof.lab.procs import ComponentError
 
 
@@ -81,6 +83,7 @@ def _check(args: argparse.Namespace) -> int:
         require_env(target.notify, args.target)
     orphan = _orphan_notice(target)
     preflight.check(target)
+    args.reports = prepare_reports(args.reports)  # a file, read-only, full: said before the run
     import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
     base = args.reports.resolve()
     argv = [str(shipped.folder("suites")), "--target", args.target, "--reports", str(base),
@@ -135,6 +138,7 @@ def _check_many(args: argparse.Namespace, names: list[str], selection: list[str]
             raise UserError(f"{flag} takes one target; run it once per target")
     for name in names:  # bad config: one sentence, exit 2, before any worker starts
         load_target(name, args.config)
+    args.reports = prepare_reports(args.reports)
     import pytest
 
     base = args.reports.resolve()
@@ -169,8 +173,8 @@ def _control_args(values: list[str] | None) -> list[str] | None:
     """``--control`` for pytest, or None after saying why a pattern is wrong (exit 2)."""
     from pgproof.catalogue import UnknownControl, select, split_patterns
 
-    patterns = split_patterns(values)
     try:
+        patterns = split_patterns(values)
         select(patterns, "compliance")
     except UnknownControl as exc:
         print(f"pgproof: --control: {exc}", file=sys.stderr)
@@ -219,6 +223,8 @@ def _gameday(args: argparse.Namespace) -> int:
         target.require_postgres("a game day")  # the clock and the ledger write through the writer
     gd.check_workers(workers, args.users or target.chaos.load_users)
     preflight.check(target)
+    if not args.dry_run:  # a dry run touches nothing, not even the reports folder
+        args.reports = prepare_reports(args.reports)
     if args.scenario == "restore-pitr":
         return _restore_pitr(args, target)
     try:
@@ -284,7 +290,9 @@ def _restore_pitr(args: argparse.Namespace, target: object) -> int:
 def _history(args: argparse.Namespace) -> int:
     """Controls whose verdict changed between the last two runs of a target (exit 1 if any)."""
     from pgproof.report.history import compared, drift
+    from pgproof.target import check_target_name
 
+    check_target_name(args.target)
     prev, last, changes = drift(args.reports / "history.jsonl", args.target)
     if last is None:
         _known_target(args.target)
@@ -362,13 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ComponentError) as exc:  # bad input: the one place that prints it
         print(f"pgproof: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("pgproof: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C 130; SIGTERM 143, SIGHUP 129 (128 + the signal)
+        signame, code = getattr(exc, "signame", "SIGINT"), getattr(exc, "exit_code", 130)
+        with contextlib.suppress(OSError):
+            print(f"pgproof: interrupted by {signame}", file=sys.stderr)
+        return code
     except BrokenPipeError:  # `pgproof lab mutations | head`: the reader left, as with any tool
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush at exit
         return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the closed pipe
+    except OSError as exc:  # a disk or path problem: could not run (2), never "non-compliant" (1)
+        print(f"pgproof: {describe(exc, 'use')}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

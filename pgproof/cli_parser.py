@@ -3,8 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are bad input like any other: one sentence on stderr, exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument (\S+): takes ", r"\1 takes ", message).removeprefix("argument ")
+        self.exit(2, f"pgproof: {message} (`{self.prog} --help` lists the options)\n")
+
+
+def _positive(kind: Callable[[str], float], what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number greater than 0, or one sentence saying so.
+
+    ``--baseline -5`` used to start Locust and then die in ``time.sleep``; ``--users 0``
+    silently meant the default; ``inf``/``nan`` parse as floats but bound nothing."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+SECONDS = _positive(float, "a positive number of seconds (finite, > 0)")
+COUNT = _positive(int, "a positive whole number (>= 1)")
 
 
 class _Version(argparse.Action):
@@ -24,7 +58,7 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="pgproof", description="pgproof: lab up|down|status|break|heal, check, doctor, controls, drift, gameday.")
+    ap = _Parser(prog="pgproof", description="pgproof: lab up|down|status|break|heal, check, doctor, controls, drift, gameday.")
     ap.add_argument("--version", action=_Version)
     target_default = os.environ.get("PGPROOF_TARGET") or "lab"  # --target wins over the env
     target_help = "target name (default: $PGPROOF_TARGET, else lab)"
@@ -33,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("action", choices=["up", "down", "status", "break", "heal", "mutations"])
     lab.add_argument("name", nargs="?", help="mutation name (for break)")
     lab.add_argument("--lab-dir", type=Path, default=None, help="state directory (default .pgproof/lab)")
-    lab.add_argument("--timeout", type=float, default=60)
+    lab.add_argument("--timeout", type=SECONDS, default=60)
     lab.add_argument("--no-aws", action="store_true", help="skip the moto AWS twin")
     lab.add_argument("--topology", choices=["loopback", "vpc"], default="loopback",
                      help="up: vpc puts the DB and app tiers in their own network namespaces")
@@ -88,17 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--target", default=target_default, help=target_help)
     gd.add_argument("--config", type=Path, default=None)
     gd.add_argument("--reports", type=Path, default=Path("reports"))
-    gd.add_argument("--users", type=int, default=None, help="Locust users (default: target's)")
+    gd.add_argument("--users", type=COUNT, default=None, help="Locust users (default: target's)")
     gd.add_argument("--workers", default=None, metavar="N",
                     help="run the load on Locust's distributed engine: a master on 127.0.0.1 and N "
                          "worker processes, ledgers and stats merged (default 0: one process)")
-    gd.add_argument("--baseline", type=float, default=None,
+    gd.add_argument("--baseline", type=SECONDS, default=None,
                     help="seconds of load before the fault (default: target's chaos.baseline_s)")
     gd.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
     gd.add_argument("--alarm", action="append", default=None, metavar="NAME",
                     help="alarm-drill: drill only this MON-1 alarm (repeatable; default: all)")
     gd.add_argument("--i-mean-production", action="store_true")
-    gd.add_argument("--archive-wait", type=float, default=None, metavar="SECONDS",
+    gd.add_argument("--archive-wait", type=SECONDS, default=None, metavar="SECONDS",
                     help="restore-pitr: how long to wait for the WAL after T to be archived "
                          "(default 60)")
     gd.set_defaults(handler="gameday")

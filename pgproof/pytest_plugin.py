@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pgproof import shipped
+from pgproof import fsio, shipped
 from pgproof.errors import UserError
 from pgproof.report import results as res
 from pgproof.target import Target, load_target
@@ -67,11 +69,14 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if _wants_reports(config) and (multi == "worker" or not hasattr(config, "workerinput")):
         get_target(config)  # bad input stops here: before a report directory or file is announced
-        base = config.getoption("reports")
-        base.mkdir(parents=True, exist_ok=True)
+        try:  # --reports a file, read-only, full, or `latest` a directory: one sentence, exit 2
+            base = fsio.prepare_reports(config.getoption("reports"))
+        except UserError as exc:
+            pytest.exit(f"pgproof: {exc}", returncode=2)
         d = res.run_dir(base, config.getoption("target"))
         config.stash[_RUN_DIR] = d
         config.pluginmanager.register(_DropOnAbort(config), "pgproof-drop-on-abort")
+        config.pluginmanager.register(_DiskGuard(config), "pgproof-disk-guard")
         if multi == "worker":  # pytest writes junit.xml on the controller only: one per target here
             pytest_targets.worker_junit(config, d / "junit.xml")
             return
@@ -237,6 +242,52 @@ class _DropOnAbort:
         _drop_empty_run(self.config)
 
 
+_HISTORY_SIZE = pytest.StashKey[int | None]()
+
+
+def _abandon_run(config: pytest.Config, exc: BaseException) -> None:
+    """The disk refused a report file: say so in one sentence and leave no half run behind.
+
+    The run directory goes (with whatever junit/html/JSON it holds), the history line this run
+    appended is cut off again, and ``latest`` keeps pointing at the previous complete run."""
+    d = config.stash.get(_RUN_DIR, None)
+    text = fsio.describe(exc) if isinstance(exc, OSError) else str(exc)
+    where = f"; nothing kept of this run ({d} removed)" if d is not None else ""
+    print(f"pgproof: {text}{where}", file=sys.stderr, flush=True)
+    if d is None:
+        return
+    history = d.parent / "history.jsonl"
+    if _HISTORY_SIZE in config.stash:  # its size before this run wrote (None: it did not exist)
+        size = config.stash[_HISTORY_SIZE]
+        with contextlib.suppress(OSError):
+            if size is None:
+                history.unlink(missing_ok=True)
+            elif history.stat().st_size > size:
+                os.truncate(history, size)
+    shutil.rmtree(d, ignore_errors=True)
+    del config.stash[_RUN_DIR]
+
+
+class _DiskGuard:
+    """ENOSPC/EROFS/EACCES while any plugin writes the reports (ours, junit, html): exit 2."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int):  # type: ignore[no-untyped-def]
+        d = self.config.stash.get(_RUN_DIR, None)
+        if d is not None:
+            history = d.parent / "history.jsonl"
+            self.config.stash[_HISTORY_SIZE] = history.stat().st_size if history.exists() else None
+        try:
+            return (yield)
+        except (OSError, fsio.DiskError) as exc:
+            _abandon_run(self.config, exc)
+            session.exitstatus = 2
+            return None
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     results = config.stash[_RESULTS]
@@ -307,8 +358,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         # Nothing was checked (bad config, no control ran): leave no half report behind.
         shutil.rmtree(d, ignore_errors=True)
         return
-    res.scrub(d.iterdir(), config.stash.get(_SECRETS, []))
-    res.point_latest(d.parent, d)
+    try:  # `latest` moves last, and only to a complete run
+        res.scrub(d.iterdir(), config.stash.get(_SECRETS, []))
+        res.point_latest(d.parent, d)
+    except (OSError, fsio.DiskError) as exc:
+        _abandon_run(config, exc)
+        raise SystemExit(2) from None  # the exit status is already decided: this is the way out
     from pgproof.report import index  # reports/latest-check, index.html, nav bars
 
     index.after_run(d, "check")

@@ -11,6 +11,7 @@ per target. Passwords never live here: they come from the environment
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tomllib
@@ -42,6 +43,11 @@ LAB_TARGETS = {"lab": "target.toml", "lab-rds": "target-lab-rds.toml",
                "lab-ssh": "target-lab-ssh.toml"}  # lab-ssh: `lab up --supervisor supervisord`
 # Words that mark an environment as production (case-insensitive, as whole words of a name/tag).
 PRODUCTION_WORDS = re.compile(r"^(prod|prd|production|live)\d*$")
+# A target name becomes a directory and file names under reports/: ASCII only (two names
+# must never map to one file), no path separator, no leading dot or dash, bounded length.
+TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+TARGET_NAME_RULE = ("1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or "
+                    "digit (it names directories and files under reports/)")
 
 
 class ConfigError(UserError):
@@ -71,9 +77,9 @@ class Thresholds(_Strict):
     recovery_budget_s: float = Field(60, gt=0)
     latency_error_budget: float = Field(0.01, ge=0, le=1)  # CH-LAT: failed share of requests
     p95_recovery_factor: float = Field(1.5, ge=1)  # CH-LAT: p95 after <= factor x baseline + 10 ms
-    cpu_alarm_max_pct: float = 80
-    memory_alarm_max_pct: float = 85
-    storage_alarm_max_pct: float = 80
+    cpu_alarm_max_pct: float = Field(80, gt=0, le=100)
+    memory_alarm_max_pct: float = Field(85, gt=0, le=100)
+    storage_alarm_max_pct: float = Field(80, gt=0, le=100)
     connections_alarm_max_pct: float = Field(90, gt=0, le=100)
     alarm_delivery_budget_s: float = Field(60, gt=0)  # MON-4: set_alarm_state -> notification received
     deprecated_ca_ids: tuple[str, ...] = ("rds-ca-2015", "rds-ca-2019")
@@ -315,18 +321,35 @@ def parse_target(name: str, data: dict[str, Any], source: str) -> Target:
         raise ConfigError(f"{source}: invalid target {name!r}:\n  " + "\n  ".join(lines)) from None
 
 
+def check_target_name(name: str, where: str = "target name") -> str:
+    """``name`` if it is safe as a directory and file name; else one sentence saying the rule."""
+    if not TARGET_NAME.fullmatch(name):
+        shown = repr(name) if len(name) <= 70 else f"{name[:60]!r}... ({len(name)} characters)"
+        raise ConfigError(f"{where} {shown} is not allowed: a target name is {TARGET_NAME_RULE}")
+    return name
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0, "?")
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror} ({code})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: "
+                          f"{exc.object[exc.start:exc.start + 1]!r}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def load_target(name: str, config: Path | None = None, lab_file: Path | None = None) -> Target:
     """Load target ``name``. ``lab`` comes from the lab's generated file unless the config names it."""
+    check_target_name(name)  # before any file is read or written
     config = config or Path(os.environ.get("PGPROOF_CONFIG", DEFAULT_CONFIG))
     targets: dict[str, Any] = {}
     if config.exists():
@@ -337,7 +360,12 @@ def load_target(name: str, config: Path | None = None, lab_file: Path | None = N
         targets = doc.get("targets", {})
         if not isinstance(targets, dict):
             raise ConfigError(f"{config}: targets: expected a table of [targets.<name>]")
+        for key in targets:
+            check_target_name(key, f"{config}: target name")
     if name in targets:
+        if not isinstance(targets[name], dict):
+            raise ConfigError(f"{config}: targets.{name}: expected a table [targets.{name}] of "
+                              f"settings, got {targets[name]!r}")
         return parse_target(name, targets[name], str(config))
     if name == "lab-azure":
         az_file = lab_target_file(lab_file).with_name("target-azure.toml")

@@ -31,6 +31,7 @@ def is_ca_file(path: Path) -> str | None:
 
 
 class Strict(BaseModel):
-    """Every config table: unknown keys are errors, values are frozen once read."""
+    """Every config table: unknown keys are errors, values are frozen once read, and no number is
+    ``inf`` or ``nan`` (TOML allows both; a budget of ``inf`` would make a control unfailable)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

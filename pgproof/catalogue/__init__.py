@@ -34,8 +34,15 @@ def title(control_id: str) -> str:
 
 
 def split_patterns(values: list[str] | None) -> list[str]:
-    """``["TLS-1,NET-*", "AUTH-2"]`` -> ``["TLS-1", "NET-*", "AUTH-2"]`` (upper-cased, no blanks)."""
-    return [p.strip().upper() for v in values or [] for p in v.split(",") if p.strip()]
+    """``["TLS-1,NET-*", "AUTH-2"]`` -> ``["TLS-1", "NET-*", "AUTH-2"]`` (upper-cased, no blanks).
+
+    Given values that hold no pattern (``--control ''``) raise: selecting nothing must not
+    silently mean selecting everything."""
+    patterns = [p.strip().upper() for v in values or [] for p in v.split(",") if p.strip()]
+    if values and not patterns:
+        raise UnknownControl("no control ID given (an empty value would select every control); "
+                             "give IDs or globs such as TLS-1,NET-* (`pgproof controls` lists them)")
+    return patterns
 
 
 def select(patterns: list[str], kind: Kind | None = None) -> list[str]:

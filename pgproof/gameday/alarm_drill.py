@@ -27,7 +27,7 @@ from pgproof.faults import aws_alarm, record
 from pgproof.faults.aws_alarm import AwsConn
 from pgproof.faults.base import FaultUndoError
 from pgproof.gameday.journal import Journal
-from pgproof.gameday.safety import ChaosRefused, Terminated, check_policy, sigterm_unwinds
+from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.report import results as res
 from pgproof.target import Target
 
@@ -121,7 +121,7 @@ def run(target: Target, *, reports: Path = Path("reports"), alarms: list[str] | 
         j.event("drill", "what this run proves", TWIN_PROVES)
     j.fault = {"name": "set_alarm_state ALARM", "description": DESCRIPTION, "injected_at": None,
                "undone_at": None, "undo_ok": None, "undo_error": None}
-    j.save(out)  # the stub a SIGKILLed drill leaves for `gameday recover`
+    j.save_stub(out, rec.delete)  # the stub a SIGKILLed drill leaves for `gameday recover`
     conn = AwsConn.of(target.aws)
     results: list[dict[str, Any]] = []
     j.measurements = {**(j.measurements or {}), "budget_s": budget, "alarms": results}
@@ -136,7 +136,7 @@ def run(target: Target, *, reports: Path = Path("reports"), alarms: list[str] | 
         j.manual_fix, j.fault["undo_ok"], j.fault["undo_error"] = str(exc), False, str(exc)
         j.event("undo", "UNDO FAILED", str(exc))
     except KeyboardInterrupt as exc:
-        j.interrupted = {"at": time.time(), "by": "SIGTERM" if isinstance(exc, Terminated) else "SIGINT",
+        j.interrupted = {"at": time.time(), "by": signal_name(exc),
                          "phase": j.events[-1]["phase"] if j.events else "start"}
         j.event("abort", "interrupted; every registered undo has run", type(exc).__name__)
         _finish(j, out, rec, conn, chosen, run_id)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pgproof import fsio
 
 
 @dataclass
@@ -51,5 +54,15 @@ class Journal:
     def save(self, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "journal.json"
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        fsio.write_text(path, json.dumps(self.to_dict(), indent=2, default=str))
         return path
+
+    def save_stub(self, out_dir: Path, forget: Callable[[], None]) -> Path:
+        """The first save, before anything is injected; if the disk refuses it (full, read-only),
+        ``forget`` the run's fault record and drop the run directory: nothing is left behind."""
+        try:
+            return self.save(out_dir)
+        except BaseException:
+            forget()
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise

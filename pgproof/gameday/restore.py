@@ -23,7 +23,7 @@ from pgproof.faults import record
 from pgproof.gameday import restore_probe as rp
 from pgproof.gameday import scratch as sc
 from pgproof.gameday.journal import Journal
-from pgproof.gameday.safety import ChaosRefused, check_policy, sigterm_unwinds
+from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.load.runner import LoadProcess
 from pgproof.load.schema import ensure_ledger_table
 from pgproof.report import results as res
@@ -90,12 +90,12 @@ def run(target: Target, *, reports: Path = Path("reports"), users: int | None = 
     j = Journal(run_id, target.name, SCENARIO, DESCRIPTION, target.chaos.driver,
                 {"users": users, "rpo_budget_s": th.rpo_minutes * 60,
                  "restore_budget_s": th.restore_budget_s, "archive_wait_s": archive_wait_s}, echo=echo)
-    j.save(out)  # the stub a SIGKILLed run leaves for `gameday recover`
+    j.save_stub(out, rec.delete)  # the stub a SIGKILLed run leaves for `gameday recover`
     try:
         with sigterm_unwinds(), record.activate(rec):
             _drill(target, state, j, out, users, archive_wait_s, rec)
     except KeyboardInterrupt as exc:
-        j.interrupted = {"at": time.time(), "by": type(exc).__name__, "phase": j.events[-1]["phase"]
+        j.interrupted = {"at": time.time(), "by": signal_name(exc), "phase": j.events[-1]["phase"]
                          if j.events else "start"}
         j.event("abort", "interrupted; the scratch instance was deleted", type(exc).__name__)
         j.verdict = "error"

@@ -24,7 +24,7 @@ from pgproof.gameday.clock import FailoverClock
 from pgproof.gameday.host import HostLoad
 from pgproof.gameday.journal import Journal
 from pgproof.gameday.measure import hold, measure, watch_recovery
-from pgproof.gameday.safety import ChaosRefused, Terminated, check_policy, sigterm_unwinds
+from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.gameday.scenarios import SCENARIOS, Scenario, judge
 from pgproof.load.runner import LoadProcess
 from pgproof.load.schema import ensure_clock_table, ensure_ledger_table
@@ -140,7 +140,7 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
     if snap:
         j.snapshot = snap
         j.event("snapshot", f"snapshot before the fault: {snap['id']}", f"{snap['kind']}, {snap['took_s']} s")
-    j.save(out)  # the stub an interrupted (SIGKILLed) run leaves behind for `gameday recover`
+    j.save_stub(out, rec.delete)  # the stub an interrupted (SIGKILLed) run leaves behind for `gameday recover`
     live: dict[str, Any] = {"driver": driver}  # what has started: measured even after an interrupt
     app = target.conninfo(user=target.postgres.app_role or target.postgres.user)
     try:
@@ -170,7 +170,7 @@ def _interrupted(j: Journal, exc: BaseException) -> None:
     """Record the first interruption (the instant it arrived, before any undo ran)."""
     if j.interrupted is None:
         last = j.events[-1]["phase"] if j.events else "start"
-        j.interrupted = {"at": time.time(), "by": "SIGTERM" if isinstance(exc, Terminated) else "SIGINT",
+        j.interrupted = {"at": time.time(), "by": signal_name(exc),
                          "phase": last}
 
 

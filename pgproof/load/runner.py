@@ -9,8 +9,10 @@ per-process ledger and per-second stats JSONL written by ``pgproof.load.users``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from statistics import median
 from typing import Any
 
 from pgproof import shipped
+from pgproof.fsio import DiskError
 from pgproof.lab import procs
 from pgproof.load.schema import ensure_clock_table, ensure_ledger_table
 
@@ -223,9 +226,18 @@ class LoadProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def wait_running(self, timeout: float = 30) -> None:
-        """Block until a second with successful requests was recorded (the load is on)."""
-        procs.wait_until(lambda: any(s.ok for s in self.stats()), timeout, "locust",
-                         "producing successful requests", log=self.log, pid=self.pid)
+        """Block until a second with successful requests was recorded (the load is on).
+
+        Locust reports through files in ``run_dir``: when none arrives because that disk is
+        full or read-only, say so (``DiskError``), not "no successful requests"."""
+        try:
+            procs.wait_until(lambda: any(s.ok for s in self.stats()), timeout, "locust",
+                             "producing successful requests", log=self.log, pid=self.pid)
+        except procs.ComponentError:
+            why = disk_problem(self.run_dir, self.log)
+            if why:
+                raise DiskError(why) from None
+            raise
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for a ``run_time``-bounded run to end by itself; then clean up the group."""
@@ -287,6 +299,29 @@ class LoadProcess:
         """Median successful transactions per second at full user count (first ``skip`` s dropped)."""
         seconds = [s for s in self.stats() if s.users >= self.users][skip:]
         return float(median(s.ok for s in seconds)) if seconds else 0.0
+
+
+LOW_SPACE = 64 * 1024  # a second of stats and a ledger block need a few KiB; less is "full"
+_OS_ERROR = re.compile(r"(\w*Error): \[Errno (\d+)\] ([^:\n]+)(?:: '([^'\n]+)')?")
+
+
+def disk_problem(run_dir: Path, log: Path | None = None) -> str | None:
+    """One sentence if the load's files cannot be written in ``run_dir`` (None: the disk is fine)."""
+    if log is not None:
+        with contextlib.suppress(OSError):
+            m = _OS_ERROR.search(log.read_text(errors="replace"))
+            if m and int(m.group(2)) in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+                code = errno.errorcode[int(m.group(2))]
+                return (f"the load could not write its files: cannot write {m.group(4) or run_dir}: "
+                        f"{m.group(3)} ({code})")
+    try:
+        st = os.statvfs(run_dir)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize < LOW_SPACE:
+        return (f"the load could not write its files: cannot write {run_dir}: No space left on "
+                f"device (ENOSPC, {st.f_bavail * st.f_frsize} bytes free)")
+    return None
 
 
 def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pgproof import fsio
 from pgproof.report.findings import Run, control, framework_refs
 from pgproof.report.results import NOT_CHECKED, WAIVED, ControlResult
 from pgproof.report.summary import evidence_line
@@ -95,5 +96,5 @@ def build(run: Run, account: str, region: str) -> list[dict[str, Any]]:
 
 def write(d: Path, run: Run, account: str, region: str) -> Path:
     path = d / "findings.asff.json"
-    path.write_text(json.dumps(build(run, account, region), indent=2))
+    fsio.write_text(path, json.dumps(build(run, account, region), indent=2))
     return path

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pgproof import fsio
 from pgproof.catalogue import CATALOGUE
 from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
 from pgproof.report.html import page, table
@@ -97,6 +98,6 @@ def write(d: Path, key: str) -> list[Path]:
     """framework-<key>.json and .html next to the run's results.json."""
     doc = build(key, json.loads((d / "results.json").read_text()))
     js, page_ = d / f"framework-{key}.json", d / f"framework-{key}.html"
-    js.write_text(json.dumps(doc, indent=2))
-    page_.write_text(render(doc))
+    fsio.write_text(js, json.dumps(doc, indent=2))
+    fsio.write_text(page_, render(doc))
     return [js, page_]

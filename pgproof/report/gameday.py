@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pgproof import fsio
 from pgproof.report.html import page, table
 from pgproof.report.keynumbers import key_numbers
 from pgproof.report.timeline import num, origin, render_timeline, rto_text, section, verdict_label
@@ -190,8 +191,8 @@ def write_reports(journal: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     journal = with_load_files(journal, out_dir)
     png = render_timeline(journal, out_dir / "timeline.png")
     md, page = out_dir / "report.md", out_dir / "report.html"
-    md.write_text(to_markdown(journal, png.name), encoding="utf-8")
-    page.write_text(to_html(journal, png.read_bytes()), encoding="utf-8")
+    fsio.write_text(md, to_markdown(journal, png.name))
+    fsio.write_text(page, to_html(journal, png.read_bytes()))
     return {"timeline": png, "markdown": md, "html": page}
 
 

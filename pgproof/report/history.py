@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgproof import fsio
+
 NOT_SELECTED = "not-selected"
 CHECK, GAMEDAY = "check", "gameday"
 LATEST = {CHECK: "latest-check", GAMEDAY: "latest-gameday"}
@@ -80,8 +82,7 @@ def append_gameday(out: Path, journal: Mapping[str, Any]) -> dict[str, Any]:
             "kind": GAMEDAY, "scenario": str(journal.get("scenario") or "?"),
             "verdict": str(journal.get("verdict") or "incomplete"), "partial": False,
             "selected": list(verdicts), "summary": summary, "verdicts": verdicts}
-    with (out.parent / "history.jsonl").open("a") as fh:
-        fh.write(json.dumps(line) + "\n")
+    fsio.append_line(out.parent / "history.jsonl", json.dumps(line))
     return line
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import html
 import os
 import re
@@ -32,6 +33,7 @@ from pgproof.report.history import (
     point_kind_latest,
 )
 from pgproof.report.html import page
+from pgproof.target import TARGET_NAME
 
 INDEX = "index.html"
 NAV_START, NAV_END = "<!--pgproof-nav-->", "<!--/pgproof-nav-->"
@@ -154,7 +156,12 @@ def _href(r: Mapping[str, Any], name: str, up: str = "") -> str:
 
 
 def _safe(target: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", target) or "_"
+    """A file-name part for ``target``: the name itself when it is a valid target name, else a
+    hash-suffixed form, so ``dbä`` and ``dbö`` (from an older history) never share a picture."""
+    if TARGET_NAME.fullmatch(target):
+        return target
+    digest = hashlib.sha256(target.encode()).hexdigest()[:12]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', target)[:40]}-{digest}"
 
 
 def nav_html(r: Mapping[str, Any], prev: Mapping[str, Any] | None, nxt: Mapping[str, Any] | None,

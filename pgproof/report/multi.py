@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from pgproof import fsio
 from pgproof.report.html import page, table
 
 EXIT = {0: "compliant", 1: "NON-COMPLIANT", 2: "could not check"}
@@ -41,8 +42,8 @@ def write(base: Path, runs: list[tuple[str, str]]) -> tuple[Path, list[str]]:
     path = base / f"targets-{stamp}.html"
     body = (table(["Target", "Verdict", "Controls", "Report"], []).removesuffix("</table>")
             + "".join(rows) + "</table>")
-    path.write_text(page(f"pgproof: {len(doc)} targets", body))
-    (base / f"targets-{stamp}.json").write_text(json.dumps(
+    fsio.write_text(path, page(f"pgproof: {len(doc)} targets", body))
+    fsio.write_text(base / f"targets-{stamp}.json", json.dumps(
         {"generated_at": stamp, "exit_code": worst, "targets": doc}, indent=2))
     from pgproof.report import index
 

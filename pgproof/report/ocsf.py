@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pgproof import fsio
 from pgproof.report.findings import Check, Run, control, framework_refs
 from pgproof.target import Aws
 
@@ -97,5 +98,5 @@ def build(run: Run) -> list[dict[str, Any]]:
 
 def write(d: Path, run: Run) -> Path:
     path = d / "findings.ocsf.json"
-    path.write_text(json.dumps(build(run), indent=2))
+    fsio.write_text(path, json.dumps(build(run), indent=2))
     return path

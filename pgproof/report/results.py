@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgproof import catalogue
+from pgproof import catalogue, fsio
 from pgproof.verdict import Verdict
 from pgproof.waivers import Waiver, decide, unmatched
 
@@ -215,12 +215,11 @@ def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, 
     if rows:
         doc["fleet"] = {"databases": len(rows), "matrix": rows}
     path = d / "results.json"
-    path.write_text(json.dumps(doc, indent=2))
+    fsio.write_text(path, json.dumps(doc, indent=2))
     history = d.parent / "history.jsonl"
-    with history.open("a") as fh:
-        fh.write(json.dumps({"at": doc["generated_at"], "target": target, "dir": d.name,
-                             "partial": partial, "selected": chosen, "summary": summary,
-                             "verdicts": {c.id: c.verdict for c in controls_}}) + "\n")
+    fsio.append_line(history, json.dumps({"at": doc["generated_at"], "target": target, "dir": d.name,
+                                          "partial": partial, "selected": chosen, "summary": summary,
+                                          "verdicts": {c.id: c.verdict for c in controls_}}))
     return path
 
 
@@ -237,4 +236,4 @@ def scrub(paths: Iterable[Path], secrets: Iterable[str]) -> None:
         for w in words:
             cleaned = cleaned.replace(w, "********")
         if cleaned != text:
-            p.write_text(cleaned)
+            fsio.write_text(p, cleaned)

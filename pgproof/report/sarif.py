@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pgproof import catalogue
+from pgproof import catalogue, fsio
 from pgproof.report.findings import Check, Run, control, framework_refs
 from pgproof.report.results import NOT_CHECKED
 
@@ -125,5 +125,5 @@ def build(run: Run) -> dict[str, Any]:
 
 def write(d: Path, run: Run) -> Path:
     path = d / "results.sarif"
-    path.write_text(json.dumps(build(run), indent=2))
+    fsio.write_text(path, json.dumps(build(run), indent=2))
     return path

@@ -10,6 +10,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from pgproof import fsio
 from pgproof.report.html import page, table
 from pgproof.report.results import NOT_CHECKED, NOT_SELECTED, ControlResult
 
@@ -97,7 +98,7 @@ def pre_last_cells(body: str, n: int) -> str:
 def write(d: Path, target: str, when: str, controls: list[ControlResult],
           warnings: list[str] | None = None) -> Path:
     path = d / "summary.html"
-    path.write_text(render(target, when, controls, warnings))
+    fsio.write_text(path, render(target, when, controls, warnings))
     return path
 
 

@@ -8,6 +8,7 @@ interrupted runs have holes anywhere, so every field is optional here.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 # backend switch for the host process, safe to call from any thread.
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from pgproof import fsio
 
 VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#9a6700"}
 
@@ -160,5 +163,6 @@ def render_timeline(journal: Mapping[str, Any], out: Path) -> Path:
     fig.tight_layout(rect=(0, 0.07 if handles else 0, 1, 1))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    return out
+    buf = io.BytesIO()  # rendered in memory, then written whole or not at all
+    fig.savefig(buf, format="png")
+    return fsio.write_bytes(out, buf.getvalue())
