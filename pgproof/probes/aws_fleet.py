@@ -122,12 +122,13 @@ class FleetProbe:
     """Discover then describe; one instance per run (clients are reused across databases)."""
 
     def __init__(self, cfg: Aws, *, connect_timeout: float = 5.0, max_attempts: int = 8,
-                 workers: int = FLEET_WORKERS) -> None:
+                 workers: int = FLEET_WORKERS, read_timeout: float | None = None) -> None:
         self.cfg, self.workers = cfg, workers
         self.regions = list(dict.fromkeys(cfg.regions or [cfg.region]))
         self._cache: dict[Any, Any] = {}
         self._lock = threading.Lock()
-        self._ctx = {r: _Ctx(cfg.model_copy(update={"region": r}), connect_timeout, max_attempts)
+        self._ctx = {r: _Ctx(cfg.model_copy(update={"region": r}), connect_timeout, max_attempts,
+                             read_timeout)
                      for r in self.regions}
 
     def discover(self) -> list[str]:

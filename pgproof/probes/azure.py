@@ -88,10 +88,11 @@ def _why(exc: Exception) -> str:
 
 class AzureProbe:
     def __init__(self, cfg: Azure, *, connect_timeout: float = 5.0, workers: int = 8,
-                 clients: Clients | None = None) -> None:
+                 clients: Clients | None = None, read_timeout: float = 30.0,
+                 retries: int = 3) -> None:
         self.cfg = cfg
         self.workers = workers
-        self.clients = clients or Clients(cfg, connect_timeout)
+        self.clients = clients or Clients(cfg, connect_timeout, retries, read_timeout=read_timeout)
 
     def gather(self) -> AzureInventory:
         from pgproof.probes import azure_calls as calls
@@ -144,6 +145,8 @@ def _guard(inv: AzureInventory, family: str, task: Task) -> None:
         inv.denied[family] = f"no route: {_why(exc)}"
 
 
-def gather(cfg: Azure, *, connect_timeout: float = 5.0, workers: int = 8) -> AzureInventory:
+def gather(cfg: Azure, *, connect_timeout: float = 5.0, workers: int = 8,
+           read_timeout: float = 30.0, retries: int = 3) -> AzureInventory:
     """One inventory pass over the flexible server named by ``cfg``."""
-    return AzureProbe(cfg, connect_timeout=connect_timeout, workers=workers).gather()
+    return AzureProbe(cfg, connect_timeout=connect_timeout, workers=workers,
+                      read_timeout=read_timeout, retries=retries).gather()
