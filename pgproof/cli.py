@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pgproof import shipped
+from pgproof import interrupts, shipped
 from pgproof.cli_parser import build_parser
 from pgproof.errors import UserError
 from pgproof.lab.procs import ComponentError
@@ -354,6 +354,13 @@ HANDLERS = {"lab": _lab, "check": _check, "doctor": _doctor, "controls": _contro
 
 
 def main(argv: list[str] | None = None) -> int:
+    rc = _main(argv)
+    if interrupts.interrupted():  # Ctrl-C answers within 2 s: no second of module teardown
+        interrupts.exit_now(rc)
+    return rc
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         rc = HANDLERS[args.handler](args)
@@ -363,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pgproof: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        interrupts.mark()
         print("pgproof: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `pgproof lab mutations | head`: the reader left, as with any tool

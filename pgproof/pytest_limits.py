@@ -17,10 +17,12 @@ from types import FrameType
 
 import pytest
 
+from pgproof import interrupts
 from pgproof.verdict import Unreachable
 
 _STARTED = pytest.StashKey[float]()
 _OVERRUN = pytest.StashKey[int]()
+_FULL_TRACE = {"on": False}  # pytest_keyboard_interrupt is given no config
 
 
 class RunLimitExceeded(Unreachable):
@@ -34,6 +36,7 @@ class RunLimitExceeded(Unreachable):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STARTED] = time.monotonic()
+    _FULL_TRACE["on"] = bool(config.getoption("fulltrace", False))
     config.stash[_OVERRUN] = 0
 
 
@@ -87,6 +90,16 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return (yield from _phase(item))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Ctrl-C answers within 2 s: mark it (the CLI then exits without tearing every module
+    down), and unless ``--full-trace`` keep only the frame pytest prints: its terminal
+    reporter renders every frame with its arguments first (~1 s on a loaded machine)."""
+    interrupts.mark()
+    if not _FULL_TRACE["on"]:
+        excinfo.traceback = excinfo.traceback[-1:]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
