@@ -73,13 +73,19 @@ def _phase(item: pytest.Item) -> Generator[None, None, None]:
         item.config.stash[_OVERRUN] += 1
         raise RunLimitExceeded(run_s, started=True)
 
+    earlier, _ = signal.getitimer(signal.ITIMER_REAL)
+    if earlier and earlier <= remaining:  # an alarm already armed fires first (pytest-timeout)
+        return (yield)
     previous = signal.signal(signal.SIGALRM, expire)
+    t0 = time.monotonic()
     signal.setitimer(signal.ITIMER_REAL, remaining)
     try:
         return (yield)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if earlier:  # give the other alarm back what it had left
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, earlier - (time.monotonic() - t0)))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
