@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgproof import layers
+from pgproof.checks.backup import TOOL_COULD_NOT_READ
 from pgproof.probes import commands
 from pgproof.target import Endpoint, Target
 from pgproof.verdict import TimedOut, Unreachable
@@ -253,9 +254,13 @@ def backup_findings(target: Target, conn: Any | None = None) -> list[Finding]:
     try:
         doc = json.loads(backup._run(cfg, "--output=json info", target.timeouts.subprocess_s)
                          or "[]")
-        out = [Finding("backup", True, f"{cfg.tool} on {cfg.host}: stanza {cfg.stanza} answers "
-                                       f"info ({sum(len(s.get('backup', [])) for s in doc)} "
-                                       "backups)")]
+        unread = [r["status"].get("message") for s in doc for r in s.get("repo") or []
+                  if (r.get("status") or {}).get("code") == TOOL_COULD_NOT_READ]
+        out = [Finding("backup", False, f"{cfg.tool} on {cfg.host}: stanza {cfg.stanza}: the tool "
+                                        f"could not read its repository: {'; '.join(unread)}")
+               ] if unread else [
+            Finding("backup", True, f"{cfg.tool} on {cfg.host}: stanza {cfg.stanza} answers "
+                                    f"info ({sum(len(s.get('backup', [])) for s in doc)} backups)")]
     except (Unreachable, ValueError) as exc:
         out = [Finding("backup", False, f"{cfg.tool} on {cfg.host}: {exc}")]
     if conn is not None:

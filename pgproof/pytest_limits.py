@@ -103,9 +103,12 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
     """Ctrl-C answers within 2 s: mark it (the CLI then exits without tearing every module
     down), and unless ``--full-trace`` keep only the frame pytest prints: its terminal
     reporter renders every frame with its arguments first (~1 s on a loaded machine)."""
+    if not excinfo.errisinstance(KeyboardInterrupt):  # pytest.exit (bad input): not an interrupt
+        return
     interrupts.mark()
-    if not _FULL_TRACE["on"]:
-        excinfo.traceback = excinfo.traceback[-1:]
+    shown = excinfo.traceback.filter(excinfo)  # what pytest would print: no hidden frames
+    if shown and not _FULL_TRACE["on"]:
+        excinfo.traceback = shown[-1:]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]

@@ -186,3 +186,29 @@ def test_run_time_limit_makes_the_rest_errors_and_still_reports(tmp_path: Path) 
     assert "run time limit 6 s exceeded (timeouts.run_s)" in hung
     assert "before this check started" in json.dumps(by_id["AUDIT-1"])
     assert doc["exit_code"] == 2
+
+
+# `pgbackrest --output=json info` as it answered with the lab's S3 repository stalled (moto
+# SIGSTOPped, pgBackRest 2.x, 120 s): exit 0, status 99, the reason only in the repository's status.
+STALLED_INFO = (
+    '[{"archive":[],"backup":[],"cipher":"aes-256-cbc","db":[],"name":"lab","repo":[{"cipher":'
+    '"aes-256-cbc","key":1,"status":{"code":99,"message":"[FileReadError] timeout after 60000ms '
+    'waiting for read from \'localhost:59271\'"}}],"status":{"code":99,"lock":{"backup":{"held":'
+    'false}},"message":"other"}}]')
+
+
+def test_doctor_says_a_repository_the_tool_could_not_read_is_missing(tmp_path: Path) -> None:
+    """The tool exits 0 with status 99: the doctor must not call the backup layer ready."""
+    from pgproof import doctor
+
+    answer = tmp_path / "info.json"
+    answer.write_text(STALLED_INFO)
+    t = parse_target("box", {"hosts": ["local://"], "backup": {
+        "stanza": "lab", "command": f"cat {answer} #"}}, "pgproof.toml")
+    [finding] = doctor.backup_findings(t)
+    assert finding.ok is False
+    assert "could not read its repository: [FileReadError] timeout after 60000ms" in finding.text
+    facts = BackupFacts("pgbackrest", "lab", "local://", json.loads(STALLED_INFO)[0], {})
+    with pytest.raises(Unreachable, match=r"could not read the repository: \[FileReadError\] "
+                                          r"timeout after 60000ms"):
+        backup_judge.judge_bak2_full_backup(facts, Thresholds())
