@@ -34,7 +34,7 @@ class Timeouts(Strict):
     tcp_user_timeout_s: float = _seconds(30, "SQL: sent data unacknowledged this long drops the session")
     subprocess_s: float = _seconds(60, "a command a probe runs (pgbackrest info, testinfra)")
     sdk_connect_s: float = _seconds(5, "AWS/Azure SDK: TCP connect per attempt")
-    sdk_read_s: float = _seconds(30, "AWS/Azure SDK: waiting for a response per attempt")
+    sdk_read_s: float = _seconds(20, "AWS/Azure SDK: waiting for a response per attempt")
     sdk_attempts: int = Field(4, ge=1, le=20, description="AWS/Azure SDK: attempts per call (retries + 1)")
     http_s: float = _seconds(10, "HTTP probes (health URL, Patroni REST)")
     run_s: float = _seconds(900, "the whole run: checks not started by then are errors")

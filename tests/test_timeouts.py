@@ -212,3 +212,26 @@ def test_doctor_says_a_repository_the_tool_could_not_read_is_missing(tmp_path: P
     with pytest.raises(Unreachable, match=r"could not read the repository: \[FileReadError\] "
                                           r"timeout after 60000ms"):
         backup_judge.judge_bak2_full_backup(facts, Thresholds())
+
+
+def test_ctrl_c_during_a_command_answers_at_once_and_kills_it(tmp_path: Path) -> None:
+    """A probe stuck in a command (pgbackrest on a stalled repository): SIGINT ends it < 2 s."""
+    marker = tmp_path / "child.pid"
+    code = ("from pgproof.probes import commands\n"
+            f"commands.run(['sh', '-c', 'echo $$ > {marker}; exec sleep 60'], 100, '`sleep`')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (marker.exists() and marker.read_text().strip()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the command never started"
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    t0 = time.monotonic()
+    proc.send_signal(2)  # SIGINT
+    proc.wait(30)
+    took = time.monotonic() - t0
+    assert took < 2.0, f"SIGINT took {took:.2f} s"
+    assert "KeyboardInterrupt" in proc.stderr.read()  # type: ignore[union-attr]
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # the command's process group was killed, not left behind
