@@ -52,6 +52,11 @@ def _lab(args: argparse.Namespace) -> int:
     return 2
 
 
+# Test-tooling plugins that autoload from the environment and have no part in a check: Hypothesis
+# imports itself at every session's end (~0.6 s on a loaded machine, Ctrl-C's 2 s budget included).
+NO_PLUGINS = ("-p", "no:hypothesispytest")
+
+
 def _check(args: argparse.Namespace) -> int:
     """Run the compliance suites; exit 0 compliant, 1 non-compliant, 2 could not check."""
     import json
@@ -84,7 +89,8 @@ def _check(args: argparse.Namespace) -> int:
     import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
     base = args.reports.resolve()
     argv = [str(shipped.folder("suites")), "--target", args.target, "--reports", str(base),
-            "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
+            "-p", "no:cacheprovider", *NO_PLUGINS, "-q", "-rN", "--tb=line", *selection,
+            *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]
     latest = base / "latest-check"  # not "latest": a game day may finish meanwhile
@@ -139,7 +145,8 @@ def _check_many(args: argparse.Namespace, names: list[str], selection: list[str]
 
     base = args.reports.resolve()
     argv = [str(shipped.folder("suites")), "--target", ",".join(names), "--reports", str(base),
-            "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
+            "-p", "no:cacheprovider", *NO_PLUGINS, "-q", "-rN", "--tb=line", *selection,
+            *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]
     pytest_targets.LAST_INDEX.clear()
