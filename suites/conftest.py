@@ -9,13 +9,12 @@ probe directly: the fixture they ask for is the layer they observe.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from pgproof import layers
+from pgproof import layers, pools
 from pgproof.probes import health, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
 from pgproof.target import Target
@@ -44,7 +43,7 @@ def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
     layers.require(target, "tls")
     eps = tls_endpoints(target)
     ca = target.require_postgres("the TLS layer").ca_file  # libpq's CA: the login's own anchor
-    with ThreadPoolExecutor(max_workers=len(eps)) as pool:
+    with pools.threads(len(eps)) as pool:
         futures = {n: pool.submit(tls.probe_endpoint, e.host, e.port, ca) for n, e in eps.items()}
         return {n: f.result() for n, f in futures.items()}
 

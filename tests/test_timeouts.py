@@ -235,3 +235,33 @@ def test_ctrl_c_during_a_command_answers_at_once_and_kills_it(tmp_path: Path) ->
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # the command's process group was killed, not left behind
+
+
+def test_ctrl_c_does_not_wait_for_a_stuck_probe_thread(tmp_path: Path) -> None:
+    """TLS/AWS/Azure probes run in pools; ``with ThreadPoolExecutor`` would wait for a stuck one,
+    and so would interpreter shutdown (the CLI leaves through ``interrupts.exit_now``)."""
+    ready = tmp_path / "ready"
+    code = ("import pathlib, time\nfrom pgproof import interrupts, pools\n"
+            "try:\n"
+            "    with pools.threads(2) as pool:\n"
+            "        f = pool.submit(time.sleep, 30)\n"
+            f"        pathlib.Path({str(ready)!r}).write_text('x')\n"
+            "        f.result()\n"
+            "except KeyboardInterrupt:\n"  # as pgproof.cli does after an interrupted run
+            "    print('KeyboardInterrupt', file=__import__('sys').stderr)\n"
+            "    interrupts.exit_now(130)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the pool never started"
+        time.sleep(0.05)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    proc.send_signal(2)  # SIGINT
+    try:
+        proc.wait(25)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("SIGINT waited for the stuck thread") from None
+    assert time.monotonic() - t0 < 2.0 and "KeyboardInterrupt" in proc.stderr.read()  # type: ignore[union-attr]

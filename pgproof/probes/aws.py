@@ -15,7 +15,6 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 from botocore.parsers import ResponseParserError
 
+from pgproof import pools
 from pgproof.target import Aws
 from pgproof.target_timeouts import Timeouts
 from pgproof.verdict import Unreachable
@@ -197,7 +197,7 @@ class AwsProbe:
             calls.primary(ctx, inv)
             stage = "during the inventory pass"
             tasks = calls.first_wave(ctx, inv)
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            with pools.threads(self.workers) as pool:
                 for fut in [pool.submit(t) for t in tasks]:
                     fut.result()
         except Unreachable:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from pgproof import pools
 from pgproof.probes.aws import AwsInventory, AwsProbe, _Ctx, _pages
 from pgproof.target import Aws
 from pgproof.verdict import Unreachable
@@ -141,7 +141,7 @@ class FleetProbe:
                 raise ctx.unreachable(exc, "DescribeDBInstances (fleet discovery)") from None
             return [f"{region}/{i['DBInstanceIdentifier']}" for i in insts if _matches(self.cfg, i)]
 
-        with ThreadPoolExecutor(max_workers=len(self.regions)) as pool:
+        with pools.threads(len(self.regions)) as pool:
             found = [x for ids in pool.map(one, self.regions) for x in ids]
         return sorted(found)
 
@@ -161,7 +161,7 @@ class FleetProbe:
 
         if not ids:
             return {}
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(ids))) as pool:
+        with pools.threads(min(self.workers, len(ids))) as pool:
             return dict(zip(ids, pool.map(one, ids), strict=True))
 
 

@@ -13,7 +13,6 @@ the layers reading that family are error; an API the endpoint does not offer
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
+from pgproof import pools
 from pgproof.probes.azure_sdk import Clients, server_id
 from pgproof.target import Azure
 from pgproof.verdict import Unreachable
@@ -121,7 +121,7 @@ class AzureProbe:
             raise Unreachable(f"{where} refused Servers_Get of {cfg.server_name}: {_why(exc)}.") from None
         except ServiceRequestError as exc:
             raise Unreachable(f"{where} could not be reached for Servers_Get: {_why(exc)}.") from None
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+        with pools.threads(self.workers) as pool:
             futures = [pool.submit(_guard, inv, fam, task) for fam, task in calls.tasks(c, inv)]
             for fut in futures:
                 fut.result()

@@ -18,7 +18,6 @@ import datetime as dt
 import ssl
 import struct
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
+from pgproof import pools
 from pgproof.probes import tls_ciphers
 from pgproof.probes.tls_ciphers import CipherScan
 from pgproof.probes.tls_wire import (
@@ -268,7 +268,7 @@ def probe_endpoint(host: str, port: int, ca_file: Path | None,
     contexts = {v: pinned_context(v) if HAS_VERSION[v] else None for v in TLS_VERSIONS}
     chain_ctx = _verify_context(ca_file)
     try:
-        with ThreadPoolExecutor(max_workers=len(TLS_VERSIONS) + 2) as pool:
+        with pools.threads(len(TLS_VERSIONS) + 2) as pool:
             futures = {v: pool.submit(_probe_version, host, port, v, sni, timeout, contexts[v])
                        for v in TLS_VERSIONS}
             plain_f = pool.submit(_probe_plaintext, host, port, probe_user, probe_database, timeout)
