@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from pgproof import shipped
+from pgproof import interrupts, shipped
 from pgproof.cli_parser import build_parser
 from pgproof.errors import UserError
 from pgproof.fsio import describe, prepare_reports
@@ -54,6 +54,11 @@ def _lab(args: argparse.Namespace) -> int:
     return 2
 
 
+# Test-tooling plugins that autoload from the environment and have no part in a check: Hypothesis
+# imports itself at every session's end (~0.6 s on a loaded machine, Ctrl-C's 2 s budget included).
+NO_PLUGINS = ("-p", "no:hypothesispytest")
+
+
 def _check(args: argparse.Namespace) -> int:
     """Run the compliance suites; exit 0 compliant, 1 non-compliant, 2 could not check."""
     import json
@@ -87,7 +92,8 @@ def _check(args: argparse.Namespace) -> int:
     import pytest  # after the pre-flight: on a loaded machine its import alone takes ~1 s
     base = args.reports.resolve()
     argv = [str(shipped.folder("suites")), "--target", args.target, "--reports", str(base),
-            "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
+            "-p", "no:cacheprovider", *NO_PLUGINS, "-q", "-rN", "--tb=line", *selection,
+            *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]
     latest = base / "latest-check"  # not "latest": a game day may finish meanwhile
@@ -143,7 +149,8 @@ def _check_many(args: argparse.Namespace, names: list[str], selection: list[str]
 
     base = args.reports.resolve()
     argv = [str(shipped.folder("suites")), "--target", ",".join(names), "--reports", str(base),
-            "-p", "no:cacheprovider", "-q", "-rN", "--tb=line", *selection, *args.pytest_args]
+            "-p", "no:cacheprovider", *NO_PLUGINS, "-q", "-rN", "--tb=line", *selection,
+            *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]
     pytest_targets.LAST_INDEX.clear()
@@ -362,6 +369,13 @@ HANDLERS = {"lab": _lab, "check": _check, "doctor": _doctor, "controls": _contro
 
 
 def main(argv: list[str] | None = None) -> int:
+    rc = _main(argv)
+    if interrupts.interrupted():  # Ctrl-C answers within 2 s: no second of module teardown
+        interrupts.exit_now(rc)
+    return rc
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         rc = HANDLERS[args.handler](args)
@@ -371,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pgproof: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C 130; SIGTERM 143, SIGHUP 129 (128 + the signal)
+        interrupts.mark()
         signame, code = getattr(exc, "signame", "SIGINT"), getattr(exc, "exit_code", 130)
         with contextlib.suppress(OSError):
             print(f"pgproof: interrupted by {signame}", file=sys.stderr)

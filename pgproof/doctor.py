@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pgproof import layers
+from pgproof.checks.backup import TOOL_COULD_NOT_READ
+from pgproof.probes import commands
 from pgproof.target import Endpoint, Target
-from pgproof.verdict import Unreachable
+from pgproof.verdict import TimedOut, Unreachable
 
 # Which controls each privilege serves: a missing grant names what it would leave unchecked.
 WHY = {"pg_settings": "every SQL-layer control", "pg_hba_file_rules": "TLS-2, AUTH-1",
@@ -185,7 +189,9 @@ def aws_findings(target: Target) -> list[Finding]:
 
     cfg = target.aws
     assert cfg is not None
-    ctx = _Ctx(cfg, connect_timeout=5.0, max_attempts=2)
+    t = target.timeouts
+    ctx = _Ctx(cfg, connect_timeout=t.sdk_connect_s, max_attempts=min(2, t.sdk_attempts),
+               read_timeout=t.sdk_read_s)
     calls: list[tuple[str, Callable[[], str]]] = [
         ("sts:GetCallerIdentity", lambda: "caller " + ctx.client("sts").get_caller_identity()["Arn"])]
     if cfg.db_instance_id:
@@ -206,19 +212,21 @@ def aws_findings(target: Target) -> list[Finding]:
 
 
 # -- hosts -----------------------------------------------------------------------------------
-def _host(url: str, command: str, what: str) -> Finding:
+def _host(url: str, command: str, what: str, limit_s: float) -> Finding:
     if url.startswith("netns://"):
-        import subprocess
-
         ns = url.removeprefix("netns://")
-        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
-        ok = ns in {line.split()[0] for line in names.stdout.splitlines() if line.strip()}
+        try:
+            names = commands.run(["ip", "netns", "list"], min(10.0, limit_s), "`ip netns list`")
+        except TimedOut as exc:
+            return Finding("hosts", False, f"{url}: {exc}")
+        listed = names.stdout.decode(errors="replace").splitlines()
+        ok = ns in {line.split()[0] for line in listed if line.strip()}
         return Finding("hosts", ok, f"{url}: " + ("network namespace exists" if ok else
                                                   "no such network namespace"))
     try:
-        import testinfra
-
-        r = testinfra.get_host(url).run(command)
+        r = commands.host(url, limit_s).run(command)
+    except TimedOut as exc:
+        return Finding("hosts", False, f"{url}: {exc}")
     except Exception as exc:  # noqa: BLE001 - an unreachable host is a finding
         return Finding("hosts", False, f"{url}: cannot run a command over testinfra: {exc}")
     if r.rc != 0:
@@ -228,9 +236,10 @@ def _host(url: str, command: str, what: str) -> Finding:
 
 
 def host_findings(target: Target) -> list[Finding]:
-    out = [_host(u, "findmnt --version && lsblk --version", "findmnt and lsblk (ENC-1)")
+    limit = target.timeouts.subprocess_s
+    out = [_host(u, "findmnt --version && lsblk --version", "findmnt and lsblk (ENC-1)", limit)
            for u in target.hosts]
-    out += [_host(u, "command -v bash && command -v timeout", "bash and timeout (NET-5)")
+    out += [_host(u, "command -v bash && command -v timeout", "bash and timeout (NET-5)", limit)
             for u in dict.fromkeys([*target.app_hosts, *target.outside_hosts])]
     return out
 
@@ -243,10 +252,15 @@ def backup_findings(target: Target, conn: Any | None = None) -> list[Finding]:
     if cfg is None:
         return []
     try:
-        doc = json.loads(backup._run(cfg, "--output=json info") or "[]")
-        out = [Finding("backup", True, f"{cfg.tool} on {cfg.host}: stanza {cfg.stanza} answers "
-                                       f"info ({sum(len(s.get('backup', [])) for s in doc)} "
-                                       "backups)")]
+        doc = json.loads(backup._run(cfg, "--output=json info", target.timeouts.subprocess_s)
+                         or "[]")
+        unread = [r["status"].get("message") for s in doc for r in s.get("repo") or []
+                  if (r.get("status") or {}).get("code") == TOOL_COULD_NOT_READ]
+        out = [Finding("backup", False, f"{cfg.tool} on {cfg.host}: stanza {cfg.stanza}: the tool "
+                                        f"could not read its repository: {'; '.join(unread)}")
+               ] if unread else [
+            Finding("backup", True, f"{cfg.tool} on {cfg.host}: stanza {cfg.stanza} answers "
+                                    f"info ({sum(len(s.get('backup', [])) for s in doc)} backups)")]
     except (Unreachable, ValueError) as exc:
         out = [Finding("backup", False, f"{cfg.tool} on {cfg.host}: {exc}")]
     if conn is not None:
@@ -260,20 +274,44 @@ def backup_findings(target: Target, conn: Any | None = None) -> list[Finding]:
 
 
 # -- the report ------------------------------------------------------------------------------
+def steps(target: Target) -> list[tuple[str, Callable[[], list[Finding]]]]:
+    """Each configured layer: what the doctor waits on while asking it (with its limits), and how."""
+    t = target.timeouts
+    sql = f"connect limit {target.connect_limit_s:g} s, statement {t.statement_s:g} s"
+    out: list[tuple[str, Callable[[], list[Finding]]]] = []
+    if target.postgres is not None:
+        w = target.postgres.writer
+        out.append((f"postgres: the endpoints and a login at the writer {w.host}:{w.port} ({sql})",
+                    lambda: postgres_findings(target)))
+    if target.backup is not None:
+        b = target.backup
+        out.append((f"backup: `{b.tool} info` for stanza {b.stanza} on {b.host} "
+                    f"(limit {t.subprocess_s:g} s, timeouts.subprocess_s)",
+                    lambda: _backup_with_session(target)))
+    if target.aws is not None:
+        out.append((f"aws: the AWS API in {target.aws.region} (connect {t.sdk_connect_s:g} s, "
+                    f"read {t.sdk_read_s:g} s per attempt)", lambda: aws_findings(target)))
+    if target.hosts or target.app_hosts or target.outside_hosts:
+        out.append((f"hosts: a command on each host (limit {t.subprocess_s:g} s)",
+                    lambda: host_findings(target)))
+    return out
+
+
+def _not_checked(target: Target) -> list[Finding]:
+    return [Finding(layer, None, why) for layer, why in layers.configured(target).items() if why]
+
+
+def _ask(what: str, step: Callable[[], list[Finding]]) -> list[Finding]:
+    """One layer's findings; a probe that gave up mid-way (a session that went silent) is one."""
+    try:
+        return step()
+    except Unreachable as exc:
+        return [Finding(what.split(":")[0], False, str(exc))]
+
+
 def diagnose(target: Target) -> list[Finding]:
     """Every finding, configured layers first, then what the target leaves not checked."""
-    out: list[Finding] = []
-    if target.postgres is not None:
-        out += postgres_findings(target)
-    if target.backup is not None:
-        out += _backup_with_session(target)
-    if target.aws is not None:
-        out += aws_findings(target)
-    out += host_findings(target)
-    for layer, why in layers.configured(target).items():
-        if why:
-            out.append(Finding(layer, None, why))
-    return out
+    return [f for what, step in steps(target) for f in _ask(what, step)] + _not_checked(target)
 
 
 def _backup_with_session(target: Target) -> list[Finding]:
@@ -287,11 +325,30 @@ def _backup_with_session(target: Target) -> list[Finding]:
         return backup_findings(target, conn)
 
 
-def run(target: Target, echo: Callable[[str], None] = print) -> int:
-    """Print one line per finding; 0 when every configured layer is ready, else 1."""
-    findings = diagnose(target)
-    for f in findings:
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)  # a finding shows when its layer answers, also through a pipe
+
+
+def run(target: Target, echo: Callable[[str], None] = _say,
+        progress: Callable[[str], None] = _progress) -> int:
+    """Print one line per finding as each layer answers; 0 when every configured layer is
+    ready, else 1. Before each layer, ``progress`` (stderr) says what the doctor waits on."""
+    findings: list[Finding] = []
+    for what, step in steps(target):
+        progress(f"doctor: asking {what} ...")
+        t0 = time.monotonic()
+        got = _ask(what, step)
+        progress(f"doctor: {what.split(':')[0]} done in {time.monotonic() - t0:.1f} s")
+        for f in got:
+            echo(f.line())
+        findings += got
+    for f in _not_checked(target):
         echo(f.line())
+        findings.append(f)
     missing = sum(f.ok is False for f in findings)
     echo(f"doctor {target.name}: " + (f"{missing} problem(s) to fix before a run" if missing
                                       else "every configured layer is reachable with the "

@@ -9,8 +9,7 @@ is left to the checks, which report it as "could not check".
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
+from pgproof import pools
 from pgproof.errors import UserError
 from pgproof.probes import wire
 from pgproof.target import Endpoint, Target
@@ -33,7 +32,7 @@ def endpoints(target: Target) -> list[tuple[str, Endpoint]]:
 
 def greet_all(target: Target) -> list[tuple[str, wire.WireAnswer]]:
     eps = endpoints(target)
-    with ThreadPoolExecutor(max_workers=min(8, len(eps))) as pool:
+    with pools.threads(min(8, len(eps))) as pool:
         answers = list(pool.map(lambda e: wire.greet(e[1].host, e[1].port, BUDGET_S), eps))
     return [(name, a) for (name, _), a in zip(eps, answers, strict=True)]
 

@@ -22,7 +22,8 @@ from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable
 
 pytest_plugins = ["pgproof.pytest_selection",  # --control, ID markers, what a run left out
                   "pgproof.pytest_outputs",  # control IDs in junit.xml and report.html
-                  "pgproof.pytest_targets"]  # --target a,b: one target per xdist worker
+                  "pgproof.pytest_targets",  # --target a,b: one target per xdist worker
+                  "pgproof.pytest_limits"]  # timeouts.run_s: the whole run's time limit
 
 REPORT_DIRS = ("suites", "scenarios")
 _RESULTS = pytest.StashKey[list[res.CheckResult]]()

@@ -12,6 +12,7 @@ per target. Passwords never live here: they come from the environment
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import tomllib
@@ -34,6 +35,7 @@ from pgproof.target_backup import Backup
 from pgproof.target_fields import Strict as _Strict
 from pgproof.target_fields import is_ca_file as _is_ca_file
 from pgproof.target_fields import relative_to_config as _relative_to_config
+from pgproof.target_timeouts import Timeouts
 from pgproof.waivers import Waiver
 
 DEFAULT_CONFIG = Path("pgproof.toml")
@@ -112,7 +114,8 @@ class Postgres(_Strict):
     sslrootcert: Path | Literal["system"] | None = None
     sslmode: Literal["require", "verify-ca", "verify-full"] | None = None  # unset: PGSSLMODE
     service: str | None = None  # a libpq service (pg_service.conf); unset: PGSERVICE
-    connect_timeout: float = Field(5, gt=0)
+    # Kept for existing configs; timeouts.connect_s is the one to set (both set: they must agree).
+    connect_timeout: float | None = Field(None, gt=0, le=86_400, allow_inf_nan=False)
     app_role: str | None = None
     nodes: list[Endpoint] = []
     via: str | None = None  # ssh://user@bastion:port: every live probe goes through it (tunnel.py)
@@ -227,6 +230,7 @@ class Target(_Strict):
     notify: Notify | None = None  # pgproof check --notify: where and when to tell people
     waivers: list[Waiver] = []  # accepted failures: pgproof/waivers.py
     backup: Backup | None = None  # the backup tool's own view (self-managed backup layer)
+    timeouts: Timeouts = Timeouts()  # every probe's time limit, and the whole run's
 
     _paths = field_validator("source_tree", mode="before")(_relative_to_config)
 
@@ -237,6 +241,22 @@ class Target(_Strict):
             raise ValueError("configures nothing to check: add a [postgres] section (live SQL "
                              "and TLS), an [aws] section (the AWS API), or hosts")
         return self
+
+    @model_validator(mode="after")
+    def _one_connect_limit(self) -> Target:
+        old = self.postgres.connect_timeout if self.postgres else None
+        if (old is not None and "connect_s" in self.timeouts.model_fields_set
+                and old != self.timeouts.connect_s):
+            raise ValueError(f"postgres.connect_timeout ({old:g}) and timeouts.connect_s "
+                             f"({self.timeouts.connect_s:g}) disagree; set only timeouts.connect_s")
+        return self
+
+    @property
+    def connect_limit_s(self) -> float:
+        """Seconds a SQL connect may take: ``timeouts.connect_s`` (or the older
+        ``postgres.connect_timeout``)."""
+        old = self.postgres.connect_timeout if self.postgres else None
+        return self.timeouts.connect_s if old is None else old
 
     def require_postgres(self, purpose: str) -> Postgres:
         """The ``[postgres]`` section, or one sentence saying ``purpose`` needs it (bad input)."""
@@ -276,7 +296,8 @@ class Target(_Strict):
             "port": ep.port,
             "dbname": ep.dbname if endpoint else pg.dbname,
             "user": ep.user or pg.user,
-            "connect_timeout": max(1, int(pg.connect_timeout)),
+            "connect_timeout": max(1, math.ceil(self.connect_limit_s)),
+            **self.timeouts.libpq(),  # an established session that goes silent is noticed
             "sslmode": pg.sslmode or ("verify-full" if pg.sslrootcert else "require"),
             "application_name": "pgproof",
         }

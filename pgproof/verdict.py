@@ -39,3 +39,15 @@ class NotChecked(Exception):
     Unlike ``NotApplicable`` (the control does not apply), this says nothing about the
     control; reports list the layer as not checked, with this reason.
     """
+
+
+class TimedOut(Unreachable):
+    """A probe gave up at its time limit: its controls are errors ("could not check"), never fail.
+
+    The sentence names what did not answer and the limit, e.g. ``SQL statement on
+    127.0.0.1:5432 did not answer within 30 s (timeouts.statement_s)``.
+    """
+
+    def __init__(self, what: str, seconds: float, field: str) -> None:
+        self.what, self.seconds, self.field = what, seconds, field
+        super().__init__(f"{what} did not answer within {seconds:g} s (timeouts.{field})")

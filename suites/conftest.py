@@ -9,13 +9,12 @@ probe directly: the fixture they ask for is the layer they observe.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from pgproof import layers
+from pgproof import layers, pools
 from pgproof.probes import health, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
 from pgproof.target import Target
@@ -35,7 +34,8 @@ def pg_facts(target: Target) -> postgres.PostgresFacts:
 def verify_full_login(target: Target) -> str | None:
     """The error of an sslmode=verify-full login (None: it worked)."""
     layers.require(target, "sql")
-    return tls.verify_full_login(target.conninfo(sslmode="verify-full"))
+    return tls.verify_full_login(target.conninfo(sslmode="verify-full"),
+                                 statement_s=target.timeouts.statement_s)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
     layers.require(target, "tls")
     eps = tls_endpoints(target)
     ca = target.require_postgres("the TLS layer").ca_file  # libpq's CA: the login's own anchor
-    with ThreadPoolExecutor(max_workers=len(eps)) as pool:
+    with pools.threads(len(eps)) as pool:
         futures = {n: pool.submit(tls.probe_endpoint, e.host, e.port, ca) for n, e in eps.items()}
         return {n: f.result() for n, f in futures.items()}
 
@@ -57,7 +57,7 @@ def pooler_facts(target: Target) -> pooler.PoolerFacts:
 @pytest.fixture(scope="session")
 def health_facts(target: Target) -> health.HealthFacts:
     layers.require(target, "health")
-    return health.gather(target.health_url)
+    return health.gather(target.health_url, timeout=target.timeouts.http_s)
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +119,7 @@ def vantage_reach(target: Target) -> dict[str, bool]:
     """Vantage point URL -> whether it opened a TCP connection to the writer."""
     layers.require(target, "vantage")
     ep = target.require_postgres("NET-5").writer
-    return {u: network.reachable_from(u, ep.host, ep.port)
+    return {u: network.reachable_from(u, ep.host, ep.port, limit_s=target.timeouts.subprocess_s)
             for u in dict.fromkeys([*target.app_hosts, *target.outside_hosts])}
 
 
@@ -150,7 +150,8 @@ def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts
     key = facts.settings.get("ssl_key_file") or None
     if key and not Path(key).is_absolute():
         key = str(Path(data_dir) / key)
-    return [host.gather(url, data_dir, key, pg.writer.port) for url in target.hosts]
+    return [host.gather(url, data_dir, key, pg.writer.port, target.timeouts.subprocess_s)
+            for url in target.hosts]
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +161,7 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest):  # type: igno
     if not target.aws.is_fleet:
         from pgproof.probes import aws
 
-        return aws.gather(target.aws)
+        return aws.gather(target.aws, **aws.limits(target.timeouts))
     config = request.config
     got = config.stash.get(_FLEET_IDS, [])
     if isinstance(got, Unreachable):
@@ -170,9 +171,10 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest):  # type: igno
                           f"tags {target.aws.db_tags}, regions {target.aws.regions or [target.aws.region]}) "
                           "matched no RDS PostgreSQL primary")
     if _FLEET not in config.stash:  # every database at once, bounded: not one per test
+        from pgproof.probes.aws import limits
         from pgproof.probes.aws_fleet import gather_fleet
 
-        config.stash[_FLEET] = gather_fleet(target.aws, ids=got)
+        config.stash[_FLEET] = gather_fleet(target.aws, ids=got, **limits(target.timeouts))
     inv = config.stash[_FLEET].inventories[request.param]  # type: ignore[attr-defined]
     if isinstance(inv, Unreachable):
         raise inv
@@ -184,4 +186,6 @@ def azure_inventory(target: Target):  # type: ignore[no-untyped-def]
     layers.require(target, "azure")
     from pgproof.probes import azure
 
-    return azure.gather(target.azure)
+    t = target.timeouts
+    return azure.gather(target.azure, connect_timeout=t.sdk_connect_s, read_timeout=t.sdk_read_s,
+                        retries=t.sdk_attempts - 1)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pgproof.exact import exact
 from pgproof.probes.backup import ArchiverFacts, BackupFacts
 from pgproof.target import Thresholds
-from pgproof.verdict import CannotVerify
+from pgproof.verdict import CannotVerify, Unreachable
 
 
 def _where(f: BackupFacts) -> str:
@@ -84,9 +84,30 @@ def judge_bak2_archiving(a: ArchiverFacts, th: Thresholds) -> list[str]:
     return problems
 
 
+# pgbackrest info's status 99 ("other"): the tool could not read the repository (a timeout, a
+# refused connection, a permission). That says nothing about the backups: could not check.
+TOOL_COULD_NOT_READ = 99
+
+
+def _could_not_read(f: BackupFacts, status: dict, what: str) -> None:  # type: ignore[type-arg]
+    """Raise ``Unreachable`` when ``status`` says the tool could not read ``what``.
+
+    The stanza's own message is just "other"; the repositories' say why."""
+    if status.get("code") != TOOL_COULD_NOT_READ:
+        return
+    why = [str((r.get("status") or {}).get("message") or "").strip() for r in f.repos
+           if (r.get("status") or {}).get("code") == TOOL_COULD_NOT_READ]
+    why = [w for w in why if w] or [str(status.get("message") or "no message").strip()]
+    raise Unreachable(f"{_where(f)}: the tool could not read {what}: {'; '.join(dict.fromkeys(why))}")
+
+
 def judge_bak2_full_backup(f: BackupFacts, th: Thresholds, now: float | None = None) -> list[str]:
-    """A restorable base backup exists and the newest full one is recent enough."""
+    """A restorable base backup exists and the newest full one is recent enough.
+
+    A repository that did not answer (status 99, e.g. "timeout after 60000ms") is an
+    error, never a failure: the backups may be fine."""
     status = f.info.get("status") or {}
+    _could_not_read(f, status, "the repository")
     if status.get("code", 0) != 0:
         return [f"{_where(f)}: status {status.get('code')} ({status.get('message')}); the spec "
                 f"wants a valid backup to recover from (BAK-2)"]
@@ -120,6 +141,8 @@ def judge_bak3(f: BackupFacts) -> list[str]:
         raise CannotVerify(f"{_where(f)} writes to one repository (repo1) only; a copy outside "
                            f"the tool (e.g. S3 cross-region replication of its bucket) is not "
                            f"visible to this layer")
+    for r in repos:
+        _could_not_read(f, r.get("status") or {}, f"repo{r.get('key')}")
     bad = [r for r in repos if (r.get("status") or {}).get("code", 0) != 0]
     return [f"{_where(f)}: repo{r['key']} status {r['status'].get('code')} "
             f"({r['status'].get('message')}); the spec wants every copy usable (BAK-3)"

@@ -15,7 +15,6 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 from botocore.parsers import ResponseParserError
 
+from pgproof import pools
 from pgproof.target import Aws
+from pgproof.target_timeouts import Timeouts
 from pgproof.verdict import Unreachable
 
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
@@ -93,13 +94,15 @@ class AwsInventory:
 class _Ctx:
     """Clients made on demand under a lock (boto3 sessions are not thread-safe)."""
 
-    def __init__(self, cfg: Aws, connect_timeout: float, max_attempts: int) -> None:
+    def __init__(self, cfg: Aws, connect_timeout: float, max_attempts: int,
+                 read_timeout: float | None = None) -> None:
         self.cfg = cfg
         self.session = session(cfg.profile, cfg.region, cfg.credentials_file)
         self.endpoint = (cfg.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
                          or f"https://rds.{cfg.region}.amazonaws.com")
         self._kw: dict[str, Any] = {"endpoint_url": cfg.endpoint_url} if cfg.endpoint_url else {}
-        timeouts = {"connect_timeout": connect_timeout, "read_timeout": max(10.0, connect_timeout),
+        read = max(10.0, connect_timeout) if read_timeout is None else read_timeout
+        timeouts = {"connect_timeout": connect_timeout, "read_timeout": read,
                     "max_pool_connections": 16}
         self._retrying = Config(retries={"mode": "adaptive", "max_attempts": max_attempts}, **timeouts)
         # Capability probes (APIs an emulator may lack) get one try: a 500 is an answer.
@@ -174,11 +177,11 @@ class AwsProbe:
     """Inventory passes over one target; clients are kept between passes (schedulers poll)."""
 
     def __init__(self, aws_cfg: Aws, *, connect_timeout: float = 5.0, max_attempts: int = 6,
-                 workers: int = 8, ctx: Any = None) -> None:
+                 workers: int = 8, ctx: Any = None, read_timeout: float | None = None) -> None:
         self.cfg = aws_cfg
         self.workers = workers
         # ``ctx``: a fleet shares one region's clients among its databases (aws_fleet._DbCtx).
-        self._ctx = ctx or _Ctx(aws_cfg, connect_timeout, max_attempts)
+        self._ctx = ctx or _Ctx(aws_cfg, connect_timeout, max_attempts, read_timeout)
 
     def gather(self) -> AwsInventory:
         """Describe the deployment; raise ``Unreachable`` if AWS cannot be asked."""
@@ -194,7 +197,7 @@ class AwsProbe:
             calls.primary(ctx, inv)
             stage = "during the inventory pass"
             tasks = calls.first_wave(ctx, inv)
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            with pools.threads(self.workers) as pool:
                 for fut in [pool.submit(t) for t in tasks]:
                     fut.result()
         except Unreachable:
@@ -207,10 +210,16 @@ class AwsProbe:
 
 
 def gather(aws_cfg: Aws, *, connect_timeout: float = 5.0, max_attempts: int = 6,
-           workers: int = 8) -> AwsInventory:
+           workers: int = 8, read_timeout: float | None = None) -> AwsInventory:
     """One inventory pass over the deployment named by ``aws_cfg`` (see ``AwsProbe``)."""
     return AwsProbe(aws_cfg, connect_timeout=connect_timeout, max_attempts=max_attempts,
-                    workers=workers).gather()
+                    workers=workers, read_timeout=read_timeout).gather()
+
+
+def limits(t: Timeouts) -> dict[str, Any]:
+    """botocore's per-attempt connect/read timeouts and attempts from ``[timeouts]``."""
+    return {"connect_timeout": t.sdk_connect_s, "read_timeout": t.sdk_read_s,
+            "max_attempts": t.sdk_attempts}
 
 
 def password_length(secret_string: str | None) -> int | None:

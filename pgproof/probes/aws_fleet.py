@@ -15,13 +15,13 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from pgproof import pools
 from pgproof.probes.aws import AwsInventory, AwsProbe, _Ctx, _pages
 from pgproof.target import Aws
 from pgproof.verdict import Unreachable
@@ -122,12 +122,13 @@ class FleetProbe:
     """Discover then describe; one instance per run (clients are reused across databases)."""
 
     def __init__(self, cfg: Aws, *, connect_timeout: float = 5.0, max_attempts: int = 8,
-                 workers: int = FLEET_WORKERS) -> None:
+                 workers: int = FLEET_WORKERS, read_timeout: float | None = None) -> None:
         self.cfg, self.workers = cfg, workers
         self.regions = list(dict.fromkeys(cfg.regions or [cfg.region]))
         self._cache: dict[Any, Any] = {}
         self._lock = threading.Lock()
-        self._ctx = {r: _Ctx(cfg.model_copy(update={"region": r}), connect_timeout, max_attempts)
+        self._ctx = {r: _Ctx(cfg.model_copy(update={"region": r}), connect_timeout, max_attempts,
+                             read_timeout)
                      for r in self.regions}
 
     def discover(self) -> list[str]:
@@ -140,7 +141,7 @@ class FleetProbe:
                 raise ctx.unreachable(exc, "DescribeDBInstances (fleet discovery)") from None
             return [f"{region}/{i['DBInstanceIdentifier']}" for i in insts if _matches(self.cfg, i)]
 
-        with ThreadPoolExecutor(max_workers=len(self.regions)) as pool:
+        with pools.threads(len(self.regions)) as pool:
             found = [x for ids in pool.map(one, self.regions) for x in ids]
         return sorted(found)
 
@@ -160,7 +161,7 @@ class FleetProbe:
 
         if not ids:
             return {}
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(ids))) as pool:
+        with pools.threads(min(self.workers, len(ids))) as pool:
             return dict(zip(ids, pool.map(one, ids), strict=True))
 
 

@@ -13,7 +13,6 @@ the layers reading that family are error; an API the endpoint does not offer
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
+from pgproof import pools
 from pgproof.probes.azure_sdk import Clients, server_id
 from pgproof.target import Azure
 from pgproof.verdict import Unreachable
@@ -88,10 +88,11 @@ def _why(exc: Exception) -> str:
 
 class AzureProbe:
     def __init__(self, cfg: Azure, *, connect_timeout: float = 5.0, workers: int = 8,
-                 clients: Clients | None = None) -> None:
+                 clients: Clients | None = None, read_timeout: float = 30.0,
+                 retries: int = 3) -> None:
         self.cfg = cfg
         self.workers = workers
-        self.clients = clients or Clients(cfg, connect_timeout)
+        self.clients = clients or Clients(cfg, connect_timeout, retries, read_timeout=read_timeout)
 
     def gather(self) -> AzureInventory:
         from pgproof.probes import azure_calls as calls
@@ -120,7 +121,7 @@ class AzureProbe:
             raise Unreachable(f"{where} refused Servers_Get of {cfg.server_name}: {_why(exc)}.") from None
         except ServiceRequestError as exc:
             raise Unreachable(f"{where} could not be reached for Servers_Get: {_why(exc)}.") from None
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+        with pools.threads(self.workers) as pool:
             futures = [pool.submit(_guard, inv, fam, task) for fam, task in calls.tasks(c, inv)]
             for fut in futures:
                 fut.result()
@@ -144,6 +145,8 @@ def _guard(inv: AzureInventory, family: str, task: Task) -> None:
         inv.denied[family] = f"no route: {_why(exc)}"
 
 
-def gather(cfg: Azure, *, connect_timeout: float = 5.0, workers: int = 8) -> AzureInventory:
+def gather(cfg: Azure, *, connect_timeout: float = 5.0, workers: int = 8,
+           read_timeout: float = 30.0, retries: int = 3) -> AzureInventory:
     """One inventory pass over the flexible server named by ``cfg``."""
-    return AzureProbe(cfg, connect_timeout=connect_timeout, workers=workers).gather()
+    return AzureProbe(cfg, connect_timeout=connect_timeout, workers=workers,
+                      read_timeout=read_timeout, retries=retries).gather()

@@ -51,12 +51,12 @@ class Clients:
     """Clients made on demand under a lock (pipelines are thread-safe once built)."""
 
     def __init__(self, cfg: Azure, connect_timeout: float = 5.0, retries: int = 3,
-                 transport: Any = None) -> None:
+                 transport: Any = None, read_timeout: float = 30.0) -> None:
         """``transport``: an azure-core transport for every client (replays of recorded answers)."""
         self.cfg = cfg
         self.arm = cfg.endpoint or ARM
         self._lock = threading.Lock()
-        self._kw: dict[str, Any] = {"connection_timeout": connect_timeout, "read_timeout": 30,
+        self._kw: dict[str, Any] = {"connection_timeout": connect_timeout, "read_timeout": read_timeout,
                                     "retry_total": retries, "retry_backoff_factor": 0.2}
         if cfg.ca_file:
             self._kw["connection_verify"] = str(cfg.ca_file)

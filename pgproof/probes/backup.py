@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pgproof.probes import commands
 from pgproof.target import Target
 from pgproof.target_backup import Backup
-from pgproof.verdict import Unreachable
+from pgproof.verdict import TimedOut, Unreachable
 
 RETENTION_OPTIONS = ("repo-retention-full-type", "repo-retention-full")
 
@@ -67,12 +68,13 @@ class BackupFacts:
         return list(self.info.get("backup") or [])
 
 
-def _run(cfg: Backup, args: str) -> str:
-    import testinfra
-
+def _run(cfg: Backup, args: str, limit_s: float = 60.0) -> str:
+    """One ``pgbackrest`` command, killed at ``limit_s`` (``timeouts.subprocess_s``)."""
     cmd = f"{cfg.command} --stanza={cfg.stanza} {args}"
     try:
-        out = testinfra.get_host(cfg.host).run(cmd)
+        out = commands.host(cfg.host, limit_s, f"`{cfg.tool} {args}`").run(cmd)
+    except TimedOut:
+        raise
     except Exception as exc:  # noqa: BLE001 - ssh/backend failures are "could not check"
         raise Unreachable(f"cannot run the backup tool on {cfg.host}: {exc}") from None
     if out.rc != 0:
@@ -91,13 +93,13 @@ def _option(text: str) -> str | None:
     return None
 
 
-def tool_facts(cfg: Backup) -> BackupFacts:
-    doc = json.loads(_run(cfg, "--output=json info") or "[]")
+def tool_facts(cfg: Backup, limit_s: float = 60.0) -> BackupFacts:
+    doc = json.loads(_run(cfg, "--output=json info", limit_s) or "[]")
     entry = next((s for s in doc if s.get("name") == cfg.stanza), None)
     if entry is None:
         raise Unreachable(f"{cfg.tool} on {cfg.host} knows no stanza {cfg.stanza!r} "
                           f"(found: {', '.join(s.get('name', '?') for s in doc) or 'none'})")
-    options = {o: _option(_run(cfg, f"help expire {o}")) for o in RETENTION_OPTIONS}
+    options = {o: _option(_run(cfg, f"help expire {o}", limit_s)) for o in RETENTION_OPTIONS}
     return BackupFacts(cfg.tool, cfg.stanza, cfg.host, entry, options)
 
 
@@ -122,6 +124,6 @@ def archiver_facts(target: Target) -> ArchiverFacts:
 
 def gather(target: Target) -> BackupFacts:
     assert target.backup is not None
-    facts = tool_facts(target.backup)
+    facts = tool_facts(target.backup, target.timeouts.subprocess_s)
     facts.archiver = archiver_facts(target)
     return facts

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from pgproof.tunnel import http_url
-from pgproof.verdict import NotApplicable, Unreachable
+from pgproof.verdict import NotApplicable, TimedOut, Unreachable
 
 
 @dataclass
@@ -26,6 +26,8 @@ def gather(url: str | None, timeout: float = 5) -> HealthFacts:
     t0 = time.perf_counter()
     try:
         r = requests.get(http_url(url), timeout=timeout)  # through the bastion if ``via``
+    except requests.Timeout:
+        raise TimedOut(f"health endpoint {url}", timeout, "http_s") from None
     except requests.RequestException as exc:
         raise Unreachable(f"health endpoint {url} did not answer: {type(exc).__name__}") from None
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import testinfra
+from pgproof.probes import commands
 
 
 @dataclass
@@ -18,8 +18,10 @@ class HostFacts:
     data_device_types: list[str]  # lsblk TYPEs from the data directory's device up to its disk
 
 
-def gather(url: str, data_dir: str, key_file: str | None, port: int) -> HostFacts:
-    host = testinfra.get_host(url)
+def gather(url: str, data_dir: str, key_file: str | None, port: int,
+           limit_s: float = 60.0) -> HostFacts:
+    """Each command on the host is killed at ``limit_s`` (``timeouts.subprocess_s``)."""
+    host = commands.host(url, limit_s)
     d = host.file(data_dir)
     k = host.file(key_file) if key_file else None
     listening = [str(s) for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")]

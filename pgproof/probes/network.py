@@ -6,6 +6,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
+from pgproof.probes import commands
 from pgproof.verdict import Unreachable
 
 
@@ -36,7 +37,8 @@ def tcp_reachable(host: str, port: int, timeout: float = 2) -> bool:
         return False
 
 
-def reachable_from(url: str, host: str, port: int, timeout: float = 3) -> bool:
+def reachable_from(url: str, host: str, port: int, timeout: float = 3,
+                   limit_s: float = 60.0) -> bool:
     """Can ``url`` (a testinfra host, or ``netns://NAME``) open a TCP connection to host:port?"""
     probe = f"timeout {timeout:g} bash -c '</dev/tcp/{host}/{port}'"
     if url.startswith("netns://"):
@@ -48,6 +50,4 @@ def reachable_from(url: str, host: str, port: int, timeout: float = 3) -> bool:
         if r.returncode not in (0, 1, 124):
             raise Unreachable(f"vantage point {url} unusable: {r.stderr.decode().strip()}")
         return r.returncode == 0
-    import testinfra
-
-    return bool(testinfra.get_host(url).run(probe).succeeded)
+    return bool(commands.host(url, limit_s, "the TCP probe").run(probe).succeeded)

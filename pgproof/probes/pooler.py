@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import psycopg
 
+from pgproof.probes.postgres import BoundedConnection, error_summary
 from pgproof.target import Target
-from pgproof.verdict import NotApplicable, Unreachable
+from pgproof.verdict import NotApplicable, TimedOut, Unreachable
 
 
 @dataclass
@@ -23,13 +24,15 @@ def gather(target: Target) -> PoolerFacts:
     info = target.conninfo(ep)
     try:
         # The admin console speaks the simple protocol only: no prepared statements.
-        with psycopg.connect(**info, autocommit=True, prepare_threshold=None) as conn:
+        with BoundedConnection.connect(**info, autocommit=True, prepare_threshold=None) as conn:
+            conn.bound(target.timeouts.statement_s, f"{ep.host}:{ep.port}")
             cur = conn.cursor()
             cur.execute("SHOW CONFIG", prepare=False)
             rows = cur.fetchall()
     except psycopg.OperationalError as exc:
-        from pgproof.probes.postgres import error_summary
-
+        if "timeout expired" in str(exc):
+            raise TimedOut(f"SQL connect to the pooler admin console {ep.host}:{ep.port}",
+                           target.connect_limit_s, "connect_s") from None
         raise Unreachable(f"cannot reach the pooler admin console {ep.host}:{ep.port}: "
                           f"{error_summary(exc)}") from None
     return PoolerFacts(f"{ep.host}:{ep.port}", {r[0]: str(r[1]) for r in rows})

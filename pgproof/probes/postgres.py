@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import waiting
 
 from pgproof.target import Endpoint, Target
-from pgproof.verdict import Unreachable
+from pgproof.verdict import TimedOut, Unreachable
 
 SETTINGS = (
     "server_version", "server_version_num", "ssl", "ssl_min_protocol_version", "ssl_ciphers",
@@ -83,19 +85,81 @@ class PostgresFacts:
         return self.settings.get(name, "")
 
 
-def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> psycopg.Connection:
+class BoundedCursor(psycopg.Cursor[Any]):
+    """The server's own ``statement_timeout`` (set to the same limit) reads as that limit."""
+
+    def execute(self, *args: Any, **kw: Any) -> BoundedCursor:  # type: ignore[override]
+        try:
+            return super().execute(*args, **kw)
+        except psycopg.errors.QueryCanceled as exc:
+            if "statement timeout" not in str(exc):
+                raise
+            conn = self.connection
+            assert isinstance(conn, BoundedConnection)
+            raise TimedOut(f"SQL statement on {conn.where}", conn.limit_s,
+                           "statement_s") from None
+
+
+class BoundedConnection(psycopg.Connection[Any]):
+    """A session in which every wait for the server has a deadline (``timeouts.statement_s``).
+
+    A path that accepts bytes and then swallows them (a blackholing proxy or firewall)
+    defeats TCP keepalives, ``tcp_user_timeout`` and the server's ``statement_timeout``
+    alike: only the client can notice. An interrupt (Ctrl-C, the run's time limit) hangs
+    up at once, where psycopg would first send a cancel request and wait up to 5 s + 5 s
+    over a path that may be the one not answering; the server's own statement_timeout
+    (the same limit, ``options``) ends a statement left running.
+    """
+
+    limit_s: float = 30.0
+    where: str = "the server"
+
+    def bound(self, limit_s: float, where: str) -> BoundedConnection:
+        """Set the statement limit and the name the TimedOut sentence gives the server."""
+        self.limit_s, self.where = limit_s, where
+        self.cursor_factory = BoundedCursor
+        return self
+
+    def wait(self, gen: Generator[Any, Any, Any], interval: float = 0.1,
+             timeout: float | None = None) -> Any:
+        limit = self.limit_s if timeout is None else min(timeout, self.limit_s)
+        try:
+            return waiting.wait(gen, self.pgconn.socket, interval=interval, timeout=limit)
+        except psycopg.errors.OperationalError as exc:
+            if type(exc).__name__ != "_WaitTimeout":  # psycopg's internal deadline exception
+                raise
+            self.pgconn.finish()  # the session is in an unknown state: nothing more goes on it
+            raise TimedOut(f"SQL statement on {self.where}", self.limit_s, "statement_s") from None
+        except BaseException as exc:  # Ctrl-C, or the run's time limit (pytest_limits)
+            if not isinstance(exc, Exception) or isinstance(exc, Unreachable):
+                self.pgconn.finish()  # interrupted mid-answer: the session is unusable
+            raise
+
+
+def statement_timeout_option(target: Target) -> str:
+    """libpq ``options`` making the server end a statement at the same limit as the client."""
+    return f"-c statement_timeout={int(target.timeouts.statement_s * 1000)}"
+
+
+def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> BoundedConnection:
     """Connect or raise Unreachable with one sentence naming the endpoint and the cause.
 
     A certificate that does not match the host name is TLS-3's finding; the
     settings are still read over a chain-verified (verify-ca) session so the
     other controls keep their verdicts instead of all turning into errors.
+    Connect and every statement are bounded (``timeouts.connect_s``, ``statement_s``).
     """
     info = target.conninfo(endpoint, **kw)
+    info.setdefault("options", statement_timeout_option(target))
+    where = f"{info['host']}:{info['port']}"
     try:
-        return psycopg.connect(**info, autocommit=True)
+        conn = BoundedConnection.connect(**info, autocommit=True)
     except psycopg.OperationalError as exc:
         if info.get("sslmode") == "verify-full" and "does not match host name" in str(exc):
             return connect(target, endpoint, **{**kw, "sslmode": "verify-ca"})
+        if "timeout expired" in str(exc):  # libpq's and psycopg's words for connect_timeout
+            raise TimedOut(f"SQL connect to {where} as {info['user']}", target.connect_limit_s,
+                           "connect_s") from None
         detail = error_summary(exc)
         if "certificate verify failed" in detail:
             detail += _certificate_reason(info)
@@ -103,6 +167,7 @@ def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> psyc
             detail = no_password(target)
         raise Unreachable(f"cannot log in to {info['host']}:{info['port']} as {info['user']}: "
                           f"{detail}") from None
+    return conn.bound(target.timeouts.statement_s, where)
 
 
 def no_password(target: Target) -> str:

@@ -18,7 +18,6 @@ import datetime as dt
 import ssl
 import struct
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
+from pgproof import pools
 from pgproof.probes import tls_ciphers
 from pgproof.probes.tls_ciphers import CipherScan
 from pgproof.probes.tls_wire import (
@@ -43,7 +43,7 @@ from pgproof.probes.tls_wire import (
     recv_exact,
     tls_handshake,
 )
-from pgproof.verdict import Unreachable
+from pgproof.verdict import TimedOut, Unreachable
 
 _PROTOCOL_3_0 = 196608
 
@@ -268,7 +268,7 @@ def probe_endpoint(host: str, port: int, ca_file: Path | None,
     contexts = {v: pinned_context(v) if HAS_VERSION[v] else None for v in TLS_VERSIONS}
     chain_ctx = _verify_context(ca_file)
     try:
-        with ThreadPoolExecutor(max_workers=len(TLS_VERSIONS) + 2) as pool:
+        with pools.threads(len(TLS_VERSIONS) + 2) as pool:
             futures = {v: pool.submit(_probe_version, host, port, v, sni, timeout, contexts[v])
                        for v in TLS_VERSIONS}
             plain_f = pool.submit(_probe_plaintext, host, port, probe_user, probe_database, timeout)
@@ -316,15 +316,24 @@ def _find_ca(ca_file: Path | None, best: Handshake | None, verified: Handshake |
     return None
 
 
-def verify_full_login(conninfo: dict[str, Any], timeout: int = 5) -> str | None:
-    """Log in with ``sslmode=verify-full`` (TLS-3 as a client sees it): None on success, else the error."""
+def verify_full_login(conninfo: dict[str, Any], timeout: int = 5,
+                      statement_s: float = 30.0) -> str | None:
+    """Log in with ``sslmode=verify-full`` (TLS-3 as a client sees it): None on success, else the error.
+
+    A login that times out says nothing about the certificate: ``TimedOut``, never an error string."""
     import psycopg  # local: the probe itself must not need a database driver
+
+    from pgproof.probes.postgres import BoundedConnection
 
     kw = {"connect_timeout": timeout, **conninfo, "sslmode": "verify-full"}
     try:
-        with psycopg.connect(**kw) as conn:
+        with BoundedConnection.connect(**kw) as conn:
+            conn.bound(statement_s, f"{kw['host']}:{kw['port']}")
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
+        if "timeout expired" in str(exc):
+            raise TimedOut(f"SQL connect to {kw['host']}:{kw['port']} (sslmode=verify-full)",
+                           float(kw["connect_timeout"]), "connect_s") from None
         return str(exc).strip() or type(exc).__name__
     return None
 

@@ -25,7 +25,7 @@ def write(d: Path, target_name: str, target: Target | None,
         from pgproof.report.security_hub import SecurityHubError, account_id
 
         try:
-            account = account_id(target.aws)
+            account = account_id(target.aws, target.timeouts)
         except SecurityHubError as exc:
             print(f"pgproof: findings.asff.json not written: {exc}", file=sys.stderr)
         else:

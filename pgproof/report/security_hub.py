@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pgproof.target import Aws, Target
+from pgproof.target_timeouts import Timeouts
 
 BATCH = 100
 _CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 3})
@@ -33,18 +34,24 @@ class ImportResult:
     failed: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _client(aws: Aws, service: str) -> Any:
+def _client(aws: Aws, service: str, limits: Timeouts | None = None) -> Any:
     from pgproof.probes.aws import session  # the probes' session: same credentials chain
 
     kw = {"endpoint_url": aws.endpoint_url} if aws.endpoint_url else {}
+    config = _CONFIG if limits is None else Config(
+        connect_timeout=limits.sdk_connect_s, read_timeout=limits.sdk_read_s,
+        retries={"mode": "standard", "max_attempts": limits.sdk_attempts})
     return session(aws.profile, aws.region, aws.credentials_file).client(
-        service, config=_CONFIG, **kw)
+        service, config=config, **kw)
 
 
-def account_id(aws: Aws) -> str:
-    """The account the target's credentials belong to (STS GetCallerIdentity)."""
+def account_id(aws: Aws, limits: Timeouts | None = None) -> str:
+    """The account the target's credentials belong to (STS GetCallerIdentity).
+
+    ``limits``: the target's SDK time limits (a run's reports must not wait longer than
+    its probes did on an API that stopped answering)."""
     try:
-        return str(_client(aws, "sts").get_caller_identity()["Account"])
+        return str(_client(aws, "sts", limits).get_caller_identity()["Account"])
     except (BotoCoreError, ClientError) as exc:
         raise SecurityHubError(f"could not tell the AWS account of region {aws.region} "
                                f"(sts GetCallerIdentity): {exc}") from None
