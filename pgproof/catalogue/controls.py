@@ -69,7 +69,7 @@ ENTRIES: tuple[Control, ...] = (
        "managed by the provider, which is stated.", "sql",
        "Use hostssl rules for replication, and sslmode=verify-full (or verify-ca/require) in the "
        "replication connection settings (Patroni: authentication.replication.sslmode).",
-       "tls_min_version", hipaa=TRANSMISSION),
+       "tls_min_version", hipaa=TRANSMISSION, cis=("7.5",)),
     _c("NET-1", "Not publicly accessible",
        "PubliclyAccessible is false on the primary and every replica.", "aws azure",
        "Modify the instances with --no-publicly-accessible.", hipaa=NETWORK, fsbp=("RDS.2",)),

@@ -55,7 +55,10 @@ def _framework_tables() -> list[str]:
     out = ["## Framework mappings", "",
            "`pgproof check --framework hipaa` (or `cis`, `fsbp`) also writes "
            "`framework-<name>.html` and `.json` in the run directory: the run grouped by these "
-           "requirements, with every mapped control's verdict and evidence. IDs and titles come "
+           "requirements, with every mapped control's verdict and evidence. A requirement is PASS "
+           "only when every mapped control was checked and passed, else \"partial: N of M "
+           "checked\" naming the rest; game-day controls come from the newest game day of the "
+           "target within 30 days before the check. IDs and titles come "
            "from the sources named below (`pgproof/catalogue/frameworks.py`).", ""]
     for key, fw in FRAMEWORK_DEFS.items():
         out += [f"### {fw.name}", "", f"Version: {fw.version}. Source: {fw.source}.", "",
