@@ -16,6 +16,13 @@ from typing import Any
 import pytest
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("pgproof").addoption(
+        "--sarif-root", type=Path, default=None,
+        help="directory SARIF result paths are relative to (default: the git root of the "
+             "working directory); the config file must be under it")
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     for marker in item.iter_markers("control"):
         for cid in marker.args:

@@ -39,6 +39,7 @@ def _cell(text: str) -> str:
 
 def _section(c: Control) -> list[str]:
     lines = [f"### {c.id}: {c.title}", "", c.requirement, "",
+             f"- Severity (of a failure): {c.severity}",
              f"- Proven by: {', '.join(f'`{x}`' for x in c.layers)}",
              f"- Thresholds: {', '.join(_threshold(t) for t in c.thresholds) or 'none'}",
              f"- Remediation: {c.remediation}"]
