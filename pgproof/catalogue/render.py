@@ -104,7 +104,7 @@ expires = 2027-03-31
 
 While the waiver is valid (until the day before `expires`), a failing check it covers is
 reported as **waived**, never pass, with its justification and owner in results.json,
-summary.html, junit.xml (a `waiver` property), SARIF (`suppressions[]`), OCSF (status
+summary.html, junit.xml (a `waiver:<class>::<test>` suite property), SARIF (`suppressions[]`), OCSF (status
 Suppressed) and ASFF (`Workflow.Status` SUPPRESSED), and the exit code counts it as
 compliant. From `expires` on it waives nothing: the failure is a fail again and every report
 says "waiver expired on <date>". A waiver only ever covers a failure (an error or
