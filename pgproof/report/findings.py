@@ -135,7 +135,7 @@ class Run:
     def cloud_resource(self) -> CloudResource | None:
         """The RDS instance/cluster (ARN) or Azure flexible server (resource ID), if configured."""
         t = self.target
-        if t is not None and t.aws is not None:
+        if t is not None and t.aws is not None and not t.aws.is_fleet:  # a fleet is many databases
             aws = t.aws
             kind, ident, typ = (("db", aws.db_instance_id, "AwsRdsDbInstance") if aws.db_instance_id
                                 else ("cluster", aws.db_cluster_id, "AwsRdsDbCluster"))
