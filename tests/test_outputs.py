@@ -380,7 +380,8 @@ def test_junit_from_pytest_is_valid_for_jenkins_xunit(tmp_path: Path) -> None:
         "def test_plain():\n    pass\n")
     xml = tmp_path / "junit.xml"
     r = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"),
-                        "--rootdir", str(tmp_path), "-p", "pgproof.pytest_outputs", "-q",
+                        "--rootdir", str(tmp_path), "-p", "no:pgproof.pytest_plugin",  # no target
+                        "-p", "pgproof.pytest_outputs", "-q",
                         f"--junitxml={xml}", str(tmp_path / "test_x.py")],
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
