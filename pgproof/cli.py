@@ -96,6 +96,8 @@ def _check(args: argparse.Namespace) -> int:
             *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]
+    if args.sarif_root:
+        argv += ["--sarif-root", str(args.sarif_root)]
     latest = base / "latest-check"  # not "latest": a game day may finish meanwhile
     before = latest.resolve() if latest.exists() else None
     rc = pytest.main(argv)
@@ -153,6 +155,8 @@ def _check_many(args: argparse.Namespace, names: list[str], selection: list[str]
             *args.pytest_args]
     if args.config:
         argv += ["--pgproof-config", str(args.config)]
+    if args.sarif_root:
+        argv += ["--sarif-root", str(args.sarif_root)]
     pytest_targets.LAST_INDEX.clear()
     rc = pytest.main(argv)
     if not pytest_targets.LAST_INDEX:

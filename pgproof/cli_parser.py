@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--notify", action="store_true",
                      help="send non-compliance and drift to the target's [notify] channels "
                           "(Slack, PagerDuty, e-mail)")
+    chk.add_argument("--sarif-root", type=Path, default=None,
+                     help="directory results.sarif paths are relative to (default: the git "
+                          "root of the working directory)")
     chk.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     chk.set_defaults(handler="check")
     doc = sub.add_parser("doctor", help="before a run: is every configured layer reachable, "

@@ -1,9 +1,9 @@
 """pytest hooks for what CI shows: control IDs in junit.xml and report.html, readable skips.
 
 Every check with ``@pytest.mark.control`` gets one ``control`` user property per ID at
-collection, so junit.xml carries it on the testcase (``junit_family = xunit1``: the
-family pytest writes testcase properties for) and pytest-html can show a Controls
-column. pytest-html's hooks are optional: without the plugin they are never called.
+collection; pytest writes it on the testcase, and report/junit.py then moves it to the
+suite (``junit_family = xunit2``, valid against Jenkins' xUnit schema) with the IDs in
+the test names, and pytest-html can show a Controls column. pytest-html's hooks are optional: without the plugin they are never called.
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("pgproof").addoption(
+        "--sarif-root", type=Path, default=None,
+        help="directory SARIF result paths are relative to (default: the git root of the "
+             "working directory); the config file must be under it")
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -81,4 +88,4 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if xmlpath and owns and Path(xmlpath).is_file():
         from pgproof.report.junit import tag_names
 
-        tag_names(Path(xmlpath))
+        tag_names(Path(xmlpath), config.getoption("target", default=None) or None)

@@ -310,7 +310,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     summary.write(d, config.getoption("target"), d.name, controls_, warnings)
     from pgproof.report import outputs  # SARIF, OCSF, ASFF: what other tools read
 
-    outputs.write(d, config.getoption("target"), target, controls_)
+    outputs.write(d, config.getoption("target"), target, controls_,
+                  config.getoption("pgproof_config"), config.getoption("sarif_root", default=None))
     config.stash[_CONTROLS] = controls_
     config.stash[_SECRETS] = secrets_of(target)
     if hasattr(config, "workeroutput"):  # the controller writes the combined index from these

@@ -7,6 +7,7 @@ and the grouped report names the requirements nothing covers instead of omitting
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from pgproof.catalogue import CATALOGUE, FRAMEWORKS, of_kind
 from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
-from pgproof.report import framework
+from pgproof.report import framework, history
 
 # The citations the HIPAA part of the brief names: each must be listed, so the report can say
 # whether pgproof covers it (even when nothing does).
@@ -111,3 +112,76 @@ def test_cis_and_fsbp_reports(tmp_path: Path) -> None:
         assert covered == mapped
         assert framework.NOT_COVERED in {r["status"] for r in doc["requirements"]}
         assert re.search(r"pgdsat|awsdocs", doc["source"])
+
+
+def test_tls7_answers_cis_7_5() -> None:
+    """pgdsat's 7.5 fails a lab for replication without TLS: exactly what TLS-7 checks."""
+    assert "7.5" in CATALOGUE["TLS-7"].frameworks.get("cis", ())
+
+
+def _gameday_line(base: Path, target: str, ended: float, verdicts: dict[str, str],
+                  scenario: str = "kill-primary") -> str:
+    """A finished game day as the runner records it: its journal, then its history line."""
+    name = f"{target}-{scenario}-{int(ended)}"
+    d = base / name
+    d.mkdir(parents=True)
+    journal = {"target": target, "scenario": scenario, "ended_at": ended, "verdict": "pass",
+               "verdicts": [{"id": c, "title": CATALOGUE[c].title, "verdict": v,
+                             "evidence": f"{scenario} judged {c} {v}"} for c, v in verdicts.items()]}
+    (d / "journal.json").write_text(json.dumps(journal))
+    history.append_gameday(d, journal)
+    return name
+
+
+def test_requirement_with_unchecked_controls_is_partial(tmp_path: Path) -> None:
+    """Issue 18: 164.312(c)(1) read PASS with 2 of its 5 mapped controls checked."""
+    run = tmp_path / "reports" / "t-check"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps(_results(
+        {cid: "pass" for cid in of_kind("compliance")})))
+    js, page = framework.write(run, "hipaa")
+    by = {r["id"]: r for r in json.loads(js.read_text())["requirements"]}
+    integrity = by["164.312(c)(1)"]
+    mapped = [c["id"] for c in integrity["controls"]]
+    games = [c for c in mapped if CATALOGUE[c].kind == "gameday"]
+    assert games and len(games) < len(mapped)
+    assert integrity["status"] == framework.PARTIAL
+    assert integrity["unchecked"] == games
+    assert integrity["checked"].startswith(f"{len(mapped) - len(games)} of {len(mapped)} ")
+    assert all(g in integrity["checked"] for g in games)
+    html = page.read_text()
+    assert f"partial: {len(mapped) - len(games)} of {len(mapped)} checked" in html
+    assert "within 30 days" in html
+    # A requirement whose every control was checked and passed stays PASS.
+    assert by["164.312(a)(2)(iv)"]["status"] == "pass"
+
+
+def test_gameday_controls_come_from_the_latest_gameday_in_the_window(tmp_path: Path) -> None:
+    base = tmp_path / "reports"
+    run = base / "t-check"
+    run.mkdir(parents=True)
+    results = _results({cid: "pass" for cid in of_kind("compliance")})
+    (run / "results.json").write_text(json.dumps(results))
+    at = dt.datetime.fromisoformat(str(results["generated_at"])).timestamp()
+    day = 86400.0
+    games = {c: "fail" for c in of_kind("gameday")}
+    _gameday_line(base, "t", at - 40 * day, {**games}, "too-old")  # outside the window
+    _gameday_line(base, "other", at - 60, {c: "pass" for c in games}, "other-target")
+    _gameday_line(base, "t", at - 2 * day, {c: "fail" for c in games}, "older")
+    newest = _gameday_line(base, "t", at - 60, {c: "pass" for c in games}, "newest")
+    doc = json.loads(framework.write(run, "hipaa")[0].read_text())
+    by = {r["id"]: r for r in doc["requirements"]}
+    integrity = by["164.312(c)(1)"]
+    assert integrity["status"] == "pass" and integrity["unchecked"] == []
+    ha3 = next(c for c in integrity["controls"] if c["id"] == "HA-3")
+    assert ha3["verdict"] == "pass" and newest in ha3["note"] and "30 days" in ha3["note"]
+    assert ha3["checks"][0]["evidence"] == "newest judged HA-3 pass"
+    assert doc["gameday_window_days"] == 30
+    # Only the too-old game day judged a control: it stays not-run, the requirement partial.
+    base2 = tmp_path / "reports2"
+    run2 = base2 / "t-check"
+    run2.mkdir(parents=True)
+    (run2 / "results.json").write_text(json.dumps(results))
+    _gameday_line(base2, "t", at - 40 * day, {"HA-3": "pass"}, "too-old")
+    by2 = {r["id"]: r for r in json.loads(framework.write(run2, "hipaa")[0].read_text())["requirements"]}
+    assert by2["164.312(c)(1)"]["status"] == framework.PARTIAL

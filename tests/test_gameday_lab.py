@@ -131,6 +131,10 @@ def test_force_failover(lab_target: Target, tmp_path: Path) -> None:
     j, out = _run(lab_target, "force-failover", tmp_path)
     assert _verdicts(j) == {"CH-FORCE": "pass"}, j.verdicts
     assert j.measurements["old_primary"] != j.measurements["new_primary"]
+    # Patroni's /failover blocks ~3 s while writes still succeed: the outage is the RTO judged.
+    rto = j.measurements["rto"]
+    assert rto["judged"] == "outage" and 0 < rto["outage_s"] <= rto["rto_s"], rto
+    assert "HA-2 judges" in j.verdicts[0]["evidence"], j.verdicts
     _assert_ledger_cross_check(j, out, lab_target)
 
 

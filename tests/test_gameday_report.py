@@ -289,3 +289,45 @@ def test_no_load_drop_is_said_as_such_never_as_not_recovered() -> None:
     assert "| Load recovery | no drop below 90 % of baseline |" in md and contradictions(j, md) == []
     j["measurements"]["conditions"]["load"].update(ok=False, met_at=None)
     assert "not recovered within 60 s" in (_row(to_markdown(j), "Load recovery") or "")
+
+
+def test_control_plane_failover_judges_the_outage_not_the_api_call() -> None:
+    """Issue 18: Patroni /failover (RDS reboot, Azure restart) blocks ~3 s while writes still
+    succeed; HA-2 counted from the call's start, 0.25-0.6 s longer than the outage."""
+    from pgproof.gameday.scenarios import SCENARIOS, judge
+
+    j = _load("force-failover")
+    m = j["measurements"]
+    rto = m["rto"]
+    outage = rto["first_ack_after"] - rto["last_ack_before"]
+    assert rto["rto_s"] - outage > 0.25  # the recorded run: writes still acked 0.61 s into the call
+    budget = (outage + rto["rto_s"]) / 2  # between the two: only the outage meets it
+    v = judge(SCENARIOS["force-failover"], m, budget)[0]
+    assert v["verdict"] == "pass", v
+    assert f"RTO (outage) {outage:.2f} s" in v["evidence"] and "HA-2 judges" in v["evidence"]
+    assert f"{rto['rto_s']:.2f} s after the failover API call started" in v["evidence"]
+    assert judge(SCENARIOS["force-failover"], m, outage - 0.1)[0]["verdict"] == "fail"
+    # A crash has no API call: HA-2 still counts from the fault instant there.
+    kp = _load("kill-primary")
+    ha2 = next(x for x in judge(SCENARIOS["kill-primary"], kp["measurements"], 60) if x["id"] == "HA-2")
+    assert "after the fault" in ha2["evidence"] and "outage" not in ha2["evidence"]
+    md = to_markdown(j)
+    assert _row(md, "RTO (outage: last ack to first ack; HA-2 judges this)") is not None
+    assert _row(md, "Writes back after the API call started") is not None
+    assert summary_lines(j)[0].startswith("force-failover on lab: PASS (RTO (outage) 2.7 s")
+
+
+def test_clock_outage_and_its_resolution() -> None:
+    """Probes every 50 ms: acked until 0.6 s into a 3 s API call, failing until 3.05 s."""
+    from pgproof.gameday.clock import Probe, compute_rto
+
+    probes, seq, t = [], 0, -1.0
+    while t < 4.0:
+        ok = not (0.6 < t < 3.05)
+        probes.append(Probe(seq, t, t + 0.01 if ok else None, None if ok else "gone"))
+        seq, t = seq + 1, round(t + 0.05, 3)
+    r = compute_rto(probes, 0.0, 0.05)
+    assert r.rto_s is not None and r.outage_s is not None
+    assert abs(r.rto_s - 3.06) < 0.06 and abs(r.outage_s - (3.06 - 0.61)) < 0.06
+    assert r.outage_resolution_s is not None and r.resolution_s is not None
+    assert r.resolution_s < r.outage_resolution_s <= r.resolution_s + 0.06

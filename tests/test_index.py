@@ -215,3 +215,15 @@ def test_index_survives_a_removed_run_and_a_torn_history_line(reports: dict[str,
     assert "report removed" in page and f"href='{reports['c1'].name}/" not in page
     assert json.loads((reports["c2"] / "results.json").read_text())["target"] == "staging"
     assert "(report removed)" in (reports["c2"] / "summary.html").read_text()
+
+
+def test_cannot_verify_is_not_plain_compliant(tmp_path: Path) -> None:
+    """A run whose only blemish is cannot-verify says so in the verdict column, and the page
+    says what cannot-verify means (issue 18: five cannot-verify were labelled "compliant")."""
+    base = tmp_path / "reports"
+    d = _check(base, {**HEALTHY, "BAK-2": "cannot-verify", "TLS-4": "cannot-verify"})
+    text = (base / index.INDEX).read_text()
+    row = next(line for line in text.split("<tr") if d.name in line)
+    assert ">compliant (2 cannot-verify)</td>" in row
+    assert "v-CANNOT-VERIFY" in row
+    assert "does not expose the fact" in text and "neither confirm nor refute" in text

@@ -263,8 +263,9 @@ def test_lab_valid_waiver_exit_0_and_waived_everywhere(source_dsn: LabState, tmp
     asff_doc = json.loads((d / "findings.asff.json").read_text())
     assert next(f for f in asff_doc if f["Compliance"]["SecurityControlId"] == "AUTH-4"
                 )["Workflow"] == {"Status": "SUPPRESSED"}
-    props = [p.get("value", "") for tc in ET.parse(d / "junit.xml").getroot().iter("testcase")
-             for p in tc.iter("property") if p.get("name") == "waiver"]
+    # Jenkins' xUnit schema allows properties on the suite only: waiver:<classname>::<test>.
+    props = [p.get("value", "") for p in ET.parse(d / "junit.xml").getroot().iter("property")
+             if p.get("name", "").startswith("waiver:")]
     assert props and props[0].startswith("AUTH-4: valid: waived until 2099-01-01 by dba@example.com")
     fw = json.loads((d / "framework-hipaa.json").read_text())
     req = next(x for x in fw["requirements"] if x["id"] == "164.312(d)")

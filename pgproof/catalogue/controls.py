@@ -10,14 +10,32 @@ HIPAA citation says why (``unmapped_reason``).
 
 from __future__ import annotations
 
-from pgproof.catalogue.model import Control, Kind
+from pgproof.catalogue.model import Control, Kind, Severity
+
+# Severity per control: what a failure exposes, not this run's verdict. Where Security Hub
+# rates the matching FSBP control, the same label (RDS.2 critical, RDS.13 high, RDS.3 medium,
+# RDS.5 medium, RDS.6 low, RDS.8 low); the rest by the same yardstick: data readable or
+# writable by others high/critical, weakened defence in depth medium, hygiene low.
+SEVERITIES: dict[str, Severity] = {
+    "TLS-1": "high", "TLS-2": "high", "TLS-3": "medium", "TLS-4": "medium", "TLS-5": "medium",
+    "TLS-6": "high", "TLS-7": "high",
+    "NET-1": "critical", "NET-2": "high", "NET-3": "high", "NET-4": "medium", "NET-5": "high",
+    "AUTH-1": "high", "AUTH-2": "medium", "AUTH-3": "high", "AUTH-4": "high", "AUTH-5": "medium",
+    "AUTHZ-1": "medium", "ENC-1": "medium", "ENC-2": "medium", "ENC-3": "medium",
+    "AUDIT-1": "medium", "BAK-1": "medium", "BAK-2": "high", "BAK-3": "low", "BAK-4": "low",
+    "BAK-5": "low", "HA-1": "medium", "HA-5": "medium", "POOL-1": "low", "MON-1": "medium",
+    "MON-2": "low", "MON-3": "low", "MNT-1": "high",
+    "HA-2": "high", "HA-3": "critical", "HA-4": "medium", "HA-6": "medium", "CH-LAT": "medium",
+    "CH-PART": "critical", "BAK-6": "high", "CH-FORCE": "high", "MON-4": "medium",
+}
 
 
 def _c(cid: str, title: str, requirement: str, layers: str, remediation: str,
        thresholds: str = "", kind: Kind = "compliance", unmapped_reason: str = "",
        **frameworks: tuple[str, ...]) -> Control:
     return Control(cid, title, requirement, kind, tuple(layers.split()), remediation,
-                   tuple(thresholds.split()), dict(frameworks), unmapped_reason)
+                   tuple(thresholds.split()), dict(frameworks), unmapped_reason,
+                   SEVERITIES[cid])  # a control without a severity fails at import
 
 
 # HIPAA Security Rule citations used by several controls.
@@ -69,7 +87,7 @@ ENTRIES: tuple[Control, ...] = (
        "managed by the provider, which is stated.", "sql",
        "Use hostssl rules for replication, and sslmode=verify-full (or verify-ca/require) in the "
        "replication connection settings (Patroni: authentication.replication.sslmode).",
-       "tls_min_version", hipaa=TRANSMISSION),
+       "tls_min_version", hipaa=TRANSMISSION, cis=("7.5",)),
     _c("NET-1", "Not publicly accessible",
        "PubliclyAccessible is false on the primary and every replica.", "aws azure",
        "Modify the instances with --no-publicly-accessible.", hipaa=NETWORK, fsbp=("RDS.2",)),

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Kind = Literal["compliance", "gameday"]
+# How bad a failure of the control is, whatever this run's verdict: OCSF severity_id 1-5 and
+# the ASFF label of a failed finding read it (the names are OCSF's and Security Hub's).
+Severity = Literal["informational", "low", "medium", "high", "critical"]
+SEVERITY_IDS: dict[str, int] = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 
 # What each layer is: the vocabulary of ``Control.layers``.
 LAYERS: dict[str, str] = {
@@ -46,10 +50,11 @@ class Control:
     frameworks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Why a control has no HIPAA citation (an auditor must not guess whether it was forgotten).
     unmapped_reason: str = ""
+    severity: Severity = "medium"
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "title": self.title, "requirement": self.requirement,
-                "kind": self.kind, "layers": list(self.layers),
+                "kind": self.kind, "severity": self.severity, "layers": list(self.layers),
                 "thresholds": list(self.thresholds), "remediation": self.remediation,
                 "frameworks": {k: list(self.frameworks.get(k, ())) for k in FRAMEWORKS},
                 "unmapped_reason": self.unmapped_reason}

@@ -39,6 +39,7 @@ def _cell(text: str) -> str:
 
 def _section(c: Control) -> list[str]:
     lines = [f"### {c.id}: {c.title}", "", c.requirement, "",
+             f"- Severity (of a failure): {c.severity}",
              f"- Proven by: {', '.join(f'`{x}`' for x in c.layers)}",
              f"- Thresholds: {', '.join(_threshold(t) for t in c.thresholds) or 'none'}",
              f"- Remediation: {c.remediation}"]
@@ -55,7 +56,10 @@ def _framework_tables() -> list[str]:
     out = ["## Framework mappings", "",
            "`pgproof check --framework hipaa` (or `cis`, `fsbp`) also writes "
            "`framework-<name>.html` and `.json` in the run directory: the run grouped by these "
-           "requirements, with every mapped control's verdict and evidence. IDs and titles come "
+           "requirements, with every mapped control's verdict and evidence. A requirement is PASS "
+           "only when every mapped control was checked and passed, else \"partial: N of M "
+           "checked\" naming the rest; game-day controls come from the newest game day of the "
+           "target within 30 days before the check. IDs and titles come "
            "from the sources named below (`pgproof/catalogue/frameworks.py`).", ""]
     for key, fw in FRAMEWORK_DEFS.items():
         out += [f"### {fw.name}", "", f"Version: {fw.version}. Source: {fw.source}.", "",
@@ -100,7 +104,7 @@ expires = 2027-03-31
 
 While the waiver is valid (until the day before `expires`), a failing check it covers is
 reported as **waived**, never pass, with its justification and owner in results.json,
-summary.html, junit.xml (a `waiver` property), SARIF (`suppressions[]`), OCSF (status
+summary.html, junit.xml (a `waiver:<class>::<test>` suite property), SARIF (`suppressions[]`), OCSF (status
 Suppressed) and ASFF (`Workflow.Status` SUPPRESSED), and the exit code counts it as
 compliant. From `expires` on it waives nothing: the failure is a fail again and every report
 says "waiver expired on <date>". A waiver only ever covers a failure (an error or

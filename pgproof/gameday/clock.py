@@ -46,6 +46,8 @@ class Rto:
     resolution_s: how far off rto_s may be: the gap between that write and the
     attempt before it, plus that write's own latency.
     last_ack_before / first_ack_after: the outage window seen by the clock.
+    first_fail_sent: when the first failed write after the fault was sent; the outage began
+    between last_ack_before and it, which bounds how far off outage_s may be.
     """
 
     fault_at: float
@@ -54,6 +56,7 @@ class Rto:
     last_ack_before: float | None
     first_ack_after: float | None
     failed_writes: int
+    first_fail_sent: float | None = None
 
     @property
     def recovered(self) -> bool:
@@ -64,6 +67,16 @@ class Rto:
         if self.last_ack_before is None or self.first_ack_after is None:
             return None
         return self.first_ack_after - self.last_ack_before
+
+    @property
+    def outage_resolution_s(self) -> float | None:
+        """How far off outage_s may be: the recovery side's resolution plus the gap between the
+        last acknowledged write and the first failed one (where the outage began)."""
+        if self.outage_s is None or self.resolution_s is None:
+            return None
+        start = (self.first_fail_sent - self.last_ack_before
+                 if self.first_fail_sent is not None and self.last_ack_before is not None else 0.0)
+        return self.resolution_s + max(0.0, start)
 
     def sentence(self, budget_s: float = 60) -> str:
         if self.rto_s is None:
@@ -216,9 +229,11 @@ def compute_rto(probes: list[Probe], fault_at: float, interval: float) -> Rto:
     last_ack = max((p.t_acked for p in probes if p.t_acked is not None and p.t_acked <= edge),
                    default=None)
     failed = sum(1 for p in after if not p.ok and (first_ok is None or p.t_sent < first_ok.t_sent))
+    fail_sent = first_fail.t_sent if first_fail is not None else None
     if first_ok is None or first_ok.t_acked is None:
-        return Rto(fault_at, None, None, last_ack, None, failed)
+        return Rto(fault_at, None, None, last_ack, None, failed, fail_sent)
     prev = [p.t_sent for p in probes if p.t_sent < first_ok.t_sent]
     gap = first_ok.t_sent - max(prev) if prev else interval
     resolution = max(gap, interval) + (first_ok.t_acked - first_ok.t_sent)
-    return Rto(fault_at, first_ok.t_acked - fault_at, resolution, last_ack, first_ok.t_acked, failed)
+    return Rto(fault_at, first_ok.t_acked - fault_at, resolution, last_ack, first_ok.t_acked, failed,
+               fail_sent)

@@ -124,7 +124,10 @@ def measure(target: Target, s: Scenario, j: Journal, m: dict[str, Any], live: di
         m["clock_resolution_s"] = clock.resolution()
         m["rto"] = {"fault_at": fault_at, "rto_s": r.rto_s, "resolution_s": r.resolution_s,
                     "last_ack_before": r.last_ack_before, "first_ack_after": r.first_ack_after,
-                    "failed_writes": r.failed_writes} if s.expect_failover else None
+                    "failed_writes": r.failed_writes, "outage_s": r.outage_s,
+                    "outage_resolution_s": r.outage_resolution_s,
+                    "judged": "outage" if s.control_plane else "from_fault"
+                    } if s.expect_failover else None
 
     def ledger() -> None:
         if load is None:

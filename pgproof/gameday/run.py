@@ -327,7 +327,9 @@ def _wait_recovery(clock: FailoverClock, fault_at: float, budget_s: float, j: Jo
     while time.time() < deadline:
         if clock.rto(fault_at).recovered and time.time() > fault_at + 1:
             r = clock.rto(fault_at)
-            j.event("recovery", f"writes acknowledged again after {r.rto_s:.2f} s")
+            gap = (f"; outage {r.outage_s:.2f} s from the last acknowledged write"
+                   if r.outage_s is not None else "")
+            j.event("recovery", f"writes acknowledged again after {r.rto_s:.2f} s{gap}")
             return
         time.sleep(0.1)
     j.event("recovery", f"no write acknowledged within {budget_s:.0f} s")

@@ -1,7 +1,9 @@
 """findings.asff.json: AWS Security Finding Format, one finding per judged control.
 
-Per control, not per check, so Security Hub keeps one finding per control and target
-and can resolve it: the ``Id`` is stable across runs, a passing control is imported with
+Per control, not per check, so Security Hub keeps one finding per control and database
+and can resolve it: the ``Id`` is stable across runs and unique per account, region,
+database and control (``<resource ARN>/pgproof/<control>``: two targets of the same name
+in one account, or one database name in two regions, never collide), a passing control is imported with
 ``Compliance.Status = PASSED`` (severity INFORMATIONAL), a failing one FAILED. The
 control ID is in ``Compliance.SecurityControlId``, ``RelatedRequirements``, ``GeneratorId``
 and ``ProductFields``. Field limits are the documented ones (Title 256, Description 1024).
@@ -11,6 +13,7 @@ justification as the finding's ``Note``; once the waiver expires the finding goe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,9 @@ SCHEMA_VERSION = "2018-10-08"
 # WARNING: the check ran but cannot tell (cannot-verify); NOT_AVAILABLE: it could not run
 # (error: unreachable) or does not apply (skip).
 COMPLIANCE = {"pass": "PASSED", "fail": "FAILED", WAIVED: "FAILED", "cannot-verify": "WARNING"}
-SEVERITY = {"fail": "HIGH", WAIVED: "HIGH", "error": "MEDIUM"}  # others INFORMATIONAL
+# A failure carries the control's own severity (catalogue); a pass is INFORMATIONAL as Security
+# Hub's own controls report passed findings; "could not check" MEDIUM (compliance unknown).
+FAILED_VERDICTS = ("fail", WAIVED)
 BASE_TYPE = "Software and Configuration Checks/Industry and Regulatory Standards"
 TYPES = {"hipaa": f"{BASE_TYPE}/HIPAA Controls",
          "fsbp": "Software and Configuration Checks/AWS Security Best Practices"}
@@ -36,12 +41,24 @@ def product_arn(region: str, account: str) -> str:
 
 
 def _resource(run: Run, account: str, region: str) -> dict[str, Any]:
-    aws = run.target.aws if run.target is not None else None
-    if aws is not None and aws.db_instance_id:
-        return {"Type": "AwsRdsDbInstance", "Partition": "aws", "Region": region,
-                "Id": f"arn:aws:rds:{region}:{account}:db:{aws.db_instance_id}",
-                "Details": {"Other": {"Endpoint": run.endpoint()}}}
-    return {"Type": "Other", "Partition": "aws", "Region": region, "Id": run.endpoint()}
+    res = run.cloud_resource()
+    if res is not None and res.provider == "aws" and res.uid.startswith("arn:"):
+        return {"Type": res.type, "Partition": "aws", "Region": res.region or region,
+                "Id": res.uid, "Details": {"Other": {"Endpoint": run.endpoint()}}}
+    return {"Type": "Other", "Partition": "aws", "Region": region,
+            "Id": f"{account}/{region}/{run.endpoint()}"}
+
+
+def finding_id(resource_id: str, control_id: str) -> str:
+    """Unique per account, region and database (all in the resource ID) and control."""
+    return f"{resource_id}/pgproof/{control_id}"[:512]
+
+
+def _severity(c: ControlResult) -> str:
+    entry = control(c.id)
+    if c.verdict in FAILED_VERDICTS:
+        return entry.severity.upper() if entry is not None else "HIGH"
+    return "MEDIUM" if c.verdict == "error" else "INFORMATIONAL"
 
 
 def _description(c: ControlResult) -> str:
@@ -57,19 +74,20 @@ def _finding(run: Run, c: ControlResult, account: str, region: str) -> dict[str,
     title = f"{c.id}: {c.title}"
     types = sorted({TYPES[k] for k in (entry.frameworks if entry else {}) if k in TYPES}
                    or {BASE_TYPE})
+    resource = _resource(run, account, region)
     f: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION,
-        "Id": f"pgproof/{run.target_name}/{c.id}",
+        "Id": finding_id(resource["Id"], c.id),
         "ProductArn": product_arn(region, account),
         "ProductName": "pgproof", "CompanyName": "pgproof",
         "GeneratorId": f"pgproof-{c.id}",
         "AwsAccountId": account,
         "Types": types,
         "CreatedAt": run.iso(), "UpdatedAt": run.iso(),
-        "Severity": {"Label": SEVERITY.get(c.verdict, "INFORMATIONAL")},
+        "Severity": {"Label": _severity(c)},
         "Title": title[:256],
         "Description": _description(c),
-        "Resources": [_resource(run, account, region)],
+        "Resources": [resource],
         "Compliance": {"Status": COMPLIANCE.get(c.verdict, "NOT_AVAILABLE"),
                        "SecurityControlId": c.id,
                        "RelatedRequirements": [f"pgproof {c.id}", *framework_refs(c.id)][:32]},
@@ -91,6 +109,8 @@ def _finding(run: Run, c: ControlResult, account: str, region: str) -> dict[str,
 
 
 def build(run: Run, account: str, region: str) -> list[dict[str, Any]]:
+    if run.account is None:  # the ARNs need the account: the one these findings go to
+        run = dataclasses.replace(run, account=account)
     return [_finding(run, c, account, region) for c in run.judged]
 
 

@@ -7,14 +7,22 @@ results so the formats cannot disagree on which check failed, where, or for whic
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from pgproof import catalogue
 from pgproof.report.results import NOT_CHECKED, NOT_SELECTED, ControlResult
-from pgproof.target import Target
+from pgproof.target import (
+    DEFAULT_CONFIG,
+    LAB_TARGETS,
+    Target,
+    configured_targets,
+    lab_target_file,
+)
 
 # A finding that names a file: ``app/db.py:3: DSN with password in source; ...`` (AUTH-4).
 FILE_LINE = re.compile(r"^(?P<path>[^\s:]+):(?P<line>\d+): (?P<text>.+)$")
@@ -67,6 +75,19 @@ class Check:
 
 
 @dataclass(frozen=True)
+class CloudResource:
+    """The database as its cloud names it: what OCSF ``resources[]``/``cloud`` and ASFF
+    ``Resources[]`` say, so a SIEM or Security Hub can join findings to its inventory."""
+
+    provider: str  # "aws" or "azure"
+    account: str | None  # AWS account ID or Azure subscription ID, when known
+    region: str | None
+    uid: str  # the ARN or Azure resource ID (without an AWS account: rds:<region>:<id>)
+    type: str  # AwsRdsDbInstance, AwsRdsDbCluster, Microsoft.DBforPostgreSQL/flexibleServers
+    name: str
+
+
+@dataclass(frozen=True)
 class Run:
     """One compliance run of one target, as the writers see it."""
 
@@ -76,6 +97,9 @@ class Run:
     controls: list[ControlResult]
     target: Target | None = None
     version: str = field(default_factory=tool_version)
+    account: str | None = None  # the AWS account the target's credentials belong to, if asked
+    config_file: Path | None = None  # the file that defines the target (SARIF locations)
+    repo_root: Path | None = None  # what SARIF URIs are relative to (git root or --sarif-root)
 
     @property
     def judged(self) -> list[ControlResult]:
@@ -108,6 +132,25 @@ class Run:
             return f"rds:{aws.region}:{ident}"
         return f"target:{self.target_name}"
 
+    def cloud_resource(self) -> CloudResource | None:
+        """The RDS instance/cluster (ARN) or Azure flexible server (resource ID), if configured."""
+        t = self.target
+        if t is not None and t.aws is not None and not t.aws.is_fleet:  # a fleet is many databases
+            aws = t.aws
+            kind, ident, typ = (("db", aws.db_instance_id, "AwsRdsDbInstance") if aws.db_instance_id
+                                else ("cluster", aws.db_cluster_id, "AwsRdsDbCluster"))
+            if ident:
+                uid = (f"arn:aws:rds:{aws.region}:{self.account}:{kind}:{ident}" if self.account
+                       else f"rds:{aws.region}:{ident}")
+                return CloudResource("aws", self.account, aws.region, uid, typ, ident)
+        if t is not None and t.azure is not None:
+            az = t.azure
+            uid = (f"/subscriptions/{az.subscription_id}/resourceGroups/{az.resource_group}"
+                   f"/providers/Microsoft.DBforPostgreSQL/flexibleServers/{az.server_name}")
+            return CloudResource("azure", az.subscription_id, None, uid,
+                                 "Microsoft.DBforPostgreSQL/flexibleServers", az.server_name)
+        return None
+
     def iso(self) -> str:
         return self.generated_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -122,3 +165,29 @@ def framework_refs(cid: str) -> list[str]:
     names = {"hipaa": "HIPAA", "cis": "CIS", "fsbp": "AWS FSBP"}
     return [f"{names[k]} {ref}" for k in catalogue.FRAMEWORKS
             for ref in (c.frameworks.get(k, ()) if c else ())]
+
+
+def config_file_of(name: str, config: Path | None = None, lab_file: Path | None = None) -> Path | None:
+    """The file target ``name`` was loaded from (as ``load_target`` picks it), or None."""
+    config = config or Path(os.environ.get("PGPROOF_CONFIG", DEFAULT_CONFIG))
+    try:
+        if config.is_file() and name in configured_targets(config):
+            return config.resolve()
+    except Exception:  # noqa: BLE001 - load_target already said what is wrong with the file
+        return None
+    if name == "lab-azure":
+        f = lab_target_file(lab_file).with_name("target-azure.toml")
+    elif name in LAB_TARGETS:
+        f = lab_target_file(lab_file).with_name(LAB_TARGETS[name])
+    else:
+        return None
+    return f.resolve() if f.is_file() else None
+
+
+def repo_root(start: Path | None = None) -> Path | None:
+    """The git work tree holding ``start`` (default: the working directory), if any."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / ".git").exists():
+            return d
+    return None

@@ -9,6 +9,8 @@ results.json (already scrubbed of secrets), so it cannot disagree with the other
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -16,40 +18,116 @@ from typing import Any
 from pgproof import fsio
 from pgproof.catalogue import CATALOGUE
 from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
+from pgproof.report.history import GAMEDAY, all_runs, kind
 from pgproof.report.html import page, table
 from pgproof.report.summary import evidence_line, pre_last_cell
 
 NOT_COVERED = "not covered by pgproof"
 NOT_CHECKED = "not checked in this run"
+PARTIAL = "partial"
 JUDGED = ["fail", "error", "waived", "cannot-verify", "pass", "skip"]  # worst first
+# How old a game day may be and still stand for its controls in a check's framework report;
+# said in the report, so an auditor knows what "HA-2: PASS" rests on.
+GAMEDAY_WINDOW_DAYS = 30
 
 
-def _control(cid: str, result: dict[str, Any] | None) -> dict[str, Any]:
+def _control(cid: str, result: dict[str, Any] | None, gameday: dict[str, Any] | None,
+             window_days: int) -> dict[str, Any]:
     c = CATALOGUE[cid]
+    if result is None and gameday is not None:
+        return {"id": cid, "title": c.title, "kind": c.kind, "verdict": gameday["verdict"],
+                "note": f"from game day {gameday['scenario']} at {gameday['at']} "
+                        f"(run {gameday['dir']}), the newest of this target within "
+                        f"{window_days} days",
+                "checks": gameday["checks"], "waivers": []}
     if result is None:
-        how = ("a game-day control: `pgproof gameday` proves it" if c.kind == "gameday"
-               else "not part of this run")
+        how = (f"a game-day control: no game day of this target judged it within {window_days} days "
+               "(`pgproof gameday` proves it)" if c.kind == "gameday" else "not part of this run")
         return {"id": cid, "title": c.title, "kind": c.kind, "verdict": "not-run", "note": how,
                 "checks": [], "waivers": []}
     return {"id": cid, "title": c.title, "kind": c.kind, "verdict": result["verdict"],
             "checks": result.get("checks", []), "waivers": result.get("waivers", [])}
 
 
-def build(key: str, results: dict[str, Any]) -> dict[str, Any]:
-    """The grouped report as data, from a results.json document."""
+def _when(value: object) -> dt.datetime | None:
+    try:
+        t = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def gameday_verdicts(base: Path, target: object, since: dt.datetime) -> dict[str, dict[str, Any]]:
+    """Per game-day control: the newest judged verdict of ``target`` from game days that ended
+    at or after ``since`` (history.jsonl under ``base``), with the evidence its journal gives."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in all_runs(base / "history.jsonl"):
+        at = _when(run.get("at"))
+        if kind(run) != GAMEDAY or run.get("target") != target or at is None or at < since:
+            continue
+        evidence = _journal_evidence(base / str(run.get("dir")) / "journal.json")
+        for cid, verdict in (run.get("verdicts") or {}).items():
+            if cid not in CATALOGUE or verdict not in JUDGED:
+                continue
+            prev = out.get(cid)
+            if prev is None or prev["_at"] <= at:
+                checks = [{"check": f"gameday {run.get('scenario')}", "verdict": verdict,
+                           "evidence": e} for e in evidence.get(cid, [])]
+                out[cid] = {"_at": at, "at": at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                            "verdict": verdict, "scenario": run.get("scenario"),
+                            "dir": run.get("dir"), "checks": checks}
+    return out
+
+
+def _journal_evidence(path: Path) -> dict[str, list[str]]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, list[str]] = {}
+    for v in doc.get("verdicts") or [] if isinstance(doc, dict) else []:
+        if isinstance(v, dict) and v.get("id"):
+            out.setdefault(str(v["id"]), []).append(str(v.get("evidence") or ""))
+    return out
+
+
+def _status(controls: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """(status, unchecked IDs): a fail or error speaks for itself; otherwise a requirement with
+    an unchecked control is partial, never PASS; a waived control counts as checked (it is a
+    documented exception, shown as WAIVED)."""
+    if not controls:
+        return NOT_COVERED, []
+    verdicts = {c["verdict"] for c in controls}
+    unchecked = [c["id"] for c in controls if c["verdict"] not in JUDGED]
+    worst = next((v for v in JUDGED if v in verdicts), None)
+    if worst in ("fail", "error"):
+        return worst, unchecked
+    if len(unchecked) == len(controls):
+        return NOT_CHECKED, unchecked
+    if unchecked:
+        return PARTIAL, unchecked
+    return str(worst), unchecked
+
+
+def build(key: str, results: dict[str, Any], gamedays: dict[str, dict[str, Any]] | None = None,
+          window_days: int = GAMEDAY_WINDOW_DAYS) -> dict[str, Any]:
+    """The grouped report as data, from a results.json document and the game-day verdicts
+    (``gameday_verdicts``) that stand for the game-day controls a check does not run."""
     fw = FRAMEWORK_DEFS[key]
+    gamedays = gamedays or {}
     by_id = {c["id"]: c for c in results.get("controls", [])}
     requirements = []
     for rid, title in fw.requirements.items():
         mapped = [c.id for c in CATALOGUE.values() if rid in c.frameworks.get(key, ())]
-        controls = [_control(cid, by_id.get(cid)) for cid in mapped]
-        verdicts = {c["verdict"] for c in controls}
-        judged = [c for c in controls if c["verdict"] in JUDGED]
-        status = (NOT_COVERED if not mapped else
-                  next((v for v in JUDGED if v in verdicts), NOT_CHECKED))
-        requirements.append({"id": rid, "title": title, "status": status,
-                             "checked": f"{len(judged)} of {len(controls)} mapped controls",
-                             "controls": controls})
+        controls = [_control(cid, by_id.get(cid), gamedays.get(cid), window_days) for cid in mapped]
+        status, unchecked = _status(controls)
+        n = len(controls) - len(unchecked)
+        checked = f"{n} of {len(controls)} mapped controls"
+        if unchecked:
+            checked += f"; not checked: {', '.join(unchecked)}"
+        requirements.append({"id": rid, "title": title, "status": status, "checked": checked,
+                             "checked_count": n, "mapped_count": len(controls),
+                             "unchecked": unchecked, "controls": controls})
     summary: dict[str, int] = {}
     for r in requirements:
         summary[r["status"]] = summary.get(r["status"], 0) + 1
@@ -59,7 +137,17 @@ def build(key: str, results: dict[str, Any]) -> dict[str, Any]:
     return {"framework": key, "name": fw.name, "version": fw.version, "source": fw.source,
             "target": results.get("target"), "generated_at": results.get("generated_at"),
             "partial": results.get("partial", False), "summary": summary,
+            "gameday_window_days": window_days,
+            "gameday_runs": sorted({f"{g['scenario']} ({g['dir']})" for g in gamedays.values()}),
             "requirements": requirements, "controls_without_requirement": unmapped}
+
+
+def status_text(req: dict[str, Any]) -> str:
+    """What the Status column says: a judged verdict upper-cased, "partial: N of M checked"."""
+    s = req["status"]
+    if s == PARTIAL:
+        return f"partial: {req['checked_count']} of {req['mapped_count']} checked"
+    return s.upper() if s in JUDGED else s
 
 
 def _controls_cell(req: dict[str, Any]) -> str:
@@ -81,11 +169,16 @@ def render(doc: dict[str, Any]) -> str:
                    str(doc["generated_at"])]])
     head += table(["Requirement status", "Requirements"],
                   [[k.upper() if k in JUDGED else k, str(v)] for k, v in doc["summary"].items()])
+    head += (f"<p>A requirement is PASS only when every control mapped to it was checked and "
+             f"passed; with any unchecked it is 'partial: N of M checked' and names them. "
+             f"Game-day controls (HA-2, BAK-6, MON-4, ...) are taken from the newest game day of "
+             f"this target that ended within {doc['gameday_window_days']} days before this run "
+             f"(or after it): {html.escape(', '.join(doc['gameday_runs']) or 'none found')}.</p>")
     if doc["partial"]:
         head += ("<p class='warn'>Partial run: controls left out of it show as "
                  f"'{NOT_CHECKED}', which says nothing about the requirement.</p>")
-    rows = [[r["id"], r["title"], r["status"].upper() if r["status"] in JUDGED else r["status"],
-             r["checked"], _controls_cell(r)] for r in doc["requirements"]]
+    rows = [[r["id"], r["title"], status_text(r), r["checked"], _controls_cell(r)]
+            for r in doc["requirements"]]
     body = pre_last_cell(table(["Requirement", "Title", "Status", "Checked", "Controls and evidence"], rows))
     extra = table(["Control", "Title", "Why it has no requirement here"],
                   [[c["id"], c["title"], c["reason"]] for c in doc["controls_without_requirement"]])
@@ -94,9 +187,13 @@ def render(doc: dict[str, Any]) -> str:
                 + "<h2>Controls with no requirement in this framework</h2>" + extra)
 
 
-def write(d: Path, key: str) -> list[Path]:
-    """framework-<key>.json and .html next to the run's results.json."""
-    doc = build(key, json.loads((d / "results.json").read_text()))
+def write(d: Path, key: str, window_days: int = GAMEDAY_WINDOW_DAYS) -> list[Path]:
+    """framework-<key>.json and .html next to the run's results.json; game-day controls from
+    the history of the reports folder the run directory sits in."""
+    results = json.loads((d / "results.json").read_text())
+    run_at = _when(results.get("generated_at")) or dt.datetime.now(dt.UTC)
+    since = run_at - dt.timedelta(days=window_days)
+    doc = build(key, results, gameday_verdicts(d.parent, results.get("target"), since), window_days)
     js, page_ = d / f"framework-{key}.json", d / f"framework-{key}.html"
     fsio.write_text(js, json.dumps(doc, indent=2))
     fsio.write_text(page_, render(doc))

@@ -18,7 +18,7 @@ from typing import Any
 
 from pgproof import fsio
 from pgproof.report.html import page, table
-from pgproof.report.keynumbers import key_numbers
+from pgproof.report.keynumbers import CONTROL_PLANE, key_numbers, scenario_outage
 from pgproof.report.timeline import num, origin, render_timeline, rto_text, section, verdict_label
 
 Block = tuple[Any, ...]  # ("h", text) | ("p", text) | ("warn", text) | ("table", heads, rows) | ("img",)
@@ -201,7 +201,11 @@ def summary_lines(journal: Mapping[str, Any], paths: Mapping[str, Path] | None =
     rto = section(section(journal, "measurements"), "rto")
     led = section(section(journal, "measurements"), "ledger")
     head = f"{journal.get('scenario') or '?'} on {journal.get('target') or '?'}: {verdict_label(journal)}"
-    if rto:
+    if rto and (rto.get("judged") == "outage" or journal.get("scenario") in CONTROL_PLANE):
+        out, res = scenario_outage(dict(rto))
+        head += f" (RTO (outage) {rto_text(num(out), num(res))}"
+        head += f", lost {led.get('lost', NA)}, unknown {led.get('unknown', NA)})" if led else ")"
+    elif rto:
         head += f" (RTO {rto_text(num(rto.get('rto_s')), num(rto.get('resolution_s')))}"
         head += f", lost {led.get('lost', NA)}, unknown {led.get('unknown', NA)})" if led else ")"
     lines = [head]

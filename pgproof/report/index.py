@@ -41,6 +41,12 @@ MAIN_PAGE = {CHECK: "summary.html", GAMEDAY: "report.html"}
 FILES = {CHECK: ("summary.html", "report.html", "results.json", "results.sarif", "junit.xml"),
          GAMEDAY: ("report.html", "report.md", "journal.json", "timeline.png")}
 COUNT_ORDER = ("fail", "error", "cannot-verify", "not-checked", "skip", "pass", NOT_SELECTED)
+# What the verdict column means: "compliant" alone must never hide what was not verified.
+VERDICT_LEGEND = ("compliant: no control failed or could not be checked. "
+                  "compliant (N cannot-verify): nothing failed, but for N controls the target does not "
+                  "expose the fact the check needs (e.g. a managed service hiding a setting), so "
+                  "pgproof could neither confirm nor refute them; verify those another way. "
+                  "non-compliant: at least one control failed. could not check: a check errored.")
 EXTRA_CSS = """nav.pgproof-nav{background:#f6f8fa;border:1px solid #d0d7de;padding:6px 10px;margin:0 0 1em}
 nav.pgproof-nav a,nav.pgproof-nav span{margin-right:1.2em}tr.drift td{background:#fff8c5}.drift-cell{color:#cf222e;font-weight:700}
 img.timeline{border:1px solid #d0d7de;margin:.5em 0}"""
@@ -104,6 +110,7 @@ def render(base: Path, runs: Sequence[Mapping[str, Any]], by_target: Mapping[str
                     f"<td>{links or 'report removed'}</td></tr>")
     heads = ["When (UTC)", "Target", "Kind", "Verdict", "Counts", "Partial", "Drift vs previous check", "Files"]
     parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr>" + "".join(rows) + "</table>")
+    parts.append(f"<p class='legend'>{html.escape(VERDICT_LEGEND)}</p>")
     parts.append("<h2>Timeline per control</h2><p>One column per run of the target, oldest left; a thick "
                  "black frame marks drift (a check's verdict changed since the previous check).</p>")
     for t, name in charts.items():
@@ -134,7 +141,10 @@ def _verdict_cell(r: Mapping[str, Any]) -> str:
         counts = r.get("summary") or {}
         v = "fail" if counts.get("fail") else "error" if counts.get("error") else "pass"
         v = {"pass": "compliant", "fail": "non-compliant", "error": "could not check"}[v]
-    cls = {"pass": "PASS", "compliant": "PASS", "fail": "FAIL", "non-compliant": "FAIL"}.get(v, "ERROR")
+        if v == "compliant" and counts.get("cannot-verify"):
+            v = f"compliant ({counts['cannot-verify']} cannot-verify)"
+    cls = {"pass": "PASS", "compliant": "PASS", "fail": "FAIL", "non-compliant": "FAIL"}.get(
+        v, "CANNOT-VERIFY" if v.startswith("compliant (") else "ERROR")
     return f"<td class='v-{cls}'>{html.escape(v)}</td>"
 
 

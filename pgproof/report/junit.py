@@ -1,9 +1,14 @@
-"""junit.xml as CI viewers show it: the control ID in every check's name.
+"""junit.xml as CI viewers and Jenkins' xUnit schema accept it: control IDs in names, target as suite.
 
 GitHub and GitLab test viewers display a testcase's ``name`` (and the failure text)
 but not its properties, so ``test_tls_versions[writer]`` becomes
-``test_tls_versions[writer] [TLS-1]``; the ``control`` properties stay for tools that
-read them (Jenkins, Xray, TestRail).
+``test_tls_versions[writer] [TLS-1]``. Jenkins' xUnit plugin validates against its
+``junit-10.xsd``, which allows ``properties`` only on a ``testsuite``, never on a
+``testcase`` (pytest writes the items' user properties there in every family). So the
+testcase properties move up to the suite: one ``control`` property per control ID the
+run checked, and ``<name>:<classname>::<test name>`` per testcase property (``control``,
+``waiver``), so which check proved which control survives for Xray/TestRail-style tools.
+The suite is named after the target, not ``pytest``.
 """
 
 from __future__ import annotations
@@ -16,16 +21,48 @@ def controls_of(testcase: ET.Element) -> list[str]:
     return [p.get("value", "") for p in testcase.iter("property") if p.get("name") == "control"]
 
 
-def tag_names(path: Path) -> int:
-    """Append ``[IDs]`` to each testcase that carries control properties; return how many."""
+def _suite_properties(suite: ET.Element) -> ET.Element:
+    props = suite.find("properties")
+    if props is None:
+        props = ET.Element("properties")
+        suite.insert(0, props)
+    return props
+
+
+def _add(props: ET.Element, name: str, value: str) -> None:
+    if not any(p.get("name") == name and p.get("value") == value for p in props.iter("property")):
+        ET.SubElement(props, "property", name=name, value=value)
+
+
+def tag_names(path: Path, suite_name: str | None = None) -> int:
+    """Append ``[IDs]`` to each testcase that carries control properties, move testcase
+    properties to its suite, name the suite ``suite_name``; return how many names changed.
+    Idempotent: a second pass finds no testcase properties and changes nothing."""
     tree = ET.parse(path)
     n = 0
-    for tc in tree.getroot().iter("testcase"):
-        ids = controls_of(tc)
-        suffix = f" [{','.join(ids)}]"
-        if ids and not tc.get("name", "").endswith(suffix):
-            tc.set("name", tc.get("name", "") + suffix)
-            n += 1
-    if n:
+    changed = False
+    for suite in tree.getroot().iter("testsuite"):
+        if suite_name and suite.get("name") != suite_name:
+            suite.set("name", suite_name)
+            changed = True
+        for tc in suite.findall("testcase"):
+            own = tc.findall("properties")
+            if not own:
+                continue
+            ids = controls_of(tc)
+            props = _suite_properties(suite)
+            where = f"{tc.get('classname', '')}::{tc.get('name', '')}"
+            for p in (p for block in own for p in block.iter("property")):
+                _add(props, f"{p.get('name', '')}:{where}", p.get("value", ""))
+            for cid in ids:
+                _add(props, "control", cid)
+            for block in own:
+                tc.remove(block)
+            changed = True
+            suffix = f" [{','.join(ids)}]"
+            if ids and not tc.get("name", "").endswith(suffix):
+                tc.set("name", tc.get("name", "") + suffix)
+                n += 1
+    if changed:
         tree.write(path, encoding="utf-8", xml_declaration=True)
     return n

@@ -13,9 +13,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pgproof.gameday.host import busier
+from pgproof.gameday.scenarios import SCENARIOS
+from pgproof.gameday.scenarios import outage as scenario_outage
 from pgproof.report.timeline import num, rto_text, section
 
 NA = "n/a"
+# Scenarios whose fault is a seconds-long API call: their RTO is the outage (scenarios.py).
+CONTROL_PLANE = frozenset(n for n, s in SCENARIOS.items() if s.control_plane)
 Rel = Callable[[Any], float | None]
 
 
@@ -31,6 +35,15 @@ def _rto(j: Mapping[str, Any], m: Mapping[str, Any], rel: Rel) -> list[list[str]
     rto_s, res = num(rto.get("rto_s")), num(rto.get("resolution_s"))
     lo, hi = rel(rto.get("last_ack_before")), rel(rto.get("first_ack_after"))
     outage = hi - lo if lo is not None and hi is not None else None
+    if rto.get("judged") == "outage" or (rto.get("judged") is None
+                                         and j.get("scenario") in CONTROL_PLANE):
+        out, out_res = scenario_outage(dict(rto))
+        return [["RTO (outage: last ack to first ack; HA-2 judges this)", rto_text(out, out_res),
+                 f"budget {budget:g} s; last ack {secs(lo, True, digits=2)}, first ack "
+                 f"{secs(hi, True, digits=2)} (from the failover API call's start)"],
+                ["Writes back after the API call started", rto_text(rto_s, res),
+                 "the control-plane call takes seconds while writes still succeed, so this is "
+                 f"longer than the outage; {rto.get('failed_writes', NA)} probe writes failed"]]
     return [["RTO (writes succeed again)", rto_text(rto_s, res),
              f"budget {budget:g} s; resolution {secs(res, digits=3)}; outage "
              f"{secs(outage, digits=2)} (last ack {secs(lo, True, digits=2)}, "

@@ -1,9 +1,12 @@
 """findings.ocsf.json: OCSF Detection Findings (class 2004), one per judged check.
 
 Shaped as Prowler emits them (``prowler/lib/outputs/ocsf``, built on py-ocsf-models):
-a JSON array, ``status_code`` carrying the check's verdict, the target as the
-resource and ``unmapped`` for what OCSF has no field for (the control's framework
-references, thresholds). Passing checks are findings too, so a SIEM sees them resolve.
+a JSON array, ``status_code`` carrying the check's verdict, the database as the resource
+(its ARN or Azure resource ID as ``uid``, the account or subscription in ``cloud.account``;
+the endpoint in ``resources[].data``) and ``unmapped`` for what OCSF has no field for (the
+control's framework references, thresholds). Severity is the control's own (catalogue),
+whatever the verdict, as Prowler does with its checks' metadata. Passing checks are
+findings too, so a SIEM sees them resolve.
 """
 
 from __future__ import annotations
@@ -13,14 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pgproof import fsio
+from pgproof.catalogue.model import SEVERITY_IDS
 from pgproof.report.findings import Check, Run, control, framework_refs
-from pgproof.target import Aws
 
 OCSF_VERSION = "1.5.0"  # the version py-ocsf-models 0.10 (Prowler's model) implements
 CLASS_UID, CATEGORY_UID, ACTIVITY_CREATE = 2004, 2, 1
-# severity_id: OCSF 1 Informational, 3 Medium, 4 High. A control has no severity of its own:
-# a failure is High, "could not check" Medium (compliance unknown), anything else informational.
-SEVERITY = {"fail": (4, "High"), "error": (3, "Medium")}
 # status_id: 1 New (open), 3 Suppressed (a failure a valid waiver accepts), 4 Resolved
 # (compliant), 99 Other (could not judge). A waived check still failed: status_code FAIL.
 STATUS = {"fail": (1, "New"), "waived": (3, "Suppressed"), "pass": (4, "Resolved")}
@@ -29,9 +29,11 @@ STATUS = {"fail": (1, "New"), "waived": (3, "Suppressed"), "pass": (4, "Resolved
 def _finding(run: Run, ch: Check, t: int) -> dict[str, Any]:
     c = control(ch.control)
     failed = "fail" if ch.verdict == "waived" else ch.verdict
-    sev_id, sev = SEVERITY.get(failed, (1, "Informational"))
+    severity = c.severity if c is not None else "medium"
+    sev_id, sev = SEVERITY_IDS[severity], severity.capitalize()
     st_id, st = STATUS.get(ch.verdict, (99, "Other"))
     text = "; ".join([*ch.sentences(), *([ch.waiver["note"]] if ch.waiver else [])]) or ch.verdict
+    cloud = run.cloud_resource()
     doc: dict[str, Any] = {
         "message": text,
         "activity_id": ACTIVITY_CREATE, "activity_name": "Create",
@@ -52,7 +54,7 @@ def _finding(run: Run, ch: Check, t: int) -> dict[str, Any]:
             "event_code": ch.control,
             "product": {"uid": "pgproof", "name": "pgproof", "vendor_name": "pgproof",
                         "version": run.version},
-            "profiles": ["datetime"] + (["cloud"] if _aws(run) else []),
+            "profiles": ["datetime"] + (["cloud"] if cloud else []),
             "version": OCSF_VERSION,
         },
         "resources": [_resource(run, ch)],
@@ -66,28 +68,32 @@ def _finding(run: Run, ch: Check, t: int) -> dict[str, Any]:
         doc["unmapped"]["waiver"] = ch.waiver
     if c is not None:
         doc["remediation"] = {"desc": c.remediation}
-    aws = _aws(run)
-    if aws is not None:
-        doc["cloud"] = {"provider": "aws", "region": aws.region}
+    if cloud is not None:
+        doc["cloud"] = {"provider": cloud.provider, **({"region": cloud.region} if cloud.region else {}),
+                        **({"account": {"uid": cloud.account, "name": cloud.account,
+                                        "type": "AWS Account" if cloud.provider == "aws"
+                                        else "Azure AD Account",
+                                        "type_id": 10 if cloud.provider == "aws" else 6}}
+                           if cloud.account else {})}
     return doc
 
 
-def _aws(run: Run) -> Aws | None:
-    return run.target.aws if run.target is not None else None
-
-
 def _resource(run: Run, ch: Check) -> dict[str, Any]:
-    aws = _aws(run)
-    res: dict[str, Any] = {"uid": run.endpoint(), "name": run.target_name,
-                           "type": "PostgreSQL", "group": {"name": "postgresql"}}
-    if aws is not None:
-        res["region"] = aws.region
-        if aws.db_instance_id:
-            res["name"] = aws.db_instance_id
-            res["type"] = "AwsRdsDbInstance"
+    """The database: its ARN / Azure resource ID when it has one, else the endpoint."""
+    cloud = run.cloud_resource()
+    data: dict[str, Any] = {"endpoint": run.endpoint()}
+    if cloud is not None:
+        res: dict[str, Any] = {"uid": cloud.uid, "name": cloud.name, "type": cloud.type,
+                               "cloud_partition": "aws" if cloud.provider == "aws" else None,
+                               "region": cloud.region, "group": {"name": "postgresql"}}
+        res = {k: v for k, v in res.items() if v is not None}
+    else:
+        res = {"uid": run.endpoint(), "name": run.target_name, "type": "PostgreSQL",
+               "group": {"name": "postgresql"}}
     located = ch.file_locations()
     if located:
-        res["data"] = {"files": [f"{loc.uri}:{loc.line}" for loc, _ in located]}
+        data["files"] = [f"{loc.uri}:{loc.line}" for loc, _ in located]
+    res["data"] = data
     return res
 
 
