@@ -60,6 +60,7 @@ def _wants_reports(config: pytest.Config) -> bool:
     return False
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-html's: it reads --html only in its own configure
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control(*ids): SPEC.md control IDs this check proves")
     config.stash[_RESULTS] = []
