@@ -95,7 +95,8 @@ def test_wrong_scope_is_one_sentence(twin: dict[str, Any], over: dict, words: st
 
 def test_refused_resource_type_marks_only_its_layers_error(twin: dict[str, Any]) -> None:
     deny = Path(twin["_dir"]) / "azure" / "deny.json"
-    deny.write_text(json.dumps({"pgproof-lab-twin": ["Microsoft.Insights"]}))
+    token = Path(twin["token_file"]).read_text().strip()  # the twin accepts only its own token
+    deny.write_text(json.dumps({token: ["Microsoft.Insights"]}))
     try:
         inv = azure_probe.gather(cfg(twin))
     finally:
@@ -114,7 +115,7 @@ def test_missing_credentials_is_unreachable(twin: dict[str, Any], monkeypatch: p
     monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:1/token")
     monkeypatch.setenv("IDENTITY_HEADER", "x")
     with pytest.raises(Unreachable, match="no usable Azure credentials"):
-        azure_probe.gather(cfg(twin, credential="default"), connect_timeout=2)
+        azure_probe.gather(cfg(twin, credential="default", token_file=None), connect_timeout=2)
 
 
 GOOD = {"subscription_id": "00000000-0000-4000-8000-00000000a2e0", "resource_group": "rg",

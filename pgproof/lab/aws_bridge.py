@@ -313,12 +313,34 @@ def install_users(credentials: Path) -> None:
 
 
 def enforce_auth() -> None:
-    """moto's IAM authentication from the very first request (no unauthenticated grace calls)."""
+    """moto's IAM authentication from the very first request (no unauthenticated grace calls).
+
+    One fix on the way (measured, moto 5.2.5): to check a signature moto re-signs the request
+    with ``data = body or parsed parameters``, so a body-less REST GET/DELETE with path
+    parameters (Backup ``GetBackupPlan``: ``GET /backup/plans/{id}/``) hashes a non-empty
+    payload and fails with SignatureDoesNotMatch. botocore signs such a request's empty body.
+    """
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam.access_control import IAMRequestBase
 
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # type: ignore[assignment]
     ActionAuthenticatorMixin.request_count = 0
+    original = IAMRequestBase._create_aws_request
+    if getattr(original, "pgproof_bridge", False):
+        return
+
+    def create_aws_request(self: Any) -> Any:
+        if self._method in ("GET", "HEAD", "DELETE") and not self._body:
+            saved, self._data = self._data, b""
+            try:
+                return original(self)
+            finally:
+                self._data = saved
+        return original(self)
+
+    create_aws_request.pgproof_bridge = True  # type: ignore[attr-defined]
+    IAMRequestBase._create_aws_request = create_aws_request  # type: ignore[method-assign]
 
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
