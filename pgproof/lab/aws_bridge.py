@@ -59,6 +59,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -372,8 +373,6 @@ def _forbidden(start_response: Callable[..., Any], why: str) -> list[bytes]:
 
 def serve(host: str, port: int) -> None:
     """moto_server's own app and request handler (as ``moto.server.main``), behind ``guard``."""
-    import signal
-
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
