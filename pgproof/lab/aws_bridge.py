@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from pgproof.lab.aws_twin import LAB_PROFILE, LAB_USERS, lab_credentials
+from pgproof.lab.aws_twin import LAB_PROFILE, LAB_REGION, LAB_USERS, lab_credentials
 
 log = logging.getLogger("pgproof.aws_bridge")
 FAILOVER_TIMEOUT_S = 90.0
@@ -396,9 +396,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     credentials = args.credentials.resolve()
-    install(Bridge(args.state_dir.resolve(), args.port, credentials))
+    bridge = Bridge(args.state_dir.resolve(), args.port, credentials)
+    install(bridge)
     install_users(credentials)
     enforce_auth()
+    # Build the bridge's clients now (~1 s on a loaded machine), not inside the first
+    # security-group call: a partition's revoke answers only after the client path is cut.
+    threading.Thread(target=lambda: [bridge._client(s, LAB_REGION) for s in ("rds", "ec2")],
+                     daemon=True).start()
     serve(args.host, args.port)
 
 

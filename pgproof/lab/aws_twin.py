@@ -315,6 +315,7 @@ def _backups(c: AwsClients, twin: AwsTwin) -> None:
 
 # -- the lab's use of the twin --------------------------------------------------------------
 LAB_PROFILE = "pgproof-lab"
+LAB_REGION = "us-east-1"
 BACKUP_PROFILE = "pgproof-lab-backup"  # pgBackRest's key: S3 only (it sits in postgres's config)
 # IAM users the twin is started with; the lab's twin refuses every request not signed by one.
 LAB_USERS = {LAB_PROFILE: {"Effect": "Allow", "Action": "*", "Resource": "*"},
@@ -359,7 +360,7 @@ def provision_lab(state: Any, endpoint_url: str) -> dict[str, Any]:
     from pgproof.probes.aws import session as aws_session
 
     creds, saved = lab_files(state.state_dir)
-    region = "us-east-1"
+    region = LAB_REGION
     twin = provision(aws_session(LAB_PROFILE, region, creds), region=region,
                      endpoint_url=endpoint_url, password=state.secrets()["postgres"])
     twin.save(saved)
