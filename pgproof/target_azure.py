@@ -39,8 +39,9 @@ class Azure(Strict):
     blob_endpoint: str | None = None  # Blob data-plane override (default https://<account>.blob.core.windows.net)
     ca_file: Path | None = None  # CA bundle for a twin's TLS
     credential: Literal["default", "lab-static"] = "default"
+    token_file: Path | None = None  # lab-static: the twin's bearer token (an owner-only file)
 
-    _paths = field_validator("ca_file", mode="before")(relative_to_config)
+    _paths = field_validator("ca_file", "token_file", mode="before")(relative_to_config)
 
     @field_validator("subscription_id")
     @classmethod
@@ -99,4 +100,6 @@ class Azure(Strict):
         if self.credential == "lab-static" and not self.endpoint:
             raise ValueError("credential = 'lab-static' is only for a twin: set endpoint, or use "
                              "'default' (the DefaultAzureCredential chain) for real Azure")
+        if self.token_file and self.credential != "lab-static":
+            raise ValueError("token_file is the lab twin's token: it needs credential = 'lab-static'")
         return self

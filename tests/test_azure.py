@@ -95,7 +95,8 @@ def test_wrong_scope_is_one_sentence(twin: dict[str, Any], over: dict, words: st
 
 def test_refused_resource_type_marks_only_its_layers_error(twin: dict[str, Any]) -> None:
     deny = Path(twin["_dir"]) / "azure" / "deny.json"
-    deny.write_text(json.dumps({"pgproof-lab-twin": ["Microsoft.Insights"]}))
+    token = Path(twin["token_file"]).read_text().strip()  # the twin accepts only its own token
+    deny.write_text(json.dumps({token: ["Microsoft.Insights"]}))
     try:
         inv = azure_probe.gather(cfg(twin))
     finally:
@@ -106,6 +107,14 @@ def test_refused_resource_type_marks_only_its_layers_error(twin: dict[str, Any])
     assert got["TLS-1"] == "pass" and got["BAK-5"] == "pass"
 
 
+def test_twin_refuses_any_token_but_its_own(twin: dict[str, Any], tmp_path: Path) -> None:
+    """The lab twin's token is its owner's: the public default, or an unreadable file, is refused."""
+    with pytest.raises(Unreachable, match="no usable Azure credentials"):
+        azure_probe.gather(cfg(twin, token_file=None), connect_timeout=2)
+    with pytest.raises(Unreachable, match="cannot read the twin's token_file"):
+        azure_probe.gather(cfg(twin, token_file=str(tmp_path / "absent")), connect_timeout=2)
+
+
 def test_missing_credentials_is_unreachable(twin: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_USERNAME"):
         monkeypatch.delenv(var, raising=False)
@@ -114,7 +123,7 @@ def test_missing_credentials_is_unreachable(twin: dict[str, Any], monkeypatch: p
     monkeypatch.setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:1/token")
     monkeypatch.setenv("IDENTITY_HEADER", "x")
     with pytest.raises(Unreachable, match="no usable Azure credentials"):
-        azure_probe.gather(cfg(twin, credential="default"), connect_timeout=2)
+        azure_probe.gather(cfg(twin, credential="default", token_file=None), connect_timeout=2)
 
 
 GOOD = {"subscription_id": "00000000-0000-4000-8000-00000000a2e0", "resource_group": "rg",
@@ -129,6 +138,7 @@ GOOD = {"subscription_id": "00000000-0000-4000-8000-00000000a2e0", "resource_gro
     ({**GOOD, "app_subnet_id": "subnet-1"}, "app_subnet_id must be a subnet resource id"),
     ({**GOOD, "backup_container": "b"}, "backup_container needs backup_storage_account"),
     ({**GOOD, "credential": "lab-static"}, "only for a twin"),
+    ({**GOOD, "token_file": "token"}, "token_file is the lab twin's token"),
     ({**GOOD, "sever_name": "x"}, "unknown field"),
 ])
 def test_bad_azure_section_is_one_sentence(azure: dict, words: str) -> None:

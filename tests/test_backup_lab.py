@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from pgproof.checks import backup as judge
-from pgproof.lab import backup, lifecycle, procs
+from pgproof.lab import aws_twin, backup, lifecycle, procs
 from pgproof.lab import components as c
 from pgproof.lab.state import NODES, LabState
 from pgproof.probes import backup as probe
@@ -72,9 +72,10 @@ def test_first_full_backup_lands_encrypted_in_the_twin_bucket(lab: LabState) -> 
     if not lab.aws:
         pytest.skip("no AWS twin: the repository is a local directory")
     # Independently of pgbackrest: the objects are in the twin's bucket and are ciphertext.
+    key_id, secret = aws_twin.lab_credentials(aws_twin.lab_files(lab.state_dir)[0])
     s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{lab.ports['moto']}",
-                      region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing")
+                      region_name="us-east-1", aws_access_key_id=key_id,
+                      aws_secret_access_key=secret)
     bucket = str(lab.aws["backup_bucket"])
     label = next(b["label"] for b in info["backup"] if b["type"] == "full")
     for prefix in (f"pgbackrest/backup/lab/{label}/", "pgbackrest/archive/lab/15-1/"):

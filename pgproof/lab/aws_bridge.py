@@ -39,6 +39,17 @@ policies (moto does not enforce them). This seam needs no lab state.
 One module, one moto process: the failover bridge, the security-group bridge
 and alarm actions are installed together by ``main`` (``lab up`` runs it as
 the lab's ``moto`` component).
+
+Only the lab's owner is served (``--credentials``): the twin holds the lab's
+master password (Secrets Manager) and its backups (S3), and it listens on a
+loopback port every local user can open. ``main`` therefore creates the IAM
+users named in the owner's 0600 credentials file inside moto *before* the port
+opens and turns on moto's own request authentication from the first request
+(``settings.INITIAL_NO_AUTH_ACTION_COUNT = 0``: SigV4 signature plus IAM
+policy, as moto's ``set_initial_no_auth_action_count`` does in-process), and
+``guard`` refuses moto's unauthenticated control API (``/moto-api/``: its
+``data.json`` dumps every secret value, ``reset-auth`` would switch
+authentication off) except the dashboard page the lab's health check reads.
 """
 
 from __future__ import annotations
@@ -48,11 +59,16 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
+
+from pgproof.lab.aws_twin import LAB_PROFILE, LAB_REGION, LAB_USERS, lab_credentials
 
 log = logging.getLogger("pgproof.aws_bridge")
 FAILOVER_TIMEOUT_S = 90.0
@@ -73,8 +89,8 @@ ALARM_ACTIONS = {"ALARM": "alarm_actions", "OK": "ok_actions",
 class Bridge:
     """Lab state looked up per call: the twin exists only after ``lab up`` provisioned it."""
 
-    def __init__(self, state_dir: Path, port: int) -> None:
-        self.state_dir, self.port = state_dir, port
+    def __init__(self, state_dir: Path, port: int, credentials: Path | None = None) -> None:
+        self.state_dir, self.port, self.credentials = state_dir, port, credentials
         self.cut = False  # whether *we* disabled the client path
         self.lock = threading.Lock()
         self.clients: dict[tuple[str, str], Any] = {}
@@ -146,9 +162,11 @@ class Bridge:
         if (service, region) not in self.clients:
             import boto3
 
+            key_id, secret = (lab_credentials(self.credentials) if self.credentials
+                              else ("testing", "testing"))  # unauthenticated moto takes any keys
             self.clients[(service, region)] = boto3.client(
                 service, endpoint_url=f"http://127.0.0.1:{self.port}", region_name=region,
-                aws_access_key_id="testing", aws_secret_access_key="testing")  # moto takes any keys
+                aws_access_key_id=key_id, aws_secret_access_key=secret)
         return self.clients[(service, region)]
 
     def _admitted(self, st: Any) -> bool:
@@ -278,16 +296,115 @@ def install(bridge: Bridge) -> None:
         setattr(SecurityGroupBackend, name, wrapped)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
-    parser.add_argument("--state-dir", type=Path, required=True)
-    ours, rest = parser.parse_known_args(argv if argv is not None else sys.argv[1:])
-    port = int(rest[rest.index("-p") + 1]) if "-p" in rest else 5000
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    install(Bridge(ours.state_dir.resolve(), port))
-    from moto.server import main as moto_main
+def install_users(credentials: Path) -> None:
+    """The IAM users of the owner's credentials file, with their policies and keys, in moto."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
 
-    moto_main(rest)
+    iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for profile, statement in LAB_USERS.items():
+        key_id, secret = lab_credentials(credentials, profile)
+        iam.create_user("us-east-1", profile)
+        iam.put_user_policy(profile, "lab", json.dumps({"Version": "2012-10-17",
+                                                        "Statement": [statement]}))
+        key = iam.create_access_key(profile)
+        iam.access_keys.pop(key.access_key_id, None)
+        key.access_key_id, key.secret_access_key = key_id, secret
+        iam.access_keys[key_id] = key
+
+
+def enforce_auth() -> None:
+    """moto's IAM authentication from the very first request (no unauthenticated grace calls).
+
+    One fix on the way (measured, moto 5.2.5): to check a signature moto re-signs the request
+    with ``data = body or parsed parameters``, so a body-less REST GET/DELETE with path
+    parameters (Backup ``GetBackupPlan``: ``GET /backup/plans/{id}/``) hashes a non-empty
+    payload and fails with SignatureDoesNotMatch. botocore signs such a request's empty body.
+    """
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam.access_control import IAMRequestBase
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # type: ignore[assignment]
+    ActionAuthenticatorMixin.request_count = 0
+    original = IAMRequestBase._create_aws_request
+    if getattr(original, "pgproof_bridge", False):
+        return
+
+    def create_aws_request(self: Any) -> Any:
+        if self._method in ("GET", "HEAD", "DELETE") and not self._body:
+            saved, self._data = self._data, b""
+            try:
+                return original(self)
+            finally:
+                self._data = saved
+        return original(self)
+
+    create_aws_request.pgproof_bridge = True  # type: ignore[attr-defined]
+    IAMRequestBase._create_aws_request = create_aws_request  # type: ignore[method-assign]
+
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def guard(app: Wsgi) -> Wsgi:
+    """Refuse moto's control API (unauthenticated by design) except its static dashboard page."""
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = unquote(environ.get("PATH_INFO", "")).lower()
+        host = str(environ.get("HTTP_HOST", "")).lower()
+        if environ.get("REQUEST_METHOD") == "GET" and path == "/moto-api/":
+            return app(environ, start_response)  # the static dashboard page: the health check
+        if "moto-api" in path or host.startswith("motoapi."):
+            return _forbidden(start_response, "the lab's AWS twin does not serve moto's control API")
+        if not (environ.get("HTTP_AUTHORIZATION") or "x-amz-credential" in
+                str(environ.get("QUERY_STRING", "")).lower()):  # moto would answer 500
+            return _forbidden(start_response, "the lab's AWS twin serves signed requests only")
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def _forbidden(start_response: Callable[..., Any], why: str) -> list[bytes]:
+    body = (why + "\n").encode()
+    start_response("403 Forbidden", [("Content-Type", "text/plain"),
+                                     ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def serve(host: str, port: int) -> None:
+    """moto_server's own app and request handler (as ``moto.server.main``), behind ``guard``."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import run_simple
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run_simple(host, port, guard(DomainDispatcherApplication(create_backend_app)), threaded=True,
+               request_handler=MotoRequestHandler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--credentials", type=Path, required=True,
+                        help=f"the owner's 0600 credentials file ([{LAB_PROFILE}] and the backup "
+                             "profile): only requests signed with its keys are served")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    credentials = args.credentials.resolve()
+    bridge = Bridge(args.state_dir.resolve(), args.port, credentials)
+    install(bridge)
+    install_users(credentials)
+    enforce_auth()
+    # Build the bridge's clients now (~1 s on a loaded machine), not inside the first
+    # security-group call: a partition's revoke answers only after the client path is cut.
+    threading.Thread(target=lambda: [bridge._client(s, LAB_REGION) for s in ("rds", "ec2")],
+                     daemon=True).start()
+    serve(args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ intended shape. Ids come back as an ``AwsTwin`` for a target's ``[aws]`` table.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import secrets
@@ -316,11 +317,44 @@ def _backups(c: AwsClients, twin: AwsTwin) -> None:
 
 # -- the lab's use of the twin --------------------------------------------------------------
 LAB_PROFILE = "pgproof-lab"
+LAB_REGION = "us-east-1"
+BACKUP_PROFILE = "pgproof-lab-backup"  # pgBackRest's key: S3 only (it sits in postgres's config)
+# IAM users the twin is started with; the lab's twin refuses every request not signed by one.
+LAB_USERS = {LAB_PROFILE: {"Effect": "Allow", "Action": "*", "Resource": "*"},
+             BACKUP_PROFILE: {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}
 
 
 def lab_files(state_dir: Path) -> tuple[Path, Path]:
-    """(dummy credentials for the emulator, saved twin) beside the lab state."""
+    """(the twin's access keys, saved twin) beside the lab state; both 0600, owner only."""
     return state_dir / "aws-credentials", state_dir / "aws-twin.json"
+
+
+def write_lab_credentials(path: Path) -> None:
+    """Fresh random access keys, one profile per ``LAB_USERS`` entry, in a 0600 file.
+
+    Why real keys for an emulator: the lab's moto server enforces IAM authentication
+    (``lab/aws_bridge.py``), so these keys are what stands between a local user and the
+    master secret the twin holds. They exist only in this file and in the twin process.
+    """
+    alphabet = string.ascii_uppercase + string.digits
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        for profile in LAB_USERS:
+            key_id = "AKIA" + "".join(secrets.choice(alphabet) for _ in range(16))
+            fh.write(f"[{profile}]\naws_access_key_id = {key_id}\n"
+                     f"aws_secret_access_key = {secrets.token_urlsafe(30)}\n")
+    tmp.replace(path)
+
+
+def lab_credentials(path: Path, profile: str = LAB_PROFILE) -> tuple[str, str]:
+    """(access key id, secret access key) of ``profile`` in the lab's credentials file."""
+    cp = configparser.ConfigParser()
+    if not cp.read(path) or profile not in cp:
+        raise FileNotFoundError(f"{path} has no [{profile}] keys: run `pgproof lab up` again")
+    return cp[profile]["aws_access_key_id"], cp[profile]["aws_secret_access_key"]
 
 
 def provision_lab(state: Any, endpoint_url: str) -> dict[str, Any]:
@@ -328,11 +362,7 @@ def provision_lab(state: Any, endpoint_url: str) -> dict[str, Any]:
     from pgproof.probes.aws import session as aws_session
 
     creds, saved = lab_files(state.state_dir)
-    # moto accepts any keys; these are placeholders, not secrets.
-    fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"[{LAB_PROFILE}]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    region = "us-east-1"
+    region = LAB_REGION
     twin = provision(aws_session(LAB_PROFILE, region, creds), region=region,
                      endpoint_url=endpoint_url, password=state.secrets()["postgres"])
     twin.save(saved)

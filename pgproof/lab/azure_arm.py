@@ -10,8 +10,11 @@ bodies themselves come from the fixtures in ``azure_spec`` (written after the
 published azure-rest-api-specs examples), provisioned through the real SDKs.
 
 Served over HTTPS with the lab CA: azure-core's bearer-token policy refuses
-plain HTTP (FIELD-NOTES). Any bearer token is accepted; a request without one
-answers 401, as ARM does. A token listed in ``deny`` (a file beside the
+plain HTTP (FIELD-NOTES). A request without a bearer token answers 401, as ARM
+does. Started with a token (the lab's: a random one in a 0600 file of the lab's
+owner), only that token is accepted and any other answers 401
+InvalidAuthenticationToken: the vault holds the server's admin password and the
+port is open to every local user. Without one (a twin for tests), any token is. A token listed in ``deny`` (a file beside the
 state) answers 403 AuthorizationFailed for the named resource types, so the
 "no read permission on one resource type" path can be exercised.
 """
@@ -19,7 +22,9 @@ state) answers 403 AuthorizationFailed for the named resource types, so the
 from __future__ import annotations
 
 import copy
+import hmac
 import json
+import os
 import re
 import ssl
 import threading
@@ -62,9 +67,12 @@ class Store:
             self.items, self.actions = doc["items"], doc.get("actions", [])
 
     def save(self) -> None:
+        """Atomically, owner-only: the store holds the vault's secret values."""
         if self.path:
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"items": self.items, "actions": self.actions}))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps({"items": self.items, "actions": self.actions}))
             tmp.replace(self.path)
 
     def put(self, rid: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +171,12 @@ class Handler(BaseHTTPRequestHandler):
         if not auth.startswith("Bearer "):
             return self._send(401, _error("AuthenticationFailed", "Authentication failed. The "
                                           "'Authorization' header is missing."))
-        denied = self.server.denied_types(auth.removeprefix("Bearer "))
+        token = auth.removeprefix("Bearer ")
+        if self.server.token and not hmac.compare_digest(token.encode(), self.server.token.encode()):
+            self._body()
+            return self._send(401, _error("InvalidAuthenticationToken", "The access token is "
+                                          "invalid."))
+        denied = self.server.denied_types(token)
         rtype = arm_type(path) if path.startswith("/subscriptions/") else "Microsoft.KeyVault/data"
         if any(rtype.lower().startswith(d.lower()) for d in denied):
             self._body()
@@ -331,9 +344,10 @@ class ArmServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, port: int, cert: Path, key: Path, store: Store, log: Path | None = None,
-                 deny_file: Path | None = None, vault: str = "") -> None:
+                 deny_file: Path | None = None, vault: str = "", token: str = "") -> None:
         super().__init__(("127.0.0.1", port), Handler)
         self.vault = vault  # non-empty: this listener is that vault's data plane
+        self.token = token  # non-empty: the only bearer token served
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(cert), str(key))
@@ -373,24 +387,26 @@ class ArmServer(ThreadingHTTPServer):
 def make_servers(ports: tuple[int, int], cert: Path, key: Path, state_file: Path | None,
                  subscription: str, vault: str, log: Path | None = None,
                  deny_file: Path | None = None,
-                 lab_state: Path | None = None) -> tuple[ArmServer, ArmServer]:
+                 lab_state: Path | None = None, token: str = "") -> tuple[ArmServer, ArmServer]:
     """ARM on ``ports[0]`` holding ``subscription`` (any other is SubscriptionNotFound) and the
-    data plane of Key Vault ``vault`` on ``ports[1]``, sharing one store."""
+    data plane of Key Vault ``vault`` on ``ports[1]``, sharing one store; ``token``, if
+    given, is the only bearer token either accepts."""
     store = Store(state_file)
     store.items.setdefault(f"/subscriptions/{subscription}".lower(), {
         "id": f"/subscriptions/{subscription}", "subscriptionId": subscription,
         "displayName": "pgproof lab", "state": "Enabled"})
-    arm = ArmServer(ports[0], cert, key, store, log, deny_file)
+    arm = ArmServer(ports[0], cert, key, store, log, deny_file, token=token)
     if lab_state is not None:  # bridged: the lab's Patroni and client path behind the twin
         arm.bridge = azure_bridge.Bridge(lab_state)
-    return arm, ArmServer(ports[1], cert, key, store, log, deny_file, vault=vault)
+    return arm, ArmServer(ports[1], cert, key, store, log, deny_file, vault=vault, token=token)
 
 
 if __name__ == "__main__":  # the lab's twin process: python -m pgproof.lab.azure_arm ARM KV ...
     import sys
 
-    a = sys.argv[1:]
+    a = sys.argv[1:]  # ... LOG DENY [LAB_STATE [TOKEN_FILE]]
     arm, kv = make_servers((int(a[0]), int(a[1])), Path(a[2]), Path(a[3]), Path(a[4]), a[5], a[6],
-                           Path(a[7]), Path(a[8]), Path(a[9]) if len(a) > 9 else None)
+                           Path(a[7]), Path(a[8]), Path(a[9]) if len(a) > 9 else None,
+                           Path(a[10]).read_text().strip() if len(a) > 10 else "")
     threading.Thread(target=kv.serve_forever, daemon=True).start()
     arm.serve_forever()

@@ -9,6 +9,7 @@ the SDKs while the lab runs, and nothing has to restart between matrix rows.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ def start(state_dir: Path, tls_dir: Path, ports: tuple[int, int, int], timeout: 
     pid_dir = state_dir / "pids"
     for d in (log_dir, pid_dir, state_dir / "azure"):
         d.mkdir(parents=True, exist_ok=True)
+    (state_dir / "azure").chmod(0o700)  # the store holds the vault's secrets; the token
+    token = write_token(state_dir / "azure" / "token")
     ca = pki.CertFiles(tls_dir / "ca.crt", tls_dir / "ca.key")
     cert = pki.issue_server_cert(ca, state_dir / "azure", stem="azure")
     arm_port, kv_port, blob_port = ports
@@ -46,7 +49,7 @@ def start(state_dir: Path, tls_dir: Path, ports: tuple[int, int, int], timeout: 
     arm = procs.spawn([sys.executable, "-m", "pgproof.lab.azure_arm", str(arm_port), str(kv_port),
                        str(cert.cert), str(cert.key), str(store), spec.SUBSCRIPTION, spec.VAULT,
                        str(log_dir / "azure-arm.log"),
-                       str(state_dir / "azure" / "deny.json"), str(state_dir)],
+                       str(state_dir / "azure" / "deny.json"), str(state_dir), str(token)],
                       log_dir / "azure-arm.out", pid_dir / "azure-arm.pid", env)
     blob = procs.spawn([str(azurite_bin()), "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
                         "--cert", str(cert.cert), "--key", str(cert.key), "--location",
@@ -56,7 +59,7 @@ def start(state_dir: Path, tls_dir: Path, ports: tuple[int, int, int], timeout: 
                      "listening", log_dir / "azure-arm.out", arm)
     procs.wait_until(lambda: procs.port_open("127.0.0.1", blob_port), timeout, "azurite",
                      "listening", log_dir / "azurite.log", blob)
-    section = section_for(ports, tls_dir / "ca.crt")
+    section = section_for(ports, tls_dir / "ca.crt", token)
     from pgproof.probes.azure_sdk import Clients
     from pgproof.target import Azure
 
@@ -65,7 +68,18 @@ def start(state_dir: Path, tls_dir: Path, ports: tuple[int, int, int], timeout: 
     return section
 
 
-def section_for(ports: tuple[int, int, int], ca_file: Path) -> dict[str, Any]:
+def write_token(path: Path) -> Path:
+    """A fresh random bearer token in an owner-only file: the twin accepts no other."""
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def section_for(ports: tuple[int, int, int], ca_file: Path, token_file: Path) -> dict[str, Any]:
     arm_port, kv_port, blob_port = ports
     arm = f"https://127.0.0.1:{arm_port}"
     ids = spec.Ids()
@@ -76,7 +90,7 @@ def section_for(ports: tuple[int, int, int], ca_file: Path) -> dict[str, Any]:
             "nsg_ids": [ids.nsg], "endpoint": arm, "authority": arm,
             "key_vault_url": f"https://127.0.0.1:{kv_port}",
             "blob_endpoint": f"https://127.0.0.1:{blob_port}/devstoreaccount1",
-            "ca_file": str(ca_file), "credential": "lab-static"}
+            "ca_file": str(ca_file), "credential": "lab-static", "token_file": str(token_file)}
 
 
 def stop(state_dir: Path) -> list[str]:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgproof.lab import procs, topology
+from pgproof.lab import aws_twin, procs, topology
 from pgproof.lab.state import LabState
 
 STANZA = "lab"
@@ -77,12 +77,15 @@ def config_text(state: LabState, *, retention_days: int = RETENTION_DAYS,
     d, lines = backup_dir(state), ["[global]"]
     bucket = state.aws.get("backup_bucket") if state.aws else None
     if bucket:
+        key_id, key_secret = aws_twin.lab_credentials(aws_twin.lab_files(state.state_dir)[0],
+                                                      aws_twin.BACKUP_PROFILE)
         lines += ["repo1-type=s3", f"repo1-s3-bucket={bucket}", # pgBackRest matches DNS names in the certificate, not IP SANs: "localhost".
                   "repo1-s3-endpoint=localhost",
                   f"repo1-storage-port={state.ports['s3_tls']}",
                   f"repo1-s3-region={state.aws.get('region', 'us-east-1')}",
-                  # moto's dummy keys (the emulator accepts any); not a secret.
-                  "repo1-s3-key=testing", "repo1-s3-key-secret=testing",
+                  # The twin's S3-only key (the twin serves signed requests only; this file
+                  # is 0600 for the postgres user, who runs archive_command).
+                  f"repo1-s3-key={key_id}", f"repo1-s3-key-secret={key_secret}",
                   "repo1-s3-uri-style=path", f"repo1-storage-ca-file={state.ca_file}",
                   f"repo1-path={repo_path}"]
     else:

@@ -13,7 +13,7 @@ import requests
 from psycopg import sql
 
 from pgproof.faults import patroni
-from pgproof.lab import configs, procs, supervised, topology
+from pgproof.lab import aws_twin, configs, procs, supervised, topology
 from pgproof.lab.scram import scram_verifier
 from pgproof.lab.state import NODES, LabState
 
@@ -215,9 +215,14 @@ def health_url(state: LabState) -> str:
 
 def start_moto(state: LabState) -> int:
     """moto_server with the lab bridged in (RDS failover -> Patroni, DB SG ingress -> client path,
-    CloudWatch alarm actions -> SNS): one process, ``pgproof.lab.aws_bridge``."""
+    CloudWatch alarm actions -> SNS): one process, ``pgproof.lab.aws_bridge``.
+
+    Fresh access keys first: the twin serves only requests signed with them (owner-only file).
+    """
+    creds, _ = aws_twin.lab_files(state.state_dir)
+    aws_twin.write_lab_credentials(creds)
     argv = [sys.executable, "-m", "pgproof.lab.aws_bridge", "--state-dir", str(state.state_dir),
-            "-H", "127.0.0.1", "-p", str(state.ports["moto"])]
+            "--credentials", str(creds), "-H", "127.0.0.1", "-p", str(state.ports["moto"])]
     return _spawn(state, "moto", argv, procs.clean_env(home="/tmp"))
 
 

@@ -91,6 +91,8 @@ def _check_supervisor(supervisor: str, topology_name: str) -> None:
 def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
         with_azure: bool = False) -> None:
     t0 = time.monotonic()
+    state.state_dir.mkdir(parents=True, exist_ok=True)
+    state.state_dir.chmod(0o700)  # secrets, keys, twin stores, logs: the lab's owner only
     shutil.rmtree(state.run_dir, ignore_errors=True)
     state.run_dir.mkdir(parents=True)
     state.run_dir.chmod(0o755)

@@ -79,7 +79,7 @@ def raw(model: Any) -> dict[str, Any]:
 
 
 def _why(exc: Exception) -> str:
-    if isinstance(exc, HttpResponseError):
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:  # else: a credential's own
         code = getattr(getattr(exc, "error", None), "code", None) or exc.status_code
         msg = getattr(getattr(exc, "error", None), "message", None) or exc.reason or ""
         return f"{code} ({str(msg)[:200]})"

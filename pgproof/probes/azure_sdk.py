@@ -5,7 +5,8 @@ the credential choice must be identical for the probe that reads and the lab
 that provisions, or the twin would prove a different code path than real Azure.
 Real Azure uses azure-identity's ``DefaultAzureCredential`` chain (environment,
 workload identity, managed identity, Azure CLI, ...); a twin uses a static
-token (``credential = "lab-static"``), which it accepts without validation.
+token (``credential = "lab-static"``): the one in ``token_file`` (the lab writes
+it, owner-only, and its twin accepts no other), else a fixed one a test twin accepts.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import io
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError
 
 from pgproof.target import Azure
 
@@ -30,13 +33,20 @@ LAB_TOKEN = "pgproof-lab-twin"
 
 
 class StaticTokenCredential:
-    """A fixed bearer token for the twin (which accepts any); never used against real Azure."""
+    """A fixed bearer token for a twin, or the one in ``token_file``; never used against real Azure."""
 
-    def __init__(self, token: str = LAB_TOKEN) -> None:
-        self.token = token
+    def __init__(self, token: str = LAB_TOKEN, token_file: Path | None = None) -> None:
+        self.token, self.token_file = token, token_file
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
+        token = self.token
+        if self.token_file is not None:
+            try:
+                token = self.token_file.read_text().strip()
+            except OSError as exc:
+                raise ClientAuthenticationError(
+                    f"cannot read the twin's token_file {self.token_file}: {exc.strerror}") from None
+        return AccessToken(token, int(time.time()) + 3600)
 
     def close(self) -> None:
         pass
@@ -63,7 +73,7 @@ class Clients:
         if transport is not None:
             self._kw["transport"] = transport
         if cfg.credential == "lab-static":
-            self.credential: Any = StaticTokenCredential()
+            self.credential: Any = StaticTokenCredential(token_file=cfg.token_file)
         else:
             from azure.identity import DefaultAzureCredential
 
