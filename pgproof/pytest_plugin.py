@@ -20,7 +20,8 @@ from pgproof.report import results as res
 from pgproof.target import Target, load_target
 from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable, Verdict
 
-pytest_plugins = ["pgproof.pytest_selection",  # --control, ID markers, what a run left out
+pytest_plugins = ["pgproof.pytest_fixtures",  # one fixture per layer: the probes' facts
+                  "pgproof.pytest_selection",  # --control, ID markers, what a run left out
                   "pgproof.pytest_outputs",  # control IDs in junit.xml and report.html
                   "pgproof.pytest_targets",  # --target a,b: one target per xdist worker
                   "pgproof.pytest_limits"]  # timeouts.run_s: the whole run's time limit

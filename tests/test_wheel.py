@@ -10,6 +10,7 @@ accident. Against the session lab: a check and a kill-primary game day.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -80,6 +81,15 @@ def test_a_check_from_the_wheel(installed: Path, tmp_path: Path, lab: LabState) 
     col = _run(installed, ["pytest", suites, "--target", "lab", "--co", "-q", "--no-reports",
                            "-p", "no:cacheprovider"], tmp_path, lab)
     assert col.returncode == 0 and "tests collected" in col.stdout, col.stdout[-2000:] + col.stderr
+
+
+def test_tests_of_your_own_on_pgproofs_fixtures(installed: Path, tmp_path: Path, lab: LabState) -> None:
+    """examples/own-tests, copied into an unrelated directory: the plugin comes by entry point."""
+    own = tmp_path / "our-repo"
+    shutil.copytree(REPO / "examples/own-tests", own)
+    out = _run(installed, ["pytest", str(own), "--target", "lab", "-q", "-p", "no:cacheprovider"],
+               own, lab)
+    assert out.returncode == 0 and "3 passed" in out.stdout, out.stdout[-3000:] + out.stderr[-2000:]
 
 
 def test_a_game_day_from_the_wheel(installed: Path, tmp_path: Path, lab: LabState,

@@ -1,0 +1,196 @@
+"""Session fixtures: each probe runs once per run and its facts are shared by every check.
+
+Part of the pytest plugin (entry point ``pgproof.pytest_plugin``), not a conftest of
+``suites/``: a repository of your own can ask for ``target``, ``pg_facts``,
+``tls_facts``, ``aws_inventory``... in its own tests, as testinfra users ask for
+``host`` (``examples/own-tests/``).
+
+One fixture per layer (``pgproof.layers.FIXTURES``): it first asks whether the
+target configures that layer, so a check whose vantage point is absent (no
+``[postgres]`` on an AWS-only runner, no ``[aws]`` or hosts on a self-managed
+server) is "not checked" with the reason instead of an error. Checks call no
+probe directly: the fixture they ask for is the layer they observe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pgproof import layers, pools
+from pgproof.probes import health, network, pooler, postgres, source, tls
+from pgproof.probes.endpoints import tls_endpoints
+from pgproof.target import Target
+from pgproof.verdict import Unreachable
+
+if TYPE_CHECKING:  # testinfra is imported only when a target has hosts
+    from pgproof.probes.host import HostFacts
+
+
+@pytest.fixture(scope="session")
+def pg_facts(target: Target) -> postgres.PostgresFacts:
+    layers.require(target, "sql")
+    return postgres.gather(target)
+
+
+@pytest.fixture(scope="session")
+def verify_full_login(target: Target) -> str | None:
+    """The error of an sslmode=verify-full login (None: it worked)."""
+    layers.require(target, "sql")
+    return tls.verify_full_login(target.conninfo(sslmode="verify-full"),
+                                 statement_s=target.timeouts.statement_s)
+
+
+@pytest.fixture(scope="session")
+def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
+    layers.require(target, "tls")
+    eps = tls_endpoints(target)
+    ca = target.require_postgres("the TLS layer").ca_file  # libpq's CA: the login's own anchor
+    with pools.threads(len(eps)) as pool:
+        futures = {n: pool.submit(tls.probe_endpoint, e.host, e.port, ca) for n, e in eps.items()}
+        return {n: f.result() for n, f in futures.items()}
+
+
+@pytest.fixture(scope="session")
+def pooler_facts(target: Target) -> pooler.PoolerFacts:
+    layers.require(target, "pooler")
+    return pooler.gather(target)
+
+
+@pytest.fixture(scope="session")
+def health_facts(target: Target) -> health.HealthFacts:
+    layers.require(target, "health")
+    return health.gather(target.health_url, timeout=target.timeouts.http_s)
+
+
+@pytest.fixture(scope="session")
+def backup_facts(target: Target):  # type: ignore[no-untyped-def]
+    layers.require(target, "backup")
+    from pgproof.probes import backup
+
+    return backup.gather(target)
+
+
+@pytest.fixture(scope="session")
+def replication_facts(target: Target):  # type: ignore[no-untyped-def]
+    layers.require(target, "sql")  # TLS-7 reads pg_stat_replication over a live session
+    from pgproof.probes import replication
+
+    return replication.gather(target)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A fleet target: every check with an AWS layer runs once per selected database."""
+    if "aws_inventory" not in metafunc.fixturenames:
+        return
+    ids = fleet_ids(metafunc.config)
+    if ids:
+        metafunc.parametrize("aws_inventory", ids, indirect=True, ids=ids, scope="session")
+
+
+_FLEET_IDS = pytest.StashKey[list[str] | Unreachable]()
+_FLEET = pytest.StashKey[object]()
+
+
+def fleet_ids(config: pytest.Config) -> list[str]:
+    """The fleet's "region/id" list, discovered once per run (empty: not a fleet, or none)."""
+    from pgproof.pytest_plugin import get_target
+
+    if _FLEET_IDS not in config.stash:
+        aws_cfg = get_target(config).aws
+        found: list[str] | Unreachable = []
+        if aws_cfg is not None and aws_cfg.is_fleet:
+            from pgproof.probes.aws_fleet import FleetProbe
+
+            try:
+                found = FleetProbe(aws_cfg).discover()
+            except Unreachable as exc:
+                found = exc
+        config.stash[_FLEET_IDS] = found
+    got = config.stash[_FLEET_IDS]
+    return [] if isinstance(got, Unreachable) else got
+
+
+@pytest.fixture(scope="session")
+def dns_facts(target: Target) -> network.ResolveFacts:
+    layers.require(target, "dns")
+    return network.resolve(target.require_postgres("NET-4").writer.host)
+
+
+@pytest.fixture(scope="session")
+def vantage_reach(target: Target) -> dict[str, bool]:
+    """Vantage point URL -> whether it opened a TCP connection to the writer."""
+    layers.require(target, "vantage")
+    ep = target.require_postgres("NET-5").writer
+    return {u: network.reachable_from(u, ep.host, ep.port, limit_s=target.timeouts.subprocess_s)
+            for u in dict.fromkeys([*target.app_hosts, *target.outside_hosts])}
+
+
+@pytest.fixture(scope="session")
+def source_findings(target: Target) -> list[source.Literal]:
+    layers.require(target, "source")
+    return source.scan(target.source_tree)
+
+
+@pytest.fixture(scope="session")
+def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts]:
+    """Each database host's data directory, server key and device chain (self-managed ENC-1).
+
+    The data directory and key file come from the SQL layer (asked only once the host
+    layer is known to be configured, so its reason comes first)."""
+    layers.require(target, "host")
+    pg = target.require_postgres("the host layer")
+    from pgproof.probes import host
+
+    facts: postgres.PostgresFacts = request.getfixturevalue("pg_facts")
+    data_dir = facts.settings.get("data_directory")
+    if not data_dir:
+        from pgproof.verdict import Unreachable
+
+        raise Unreachable(f"data_directory is not visible to role {pg.user} (GRANT "
+                          f"pg_read_all_settings TO {pg.user};), so the hosts' data directory "
+                          "is unknown")
+    key = facts.settings.get("ssl_key_file") or None
+    if key and not Path(key).is_absolute():
+        key = str(Path(data_dir) / key)
+    return [host.gather(url, data_dir, key, pg.writer.port, target.timeouts.subprocess_s)
+            for url in target.hosts]
+
+
+@pytest.fixture(scope="session")
+def aws_inventory(target: Target, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    layers.require(target, "aws")
+    assert target.aws is not None
+    if not target.aws.is_fleet:
+        from pgproof.probes import aws
+
+        return aws.gather(target.aws, **aws.limits(target.timeouts))
+    config = request.config
+    got = config.stash.get(_FLEET_IDS, [])
+    if isinstance(got, Unreachable):
+        raise got
+    if not hasattr(request, "param"):
+        raise Unreachable(f"the fleet selection (db_instance_id {target.aws.db_instance_id!r}, "
+                          f"tags {target.aws.db_tags}, regions {target.aws.regions or [target.aws.region]}) "
+                          "matched no RDS PostgreSQL primary")
+    if _FLEET not in config.stash:  # every database at once, bounded: not one per test
+        from pgproof.probes.aws import limits
+        from pgproof.probes.aws_fleet import gather_fleet
+
+        config.stash[_FLEET] = gather_fleet(target.aws, ids=got, **limits(target.timeouts))
+    inv = config.stash[_FLEET].inventories[request.param]  # type: ignore[attr-defined]
+    if isinstance(inv, Unreachable):
+        raise inv
+    return inv
+
+
+@pytest.fixture(scope="session")
+def azure_inventory(target: Target):  # type: ignore[no-untyped-def]
+    layers.require(target, "azure")
+    from pgproof.probes import azure
+
+    t = target.timeouts
+    return azure.gather(target.azure, connect_timeout=t.sdk_connect_s, read_timeout=t.sdk_read_s,
+                        retries=t.sdk_attempts - 1)
