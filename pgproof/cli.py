@@ -60,7 +60,23 @@ NO_PLUGINS = ("-p", "no:hypothesispytest")
 
 
 def _check(args: argparse.Namespace) -> int:
-    """Run the compliance suites; exit 0 compliant, 1 non-compliant, 2 could not check."""
+    """Run the compliance suites; exit 0 compliant, 1 non-compliant, 2 could not check.
+
+    SIGINT, SIGTERM and SIGHUP interrupt it like Ctrl-C (inside pytest the plugin marks the
+    report interrupted): exit 2, one sentence, never a verdict."""
+    catcher = interrupts.Catcher().install()
+    try:
+        return _check_run(args)
+    except KeyboardInterrupt as exc:  # outside pytest's session: before it, or after it
+        interrupts.mark()
+        by = catcher.first.by if catcher.first else interrupts.describe(exc)
+        print(f"pgproof: check interrupted by {by}: no verdict (exit 2)", file=sys.stderr)
+        return 2
+    finally:
+        catcher.restore()
+
+
+def _check_run(args: argparse.Namespace) -> int:
     import json
 
     from pgproof import preflight
@@ -98,29 +114,32 @@ def _check(args: argparse.Namespace) -> int:
         argv += ["--pgproof-config", str(args.config)]
     if args.sarif_root:
         argv += ["--sarif-root", str(args.sarif_root)]
-    latest = base / "latest-check"  # not "latest": a game day may finish meanwhile
-    before = latest.resolve() if latest.exists() else None
+    from pgproof.report.results import RUNS_WRITTEN
+
+    RUNS_WRITTEN.clear()
     rc = pytest.main(argv)
-    if orphan:  # the verdict would describe our leftover fault, not the target: could not check
-        print(f"pgproof: {orphan}", file=sys.stderr)
-        return 2
-    if not (latest / "results.json").exists() or latest.resolve() == before:
-        return 2 if rc != 0 else 0
-    doc = json.loads((latest / "results.json").read_text())
+    # This run's own directory, never reports/latest-check: a check beside this one (same
+    # reports folder, another target) may have moved that link since.
+    run = RUNS_WRITTEN[-1] if RUNS_WRITTEN else None
+    if run is None or not (run / "results.json").exists():
+        return 2 if rc != 0 or orphan else 0
+    doc = json.loads((run / "results.json").read_text())
+    if doc.get("interrupted") or doc.get("orphaned_fault"):  # the plugin said why, once
+        return 2  # no verdict: nothing to file under a framework, import or notify
     if args.framework:
         from pgproof.report import framework
 
         for key in dict.fromkeys(args.framework):
-            print(f"{key} report: {framework.write(latest.resolve(), key)[1]}")
+            print(f"{key} report: {framework.write(run, key)[1]}")
     if args.to_security_hub:
         from pgproof.report.security_hub import send_run
 
-        if not send_run(target, latest):
+        if not send_run(target, run):
             return 2
     if args.notify and target.notify is not None:  # after the run: its exit code stays the run's
         from pgproof.notify.dispatch import notify_run
 
-        for line in notify_run(target.notify, latest.resolve()):
+        for line in notify_run(target.notify, run):
             print(line)
     return int(doc["exit_code"])
 
@@ -159,7 +178,7 @@ def _check_many(args: argparse.Namespace, names: list[str], selection: list[str]
         argv += ["--sarif-root", str(args.sarif_root)]
     pytest_targets.LAST_INDEX.clear()
     rc = pytest.main(argv)
-    if not pytest_targets.LAST_INDEX:
+    if not pytest_targets.LAST_INDEX or rc == pytest.ExitCode.INTERRUPTED:
         return 2 if rc != 0 else 0
     doc = json.loads(pytest_targets.LAST_INDEX[-1].with_suffix(".json").read_text())
     if args.framework:
@@ -300,14 +319,19 @@ def _restore_pitr(args: argparse.Namespace, target: object) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     """Controls whose verdict changed between the last two runs of a target (exit 1 if any)."""
-    from pgproof.report.history import compared, drift
+    from pgproof.report.history import compared, drift, incomplete, runs
     from pgproof.target import check_target_name
 
     check_target_name(args.target)
-    prev, last, changes = drift(args.reports / "history.jsonl", args.target)
+    path = args.reports / "history.jsonl"
+    prev, last, changes = drift(path, args.target)
+    for r in runs(path, args.target):  # recorded, never compared: say so, newest last
+        why = incomplete(r)
+        if why and (last is None or str(r.get("at")) > str(last.get("at"))):
+            print(f"not compared: {r.get('at')} ({r.get('dir')}): {why}")
     if last is None:
         _known_target(args.target)
-        print(f"no runs of target {args.target!r} in {args.reports / 'history.jsonl'}")
+        print(f"no complete runs of target {args.target!r} in {path}")
         return 0
     if prev is None:
         print(f"one run of {args.target!r} so far ({last['at']}): nothing to compare")
@@ -337,13 +361,11 @@ def _known_target(name: str) -> None:
 
 
 def _orphan_notice(target: object) -> str | None:
-    """Print and return the one-line notice of a fault left on ``target`` (None: nothing left)."""
+    """The one-line notice of a fault left on ``target`` (None: nothing left); the pytest
+    plugin says it and marks the run."""
     from pgproof.faults.record import notice
 
-    line = notice(target)  # type: ignore[arg-type]
-    if line:
-        print(f"pgproof: {line}", file=sys.stderr, flush=True)
-    return line
+    return notice(target)  # type: ignore[arg-type]
 
 
 def _print_in_place(state_dir: Path | None) -> int:

@@ -57,8 +57,32 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+CHECK_EXIT_CODES = """\
+exit codes (what a scheduler reads):
+  0  compliant: this run, of exactly this target, ran every selected check to the end and
+     every selected control passed, was waived, skipped or cannot-verify
+  1  non-compliant: a control failed (also when -x/--maxfail stopped the run at a failure)
+  2  no verdict: bad input; a control errored or no layer was checked; interrupted
+     (Ctrl-C/SIGINT, SIGTERM, SIGHUP, a KeyboardInterrupt in a probe: the report, if any
+     check finished, says "interrupted": true and when); stopped early without a failure;
+     run while a game day's fault was left on the target ("orphaned_fault"); -n/--numprocesses
+     with one target (refused); a Security Hub import failed
+Interrupted, stopped-early and fault-polluted runs are recorded but `pgproof drift` skips them."""
+
+EXIT_CODES = """\
+exit codes:
+  check     0 compliant, 1 non-compliant, 2 no verdict (bad input, error, interrupted by
+            SIGINT/SIGTERM/SIGHUP, stopped early, a fault left on the target); see check --help
+  drift     0 no change, 1 a control changed verdict, 2 bad input
+  doctor    0 ready, 1 something missing, 2 bad input
+  gameday   0 every verdict passed, 1 a control failed, 2 error, refused or bad input
+  lab       status: 0 healthy, 1 unhealthy or a fault in place, 3 no lab running; 2 bad input
+  any other command interrupted (Ctrl-C; a game day also on SIGTERM, after its undo): 130"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="pgproof", description="pgproof: lab up|down|status|break|heal, check, doctor, controls, drift, gameday.")
+    ap = _Parser(prog="pgproof", description="pgproof: lab up|down|status|break|heal, check, doctor, controls, drift, gameday.",
+                 epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action=_Version)
     target_default = os.environ.get("PGPROOF_TARGET") or "lab"  # --target wins over the env
     target_help = "target name (default: $PGPROOF_TARGET, else lab)"
@@ -77,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="up: run the Patroni nodes as supervisord programs and write the "
                      "lab-ssh target (the ssh driver through supervisorctl)")
     lab.set_defaults(handler="lab")
-    chk = sub.add_parser("check", help="run the compliance suites against a target")
+    chk = sub.add_parser("check", help="run the compliance suites against a target",
+                         epilog=CHECK_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     chk.add_argument("--target", action="append", default=None,
                      help=target_help + "; repeat (or a,b) to check several targets in parallel "
                      "(pytest-xdist, one worker each): one report per target plus a combined index")

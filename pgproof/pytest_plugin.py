@@ -16,6 +16,8 @@ import pytest
 
 from pgproof import fsio, shipped
 from pgproof.errors import UserError
+from pgproof.faults.record import FaultRecord
+from pgproof.interrupts import Catcher, describe
 from pgproof.report import results as res
 from pgproof.target import Target, load_target
 from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable, Verdict
@@ -34,6 +36,12 @@ _CONTROLS = pytest.StashKey[list[res.ControlResult]]()
 _SECRETS = pytest.StashKey[list[str]]()
 _WARNINGS = pytest.StashKey[list[str]]()
 _TODAY = pytest.StashKey[dt.date]()
+_CATCHER = pytest.StashKey[Catcher]()  # SIGINT/SIGTERM/SIGHUP: which stopped the run, and when
+_RAN = pytest.StashKey[set[str]]()  # checks that ran to the end (fewer than collected: stopped early)
+_ORPHAN = pytest.StashKey[str]()  # a fault record on the target: the run describes the fault
+_STOPPED = pytest.StashKey[str]()  # pytest's own reason for stopping (-x: "stopping after 1 failures")
+_INCOMPLETE = pytest.StashKey[dict[str, object]]()
+_REPORTING = pytest.StashKey[bool]()  # this process made a run directory (kept or dropped)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,23 +69,52 @@ def _wants_reports(config: pytest.Config) -> bool:
     return False
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``-n``/``--tx`` with one target: refused in one sentence (exit 2), before anything is made.
+
+    xdist would split one target's checks over workers whose results never reach the
+    process that writes the report; several targets (``--target a,b``) are how pgproof
+    uses xdist, one whole suite per worker (``pgproof.pytest_targets``)."""
+    from pgproof import pytest_targets
+
+    if hasattr(config, "workerinput") or len(pytest_targets.names(config)) > 1:
+        return None
+    n = getattr(config.option, "numprocesses", None)
+    if (n in (None, 0) and not getattr(config.option, "tx", None)) or not _wants_reports(config):
+        return None
+    given = f"-n {n}" if n not in (None, 0) else "--tx"
+    print(f"pgproof: {given} would split one target's checks across pytest-xdist workers, which "
+          "cannot report them as one run: drop it, or name several targets (--target a,b) to "
+          "check them in parallel, one worker each", file=sys.stderr)
+    return 2
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-html's: it reads --html only in its own configure
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control(*ids): SPEC.md control IDs this check proves")
     config.stash[_RESULTS] = []
+    config.stash[_RAN] = set()
     from pgproof import pytest_targets  # --target a,b: one target per xdist worker
 
     multi = pytest_targets.configure(config)
     if multi == "controller":
+        config.stash[_CATCHER] = Catcher().install()  # SIGTERM: stop the workers, not die
         return
     if _wants_reports(config) and (multi == "worker" or not hasattr(config, "workerinput")):
-        get_target(config)  # bad input stops here: before a report directory or file is announced
+        target = get_target(config)  # bad input stops here: before a report directory is made
         try:  # --reports a file, read-only, full, or `latest` a directory: one sentence, exit 2
             base = fsio.prepare_reports(config.getoption("reports"))
         except UserError as exc:
             pytest.exit(f"pgproof: {exc}", returncode=2)
+        left = _fault_notice(target)
+        if left:  # said now, so a long run is not a surprise; marked in every report at the end
+            config.stash[_ORPHAN] = left
+            print(f"pgproof: {left}", file=sys.stderr, flush=True)
+        config.stash[_CATCHER] = Catcher().install()
         d = res.run_dir(base, config.getoption("target"))
         config.stash[_RUN_DIR] = d
+        config.stash[_REPORTING] = True
         config.pluginmanager.register(_DropOnAbort(config), "pgproof-drop-on-abort")
         config.pluginmanager.register(_DiskGuard(config), "pgproof-disk-guard")
         if multi == "worker":  # pytest writes junit.xml on the controller only: one per target here
@@ -232,16 +269,27 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         _drop_empty_run(session.config)  # e.g. -k matched no check
 
 
+def _fault_notice(target: Target) -> str | None:
+    """A game day's fault record on ``target`` not owned by this process (None: nothing left)."""
+    rec = FaultRecord.load(target)
+    if rec is None or (rec.data.get("owner") or {}).get("pid") == os.getpid():
+        return None  # a game day this very run drives keeps its own record
+    return rec.notice()
+
+
 class _DropOnAbort:
     """Ctrl-C, pytest.exit or collection errors before any check: no half report.
 
     A per-config object because ``pytest_keyboard_interrupt`` is not given the config.
+    The interruption is remembered (a KeyboardInterrupt raised inside a probe is no signal).
     """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:  # type: ignore[type-arg]
+        if _CATCHER in self.config.stash:
+            self.config.stash[_CATCHER].note(describe(excinfo.value))
         _drop_empty_run(self.config)
 
 
@@ -291,6 +339,44 @@ class _DiskGuard:
             return None
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session):  # type: ignore[no-untyped-def]
+    """After the last check a signal is only recorded, so no report is torn mid-file."""
+    try:
+        return (yield)
+    finally:
+        catcher = session.config.stash.get(_CATCHER, None)
+        if catcher is not None:
+            catcher.raising = False
+        stopped = session.shouldfail or session.shouldstop  # -x, --maxfail, --sw
+        if stopped:
+            session.config.stash[_STOPPED] = str(stopped)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    out = yield  # an interrupted check raises here: it did not run to the end
+    item.config.stash[_RAN].add(item.nodeid)
+    return out
+
+
+def _incomplete(session: pytest.Session) -> dict[str, object]:
+    """Why this run is no verdict of its target: interrupted, stopped early, a fault left on it."""
+    config, out = session.config, {}
+    catcher = config.stash.get(_CATCHER, None)
+    if catcher is not None and catcher.first is not None:
+        out.update(catcher.first.as_dict())
+    ran, collected = len(config.stash[_RAN]), len(session.items)
+    if not out and (_STOPPED in config.stash or ran < collected):
+        out["stopped_early"] = (f"{config.stash.get(_STOPPED, 'the run stopped')}: "
+                                f"{ran} of {collected} checks ran")
+    target = config.stash.get(_TARGET, None)
+    left = config.stash.get(_ORPHAN, None) or (_fault_notice(target) if target else None)
+    if left:
+        out["orphaned_fault"] = left
+    return out
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     results = config.stash[_RESULTS]
@@ -303,13 +389,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     scope, selected, partial = report_scope(config, {c for r in results for c in r.controls})
     controls_ = res.aggregate(results, scope, selected)
     warnings = res.apply_waivers(controls_, target.waivers if target else [], _today(config))
+    incomplete = _incomplete(session)
     res.write(d, config.getoption("target"), controls_,
               {"finished_at": time.time(), "pytest_exit": int(exitstatus),
-               "waiver_warnings": warnings}, partial=partial)
+               "waiver_warnings": warnings, **incomplete}, partial=partial)
+    code = res.run_code(controls_, bool(incomplete.get("interrupted")),
+                        incomplete.get("stopped_early"), incomplete.get("orphaned_fault"))  # type: ignore[arg-type]
+    if incomplete and code == 2:  # the same code on the terminal as in results.json
+        session.exitstatus = pytest.ExitCode.INTERRUPTED  # 2
+    config.stash[_INCOMPLETE] = incomplete
     config.stash[_WARNINGS] = warnings
     from pgproof.report import summary
 
-    summary.write(d, config.getoption("target"), d.name, controls_, warnings)
+    summary.write(d, config.getoption("target"), d.name, controls_, warnings,
+                  incomplete_lines(incomplete))
     from pgproof.report import outputs  # SARIF, OCSF, ASFF: what other tools read
 
     outputs.write(d, config.getoption("target"), target, controls_,
@@ -349,25 +442,77 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         tr.write_line(f"warning: {warning}")
     if left_out:
         tr.write_line(f"partial run: {len(left_out)} controls not selected ({', '.join(left_out)})")
+    for line in incomplete_lines(config.stash.get(_INCOMPLETE, {})):
+        tr.write_line(f"NOT A VERDICT: {line}")
     tr.write_line(f"report: {config.stash[_RUN_DIR]}")
+
+
+def incomplete_lines(incomplete: dict[str, object]) -> list[str]:
+    """The terminal's and summary.html's words for a run that is no verdict of its target."""
+    out = []
+    if incomplete.get("interrupted"):
+        out.append(f"interrupted by {incomplete.get('interrupted_by')} at "
+                   f"{incomplete.get('interrupted_at')}: checks that did not run read not-checked; "
+                   "this run is no verdict (exit 2) and drift skips it")
+    if incomplete.get("stopped_early"):
+        out.append(f"stopped early ({incomplete['stopped_early']}): checks that did not run read "
+                   "not-checked; never compliant (exit 1 if a control failed, else 2), and drift "
+                   "skips it")
+    if incomplete.get("orphaned_fault"):
+        out.append(f"fault left on the target: {incomplete['orphaned_fault']}; the verdicts "
+                   "describe that fault, not the target: exit 2, and drift skips this run")
+    return out
+
+
+def _say_why(config: pytest.Config, d: Path | None) -> None:
+    """One sentence on stderr for a run that is no verdict: what stopped it, what is left."""
+    incomplete = config.stash.get(_INCOMPLETE, {})
+    catcher = config.stash.get(_CATCHER, None)
+    first = catcher.first if catcher is not None else None
+    if d is None and first is not None:
+        print(f"pgproof: interrupted by {first.by} at {first.clock()} before any check finished: "
+              "no report written (exit 2)", file=sys.stderr)
+    elif incomplete.get("interrupted"):
+        print(f"pgproof: interrupted by {incomplete['interrupted_by']} at {first.clock() if first else '?'}"
+              f" before every check ran: no verdict (exit 2); the partial report {d} says so and "
+              "drift skips it", file=sys.stderr)
+    elif incomplete.get("stopped_early"):
+        print(f"pgproof: the run stopped early ({incomplete['stopped_early']}): never compliant, "
+              f"and drift skips it; partial report {d}", file=sys.stderr)
+    elif first is not None:  # after results.json: the run was complete, its code stands
+        print(f"pgproof: {first.by} arrived after every check had run; report {d} is complete",
+              file=sys.stderr)
+    if incomplete.get("orphaned_fault"):
+        print("pgproof: a game day's fault was on the target during this run (see above): it is "
+              "marked orphaned_fault in its reports, exits 2, and drift skips it", file=sys.stderr)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Runs after junit/html are written: scrub secrets and point reports/latest here."""
-    if _RUN_DIR not in config.stash:
-        return
-    d = config.stash[_RUN_DIR]
-    if not (d / "results.json").exists():
-        # Nothing was checked (bad config, no control ran): leave no half report behind.
-        shutil.rmtree(d, ignore_errors=True)
-        return
-    try:  # `latest` moves last, and only to a complete run
-        res.scrub(d.iterdir(), config.stash.get(_SECRETS, []))
-        res.point_latest(d.parent, d)
-    except (OSError, fsio.DiskError) as exc:
-        _abandon_run(config, exc)
-        raise SystemExit(2) from None  # the exit status is already decided: this is the way out
-    from pgproof.report import index  # reports/latest-check, index.html, nav bars
+    catcher = config.stash.get(_CATCHER, None)
+    try:
+        if _RUN_DIR not in config.stash:  # never made (no report wanted), or dropped: empty
+            if config.stash.get(_REPORTING, False):
+                _say_why(config, None)
+            return
+        d = config.stash[_RUN_DIR]
+        if not (d / "results.json").exists():
+            # Nothing was checked (bad config, no control ran): leave no half report behind.
+            shutil.rmtree(d, ignore_errors=True)
+            _say_why(config, None)
+            return
+        try:  # `latest` moves last, and only to a complete run
+            res.scrub(d.iterdir(), config.stash.get(_SECRETS, []))
+            res.point_latest(d.parent, d)
+        except (OSError, fsio.DiskError) as exc:
+            _abandon_run(config, exc)
+            raise SystemExit(2) from None  # the exit status is already decided: this is the way out
+        from pgproof.report import index  # reports/latest-check, index.html, nav bars
 
-    index.after_run(d, "check")
+        index.after_run(d, "check")
+        res.RUNS_WRITTEN.append(d)
+        _say_why(config, d)
+    finally:
+        if catcher is not None:
+            catcher.restore()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgproof.report.history import CHECK, Change, changes, kind, runs
+from pgproof.report.history import CHECK, Change, changes, incomplete, kind, runs
 
 STATES = {0: "compliant", 1: "non-compliant", 2: "could not check"}
 MAX_LISTED = 25  # a message, not a report: the rest is one line and the link
@@ -70,8 +70,10 @@ def summarize(run_dir: Path, report_url: str | None = None) -> Summary:
                 if c.get("verdict") in ("fail", "error")]
     history = [r for r in runs(run_dir.parent / "history.jsonl", target) if kind(r) == CHECK]
     mine = next((i for i, r in enumerate(history) if r.get("dir") == run_dir.name), None)
-    prev = history[mine - 1] if mine else None
-    moved = changes(prev, history[mine]) if prev is not None and mine is not None else []
+    # Drift against the previous complete check; an interrupted or polluted run has none.
+    prev = next((r for r in reversed(history[:mine]) if incomplete(r) is None), None) if mine else None
+    moved = (changes(prev, history[mine]) if prev is not None and mine is not None
+             and incomplete(history[mine]) is None else [])
     report = (f"{report_url.rstrip('/')}/{run_dir.name}/summary.html" if report_url
               else str((run_dir / "summary.html").resolve()))
     return Summary(target, run_dir.name, str(doc.get("generated_at", "")), int(doc.get("exit_code", 2)),

@@ -8,6 +8,11 @@ Game days share ``history.jsonl`` (``"kind": "gameday"``, with the scenario and 
 verdicts) so the index can show every run; drift only ever compares checks with
 checks, because a game day judges other controls (HA-2, CH-LAT) by other means.
 A line without ``kind`` is a check (lines written before game days joined).
+
+A check that is no verdict of its target - interrupted (a signal, Ctrl-C), stopped
+early (``-x``, ``--maxfail``), or run while a game day's fault was left on the target -
+is recorded and shown, but drift never compares it: its "not-checked" controls say
+nothing about drift, and a leftover fault's failures describe the fault.
 """
 
 from __future__ import annotations
@@ -114,9 +119,27 @@ def compared(prev: dict, last: dict) -> tuple[list[str], list[str]]:  # type: ig
     return both, [c for c in ids if c not in both and (c in a or c in b)]
 
 
+def incomplete(run: Mapping[str, Any]) -> str | None:
+    """Why drift must skip this run (None: a complete verdict of the controls it selected)."""
+    if run.get("interrupted"):
+        return f"interrupted by {run.get('interrupted_by') or 'a signal'}"
+    if run.get("stopped_early"):
+        return f"stopped early ({run['stopped_early']})"
+    if run.get("orphaned_fault"):
+        return "run while a game day's fault was left on the target"
+    return None
+
+
+def comparable(history: Path, target: str) -> list[dict]:  # type: ignore[type-arg]
+    """The checks of ``target`` that drift compares: every complete one, oldest first."""
+    return [r for r in runs(history, target) if incomplete(r) is None]
+
+
 def drift(history: Path, target: str) -> tuple[dict | None, dict | None, list[Change]]:  # type: ignore[type-arg]
-    """(previous run, latest run, changed controls among those both selected) for ``target``."""
-    rs = runs(history, target)
+    """(previous run, latest run, changed controls among those both selected) for ``target``.
+
+    Only complete checks count: an interrupted, stopped-early or fault-polluted run is skipped."""
+    rs = comparable(history, target)
     if len(rs) < 2:
         return (rs[-2] if len(rs) > 1 else None), (rs[-1] if rs else None), []
     prev, last = rs[-2], rs[-1]

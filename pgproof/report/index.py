@@ -29,6 +29,7 @@ from pgproof.report.history import (
     all_runs,
     append_gameday,
     changes,
+    incomplete,
     kind,
     point_kind_latest,
 )
@@ -126,7 +127,7 @@ def _drift_by_run(by_target: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[
     for rs in by_target.values():
         prev = None
         for r in rs:
-            if kind(r) != CHECK:
+            if kind(r) != CHECK or incomplete(r):  # an interrupted run is no verdict to compare
                 continue
             if prev is not None:
                 out[id(r)] = [f"{c.control} {c.before}->{c.after}" for c in changes(prev, r)]
@@ -135,6 +136,9 @@ def _drift_by_run(by_target: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[
 
 
 def _verdict_cell(r: Mapping[str, Any]) -> str:
+    why = incomplete(r) if kind(r) == CHECK else None
+    if why:  # interrupted, stopped early, a fault left on the target: never "compliant"
+        return f"<td class='v-ERROR'>not a verdict: {html.escape(why)}</td>"
     if kind(r) == GAMEDAY:
         v = str(r.get("verdict") or "incomplete")
     else:

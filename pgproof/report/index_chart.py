@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pgproof import catalogue
-from pgproof.report.history import GAMEDAY, NOT_SELECTED, kind
+from pgproof.report.history import GAMEDAY, NOT_SELECTED, incomplete, kind
 
 COLOURS = {"pass": "#2da44e", "fail": "#cf222e", "error": "#bf8700", "cannot-verify": "#8250df",
            "skip": "#afb8c1", "not-checked": "#eaeef2", NOT_SELECTED: "#ffffff"}
@@ -38,7 +38,7 @@ def drifted(runs: Sequence[Mapping[str, Any]]) -> set[tuple[int, str]]:
     last: dict[str, str] = {}
     out: set[tuple[int, str]] = set()
     for i, r in enumerate(runs):
-        if kind(r) == GAMEDAY:
+        if kind(r) == GAMEDAY or incomplete(r):  # interrupted or polluted: no verdict to compare
             continue
         for cid, v in (r.get("verdicts") or {}).items():
             if v == NOT_SELECTED:
@@ -55,6 +55,8 @@ def _label(r: Mapping[str, Any]) -> str:
     except ValueError:
         when = "?"
     what = f"gd {r.get('scenario', '?')}" if kind(r) == GAMEDAY else "check"
+    if kind(r) != GAMEDAY and incomplete(r):
+        return f"{when}\n{what} (no verdict)"
     return f"{when}\n{what}" + (" (partial)" if r.get("partial") and kind(r) != GAMEDAY else "")
 
 

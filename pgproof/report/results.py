@@ -19,6 +19,10 @@ from pgproof import catalogue, fsio
 from pgproof.verdict import Verdict
 from pgproof.waivers import Waiver, decide, unmatched
 
+# The run directories this process wrote, newest last: `pgproof check` reads its own run here,
+# never reports/latest-check, which a run beside it may have moved meanwhile.
+RUNS_WRITTEN: list[Path] = []
+
 # Worst first: one failing check makes the control fail.
 # A control is only as verified as its least verified layer: a layer the target cannot
 # show makes the whole control "cannot-verify", never a plain pass.
@@ -174,16 +178,32 @@ def exit_code(controls_: list[ControlResult]) -> int:
     return 0
 
 
+def run_code(controls_: list[ControlResult], interrupted: bool = False,
+             stopped_early: str | None = None, orphaned_fault: str | None = None) -> int:
+    """The run's exit code: its controls' code, unless the run is no verdict of the target.
+
+    Interrupted (a signal, a KeyboardInterrupt) or run beside a fault left on the target: 2.
+    Stopped early (``-x``, ``--maxfail``): 1 if a control failed (a failure stays a failure),
+    else 2, never 0: the checks that did not run might have failed."""
+    if interrupted or orphaned_fault:
+        return 2
+    code = exit_code(controls_)
+    return 2 if stopped_early and code == 0 else code
+
+
 def run_dir(base: Path, target: str, suffix: str = "") -> Path:
+    """A new directory of its own, even when another run of the same target starts this second."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"{stamp}-{target}" + (f"-{suffix}" if suffix else "")
-    d = base / name
-    n = 1
-    while d.exists():
-        n += 1
-        d = base / f"{name}.{n}"
-    d.mkdir(parents=True)
-    return d
+    base.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        d = base / (name if n == 1 else f"{name}.{n}")
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        return d
+    raise FileExistsError(f"{base / name}: 999 run directories of this second already exist")
 
 
 def point_latest(base: Path, d: Path) -> None:
@@ -194,20 +214,32 @@ def point_latest(base: Path, d: Path) -> None:
     tmp.replace(link)
 
 
+# What makes a run no verdict of its target (results.json and its history line carry them).
+INCOMPLETE_KEYS = ("interrupted", "interrupted_by", "interrupted_at", "stopped_early",
+                   "orphaned_fault")
+
+
 def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, object],
           partial: bool = False) -> Path:
     """results.json plus one history line, both saying which controls the run selected.
 
     A run is partial when a control is not-selected, or when ``partial`` says some check of
-    a selected control was left out (``-k`` picked one of its layers)."""
+    a selected control was left out (``-k`` picked one of its layers), or when it stopped
+    before every check ran. ``meta`` may say why the run is no verdict (``interrupted`` with
+    ``interrupted_by``/``interrupted_at``, ``stopped_early``, ``orphaned_fault``): the exit
+    code then follows :func:`run_code`, and drift skips the run."""
     summary: dict[str, int] = {}
     for c in controls_:
         summary[c.verdict] = summary.get(c.verdict, 0) + 1
     chosen = [c.id for c in controls_ if c.verdict != NOT_SELECTED]
-    partial = partial or len(chosen) < len(controls_)
+    meta = {"interrupted": False, "stopped_early": None, "orphaned_fault": None, **meta}
+    partial = partial or len(chosen) < len(controls_) or bool(meta["interrupted"]
+                                                              or meta["stopped_early"])
+    code = run_code(controls_, bool(meta["interrupted"]), meta["stopped_early"],  # type: ignore[arg-type]
+                    meta["orphaned_fault"])  # type: ignore[arg-type]
     doc = {"target": target, "generated_at": dt.datetime.now(dt.UTC).isoformat(), **meta,
            "partial": partial, "selected": chosen,
-           "summary": summary, "exit_code": exit_code(controls_),
+           "summary": summary, "exit_code": code,
            "controls": [asdict(c) for c in controls_]}
     from pgproof.report.fleet import matrix  # a fleet run: which database fails what
 
@@ -219,6 +251,8 @@ def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, 
     history = d.parent / "history.jsonl"
     fsio.append_line(history, json.dumps({"at": doc["generated_at"], "target": target, "dir": d.name,
                                           "partial": partial, "selected": chosen, "summary": summary,
+                                          "exit_code": code,
+                                          **{k: meta[k] for k in INCOMPLETE_KEYS if meta.get(k)},
                                           "verdicts": {c.id: c.verdict for c in controls_}}))
     return path
 

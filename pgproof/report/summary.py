@@ -25,10 +25,14 @@ def evidence_line(ch: dict[str, Any]) -> str:
 
 
 def render(target: str, when: str, controls: list[ControlResult],
-           warnings: list[str] | None = None) -> str:
+           warnings: list[str] | None = None, incomplete: list[str] | None = None) -> str:
+    """``incomplete``: why the run is no verdict (interrupted, stopped early, a fault left on
+    the target), said above everything else."""
     counts = {v: sum(c.verdict == v for c in controls) for v in ORDER}
-    head = table(["Target", "Run", *[v.upper() for v in ORDER]],
-                 [[target, when, *[str(counts[v]) for v in ORDER]]])
+    head = "".join(f"<p class='warn incomplete'><b>Not a verdict: {html.escape(line)}.</b></p>"
+                   for line in incomplete or [])
+    head += table(["Target", "Run", *[v.upper() for v in ORDER]],
+                  [[target, when, *[str(counts[v]) for v in ORDER]]])
     rows = []
     for c in sorted(controls, key=lambda c: ORDER.index(c.verdict) if c.verdict in ORDER else 9):
         evidence = "\n".join(evidence_line(ch) for ch in c.checks) or "no check ran for this control"
@@ -96,9 +100,9 @@ def pre_last_cells(body: str, n: int) -> str:
 
 
 def write(d: Path, target: str, when: str, controls: list[ControlResult],
-          warnings: list[str] | None = None) -> Path:
+          warnings: list[str] | None = None, incomplete: list[str] | None = None) -> Path:
     path = d / "summary.html"
-    fsio.write_text(path, render(target, when, controls, warnings))
+    fsio.write_text(path, render(target, when, controls, warnings, incomplete))
     return path
 
 
