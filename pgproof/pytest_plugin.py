@@ -288,8 +288,8 @@ class _DropOnAbort:
         self.config = config
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:  # type: ignore[type-arg]
-        if _CATCHER in self.config.stash:
-            self.config.stash[_CATCHER].note(describe(excinfo.value))
+        if _CATCHER in self.config.stash and excinfo.errisinstance(KeyboardInterrupt):
+            self.config.stash[_CATCHER].note(describe(excinfo.value))  # not pytest.exit (bad input)
         _drop_empty_run(self.config)
 
 

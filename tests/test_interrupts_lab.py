@@ -241,6 +241,16 @@ def test_numprocesses_with_one_target_is_refused(lab: LabState, config: Path, tm
     assert _run_dirs(reports) == [] and "report" not in r.stdout, r.stdout
 
 
+def test_bad_input_during_collection_is_no_interruption(lab: LabState, tmp_path: Path) -> None:
+    """pytest.exit (bad input) is not a Ctrl-C: its own sentence only, and no run directory."""
+    r = subprocess.run(_pytest("--target", "lab", "--reports", str(tmp_path / "reports"),
+                               "--control", "HA-2"),
+                       capture_output=True, text=True, cwd=REPO, timeout=TIMEOUT, env=_env(lab))
+    assert r.returncode == 2 and "no collected test proves HA-2" in r.stdout + r.stderr, r.stdout
+    assert "interrupted" not in r.stderr, r.stderr
+    assert _run_dirs(tmp_path / "reports") == []
+
+
 def test_two_checks_into_one_reports_folder_each_exit_with_their_own_verdict(
         lab: LabState, config: Path, tmp_path: Path) -> None:
     """Both held at their last check, released together: their reports land in the same second.
