@@ -77,7 +77,8 @@ exit codes:
   doctor    0 ready, 1 something missing, 2 bad input
   gameday   0 every verdict passed, 1 a control failed, 2 error, refused or bad input
   lab       status: 0 healthy, 1 unhealthy or a fault in place, 3 no lab running; 2 bad input
-  any other command interrupted (Ctrl-C; a game day also on SIGTERM, after its undo): 130"""
+  any other command interrupted: 128 + the signal (Ctrl-C 130, SIGTERM 143, SIGHUP 129);
+            a game day runs its undo first"""
 
 
 def build_parser() -> argparse.ArgumentParser:
