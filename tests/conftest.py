@@ -7,6 +7,7 @@ stages change the cluster (switchovers, kills); unit tests run first.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,13 @@ import pytest
 from pgproof.lab import lifecycle
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
+
+# A runner started as a background job (`make test &`, some CI shells) inherits SIGINT
+# ignored, and so would every process a test starts: Python would then never raise
+# KeyboardInterrupt and every "Ctrl-C answers within 2 s" test would wait in vain. The
+# tests stand in for a person at a terminal, so they get Ctrl-C back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 STAGES = {"test_lab": 1, "test_suites_lab": 2, "test_azure_lab": 2, "test_replica_lag_lab": 2,
           "test_probe_limits": 2, "test_twin_secrets": 2, "test_interrupts_lab": 2,
