@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from twins import aws_only_config
 
-from pgproof.lab import aws_twin, procs
 from pgproof.target import ConfigError, load_target
 
 PGPROOF = Path(sys.executable).parent / "pgproof"
@@ -124,7 +124,7 @@ def test_numbers_in_the_config(tmp_path: Path, table: str, field: str, value: st
 
 
 # -- the config file ---------------------------------------------------------------------------
-def test_config_that_is_a_directory_not_utf8_or_not_toml(tmp_path: Path) -> None:
+def test_config_that_is_a_directory_not_utf8_or_nottoml_value(tmp_path: Path) -> None:
     cases = {"dir.toml": (None, "is a directory, not a config file"),
              "latin1.toml": ('[targets.staging]\nenvironment = "Z\xfcrich"\n'.encode("latin-1"),
                              "not UTF-8 text (byte 34: b'\\xfc'); save the file as UTF-8"),
@@ -258,38 +258,11 @@ def test_an_oserror_escaping_a_command_is_one_sentence(tmp_path: Path) -> None:
 
 
 # -- a full disk during a real check -----------------------------------------------------------
-def _toml(v: object) -> str:
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return json.dumps(str(v) if isinstance(v, Path) else v)
-
-
 @pytest.fixture
 def twin_config(tmp_path: Path) -> Iterator[Path]:
     """moto's HTTP server provisioned like the lab's twin; a target with [aws] only (cheap to check)."""
-    from moto.server import ThreadedMotoServer
-
-    from pgproof.probes.aws import session
-
-    (port,) = procs.free_ports(1)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        creds = tmp_path / "aws-credentials"
-        creds.write_text("[twin]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-        twin = aws_twin.provision(session("twin", "us-east-1", creds), endpoint_url=url)
-        aws = {**twin.aws_section(endpoint_url=url), "profile": "twin", "credentials_file": creds}
-        cfg = tmp_path / "pgproof.toml"
-        cfg.write_text('[targets.ci]\nenvironment = "staging"\n[targets.ci.aws]\n'
-                       + "".join(f"{k} = {_toml(v)}\n" for k, v in aws.items()))
+    with aws_only_config(tmp_path) as cfg:
         yield cfg
-    finally:  # moto's backends are per process: the next twin must start empty
-        import urllib.request
-
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
-                               timeout=30).close()
-        server.stop()
 
 
 @pytest.mark.parametrize("runner", ["pgproof check", "pytest suites"])

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twins import aws_only_config, toml_value
 
 from pgproof import layers
 from pgproof.catalogue import CATALOGUE
-from pgproof.lab import aws_twin, procs
 from pgproof.lab.standalone import standalone_postgres
 from pgproof.lab.state import LabState
 from pgproof.report import results as res
@@ -50,12 +50,6 @@ def check(cfg: Path, target: str, tmp: Path, **env: str) -> tuple[subprocess.Com
 
 def controls(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["id"]: c for c in doc["controls"]}
-
-
-def _toml(v: object) -> str:
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return json.dumps(str(v) if isinstance(v, Path) else v)
 
 
 # -- the target model ------------------------------------------------------------------------
@@ -120,29 +114,8 @@ def test_a_control_is_judged_on_the_layers_that_were_checked() -> None:
 @pytest.fixture
 def twin_config(tmp_path: Path) -> Iterator[Path]:
     """moto's HTTP server provisioned like the lab's twin; a target with [aws] only."""
-    from moto.server import ThreadedMotoServer
-
-    from pgproof.probes.aws import session
-
-    (port,) = procs.free_ports(1)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        creds = tmp_path / "aws-credentials"
-        creds.write_text("[twin]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-        twin = aws_twin.provision(session("twin", "us-east-1", creds), endpoint_url=url)
-        aws = {**twin.aws_section(endpoint_url=url), "profile": "twin", "credentials_file": creds}
-        cfg = tmp_path / "pgproof.toml"
-        cfg.write_text('[targets.ci]\nenvironment = "staging"\n[targets.ci.aws]\n'
-                       + "".join(f"{k} = {_toml(v)}\n" for k, v in aws.items()))
+    with aws_only_config(tmp_path) as cfg:
         yield cfg
-    finally:  # moto's backends are per process: the next twin must start empty
-        import urllib.request
-
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
-                               timeout=30).close()
-        server.stop()
 
 
 def test_aws_only_run_judges_every_aws_layer_and_errors_nowhere(twin_config: Path,
@@ -178,7 +151,7 @@ def _live_config(tmp: Path, pg: Any, hosts: list[str]) -> Path:
     cfg = tmp / "pgproof.toml"
     cfg.write_text(f"""[targets.box]
 environment = "staging"
-hosts = {_toml(hosts)}
+hosts = {toml_value(hosts)}
 [targets.box.postgres]
 user = "postgres"
 password_env = "PGPROOF_TEST_BOX_PW"
