@@ -92,7 +92,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-html's: it reads --html only in its own configure
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "control(*ids): SPEC.md control IDs this check proves")
+    config.addinivalue_line("markers", "control(*ids): the control IDs (docs/controls.md) this check proves")
     config.stash[_RESULTS] = []
     config.stash[_RAN] = set()
     from pgproof import pytest_targets  # --target a,b: one target per xdist worker

@@ -4,7 +4,7 @@ A target names the database endpoints, the AWS ids, the hosts and the chaos
 policy of one environment. Each of ``[postgres]``, ``[aws]`` and the host lists is
 optional (a CI runner may reach the AWS API but not a database in private
 subnets; a self-managed server has no AWS account), but at least one must be
-there: ``pgproof.layers`` says what an absent one leaves not checked. Thresholds default to SPEC.md and can be overridden
+there: ``pgproof.layers`` says what an absent one leaves not checked. Thresholds default to the values in docs/controls.md and can be overridden
 per target. Passwords never live here: they come from the environment
 (``password_env``), a libpq passfile, or Secrets Manager.
 """
@@ -57,7 +57,7 @@ class ConfigError(UserError):
 
 
 class Thresholds(_Strict):
-    """Defaults are the numbers in SPEC.md."""
+    """Defaults are the thresholds docs/controls.md lists per control."""
 
     tls_min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
     cert_min_days: int = Field(30, ge=0)

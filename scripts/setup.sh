@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything pgproof and its lab need on Debian 12, idempotently.
 # Debian packages (databases, proxies), the project venv (.venv) and a
-# separate Patroni venv the postgres user can execute (see FIELD-NOTES).
+# separate Patroni venv the postgres user can execute (world-readable under /opt:
+# the postgres user cannot reach a venv inside a private checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,7 +1,7 @@
 """The entries: every control pgproof checks today, in report order.
 
 Layers are what the suites and scenarios really look at (tests/test_controls.py
-holds them to that). Every SPEC control has a check now.
+holds them to that).
 A control without a check is deliberately absent: a report must not list what nothing proves.
 Framework references cite the IDs listed (with their sources) in catalogue/frameworks.py;
 tests/test_frameworks.py holds every citation to that list. A compliance control without a

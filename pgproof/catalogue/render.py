@@ -85,7 +85,10 @@ An unknown ID, or a pattern that matches nothing, stops the run with one sentenc
 files) is marked `"partial": true` in `results.json` with its `"selected"` list, and
 in `reports/history.jsonl`; controls left out show as `not-selected` (never
 `not-checked`), the exit code counts only the selected controls, and
-`pgproof drift` compares only controls both runs selected.
+`pgproof drift` compares only controls both runs selected. A run that did not finish
+its selection (interrupted by a signal, stopped by `-x`/`--maxfail`) is also marked
+partial, with `"interrupted"` or `"stopped_early"`, and drift never compares it: its
+not-checked controls say nothing about the target.
 """
 
 

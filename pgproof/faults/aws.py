@@ -9,7 +9,7 @@ the control plane's view (status, members, events); it never logs in to the
 database, so ``steady()`` says nothing about whether writes succeed: the
 game day's failover clock and write ledger measure that.
 
-Against plain moto a forced reboot changes nothing (FIELD-NOTES "moto"); the
+Against plain moto a forced reboot answers and changes nothing; the
 lab's twin (``lab.aws_bridge``) turns it into a real Patroni failover with RDS
 events. This module never invents a time: it reads the events it is given.
 """

@@ -61,7 +61,7 @@ def load_text(users: int, workers: int) -> list[str]:
             f"   the master waits for these {workers} (no rebalancing: a worker joining later stays idle); "
             "load from other machines is Locust's own distributed mode by hand: "
             "locust -f locustfiles/ledger.py --worker --master-host <master> --master-port <port> "
-            "(README: workers on other machines)"]
+            "(docs/gamedays.md: workers on other machines)"]
 
 
 def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: float,

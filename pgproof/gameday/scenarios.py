@@ -1,4 +1,4 @@
-"""The scenarios of SPEC.md: which fault, what to wait for, and how each control is judged."""
+"""The game-day scenarios: which fault, what to wait for, and how each control is judged."""
 
 from __future__ import annotations
 

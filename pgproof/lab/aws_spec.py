@@ -2,7 +2,7 @@
 
 Kept apart from ``aws_twin`` so a mutation's ``heal`` restores precisely what
 ``provision`` built (one source of truth), and so the numbers are easy to audit
-against SPEC.md.
+against the controls' thresholds (docs/controls.md).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def event_subscription_spec(twin: AwsTwin) -> dict[str, Any]:
 
 
 def alarm_specs(twin: AwsTwin) -> list[dict[str, Any]]:
-    """PutMetricAlarm arguments for every alarm MON-1 asks for, thresholds per SPEC.md."""
+    """PutMetricAlarm arguments for every alarm MON-1 asks for, thresholds as in docs/controls.md."""
     db = [{"Name": "DBInstanceIdentifier", "Value": twin.db_instance_id}]
     base = {"Period": 300, "EvaluationPeriods": 1, "Statistic": "Average",
             "AlarmActions": [twin.sns_topic_arn], "OKActions": [twin.sns_topic_arn],

@@ -10,7 +10,7 @@ bodies themselves come from the fixtures in ``azure_spec`` (written after the
 published azure-rest-api-specs examples), provisioned through the real SDKs.
 
 Served over HTTPS with the lab CA: azure-core's bearer-token policy refuses
-plain HTTP (FIELD-NOTES). A request without a bearer token answers 401, as ARM
+plain HTTP. A request without a bearer token answers 401, as ARM
 does. Started with a token (the lab's: a random one in a 0600 file of the lab's
 owner), only that token is accepted and any other answers 401
 InvalidAuthenticationToken: the vault holds the server's admin password and the

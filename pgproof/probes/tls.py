@@ -7,7 +7,7 @@ its own thread, so one endpoint takes tens of milliseconds. The wire helpers liv
 in ``tls_wire``; the weak-suite enumeration (TLS-5 as a scanner sees it) in
 ``tls_ciphers``, run once the accepted versions are known.
 
-Traps handled here (see FIELD-NOTES.md): OpenSSL 3 only offers TLS 1.0/1.1 with
+Traps handled here: OpenSSL 3 only offers TLS 1.0/1.1 with
 ``ALL:@SECLEVEL=0``; only a server alert (``TLSV1_ALERT_*``/``SSLV3_ALERT_*``)
 proves a refusal, any other client-side failure is "inconclusive".
 """

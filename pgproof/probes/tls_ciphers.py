@@ -1,7 +1,7 @@
 """Which weak cipher suites a PostgreSQL endpoint accepts, enumerated the way a scanner does.
 
 A strong client's negotiated cipher never shows that a server also accepts
-anonymous or NULL suites (FIELD-NOTES: ``ALL:@SECLEVEL=0`` accepts ADH/AECDH at
+anonymous or NULL suites (a server with ``ALL:@SECLEVEL=0`` accepts ADH/AECDH at
 TLS 1.2). So, per TLS version, we offer ONE weak class at a time; when the server
 picks a suite we drop it and offer the rest again, until it refuses with an alert.
 That is the full accepted set of the class; a refused class costs one handshake.

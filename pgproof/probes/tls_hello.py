@@ -37,7 +37,7 @@ ALERTS = {
 }
 # Alerts with which a server declines to negotiate what was offered: proof of refusal.
 # internal_error is what OpenSSL servers send when nothing configured fits the offer
-# (FIELD-NOTES: TLS 1.0 at SECLEVEL 1), and Python's ssl path counts it as refused too.
+# (e.g. TLS 1.0 offered at SECLEVEL 1), and Python's ssl path counts it as refused too.
 REFUSING_ALERTS = frozenset({40, 70, 71, 80})
 # x25519, secp256r1, secp384r1, secp521r1, x448: ECDHE and ECDH suites need one of them.
 _GROUPS = (0x001D, 0x0017, 0x0018, 0x0019, 0x001E)

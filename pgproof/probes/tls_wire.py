@@ -3,7 +3,7 @@
 Shared by the version/certificate probe (``tls``) and the weak-suite scan
 (``tls_ciphers``). PostgreSQL answers SSLRequest with ``S``/``N`` before any
 TLS byte, so every handshake opens its own connection. Only a server alert
-(``TLSV1_ALERT_*``/``SSLV3_ALERT_*``) proves a refusal (FIELD-NOTES: TLS rules).
+(``TLSV1_ALERT_*``/``SSLV3_ALERT_*``) proves a refusal; any other client-side failure is inconclusive.
 """
 
 from __future__ import annotations
