@@ -20,7 +20,9 @@ from moto import mock_aws
 
 from pgproof.checks.aws import JUDGES
 from pgproof.checks.aws_evidence import seen
-from pgproof.probes.aws import AwsInventory, gather
+from pgproof.lab import aws_spec, aws_twin
+from pgproof.lab.aws_mutations import AWS_MUTATIONS
+from pgproof.probes.aws import AwsInventory, AwsProbe, gather
 from pgproof.target import Aws, Thresholds
 from pgproof.verdict import CannotVerify, NotApplicable
 
@@ -249,3 +251,59 @@ def test_rds_instance_managed_secret_without_secret_id(monkeypatch: pytest.Monke
                          RotationRules={"AutomaticallyAfterDays": 365})
         res = verdicts(gather(cfg))["AUTH-2"]
         assert res[0] == "fail" and "rotates every 365 days" in res[1], res
+
+
+# -- the lab twin's Aurora shape (in-process moto): healthy baseline and every AWS mutation ----
+# What moto reports the same way for the Aurora twin as for the instance twin (see test_aws).
+CANNOT_VERIFY_ON_MOTO = {"TLS-4", "BAK-3", "MON-2", "MNT-1"}
+
+
+@dataclass
+class Twin:
+    clients: aws_twin.AwsClients
+    twin: aws_twin.AwsTwin
+    probe: AwsProbe
+    inv: AwsInventory
+    healthy: dict[str, tuple[str, str]]
+
+
+@pytest.fixture(scope="module")
+def twin() -> Iterator[Twin]:
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        fake_env(mp)
+        clients = aws_twin.connect(REGION)
+        made = aws_twin.provision(clients=clients, name="pgproof-aurora", aurora=True)
+        probe = AwsProbe(Aws(**made.aws_section()))
+        inv = probe.gather()
+        yield Twin(clients, made, probe, inv, verdicts(inv))
+
+
+def test_twin_cluster_shape_is_healthy(twin: Twin) -> None:
+    """Same verdicts as the instance twin: pass, or cannot-verify where moto lacks the field."""
+    inv, t = twin.inv, twin.twin
+    assert "db_instance_id" not in t.aws_section() and inv.cluster["DBClusterIdentifier"] == t.db_cluster_id
+    assert [i["DBParameterGroups"][0]["DBParameterGroupName"] for i in inv.instances] == [
+        f"default.{aws_spec.AURORA_FAMILY}"] * 2
+    res = twin.healthy
+    cannot = {c for c, (v, _) in res.items() if v == "cannot-verify"}
+    assert cannot == CANNOT_VERIFY_ON_MOTO, res
+    assert {v for c, (v, _) in res.items() if c not in cannot} == {"pass"}, res
+
+
+@pytest.mark.parametrize("name", list(AWS_MUTATIONS))
+def test_twin_cluster_mutation(twin: Twin, name: str) -> None:
+    """Each AWS mutation, applied to the cluster shape, fails exactly its controls; heal restores."""
+    m = AWS_MUTATIONS[name]
+    before = {c: v for c, (v, _) in twin.healthy.items()}
+    try:
+        m.apply(twin.clients, twin.twin)
+        broken = verdicts(twin.probe.gather())
+    finally:
+        m.heal(twin.clients, twin.twin)
+    for cid in m.breaks:
+        verdict, detail = broken[cid]
+        assert verdict == "fail", f"{name}: {cid} should fail on the cluster, got {verdict}: {detail}"
+    assert {c: v for c, (v, _) in broken.items() if c not in m.breaks} == {
+        c: v for c, v in before.items() if c not in m.breaks}, f"{name} changed other controls"
+    assert {c: v for c, (v, _) in verdicts(twin.probe.gather()).items()} == before, \
+        f"{name}: heal did not restore the verdicts"

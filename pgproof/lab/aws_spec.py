@@ -71,6 +71,57 @@ def primary_kwargs(twin: AwsTwin, **overrides: Any) -> dict[str, Any]:
     return kw
 
 
+# The Aurora shape (``lab-aurora``): what AWS documents for Aurora PostgreSQL. Every parameter
+# sits in the DB cluster parameter group; the members stay on the engine's default instance
+# group, so the judges must read the cluster group to pass (issue 19).
+AURORA_ENGINE_VERSION = "15.10"
+AURORA_FAMILY = "aurora-postgresql15"
+AURORA_INSTANCE_CLASS = "db.t3.large"  # 8 GiB, like INSTANCE_CLASS: same alarm thresholds
+
+
+def cluster_kwargs(twin: AwsTwin, **overrides: Any) -> dict[str, Any]:
+    """CreateDBCluster arguments of the healthy Aurora cluster (mutations recreate from these)."""
+    kw: dict[str, Any] = {
+        "DBClusterIdentifier": twin.db_cluster_id,
+        "Engine": "aurora-postgresql",
+        "EngineVersion": AURORA_ENGINE_VERSION,
+        "MasterUsername": twin.master_username,
+        "MasterUserPassword": twin.password,
+        "DBSubnetGroupName": twin.db_subnet_group,
+        "VpcSecurityGroupIds": [twin.db_security_group_id],
+        "DBClusterParameterGroupName": twin.cluster_parameter_group,
+        "Port": DB_PORT,
+        "StorageEncrypted": True,
+        "KmsKeyId": twin.kms_key_arn,
+        "BackupRetentionPeriod": 7,
+        "PreferredBackupWindow": "03:00-03:30",
+        "PreferredMaintenanceWindow": "sun:04:00-sun:04:30",
+        "DeletionProtection": True,
+        "EnableCloudwatchLogsExports": ["postgresql"],
+        "CopyTagsToSnapshot": True,
+        "Tags": [{"Key": "pgproof", "Value": "lab"}],
+    }
+    kw.update(overrides)
+    return kw
+
+
+def member_kwargs(twin: AwsTwin, instance_id: str, az: str) -> dict[str, Any]:
+    """CreateDBInstance arguments of one Aurora member (writer first, then the reader)."""
+    return {
+        "DBInstanceIdentifier": instance_id,
+        "DBClusterIdentifier": twin.db_cluster_id,
+        "Engine": "aurora-postgresql",
+        "DBInstanceClass": AURORA_INSTANCE_CLASS,
+        "AvailabilityZone": f"{twin.region}{az}",
+        "PubliclyAccessible": False,
+        "AutoMinorVersionUpgrade": True,
+        "MonitoringInterval": 60,
+        "MonitoringRoleArn": twin.monitoring_role_arn,
+        "EnablePerformanceInsights": True,
+        "CACertificateIdentifier": "rds-ca-rsa2048-g1",
+    }
+
+
 def replica_kwargs(twin: AwsTwin, replica_id: str) -> dict[str, Any]:
     return {
         "DBInstanceIdentifier": replica_id,
