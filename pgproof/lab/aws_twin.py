@@ -368,9 +368,13 @@ LAB_USERS = {LAB_PROFILE: {"Effect": "Allow", "Action": "*", "Resource": "*"},
              BACKUP_PROFILE: {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}
 
 
-def lab_files(state_dir: Path) -> tuple[Path, Path]:
+AURORA_NAME = "pgproof-aurora"
+
+
+def lab_files(state_dir: Path, aurora: bool = False) -> tuple[Path, Path]:
     """(the twin's access keys, saved twin) beside the lab state; both 0600, owner only."""
-    return state_dir / "aws-credentials", state_dir / "aws-twin.json"
+    twin = "aws-aurora-twin.json" if aurora else "aws-twin.json"
+    return state_dir / "aws-credentials", state_dir / twin
 
 
 def write_lab_credentials(path: Path) -> None:
@@ -401,24 +405,38 @@ def lab_credentials(path: Path, profile: str = LAB_PROFILE) -> tuple[str, str]:
     return cp[profile]["aws_access_key_id"], cp[profile]["aws_secret_access_key"]
 
 
-def provision_lab(state: Any, endpoint_url: str) -> dict[str, Any]:
-    """Provision the twin on the lab's moto server; return the target's ``[aws]`` table."""
+def provision_lab(state: Any, endpoint_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Provision both twin shapes on the lab's moto server: the ``[aws]`` tables of
+    ``lab-rds`` (an RDS instance) and ``lab-aurora`` (an Aurora cluster), in that order.
+
+    The cluster's secret is the twin's own (``aws.secret_id``), not a ManageMasterUserPassword
+    one: the lab's password must be the one Patroni runs with, and the AUTH mutations
+    rewrite it. The RDS-managed secret path is proven in tests/test_aurora.py.
+    """
     from pgproof.probes.aws import session as aws_session
 
-    creds, saved = lab_files(state.state_dir)
+    creds = lab_files(state.state_dir)[0]
     region = LAB_REGION
-    twin = provision(aws_session(LAB_PROFILE, region, creds), region=region,
-                     endpoint_url=endpoint_url, password=state.secrets()["postgres"])
-    twin.save(saved)
-    return {**twin.aws_section(endpoint_url=endpoint_url), "profile": LAB_PROFILE,
-            "credentials_file": str(creds)}
+    sess = aws_session(LAB_PROFILE, region, creds)
+    sections = []
+    for aurora in (False, True):
+        twin = provision(sess, region=region, endpoint_url=endpoint_url,
+                         password=state.secrets()["postgres"], aurora=aurora,
+                         **({"name": AURORA_NAME} if aurora else {}))
+        twin.save(lab_files(state.state_dir, aurora)[1])
+        sections.append({**twin.aws_section(endpoint_url=endpoint_url), "profile": LAB_PROFILE,
+                         "credentials_file": str(creds)})
+    return sections[0], sections[1]
 
 
-def run_lab_mutation(state: Any, mutation: Any, action: str) -> None:
-    """Apply or heal one AWS mutation on the lab's twin (the twin may change: save it)."""
+def run_lab_mutation(state: Any, mutation: Any, action: str, aurora: bool = False) -> None:
+    """Apply or heal one AWS mutation on the lab's twin (the twin may change: save it).
+
+    ``aurora``: on the Aurora cluster shape (``lab-aurora``) instead of the RDS instance.
+    """
     from pgproof.probes.aws import session as aws_session
 
-    creds, saved = lab_files(state.state_dir)
+    creds, saved = lab_files(state.state_dir, aurora)
     twin = AwsTwin.load(saved)
     clients = connect(twin.region, aws_session(LAB_PROFILE, twin.region, creds),
                       endpoint_url=state.aws.get("endpoint_url"))
