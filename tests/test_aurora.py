@@ -18,12 +18,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from pgproof import doctor
 from pgproof.checks.aws import JUDGES
 from pgproof.checks.aws_evidence import seen
 from pgproof.lab import aws_spec, aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
 from pgproof.probes.aws import AwsInventory, AwsProbe, gather
-from pgproof.target import Aws, Thresholds
+from pgproof.target import Aws, Thresholds, parse_target
 from pgproof.verdict import CannotVerify, NotApplicable
 
 REGION = "us-east-1"
@@ -307,3 +308,18 @@ def test_twin_cluster_mutation(twin: Twin, name: str) -> None:
         c: v for c, v in before.items() if c not in m.breaks}, f"{name} changed other controls"
     assert {c: v for c, (v, _) in verdicts(twin.probe.gather()).items()} == before, \
         f"{name}: heal did not restore the verdicts"
+
+
+def test_doctor_names_the_cluster_endpoints(aurora: Aurora) -> None:
+    """doctor shows the writer/reader endpoints and says when postgres.writer is another host."""
+    cluster = aurora.rds.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]
+    member = aurora.rds.describe_db_instances(DBInstanceIdentifier=f"{CLUSTER}-1")["DBInstances"][0]
+    for host, mismatch in ((cluster["Endpoint"], False), (member["Endpoint"]["Address"], True)):
+        target = parse_target("orders", {"aws": {"region": REGION, "db_cluster_id": CLUSTER},
+                                         "postgres": {"user": "auditor", "dbname": "orders",
+                                                      "writer": {"host": host, "port": 5432}}},
+                              "/nonexistent/pgproof.toml")
+        lines = [f.text for f in doctor.aws_findings(target) if "DB cluster" in f.text]
+        assert len(lines) == 1 and f"writer endpoint {cluster['Endpoint']}" in lines[0], lines
+        assert f"reader endpoint {cluster['ReaderEndpoint']}" in lines[0]
+        assert ("not the writer endpoint" in lines[0]) == mismatch, lines
