@@ -323,3 +323,23 @@ def test_doctor_names_the_cluster_endpoints(aurora: Aurora) -> None:
         assert len(lines) == 1 and f"writer endpoint {cluster['Endpoint']}" in lines[0], lines
         assert f"reader endpoint {cluster['ReaderEndpoint']}" in lines[0]
         assert ("not the writer endpoint" in lines[0]) == mismatch, lines
+
+
+def test_multi_az_db_cluster_takes_every_parameter_from_the_cluster_group(aurora: Aurora) -> None:
+    """A Multi-AZ DB cluster (engine postgres): an instance group's value does not override.
+
+    moto cannot create such a cluster's members, so the Aurora inventory is relabelled.
+    """
+    aurora.rds.modify_db_cluster_parameter_group(
+        DBClusterParameterGroupName="orders-cluster", Parameters=[
+            {"ParameterName": "log_connections", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+    inv = gather(aurora.cfg)
+    inv.parameters["orders-inst"] = {"log_connections": "0"}
+    inv.parameter_sources["orders-inst"] = {"log_connections": "user"}
+    for inst in inv.instances:
+        inst["DBParameterGroups"] = [{"DBParameterGroupName": "orders-inst"}]
+    aurora_says = verdicts(inv)["AUDIT-1"]
+    assert "parameter group orders-inst (used by orders-1, orders-2): log_connections is '0'" \
+        in aurora_says[1], aurora_says  # Aurora: the instance group overrides
+    inv.cluster["Engine"] = "postgres"
+    assert "log_connections" not in verdicts(inv)["AUDIT-1"][1]
