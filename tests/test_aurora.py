@@ -254,6 +254,41 @@ def test_rds_instance_managed_secret_without_secret_id(monkeypatch: pytest.Monke
         assert res[0] == "fail" and "rotates every 365 days" in res[1], res
 
 
+def test_doctor_names_the_cluster_endpoints(aurora: Aurora) -> None:
+    """doctor shows the writer/reader endpoints and says when postgres.writer is another host."""
+    cluster = aurora.rds.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]
+    member = aurora.rds.describe_db_instances(DBInstanceIdentifier=f"{CLUSTER}-1")["DBInstances"][0]
+    for host, mismatch in ((cluster["Endpoint"], False), (member["Endpoint"]["Address"], True)):
+        target = parse_target("orders", {"aws": {"region": REGION, "db_cluster_id": CLUSTER},
+                                         "postgres": {"user": "auditor", "dbname": "orders",
+                                                      "writer": {"host": host, "port": 5432}}},
+                              "/nonexistent/pgproof.toml")
+        lines = [f.text for f in doctor.aws_findings(target) if "DB cluster" in f.text]
+        assert len(lines) == 1 and f"writer endpoint {cluster['Endpoint']}" in lines[0], lines
+        assert f"reader endpoint {cluster['ReaderEndpoint']}" in lines[0]
+        assert ("not the writer endpoint" in lines[0]) == mismatch, lines
+
+
+def test_multi_az_db_cluster_takes_every_parameter_from_the_cluster_group(aurora: Aurora) -> None:
+    """A Multi-AZ DB cluster (engine postgres): an instance group's value does not override.
+
+    moto cannot create such a cluster's members, so the Aurora inventory is relabelled.
+    """
+    aurora.rds.modify_db_cluster_parameter_group(
+        DBClusterParameterGroupName="orders-cluster", Parameters=[
+            {"ParameterName": "log_connections", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+    inv = gather(aurora.cfg)
+    inv.parameters["orders-inst"] = {"log_connections": "0"}
+    inv.parameter_sources["orders-inst"] = {"log_connections": "user"}
+    for inst in inv.instances:
+        inst["DBParameterGroups"] = [{"DBParameterGroupName": "orders-inst"}]
+    aurora_says = verdicts(inv)["AUDIT-1"]
+    assert "parameter group orders-inst (used by orders-1, orders-2): log_connections is '0'" \
+        in aurora_says[1], aurora_says  # Aurora: the instance group overrides
+    inv.cluster["Engine"] = "postgres"
+    assert "log_connections" not in verdicts(inv)["AUDIT-1"][1]
+
+
 # -- the lab twin's Aurora shape (in-process moto): healthy baseline and every AWS mutation ----
 # What moto reports the same way for the Aurora twin as for the instance twin (see test_aws).
 CANNOT_VERIFY_ON_MOTO = {"TLS-4", "BAK-3", "MON-2", "MNT-1"}
@@ -308,38 +343,3 @@ def test_twin_cluster_mutation(twin: Twin, name: str) -> None:
         c: v for c, v in before.items() if c not in m.breaks}, f"{name} changed other controls"
     assert {c: v for c, (v, _) in verdicts(twin.probe.gather()).items()} == before, \
         f"{name}: heal did not restore the verdicts"
-
-
-def test_doctor_names_the_cluster_endpoints(aurora: Aurora) -> None:
-    """doctor shows the writer/reader endpoints and says when postgres.writer is another host."""
-    cluster = aurora.rds.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]
-    member = aurora.rds.describe_db_instances(DBInstanceIdentifier=f"{CLUSTER}-1")["DBInstances"][0]
-    for host, mismatch in ((cluster["Endpoint"], False), (member["Endpoint"]["Address"], True)):
-        target = parse_target("orders", {"aws": {"region": REGION, "db_cluster_id": CLUSTER},
-                                         "postgres": {"user": "auditor", "dbname": "orders",
-                                                      "writer": {"host": host, "port": 5432}}},
-                              "/nonexistent/pgproof.toml")
-        lines = [f.text for f in doctor.aws_findings(target) if "DB cluster" in f.text]
-        assert len(lines) == 1 and f"writer endpoint {cluster['Endpoint']}" in lines[0], lines
-        assert f"reader endpoint {cluster['ReaderEndpoint']}" in lines[0]
-        assert ("not the writer endpoint" in lines[0]) == mismatch, lines
-
-
-def test_multi_az_db_cluster_takes_every_parameter_from_the_cluster_group(aurora: Aurora) -> None:
-    """A Multi-AZ DB cluster (engine postgres): an instance group's value does not override.
-
-    moto cannot create such a cluster's members, so the Aurora inventory is relabelled.
-    """
-    aurora.rds.modify_db_cluster_parameter_group(
-        DBClusterParameterGroupName="orders-cluster", Parameters=[
-            {"ParameterName": "log_connections", "ParameterValue": "1", "ApplyMethod": "immediate"}])
-    inv = gather(aurora.cfg)
-    inv.parameters["orders-inst"] = {"log_connections": "0"}
-    inv.parameter_sources["orders-inst"] = {"log_connections": "user"}
-    for inst in inv.instances:
-        inst["DBParameterGroups"] = [{"DBParameterGroupName": "orders-inst"}]
-    aurora_says = verdicts(inv)["AUDIT-1"]
-    assert "parameter group orders-inst (used by orders-1, orders-2): log_connections is '0'" \
-        in aurora_says[1], aurora_says  # Aurora: the instance group overrides
-    inv.cluster["Engine"] = "postgres"
-    assert "log_connections" not in verdicts(inv)["AUDIT-1"][1]

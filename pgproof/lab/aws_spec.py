@@ -170,7 +170,9 @@ def event_subscription_spec(twin: AwsTwin) -> dict[str, Any]:
 
 def alarm_specs(twin: AwsTwin) -> list[dict[str, Any]]:
     """PutMetricAlarm arguments for every alarm MON-1 asks for, thresholds per SPEC.md."""
-    db = [{"Name": "DBInstanceIdentifier", "Value": twin.db_instance_id}]
+    # A cluster's writer moves at failover: its alarms follow the cluster, as AWS suggests.
+    db = ([{"Name": "DBClusterIdentifier", "Value": twin.db_cluster_id}] if twin.db_cluster_id
+          else [{"Name": "DBInstanceIdentifier", "Value": twin.db_instance_id}])
     base = {"Period": 300, "EvaluationPeriods": 1, "Statistic": "Average",
             "AlarmActions": [twin.sns_topic_arn], "OKActions": [twin.sns_topic_arn],
             "ActionsEnabled": True, "TreatMissingData": "breaching"}
@@ -194,7 +196,9 @@ def alarm_specs(twin: AwsTwin) -> list[dict[str, Any]]:
          "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
          "Statistic": "Sum", "TreatMissingData": "notBreaching"},
     ]
-    for rid in twin.replica_ids:
+    # On a cluster every member may be the reader after a failover: each has its lag alarm.
+    lagging = [twin.db_instance_id, *twin.replica_ids] if twin.db_cluster_id else twin.replica_ids
+    for rid in lagging:
         specs.append({"AlarmName": f"{rid}-replica-lag", "Namespace": "AWS/RDS",
                       "MetricName": "ReplicaLag",
                       "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}],
