@@ -163,8 +163,11 @@ EVENT_CATEGORIES = ["failure", "failover", "low storage", "backup", "recovery"]
 
 def event_subscription_spec(twin: AwsTwin) -> dict[str, Any]:
     """CreateEventSubscription arguments: the RDS events MON-1 wants paged, to the alarm topic."""
-    return {"SubscriptionName": f"{twin.db_instance_id}-events", "SnsTopicArn": twin.sns_topic_arn,
-            "SourceType": "db-instance", "SourceIds": [twin.db_instance_id],
+    # A cluster's events follow the cluster (its writer member changes at failover).
+    kind, ident = (("db-cluster", twin.db_cluster_id) if twin.db_cluster_id
+                   else ("db-instance", twin.db_instance_id))
+    return {"SubscriptionName": f"{ident}-events", "SnsTopicArn": twin.sns_topic_arn,
+            "SourceType": kind, "SourceIds": [ident],
             "EventCategories": list(EVENT_CATEGORIES), "Enabled": True}
 
 

@@ -95,11 +95,12 @@ def _parameters(ctx: _Ctx, inv: AwsInventory) -> None:
     for group in groups:
         inv.parameters[group], inv.parameter_sources[group] = _values(
             _pages(rds, "describe_db_parameters", "Parameters", DBParameterGroupName=group))
+        if group.startswith("default."):  # AWS names its default groups after their family
+            inv.parameter_families[group] = group.removeprefix("default.")
+            continue
         found = rds.describe_db_parameter_groups(DBParameterGroupName=group)["DBParameterGroups"]
         if found:
             inv.parameter_families[group] = found[0]["DBParameterGroupFamily"]
-        elif group.startswith("default."):  # AWS names its default groups after their family
-            inv.parameter_families[group] = group.removeprefix("default.")
     cgroup = (inv.cluster or {}).get("DBClusterParameterGroup")
     if cgroup:
         inv.cluster_parameters, inv.cluster_parameter_sources = _values(
