@@ -199,9 +199,8 @@ def aws_findings(target: Target) -> list[Finding]:
             cfg.db_instance_id, ctx.client("rds").describe_db_instances(
                 DBInstanceIdentifier=cfg.db_instance_id)["DBInstances"][0]["DBInstanceStatus"])))
     if cfg.db_cluster_id:
-        calls.append(("rds:DescribeDBClusters", lambda: "DB cluster {} is {}".format(
-            cfg.db_cluster_id, ctx.client("rds").describe_db_clusters(
-                DBClusterIdentifier=cfg.db_cluster_id)["DBClusters"][0]["Status"])))
+        calls.append(("rds:DescribeDBClusters", lambda: _cluster_line(target, ctx.client(
+            "rds").describe_db_clusters(DBClusterIdentifier=cfg.db_cluster_id)["DBClusters"][0])))
     out = []
     for what, call in calls:
         try:
@@ -209,6 +208,17 @@ def aws_findings(target: Target) -> list[Finding]:
         except Exception as exc:  # noqa: BLE001 - every failure is a finding, said in one line
             out.append(Finding("aws", False, str(ctx.unreachable(exc, what))))
     return out
+
+
+def _cluster_line(target: Target, c: dict) -> str:
+    """Status and the endpoints the live layers should use: the cluster's writer and reader."""
+    line = (f"DB cluster {c.get('DBClusterIdentifier')} is {c.get('Status')}; writer endpoint "
+            f"{c.get('Endpoint')}, reader endpoint {c.get('ReaderEndpoint')}")
+    pg = target.postgres
+    if pg is not None and pg.writer is not None and c.get("Endpoint") and pg.writer.host != c["Endpoint"]:
+        line += (f"; postgres.writer is {pg.writer.host}, not the writer endpoint (fine for a "
+                 f"proxy or DNS alias; an instance endpoint stops being the writer at failover)")
+    return line
 
 
 # -- hosts -----------------------------------------------------------------------------------

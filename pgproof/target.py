@@ -42,6 +42,7 @@ DEFAULT_CONFIG = Path("pgproof.toml")
 LAB_TARGET_FILE = Path(".pgproof/lab/target.toml")
 # Targets `pgproof lab up` writes, by name -> file beside the lab's target.toml.
 LAB_TARGETS = {"lab": "target.toml", "lab-rds": "target-lab-rds.toml",
+               "lab-aurora": "target-lab-aurora.toml",  # the AWS twin's Aurora cluster shape
                "lab-ssh": "target-lab-ssh.toml"}  # lab-ssh: `lab up --supervisor supervisord`
 # Words that mark an environment as production (case-insensitive, as whole words of a name/tag).
 PRODUCTION_WORDS = re.compile(r"^(prod|prd|production|live)\d*$")
@@ -419,7 +420,7 @@ def valid_targets(configured: dict[str, Any] | list[str], lab_file: Path | None 
     if "lab" in names:
         return names
     if lab_target_file(lab_file).exists():
-        more = [n for n in ("lab-rds", "lab-ssh") if n not in names
+        more = [n for n in ("lab-rds", "lab-aurora", "lab-ssh") if n not in names
                 and lab_target_file(lab_file).with_name(LAB_TARGETS[n]).exists()]
         return ["lab", *more, *names]
     from pgproof.lab.components import check_prerequisites

@@ -26,10 +26,10 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 STAGES = {"test_lab": 1, "test_suites_lab": 2, "test_azure_lab": 2, "test_replica_lag_lab": 2,
           "test_probe_limits": 2, "test_twin_secrets": 2, "test_interrupts_lab": 2,
-          "test_matrix": 3,
+          "test_matrix": 3, "test_aurora_lab": 3,
           "test_backup_lab": 4, "test_gameday_lab": 4, "test_crash_safe": 4, "test_rds_gameday": 4,
           "test_azure_gameday": 4, "test_gameday_workers": 4, "test_gameday_signals": 4,
-          "test_restore_lab": 4, "test_wheel": 4,
+          "test_aurora_gameday": 4, "test_restore_lab": 4, "test_wheel": 4,
           "test_lab_down": 5}
 
 

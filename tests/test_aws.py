@@ -143,7 +143,8 @@ class TestTwin:
         assert inv.bucket["versioning"] == "Enabled"
         assert inv.proxy["RequireTLS"] is True
         assert inv.instance_memory_bytes == aws_spec.INSTANCE_MEMORY_BYTES
-        assert set(inv.missing) == {"certificates", "engine_versions", "backup_selections"}
+        assert set(inv.missing) == {"certificates", "engine_versions", "backup_selections",
+                                    "engine_defaults"}
 
     def test_healthy_twin_passes_or_cannot_verify(self, lab: Lab) -> None:
         res = lab.healthy

@@ -91,8 +91,11 @@ def judge_tls6(inv: AwsInventory, th: Thresholds) -> list[str]:
 def judge_net1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Neither the primary nor any replica has a public endpoint."""
     problems, gaps = [], []
+    cluster = inv.cluster or {}
     for inst in inv.instances:
-        if "PubliclyAccessible" not in inst:
+        if inst.get("PubliclyAccessible") is None and cluster.get("PubliclyAccessible") is not None:
+            inst = {**inst, "PubliclyAccessible": cluster["PubliclyAccessible"]}  # Multi-AZ DB cluster
+        if inst.get("PubliclyAccessible") is None:
             gaps.append(f"{dbid(inst)}: PubliclyAccessible not reported")
         elif inst["PubliclyAccessible"]:
             problems.append(f"{dbid(inst)}: PubliclyAccessible is true; the spec wants "
@@ -103,7 +106,8 @@ def judge_net1(inv: AwsInventory, th: Thresholds) -> list[str]:
 def judge_net2(inv: AwsInventory, th: Thresholds) -> list[str]:
     """No DB subnet's effective route table sends 0.0.0.0/0 or ::/0 to an internet gateway."""
     if not inv.subnet_routes:
-        raise CannotVerify("the DB instances report no DB subnet group, so no subnet to inspect")
+        raise CannotVerify("neither the DB instances nor a DB cluster report a DB subnet group, "
+                           "so no subnet to inspect")
     problems = []
     for subnet, rt in sorted(inv.subnet_routes.items()):
         if rt["route_table_id"] is None:
@@ -154,10 +158,12 @@ def _rule_problems(sg: str, rule: dict, port: int, apps: set[str]) -> tuple[list
 def judge_net3(inv: AwsInventory, th: Thresholds) -> list[str]:
     """DB port reachable only from app-tier groups or private CIDRs; no world, no all-ports."""
     p = primary(inv)
-    port = (p.get("Endpoint") or {}).get("Port") or p.get("DbInstancePort") or 5432
+    port = ((inv.cluster or {}).get("Port") or (p.get("Endpoint") or {}).get("Port")
+            or p.get("DbInstancePort") or 5432)
     apps = set(inv.app_security_group_ids)
     problems, gaps = [], []
-    ids = sorted({g["VpcSecurityGroupId"] for i in inv.instances for g in i.get("VpcSecurityGroups", [])})
+    records = [*inv.instances, *([inv.cluster] if inv.cluster else [])]
+    ids = sorted({g["VpcSecurityGroupId"] for i in records for g in i.get("VpcSecurityGroups", [])})
     if not ids:
         raise CannotVerify(f"{dbid(p)}: no VPC security groups reported")
     for sg in ids:
@@ -187,12 +193,21 @@ def _rotation_days(secret: dict) -> Fraction | None:
 def judge_auth2(inv: AwsInventory, th: Thresholds) -> list[str]:
     """The master secret lives in Secrets Manager and rotates at least every N days."""
     if inv.secret_id is None:
-        return [f"{dbid(primary(inv))}: no master secret in Secrets Manager (aws.secret_id unset "
-                f"and ManageMasterUserPassword off); the spec wants a managed, rotated secret (AUTH-2)"]
+        owner = (f"db-cluster {inv.cluster['DBClusterIdentifier']}" if inv.cluster
+                 else dbid(primary(inv)))
+        return [f"{owner}: no master secret in Secrets Manager (aws.secret_id unset and no "
+                f"MasterUserSecret: ManageMasterUserPassword off); the spec wants a managed, "
+                f"rotated secret (AUTH-2)"]
     if inv.secret is None:
         return [f"secret {inv.secret_id} was not found; the spec wants the master secret in "
                 f"Secrets Manager with rotation on (AUTH-2)"]
     name = inv.secret.get("Name", inv.secret_id)
+    rds_owned = inv.secret_from_api or inv.secret.get("OwningService") == "rds"
+    if rds_owned and "RotationEnabled" not in inv.secret:
+        # RDS sets rotation (every 7 days by default) on the secrets it manages and
+        # Secrets Manager reports it; an answer without it shows nothing either way.
+        raise CannotVerify(f"secret {name} is managed by RDS (MasterUserSecret), but its rotation "
+                           f"settings (RotationEnabled, RotationRules) are not reported")
     # Secrets Manager omits RotationEnabled for a secret never set to rotate.
     if not inv.secret.get("RotationEnabled"):
         return [f"secret {name}: rotation is off; the spec wants rotation on, every "
@@ -235,32 +250,43 @@ def judge_auth5(inv: AwsInventory, th: Thresholds) -> list[str]:
     return problems
 
 
+def _rid(rec: dict) -> str:
+    """A DB instance or DB cluster record, named as the sentences name it."""
+    if "DBInstanceIdentifier" in rec:
+        return dbid(rec)
+    return f"db-cluster {rec['DBClusterIdentifier']}"
+
+
 def judge_enc1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Storage encrypted with an enabled, rotating, customer-managed KMS key."""
     problems, gaps = [], []
-    for inst in inv.instances:
+    # A cluster's storage is the cluster's (one volume): judge the cluster record, not each member.
+    for inst in [inv.cluster] if inv.cluster else inv.instances:
+        if "StorageEncrypted" not in inst:
+            gaps.append(f"{_rid(inst)}: StorageEncrypted not reported")
+            continue
         if inst.get("StorageEncrypted") is not True:
-            problems.append(f"{dbid(inst)}: StorageEncrypted is false; the spec wants storage "
+            problems.append(f"{_rid(inst)}: StorageEncrypted is false; the spec wants storage "
                             f"encrypted with a customer-managed KMS key (ENC-1)")
             continue
         key_id = inst.get("KmsKeyId")
         key = inv.kms_keys.get(key_id or "")
         if key is None:
-            gaps.append(f"{dbid(inst)}: KMS key {key_id} could not be described")
+            gaps.append(f"{_rid(inst)}: KMS key {key_id} could not be described")
             continue
         aws_alias = [a for a in key["Aliases"] if a.startswith("alias/aws/")]
         if key.get("KeyManager") == "AWS" or aws_alias:
             which = aws_alias[0] if aws_alias else key["KeyId"]
-            problems.append(f"{dbid(inst)}: storage key {which} is AWS-managed; the spec wants a "
+            problems.append(f"{_rid(inst)}: storage key {which} is AWS-managed; the spec wants a "
                             f"customer-managed key (ENC-1)")
             continue
         if key.get("KeyState") != "Enabled":
-            problems.append(f"{dbid(inst)}: KMS key {key['KeyId']} is {key.get('KeyState')}; the "
+            problems.append(f"{_rid(inst)}: KMS key {key['KeyId']} is {key.get('KeyState')}; the "
                             f"spec wants it enabled (ENC-1)")
         if key.get("RotationEnabled") is None:
             gaps.append(f"KMS key {key['KeyId']}: rotation status not readable")
         elif not key["RotationEnabled"]:
-            problems.append(f"{dbid(inst)}: KMS key {key['KeyId']} has rotation off; the spec "
+            problems.append(f"{_rid(inst)}: KMS key {key['KeyId']} has rotation off; the spec "
                             f"wants automatic key rotation on (ENC-1)")
     return verdict(problems, gaps)
 
@@ -277,6 +303,17 @@ def judge_enc2(inv: AwsInventory, th: Thresholds) -> list[str]:
         if "all" in inv.snapshot_restore.get(sid, []):
             problems.append(f"{kind} snapshot {sid}: restore attribute includes 'all' (public); "
                             f"the spec wants no snapshot shared publicly (ENC-2)")
+    for snap in inv.cluster_snapshots:
+        sid = snap["DBClusterSnapshotIdentifier"]
+        kind = snap.get("SnapshotType", "snapshot")
+        if "StorageEncrypted" not in snap:
+            gaps.append(f"{kind} cluster snapshot {sid}: encryption not reported")
+        elif snap["StorageEncrypted"] is not True:
+            problems.append(f"{kind} cluster snapshot {sid}: not encrypted; the spec wants every "
+                            f"snapshot encrypted (ENC-2)")
+        if "all" in inv.cluster_snapshot_restore.get(sid, []):
+            problems.append(f"{kind} cluster snapshot {sid}: restore attribute includes 'all' "
+                            f"(public); the spec wants no snapshot shared publicly (ENC-2)")
     covered = {s.get("DBInstanceIdentifier") for s in inv.snapshots
                if s.get("SnapshotType") == "automated" and "Encrypted" in s}
     for ab in inv.automated_backups:

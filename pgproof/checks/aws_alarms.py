@@ -38,6 +38,7 @@ class Need:
     above: bool
     limit: Fraction | None
     integer: bool = False
+    cluster: str | None = None  # the writer's metrics may also be alarmed per DBClusterIdentifier
 
 
 def _max_connections(inv: AwsInventory) -> int | None:
@@ -73,6 +74,10 @@ def _needs(inv: AwsInventory, th: Thresholds) -> tuple[list[Need], list[str]]:
         Need("backup job failures", "AWS/Backup", "NumberOfBackupJobsFailed", None, True,
              Fraction(0), integer=True),
     ]
+    if inv.cluster is not None:
+        for need in needs:
+            if need.instance == pid:
+                need.cluster = inv.cluster["DBClusterIdentifier"]
     needs += [Need(f"replica lag > {th.replica_lag_max_s:g} s", "AWS/RDS", "ReplicaLag",
                    r["DBInstanceIdentifier"], True, exact(th.replica_lag_max_s))
               for r in inv.replicas]
@@ -104,7 +109,8 @@ def _matches(alarm: dict[str, Any], need: Need) -> bool:
         return False
     if need.instance is None:
         return True
-    return any(d["Name"] == "DBInstanceIdentifier" and d["Value"] == need.instance
+    return any((d["Name"], d["Value"]) in {("DBInstanceIdentifier", need.instance),
+                                            ("DBClusterIdentifier", need.cluster)}
                for d in alarm.get("Dimensions", []))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pgproof.checks.aws_util import settings
 from pgproof.probes.aws import AwsInventory
 
 
@@ -12,9 +13,12 @@ def _each(inv: AwsInventory, *fields: str) -> str:
                      for i in inv.instances)
 
 
-def _params(inv: AwsInventory, *names: str) -> str:
-    return "; ".join(f"{group}: " + ", ".join(f"{n}={values.get(n)}" for n in names)
-                     for group, values in inv.parameters.items())
+def _cluster(inv: AwsInventory, *fields: str) -> str:
+    """The cluster's own record where it decides (storage, backups, logs), else each instance's."""
+    c = inv.cluster
+    if c is None:
+        return _each(inv, *fields)
+    return f"{c.get('DBClusterIdentifier')}: " + ", ".join(f"{f}={c.get(f)}" for f in fields)
 
 
 def _kms(inv: AwsInventory) -> str:
@@ -44,8 +48,8 @@ def _plans(inv: AwsInventory) -> str:
 
 
 EVIDENCE: dict[str, Callable[[AwsInventory], str]] = {
-    "TLS-1": lambda i: _params(i, "ssl_min_protocol_version"),
-    "TLS-2": lambda i: _params(i, "rds.force_ssl"),
+    "TLS-1": lambda i: settings(i, "ssl_min_protocol_version"),
+    "TLS-2": lambda i: settings(i, "rds.force_ssl"),
     "TLS-4": lambda i: _each(i, "CACertificateIdentifier"),
     "TLS-6": lambda i: f"proxy {(i.proxy or {}).get('DBProxyName')}: RequireTLS="
                        f"{(i.proxy or {}).get('RequireTLS')}",
@@ -55,17 +59,18 @@ EVIDENCE: dict[str, Callable[[AwsInventory], str]] = {
     "AUTH-2": _rotation,
     "AUTH-3": lambda i: f"secret {i.secret_id}: password length {i.secret_password_length}",
     "AUTH-5": lambda i: _each(i, "MasterUsername"),
-    "ENC-1": lambda i: _each(i, "StorageEncrypted") + "; " + _kms(i),
-    "ENC-2": lambda i: f"{len(i.snapshots)} snapshots, {len(i.automated_backups)} automated backups "
-                       "encrypted; none shared with all",
+    "ENC-1": lambda i: _cluster(i, "StorageEncrypted") + "; " + _kms(i),
+    "ENC-2": lambda i: f"{len(i.snapshots)} snapshots, {len(i.cluster_snapshots)} cluster snapshots, "
+                       f"{len(i.automated_backups)} automated backups encrypted; none shared with all",
     "ENC-3": _bucket,
-    "AUDIT-1": lambda i: _each(i, "EnabledCloudwatchLogsExports") + "; log groups: " + ", ".join(
+    "AUDIT-1": lambda i: _cluster(i, "EnabledCloudwatchLogsExports") + "; log groups: " + ", ".join(
         f"{k} ({v.get('retentionInDays')} d)" for k, v in i.log_groups.items()),
-    "BAK-1": lambda i: _each(i, "BackupRetentionPeriod"),
+    "BAK-1": lambda i: _cluster(i, "BackupRetentionPeriod"),
     "BAK-2": lambda i: _each(i, "LatestRestorableTime"),
-    "BAK-3": _plans,
+    "BAK-3": lambda i: (f"global database {i.global_cluster.get('GlobalClusterIdentifier')}; "
+                        if i.global_cluster else "") + _plans(i),
     "BAK-4": lambda i: f"bucket {i.bucket_name} lifecycle: {i.bucket.get('lifecycle') or i.bucket.get('Lifecycle')}",
-    "BAK-5": lambda i: _each(i, "DeletionProtection"),
+    "BAK-5": lambda i: _cluster(i, "DeletionProtection"),
     "HA-1": lambda i: _each(i, "MultiAZ", "AvailabilityZone"),
     "MON-1": _alarms,
     "MON-2": lambda i: _each(i, "MonitoringInterval"),

@@ -38,9 +38,11 @@ def judge_audit1(inv: AwsInventory, th: Thresholds) -> list[str]:
             problems += param_problems(inv, name, ok, wants, "AUDIT-1")
         except CannotVerify as exc:
             gaps.append(str(exc))
-    for inst in inv.instances:
+    # A cluster exports its members' logs (the member records report none on Aurora).
+    for inst in [inv.cluster] if inv.cluster else inv.instances:
+        where = f"db-cluster {inst['DBClusterIdentifier']}" if inv.cluster else dbid(inst)
         if "postgresql" not in inst.get("EnabledCloudwatchLogsExports", []):
-            problems.append(f"{dbid(inst)}: the postgresql log is not exported to CloudWatch "
+            problems.append(f"{where}: the postgresql log is not exported to CloudWatch "
                             f"(EnabledCloudwatchLogsExports {inst.get('EnabledCloudwatchLogsExports', [])}); "
                             f"the spec wants it exported with a retention (AUDIT-1)")
     group = f"{inv.log_group_prefix or '/aws/rds/instance/' + p['DBInstanceIdentifier']}/postgresql"
@@ -70,7 +72,7 @@ def judge_bak1(inv: AwsInventory, th: Thresholds) -> list[str]:
 def judge_bak2(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -> list[str]:
     """Point-in-time recovery reaches to within the RPO of now."""
     p = primary(inv)
-    if not p.get("BackupRetentionPeriod"):
+    if not (inv.cluster or p).get("BackupRetentionPeriod"):
         return [f"{dbid(p)}: automated backups are off (retention 0), so there is no "
                 f"point-in-time recovery; the spec wants PITR within {th.rpo_minutes:g} min (BAK-2)"]
     latest = (inv.cluster or p).get("LatestRestorableTime")
@@ -85,7 +87,8 @@ def judge_bak2(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -
 
 
 def _selects(selection: dict[str, Any], inst: dict[str, Any]) -> bool:
-    arn = inst.get("DBInstanceArn", "")
+    """A Backup selection covers an instance (``DBInstanceArn``) or a cluster (``DBClusterArn``)."""
+    arn = inst.get("DBInstanceArn") or inst.get("DBClusterArn", "")
     if any(fnmatch(arn, r) or r == "*" for r in selection.get("Resources", [])):
         return True
     tags = {t["Key"]: t["Value"] for t in inst.get("TagList", [])}
@@ -93,11 +96,28 @@ def _selects(selection: dict[str, Any], inst: dict[str, Any]) -> bool:
                for c in selection.get("ListOfTags", []))
 
 
+def _rid(rec: dict[str, Any]) -> str:
+    return dbid(rec) if "DBInstanceIdentifier" in rec else f"db-cluster {rec['DBClusterIdentifier']}"
+
+
+def _global_elsewhere(inv: AwsInventory) -> bool:
+    """The cluster is in an Aurora global database with an available member in another region."""
+    gc = inv.global_cluster
+    if not gc or gc.get("Status", "available") != "available":
+        return False
+    regions = {arn.split(":")[3] for m in gc.get("GlobalClusterMembers", [])
+               if (arn := m.get("DBClusterArn", "")).count(":") >= 4}
+    return bool(regions - {inv.region})
+
+
 def judge_bak3(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Backups leave the region: RDS backup replication, or a Backup copy rule that covers the DB."""
     p = primary(inv)
     if p.get("DBInstanceAutomatedBackupsReplications"):
         return []
+    if _global_elsewhere(inv):
+        return []
+    p = inv.cluster or p  # a cluster is what Backup selects and what a global database copies
     problems, gaps, good = [], [], []
     for plan in inv.backup_plans:
         name = plan["BackupPlan"].get("BackupPlanName", plan["BackupPlanId"])
@@ -115,7 +135,7 @@ def judge_bak3(inv: AwsInventory, th: Thresholds) -> list[str]:
                 problems.append(f"backup plan {name}: copy rule targets {arn}, which does not "
                                 f"exist; the spec wants copies landing in another region (BAK-3)")
     if not good:
-        return problems or [f"{dbid(p)}: no cross-region backup replication and no AWS Backup "
+        return problems or [f"{_rid(p)}: no cross-region backup replication{', no global database' if inv.cluster else ''} and no AWS Backup "
                             f"copy rule to another region; the spec wants geo-redundant copies (BAK-3)"]
     covered = False
     for plan in good:
@@ -129,8 +149,8 @@ def judge_bak3(inv: AwsInventory, th: Thresholds) -> list[str]:
     if covered:
         return []
     if not gaps:
-        problems.append(f"{dbid(p)}: no backup plan with a cross-region copy rule selects this "
-                        f"instance; the spec wants its backups copied to another region (BAK-3)")
+        problems.append(f"{_rid(p)}: no backup plan with a cross-region copy rule selects this "
+                        f"{'cluster' if inv.cluster else 'instance'}; the spec wants its backups copied to another region (BAK-3)")
     return verdict(problems, gaps)
 
 
@@ -182,8 +202,12 @@ def judge_bak5(inv: AwsInventory, th: Thresholds) -> list[str]:
 def judge_ha1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Multi-AZ on, and the standby really sits in another AZ."""
     if inv.cluster:
+        # A cluster is Multi-AZ when its members sit in more than one AZ (Aurora derives its
+        # MultiAZ flag from that; a Multi-AZ DB cluster's readers are in two other AZs).
         azs = {m.get("AvailabilityZone") for m in inv.instances}
         cid = inv.cluster["DBClusterIdentifier"]
+        if not azs - {None}:
+            raise CannotVerify(f"db-cluster {cid}: no member reports an AvailabilityZone")
         if len(azs - {None}) < 2:
             return [f"db-cluster {cid}: instances in {len(azs - {None})} AZ(s) {sorted(azs - {None})}; "
                     f"the spec wants a standby in another AZ (HA-1)"]

@@ -36,7 +36,13 @@ the alarm -> topic -> subscriber pipeline and the subscriptions; only real AWS
 proves delivery latency, email/Slack/PagerDuty endpoints and topic/queue
 policies (moto does not enforce them). This seam needs no lab state.
 
-One module, one moto process: the failover bridge, the security-group bridge
+``failover_db_cluster`` on the lab's Aurora cluster (``lab-aurora``) is bridged the same
+way at a fourth seam (``RDSBackend.failover_db_cluster``): moto switches the writer
+member, the bridge sets the cluster ``failing-over``, emits the cluster failover
+events, fails Patroni over and sets it ``available`` again (on failure the writer is
+switched back and a failure event says so).
+
+One module, one moto process: the failover bridges, the security-group bridge
 and alarm actions are installed together by ``main`` (``lab up`` runs it as
 the lab's ``moto`` component).
 
@@ -81,6 +87,13 @@ EVENTS = {
                                     "Message": "Multi-AZ instance failover failed; the primary "
                                                "was not changed."},
     "DB_INSTANCE_RESTARTED": {"Categories": ["availability"], "Message": "DB instance restarted"},
+    # Aurora (RDS-EVENT-0072 / 0071 / 0070), emitted for the db-cluster source.
+    "DB_CLUSTER_FAILOVER_START": {"Categories": ["failover"],
+                                  "Message": "Started cross AZ failover to a reader DB instance."},
+    "DB_CLUSTER_FAILOVER_FINISH": {"Categories": ["failover"],
+                                   "Message": "Completed failover to DB instance."},
+    "DB_CLUSTER_FAILOVER_FAILED": {"Categories": ["failure"],
+                                   "Message": "Failover failed; the writer was not changed."},
 }
 ALARM_ACTIONS = {"ALARM": "alarm_actions", "OK": "ok_actions",
                  "INSUFFICIENT_DATA": "insufficient_data_actions"}
@@ -142,6 +155,41 @@ class Bridge:
         finally:
             db.status = "available"
 
+    # -- Aurora failover_db_cluster -> Patroni (the lab-aurora cluster) ----------------------
+    def cluster_failover(self, backend: Any, cluster: Any, old_writer: Any) -> None:
+        """moto has switched the writer; make the failover real, then report it done."""
+        st = self.state()
+        if st is None or cluster.db_cluster_identifier != (st.aws_aurora or {}).get("db_cluster_id"):
+            return
+        cluster.status = "failing-over"
+        backend.add_event("DB_CLUSTER_FAILOVER_START", _ClusterSource(cluster))
+        threading.Thread(target=self._cluster_failover, args=(st, backend, cluster, old_writer),
+                         daemon=True).start()
+
+    def _cluster_failover(self, st: Any, backend: Any, cluster: Any, old_writer: Any) -> None:
+        from pgproof.faults import patroni
+        from pgproof.lab.state import NODES
+
+        rest = [st.rest_url(n) for n in NODES]
+        try:
+            lead = _poll(lambda: patroni.leader(rest), 20)
+            if lead is None:
+                raise RuntimeError("no Patroni leader")
+            cand = next(n for n in NODES if n != lead)
+            patroni.failover(st.rest_url(lead), cand)
+            if _poll(lambda: patroni.leader(rest) == cand or None, FAILOVER_TIMEOUT_S) is None:
+                raise RuntimeError(f"{cand} did not become leader within {FAILOVER_TIMEOUT_S:.0f} s")
+            backend.add_event("DB_CLUSTER_FAILOVER_FINISH", _ClusterSource(cluster))
+            log.info("cluster failover of %s: %s -> %s", cluster.db_cluster_identifier, lead, cand)
+        except Exception as exc:  # noqa: BLE001 - reported as RDS would: an event, writer unchanged
+            log.warning("cluster failover of %s failed: %s", cluster.db_cluster_identifier, exc)
+            if old_writer is not None:
+                cluster.failover(old_writer)
+                old_writer.is_cluster_writer = True
+            backend.add_event("DB_CLUSTER_FAILOVER_FAILED", _ClusterSource(cluster))
+        finally:
+            cluster.status = "available"
+
     # -- EC2 security groups -> the lab's client path -----------------------------------------
     def sync_client_path(self) -> None:
         st = self.state()
@@ -184,6 +232,15 @@ class Bridge:
         world = any(aws_sg.covers_port(r, port) and aws_sg.source(r) in ("0.0.0.0/0", "::/0")
                     for r in aws_sg.split(perms))
         return world or bool(aws_sg.admitting(perms, port, app, []))
+
+
+class _ClusterSource:
+    """What moto's ``Event`` reads from a resource, for a DB cluster (moto gives it none)."""
+
+    def __init__(self, cluster: Any) -> None:
+        self.resource_id = cluster.db_cluster_identifier
+        self.event_source_type = "db-cluster"
+        self.arn = cluster.db_cluster_arn
 
 
 def _poll(check: Any, timeout: float) -> Any:
@@ -262,7 +319,7 @@ def install_alarm_actions() -> None:
 
 
 def install(bridge: Bridge) -> None:
-    """Wrap the three seams (see the module docstring) in this process only; idempotent."""
+    """Wrap the seams (see the module docstring) in this process only; idempotent."""
     from moto.ec2.models.security_groups import SecurityGroupBackend
     from moto.rds import models as rds_models
     from moto.rds.responses import RDSResponse
@@ -281,6 +338,19 @@ def install(bridge: Bridge) -> None:
 
     reboot_db_instance.pgproof_bridge = True  # type: ignore[attr-defined]
     RDSResponse.reboot_db_instance = reboot_db_instance  # type: ignore[method-assign]
+
+    cluster_failover = rds_models.RDSBackend.failover_db_cluster
+
+    def failover_db_cluster(self: Any, db_cluster_identifier: str, *a: Any, **kw: Any) -> Any:
+        before = getattr(self.clusters.get(db_cluster_identifier), "writer", None)
+        busy = getattr(self.clusters.get(db_cluster_identifier), "status", "") != "available"
+        cluster = cluster_failover(self, db_cluster_identifier, *a, **kw)
+        if not busy:  # a second request while failing over: moto's answer, nothing more
+            with contextlib.suppress(Exception):  # the bridge never breaks moto's own answer
+                bridge.cluster_failover(self, cluster, before)
+        return cluster  # rendered after this returns: a bridged failover answers "failing-over"
+
+    rds_models.RDSBackend.failover_db_cluster = failover_db_cluster  # type: ignore[method-assign]
 
     for name in ("authorize_security_group_ingress", "revoke_security_group_ingress"):
         original = getattr(SecurityGroupBackend, name)

@@ -30,17 +30,61 @@ class AwsMutation:
     moto_only: bool = False
 
 
+# Settings a DB cluster owns (its members cannot set them): on the cluster shape the same
+# mutation modifies the cluster, as a user of Aurora would have to.
+CLUSTER_FIELDS = {"BackupRetentionPeriod", "DeletionProtection", "CloudwatchLogsExportConfiguration",
+                  "MasterUserPassword"}
+
+
 def _modify(**kw: object) -> Step:
     def step(c: AwsClients, t: AwsTwin) -> None:
-        c.rds.modify_db_instance(DBInstanceIdentifier=t.db_instance_id, ApplyImmediately=True, **kw)
+        on_cluster = {k: v for k, v in kw.items() if t.db_cluster_id and k in CLUSTER_FIELDS}
+        if on_cluster:
+            c.rds.modify_db_cluster(DBClusterIdentifier=t.db_cluster_id, ApplyImmediately=True,
+                                    **on_cluster)
+        rest = {k: v for k, v in kw.items() if k not in on_cluster}
+        if rest:
+            c.rds.modify_db_instance(DBInstanceIdentifier=t.db_instance_id, ApplyImmediately=True,
+                                     **rest)
     return step
 
 
 def _param(name: str, value: str) -> Step:
+    """The parameter in the group that holds it: the DB cluster group on the cluster shape."""
     def step(c: AwsClients, t: AwsTwin) -> None:
         method = "pending-reboot" if name == "shared_preload_libraries" else "immediate"
-        c.rds.modify_db_parameter_group(DBParameterGroupName=t.parameter_group, Parameters=[
-            {"ParameterName": name, "ParameterValue": value, "ApplyMethod": method}])
+        change = [{"ParameterName": name, "ParameterValue": value, "ApplyMethod": method}]
+        if t.db_cluster_id:
+            c.rds.modify_db_cluster_parameter_group(
+                DBClusterParameterGroupName=t.cluster_parameter_group, Parameters=change)
+        else:
+            c.rds.modify_db_parameter_group(DBParameterGroupName=t.parameter_group, Parameters=change)
+    return step
+
+
+def _log_exports(on: bool) -> Step:
+    """Instance: ModifyDBInstance. Cluster: rebuilt without exports, because moto 5.2.5's
+    ModifyDBCluster ignores CloudwatchLogsExportConfiguration (on AWS it is a modify)."""
+    def step(c: AwsClients, t: AwsTwin) -> None:
+        if not t.db_cluster_id:
+            key = "EnableLogTypes" if on else "DisableLogTypes"
+            _modify(CloudwatchLogsExportConfiguration={key: _EXPORTS})(c, t)
+        elif on:
+            _recreate()(c, t)
+        else:
+            _recreate(EnableCloudwatchLogsExports=[])(c, t)
+    return step
+
+
+def _multi_az(on: bool) -> Step:
+    """Instance: the Multi-AZ flag. Cluster: the reader rebuilt in the writer's AZ (and back)."""
+    def step(c: AwsClients, t: AwsTwin) -> None:
+        if not t.db_cluster_id:
+            _modify(MultiAZ=on)(c, t)
+            return
+        for rid in t.replica_ids:
+            c.rds.delete_db_instance(DBInstanceIdentifier=rid, SkipFinalSnapshot=True)
+            c.rds.create_db_instance(**spec.member_kwargs(t, rid, "b" if on else "a"))
     return step
 
 
@@ -63,15 +107,32 @@ def _recreate(**overrides: object) -> Step:
     """Delete replica and primary, then build them again with ``overrides`` (moto only)."""
     def step(c: AwsClients, t: AwsTwin) -> None:
         for rid in [*t.replica_ids, t.db_instance_id]:
-            c.rds.modify_db_instance(DBInstanceIdentifier=rid, DeletionProtection=False,
-                                     ApplyImmediately=True)
+            if not t.db_cluster_id:
+                c.rds.modify_db_instance(DBInstanceIdentifier=rid, DeletionProtection=False,
+                                         ApplyImmediately=True)
             c.rds.delete_db_instance(DBInstanceIdentifier=rid, SkipFinalSnapshot=True,
                                      DeleteAutomatedBackups=True)
+        if t.db_cluster_id:
+            _recreate_cluster_prelude(c, t)
         tw.create_database(c, t, **overrides)
+        if t.db_cluster_id:
+            c.rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=t.snapshot_id,
+                                             DBClusterIdentifier=t.db_cluster_id)
         if t.db_proxy_name:
-            c.rds.register_db_proxy_targets(DBProxyName=t.db_proxy_name,
-                                            DBInstanceIdentifiers=[t.db_instance_id])
+            tw.register_proxy(c, t)
     return step
+
+
+def _recreate_cluster_prelude(c: AwsClients, t: AwsTwin) -> None:
+    """The cluster and its snapshots go too (a new cluster starts with new snapshots)."""
+    c.rds.modify_db_cluster(DBClusterIdentifier=t.db_cluster_id, DeletionProtection=False,
+                            ApplyImmediately=True)
+    # Automated ones too: moto keeps them after the cluster, named per minute, and a
+    # cluster recreated in the same minute would collide with its own.
+    snaps = c.rds.describe_db_cluster_snapshots(DBClusterIdentifier=t.db_cluster_id)["DBClusterSnapshots"]
+    for snap in snaps:
+        c.rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=snap["DBClusterSnapshotIdentifier"])
+    c.rds.delete_db_cluster(DBClusterIdentifier=t.db_cluster_id, SkipFinalSnapshot=True)
 
 
 def _route(table: str, add: bool) -> Step:
@@ -107,6 +168,10 @@ def _main_fallback_heal(c: AwsClients, t: AwsTwin) -> None:
 def _snapshot_public(add: bool) -> Step:
     def step(c: AwsClients, t: AwsTwin) -> None:
         key = "ValuesToAdd" if add else "ValuesToRemove"
+        if t.db_cluster_id:
+            c.rds.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier=t.snapshot_id,
+                                                       AttributeName="restore", **{key: ["all"]})
+            return
         c.rds.modify_db_snapshot_attribute(DBSnapshotIdentifier=t.snapshot_id,
                                            AttributeName="restore", **{key: ["all"]})
     return step
@@ -125,8 +190,7 @@ def _recreate_secret(rotate: bool) -> Step:
 def _password(short: bool) -> Step:
     def step(c: AwsClients, t: AwsTwin) -> None:
         pw = "Short-pw-42" if short else t.password
-        c.rds.modify_db_instance(DBInstanceIdentifier=t.db_instance_id, MasterUserPassword=pw,
-                                 ApplyImmediately=True)
+        _modify(MasterUserPassword=pw)(c, t)
         c.secretsmanager.put_secret_value(SecretId=t.secret_id,
                                           SecretString=spec.secret_document(t, pw))
     return step
@@ -225,8 +289,7 @@ def _proxy(require_tls: bool) -> Step:
     def step(c: AwsClients, t: AwsTwin) -> None:
         c.rds.delete_db_proxy(DBProxyName=t.db_proxy_name)
         c.rds.create_db_proxy(**spec.proxy_kwargs(t, require_tls=require_tls))
-        c.rds.register_db_proxy_targets(DBProxyName=t.db_proxy_name,
-                                        DBInstanceIdentifiers=[t.db_instance_id])
+        tw.register_proxy(c, t)
     return step
 
 
@@ -288,7 +351,7 @@ _CATALOGUE = [
     _m("deletion-protection-off", "deletion protection removed from the primary", "BAK-5",
        _modify(DeletionProtection=False), _modify(DeletionProtection=True)),
     _m("multi-az-off", "the primary loses its Multi-AZ standby", "HA-1",
-       _modify(MultiAZ=False), _modify(MultiAZ=True)),
+       _multi_az(False), _multi_az(True)),
     _m("rotation-off", "the master secret no longer rotates (recreated without rotation: "
        "CancelRotateSecret needs a rotation Lambda)", "AUTH-2",
        _recreate_secret(False), _recreate_secret(True)),
@@ -318,8 +381,7 @@ _CATALOGUE = [
     _m("versioning-suspended", "backup bucket versioning suspended", "ENC-3",
        _versioning("Suspended"), _versioning("Enabled")),
     _m("log-exports-off", "postgresql/upgrade logs no longer exported to CloudWatch", "AUDIT-1",
-       _modify(CloudwatchLogsExportConfiguration={"DisableLogTypes": _EXPORTS}),
-       _modify(CloudwatchLogsExportConfiguration={"EnableLogTypes": _EXPORTS})),
+       _log_exports(False), _log_exports(True)),
     _m("log-retention-off", "the postgresql log group keeps logs forever (no retention)", "AUDIT-1",
        _log_retention(False), _log_retention(True)),
     _m("pgaudit-off", "pgaudit dropped from shared_preload_libraries", "AUDIT-1",

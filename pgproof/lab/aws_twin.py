@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 
 from pgproof.lab.aws_spec import (
+    AURORA_FAMILY,
     DB_PORT,
     LOG_RETENTION_DAYS,
     MASTER_USERNAME,
@@ -29,7 +30,9 @@ from pgproof.lab.aws_spec import (
     alarm_specs,
     backup_plan,
     bucket_lifecycle,
+    cluster_kwargs,
     event_subscription_spec,
+    member_kwargs,
     primary_kwargs,
     proxy_kwargs,
     replica_kwargs,
@@ -116,6 +119,10 @@ class AwsTwin:
     monitoring_role_arn: str
     proxy_role_arn: str
     db_proxy_name: str | None = None
+    # The Aurora shape (lab-aurora): the cluster, its DB cluster parameter group, and its
+    # manual cluster snapshot (``snapshot_id``); ``db_instance_id`` is then the first writer.
+    db_cluster_id: str | None = None
+    cluster_parameter_group: str = ""
     secret_arn: str = ""
     password: str = field(default="", repr=False)
 
@@ -123,7 +130,8 @@ class AwsTwin:
         """The ``[aws]`` table of a target (``pgproof.target.Aws`` fields only)."""
         out: dict[str, Any] = {
             "region": self.region,
-            "db_instance_id": self.db_instance_id,
+            **({"db_cluster_id": self.db_cluster_id} if self.db_cluster_id
+               else {"db_instance_id": self.db_instance_id}),
             "backup_bucket": self.backup_bucket,
             "secret_id": self.secret_id,
             "backup_plan_id": self.backup_plan_id,
@@ -163,7 +171,15 @@ def create_secret(c: AwsClients, twin: AwsTwin, rotate: bool = True) -> None:
 
 
 def create_database(c: AwsClients, twin: AwsTwin, **overrides: Any) -> None:
-    """Primary and its read replicas (also used by mutations that must recreate them)."""
+    """Primary and its read replicas, or the cluster and its members (mutations recreate them)."""
+    if twin.db_cluster_id:
+        ckw = {k: v for k, v in cluster_kwargs(twin, **overrides).items() if v is not None}
+        if not ckw["StorageEncrypted"]:
+            ckw.pop("KmsKeyId", None)
+        c.rds.create_db_cluster(**ckw)
+        for iid, az in zip([twin.db_instance_id, *twin.replica_ids], "ab", strict=True):
+            c.rds.create_db_instance(**member_kwargs(twin, iid, az))
+        return
     kw = {k: v for k, v in primary_kwargs(twin, **overrides).items() if v is not None}
     c.rds.create_db_instance(**kw)
     for rid in twin.replica_ids:
@@ -213,8 +229,13 @@ def _roles(c: AwsClients, name: str) -> tuple[str, str]:
 def provision(session: boto3.Session | None = None, region: str = "us-east-1",
               name: str = "pgproof-lab", *, endpoint_url: str | None = None,
               password: str | None = None, alarm_email: str = "oncall@example.com",
-              with_proxy: bool = True, clients: AwsClients | None = None) -> AwsTwin:
+              with_proxy: bool = True, clients: AwsClients | None = None,
+              aurora: bool = False) -> AwsTwin:
     """Build the compliant deployment from nothing and return its ids.
+
+    ``aurora``: an Aurora PostgreSQL cluster (writer + reader in two AZs, every parameter
+    in the DB cluster parameter group, members on the default instance group) instead
+    of an RDS instance with a read replica.
 
     The VPC is built on a second thread: a fresh moto_server spends ~1 s
     initialising EC2 on the first call, and everything up to the database
@@ -235,35 +256,53 @@ def provision(session: boto3.Session | None = None, region: str = "us-east-1",
         else:
             c = clients
             network = pool.submit(_network, c.ec2, c.region, name)
-        twin = _foundation(c, name, password, alarm_email, with_proxy)
+        twin = _foundation(c, name, password, alarm_email, with_proxy, aurora)
         for k, v in network.result().items():
             setattr(twin, k, v)
     c.rds.create_db_subnet_group(DBSubnetGroupName=twin.db_subnet_group,
                                  DBSubnetGroupDescription="private subnets, no internet route",
                                  SubnetIds=twin.private_subnet_ids)
-    c.rds.create_db_parameter_group(DBParameterGroupName=twin.parameter_group,
-                                    DBParameterGroupFamily="postgres15",
-                                    Description="pgproof: TLS 1.2+, forced SSL, audit")
-    c.rds.modify_db_parameter_group(DBParameterGroupName=twin.parameter_group, Parameters=[
-        {"ParameterName": k, "ParameterValue": v,
-         "ApplyMethod": "pending-reboot" if k == "shared_preload_libraries" else "immediate"}
-        for k, v in PARAMETERS.items()])
+    settings = [{"ParameterName": k, "ParameterValue": v,
+                 "ApplyMethod": "pending-reboot" if k == "shared_preload_libraries" else "immediate"}
+                for k, v in PARAMETERS.items()]
+    if twin.db_cluster_id:
+        c.rds.create_db_cluster_parameter_group(
+            DBClusterParameterGroupName=twin.cluster_parameter_group,
+            DBParameterGroupFamily=AURORA_FAMILY, Description="pgproof: TLS 1.2+, forced SSL, audit")
+        c.rds.modify_db_cluster_parameter_group(
+            DBClusterParameterGroupName=twin.cluster_parameter_group, Parameters=settings)
+    else:
+        c.rds.create_db_parameter_group(DBParameterGroupName=twin.parameter_group,
+                                        DBParameterGroupFamily="postgres15",
+                                        Description="pgproof: TLS 1.2+, forced SSL, audit")
+        c.rds.modify_db_parameter_group(DBParameterGroupName=twin.parameter_group,
+                                        Parameters=settings)
     create_database(c, twin)
-    c.rds.create_db_snapshot(DBSnapshotIdentifier=twin.snapshot_id,
-                             DBInstanceIdentifier=twin.db_instance_id)
+    if twin.db_cluster_id:
+        c.rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=twin.snapshot_id,
+                                         DBClusterIdentifier=twin.db_cluster_id)
+    else:
+        c.rds.create_db_snapshot(DBSnapshotIdentifier=twin.snapshot_id,
+                                 DBInstanceIdentifier=twin.db_instance_id)
     for spec in alarm_specs(twin):
         c.cloudwatch.put_metric_alarm(**spec)
         twin.alarm_names.append(spec["AlarmName"])
     c.rds.create_event_subscription(**event_subscription_spec(twin))
     if twin.db_proxy_name:
         c.rds.create_db_proxy(**proxy_kwargs(twin))
-        c.rds.register_db_proxy_targets(DBProxyName=twin.db_proxy_name,
-                                        DBInstanceIdentifiers=[twin.db_instance_id])
+        register_proxy(c, twin)
     return twin
 
 
+def register_proxy(c: AwsClients, twin: AwsTwin) -> None:
+    """The proxy fronts the instance, or the cluster (whose writer moves at failover)."""
+    target = ({"DBClusterIdentifiers": [twin.db_cluster_id]} if twin.db_cluster_id
+              else {"DBInstanceIdentifiers": [twin.db_instance_id]})
+    c.rds.register_db_proxy_targets(DBProxyName=twin.db_proxy_name, **target)
+
+
 def _foundation(c: AwsClients, name: str, password: str, alarm_email: str,
-                with_proxy: bool) -> AwsTwin:
+                with_proxy: bool, aurora: bool = False) -> AwsTwin:
     """Everything the database needs except the network: key, roles, secret, storage, paging."""
     key = c.kms.create_key(Description=f"{name} storage, backups, secrets",
                            KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
@@ -276,8 +315,13 @@ def _foundation(c: AwsClients, name: str, password: str, alarm_email: str,
         app_security_group_ids=[], db_security_group_id="",
         kms_key_id=key["KeyId"], kms_key_arn=key["Arn"],
         db_subnet_group=f"{name}-private", parameter_group=f"{name}-pg15",
-        db_instance_id=name, replica_ids=[f"{name}-replica-1"], snapshot_id=f"{name}-baseline",
-        log_group_prefix=f"/aws/rds/instance/{name}", secret_id=f"{name}/master",
+        db_instance_id=f"{name}-1" if aurora else name,
+        replica_ids=[f"{name}-2"] if aurora else [f"{name}-replica-1"],
+        snapshot_id=f"{name}-baseline",
+        log_group_prefix=f"/aws/rds/{'cluster' if aurora else 'instance'}/{name}",
+        secret_id=f"{name}/master",
+        db_cluster_id=name if aurora else None,
+        cluster_parameter_group=f"{name}-apg15" if aurora else "",
         master_username=MASTER_USERNAME, sns_topic_arn="", alarm_email=alarm_email, alarm_names=[],
         backup_bucket=f"{name}-backups-{c.region}", backup_vault=f"{name}-vault",
         backup_copy_vault=f"{name}-vault-dr", backup_copy_vault_arn="", backup_plan_id="",
@@ -324,9 +368,13 @@ LAB_USERS = {LAB_PROFILE: {"Effect": "Allow", "Action": "*", "Resource": "*"},
              BACKUP_PROFILE: {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}
 
 
-def lab_files(state_dir: Path) -> tuple[Path, Path]:
+AURORA_NAME = "pgproof-aurora"
+
+
+def lab_files(state_dir: Path, aurora: bool = False) -> tuple[Path, Path]:
     """(the twin's access keys, saved twin) beside the lab state; both 0600, owner only."""
-    return state_dir / "aws-credentials", state_dir / "aws-twin.json"
+    twin = "aws-aurora-twin.json" if aurora else "aws-twin.json"
+    return state_dir / "aws-credentials", state_dir / twin
 
 
 def write_lab_credentials(path: Path) -> None:
@@ -357,24 +405,38 @@ def lab_credentials(path: Path, profile: str = LAB_PROFILE) -> tuple[str, str]:
     return cp[profile]["aws_access_key_id"], cp[profile]["aws_secret_access_key"]
 
 
-def provision_lab(state: Any, endpoint_url: str) -> dict[str, Any]:
-    """Provision the twin on the lab's moto server; return the target's ``[aws]`` table."""
+def provision_lab(state: Any, endpoint_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Provision both twin shapes on the lab's moto server: the ``[aws]`` tables of
+    ``lab-rds`` (an RDS instance) and ``lab-aurora`` (an Aurora cluster), in that order.
+
+    The cluster's secret is the twin's own (``aws.secret_id``), not a ManageMasterUserPassword
+    one: the lab's password must be the one Patroni runs with, and the AUTH mutations
+    rewrite it. The RDS-managed secret path is proven in tests/test_aurora.py.
+    """
     from pgproof.probes.aws import session as aws_session
 
-    creds, saved = lab_files(state.state_dir)
+    creds = lab_files(state.state_dir)[0]
     region = LAB_REGION
-    twin = provision(aws_session(LAB_PROFILE, region, creds), region=region,
-                     endpoint_url=endpoint_url, password=state.secrets()["postgres"])
-    twin.save(saved)
-    return {**twin.aws_section(endpoint_url=endpoint_url), "profile": LAB_PROFILE,
-            "credentials_file": str(creds)}
+    sess = aws_session(LAB_PROFILE, region, creds)
+    sections = []
+    for aurora in (False, True):
+        twin = provision(sess, region=region, endpoint_url=endpoint_url,
+                         password=state.secrets()["postgres"], aurora=aurora,
+                         **({"name": AURORA_NAME} if aurora else {}))
+        twin.save(lab_files(state.state_dir, aurora)[1])
+        sections.append({**twin.aws_section(endpoint_url=endpoint_url), "profile": LAB_PROFILE,
+                         "credentials_file": str(creds)})
+    return sections[0], sections[1]
 
 
-def run_lab_mutation(state: Any, mutation: Any, action: str) -> None:
-    """Apply or heal one AWS mutation on the lab's twin (the twin may change: save it)."""
+def run_lab_mutation(state: Any, mutation: Any, action: str, aurora: bool = False) -> None:
+    """Apply or heal one AWS mutation on the lab's twin (the twin may change: save it).
+
+    ``aurora``: on the Aurora cluster shape (``lab-aurora``) instead of the RDS instance.
+    """
     from pgproof.probes.aws import session as aws_session
 
-    creds, saved = lab_files(state.state_dir)
+    creds, saved = lab_files(state.state_dir, aurora)
     twin = AwsTwin.load(saved)
     clients = connect(twin.region, aws_session(LAB_PROFILE, twin.region, creds),
                       endpoint_url=state.aws.get("endpoint_url"))

@@ -216,7 +216,7 @@ def _vantage(state: LabState) -> tuple[list[str], list[str]]:
 def target_toml(state: LabState, driver: str = "lab", cloud: str = "aws",
                 tags: dict[str, str] | None = None, hosts: list[str] | None = None) -> str:
     """The lab's target file; ``driver = "aws"`` is ``lab-rds``: the same lab, driven through its
-    AWS twin; ``cloud = "azure"`` swaps the [aws] twin section for the [azure] one (``lab-azure``),
+    AWS twin (``cloud = "aws-aurora"``: its Aurora cluster, ``lab-aurora``); ``cloud = "azure"`` swaps the [aws] twin section for the [azure] one (``lab-azure``),
     ``cloud = "none"`` has neither; ``driver = "ssh"`` with ``tags`` and ``hosts`` is ``lab-ssh``."""
     p, host, vpc = state.ports, topology.db_host(state), topology.is_vpc(state)
 
@@ -257,7 +257,8 @@ def target_toml(state: LabState, driver: str = "lab", cloud: str = "aws",
     ]
     if cloud == "azure":
         lines += ["", "[azure]"] + [f"{k} = {json.dumps(v)}" for k, v in state.azure.items()]
-    elif state.aws and cloud == "aws":
-        lines += ["", "[aws]"] + [f"{k} = {json.dumps(v)}" for k, v in state.aws.items() if v is not None]
+    elif state.aws and cloud in ("aws", "aws-aurora"):
+        section = state.aws_aurora if cloud == "aws-aurora" else state.aws
+        lines += ["", "[aws]"] + [f"{k} = {json.dumps(v)}" for k, v in section.items() if v is not None]
     lines += backup.target_section(state)
     return "\n".join(lines) + "\n"

@@ -142,7 +142,7 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
                              state.log("sshd"), sshd)
         progress(f"lab: postgres cluster, pgbouncer, health app up ({time.monotonic() - t0:.1f} s)")
         if aws is not None:
-            state.aws = aws.result()
+            state.aws, state.aws_aurora = aws.result()
         if azure is not None:
             state.azure = azure.result()
             progress(f"lab: Azure twin provisioned ({time.monotonic() - t0:.1f} s)")
@@ -151,6 +151,9 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
     state.target_file.write_text(configs.target_toml(state))
     if state.aws:  # lab-rds: the same lab through its AWS twin, bridged by lab/aws_bridge.py
         state.target_file.with_name(LAB_TARGETS["lab-rds"]).write_text(configs.target_toml(state, "aws"))
+    if state.aws_aurora:  # lab-aurora: the same lab through the twin's Aurora cluster
+        state.target_file.with_name(LAB_TARGETS["lab-aurora"]).write_text(
+            configs.target_toml(state, "aws", cloud="aws-aurora"))
     if state.azure:
         state.azure_target_file.write_text(configs.target_toml(state, "azure", cloud="azure"))
     if state.supervisor:  # lab-ssh: the ssh driver on the supervised nodes
@@ -199,7 +202,7 @@ def _wait_leader(state: LabState, pids: dict[str, int], timeout: float) -> None:
     raise procs.ComponentError("patroni", f"no leader within {timeout:.0f} s", state.log(NODES[0]))
 
 
-def _provision_aws(state: LabState, pid: int, timeout: float) -> dict[str, object]:
+def _provision_aws(state: LabState, pid: int, timeout: float) -> tuple[dict[str, object], dict[str, object]]:
     from pgproof.lab import aws_twin
 
     url = f"http://127.0.0.1:{state.ports['moto']}"

@@ -39,6 +39,7 @@ class LabState:
     toxiproxy_url: str = ""
     external_toxiproxy: bool = False
     aws: dict[str, object] = field(default_factory=dict)
+    aws_aurora: dict[str, object] = field(default_factory=dict)  # lab-aurora's [aws] section
     azure: dict[str, object] = field(default_factory=dict)
     netns: str = ""  # an empty network namespace: the "outside" vantage point for NET-5
     topology: str = "loopback"  # or "vpc": tiers in their own namespaces (lab/topology.py)

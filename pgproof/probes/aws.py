@@ -57,7 +57,20 @@ class AwsInventory:
     primary: dict[str, Any] | None = None
     replicas: list[dict[str, Any]] = field(default_factory=list)
     cluster: dict[str, Any] | None = None
+    # Instance parameter groups: group -> name -> value, and the Source AWS reports per value.
     parameters: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    parameter_sources: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    # Group (instance or cluster) -> its DBParameterGroupFamily, to look up engine defaults.
+    parameter_families: dict[str, str] = field(default_factory=dict)
+    # The cluster's DB cluster parameter group (None: no cluster, or not read).
+    cluster_parameters: dict[str, str | None] | None = None
+    cluster_parameter_sources: dict[str, str | None] = field(default_factory=dict)
+    # Family -> name -> value from DescribeEngineDefaultParameters / ...ClusterParameters.
+    engine_defaults: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    cluster_engine_defaults: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    cluster_snapshots: list[dict[str, Any]] = field(default_factory=list)
+    cluster_snapshot_restore: dict[str, list[str]] = field(default_factory=dict)
+    global_cluster: dict[str, Any] | None = None
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     snapshot_restore: dict[str, list[str]] = field(default_factory=dict)
     automated_backups: list[dict[str, Any]] = field(default_factory=list)
@@ -69,6 +82,7 @@ class AwsInventory:
     kms_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     secret: dict[str, Any] | None = None
     secret_id: str | None = None
+    secret_from_api: bool = False  # the ARN came from MasterUserSecret (RDS manages rotation)
     secret_password_length: int | None = None
     alarms: list[dict[str, Any]] = field(default_factory=list)
     topic_subscriptions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -89,6 +103,11 @@ class AwsInventory:
     def instances(self) -> list[dict[str, Any]]:
         """The primary and its replicas: the databases a control applies to."""
         return ([self.primary] if self.primary else []) + self.replicas
+
+    @property
+    def aurora(self) -> bool:
+        """An Aurora cluster (instance groups may override), not a Multi-AZ DB cluster."""
+        return self.cluster is not None and str(self.cluster.get("Engine", "")).startswith("aurora")
 
 
 class _Ctx:

@@ -63,12 +63,13 @@ def primary(ctx: _Ctx, inv: AwsInventory) -> None:
 
 
 def first_wave(ctx: _Ctx, inv: AwsInventory) -> list[Task]:
-    """Independent tasks; each needs only the instances already described."""
-    groups = {g["DBParameterGroupName"] for i in inv.instances for g in i.get("DBParameterGroups", [])}
-    tasks: list[Task] = [lambda g=g: _parameters(ctx, inv, g) for g in sorted(groups)]
+    """Independent tasks; each needs only the instances (and cluster) already described."""
+    tasks: list[Task] = [lambda: _parameters(ctx, inv)]
     tasks += [lambda: _snapshots(ctx, inv), lambda: _network(ctx, inv), lambda: _security_groups(ctx, inv),
               lambda: _kms(ctx, inv), lambda: _secret(ctx, inv), lambda: _alarms(ctx, inv),
               lambda: _logs(ctx, inv), lambda: _backup(ctx, inv), lambda: _capabilities(ctx, inv)]
+    if inv.cluster is not None:
+        tasks += [lambda: _cluster_snapshots(ctx, inv), lambda: _global_cluster(ctx, inv)]
     if ctx.cfg.db_proxy_name:
         tasks.append(lambda: _proxy(ctx, inv))
     if ctx.cfg.backup_bucket:
@@ -76,10 +77,56 @@ def first_wave(ctx: _Ctx, inv: AwsInventory) -> list[Task]:
     return tasks
 
 
-def _parameters(ctx: _Ctx, inv: AwsInventory, group: str) -> None:
-    params = _pages(ctx.client("rds"), "describe_db_parameters", "Parameters",
-                    DBParameterGroupName=group)
-    inv.parameters[group] = {p["ParameterName"]: p.get("ParameterValue") for p in params}
+def _values(params: list[dict[str, Any]]) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    return ({p["ParameterName"]: p.get("ParameterValue") for p in params},
+            {p["ParameterName"]: p.get("Source") for p in params})
+
+
+def _parameters(ctx: _Ctx, inv: AwsInventory) -> None:
+    """Instance groups, the cluster group, and the engine defaults of their families.
+
+    The engine defaults answer for a parameter no group sets (a PG16+ default of
+    ``rds.force_ssl = 1`` counts); an endpoint without those APIs leaves them in
+    ``missing`` and the judges say "cannot verify" rather than guess.
+    """
+    rds = ctx.client("rds")
+    groups = sorted({g["DBParameterGroupName"] for i in inv.instances
+                     for g in i.get("DBParameterGroups", [])})
+    for group in groups:
+        inv.parameters[group], inv.parameter_sources[group] = _values(
+            _pages(rds, "describe_db_parameters", "Parameters", DBParameterGroupName=group))
+        if group.startswith("default."):  # AWS names its default groups after their family
+            inv.parameter_families[group] = group.removeprefix("default.")
+            continue
+        found = rds.describe_db_parameter_groups(DBParameterGroupName=group)["DBParameterGroups"]
+        if found:
+            inv.parameter_families[group] = found[0]["DBParameterGroupFamily"]
+    cgroup = (inv.cluster or {}).get("DBClusterParameterGroup")
+    if cgroup:
+        inv.cluster_parameters, inv.cluster_parameter_sources = _values(
+            _pages(rds, "describe_db_cluster_parameters", "Parameters",
+                   DBClusterParameterGroupName=cgroup))
+        found = rds.describe_db_cluster_parameter_groups(
+            DBClusterParameterGroupName=cgroup)["DBClusterParameterGroups"]
+        if found:
+            inv.parameter_families[cgroup] = found[0]["DBParameterGroupFamily"]
+    once = ctx.client("rds", once=True)
+    for family in sorted({inv.parameter_families[g] for g in groups if g in inv.parameter_families}):
+        got = _optional(inv, "engine_defaults", lambda f=family: _engine_defaults(
+            once, "describe_engine_default_parameters", f))
+        if got is not None:
+            inv.engine_defaults[family] = got
+    if cgroup and cgroup in inv.parameter_families:
+        family = inv.parameter_families[cgroup]
+        got = _optional(inv, "cluster_engine_defaults", lambda: _engine_defaults(
+            once, "describe_engine_default_cluster_parameters", family))
+        if got is not None:
+            inv.cluster_engine_defaults[family] = got
+
+
+def _engine_defaults(rds: Any, op: str, family: str) -> dict[str, str | None]:
+    full = rds.get_paginator(op).paginate(DBParameterGroupFamily=family).build_full_result()
+    return _values(full.get("EngineDefaults", {}).get("Parameters", []))[0]
 
 
 def _snapshots(ctx: _Ctx, inv: AwsInventory) -> None:
@@ -96,6 +143,31 @@ def _snapshots(ctx: _Ctx, inv: AwsInventory) -> None:
                                    "DBInstanceAutomatedBackups", DBInstanceIdentifier=pid)
 
 
+def _cluster_snapshots(ctx: _Ctx, inv: AwsInventory) -> None:
+    """Cluster snapshots (Aurora and Multi-AZ DB clusters keep theirs apart) and who may restore them."""
+    rds, cid = ctx.client("rds"), inv.cluster["DBClusterIdentifier"]
+    inv.cluster_snapshots = _pages(rds, "describe_db_cluster_snapshots", "DBClusterSnapshots",
+                                   DBClusterIdentifier=cid)
+    for snap in inv.cluster_snapshots:
+        if snap.get("SnapshotType") == "manual":
+            sid = snap["DBClusterSnapshotIdentifier"]
+            res = rds.describe_db_cluster_snapshot_attributes(DBClusterSnapshotIdentifier=sid)
+            attrs = res["DBClusterSnapshotAttributesResult"].get("DBClusterSnapshotAttributes", [])
+            inv.cluster_snapshot_restore[sid] = [v for a in attrs if a["AttributeName"] == "restore"
+                                                 for v in a.get("AttributeValues", [])]
+
+
+def _global_cluster(ctx: _Ctx, inv: AwsInventory) -> None:
+    """The Aurora global database this cluster belongs to, if any (BAK-3's geo-redundancy)."""
+    arn = inv.cluster.get("DBClusterArn")
+    once = ctx.client("rds", once=True)
+    found = _optional(inv, "global_clusters", lambda: _pages(
+        once, "describe_global_clusters", "GlobalClusters"))
+    for gc in found or []:
+        if any(m.get("DBClusterArn") == arn for m in gc.get("GlobalClusterMembers", [])):
+            inv.global_cluster = gc
+
+
 def _proxy(ctx: _Ctx, inv: AwsInventory) -> None:
     try:
         inv.proxy = ctx.client("rds").describe_db_proxies(
@@ -109,8 +181,12 @@ def _network(ctx: _Ctx, inv: AwsInventory) -> None:
     """Effective route table per DB subnet: the explicit association, else the VPC's main table."""
     ec2 = ctx.client("ec2")
     by_vpc: dict[str, set[str]] = {}
-    for inst in inv.instances:
-        sg = inst.get("DBSubnetGroup") or {}
+    records = [i.get("DBSubnetGroup") or {} for i in inv.instances]
+    name = (inv.cluster or {}).get("DBSubnetGroup")  # a cluster names its group (moto's members do not)
+    if name:
+        records += ctx.client("rds").describe_db_subnet_groups(
+            DBSubnetGroupName=name)["DBSubnetGroups"][:1]
+    for sg in records:
         by_vpc.setdefault(sg.get("VpcId", ""), set()).update(
             s["SubnetIdentifier"] for s in sg.get("Subnets", []))
     for vpc, subnets in by_vpc.items():
@@ -127,7 +203,8 @@ def _network(ctx: _Ctx, inv: AwsInventory) -> None:
 
 
 def _security_groups(ctx: _Ctx, inv: AwsInventory) -> None:
-    ids = sorted({g["VpcSecurityGroupId"] for i in inv.instances for g in i.get("VpcSecurityGroups", [])})
+    ids = sorted({g["VpcSecurityGroupId"] for i in [*inv.instances, *([inv.cluster] if inv.cluster else [])]
+                  for g in i.get("VpcSecurityGroups", [])})
     if ids:
         groups = _pages(ctx.client("ec2"), "describe_security_groups", "SecurityGroups", GroupIds=ids)
         inv.security_groups = {g["GroupId"]: g for g in groups}
@@ -135,8 +212,14 @@ def _security_groups(ctx: _Ctx, inv: AwsInventory) -> None:
 
 def _kms(ctx: _Ctx, inv: AwsInventory) -> None:
     kms = ctx.client("kms")
-    for key_id in sorted({i["KmsKeyId"] for i in inv.instances if i.get("KmsKeyId")}):
-        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    records = [*inv.instances, *([inv.cluster] if inv.cluster else [])]
+    for key_id in sorted({i["KmsKeyId"] for i in records if i.get("KmsKeyId")}):
+        try:
+            meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        except ClientError as exc:  # a key in another account, or a placeholder id: ENC-1 says so
+            if _code(exc) != "NotFoundException":
+                raise
+            continue
         fact: dict[str, Any] = {**meta, "Aliases": [], "RotationEnabled": None}
         aliases = _pages(kms, "list_aliases", "Aliases", KeyId=meta["KeyId"])
         # Only this key's aliases: an unfiltered answer (every alias of the account, some with
@@ -151,8 +234,11 @@ def _kms(ctx: _Ctx, inv: AwsInventory) -> None:
 
 
 def _secret(ctx: _Ctx, inv: AwsInventory) -> None:
-    managed = (inv.primary.get("MasterUserSecret") or {}).get("SecretArn")
+    """The configured secret, else the one RDS manages (cluster's first: Aurora members have none)."""
+    managed = ((inv.cluster or {}).get("MasterUserSecret") or {}).get("SecretArn") or (
+        inv.primary.get("MasterUserSecret") or {}).get("SecretArn")
     inv.secret_id = ctx.cfg.secret_id or managed
+    inv.secret_from_api = not ctx.cfg.secret_id and bool(managed)
     if not inv.secret_id:
         return
     sm = ctx.client("secretsmanager")
@@ -190,8 +276,15 @@ def _alarms(ctx: _Ctx, inv: AwsInventory) -> None:
             inv.topic_subscriptions[topic] = []
 
 
+def default_log_prefix(inv: AwsInventory) -> str:
+    """Where RDS exports logs: per cluster for Aurora/Multi-AZ DB clusters, else per instance."""
+    if inv.cluster is not None:
+        return f"/aws/rds/cluster/{inv.cluster['DBClusterIdentifier']}"
+    return f"/aws/rds/instance/{inv.primary['DBInstanceIdentifier']}"
+
+
 def _logs(ctx: _Ctx, inv: AwsInventory) -> None:
-    prefix = ctx.cfg.log_group_prefix or f"/aws/rds/instance/{inv.primary['DBInstanceIdentifier']}"
+    prefix = ctx.cfg.log_group_prefix or default_log_prefix(inv)
     inv.log_group_prefix = prefix.rstrip("/")
     groups = _pages(ctx.client("logs"), "describe_log_groups", "logGroups", logGroupNamePrefix=prefix)
     inv.log_groups = {g["logGroupName"]: g for g in groups}
