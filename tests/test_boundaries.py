@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from pgproof.checks import aws as aws_checks
 from pgproof.checks import aws_ops, azure, azure_ops, backup, live, postgres, tls
-from pgproof.checks.aws_alarms import judge_mon1
+from pgproof.checks.aws_alarms import drill_alarms, judge_mon1
 from pgproof.exact import exact, whole
 from pgproof.gameday import alarm_drill, metrics, restore_probe, scenarios
 from pgproof.probes.aws import AwsInventory
@@ -435,3 +435,17 @@ def test_unmeasured_replica_lag_is_not_a_pass() -> None:
                       [ReplicaFacts("r:5432", True, True, "read-only", None, "no replay position")])
     with pytest.raises(CannotVerify, match="no replay position"):
         postgres.judge_ha5(f, Thresholds())
+
+
+@pytest.mark.parametrize("dims, ok", [
+    ([{"Name": "BackupVaultName", "Value": "v"}], True),  # the vault the target's plan writes to
+    ([], True),  # every backup job of the account
+    ([{"Name": "BackupVaultName", "Value": "other-db-vault"}], False)])  # pages for another database
+def test_backup_failure_alarm_watches_the_targets_vault(dims: list[dict[str, str]], ok: bool) -> None:
+    """Two databases in one account: the other one's vault alarm does not page for this one (and
+    the alarm drill does not force it)."""
+    inv = _inventory(8 * GIB, 100)
+    inv.backup_plans = [{"BackupPlanId": "p", "BackupPlan": {"Rules": [{"TargetBackupVaultName": "v"}]}}]
+    inv.alarms[4] = {**inv.alarms[4], "Dimensions": dims}
+    assert (mon1(inv) == []) is ok
+    assert (inv.alarms[4] in drill_alarms(inv, Thresholds())) is ok

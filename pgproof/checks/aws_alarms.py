@@ -39,6 +39,9 @@ class Need:
     limit: Fraction | None
     integer: bool = False
     cluster: str | None = None  # the writer's metrics may also be alarmed per DBClusterIdentifier
+    # Backup job failures: the vaults of the target's backup plans. An alarm on another
+    # vault pages for another database; one without a vault dimension counts every job.
+    vaults: frozenset[str] = frozenset()
 
 
 def _max_connections(inv: AwsInventory) -> int | None:
@@ -72,7 +75,7 @@ def _needs(inv: AwsInventory, th: Thresholds) -> tuple[list[Need], list[str]]:
              f"{maxc})" if maxc else "connections near max", "AWS/RDS", "DatabaseConnections",
              pid, True, share(maxc, th.connections_alarm_max_pct) if maxc else None, integer=True),
         Need("backup job failures", "AWS/Backup", "NumberOfBackupJobsFailed", None, True,
-             Fraction(0), integer=True),
+             Fraction(0), integer=True, vaults=_plan_vaults(inv)),
     ]
     if inv.cluster is not None:
         for need in needs:
@@ -104,11 +107,19 @@ def _late(need: Need, op: str, t: float) -> bool:
     return exact(t) > need.limit if need.above else exact(t) < need.limit
 
 
+def _plan_vaults(inv: AwsInventory) -> frozenset[str]:
+    """The vaults the target's backup plans write to (empty: no plan known)."""
+    return frozenset(rule["TargetBackupVaultName"] for plan in inv.backup_plans
+                     for rule in plan.get("BackupPlan", {}).get("Rules", [])
+                     if rule.get("TargetBackupVaultName"))
+
+
 def _matches(alarm: dict[str, Any], need: Need) -> bool:
     if alarm.get("Namespace") != need.namespace or alarm.get("MetricName") != need.metric:
         return False
     if need.instance is None:
-        return True
+        vaults = {d["Value"] for d in alarm.get("Dimensions", []) if d["Name"] == "BackupVaultName"}
+        return not (need.vaults and vaults) or bool(vaults & need.vaults)
     return any((d["Name"], d["Value"]) in {("DBInstanceIdentifier", need.instance),
                                             ("DBClusterIdentifier", need.cluster)}
                for d in alarm.get("Dimensions", []))
