@@ -39,8 +39,8 @@ def pg_facts(target: Target) -> postgres.PostgresFacts:
 def verify_full_login(target: Target) -> str | None:
     """The error of an sslmode=verify-full login (None: it worked)."""
     layers.require(target, "sql")
-    return tls.verify_full_login(target.conninfo(sslmode="verify-full"),
-                                 statement_s=target.timeouts.statement_s)
+    return postgres.verify_full_login(target.conninfo(sslmode="verify-full"),
+                                      statement_s=target.timeouts.statement_s)
 
 
 @pytest.fixture(scope="session")

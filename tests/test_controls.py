@@ -27,7 +27,7 @@ FIXTURE_LAYERS = FIXTURES  # the suites' layer fixtures (each gated on the targe
 # A probe called from a check would bypass its layer's gate: checks must ask for the fixture.
 CALL_LAYERS = {"source.scan": "source", "network.resolve": "dns",
                "network.reachable_from": "vantage", "host.gather": "host",
-               "tls.verify_full_login": "sql", "postgres.gather": "sql", "aws.gather": "aws"}
+               "postgres.verify_full_login": "sql", "postgres.gather": "sql", "aws.gather": "aws"}
 
 
 def _control_ids(fn: ast.FunctionDef) -> list[str]:

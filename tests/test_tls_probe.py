@@ -21,12 +21,12 @@ from pgproof.checks.tls import (
 )
 from pgproof.lab import pki
 from pgproof.lab.standalone import Standalone, standalone_postgres
+from pgproof.probes.postgres import verify_full_login
 from pgproof.probes.tls import (
     PlaintextOutcome,
     TlsFacts,
     VersionOutcome,
     probe_endpoint,
-    verify_full_login,
 )
 from pgproof.probes.tls_ciphers import (
     NO_FORWARD_SECRECY,

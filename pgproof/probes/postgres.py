@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import waiting
 
+from pgproof.probes import tls
 from pgproof.target import Endpoint, Target
 from pgproof.verdict import TimedOut, Unreachable
 
@@ -188,8 +189,6 @@ def _certificate_reason(info: dict[str, Any]) -> str:
     """libpq only says 'verify failed': ask our own TLS probe why (expired, unknown CA, ...)."""
     from pathlib import Path
 
-    from pgproof.probes import tls
-
     try:
         ca = Path(info["sslrootcert"]) if info.get("sslrootcert") not in (None, "system") else None
         facts = tls.probe_endpoint(info["host"], int(info["port"]), ca)
@@ -319,3 +318,21 @@ def replica_facts(target: Target, ep: Endpoint) -> ReplicaFacts:
         except psycopg.Error as exc:  # refused for another reason: says nothing about read-only
             error = str(exc).strip()
     return ReplicaFacts(f"{ep.host}:{ep.port}", in_recovery, refused, error, lag, how)
+
+
+def verify_full_login(conninfo: dict[str, Any], timeout: int = 5,
+                      statement_s: float = 30.0) -> str | None:
+    """Log in with ``sslmode=verify-full`` (TLS-3 as a client sees it): None on success, else the error.
+
+    A login that times out says nothing about the certificate: ``TimedOut``, never an error string."""
+    kw = {"connect_timeout": timeout, **conninfo, "sslmode": "verify-full"}
+    try:
+        with BoundedConnection.connect(**kw) as conn:
+            conn.bound(statement_s, f"{kw['host']}:{kw['port']}")
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        if "timeout expired" in str(exc):
+            raise TimedOut(f"SQL connect to {kw['host']}:{kw['port']} (sslmode=verify-full)",
+                           float(kw["connect_timeout"]), "connect_s") from None
+        return str(exc).strip() or type(exc).__name__
+    return None

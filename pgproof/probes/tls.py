@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -43,7 +42,7 @@ from pgproof.probes.tls_wire import (
     recv_exact,
     tls_handshake,
 )
-from pgproof.verdict import TimedOut, Unreachable
+from pgproof.verdict import Unreachable
 
 _PROTOCOL_3_0 = 196608
 
@@ -313,27 +312,5 @@ def _find_ca(ca_file: Path | None, best: Handshake | None, verified: Handshake |
     if ca_file is not None and best is not None and best.chain_der:
         anchor = _anchor_in(ca_file, best.chain_der[-1])
         return _describe(anchor, now) if anchor is not None else None
-    return None
-
-
-def verify_full_login(conninfo: dict[str, Any], timeout: int = 5,
-                      statement_s: float = 30.0) -> str | None:
-    """Log in with ``sslmode=verify-full`` (TLS-3 as a client sees it): None on success, else the error.
-
-    A login that times out says nothing about the certificate: ``TimedOut``, never an error string."""
-    import psycopg  # local: the probe itself must not need a database driver
-
-    from pgproof.probes.postgres import BoundedConnection
-
-    kw = {"connect_timeout": timeout, **conninfo, "sslmode": "verify-full"}
-    try:
-        with BoundedConnection.connect(**kw) as conn:
-            conn.bound(statement_s, f"{kw['host']}:{kw['port']}")
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        if "timeout expired" in str(exc):
-            raise TimedOut(f"SQL connect to {kw['host']}:{kw['port']} (sslmode=verify-full)",
-                           float(kw["connect_timeout"]), "connect_s") from None
-        return str(exc).strip() or type(exc).__name__
     return None
 
