@@ -20,8 +20,9 @@ test: setup
 test-fast: setup  # the tests that need no lab: the loop while you edit
 	@bash scripts/test.sh fast
 
-lint: setup
+lint: setup  # ruff on everything; mypy on pgproof/ (its settings: [tool.mypy] in pyproject.toml)
 	@.venv/bin/ruff check .
+	@.venv/bin/mypy
 
 down:
 	@$(PGPROOF) lab down

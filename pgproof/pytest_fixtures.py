@@ -192,5 +192,7 @@ def azure_inventory(target: Target):  # type: ignore[no-untyped-def]
     from pgproof.probes import azure
 
     t = target.timeouts
-    return azure.gather(target.azure, connect_timeout=t.sdk_connect_s, read_timeout=t.sdk_read_s,
+    az = target.azure
+    assert az is not None  # layers.require: the [azure] section is there
+    return azure.gather(az, connect_timeout=t.sdk_connect_s, read_timeout=t.sdk_read_s,
                         retries=t.sdk_attempts - 1)

@@ -202,7 +202,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
         return
     verdict, message = _verdict(report, exc)
     if verdict is Verdict.PASS:
-        message = "; ".join(v for k, v in item.user_properties if k == "evidence")
+        message = "; ".join(str(v) for k, v in item.user_properties if k == "evidence")
     item.user_properties.append(("pgproof_verdict", verdict.value))
     if verdict is Verdict.FAIL:
         _waiver_property(item, list(marker.args))
@@ -503,7 +503,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             _say_why(config, None)
             return
         try:  # `latest` moves last, and only to a complete run
-            res.scrub(d.iterdir(), config.stash.get(_SECRETS, []))
+            secrets: list[str] = config.stash.get(_SECRETS, [])
+            res.scrub(d.iterdir(), secrets)
             res.point_latest(d.parent, d)
         except (OSError, fsio.DiskError) as exc:
             _abandon_run(config, exc)

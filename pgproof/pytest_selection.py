@@ -61,7 +61,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     patterns = split_patterns(config.getoption("control"))
     if not patterns:
         return
-    wanted = set(config.stash[_WANTED])
+    chosen = config.stash[_WANTED]
+    wanted = set(chosen)
     collected = {cid for item in items for cid in _ids(item)}
     for p in patterns:
         hits = set(select([p])) & wanted

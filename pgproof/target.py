@@ -320,7 +320,7 @@ class Target(_Strict):
         return kw
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Any) -> str:  # pydantic_core.ErrorDetails: loc, msg, input
     loc = "".join(f".{p}" for p in err["loc"])
     msg = err["msg"]
     if err["type"] == "extra_forbidden":

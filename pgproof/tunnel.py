@@ -110,7 +110,7 @@ def http_url(url: str) -> str:
 
 def endpoints(target: Target) -> list[tuple[str, int]]:
     """Every (host, port) a compliance run opens a connection to."""
-    pg = target.postgres
+    pg = target.require_postgres("a compliance run")
     eps = [pg.writer, *pg.readers, *(e for e in (pg.pooler, pg.pooler_admin) if e), *pg.nodes]
     out = [(e.host, e.port) for e in eps]
     if target.health_url:

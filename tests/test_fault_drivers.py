@@ -237,3 +237,49 @@ def test_gameday_refuses_scenarios_the_driver_cannot_run(moto: aws_twin.AwsTwin,
     assert cannot(AwsDriver.__new__(AwsDriver), "crash_postmaster")
     assert cannot(AwsDriver.__new__(AwsDriver), "force_failover") is None
     assert cannot(LabDriver.__new__(LabDriver), "partition_primary") is None
+
+
+# -- the FaultDriver protocol -------------------------------------------------------------------
+def _fault_driver_classes() -> list[type]:
+    import importlib
+
+    from pgproof.faults.drivers import DRIVERS
+
+    out = []
+    for spec in DRIVERS.values():
+        module, cls = spec.split(":")
+        out.append(getattr(importlib.import_module(module), cls))
+    return out
+
+
+def test_every_driver_implements_the_protocol_or_says_why_not() -> None:
+    """A required member left to the protocol's bodiless stub would answer None at run time;
+    an optional capability the driver does not override must be declared in UNSUPPORTED."""
+    from pgproof.faults.protocol import FAULTS, FaultDriver
+
+    required = ("steady", "leader", "timeline", "versions", "active_faults", "node_conninfo",
+                "synchronous", "undo_recorded", *FAULTS)
+    for cls in _fault_driver_classes():
+        assert issubclass(cls, FaultDriver)
+        for member in required:
+            owner = next(k for k in cls.__mro__ if member in vars(k))
+            assert owner is not FaultDriver, f"{cls.__name__}.{member} is not implemented"
+        if cls.snapshot is FaultDriver.snapshot:
+            assert "snapshot" in cls.UNSUPPORTED, f"{cls.__name__} neither snapshots nor says why"
+
+
+def test_snapshot_is_asked_of_the_driver_not_its_name(moto: aws_twin.AwsTwin) -> None:
+    """chaos.snapshot_before used to branch on ``driver.name == "aws" / "lab"``: a driver under
+    another name (here the AWS driver registered as "aws-staging") was refused although it can
+    take one. Now the driver's own ``snapshot`` decides; the RDS snapshot really exists."""
+    from pgproof.faults import snapshot
+
+    class StagingDriver(AwsDriver):
+        name = "aws-staging"
+
+    target = aws_target(db_instance_id=moto.db_instance_id)
+    d = StagingDriver(target)
+    got = snapshot.take(target, d, "r1")
+    assert got["id"] == "pgproof-before-r1" and got["kind"] == "rds-snapshot"
+    snaps = d.rds.describe_db_snapshots(DBSnapshotIdentifier="pgproof-before-r1")["DBSnapshots"]
+    assert snaps[0]["DBInstanceIdentifier"] == moto.db_instance_id

@@ -171,11 +171,10 @@ def test_snapshot_before_refuses_when_the_snapshot_fails(twin: aws_twin.AwsTwin,
 
 
 def test_snapshot_on_a_driver_without_one_is_refused(twin: aws_twin.AwsTwin) -> None:
-    class NoSnapshots:
-        name = "ssh"
+    from pgproof.faults.ssh import SshDriver
 
     with pytest.raises(ChaosRefused, match="ssh driver cannot take a snapshot"):
-        snapshot.take(aws_target(twin), NoSnapshots(), "r1")
+        snapshot.take(aws_target(twin), SshDriver.__new__(SshDriver), "r1")
 
 
 def test_snapshot_waits_until_available(twin: aws_twin.AwsTwin) -> None:

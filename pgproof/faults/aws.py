@@ -28,6 +28,7 @@ from botocore.config import Config
 from pgproof.errors import UserError
 from pgproof.faults import aws_sg, client_proxy
 from pgproof.faults.base import FaultUndoError, Undo, fault
+from pgproof.faults.protocol import FaultDriver, Snapshot
 from pgproof.probes.aws import session
 from pgproof.target import Target
 
@@ -50,7 +51,7 @@ def _is_failover_started(event: dict[str, Any]) -> bool:
     return "failover" in event.get("categories", []) and "start" in msg
 
 
-class AwsDriver(client_proxy.ClientPathLatency):
+class AwsDriver(client_proxy.ClientPathLatency, FaultDriver):
     """One RDS instance (``aws.db_instance_id``) or Aurora cluster (``aws.db_cluster_id``, preferred)."""
 
     name = "aws"
@@ -68,7 +69,7 @@ class AwsDriver(client_proxy.ClientPathLatency):
                              "re-authorize exactly those (compared rule by rule)",
     }
     STEADY_TEXT = "control plane: instance available and Multi-AZ, or cluster writer + reader"
-    SCENARIO_OVERRIDES: dict[str, dict[str, Any]] = {
+    SCENARIO_OVERRIDES = {
         "kill-primary": {"description": "reboot the primary with failover under load (RDS has no "
                          "host to crash: reboot_db_instance ForceFailover=True)"},
         "force-failover": {"description": "failover through the control plane (RDS reboot with "
@@ -199,6 +200,30 @@ class AwsDriver(client_proxy.ClientPathLatency):
         done = [e["at"] for e in events if _is_failover_done(e)]
         return {"rds_event_at": done[0] if done else None,
                 "rds_failover_started_at": started[0] if started else None}
+
+    def snapshot(self, ident: str) -> Snapshot:
+        """A manual DB (cluster) snapshot named ``ident``, waited for until available."""
+        rds = self.rds
+        if self.cluster_id:
+            rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=ident,
+                                           DBClusterIdentifier=self.cluster_id)
+            get = lambda: rds.describe_db_cluster_snapshots(  # noqa: E731
+                DBClusterSnapshotIdentifier=ident)["DBClusterSnapshots"][0]
+            kind = "rds-cluster-snapshot"
+        else:
+            rds.create_db_snapshot(DBSnapshotIdentifier=ident, DBInstanceIdentifier=self.instance_id)
+            get = lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=ident)["DBSnapshots"][0]  # noqa: E731
+            kind = "rds-snapshot"
+        deadline = time.monotonic() + self.wait_timeout_s
+        status = "?"
+        while time.monotonic() < deadline:
+            status = str(get().get("Status", "?"))
+            if status == "available":
+                return {"id": ident, "kind": kind}
+            if status in ("failed", "deleted", "deleting", "incompatible-restore"):
+                break
+            time.sleep(self.poll_s)
+        raise RuntimeError(f"snapshot {ident} is {status!r}, not available")
 
     def versions(self) -> dict[str, str]:
         rec = self._cluster() if self.cluster_id else self._instance()

@@ -31,6 +31,7 @@ from typing import Any
 from pgproof.errors import UserError
 from pgproof.faults import azure_nsg, client_proxy
 from pgproof.faults.base import FaultUndoError, Undo, fault
+from pgproof.faults.protocol import FaultDriver
 from pgproof.target import Target
 
 RESTART = ("restart with failover: `servers.begin_restart(restart_with_failover=True, "
@@ -45,13 +46,15 @@ def _parse(rid: str) -> dict[str, str]:
     return {parts[i].lower(): parts[i + 1] for i in range(0, len(parts) - 1, 2)}
 
 
-class AzureDriver(client_proxy.ClientPathLatency):
+class AzureDriver(client_proxy.ClientPathLatency, FaultDriver):
     """One flexible server (``azure.server_name``); the app tier is ``azure.app_subnet_id``."""
 
     name = "azure"
     UNSUPPORTED = {
         "crash_postmaster": "there is no access to a flexible server's processes",
         "synchronous": "zone-redundant HA replication is synchronous and not switchable",
+        "snapshot": "the azure driver cannot take a snapshot yet (lab: pgBackRest backup; aws: "
+                    "RDS snapshot)",
     }
     FAULT_TEXT = {
         "kill_primary": RESTART.format(mode="ForcedFailover"),
@@ -63,7 +66,7 @@ class AzureDriver(client_proxy.ClientPathLatency):
                              "{duration_s:.0f} s, then deleted; the NSG's rules compared before/after",
     }
     STEADY_TEXT = "control plane: server Ready, highAvailability ZoneRedundant and Healthy"
-    SCENARIO_OVERRIDES: dict[str, dict[str, Any]] = {
+    SCENARIO_OVERRIDES = {
         "kill-primary": {"description": "forced failover of the primary under load (Azure has no "
                          "host to crash: servers.begin_restart ForcedFailover)"},
         "force-failover": {"description": "planned failover through the control plane "

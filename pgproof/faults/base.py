@@ -32,7 +32,7 @@ class FaultUndoError(RuntimeError):
 class Undo:
     """Idempotent undo: safe to register both on the fault's own stack and the caller's."""
 
-    def __init__(self, action: Callable[[], None], broken: str, fix: str) -> None:
+    def __init__(self, action: Callable[[], object], broken: str, fix: str) -> None:
         self.action, self.broken, self.fix, self.done = action, broken, fix, False
         self.after: list[Callable[[], None]] = []  # run once the undo succeeded
 
@@ -51,7 +51,7 @@ class Undo:
 
 
 @contextlib.contextmanager
-def fault(undo: Undo, act: Callable[[], None],
+def fault(undo: Undo, act: Callable[[], object],
           undo_stack: contextlib.ExitStack | None = None,
           durable: tuple[str, dict[str, Any]] | None = None) -> Iterator[None]:
     rec = record.active()

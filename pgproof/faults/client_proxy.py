@@ -24,10 +24,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -80,7 +80,7 @@ class ClientProxy:
             self.pid, self.started = proc.pid, start_time(proc.pid)
             on_spawn()
             self._wait_api(proc)
-        body = {"name": self.name, "listen": "127.0.0.1:0", "upstream": self.upstream, "enabled": True}
+        body: dict[str, Any] = {"name": self.name, "listen": "127.0.0.1:0", "upstream": self.upstream, "enabled": True}
         r = requests.post(self.api_url + "/proxies", json=body, timeout=toxiproxy.HTTP_TIMEOUT)
         if r.status_code != 201:
             raise toxiproxy.ToxiproxyError(f"POST {self.api_url}/proxies -> {r.status_code}: {r.text}")
@@ -166,7 +166,7 @@ class ClientPathLatency:
     """Mixin for drivers without network access to the database: latency on the client path."""
 
     _client_proxy: ClientProxy | None = None
-    FAULT_TEXT: dict[str, str] = {"latency": LATENCY_TEXT}
+    FAULT_TEXT: ClassVar[Mapping[str, str]] = {"latency": LATENCY_TEXT}
 
     @contextlib.contextmanager
     def _start_proxy(self, app: dict[str, Any], log_dir: Path | None) -> Iterator[dict[str, Any]]:

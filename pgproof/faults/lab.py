@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import re
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 from pgproof.errors import UserError
 from pgproof.faults import patroni, process, record, toxiproxy
 from pgproof.faults.base import Undo, fault
-from pgproof.lab import components, procs
+from pgproof.faults.protocol import FaultDriver, Snapshot
+from pgproof.lab import backup, components, procs
 from pgproof.lab.state import NODES, LabState
 from pgproof.target import Target
 
@@ -28,7 +30,7 @@ def _epoch(stamp: str) -> float:
     return dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.UTC).timestamp()
 
 
-class LabDriver:
+class LabDriver(FaultDriver):
     name = "lab"
 
     def __init__(self, target: Target) -> None:
@@ -50,7 +52,7 @@ class LabDriver:
             return ok, detail
         import psycopg
 
-        pg = self.target.postgres
+        pg = self.target.require_postgres("the lab driver")
         try:
             with psycopg.connect(**self.target.conninfo(user=pg.app_role or pg.user, connect_timeout=2),
                                  autocommit=True) as conn:
@@ -67,9 +69,9 @@ class LabDriver:
 
     def node_conninfo(self, node: str) -> dict[str, Any]:
         """A direct session to one node, bypassing proxies: the split-brain write probe."""
-        ep = self.target.postgres.writer.model_copy(update={"port": self.state.ports[f"{node}_pg"]})
-        return self.target.conninfo(ep, user=self.target.postgres.app_role or self.target.postgres.user,
-                                    connect_timeout=2)
+        pg = self.target.require_postgres("the lab driver")
+        ep = pg.writer.model_copy(update={"port": self.state.ports[f"{node}_pg"]})
+        return self.target.conninfo(ep, user=pg.app_role or pg.user, connect_timeout=2)
 
     def promotion_times(self, node: str, since: float) -> dict[str, float | None]:
         """When the new leader was promoted, from PostgreSQL's and Patroni's own logs."""
@@ -78,6 +80,15 @@ class LabDriver:
 
     def versions(self) -> dict[str, str]:
         return {"patroni": "4.1.5", "driver": self.name}
+
+    def snapshot(self, ident: str) -> Snapshot:
+        """A pgBackRest backup from the leader (incremental; full when none exists), named by
+        pgBackRest (its label), not ``ident``."""
+        node = self.leader()
+        if not node:
+            raise RuntimeError("no Patroni leader to back up")
+        label = backup.snapshot_backup(self.state, node)
+        return {"id": label, "kind": f"pgbackrest backup from {node}"}
 
     # -- faults -------------------------------------------------------------------------------
     def _restart(self, node: str) -> None:
@@ -137,7 +148,7 @@ class LabDriver:
                               [f"{node}_pg", f"{node}_repl", f"{node}_etcd"], undo_stack=undo_stack)
 
     @contextlib.contextmanager
-    def synchronous(self, on: bool):  # type: ignore[no-untyped-def]
+    def synchronous(self, on: bool) -> Iterator[None]:
         """Run with synchronous replication on or off; always restore sync mode afterwards."""
         url = self.state.rest_url(self._require_leader())
         rec = record.active()

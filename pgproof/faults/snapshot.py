@@ -1,10 +1,11 @@
 """``chaos.snapshot_before``: a snapshot taken before a game day injects its fault.
 
-The seed's backup flow promises "manual snapshots before changes". RDS/Aurora get a
-manual DB (cluster) snapshot, waited for until available; the lab gets a pgBackRest
-incremental backup from the leader (a full one when none exists). A failed snapshot
-refuses the game day (:class:`ChaosRefused`, one sentence): nothing is injected
-without a way back. The snapshot is kept: it is the point to return to.
+The seed's backup flow promises "manual snapshots before changes". The driver
+takes it (``FaultDriver.snapshot``): RDS/Aurora a manual DB (cluster) snapshot,
+waited for until available; the lab a pgBackRest incremental backup from the
+leader (a full one when none exists). A driver that cannot, or a failed
+snapshot, refuses the game day (:class:`ChaosRefused`, one sentence): nothing
+is injected without a way back. The snapshot is kept: it is the point to return to.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pgproof.faults.drivers import cannot
+from pgproof.faults.protocol import FaultDriver
 from pgproof.gameday.safety import ChaosRefused
 from pgproof.target import Target
 
@@ -21,55 +24,16 @@ def snapshot_id(run_id: str) -> str:
     return f"pgproof-before-{run_id}"[:63].rstrip("-")
 
 
-def take(target: Target, driver: Any, run_id: str) -> dict[str, Any]:
+def take(target: Target, driver: FaultDriver, run_id: str) -> dict[str, Any]:
     """Take the snapshot; returns {"id", "kind", "took_s"}; raises ChaosRefused if it failed."""
+    why = cannot(driver, "snapshot")
+    if why is not None:
+        raise ChaosRefused(f"chaos.snapshot_before is set but {why}")
     t0 = time.monotonic()
     try:
-        if driver.name == "aws":
-            out = _rds(driver, snapshot_id(run_id))
-        elif driver.name == "lab":
-            out = _lab(driver)
-        else:
-            raise ChaosRefused(f"chaos.snapshot_before is set but the {driver.name} driver cannot take "
-                               "a snapshot yet (lab: pgBackRest backup; aws: RDS snapshot)")
-    except ChaosRefused:
-        raise
+        out = driver.snapshot(snapshot_id(run_id))
     except Exception as exc:  # noqa: BLE001 - any failure refuses the game day, said in one sentence
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ChaosRefused(f"the snapshot before the fault failed on target {target.name!r}, so the "
                            f"game day did not start: {first[:300]}") from None
     return {**out, "took_s": round(time.monotonic() - t0, 2)}
-
-
-def _rds(driver: Any, ident: str) -> dict[str, Any]:
-    rds = driver.rds
-    if driver.cluster_id:
-        rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=ident,
-                                       DBClusterIdentifier=driver.cluster_id)
-        get = lambda: rds.describe_db_cluster_snapshots(  # noqa: E731
-            DBClusterSnapshotIdentifier=ident)["DBClusterSnapshots"][0]
-        kind = "rds-cluster-snapshot"
-    else:
-        rds.create_db_snapshot(DBSnapshotIdentifier=ident, DBInstanceIdentifier=driver.instance_id)
-        get = lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=ident)["DBSnapshots"][0]  # noqa: E731
-        kind = "rds-snapshot"
-    deadline = time.monotonic() + driver.wait_timeout_s
-    status = "?"
-    while time.monotonic() < deadline:
-        status = str(get().get("Status", "?"))
-        if status == "available":
-            return {"id": ident, "kind": kind}
-        if status in ("failed", "deleted", "deleting", "incompatible-restore"):
-            break
-        time.sleep(driver.poll_s)
-    raise RuntimeError(f"snapshot {ident} is {status!r}, not available")
-
-
-def _lab(driver: Any) -> dict[str, Any]:
-    from pgproof.lab import backup
-
-    node = driver.leader()
-    if not node:
-        raise RuntimeError("no Patroni leader to back up")
-    label = backup.snapshot_backup(driver.state, node)
-    return {"id": label, "kind": f"pgbackrest backup from {node}"}

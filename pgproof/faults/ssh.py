@@ -42,6 +42,7 @@ from pgproof.errors import UserError
 from pgproof.faults import client_proxy
 from pgproof.faults.base import Undo, fault
 from pgproof.faults.client_proxy import ClientPathLatency
+from pgproof.faults.protocol import FaultDriver
 from pgproof.faults.ssh_service import HostSettings, host_settings, manager, parse_pid
 from pgproof.target import Target
 
@@ -86,7 +87,7 @@ def _host(target: Target, url: str, sudo: bool) -> Any:
                         "testinfra URL such as ssh://user@host or local://") from None
 
 
-class SshDriver(ClientPathLatency):
+class SshDriver(ClientPathLatency, FaultDriver):
     """Latency comes from ``ClientPathLatency``: a Toxiproxy on the client path, beside the load."""
 
     name = "ssh"
@@ -94,6 +95,8 @@ class SshDriver(ClientPathLatency):
     UNSUPPORTED = {
         "partition_primary": f"partition_primary {NO_NETEM}",
         "synchronous": "the ssh driver does not switch replication modes",
+        "snapshot": "the ssh driver cannot take a snapshot yet (lab: pgBackRest backup; aws: "
+                    "RDS snapshot)",
     }
 
     def __init__(self, target: Target, start_timeout_s: float = 60) -> None:
@@ -191,7 +194,7 @@ class SshDriver(ClientPathLatency):
     def node_conninfo(self, node: str) -> dict[str, Any]:
         """A direct session to ``node`` as the app would write (the split-brain probe):
         ``postgres.nodes`` listed in the same order as ``hosts``."""
-        pg = self.target.postgres
+        pg = self.target.require_postgres("the split-brain probe")
         if len(pg.nodes) != len(self.names):
             raise NotImplementedError("list postgres.nodes in the same order as hosts to reach one node")
         return self.target.conninfo(pg.nodes[self.names.index(node)],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from typing import Any
 
 import requests
 
@@ -25,7 +26,7 @@ class ToxiproxyError(RuntimeError):
     """The Toxiproxy API refused a request or could not be reached."""
 
 
-def _request(api_url: str, method: str, path: str, body: object = None,
+def _request(api_url: str, method: str, path: str, body: Any = None,
              ok: tuple[int, ...] = (200, 201, 204)) -> requests.Response:
     url = api_url.rstrip("/") + path
     try:

@@ -32,7 +32,8 @@ class HostLoad:
     """Samples ``runnable()`` every ``interval`` s in a daemon thread until ``stop()``."""
 
     def __init__(self, interval: float = 0.5) -> None:
-        self.interval, self.samples = interval, []  # type: list[tuple[float, int]]
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
         self.cpus = os.cpu_count() or 1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pgproof-hostload", daemon=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pgproof import fsio
+from pgproof.gameday.measurements import Measurements
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Journal:
     steady_state_after: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     fault: dict[str, Any] = field(default_factory=dict)
-    measurements: dict[str, Any] = field(default_factory=dict)
+    measurements: Measurements = field(default_factory=lambda: Measurements())
     series: list[dict[str, Any]] = field(default_factory=list)
     verdicts: list[dict[str, str]] = field(default_factory=list)
     verdict: str = "error"

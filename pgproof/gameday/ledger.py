@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from pgproof.gameday.measurements import LedgerCounts
 from pgproof.load.runner import LedgerEntry
 from pgproof.load.schema import LEDGER_TABLE
 
@@ -46,10 +47,10 @@ class LedgerVerdict:
     def ok(self) -> bool:
         return self.lost == 0
 
-    def counts(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in (
-            "acknowledged", "failed", "unknown", "present", "lost",
-            "unknown_landed", "unknown_missing", "extra")}
+    def counts(self) -> LedgerCounts:
+        return LedgerCounts(acknowledged=self.acknowledged, failed=self.failed, unknown=self.unknown,
+                            present=self.present, lost=self.lost, unknown_landed=self.unknown_landed,
+                            unknown_missing=self.unknown_missing, extra=self.extra)
 
     def sentence(self) -> str:
         """The finding, phrased for the report (what was found, what the spec wants)."""
@@ -143,5 +144,6 @@ def full_diff(conninfo: Mapping[str, Any], run_id: str,
         conn.rollback()
     names = ("acknowledged", "failed", "unknown", "present", "lost",
              "unknown_landed", "unknown_missing", "extra")
-    return LedgerVerdict(**dict(zip(names, (int(c) for c in counts), strict=True)),
-                         lost_keys=lost_keys)
+    n = dict(zip(names, (int(c) for c in counts), strict=True))
+    return LedgerVerdict(n["acknowledged"], n["failed"], n["unknown"], n["present"], n["lost"],
+                         n["unknown_landed"], n["unknown_missing"], n["extra"], lost_keys=lost_keys)

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypedDict
 
+from pgproof.faults.protocol import FaultDriver
 from pgproof.gameday import ledger as ledger_mod
 from pgproof.gameday import metrics
 from pgproof.gameday.clock import FailoverClock
 from pgproof.gameday.host import HostLoad
 from pgproof.gameday.journal import Journal
+from pgproof.gameday.measurements import LeaderHold, LedgerUnverified, Measurements, Rto
 from pgproof.gameday.scenarios import Scenario, p95_median
 from pgproof.gameday.watch import Condition, Streak, watch
 from pgproof.load.runner import LoadProcess, SecondStats
@@ -26,13 +28,25 @@ from pgproof.target import Target
 STALL_SHARE = 0.5  # a second under half the baseline is an outage, never a tolerated dip
 
 
+class Live(TypedDict, total=False):
+    """What a game day has started so far: ``measure`` takes what is there, even after an interrupt."""
+
+    driver: FaultDriver
+    load: LoadProcess
+    host: HostLoad
+    clock: FailoverClock
+    old_leader: str | None
+    timeline: int | None
+    fault_at: float
+
+
 def series(stats: list[SecondStats]) -> list[dict[str, Any]]:
     return [{"t": x.t, "requests": x.requests, "failures": x.failures, "p95_ms": x.p95_ms,
              "users": x.users} for x in stats]
 
 
-def watch_recovery(target: Target, s: Scenario, j: Journal, m: dict[str, Any], load: LoadProcess,
-                   clock: FailoverClock, driver: Any, fault_at: float, host: HostLoad | None = None) -> None:
+def watch_recovery(target: Target, s: Scenario, j: Journal, m: Measurements, load: LoadProcess,
+                   clock: FailoverClock, driver: FaultDriver, fault_at: float, host: HostLoad | None = None) -> None:
     """Keep load running until load recovery, p95 return (CH-LAT) and heal are each decided."""
     th = target.thresholds
     w, budget, ratio = th.recovery_sustain_s, th.recovery_budget_s, th.load_recovery_ratio
@@ -81,7 +95,7 @@ def watch_recovery(target: Target, s: Scenario, j: Journal, m: dict[str, Any], l
             checks["p95"] = (lambda: metrics.p95_after(load.stats(), undone),
                              lambda v: v is not None and v <= limit,
                              lambda v: v is None or v > 2 * limit)
-    need = getattr(driver, "STEADY_TEXT", None) or (  # the driver's own words (RDS: control plane)
+    need = driver.STEADY_TEXT or (  # the driver's own words (RDS: control plane)
         "leader, streaming " + ("sync " if s.synchronous else "") + "standby, writable writer endpoint")
     heal = Condition("heal", need, w, budget, undone, "the undo")
     conds.append(heal)
@@ -101,11 +115,10 @@ def watch_recovery(target: Target, s: Scenario, j: Journal, m: dict[str, Any], l
                                 and x.t < end)
 
 
-def measure(target: Target, s: Scenario, j: Journal, m: dict[str, Any], live: dict[str, Any],
+def measure(target: Target, s: Scenario, j: Journal, m: Measurements, live: Live,
             app: dict[str, Any]) -> None:
     """Every number that can be had from what ran; after an interrupt some parts are missing."""
-    load: LoadProcess | None = live.get("load")
-    clock: FailoverClock | None = live.get("clock")
+    load, clock = live.get("load"), live.get("clock")
     driver, fault_at = live.get("driver"), live.get("fault_at")
     stats = load.stats() if load is not None else []
     j.series = series(stats)
@@ -122,12 +135,12 @@ def measure(target: Target, s: Scenario, j: Journal, m: dict[str, Any], live: di
             return
         r = clock.rto(fault_at)
         m["clock_resolution_s"] = clock.resolution()
-        m["rto"] = {"fault_at": fault_at, "rto_s": r.rto_s, "resolution_s": r.resolution_s,
+        m["rto"] = Rto(**{"fault_at": fault_at, "rto_s": r.rto_s, "resolution_s": r.resolution_s,
                     "last_ack_before": r.last_ack_before, "first_ack_after": r.first_ack_after,
                     "failed_writes": r.failed_writes, "outage_s": r.outage_s,
                     "outage_resolution_s": r.outage_resolution_s,
                     "judged": "outage" if s.control_plane else "from_fault"
-                    } if s.expect_failover else None
+                    }) if s.expect_failover else None
 
     def ledger() -> None:
         if load is None:
@@ -138,7 +151,9 @@ def measure(target: Target, s: Scenario, j: Journal, m: dict[str, Any], live: di
         except Exception:
             by = {st: sum(1 for e in entries if e.status == st) for st in ("acknowledged", "failed",
                                                                              "unknown")}
-            m["ledger_unverified"] = {**by, "why": "the database could not be asked which rows landed"}
+            m["ledger_unverified"] = LedgerUnverified(
+                acknowledged=by["acknowledged"], failed=by["failed"], unknown=by["unknown"],
+                why="the database could not be asked which rows landed")
             raise
         m["ledger"] = verdict.counts()
         if verdict.lost:
@@ -171,21 +186,24 @@ def measure(target: Target, s: Scenario, j: Journal, m: dict[str, Any], live: di
         m["failovers"] = 0 if (new_leader == old_leader and tl1 == tl0) else max(1, (tl1 or 0) - (tl0 or 0))
         m["old_primary"], m["new_primary"] = old_leader, new_leader
         m["steady_after_ok"] = driver.steady(require_sync=s.synchronous)[0]
-        if s.expect_failover and new_leader and fault_at and hasattr(driver, "promotion_times"):
-            m["promotion"] = driver.promotion_times(new_leader, fault_at)
+        promotion = (driver.promotion_times(new_leader, fault_at)
+                     if s.expect_failover and new_leader and fault_at else None)
+        if promotion is not None:  # None: the driver cannot tell (ssh)
+            m["promotion"] = promotion
 
     for fn in (rto, ledger, latency, cluster):
         step(fn)
 
 
-def section(d: dict[str, Any], key: str) -> dict[str, Any]:
+def section(d: Mapping[str, Any], key: str) -> dict[str, Any]:
     v = d.get(key)
     return v if isinstance(v, dict) else {}
 
 
-def hold(driver: Any, duration_s: float, old_leader: str | None, j: Journal) -> dict[str, Any]:
+def hold(driver: FaultDriver, duration_s: float, old_leader: str | None, j: Journal) -> LeaderHold:
     """Hold a non-failover fault, checking the leader each second: CH-LAT wants no failover."""
-    end, samples, changed, seen = time.time() + duration_s, 0, 0, set()
+    end, samples, changed = time.time() + duration_s, 0, 0
+    seen: set[str | None] = set()
     while time.time() < end:
         with contextlib.suppress(Exception):
             leader = driver.leader()
@@ -193,7 +211,7 @@ def hold(driver: Any, duration_s: float, old_leader: str | None, j: Journal) -> 
             seen.add(leader)
             changed += leader != old_leader
         time.sleep(max(0.0, min(1.0, end - time.time())))
-    result = {"samples": samples, "other_leader_seen": changed, "leaders": sorted(map(str, seen))}
+    result = LeaderHold(samples=samples, other_leader_seen=changed, leaders=sorted(map(str, seen)))
     j.event("fault", f"held {duration_s:.0f} s; leader checked {samples} times",
             f"leaders seen: {', '.join(result['leaders']) or 'none'}")
     return result

@@ -14,10 +14,14 @@ from pgproof.exact import exact
 class Second(Protocol):
     """What a per-second sample needs (``pgproof.load.runner.SecondStats`` fits)."""
 
-    t: float
-    requests: int
-    failures: int
-    users: int
+    @property
+    def t(self) -> float: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def failures(self) -> int: ...
+    @property
+    def users(self) -> int: ...
 
 
 def _ok(s: Second) -> int:

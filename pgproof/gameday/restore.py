@@ -16,13 +16,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pgproof.exact import exact
 from pgproof.faults import record
 from pgproof.gameday import restore_probe as rp
 from pgproof.gameday import scratch as sc
 from pgproof.gameday.journal import Journal
+from pgproof.gameday.measurements import Measurements
 from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.load.runner import LoadProcess
 from pgproof.load.schema import ensure_ledger_table
@@ -128,7 +129,7 @@ def _drill(target: Target, state: Any, j: Journal, out: Path, users: int, archiv
            rec: record.FaultRecord) -> None:
     app = target.conninfo(user=_pg(target).app_role or _pg(target).user)
     admin = target.conninfo()
-    m: dict[str, Any] = {}
+    m = Measurements()
     j.measurements = m
     m["database_bytes"] = _database_bytes(admin)
     ensure_ledger_table(app)
@@ -176,7 +177,7 @@ def _drill(target: Target, state: Any, j: Journal, out: Path, users: int, archiv
     verified = res_.pop("verified_at", None) or time.monotonic()
     m["restore_s"] = round(verified - t0, 2)  # restore requested -> restored instance verified
     m["drill_s"] = round(verified - t_chosen, 2)  # T chosen -> verified (bench/restore)
-    m.update(res_)
+    m.update(cast(Measurements, res_))  # restore_error or probe (restore_aws.drill, _lab_restore)
     if "probe" in m:
         m.update(rp.compare(marks.acked, m["probe"].pop("restored"), t))
     th = target.thresholds

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from pgproof.controls import title
+from pgproof.gameday.measurements import Measurements
 
 MARKERS = "pgproof_restore_markers"
 TLS_ORDER = {"TLSv1": 0, "TLSv1.1": 1, "TLSv1.2": 2, "TLSv1.3": 3}
@@ -136,7 +137,7 @@ def _loopback(addrs: str) -> bool:
         return False
 
 
-def judge(m: dict[str, Any], rpo_budget_s: float | Fraction, restore_budget_s: float) -> dict[str, str]:
+def judge(m: Measurements, rpo_budget_s: float | Fraction, restore_budget_s: float) -> dict[str, str]:
     """BAK-6 from the drill's measurements; the evidence says what was found and wanted."""
     cid = "BAK-6"
     if m.get("restore_error"):
@@ -179,7 +180,7 @@ def judge(m: dict[str, Any], rpo_budget_s: float | Fraction, restore_budget_s: f
             "evidence": "; ".join(problems + said) if problems else "; ".join(said)}
 
 
-def compare(acked: dict[int, datetime], restored: dict[int, datetime], t: datetime) -> dict[str, Any]:
+def compare(acked: dict[int, datetime], restored: dict[int, datetime], t: datetime) -> Measurements:
     before = {s for s, a in acked.items() if a <= t}
     after = {s for s, a in acked.items() if a > t}
     missing = sorted(before - set(restored))

@@ -19,11 +19,13 @@ from pgproof.errors import UserError
 from pgproof.faults import record, snapshot
 from pgproof.faults.base import FaultUndoError
 from pgproof.faults.drivers import adapt, cannot, fault_text, make_driver
+from pgproof.faults.protocol import FaultDriver, inject
 from pgproof.gameday import metrics
 from pgproof.gameday.clock import FailoverClock
 from pgproof.gameday.host import HostLoad
 from pgproof.gameday.journal import Journal
-from pgproof.gameday.measure import hold, measure, watch_recovery
+from pgproof.gameday.measure import Live, hold, measure, watch_recovery
+from pgproof.gameday.measurements import Measurements, SplitBrain
 from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.gameday.scenarios import SCENARIOS, Scenario, judge
 from pgproof.load.runner import LoadProcess
@@ -65,8 +67,8 @@ def load_text(users: int, workers: int) -> list[str]:
 
 
 def plan(s: Scenario, target: Target, users: int, baseline_s: float, budget_s: float,
-         driver: Any = None, workers: int = 0) -> list[str]:
-    steady = getattr(driver, "STEADY_TEXT", "leader + streaming sync standby")
+         driver: FaultDriver | None = None, workers: int = 0) -> list[str]:
+    steady = (driver.STEADY_TEXT if driver is not None else None) or "leader + streaming sync standby"
     return [
         f"target {target.name} (driver {target.chaos.driver}); scenario {s.name}: {s.description}",
         *(["0. take a snapshot (RDS snapshot / pgBackRest backup); refuse to start if it fails"]
@@ -141,8 +143,9 @@ def run(target: Target, scenario: str, *, reports: Path = Path("reports"), users
         j.snapshot = snap
         j.event("snapshot", f"snapshot before the fault: {snap['id']}", f"{snap['kind']}, {snap['took_s']} s")
     j.save_stub(out, rec.delete)  # the stub an interrupted (SIGKILLed) run leaves behind for `gameday recover`
-    live: dict[str, Any] = {"driver": driver}  # what has started: measured even after an interrupt
-    app = target.conninfo(user=target.postgres.app_role or target.postgres.user)
+    live = Live(driver=driver)  # what has started: measured even after an interrupt
+    pg = target.require_postgres("a game day")
+    app = target.conninfo(user=pg.app_role or pg.user)
     try:
         with sigterm_unwinds(), record.activate(rec):
             _run(target, driver, s, j, out, users, baseline_s, budget_s, live, workers)
@@ -174,7 +177,7 @@ def _interrupted(j: Journal, exc: BaseException) -> None:
                          "phase": last}
 
 
-def _measure_after_abort(target: Target, s: Scenario, j: Journal, live: dict[str, Any],
+def _measure_after_abort(target: Target, s: Scenario, j: Journal, live: Live,
                          app: dict[str, Any]) -> None:
     """Whatever ran is still evidence: series, RTO, ledger up to the abort (never raises)."""
     if "load" not in live:
@@ -199,7 +202,7 @@ def _finish(j: Journal, out: Path, rec: record.FaultRecord | None = None) -> Non
     index.after_run(out, "gameday", j.to_dict())
 
 
-def _versions(target: Target, driver: Any) -> dict[str, str]:
+def _versions(target: Target, driver: FaultDriver) -> dict[str, str]:
     v = {p: md.version(p) for p in ("locust", "psycopg", "pgproof")}
     with contextlib.suppress(Exception):
         import psycopg
@@ -209,16 +212,17 @@ def _versions(target: Target, driver: Any) -> dict[str, str]:
     return {**v, **driver.versions()}
 
 
-def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users: int,
-         baseline_s: float, budget_s: float, live: dict[str, Any], workers: int = 0) -> None:
+def _run(target: Target, driver: FaultDriver, s: Scenario, j: Journal, out: Path, users: int,
+         baseline_s: float, budget_s: float, live: Live, workers: int = 0) -> None:
     j.versions = _versions(target, driver)
     ok, detail = driver.steady()
     j.steady_state_before = {"ok": ok, "detail": detail}
     j.event("steady-before", "steady state " + ("holds" if ok else "BROKEN"), detail)
     if not ok:
         raise RuntimeError(f"refusing to start: the target is not in steady state ({detail})")
-    app = target.conninfo(user=target.postgres.app_role or target.postgres.user)
-    m: dict[str, Any] = {"load_workers": workers} if workers else {}
+    pg = target.require_postgres("a game day")
+    app = target.conninfo(user=pg.app_role or pg.user)
+    m = Measurements(load_workers=workers) if workers else Measurements()
     j.measurements = m
     with contextlib.ExitStack() as stack:
         if not s.synchronous:
@@ -227,8 +231,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
         ensure_ledger_table(app)
         ensure_clock_table(app)
         # The driver may route the load through its own client-path proxy (latency on RDS).
-        load_app = (stack.enter_context(driver.app_path(s.fault, app, out / "load"))
-                    if hasattr(driver, "app_path") else app)
+        load_app = stack.enter_context(driver.app_path(s.fault, app, out / "load"))
         limit = load_limit_s(s, target, baseline_s, budget_s)
         load = LoadProcess("ledger.py", load_app, out / "load", users=users, run_id=j.run_id,
                            run_time=limit, workers=workers)
@@ -254,7 +257,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
         old_leader, tl0 = driver.leader(), driver.timeline()
         live["old_leader"], live["timeline"] = old_leader, tl0
         j.event("baseline", f"baseline done; leader {old_leader}, timeline {tl0}", base)
-        fault_cm = getattr(driver, s.fault)(undo_stack=stack, **s.fault_args)
+        fault_cm = inject(driver, s.fault, stack, s.fault_args)
         j.fault = {"name": s.fault, "description": s.description, "injected_at": None,
                    "undone_at": None, "undo_ok": None, "undo_error": None}
         fault_at = time.time()  # the instant we act: a control-plane call may take seconds
@@ -274,7 +277,7 @@ def _run(target: Target, driver: Any, s: Scenario, j: Journal, out: Path, users:
                         m["leader_during"] = hold(driver, target.chaos.duration_s, old_leader, j)
                 except KeyboardInterrupt as exc:
                     _interrupted(j, exc)
-                    j.event("abort", f"interrupted ({j.interrupted['by']}) during the fault; undoing")
+                    j.event("abort", f"interrupted ({(j.interrupted or {}).get('by')}) during the fault; undoing")
                     raise
         except FaultUndoError as exc:
             j.fault["undo_ok"], j.fault["undo_error"] = False, str(exc)
@@ -335,13 +338,13 @@ def _wait_recovery(clock: FailoverClock, fault_at: float, budget_s: float, j: Jo
     j.event("recovery", f"no write acknowledged within {budget_s:.0f} s")
 
 
-def _split_brain(driver: Any, old: str | None, j: Journal) -> dict[str, Any]:
+def _split_brain(driver: FaultDriver, old: str | None, j: Journal) -> SplitBrain:
     import psycopg
 
     new = driver.leader()
-    result = {"old_primary": old, "new_primary": new, "write_refused": False, "error": ""}
+    result = SplitBrain(old_primary=old, new_primary=new, write_refused=False, error="")
     try:
-        with psycopg.connect(**driver.node_conninfo(old), autocommit=True) as conn:
+        with psycopg.connect(**driver.node_conninfo(str(old)), autocommit=True) as conn:
             # A real, committed row: if it lands, the old primary took a write (split brain).
             conn.execute("INSERT INTO pgproof_clock (run_id, seq, t) VALUES (%s, -1, 0)",
                          (j.run_id + "-split-brain",))

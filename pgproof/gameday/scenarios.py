@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
 from pgproof.controls import title
+from pgproof.faults.protocol import FaultName
 from pgproof.gameday.host import busier
+from pgproof.gameday.measurements import Measurements
 
 
 @dataclass(frozen=True)
@@ -15,7 +18,7 @@ class Scenario:
     name: str
     description: str
     controls: tuple[str, ...]
-    fault: str  # driver method
+    fault: FaultName  # a FaultDriver method
     fault_args: dict[str, Any] = field(default_factory=dict)
     expect_failover: bool = True
     synchronous: bool = True
@@ -49,10 +52,11 @@ def _v(cid: str, ok: bool | None, evidence: str) -> dict[str, str]:
     return {"id": cid, "title": title(cid), "verdict": verdict, "evidence": evidence}
 
 
-def judge(s: Scenario, m: dict[str, Any], budget_s: float,
+def judge(s: Scenario, m: Measurements, budget_s: float,
           error_budget: float = 0.01) -> list[dict[str, str]]:
     """Verdict per control from the measurements: sentences say what was found and wanted."""
-    rto, ledger = m.get("rto") or {}, m.get("ledger")
+    rto: Mapping[str, Any] = m.get("rto") or {}
+    ledger = m.get("ledger")
     rto_s, res = rto.get("rto_s"), rto.get("resolution_s")
     rto_ok = None if not rto else (rto_s is not None and rto_s <= budget_s)
     rto_text = (f"writes acknowledged again {rto_s:.2f} s (+/- {res or 0:.2f} s) after the fault; "
@@ -85,7 +89,7 @@ def judge(s: Scenario, m: dict[str, Any], budget_s: float,
             out.append(_v(cid, ok, f"{rto_text}; {lost_text}; the app tier was cut off, the "
                           "database was not (no split-brain probe: nothing fails over)"))
         elif cid == "CH-PART":
-            sb = m.get("split_brain") or {}
+            sb: Mapping[str, Any] = m.get("split_brain") or {}
             ok = None if not rto or not sb else bool(rto_ok and sb.get("write_refused"))
             out.append(_v(cid, ok, f"{rto_text}; old primary {sb.get('old_primary')} "
                           f"{'refused' if sb.get('write_refused') else 'ACCEPTED'} a direct write "
@@ -96,7 +100,7 @@ def judge(s: Scenario, m: dict[str, Any], budget_s: float,
     return out
 
 
-def outage(rto: dict[str, Any]) -> tuple[float | None, float | None]:
+def outage(rto: Mapping[str, Any]) -> tuple[float | None, float | None]:
     """(outage s, its resolution s): last acknowledged write before the gap to the first after
     (journals recorded before the outage was stored: from the two instants)."""
     out, res = rto.get("outage_s"), rto.get("outage_resolution_s")
@@ -106,7 +110,7 @@ def outage(rto: dict[str, Any]) -> tuple[float | None, float | None]:
     return out, res if res is not None else rto.get("resolution_s")
 
 
-def _outage(rto: dict[str, Any], budget_s: float) -> tuple[bool | None, str]:
+def _outage(rto: Mapping[str, Any], budget_s: float) -> tuple[bool | None, str]:
     """HA-2 for a control-plane failover: the outage is the RTO, the time since the API call
     started is stated beside it (the call itself takes seconds while writes still succeed)."""
     out, res = outage(rto)
@@ -122,7 +126,7 @@ def _outage(rto: dict[str, Any], budget_s: float) -> tuple[bool | None, str]:
                             f"HA-2 judges{since}; budget {budget_s:.0f} s")
 
 
-def _spread(m: dict[str, Any]) -> str:
+def _spread(m: Measurements) -> str:
     b = m.get("baseline") or {}
     if not b:
         return f"{m.get('baseline_tps')} ok req/s"
@@ -130,18 +134,19 @@ def _spread(m: dict[str, Any]) -> str:
             f"cv {b['cv']:.0%})")
 
 
-def _same_load(m: dict[str, Any]) -> str:
+def _same_load(m: Measurements) -> str:
     w = m.get("load_workers") or 0
     return f"same Locust master and {w} workers" if w else "same Locust process"
 
 
-def _load(m: dict[str, Any], c: dict[str, Any] | None) -> tuple[bool | None, str]:
+def _load(m: Measurements, c: dict[str, Any] | None) -> tuple[bool | None, str]:
     """HA-4: throughput back to >= 90 % of the baseline, held, in the same Locust process."""
     if not c:
         return None, "load recovery was not watched"
     head = f"baseline {_spread(m)}; "
     if c.get("ok"):
-        after = (c["met_at"] - m["rto"]["fault_at"]) if (m.get("rto") or {}).get("fault_at") else None
+        rto = m.get("rto")
+        after = (c["met_at"] - rto["fault_at"]) if rto and rto.get("fault_at") else None
         return True, (head + f"throughput {c['sentence']}" + (f" ({after:.1f} s after the fault)" if after
                       is not None else "") + f"; {_same_load(m)}, no client restarted")
     text = head + f"throughput {c['sentence']}"
@@ -151,10 +156,10 @@ def _load(m: dict[str, Any], c: dict[str, Any] | None) -> tuple[bool | None, str
     return (None if c.get("decided_at") is None else False), text
 
 
-def _confounded(m: dict[str, Any], name: str) -> str:
+def _confounded(m: Measurements, name: str) -> str:
     """Why a relative verdict cannot be judged: the host got busier than during the baseline."""
     h = m.get("host") or {}
-    before, after, cpus = h.get("runnable_baseline"), h.get(f"runnable_{name}"), h.get("cpus") or 1
+    before, after, cpus = h.get("runnable_baseline"), h.get(f"runnable_{name}"), int(h.get("cpus") or 1)
     if not busier(before, after, cpus):
         return ""
     return (f"; cannot judge: the host got busier after the baseline (median runnable tasks "
@@ -162,7 +167,7 @@ def _confounded(m: dict[str, Any], name: str) -> str:
             "database: rerun on a quieter host")
 
 
-def _latency(m: dict[str, Any], c: dict[str, Any] | None,
+def _latency(m: Measurements, c: dict[str, Any] | None,
              error_budget: float) -> tuple[bool | None, str]:
     failovers, ratio = m.get("failovers", 0), m.get("error_ratio") or 0.0
     base, during, after = m.get("p95_baseline_ms"), m.get("p95_during_ms"), m.get("p95_after_ms")

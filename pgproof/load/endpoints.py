@@ -53,7 +53,7 @@ def _target_conninfo(endpoint: str, name: str | None) -> dict[str, Any]:
         target = load_target(name)
     except ConfigError as exc:
         raise LoadConfigError(str(exc)) from None
-    pg = target.postgres
+    pg = target.require_postgres("load")
     # Load is the app's traffic: it runs as the app's role, not as pgproof's read-only auditor.
     user = pg.app_role or pg.user
     if endpoint == "writer":

@@ -41,6 +41,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -203,7 +204,7 @@ class PostgresUser(User):
     @staticmethod
     def endpoint_of(user_class: type[User]) -> str:
         """``PGPROOF_LOAD_ENDPOINT`` wins over the class default, so one locustfile serves all."""
-        return os.environ.get("PGPROOF_LOAD_ENDPOINT") or getattr(user_class, "endpoint", "writer")
+        return os.environ.get("PGPROOF_LOAD_ENDPOINT") or str(getattr(user_class, "endpoint", "writer"))
 
     def conninfo(self) -> dict[str, Any]:
         info = endpoint_conninfo(self.endpoint_of(type(self)), _target_option(self.environment))
@@ -323,7 +324,9 @@ class LedgerWriter(PostgresUser):
         self.seq += 1
         params = (RUN_ID_B, b"%d" % self.writer_id, b"%d" % self.seq, PAYLOAD_B)
         t_start, t0 = time.time(), time.perf_counter()
-        status, phase, exc = FAILED, "insert", None
+        status, phase = FAILED, "insert"
+        exc: BaseException | None = None
+        send: Callable[..., bytes | None]  # (sql or statement name, params=()) -> command tag
         if self.prepare_threshold is None:
             send, (begin, insert, commit) = wire.execute, (BEGIN, INSERT_SQL, COMMIT)
         else:

@@ -108,7 +108,7 @@ def archiver_facts(target: Target) -> ArchiverFacts:
 
     from pgproof.probes.postgres import connect
 
-    ep = target.postgres.writer
+    ep = target.require_postgres("the backup probe").writer
     with connect(target) as conn:
         row = conn.execute(ARCHIVER_SQL).fetchone()
         ready, ready_error = None, None

@@ -7,7 +7,7 @@ from pgproof.target import Endpoint, Target
 
 def client_endpoints(t: Target) -> dict[str, Endpoint]:
     """Every endpoint a client may use: writer, readers, pooler."""
-    pg = t.postgres
+    pg = t.require_postgres("the client endpoints")
     eps = {"writer": pg.writer, **{f"reader{i + 1}": r for i, r in enumerate(pg.readers)}}
     if pg.pooler is not None:
         eps["pooler"] = pg.pooler
@@ -21,7 +21,7 @@ def tls_endpoints(t: Target) -> dict[str, Endpoint]:
     """
     eps = client_endpoints(t)
     seen = {(e.host, e.port) for e in eps.values()}
-    for i, node in enumerate(t.postgres.nodes):
+    for i, node in enumerate(t.require_postgres("the TLS layer").nodes):
         if (node.host, node.port) not in seen:
             eps[f"node{i + 1}"] = node
             seen.add((node.host, node.port))

@@ -21,7 +21,7 @@ def resolve(host: str) -> ResolveFacts:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise Unreachable(f"endpoint {host} does not resolve: {exc.strerror}") from None
-    return ResolveFacts(host, sorted({i[4][0] for i in infos}))
+    return ResolveFacts(host, sorted({str(i[4][0]) for i in infos}))
 
 
 def is_private(address: str) -> bool:

@@ -18,7 +18,7 @@ class PoolerFacts:
 
 
 def gather(target: Target) -> PoolerFacts:
-    ep = target.postgres.pooler_admin
+    ep = target.require_postgres("the pooler probe").pooler_admin
     if ep is None:
         raise NotApplicable("no pooler_admin endpoint configured for this target")
     info = target.conninfo(ep)

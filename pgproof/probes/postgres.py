@@ -233,12 +233,13 @@ def gather(target: Target) -> PostgresFacts:
         ).fetchone()
         session_ssl = dict(zip(("ssl", "version", "cipher", "bits"), ssl_row or (), strict=False))
         roles = {}
-        names = [n for n in {target.postgres.app_role, target.postgres.user} if n]
+        pg = target.require_postgres("the live SQL layer")
+        names = [n for n in {pg.app_role, pg.user} if n]
         for r in conn.execute(
             "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication"
             " FROM pg_roles WHERE rolname = ANY(%s)", (names,)):
             roles[r[0]] = RoleFacts(*r)
-    replicas = [replica_facts(target, r) for r in target.postgres.readers]
+    replicas = [replica_facts(target, r) for r in pg.readers]
     hidden = [s for s in SETTINGS if s not in settings]
     return PostgresFacts(f"{ep.host}:{ep.port}", settings, audit, hba, hba_error, session_ssl,
                          roles, replicas, hidden, info_user)
@@ -271,8 +272,9 @@ def replica_lag(target: Target, replica: psycopg.Connection, wait_s: float) -> t
     """
     with connect(target) as primary:
         if _one(primary, "SELECT pg_is_in_recovery()"):
-            raise Unreachable(f"the writer endpoint {target.postgres.writer.host}:"
-                              f"{target.postgres.writer.port} is in recovery: no primary to "
+            ep = target.require_postgres("replica lag").writer
+            raise Unreachable(f"the writer endpoint {ep.host}:"
+                              f"{ep.port} is in recovery: no primary to "
                               f"measure replica lag against")
         written = _one(primary, "SELECT pg_current_wal_lsn()::text")
         # The primary's view of each standby; other sessions' rows need pg_read_all_stats.

@@ -75,14 +75,15 @@ def _standby(target: Target, ep: Endpoint) -> Standby | None:
 def gather(target: Target) -> ReplicationFacts:
     from pgproof.probes.postgres import connect
 
-    ep = target.postgres.writer
+    pg = target.require_postgres("the replication probe")
+    ep = pg.writer
     with connect(target) as conn:
         managed = conn.execute(MANAGED_SQL).fetchone()[0]  # type: ignore[index]
         facts = ReplicationFacts(f"{ep.host}:{ep.port}", managed)
         if managed:
             return facts
         facts.senders = [WalSender(*r) for r in conn.execute(REPLICATION_SQL)]
-    for node in target.postgres.nodes or target.postgres.readers:
+    for node in pg.nodes or pg.readers:
         s = _standby(target, node)
         if s is not None:
             facts.standbys.append(s)

@@ -85,7 +85,7 @@ def tls_handshake(host: str, port: int, ctx: ssl.SSLContext, sni: str | None,
             raise ConnectionError(f"answered {answer!r} to SSLRequest: not a PostgreSQL server?")
         with ctx.wrap_socket(sock, server_hostname=sni) as tls:
             name, _proto, bits = tls.cipher() or ("", "", 0)
-            obj: Any = tls._sslobj  # private until 3.13's public get_*_chain
+            obj: Any = tls._sslobj  # type: ignore[attr-defined]  # private until 3.13's public get_*_chain
             leaf = tls.getpeercert(binary_form=True)
             chain = _der_list(getattr(obj, "get_unverified_chain", lambda: None)()) or (
                 [leaf] if leaf else [])

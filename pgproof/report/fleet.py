@@ -28,7 +28,7 @@ def matrix(controls_: list[ControlResult]) -> list[dict[str, Any]]:
             v = ch["verdict"]
             if cur is None or RANK.get(v, 99) < RANK.get(cur, 99):
                 rows[db][c.id] = v
-    out = []
+    out: list[dict[str, Any]] = []
     for db, verdicts in rows.items():
         counts: dict[str, int] = {}
         for v in verdicts.values():

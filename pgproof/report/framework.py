@@ -130,7 +130,7 @@ def build(key: str, results: dict[str, Any], gamedays: dict[str, dict[str, Any]]
                              "unchecked": unchecked, "controls": controls})
     summary: dict[str, int] = {}
     for r in requirements:
-        summary[r["status"]] = summary.get(r["status"], 0) + 1
+        summary[str(r["status"])] = summary.get(str(r["status"]), 0) + 1
     unmapped = [{"id": c.id, "title": c.title,
                  "reason": c.unmapped_reason or f"no {fw.name} requirement maps to it"}
                 for c in CATALOGUE.values() if c.kind == "compliance" and not c.frameworks.get(key)]

@@ -81,8 +81,9 @@ def _baseline(m: Mapping[str, Any]) -> list[list[str]]:
 
 
 def _condition_value(c: Mapping[str, Any], verb: str = "recovered") -> str:
-    if c.get("ok"):
-        return f"{verb} after {num(c.get('met_at')) - num(c.get('start_at')):.1f} s, " \
+    met, start = num(c.get("met_at")), num(c.get("start_at"))
+    if c.get("ok") and met is not None and start is not None:
+        return f"{verb} after {met - start:.1f} s, " \
                f"held {num(c.get('held_s')) or 0:.0f} s"
     if c.get("decided_at") is None:
         return "not decided (run ended first)"
@@ -164,7 +165,8 @@ def _latency(m: Mapping[str, Any]) -> list[list[str]]:
 def _cross_check(pat: float | None, pg: float | None, ack: float | None, res: float | None) -> str:
     """Does the clock's RTO agree with the logs? A first ack before promotion means skew or split brain."""
     promoted = pg if pg is not None else pat
-    notes = [f"Patroni vs PostgreSQL {abs(pat - pg):.2f} s apart"] if None not in (pat, pg) else []
+    notes = ([f"Patroni vs PostgreSQL {abs(pat - pg):.2f} s apart"]
+             if pat is not None and pg is not None else [])
     if promoted is not None and ack is not None:
         gap = ack - promoted
         if gap < -(res or 0.1):

@@ -63,7 +63,8 @@ def layer_text(c: ControlResult) -> str:
 
 def terminal_lines(controls: list[ControlResult]) -> list[str]:
     """One line per selected control with its layers, then each not-checked reason once."""
-    out, reasons = [], {}
+    out: list[str] = []
+    reasons: dict[str, list[str]] = {}
     for c in controls:
         if c.verdict == NOT_SELECTED:
             continue
