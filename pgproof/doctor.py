@@ -210,7 +210,7 @@ def aws_findings(target: Target) -> list[Finding]:
     return out
 
 
-def _cluster_line(target: Target, c: dict) -> str:
+def _cluster_line(target: Target, c: dict[str, Any]) -> str:
     """Status and the endpoints the live layers should use: the cluster's writer and reader."""
     line = (f"DB cluster {c.get('DBClusterIdentifier')} is {c.get('Status')}; writer endpoint "
             f"{c.get('Endpoint')}, reader endpoint {c.get('ReaderEndpoint')}")

@@ -165,7 +165,7 @@ def evidence(request: pytest.FixtureRequest) -> Callable[[str], None]:
     return record
 
 
-def _verdict(report: pytest.TestReport, excinfo: pytest.ExceptionInfo | None) -> tuple[Verdict, str]:
+def _verdict(report: pytest.TestReport, excinfo: pytest.ExceptionInfo[BaseException] | None) -> tuple[Verdict, str]:
     if excinfo is not None:
         if excinfo.errisinstance(CannotVerify):
             return Verdict.CANNOT_VERIFY, f"cannot verify on this target: {excinfo.value}"
@@ -185,7 +185,7 @@ def _verdict(report: pytest.TestReport, excinfo: pytest.ExceptionInfo | None) ->
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     marker = item.get_closest_marker("control")
@@ -410,8 +410,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config.stash[_CONTROLS] = controls_
     config.stash[_SECRETS] = secrets_of(target)
     if hasattr(config, "workeroutput"):  # the controller writes the combined index from these
-        config.workeroutput["pgproof_run_dir"] = str(d)  # type: ignore[attr-defined]
-        config.workeroutput["pgproof_target"] = config.getoption("target")  # type: ignore[attr-defined]
+        config.workeroutput["pgproof_run_dir"] = str(d)
+        config.workeroutput["pgproof_target"] = config.getoption("target")
 
 
 def secrets_of(target: Target | None) -> list[str]:

@@ -57,7 +57,7 @@ def configure(config: pytest.Config) -> Role:
     if len(targets) < 2:
         return "single"
     if hasattr(config, "workerinput"):
-        worker = int(config.workerinput["workerid"].removeprefix("gw"))  # type: ignore[attr-defined]
+        worker = int(config.workerinput["workerid"].removeprefix("gw"))
         config.option.target = targets[worker]
         return "worker"
     from pgproof.pytest_plugin import check_input

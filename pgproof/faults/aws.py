@@ -132,11 +132,15 @@ class AwsDriver(client_proxy.ClientPathLatency, FaultDriver):
         return f"DB cluster {self.cluster_id}" if self.cluster_id else f"DB instance {self.instance_id}"
 
     def _cluster(self) -> dict[str, Any]:
-        return self.rds.describe_db_clusters(DBClusterIdentifier=self.cluster_id)["DBClusters"][0]
+        found: dict[str, Any] = self.rds.describe_db_clusters(
+            DBClusterIdentifier=self.cluster_id)["DBClusters"][0]
+        return found
 
     def _instance(self, ident: str | None = None) -> dict[str, Any]:
         ident = ident or self.instance_id
-        return self.rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+        found: dict[str, Any] = self.rds.describe_db_instances(
+            DBInstanceIdentifier=ident)["DBInstances"][0]
+        return found
 
     def _status(self) -> str:
         rec = self._cluster() if self.cluster_id else self._instance()
@@ -203,27 +207,31 @@ class AwsDriver(client_proxy.ClientPathLatency, FaultDriver):
 
     def snapshot(self, ident: str) -> Snapshot:
         """A manual DB (cluster) snapshot named ``ident``, waited for until available."""
-        rds = self.rds
         if self.cluster_id:
-            rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=ident,
-                                           DBClusterIdentifier=self.cluster_id)
-            get = lambda: rds.describe_db_cluster_snapshots(  # noqa: E731
-                DBClusterSnapshotIdentifier=ident)["DBClusterSnapshots"][0]
+            self.rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=ident,
+                                                DBClusterIdentifier=self.cluster_id)
             kind = "rds-cluster-snapshot"
         else:
-            rds.create_db_snapshot(DBSnapshotIdentifier=ident, DBInstanceIdentifier=self.instance_id)
-            get = lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=ident)["DBSnapshots"][0]  # noqa: E731
+            self.rds.create_db_snapshot(DBSnapshotIdentifier=ident, DBInstanceIdentifier=self.instance_id)
             kind = "rds-snapshot"
         deadline = time.monotonic() + self.wait_timeout_s
         status = "?"
         while time.monotonic() < deadline:
-            status = str(get().get("Status", "?"))
+            status = self._snapshot_status(ident)
             if status == "available":
                 return {"id": ident, "kind": kind}
             if status in ("failed", "deleted", "deleting", "incompatible-restore"):
                 break
             time.sleep(self.poll_s)
         raise RuntimeError(f"snapshot {ident} is {status!r}, not available")
+
+    def _snapshot_status(self, ident: str) -> str:
+        if self.cluster_id:
+            snaps = self.rds.describe_db_cluster_snapshots(
+                DBClusterSnapshotIdentifier=ident)["DBClusterSnapshots"]
+        else:
+            snaps = self.rds.describe_db_snapshots(DBSnapshotIdentifier=ident)["DBSnapshots"]
+        return str(snaps[0].get("Status", "?"))
 
     def versions(self) -> dict[str, str]:
         rec = self._cluster() if self.cluster_id else self._instance()

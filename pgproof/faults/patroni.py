@@ -13,7 +13,8 @@ def cluster(rest_urls: list[str]) -> dict[str, Any]:
     """/cluster from the first node that answers ({} if none does)."""
     for url in rest_urls:
         try:
-            return requests.get(url + "/cluster", timeout=1).json()
+            found: dict[str, Any] = requests.get(url + "/cluster", timeout=1).json()
+            return found
         except (requests.RequestException, ValueError):
             continue
     return {}
@@ -39,7 +40,8 @@ def healthy(rest_urls: list[str], require_sync: bool = True) -> tuple[bool, str]
 def timeline(rest_urls: list[str]) -> int | None:
     for m in cluster(rest_urls).get("members", []):
         if m.get("role") == "leader":
-            return m.get("timeline")
+            tl: int | None = m.get("timeline")
+            return tl
     return None
 
 

@@ -133,13 +133,13 @@ def full_diff(conninfo: Mapping[str, Any], run_id: str,
             "CREATE TEMP TABLE chk ON COMMIT DROP AS SELECT DISTINCT ON (writer_id, seq)"
             " writer_id, seq, status FROM raw ORDER BY writer_id, seq,"
             " array_position(ARRAY['acknowledged','unknown','failed'], status)")
-        cur.execute(_DIFF_SQL, {"run": run_id})  # type: ignore[arg-type]
+        cur.execute(_DIFF_SQL, {"run": run_id})
         counts = cur.fetchone()
         assert counts is not None
         cur.execute(
             f"SELECT writer_id, seq FROM chk WHERE status = 'acknowledged' EXCEPT"
             f" SELECT writer_id, seq FROM {LEDGER_TABLE} WHERE run_id = %s"
-            f" ORDER BY 1, 2 LIMIT {SAMPLE}", (run_id,))  # type: ignore[arg-type]
+            f" ORDER BY 1, 2 LIMIT {SAMPLE}", (run_id,))
         lost_keys = tuple((int(w), int(s)) for w, s in cur.fetchall())
         conn.rollback()
     names = ("acknowledged", "failed", "unknown", "present", "lost",

@@ -61,11 +61,11 @@ def _ensure(conninfo: Mapping[str, Any], table: str, ddl: tuple[str, ...],
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
                 for stmt in ddl:
-                    conn.execute(stmt)  # type: ignore[arg-type]
+                    conn.execute(stmt)
         if grant_to:
             ident = sql.Identifier(grant_to)
             for stmt in grants:
-                conn.execute(sql.SQL(stmt).format(ident))  # type: ignore[arg-type]
+                conn.execute(sql.SQL(stmt).format(ident))
 
 
 def ensure_ledger_table(conninfo: Mapping[str, Any], grant_to: str | None = None) -> None:

@@ -101,8 +101,10 @@ class _Memo:
 
         class _Pages:
             def paginate(self, **kw: Any) -> list[dict[str, Any]]:
-                return memo._call((id(memo._client), "pages", op, repr(sorted(kw.items()))),
-                                  lambda: list(pag.paginate(**kw)))
+                pages: list[dict[str, Any]] = memo._call(
+                    (id(memo._client), "pages", op, repr(sorted(kw.items()))),
+                    lambda: list(pag.paginate(**kw)))
+                return pages
         return _Pages()
 
 

@@ -75,7 +75,8 @@ def raw(model: Any) -> dict[str, Any]:
         return {}
     if isinstance(model, Mapping):
         return model.as_dict() if hasattr(model, "as_dict") else dict(model)
-    return model.serialize(keep_readonly=True)
+    out: dict[str, Any] = model.serialize(keep_readonly=True)
+    return out
 
 
 def _why(exc: Exception) -> str:

@@ -162,7 +162,8 @@ class Clients:
 
             map_error(resp.status_code, resp, {404: ResourceNotFoundError})
             raise HttpResponseError(response=resp)
-        return resp.json()
+        body: dict[str, Any] = resp.json()
+        return body
 
 
 def server_id(cfg: Azure) -> str:

@@ -81,7 +81,7 @@ def _run(cfg: Backup, args: str, limit_s: float = 60.0) -> str:
         msg = (out.stderr or out.stdout).strip().splitlines()
         raise Unreachable(f"`{cfg.tool} {args}` on {cfg.host} exited {out.rc}: "
                           f"{msg[-1] if msg else 'no output'}")
-    return out.stdout
+    return str(out.stdout)
 
 
 def _option(text: str) -> str | None:

@@ -89,7 +89,7 @@ class PostgresFacts:
 class BoundedCursor(psycopg.Cursor[Any]):
     """The server's own ``statement_timeout`` (set to the same limit) reads as that limit."""
 
-    def execute(self, *args: Any, **kw: Any) -> BoundedCursor:  # type: ignore[override]
+    def execute(self, *args: Any, **kw: Any) -> BoundedCursor:
         try:
             return super().execute(*args, **kw)
         except psycopg.errors.QueryCanceled as exc:
@@ -280,7 +280,9 @@ def replica_lag(target: Target, replica: psycopg.Connection, wait_s: float) -> t
         # The primary's view of each standby; other sessions' rows need pg_read_all_stats.
         senders = primary.execute("SELECT application_name, extract(epoch FROM replay_lag)"
                                   " FROM pg_stat_replication").fetchall()
-    replayed = lambda: _one(replica, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", written)  # noqa: E731
+    def replayed() -> Any:
+        return _one(replica, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", written)
+
     caught_up = replayed()
     if caught_up is None:  # e.g. Aurora: readers share the storage and replay no WAL stream
         return None, "the reader reports no WAL replay position, so its lag cannot be read here"

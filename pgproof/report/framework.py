@@ -144,7 +144,7 @@ def build(key: str, results: dict[str, Any], gamedays: dict[str, dict[str, Any]]
 
 def status_text(req: dict[str, Any]) -> str:
     """What the Status column says: a judged verdict upper-cased, "partial: N of M checked"."""
-    s = req["status"]
+    s = str(req["status"])
     if s == PARTIAL:
         return f"partial: {req['checked_count']} of {req['mapped_count']} checked"
     return s.upper() if s in JUDGED else s
