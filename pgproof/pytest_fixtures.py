@@ -25,8 +25,13 @@ from pgproof.probes.endpoints import tls_endpoints
 from pgproof.target import Target
 from pgproof.verdict import Unreachable
 
-if TYPE_CHECKING:  # testinfra is imported only when a target has hosts
+if TYPE_CHECKING:  # testinfra, the SDKs and the lazily imported probes: names for the hints only
+    from pgproof.probes.aws import AwsInventory
+    from pgproof.probes.aws_fleet import Fleet
+    from pgproof.probes.azure import AzureInventory
+    from pgproof.probes.backup import BackupFacts
     from pgproof.probes.host import HostFacts
+    from pgproof.probes.replication import ReplicationFacts
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +71,7 @@ def health_facts(target: Target) -> health.HealthFacts:
 
 
 @pytest.fixture(scope="session")
-def backup_facts(target: Target):  # type: ignore[no-untyped-def]
+def backup_facts(target: Target) -> BackupFacts:
     layers.require(target, "backup")
     from pgproof.probes import backup
 
@@ -74,7 +79,7 @@ def backup_facts(target: Target):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def replication_facts(target: Target):  # type: ignore[no-untyped-def]
+def replication_facts(target: Target) -> ReplicationFacts:
     layers.require(target, "sql")  # TLS-7 reads pg_stat_replication over a live session
     from pgproof.probes import replication
 
@@ -91,7 +96,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 _FLEET_IDS = pytest.StashKey[list[str] | Unreachable]()
-_FLEET = pytest.StashKey[object]()
+_FLEET: pytest.StashKey[Fleet] = pytest.StashKey()
 
 
 def fleet_ids(config: pytest.Config) -> list[str]:
@@ -160,7 +165,7 @@ def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts
 
 
 @pytest.fixture(scope="session")
-def aws_inventory(target: Target, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def aws_inventory(target: Target, request: pytest.FixtureRequest) -> AwsInventory:
     layers.require(target, "aws")
     assert target.aws is not None
     if not target.aws.is_fleet:
@@ -180,14 +185,14 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest):  # type: igno
         from pgproof.probes.aws_fleet import gather_fleet
 
         config.stash[_FLEET] = gather_fleet(target.aws, ids=got, **limits(target.timeouts))
-    inv = config.stash[_FLEET].inventories[request.param]  # type: ignore[attr-defined]
+    inv = config.stash[_FLEET].inventories[request.param]
     if isinstance(inv, Unreachable):
         raise inv
     return inv
 
 
 @pytest.fixture(scope="session")
-def azure_inventory(target: Target):  # type: ignore[no-untyped-def]
+def azure_inventory(target: Target) -> AzureInventory:
     layers.require(target, "azure")
     from pgproof.probes import azure
 
