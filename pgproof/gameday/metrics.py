@@ -24,6 +24,13 @@ class Second(Protocol):
     def users(self) -> int: ...
 
 
+class SecondP95(Second, Protocol):
+    """A per-second sample with its p95 (None: no request that second)."""
+
+    @property
+    def p95_ms(self) -> float | None: ...
+
+
 def _ok(s: Second) -> int:
     # Failed connects during an outage are requests too; only successes are throughput.
     return s.requests - s.failures
@@ -153,7 +160,7 @@ def throughput_after(stats: Sequence[Second], start: float) -> list[tuple[float,
     return [(s.t, float(_ok(s))) for s in sorted(stats, key=lambda s: s.t) if s.t >= start]
 
 
-def p95_after(stats: Sequence[Second], start: float) -> list[tuple[float, float | None]]:
+def p95_after(stats: Sequence[SecondP95], start: float) -> list[tuple[float, float | None]]:
     """``(t, p95 ms)`` of the whole seconds that began at or after ``start`` (None: no request)."""
-    return [(s.t, getattr(s, "p95_ms", None)) for s in sorted(stats, key=lambda s: s.t)
+    return [(s.t, s.p95_ms) for s in sorted(stats, key=lambda s: s.t)
             if s.t >= start]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pgproof.faults import aws_alarm, client_proxy, toxiproxy
+from pgproof.faults.protocol import FaultDriver
 from pgproof.faults.record import FaultRecord, same_process, start_time
 from pgproof.gameday.safety import ChaosRefused
 from pgproof.lab import procs
@@ -58,7 +59,7 @@ def _stop_one(pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def undo_one(f: dict[str, Any], driver: Callable[[], Any]) -> str:
+def undo_one(f: dict[str, Any], driver: Callable[[], FaultDriver]) -> str:
     """One recorded undo. Toxiproxy and client-path proxy kinds are driver-independent (a
     client proxy must be stopped even when the driver's control plane is unreachable);
     others go to the driver."""
@@ -82,10 +83,7 @@ def undo_one(f: dict[str, Any], driver: Callable[[], Any]) -> str:
         return restore_aws.delete_recorded(data)
     if kind in aws_alarm.KINDS:  # the alarm drill reaches AWS itself, whatever the chaos driver
         return aws_alarm.undo_recorded(kind, data)
-    d = driver()
-    if not callable(getattr(d, "undo_recorded", None)):
-        raise ValueError(f"the {d.name} driver cannot undo a recorded {kind!r}")
-    return str(d.undo_recorded(kind, data))
+    return driver().undo_recorded(kind, data)  # raises ValueError for a kind it does not know
 
 
 def recover(target: Target, echo: Callable[[str], None] = print) -> int:
@@ -107,9 +105,9 @@ def recover(target: Target, echo: Callable[[str], None] = print) -> int:
     for p in rec.processes:  # load first: it must not write through a healing cluster forever
         note(stop_process(p))
         rec.remove_process(int(p["pid"]))
-    cached: list[Any] = []
+    cached: list[FaultDriver] = []
 
-    def driver() -> Any:
+    def driver() -> FaultDriver:
         if not cached:
             from pgproof.faults.drivers import make_driver
 
@@ -133,7 +131,7 @@ def recover(target: Target, echo: Callable[[str], None] = print) -> int:
     return 0 if ok else 2
 
 
-def _wait_steady(driver: Callable[[], Any]) -> tuple[bool, str]:
+def _wait_steady(driver: Callable[[], FaultDriver]) -> tuple[bool, str]:
     try:
         d = driver()
     except Exception as exc:  # noqa: BLE001
