@@ -9,6 +9,7 @@ tier=${1:-all}
 [ $# -gt 0 ] && shift
 PYTEST=(.venv/bin/python -m pytest tests -q -p no:randomly --timeout=900)
 .venv/bin/ruff check .
+.venv/bin/mypy  # pgproof/, strict but for the modules pyproject.toml lists
 echo "== fast tier (no lab) =="
 "${PYTEST[@]}" -m "not lab" "$@"
 [ "$tier" = fast ] && exit 0
