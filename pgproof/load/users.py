@@ -261,7 +261,7 @@ class PostgresUser(User):
             return
         t0 = time.perf_counter()
         try:
-            conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            conn.execute(sql, params).fetchall()
         except psycopg.Error as exc:
             self.drop()
             self.report(name, t0, exc)
