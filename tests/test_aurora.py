@@ -10,6 +10,7 @@ with plain boto3 calls, not the lab twin, so the shape is nobody's twin.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from pgproof.verdict import CannotVerify, NotApplicable
 REGION = "us-east-1"
 TH = Thresholds()
 CLUSTER = "orders"
+GIB = 1024**3
 
 
 def verdicts(inv: AwsInventory) -> dict[str, tuple[str, str]]:
@@ -343,3 +345,76 @@ def test_twin_cluster_mutation(twin: Twin, name: str) -> None:
         c: v for c, v in before.items() if c not in m.breaks}, f"{name} changed other controls"
     assert {c: v for c, (v, _) in verdicts(twin.probe.gather()).items()} == before, \
         f"{name}: heal did not restore the verdicts"
+
+
+# -- MON-1: the metrics each engine publishes ------------------------------------------------
+def _pager(kind: str, ident: str) -> str:
+    """A subscribed SNS topic and an RDS event subscription for ``ident``: MON-1's paging half."""
+    sns = boto3.client("sns", REGION)
+    topic = sns.create_topic(Name="pager")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
+    boto3.client("rds", REGION).create_event_subscription(
+        SubscriptionName=f"{ident}-events", SnsTopicArn=topic, SourceType=kind, SourceIds=[ident],
+        EventCategories=list(aws_spec.EVENT_CATEGORIES), Enabled=True)
+    return topic
+
+
+def _alarm(topic: str, metric: str, threshold: float, *dims: tuple[str, str],
+           namespace: str = "AWS/RDS") -> str:
+    name = f"{metric}-" + "-".join(v for _, v in dims)
+    above = metric not in ("FreeableMemory", "FreeStorageSpace", "FreeLocalStorage")
+    boto3.client("cloudwatch", REGION).put_metric_alarm(
+        AlarmName=name, Namespace=namespace, MetricName=metric, Statistic="Average", Period=300,
+        EvaluationPeriods=1, Threshold=threshold, AlarmActions=[topic],
+        ComparisonOperator="GreaterThanThreshold" if above else "LessThanThreshold",
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims])
+    return name
+
+
+def _writer_alarms(topic: str, mem: int, cluster: str) -> None:
+    """CPU, memory, connections on the cluster and a backup-failure alarm, at the spec's thresholds."""
+    _alarm(topic, "CPUUtilization", 80.0, ("DBClusterIdentifier", cluster))
+    _alarm(topic, "FreeableMemory", float(math.ceil(mem * 0.15)), ("DBClusterIdentifier", cluster))
+    _alarm(topic, "DatabaseConnections", float(int(mem / 9531392 * 0.8)),
+           ("DBClusterIdentifier", cluster))
+    _alarm(topic, "NumberOfBackupJobsFailed", 0.0, ("BackupVaultName", "any"),
+           namespace="AWS/Backup")
+
+
+def test_mon1_asks_aurora_for_the_metrics_aurora_publishes(aurora: Aurora) -> None:
+    """Aurora publishes FreeLocalStorage per instance and AuroraReplicaLag (ms) per reader, never
+    FreeStorageSpace or ReplicaLag: alarms on those pass MON-1, the RDS names do not (a false
+    FAIL on main a4853fd..1f5d544, which asked every target for FreeStorageSpace/ReplicaLag)."""
+    topic = _pager("db-cluster", CLUSTER)
+    mem = gather(aurora.cfg).instance_memory_bytes
+    assert mem, "moto knows db.r6g.large's memory"
+    _writer_alarms(topic, mem, CLUSTER)
+    cw = boto3.client("cloudwatch", REGION)
+    rds_names = [_alarm(topic, "FreeStorageSpace", 20 * GIB, ("DBClusterIdentifier", CLUSTER)),
+                 _alarm(topic, "ReplicaLag", 30.0, ("DBInstanceIdentifier", f"{CLUSTER}-2"))]
+    res = verdicts(gather(aurora.cfg))["MON-1"]
+    assert res[0] == "fail", res
+    for member in (f"{CLUSTER}-1", f"{CLUSTER}-2"):
+        assert f"db-instance {member}: no CloudWatch alarm on AWS/RDS FreeLocalStorage" in res[1], res
+    assert f"db-instance {CLUSTER}-2: no CloudWatch alarm on AWS/RDS AuroraReplicaLag" in res[1], res
+    assert "FreeStorageSpace" not in res[1] and "ReplicaLag " not in res[1], res
+    cw.delete_alarms(AlarmNames=rds_names)
+    local = [_alarm(topic, "FreeLocalStorage", 2.0 * GIB, ("DBInstanceIdentifier", m))
+             for m in (f"{CLUSTER}-1", f"{CLUSTER}-2")]
+    lag = _alarm(topic, "AuroraReplicaLag", 30000.0, ("DBClusterIdentifier", CLUSTER), ("Role", "READER"))
+    assert verdicts(gather(aurora.cfg))["MON-1"] == ("pass", "")
+    # Milliseconds: 30 s is 30000 ms; one millisecond more fires later than the spec.
+    _alarm(topic, "AuroraReplicaLag", 30001.0, ("DBClusterIdentifier", CLUSTER), ("Role", "READER"))
+    res = verdicts(gather(aurora.cfg))["MON-1"]
+    assert res[0] == "fail" and "GreaterThanThreshold 30001 ms fires later than the spec's > " \
+        "30000 ms" in res[1], res
+    # The writer's AuroraReplicaLagMaximum (the largest lag over its readers) answers instead.
+    _alarm(topic, "AuroraReplicaLagMaximum", 30000.0, ("DBClusterIdentifier", CLUSTER), ("Role", "WRITER"))
+    cw.delete_alarms(AlarmNames=[lag])
+    assert verdicts(gather(aurora.cfg))["MON-1"] == ("pass", "")
+    # A per-role alarm answers for its role only: the readers' local storage is not the writer's.
+    cw.delete_alarms(AlarmNames=local)
+    _alarm(topic, "FreeLocalStorage", 2.0 * GIB, ("DBClusterIdentifier", CLUSTER), ("Role", "READER"))
+    res = verdicts(gather(aurora.cfg))["MON-1"]
+    assert res[0] == "fail" and res[1].count("no CloudWatch alarm") == 1 and \
+        f"db-instance {CLUSTER}-1: no CloudWatch alarm on AWS/RDS FreeLocalStorage" in res[1], res
