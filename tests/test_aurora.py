@@ -418,3 +418,93 @@ def test_mon1_asks_aurora_for_the_metrics_aurora_publishes(aurora: Aurora) -> No
     res = verdicts(gather(aurora.cfg))["MON-1"]
     assert res[0] == "fail" and res[1].count("no CloudWatch alarm") == 1 and \
         f"db-instance {CLUSTER}-1: no CloudWatch alarm on AWS/RDS FreeLocalStorage" in res[1], res
+
+
+# -- RDS Multi-AZ DB cluster (engine postgres), in-process moto ------------------------------
+MAZ = "ledger"
+
+
+def build_multi_az() -> tuple[Aws, str]:
+    """A Multi-AZ DB cluster as AWS documents it: every setting on the cluster, three members.
+
+    moto 5.2.5's CreateDBCluster for engine ``postgres`` creates no member instances (AWS
+    creates a writer and two readers itself), so they are added with CreateDBInstance, which
+    moto accepts for such a cluster (AWS refuses it). Returns the target and the secret ARN.
+    """
+    rds, kms, ec2 = (boto3.client(s, REGION) for s in ("rds", "kms", "ec2"))
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24",
+                                 AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
+               for i, az in enumerate("abc", 1)]
+    # Without one, moto names a "default" subnet group that DescribeDBSubnetGroups cannot find.
+    rds.create_db_subnet_group(DBSubnetGroupName="ledger-private", SubnetIds=subnets,
+                               DBSubnetGroupDescription="private subnets")
+    key = kms.create_key(Description="ledger storage")["KeyMetadata"]
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+    rds.create_db_cluster_parameter_group(DBClusterParameterGroupName="ledger-cluster",
+                                          DBParameterGroupFamily="postgres15",
+                                          Description="TLS 1.2+, SSL forced")
+    rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName="ledger-cluster", Parameters=[
+        {"ParameterName": k, "ParameterValue": v, "ApplyMethod": "immediate"}
+        for k, v in aws_spec.PARAMETERS.items()])
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier=MAZ, Engine="postgres", EngineVersion="15.4",
+        DBClusterInstanceClass="db.m5d.large", AllocatedStorage=100, StorageType="io1", Iops=1000,
+        MasterUsername="ledger_admin", ManageMasterUserPassword=True,
+        DBClusterParameterGroupName="ledger-cluster", DBSubnetGroupName="ledger-private",
+        StorageEncrypted=True, KmsKeyId=key["Arn"],
+        BackupRetentionPeriod=7, DeletionProtection=True)["DBCluster"]
+    assert not rds.describe_db_instances()["DBInstances"], "moto now creates the members itself"
+    for i, az in enumerate("abc", 1):
+        rds.create_db_instance(DBInstanceIdentifier=f"{MAZ}-{i}", DBClusterIdentifier=MAZ,
+                               Engine="postgres", DBInstanceClass="db.m5d.large",
+                               AvailabilityZone=f"{REGION}{az}")
+    arn = cluster["MasterUserSecret"]["SecretArn"]
+    boto3.client("secretsmanager", REGION).rotate_secret(
+        SecretId=arn, RotateImmediately=False, RotationRules={"AutomaticallyAfterDays": 7})
+    return Aws(region=REGION, db_cluster_id=MAZ), arn
+
+
+CLUSTER_JUDGED = ("TLS-1", "TLS-2", "AUTH-2", "ENC-1", "BAK-1", "BAK-5", "HA-1", "MON-1")
+
+
+def test_multi_az_db_cluster_is_judged_on_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parameters from the cluster group, MasterUserSecret, encryption, retention, deletion
+    protection and MON-1 on FreeStorageSpace/ReplicaLag per DBClusterIdentifier: all pass; the
+    Aurora metric names do not answer for this engine; settings made bad on the cluster fail."""
+    fake_env(monkeypatch)
+    with mock_aws():
+        cfg, arn = build_multi_az()
+        inv = gather(cfg)
+        assert not inv.aurora and [i["DBInstanceIdentifier"] for i in inv.instances] == [
+            f"{MAZ}-1", f"{MAZ}-2", f"{MAZ}-3"]
+        assert inv.secret_id == arn and inv.instance_memory_bytes == 8 * GIB
+        topic = _pager("db-cluster", MAZ)
+        _writer_alarms(topic, 8 * GIB, MAZ)
+        aurora_named = [_alarm(topic, "FreeLocalStorage", 2.0 * GIB, ("DBClusterIdentifier", MAZ)),
+                        _alarm(topic, "AuroraReplicaLag", 30000.0, ("DBClusterIdentifier", MAZ))]
+        res = verdicts(gather(cfg))
+        assert res["MON-1"][0] == "fail" and "FreeStorageSpace" in res["MON-1"][1], res["MON-1"]
+        for reader in (f"{MAZ}-2", f"{MAZ}-3"):
+            assert f"db-instance {reader}: no CloudWatch alarm on AWS/RDS ReplicaLag" in res["MON-1"][1]
+        boto3.client("cloudwatch", REGION).delete_alarms(AlarmNames=aurora_named)
+        # 20 % of the cluster's 100 GiB free is 80 % used; ReplicaLag is in seconds here.
+        _alarm(topic, "FreeStorageSpace", 20.0 * GIB, ("DBClusterIdentifier", MAZ))
+        _alarm(topic, "ReplicaLag", 30.0, ("DBClusterIdentifier", MAZ))
+        res = verdicts(gather(cfg))
+        assert {c: res[c] for c in CLUSTER_JUDGED} == {c: ("pass", "") for c in CLUSTER_JUDGED}, res
+        rds = boto3.client("rds", REGION)
+        rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName="ledger-cluster", Parameters=[
+            {"ParameterName": "ssl_min_protocol_version", "ParameterValue": "TLSv1.1",
+             "ApplyMethod": "immediate"}])
+        rds.modify_db_cluster(DBClusterIdentifier=MAZ, BackupRetentionPeriod=1,
+                              DeletionProtection=False, ApplyImmediately=True)
+        _alarm(topic, "FreeStorageSpace", 10.0 * GIB, ("DBClusterIdentifier", MAZ))
+        res = verdicts(gather(cfg))
+        expect = {"TLS-1": f"DB cluster parameter group ledger-cluster (used by {MAZ}-1, {MAZ}-2, "
+                           f"{MAZ}-3): ssl_min_protocol_version is 'TLSv1.1'",
+                  "BAK-1": f"db-cluster {MAZ}: BackupRetentionPeriod is 1 days",
+                  "BAK-5": f"db-cluster {MAZ}: DeletionProtection is off",
+                  "MON-1": "FreeStorageSpace-ledger: LessThanThreshold 10.00 GiB"}
+        for cid, words in expect.items():
+            assert res[cid][0] == "fail" and words in res[cid][1], (cid, res[cid])
