@@ -23,6 +23,7 @@ from pgproof.lab.aws_twin import AwsTwin
 from pgproof.lab.state import LabState
 
 REPO = Path(__file__).resolve().parent.parent
+PGPROOF = Path(sys.executable).parent / "pgproof"
 # Where the cluster shape may judge better than the instance shape on moto (see module doc).
 BETTER_ON_CLUSTER = {"HA-1": ("cannot-verify", "pass")}
 
@@ -86,6 +87,31 @@ def test_mon1_on_the_metrics_aurora_publishes(aurora_lab: LabState, tmp_path: Pa
     text = (reports / "latest" / "results.json").read_text()
     for member in (saved.db_instance_id, *saved.replica_ids):
         assert f"db-instance {member}: no CloudWatch alarm on AWS/RDS FreeLocalStorage" in text, text
+
+
+def test_lab_break_shape_aurora_breaks_the_cluster_twin(aurora_lab: LabState, tmp_path: Path) -> None:
+    """`pgproof lab break NAME --shape aurora` changes lab-aurora's cluster, not lab-rds's
+    instance; `pgproof lab heal` heals the same twin. A live-only mutation is refused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(PGPROOF), "lab", *args, "--lab-dir", str(aurora_lab.state_dir)],
+                              env=env, capture_output=True, text=True, timeout=180)
+
+    r = cli("break", "superuser-app", "--shape", "aurora")
+    assert r.returncode == 2 and "changes only the live lab" in r.stderr, (r.stdout, r.stderr)
+    assert not (aurora_lab.state_dir / "mutation.json").exists()
+    r = cli("break", "deletion-protection-off", "--shape", "aurora")
+    assert r.returncode == 0 and "to lab-aurora's cluster" in r.stdout, (r.stdout, r.stderr)
+    try:
+        broken = run_suites(aurora_lab, tmp_path / "aurora", "lab-aurora", "--control", "BAK-5")
+        rds = run_suites(aurora_lab, tmp_path / "rds", "lab-rds", "--control", "BAK-5")
+    finally:
+        healed = cli("heal")
+    assert healed.returncode == 0 and "healed deletion-protection-off" in healed.stdout, healed
+    assert (broken["BAK-5"], rds["BAK-5"]) == ("fail", "pass")
+    assert run_suites(aurora_lab, tmp_path / "healed", "lab-aurora", "--control", "BAK-5")[
+        "BAK-5"] == "pass"
 
 
 @pytest.mark.parametrize("name", sorted(AWS_MUTATIONS))
