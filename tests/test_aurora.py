@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from pgproof import doctor
 from pgproof.checks.aws import JUDGES
+from pgproof.checks.aws_alarms import drill_alarms
 from pgproof.checks.aws_evidence import seen
 from pgproof.lab import aws_spec, aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
@@ -508,3 +509,14 @@ def test_multi_az_db_cluster_is_judged_on_the_cluster(monkeypatch: pytest.Monkey
                   "MON-1": "FreeStorageSpace-ledger: LessThanThreshold 10.00 GiB"}
         for cid, words in expect.items():
             assert res[cid][0] == "fail" and words in res[cid][1], (cid, res[cid])
+
+
+def test_twin_cluster_drill_forces_the_aurora_alarms(twin: Twin) -> None:
+    """MON-4's drill forces the alarms MON-1 counts: on Aurora each member's FreeLocalStorage
+    and the reader's AuroraReplicaLag (the writer's own lag alarm answers no need until a
+    failover makes it a reader)."""
+    t = twin.twin
+    drilled = {a["AlarmName"] for a in drill_alarms(twin.inv, TH)}
+    assert drilled == set(t.alarm_names) - {f"{t.db_instance_id}-replica-lag"}, drilled
+    assert {a["MetricName"] for a in drill_alarms(twin.inv, TH)} >= {"FreeLocalStorage",
+                                                                     "AuroraReplicaLag"}

@@ -67,6 +67,11 @@ def test_healthy_cluster_matches_the_instance_shape(aurora_lab: LabState, health
     assert set(healthy.values()) <= {"pass", "cannot-verify", "skip"}, healthy
 
 
+def _evidence(reports: Path, cid: str) -> str:
+    controls = json.loads((reports / "latest" / "results.json").read_text())["controls"]
+    return json.dumps([c for c in controls if c["id"] == cid])
+
+
 def test_mon1_on_the_metrics_aurora_publishes(aurora_lab: LabState, tmp_path: Path) -> None:
     """The healthy cluster alarms on FreeLocalStorage and AuroraReplicaLag and passes MON-1;
     without its FreeLocalStorage alarms MON-1 fails, naming that metric (on main the twin
@@ -75,8 +80,8 @@ def test_mon1_on_the_metrics_aurora_publishes(aurora_lab: LabState, tmp_path: Pa
     metrics = {a["MetricName"] for a in aws_spec.alarm_specs(saved)}
     assert {"FreeLocalStorage", "AuroraReplicaLag"} <= metrics, metrics
     assert not metrics & {"FreeStorageSpace", "ReplicaLag"}, metrics
-    assert run_suites(aurora_lab, tmp_path / "healthy", "lab-aurora", "--control", "MON-1")[
-        "MON-1"] == "pass"
+    healthy = run_suites(aurora_lab, tmp_path / "healthy", "lab-aurora", "--control", "MON-1")
+    assert healthy["MON-1"] == "pass", _evidence(tmp_path / "healthy", "MON-1")
     m = AWS_MUTATIONS["storage-alarm-missing"]
     aws_twin.run_lab_mutation(aurora_lab, m, "apply", aurora=True)
     try:
