@@ -455,7 +455,8 @@ def build_multi_az() -> tuple[Aws, str]:
         DBClusterParameterGroupName="ledger-cluster", DBSubnetGroupName="ledger-private",
         StorageEncrypted=True, KmsKeyId=key["Arn"],
         BackupRetentionPeriod=7, DeletionProtection=True)["DBCluster"]
-    assert not rds.describe_db_instances()["DBInstances"], "moto now creates the members itself"
+    assert not rds.describe_db_clusters(DBClusterIdentifier=MAZ)["DBClusters"][0][
+        "DBClusterMembers"], "moto now creates the members itself"
     for i, az in enumerate("abc", 1):
         rds.create_db_instance(DBInstanceIdentifier=f"{MAZ}-{i}", DBClusterIdentifier=MAZ,
                                Engine="postgres", DBInstanceClass="db.m5d.large",
