@@ -46,7 +46,7 @@ def _lab(args: argparse.Namespace) -> int:
         if not args.name:
             raise UserError("pgproof lab break needs a mutation name; "
                             "`pgproof lab mutations` lists them")
-        print(mutations.apply(state_dir, args.name))
+        print(mutations.apply(state_dir, args.name, aurora=args.shape == "aurora"))
         return 0
     if args.action == "heal":
         print(mutations.heal(state_dir))

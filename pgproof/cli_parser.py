@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("action", choices=["up", "down", "status", "break", "heal", "mutations"])
     lab.add_argument("name", nargs="?", help="mutation name (for break)")
     lab.add_argument("--lab-dir", type=Path, default=None, help="state directory (default .pgproof/lab)")
+    lab.add_argument("--shape", choices=["rds", "aurora"], default="rds",
+                     help="break: the AWS twin that takes the mutation's AWS half: the RDS "
+                     "instance (lab-rds) or the Aurora cluster (lab-aurora)")
     lab.add_argument("--timeout", type=SECONDS, default=60)
     lab.add_argument("--no-aws", action="store_true", help="skip the moto AWS twin")
     lab.add_argument("--topology", choices=["loopback", "vpc"], default="loopback",

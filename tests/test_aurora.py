@@ -10,6 +10,7 @@ with plain boto3 calls, not the lab twin, so the shape is nobody's twin.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from moto import mock_aws
 
 from pgproof import doctor
 from pgproof.checks.aws import JUDGES
+from pgproof.checks.aws_alarms import drill_alarms
 from pgproof.checks.aws_evidence import seen
 from pgproof.lab import aws_spec, aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
@@ -30,6 +32,7 @@ from pgproof.verdict import CannotVerify, NotApplicable
 REGION = "us-east-1"
 TH = Thresholds()
 CLUSTER = "orders"
+GIB = 1024**3
 
 
 def verdicts(inv: AwsInventory) -> dict[str, tuple[str, str]]:
@@ -343,3 +346,178 @@ def test_twin_cluster_mutation(twin: Twin, name: str) -> None:
         c: v for c, v in before.items() if c not in m.breaks}, f"{name} changed other controls"
     assert {c: v for c, (v, _) in verdicts(twin.probe.gather()).items()} == before, \
         f"{name}: heal did not restore the verdicts"
+
+
+# -- MON-1: the metrics each engine publishes ------------------------------------------------
+def _pager(kind: str, ident: str) -> str:
+    """A subscribed SNS topic and an RDS event subscription for ``ident``: MON-1's paging half."""
+    sns = boto3.client("sns", REGION)
+    topic = sns.create_topic(Name="pager")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
+    boto3.client("rds", REGION).create_event_subscription(
+        SubscriptionName=f"{ident}-events", SnsTopicArn=topic, SourceType=kind, SourceIds=[ident],
+        EventCategories=list(aws_spec.EVENT_CATEGORIES), Enabled=True)
+    return topic
+
+
+def _alarm(topic: str, metric: str, threshold: float, *dims: tuple[str, str],
+           namespace: str = "AWS/RDS") -> str:
+    name = f"{metric}-" + "-".join(v for _, v in dims)
+    above = metric not in ("FreeableMemory", "FreeStorageSpace", "FreeLocalStorage")
+    boto3.client("cloudwatch", REGION).put_metric_alarm(
+        AlarmName=name, Namespace=namespace, MetricName=metric, Statistic="Average", Period=300,
+        EvaluationPeriods=1, Threshold=threshold, AlarmActions=[topic],
+        ComparisonOperator="GreaterThanThreshold" if above else "LessThanThreshold",
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims])
+    return name
+
+
+def _writer_alarms(topic: str, mem: int, cluster: str) -> None:
+    """CPU, memory, connections on the cluster and a backup-failure alarm, at the spec's thresholds."""
+    _alarm(topic, "CPUUtilization", 80.0, ("DBClusterIdentifier", cluster))
+    _alarm(topic, "FreeableMemory", float(math.ceil(mem * 0.15)), ("DBClusterIdentifier", cluster))
+    _alarm(topic, "DatabaseConnections", float(int(mem / 9531392 * 0.8)),
+           ("DBClusterIdentifier", cluster))
+    _alarm(topic, "NumberOfBackupJobsFailed", 0.0, ("BackupVaultName", "any"),
+           namespace="AWS/Backup")
+
+
+def test_mon1_asks_aurora_for_the_metrics_aurora_publishes(aurora: Aurora) -> None:
+    """Aurora publishes FreeLocalStorage per instance and AuroraReplicaLag (ms) per reader, never
+    FreeStorageSpace or ReplicaLag: alarms on those pass MON-1, the RDS names do not (a false
+    FAIL on main a4853fd..1f5d544, which asked every target for FreeStorageSpace/ReplicaLag)."""
+    topic = _pager("db-cluster", CLUSTER)
+    mem = gather(aurora.cfg).instance_memory_bytes
+    assert mem, "moto knows db.r6g.large's memory"
+    _writer_alarms(topic, mem, CLUSTER)
+    cw = boto3.client("cloudwatch", REGION)
+    rds_names = [_alarm(topic, "FreeStorageSpace", 20 * GIB, ("DBClusterIdentifier", CLUSTER)),
+                 _alarm(topic, "ReplicaLag", 30.0, ("DBInstanceIdentifier", f"{CLUSTER}-2"))]
+    res = verdicts(gather(aurora.cfg))["MON-1"]
+    assert res[0] == "fail", res
+    for member in (f"{CLUSTER}-1", f"{CLUSTER}-2"):
+        assert f"db-instance {member}: no CloudWatch alarm on AWS/RDS FreeLocalStorage" in res[1], res
+    assert f"db-instance {CLUSTER}-2: no CloudWatch alarm on AWS/RDS AuroraReplicaLag" in res[1], res
+    assert "FreeStorageSpace" not in res[1] and "ReplicaLag " not in res[1], res
+    cw.delete_alarms(AlarmNames=rds_names)
+    local = [_alarm(topic, "FreeLocalStorage", 2.0 * GIB, ("DBInstanceIdentifier", m))
+             for m in (f"{CLUSTER}-1", f"{CLUSTER}-2")]
+    lag = _alarm(topic, "AuroraReplicaLag", 30000.0, ("DBClusterIdentifier", CLUSTER), ("Role", "READER"))
+    assert verdicts(gather(aurora.cfg))["MON-1"] == ("pass", "")
+    # Milliseconds: 30 s is 30000 ms; one millisecond more fires later than the spec.
+    _alarm(topic, "AuroraReplicaLag", 30001.0, ("DBClusterIdentifier", CLUSTER), ("Role", "READER"))
+    res = verdicts(gather(aurora.cfg))["MON-1"]
+    assert res[0] == "fail" and "GreaterThanThreshold 30001 ms fires later than the spec's > " \
+        "30000 ms" in res[1], res
+    # The writer's AuroraReplicaLagMaximum (the largest lag over its readers) answers instead.
+    _alarm(topic, "AuroraReplicaLagMaximum", 30000.0, ("DBClusterIdentifier", CLUSTER), ("Role", "WRITER"))
+    cw.delete_alarms(AlarmNames=[lag])
+    assert verdicts(gather(aurora.cfg))["MON-1"] == ("pass", "")
+    # A per-role alarm answers for its role only: the readers' local storage is not the writer's.
+    cw.delete_alarms(AlarmNames=local)
+    _alarm(topic, "FreeLocalStorage", 2.0 * GIB, ("DBClusterIdentifier", CLUSTER), ("Role", "READER"))
+    res = verdicts(gather(aurora.cfg))["MON-1"]
+    assert res[0] == "fail" and res[1].count("no CloudWatch alarm") == 1 and \
+        f"db-instance {CLUSTER}-1: no CloudWatch alarm on AWS/RDS FreeLocalStorage" in res[1], res
+
+
+# -- RDS Multi-AZ DB cluster (engine postgres), in-process moto ------------------------------
+MAZ = "ledger"
+
+
+def build_multi_az() -> tuple[Aws, str]:
+    """A Multi-AZ DB cluster as AWS documents it: every setting on the cluster, three members.
+
+    moto 5.2.5's CreateDBCluster for engine ``postgres`` creates no member instances (AWS
+    creates a writer and two readers itself), so they are added with CreateDBInstance, which
+    moto accepts for such a cluster (AWS refuses it). Returns the target and the secret ARN.
+    """
+    rds, kms, ec2 = (boto3.client(s, REGION) for s in ("rds", "kms", "ec2"))
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24",
+                                 AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
+               for i, az in enumerate("abc", 1)]
+    # Without one, moto names a "default" subnet group that DescribeDBSubnetGroups cannot find.
+    rds.create_db_subnet_group(DBSubnetGroupName="ledger-private", SubnetIds=subnets,
+                               DBSubnetGroupDescription="private subnets")
+    key = kms.create_key(Description="ledger storage")["KeyMetadata"]
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+    rds.create_db_cluster_parameter_group(DBClusterParameterGroupName="ledger-cluster",
+                                          DBParameterGroupFamily="postgres15",
+                                          Description="TLS 1.2+, SSL forced")
+    rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName="ledger-cluster", Parameters=[
+        {"ParameterName": k, "ParameterValue": v, "ApplyMethod": "immediate"}
+        for k, v in aws_spec.PARAMETERS.items()])
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier=MAZ, Engine="postgres", EngineVersion="15.4",
+        DBClusterInstanceClass="db.m5d.large", AllocatedStorage=100, StorageType="io1", Iops=1000,
+        MasterUsername="ledger_admin", ManageMasterUserPassword=True,
+        DBClusterParameterGroupName="ledger-cluster", DBSubnetGroupName="ledger-private",
+        StorageEncrypted=True, KmsKeyId=key["Arn"],
+        BackupRetentionPeriod=7, DeletionProtection=True)["DBCluster"]
+    assert not rds.describe_db_clusters(DBClusterIdentifier=MAZ)["DBClusters"][0][
+        "DBClusterMembers"], "moto now creates the members itself"
+    for i, az in enumerate("abc", 1):
+        rds.create_db_instance(DBInstanceIdentifier=f"{MAZ}-{i}", DBClusterIdentifier=MAZ,
+                               Engine="postgres", DBInstanceClass="db.m5d.large",
+                               AvailabilityZone=f"{REGION}{az}")
+    arn = cluster["MasterUserSecret"]["SecretArn"]
+    boto3.client("secretsmanager", REGION).rotate_secret(
+        SecretId=arn, RotateImmediately=False, RotationRules={"AutomaticallyAfterDays": 7})
+    return Aws(region=REGION, db_cluster_id=MAZ), arn
+
+
+CLUSTER_JUDGED = ("TLS-1", "TLS-2", "AUTH-2", "ENC-1", "BAK-1", "BAK-5", "HA-1", "MON-1")
+
+
+def test_multi_az_db_cluster_is_judged_on_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parameters from the cluster group, MasterUserSecret, encryption, retention, deletion
+    protection and MON-1 on FreeStorageSpace/ReplicaLag per DBClusterIdentifier: all pass; the
+    Aurora metric names do not answer for this engine; settings made bad on the cluster fail."""
+    fake_env(monkeypatch)
+    with mock_aws():
+        cfg, arn = build_multi_az()
+        inv = gather(cfg)
+        assert not inv.aurora and [i["DBInstanceIdentifier"] for i in inv.instances] == [
+            f"{MAZ}-1", f"{MAZ}-2", f"{MAZ}-3"]
+        assert inv.secret_id == arn and inv.instance_memory_bytes == 8 * GIB
+        topic = _pager("db-cluster", MAZ)
+        _writer_alarms(topic, 8 * GIB, MAZ)
+        aurora_named = [_alarm(topic, "FreeLocalStorage", 2.0 * GIB, ("DBClusterIdentifier", MAZ)),
+                        _alarm(topic, "AuroraReplicaLag", 30000.0, ("DBClusterIdentifier", MAZ))]
+        res = verdicts(gather(cfg))
+        assert res["MON-1"][0] == "fail" and "FreeStorageSpace" in res["MON-1"][1], res["MON-1"]
+        for reader in (f"{MAZ}-2", f"{MAZ}-3"):
+            assert f"db-instance {reader}: no CloudWatch alarm on AWS/RDS ReplicaLag" in res["MON-1"][1]
+        boto3.client("cloudwatch", REGION).delete_alarms(AlarmNames=aurora_named)
+        # 20 % of the cluster's 100 GiB free is 80 % used; ReplicaLag is in seconds here.
+        _alarm(topic, "FreeStorageSpace", 20.0 * GIB, ("DBClusterIdentifier", MAZ))
+        _alarm(topic, "ReplicaLag", 30.0, ("DBClusterIdentifier", MAZ))
+        res = verdicts(gather(cfg))
+        assert {c: res[c] for c in CLUSTER_JUDGED} == {c: ("pass", "") for c in CLUSTER_JUDGED}, res
+        rds = boto3.client("rds", REGION)
+        rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName="ledger-cluster", Parameters=[
+            {"ParameterName": "ssl_min_protocol_version", "ParameterValue": "TLSv1.1",
+             "ApplyMethod": "immediate"}])
+        rds.modify_db_cluster(DBClusterIdentifier=MAZ, BackupRetentionPeriod=1,
+                              DeletionProtection=False, ApplyImmediately=True)
+        _alarm(topic, "FreeStorageSpace", 10.0 * GIB, ("DBClusterIdentifier", MAZ))
+        res = verdicts(gather(cfg))
+        expect = {"TLS-1": f"DB cluster parameter group ledger-cluster (used by {MAZ}-1, {MAZ}-2, "
+                           f"{MAZ}-3): ssl_min_protocol_version is 'TLSv1.1'",
+                  "BAK-1": f"db-cluster {MAZ}: BackupRetentionPeriod is 1 days",
+                  "BAK-5": f"db-cluster {MAZ}: DeletionProtection is off",
+                  "MON-1": "FreeStorageSpace-ledger: LessThanThreshold 10.00 GiB"}
+        for cid, words in expect.items():
+            assert res[cid][0] == "fail" and words in res[cid][1], (cid, res[cid])
+
+
+def test_twin_cluster_drill_forces_the_aurora_alarms(twin: Twin) -> None:
+    """MON-4's drill forces the alarms MON-1 counts: on Aurora each member's FreeLocalStorage
+    and the reader's AuroraReplicaLag (the writer's own lag alarm answers no need until a
+    failover makes it a reader)."""
+    t = twin.twin
+    drilled = {a["AlarmName"] for a in drill_alarms(twin.inv, TH)}
+    assert drilled == set(t.alarm_names) - {f"{t.db_instance_id}-replica-lag"}, drilled
+    assert {a["MetricName"] for a in drill_alarms(twin.inv, TH)} >= {"FreeLocalStorage",
+                                                                     "AuroraReplicaLag"}

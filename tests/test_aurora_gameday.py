@@ -14,7 +14,9 @@ import pytest
 
 from pgproof.faults.aws import AwsDriver
 from pgproof.faults.lab import LabDriver
+from pgproof.gameday import alarm_drill
 from pgproof.gameday import run as gameday
+from pgproof.lab.aws_twin import AwsTwin, lab_files
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 
@@ -41,6 +43,20 @@ def _wait_lab_steady(target: Target, timeout: float = 90) -> None:
             return
         time.sleep(0.5)
     pytest.fail(f"lab not steady {timeout:.0f} s after the cluster failover: {driver.steady()[1]}")
+
+
+def test_alarm_drill_delivers_the_clusters_aurora_alarms(aurora: Target, lab: LabState,
+                                                        tmp_path: Path) -> None:
+    """MON-4 on lab-aurora: the drill forces Aurora's alarms (every member's FreeLocalStorage,
+    the reader's AuroraReplicaLag) and each is delivered through its topic."""
+    twin = AwsTwin.load(lab_files(lab.state_dir, aurora=True)[1])
+    j, out = alarm_drill.run(aurora, reports=tmp_path, echo=lambda _: None)
+    assert out is not None and j.verdict == "pass", j.verdicts
+    drilled = {v["evidence"].split(":")[0] for v in j.verdicts}
+    members = [twin.db_instance_id, *twin.replica_ids]
+    assert {f"{m}-local-storage-low" for m in members} <= drilled, drilled
+    assert any(f"{m}-replica-lag" in drilled for m in members), drilled
+    assert drilled <= set(twin.alarm_names), drilled
 
 
 def test_force_failover_is_failover_db_cluster(aurora: Target, tmp_path: Path) -> None:

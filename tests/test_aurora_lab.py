@@ -17,22 +17,24 @@ from pathlib import Path
 
 import pytest
 
-from pgproof.lab import aws_twin
+from pgproof.lab import aws_spec, aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
+from pgproof.lab.aws_twin import AwsTwin
 from pgproof.lab.state import LabState
 
 REPO = Path(__file__).resolve().parent.parent
+PGPROOF = Path(sys.executable).parent / "pgproof"
 # Where the cluster shape may judge better than the instance shape on moto (see module doc).
 BETTER_ON_CLUSTER = {"HA-1": ("cannot-verify", "pass")}
 
 
-def run_suites(lab: LabState, reports: Path, target: str) -> dict[str, str]:
+def run_suites(lab: LabState, reports: Path, target: str, *args: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
     env["PGPROOF_LAB_TARGET"] = str(lab.target_file)
     env["PGPROOF_CONFIG"] = "/nonexistent/pgproof.toml"
     r = subprocess.run(
         [sys.executable, "-m", "pytest", str(REPO / "suites"), "--target", target, "--reports",
-         str(reports), "-q", "-p", "no:cacheprovider", "--tb=no"],
+         str(reports), "-q", "-p", "no:cacheprovider", "--tb=no", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     latest = reports / "latest" / "results.json"
     assert latest.exists(), f"{target}: no results.json\n" + r.stdout[-2000:] + r.stderr[-2000:]
@@ -63,6 +65,58 @@ def test_healthy_cluster_matches_the_instance_shape(aurora_lab: LabState, health
     assert all(BETTER_ON_CLUSTER.get(c) == pair for c, pair in differ.items()), \
         f"lab-aurora differs from lab-rds (instance, cluster): {differ}"
     assert set(healthy.values()) <= {"pass", "cannot-verify", "skip"}, healthy
+
+
+def _evidence(reports: Path, cid: str) -> str:
+    controls = json.loads((reports / "latest" / "results.json").read_text())["controls"]
+    return json.dumps([c for c in controls if c["id"] == cid])
+
+
+def test_mon1_on_the_metrics_aurora_publishes(aurora_lab: LabState, tmp_path: Path) -> None:
+    """The healthy cluster alarms on FreeLocalStorage and AuroraReplicaLag and passes MON-1;
+    without its FreeLocalStorage alarms MON-1 fails, naming that metric (on main the twin
+    alarmed on FreeStorageSpace/ReplicaLag, which Aurora never publishes)."""
+    saved = AwsTwin.load(aws_twin.lab_files(aurora_lab.state_dir, aurora=True)[1])
+    metrics = {a["MetricName"] for a in aws_spec.alarm_specs(saved)}
+    assert {"FreeLocalStorage", "AuroraReplicaLag"} <= metrics, metrics
+    assert not metrics & {"FreeStorageSpace", "ReplicaLag"}, metrics
+    healthy = run_suites(aurora_lab, tmp_path / "healthy", "lab-aurora", "--control", "MON-1")
+    assert healthy["MON-1"] == "pass", _evidence(tmp_path / "healthy", "MON-1")
+    m = AWS_MUTATIONS["storage-alarm-missing"]
+    aws_twin.run_lab_mutation(aurora_lab, m, "apply", aurora=True)
+    try:
+        reports = tmp_path / "broken"
+        assert run_suites(aurora_lab, reports, "lab-aurora", "--control", "MON-1")["MON-1"] == "fail"
+    finally:
+        aws_twin.run_lab_mutation(aurora_lab, m, "heal", aurora=True)
+    text = (reports / "latest" / "results.json").read_text()
+    for member in (saved.db_instance_id, *saved.replica_ids):
+        assert f"db-instance {member}: no CloudWatch alarm on AWS/RDS FreeLocalStorage" in text, text
+
+
+def test_lab_break_shape_aurora_breaks_the_cluster_twin(aurora_lab: LabState, tmp_path: Path) -> None:
+    """`pgproof lab break NAME --shape aurora` changes lab-aurora's cluster, not lab-rds's
+    instance; `pgproof lab heal` heals the same twin. A live-only mutation is refused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(PGPROOF), "lab", *args, "--lab-dir", str(aurora_lab.state_dir)],
+                              env=env, capture_output=True, text=True, timeout=180)
+
+    r = cli("break", "superuser-app", "--shape", "aurora")
+    assert r.returncode == 2 and "changes only the live lab" in r.stderr, (r.stdout, r.stderr)
+    assert not (aurora_lab.state_dir / "mutation.json").exists()
+    r = cli("break", "deletion-protection-off", "--shape", "aurora")
+    assert r.returncode == 0 and "to lab-aurora's cluster" in r.stdout, (r.stdout, r.stderr)
+    try:
+        broken = run_suites(aurora_lab, tmp_path / "aurora", "lab-aurora", "--control", "BAK-5")
+        rds = run_suites(aurora_lab, tmp_path / "rds", "lab-rds", "--control", "BAK-5")
+    finally:
+        healed = cli("heal")
+    assert healed.returncode == 0 and "healed deletion-protection-off" in healed.stdout, healed
+    assert (broken["BAK-5"], rds["BAK-5"]) == ("fail", "pass")
+    assert run_suites(aurora_lab, tmp_path / "healed", "lab-aurora", "--control", "BAK-5")[
+        "BAK-5"] == "pass"
 
 
 @pytest.mark.parametrize("name", sorted(AWS_MUTATIONS))

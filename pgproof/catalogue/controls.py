@@ -214,7 +214,9 @@ ENTRIES: tuple[Control, ...] = (
        "subscription covers failure, failover, low storage and backup/recovery events to a "
        "subscribed topic.", "aws azure",
        "Create the CloudWatch alarms at the thresholds with an SNS action whose topic has a "
-       "confirmed subscriber, and an RDS event subscription (db-instance or db-cluster) for "
+       "confirmed subscriber (on Aurora PostgreSQL on FreeLocalStorage per instance and "
+       "AuroraReplicaLag, in milliseconds, instead of FreeStorageSpace and ReplicaLag), and "
+       "an RDS event subscription (db-instance or db-cluster) for "
        "the failure, failover, low storage, backup and recovery categories to that topic.",
        "cpu_alarm_max_pct memory_alarm_max_pct storage_alarm_max_pct connections_alarm_max_pct "
        "replica_lag_max_s", hipaa=("164.308(a)(6)(ii)", "164.308(a)(1)(ii)(D)")),

@@ -6,6 +6,14 @@ failover, low storage, backups) are judged in ``aws_events``. Thresholds in
 bytes or connections are derived from the instance (memory from EC2's
 instance-type table, storage from AllocatedStorage, max_connections from the
 parameter group or RDS's default formula).
+
+Which metrics a deployment publishes depends on its engine (AWS "CloudWatch metrics for
+Amazon Aurora"): an RDS instance and a Multi-AZ DB cluster (engine ``postgres``) publish
+``FreeStorageSpace`` and ``ReplicaLag`` (seconds); Aurora PostgreSQL publishes neither. Its
+cluster volume grows by itself; what fills up is each instance's local storage
+(``FreeLocalStorage``, whose size no API reports, so only its presence and paging are
+judged), and its readers publish ``AuroraReplicaLag`` in milliseconds (the writer
+``AuroraReplicaLagMaximum``, the largest over its readers).
 """
 
 from __future__ import annotations
@@ -38,7 +46,14 @@ class Need:
     above: bool
     limit: Fraction | None
     integer: bool = False
-    cluster: str | None = None  # the writer's metrics may also be alarmed per DBClusterIdentifier
+    # A cluster's metrics may also be alarmed per DBClusterIdentifier, alone or with the Role
+    # (WRITER/READER) of the instance the need is for.
+    cluster: str | None = None
+    role: str = "WRITER"
+    unit: str = ""
+    # Another metric that answers the same need (Aurora: the writer's AuroraReplicaLagMaximum
+    # covers every reader's AuroraReplicaLag).
+    alt: Need | None = None
     # Backup job failures: the vaults of the target's backup plans. An alarm on another
     # vault pages for another database; one without a vault dimension counts every job.
     vaults: frozenset[str] = frozenset()
@@ -61,30 +76,56 @@ def _needs(inv: AwsInventory, th: Thresholds) -> tuple[list[Need], list[str]]:
         gaps.append(f"instance memory of {p.get('DBInstanceClass')} unknown "
                     f"({inv.missing.get('instance_memory', 'not read')}), so the FreeableMemory "
                     f"and DatabaseConnections thresholds cannot be judged")
-    storage = p.get("AllocatedStorage")
     maxc = _max_connections(inv)
+    cid = (inv.cluster or {}).get("DBClusterIdentifier")
     needs = [
         Need(f"CPU > {th.cpu_alarm_max_pct:g} %", "AWS/RDS", "CPUUtilization", pid, True,
-             exact(th.cpu_alarm_max_pct)),
+             exact(th.cpu_alarm_max_pct), cluster=cid),
         Need(f"memory > {th.memory_alarm_max_pct:g} % used", "AWS/RDS", "FreeableMemory", pid, False,
-             _free(mem, th.memory_alarm_max_pct), integer=True),
-        Need(f"storage > {th.storage_alarm_max_pct:g} % used", "AWS/RDS", "FreeStorageSpace", pid,
-             False, _free(storage * GIB if storage else None, th.storage_alarm_max_pct),
-             integer=True),
+             _free(mem, th.memory_alarm_max_pct), integer=True, cluster=cid),
+        *_storage_needs(inv, th, pid, cid),
         Need(f"connections near max ({th.connections_alarm_max_pct:g} % of "
              f"{maxc})" if maxc else "connections near max", "AWS/RDS", "DatabaseConnections",
-             pid, True, share(maxc, th.connections_alarm_max_pct) if maxc else None, integer=True),
+             pid, True, share(maxc, th.connections_alarm_max_pct) if maxc else None, integer=True,
+             cluster=cid),
         Need("backup job failures", "AWS/Backup", "NumberOfBackupJobsFailed", None, True,
              Fraction(0), integer=True, vaults=_plan_vaults(inv)),
     ]
-    if inv.cluster is not None:
-        for need in needs:
-            if need.instance == pid:
-                need.cluster = inv.cluster["DBClusterIdentifier"]
-    needs += [Need(f"replica lag > {th.replica_lag_max_s:g} s", "AWS/RDS", "ReplicaLag",
-                   r["DBInstanceIdentifier"], True, exact(th.replica_lag_max_s))
-              for r in inv.replicas]
+    lag = f"replica lag > {th.replica_lag_max_s:g} s"
+    if _aurora(inv):
+        # AuroraReplicaLag is in milliseconds; the writer's maximum over its readers also answers.
+        ms = exact(th.replica_lag_max_s) * 1000
+        needs += [Need(lag, "AWS/RDS", "AuroraReplicaLag", r["DBInstanceIdentifier"], True, ms,
+                       cluster=cid, role="READER", unit="ms",
+                       alt=Need(lag, "AWS/RDS", "AuroraReplicaLagMaximum", pid, True, ms,
+                                cluster=cid, unit="ms"))
+                  for r in inv.replicas]
+    else:
+        needs += [Need(lag, "AWS/RDS", "ReplicaLag", r["DBInstanceIdentifier"], True,
+                       exact(th.replica_lag_max_s), cluster=cid, role="READER", unit="s")
+                  for r in inv.replicas]
     return needs, gaps
+
+
+def _aurora(inv: AwsInventory) -> bool:
+    """Aurora PostgreSQL: the cluster's engine, or the writer's when no cluster is named."""
+    return inv.aurora or str(primary(inv).get("Engine", "")).startswith("aurora")
+
+
+def _storage_needs(inv: AwsInventory, th: Thresholds, pid: str, cid: str | None) -> list[Need]:
+    """Free storage: the writer's allocated volume (RDS, Multi-AZ DB cluster), or on Aurora
+    every instance's local storage (the cluster volume grows by itself)."""
+    what = f"storage > {th.storage_alarm_max_pct:g} % used"
+    if _aurora(inv):
+        return [Need(f"local storage running out ({what}; the local storage size is not "
+                     f"reported, so the threshold is not judged)", "AWS/RDS", "FreeLocalStorage",
+                     i["DBInstanceIdentifier"], False, None, integer=True, cluster=cid,
+                     role="WRITER" if i is inv.primary else "READER")
+                for i in inv.instances]
+    storage = primary(inv).get("AllocatedStorage") or (inv.cluster or {}).get("AllocatedStorage")
+    return [Need(what, "AWS/RDS", "FreeStorageSpace", pid, False,
+                 _free(storage * GIB if storage else None, th.storage_alarm_max_pct),
+                 integer=True, cluster=cid)]
 
 
 def _free(total: int | None, used_pct: float) -> Fraction | None:
@@ -93,9 +134,9 @@ def _free(total: int | None, used_pct: float) -> Fraction | None:
 
 
 def _fmt(need: Need, value: float | Fraction) -> str:
-    if need.metric in ("FreeableMemory", "FreeStorageSpace"):
+    if need.metric in ("FreeableMemory", "FreeStorageSpace", "FreeLocalStorage"):
         return f"{float(value) / GIB:.2f} GiB ({float(value):.0f} bytes)"
-    return f"{float(value):g}"
+    return f"{float(value):g}" + (f" {need.unit}" if need.unit else "")
 
 
 def _late(need: Need, op: str, t: float) -> bool:
@@ -120,9 +161,17 @@ def _matches(alarm: dict[str, Any], need: Need) -> bool:
     if need.instance is None:
         vaults = {d["Value"] for d in alarm.get("Dimensions", []) if d["Name"] == "BackupVaultName"}
         return not (need.vaults and vaults) or bool(vaults & need.vaults)
-    return any((d["Name"], d["Value"]) in {("DBInstanceIdentifier", need.instance),
-                                            ("DBClusterIdentifier", need.cluster)}
-               for d in alarm.get("Dimensions", []))
+    dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+    if dims.get("DBInstanceIdentifier") == need.instance:
+        return True
+    # Per cluster: every instance's metric together, or those of the need's Role only.
+    return need.cluster is not None and dims.get("DBClusterIdentifier") == need.cluster \
+        and dims.get("Role", need.role) == need.role
+
+
+def _answers(alarm: dict[str, Any], need: Need) -> bool:
+    """Whether ``alarm`` watches the need's metric, or the alternative metric that covers it."""
+    return _matches(alarm, need) or (need.alt is not None and _matches(alarm, need.alt))
 
 
 def _issues(alarm: dict[str, Any], need: Need, inv: AwsInventory) -> list[str]:
@@ -150,7 +199,7 @@ def judge_mon1(inv: AwsInventory, th: Thresholds) -> list[str]:
     problems = []
     for need in needs:
         where = f"db-instance {need.instance}" if need.instance else "AWS Backup"
-        found = [a for a in inv.alarms if _matches(a, need)]
+        found = [a for a in inv.alarms if _answers(a, need)]
         if not found:
             problems.append(f"{where}: no CloudWatch alarm on {need.namespace} {need.metric}; the "
                             f"spec wants an alarm for {need.what} that pages someone (MON-1)")
@@ -169,5 +218,5 @@ def drill_alarms(inv: AwsInventory, th: Thresholds) -> list[dict[str, Any]]:
     needs, _ = _needs(inv, th)
     out: list[dict[str, Any]] = []
     for need in needs:
-        out += [a for a in inv.alarms if _matches(a, need) and a not in out]
+        out += [a for a in inv.alarms if _answers(a, need) and a not in out]
     return out

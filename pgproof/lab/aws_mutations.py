@@ -205,6 +205,11 @@ def _alarms_create(c: AwsClients, t: AwsTwin) -> None:
         c.cloudwatch.put_metric_alarm(**alarm)
 
 
+def _storage_alarms_delete(c: AwsClients, t: AwsTwin) -> None:
+    c.cloudwatch.delete_alarms(AlarmNames=[a["AlarmName"] for a in spec.alarm_specs(t)
+                                           if a["MetricName"] in spec.STORAGE_METRICS])
+
+
 def _events_delete(c: AwsClients, t: AwsTwin) -> None:
     c.rds.delete_event_subscription(SubscriptionName=spec.event_subscription_spec(t)["SubscriptionName"])
 
@@ -361,6 +366,9 @@ _CATALOGUE = [
        _recreate(MasterUsername="postgres"), _recreate(), moto_only=True),
     _m("missing-alarms", "every CloudWatch alarm of the twin deleted", "MON-1",
        _alarms_delete, _alarms_create),
+    _m("storage-alarm-missing", "the free-storage alarms deleted (FreeStorageSpace on an RDS "
+       "instance, every member's FreeLocalStorage on Aurora)", "MON-1",
+       _storage_alarms_delete, _alarms_create),
     _m("alarm-without-subscriber", "the alarm topic loses its only subscription", "MON-1",
        _unsubscribe, _subscribe),
     _m("no-event-subscription", "the RDS event subscription (failure, failover, low storage, "

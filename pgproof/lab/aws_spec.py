@@ -77,6 +77,9 @@ def primary_kwargs(twin: AwsTwin, **overrides: Any) -> dict[str, Any]:
 AURORA_ENGINE_VERSION = "15.10"
 AURORA_FAMILY = "aurora-postgresql15"
 AURORA_INSTANCE_CLASS = "db.t3.large"  # 8 GiB, like INSTANCE_CLASS: same alarm thresholds
+AURORA_LOCAL_STORAGE_FLOOR = 2 * 1024**3  # FreeLocalStorage alarm: bytes free (see alarm_specs)
+# The free-storage metric of each shape (the storage-alarm-missing mutation deletes its alarms).
+STORAGE_METRICS = ("FreeStorageSpace", "FreeLocalStorage")
 
 
 def cluster_kwargs(twin: AwsTwin, **overrides: Any) -> dict[str, Any]:
@@ -172,7 +175,12 @@ def event_subscription_spec(twin: AwsTwin) -> dict[str, Any]:
 
 
 def alarm_specs(twin: AwsTwin) -> list[dict[str, Any]]:
-    """PutMetricAlarm arguments for every alarm MON-1 asks for, thresholds as in docs/controls.md."""
+    """PutMetricAlarm arguments for every alarm MON-1 asks for, thresholds as in docs/controls.md.
+
+    Aurora publishes other metrics than an RDS instance: each member's ``FreeLocalStorage``
+    instead of ``FreeStorageSpace`` (the cluster volume grows by itself), and
+    ``AuroraReplicaLag`` in milliseconds instead of ``ReplicaLag`` in seconds.
+    """
     # A cluster's writer moves at failover: its alarms follow the cluster, as AWS suggests.
     db = ([{"Name": "DBClusterIdentifier", "Value": twin.db_cluster_id}] if twin.db_cluster_id
           else [{"Name": "DBInstanceIdentifier", "Value": twin.db_instance_id}])
@@ -180,14 +188,13 @@ def alarm_specs(twin: AwsTwin) -> list[dict[str, Any]]:
             "AlarmActions": [twin.sns_topic_arn], "OKActions": [twin.sns_topic_arn],
             "ActionsEnabled": True, "TreatMissingData": "breaching"}
     n = twin.db_instance_id
+    # On a cluster every member may be the reader after a failover: each has its lag alarm.
+    members = [twin.db_instance_id, *twin.replica_ids] if twin.db_cluster_id else twin.replica_ids
     specs = [
         {"AlarmName": f"{n}-cpu-high", "Namespace": "AWS/RDS", "MetricName": "CPUUtilization",
          "Dimensions": db, "Threshold": 80.0, "ComparisonOperator": "GreaterThanThreshold"},
         {"AlarmName": f"{n}-memory-low", "Namespace": "AWS/RDS", "MetricName": "FreeableMemory",
          "Dimensions": db, "Threshold": float(math.ceil(INSTANCE_MEMORY_BYTES * 0.15)),
-         "ComparisonOperator": "LessThanThreshold"},
-        {"AlarmName": f"{n}-storage-low", "Namespace": "AWS/RDS", "MetricName": "FreeStorageSpace",
-         "Dimensions": db, "Threshold": float(math.ceil(ALLOCATED_GIB * 1024**3 * 0.20)),
          "ComparisonOperator": "LessThanThreshold"},
         {"AlarmName": f"{n}-connections-high", "Namespace": "AWS/RDS",
          "MetricName": "DatabaseConnections", "Dimensions": db,
@@ -199,14 +206,28 @@ def alarm_specs(twin: AwsTwin) -> list[dict[str, Any]]:
          "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
          "Statistic": "Sum", "TreatMissingData": "notBreaching"},
     ]
-    # On a cluster every member may be the reader after a failover: each has its lag alarm.
-    lagging = [twin.db_instance_id, *twin.replica_ids] if twin.db_cluster_id else twin.replica_ids
-    for rid in lagging:
+    aurora = twin.db_cluster_id is not None  # the twin's cluster shape is Aurora
+    if aurora:
+        # No API reports a member's local storage size: a fixed floor of free bytes.
+        specs[2:2] = [{"AlarmName": f"{m}-local-storage-low", "Namespace": "AWS/RDS",
+                       "MetricName": "FreeLocalStorage", "Dimensions": _instance(m),
+                       "Threshold": float(AURORA_LOCAL_STORAGE_FLOOR),
+                       "ComparisonOperator": "LessThanThreshold"} for m in members]
+    else:
+        specs[2:2] = [{"AlarmName": f"{n}-storage-low", "Namespace": "AWS/RDS",
+                       "MetricName": "FreeStorageSpace", "Dimensions": db,
+                       "Threshold": float(math.ceil(ALLOCATED_GIB * 1024**3 * 0.20)),
+                       "ComparisonOperator": "LessThanThreshold"}]
+    for rid in members:
         specs.append({"AlarmName": f"{rid}-replica-lag", "Namespace": "AWS/RDS",
-                      "MetricName": "ReplicaLag",
-                      "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}],
-                      "Threshold": 30.0, "ComparisonOperator": "GreaterThanThreshold"})
+                      "MetricName": "AuroraReplicaLag" if aurora else "ReplicaLag",
+                      "Dimensions": _instance(rid), "Threshold": 30000.0 if aurora else 30.0,
+                      "ComparisonOperator": "GreaterThanThreshold"})
     return [{**base, **s} for s in specs]
+
+
+def _instance(instance_id: str) -> list[dict[str, str]]:
+    return [{"Name": "DBInstanceIdentifier", "Value": instance_id}]
 
 
 def backup_plan(twin: AwsTwin, copy: bool = True) -> dict[str, Any]:

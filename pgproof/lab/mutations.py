@@ -1,7 +1,8 @@
 """The mutation catalogue: one named misconfiguration of the lab and the controls it must fail.
 
 ``pgproof lab break NAME`` applies one (live side, AWS twin, or both) and
-records it; ``pgproof lab heal`` reverts it. The matrix in tests/ proves each
+records it; ``pgproof lab heal`` reverts it. ``--shape aurora`` sends the AWS half
+to the twin's Aurora cluster (``lab-aurora``) instead of its RDS instance. The matrix in tests/ proves each
 check can fail: healthy -> all pass, break -> exactly ``breaks`` fail, heal -> healthy.
 """
 
@@ -131,7 +132,8 @@ def _state(state_dir: Path | None) -> LabState:
     return state
 
 
-def apply(state_dir: Path | None, name: str | None) -> str:
+def apply(state_dir: Path | None, name: str | None, aurora: bool = False) -> str:
+    """Apply ``name``; ``aurora``: its AWS half on the Aurora cluster twin (``lab-aurora``)."""
     cat = catalogue()
     if not name or name not in cat:
         raise ComponentError("mutation", f"unknown mutation {name!r}; known: {', '.join(sorted(cat))}")
@@ -144,13 +146,20 @@ def apply(state_dir: Path | None, name: str | None) -> str:
         current = json.loads(active.read_text())["name"]
         raise ComponentError("mutation", f"{current!r} is still applied; run `pgproof lab heal` first")
     m = cat[name]
+    if aurora and not m.aws:
+        raise ComponentError("mutation", f"{name} changes only the live lab, which lab-rds and "
+                             "lab-aurora share; run it without --shape aurora")
+    if aurora and not state.aws_aurora:
+        raise ComponentError("mutation", "this lab has no Aurora twin (it was started with "
+                             "--no-aws or --cloud azure); start it with `pgproof lab up`")
     # Record first: a half-applied mutation must still be healable.
-    active.write_text(json.dumps({"name": name}))
+    active.write_text(json.dumps({"name": name, "shape": "aurora" if aurora else "rds"}))
     if m.live_break:
         m.live_break(state)
     if m.aws:
-        _aws(state, m.aws, "apply")
-    return f"lab: applied {name} ({m.description}); must fail: {', '.join(sorted(m.breaks))}"
+        _aws(state, m.aws, "apply", aurora)
+    where = " to lab-aurora's cluster" if aurora else ""
+    return f"lab: applied {name}{where} ({m.description}); must fail: {', '.join(sorted(m.breaks))}"
 
 
 def heal(state_dir: Path | None) -> str:
@@ -158,20 +167,21 @@ def heal(state_dir: Path | None) -> str:
     active = _active_file(state)
     if not active.exists():
         return "lab: nothing to heal"
-    name = json.loads(active.read_text())["name"]
+    record = json.loads(active.read_text())
+    name, aurora = record["name"], record.get("shape") == "aurora"
     m = catalogue()[name]
     if m.live_heal:
         m.live_heal(state)
     if m.aws:
-        _aws(state, m.aws, "heal")
+        _aws(state, m.aws, "heal", aurora)
     active.unlink()
     return f"lab: healed {name}"
 
 
-def _aws(state: LabState, name: str, action: str) -> None:
+def _aws(state: LabState, name: str, action: str, aurora: bool = False) -> None:
     from pgproof.lab import aws_twin
     from pgproof.lab.aws_mutations import AWS_MUTATIONS
 
-    if not state.aws:
+    if not (state.aws_aurora if aurora else state.aws):
         return
-    aws_twin.run_lab_mutation(state, AWS_MUTATIONS[name], action)
+    aws_twin.run_lab_mutation(state, AWS_MUTATIONS[name], action, aurora=aurora)
