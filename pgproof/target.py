@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from pgproof import plugins
 from pgproof.errors import UserError
 from pgproof.libpq import resolve_postgres
 from pgproof.notify.config import Notify
@@ -423,12 +424,7 @@ def valid_targets(configured: dict[str, Any] | list[str], lab_file: Path | None 
         more = [n for n in ("lab-rds", "lab-aurora", "lab-ssh") if n not in names
                 and lab_target_file(lab_file).with_name(LAB_TARGETS[n]).exists()]
         return ["lab", *more, *names]
-    from pgproof.lab.components import check_prerequisites
-    from pgproof.lab.procs import ComponentError
-
-    try:
-        check_prerequisites()
-    except ComponentError:
+    if plugins.missing_extra("lab"):  # the checker alone: no lab to offer
         return names
     return ["lab (after `pgproof lab up`)", *names]
 

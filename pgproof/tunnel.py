@@ -151,7 +151,7 @@ def _listening() -> set[int]:
 
 def open_tunnel(via: Via, remotes: list[tuple[str, int]], timeout: float = OPEN_TIMEOUT_S) -> Tunnel:
     """Start ``ssh -N -L`` for every remote; raise ``TunnelError`` naming the bastion if it fails."""
-    from pgproof.lab.procs import free_ports
+    from pgproof.procs import free_ports
 
     for attempt in (1, 2):
         routes = dict(zip(remotes, free_ports(len(remotes)), strict=True))

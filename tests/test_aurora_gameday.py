@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pgproof.faults.aws import AwsDriver
-from pgproof.faults.lab import LabDriver
 from pgproof.gameday import run as gameday
+from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 

@@ -1,4 +1,7 @@
-"""Drivers by name, imported lazily (add one without touching a central switch)."""
+"""Drivers by name, imported lazily (add one without touching a central switch).
+
+The checker's own drivers are listed here; another package (the lab's ``lab`` driver) registers
+its driver under the ``pgproof.drivers`` entry-point group, so the checker never imports it."""
 
 from __future__ import annotations
 
@@ -6,13 +9,14 @@ import dataclasses
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from pgproof import plugins
+from pgproof.errors import UserError
 from pgproof.target import Target
 
 if TYPE_CHECKING:  # faults never import the game day at run time
     from pgproof.gameday.scenarios import Scenario
 
 DRIVERS = {
-    "lab": "pgproof.faults.lab:LabDriver",
     "aws": "pgproof.faults.aws:AwsDriver",
     "ssh": "pgproof.faults.ssh:SshDriver",
     "azure": "pgproof.faults.azure:AzureDriver",
@@ -20,8 +24,16 @@ DRIVERS = {
 
 
 def make_driver(target: Target) -> Any:
-    module, cls = DRIVERS[target.chaos.driver].split(":")
-    return getattr(importlib.import_module(module), cls)(target)
+    name = target.chaos.driver
+    if name in DRIVERS:
+        module, cls = DRIVERS[name].split(":")
+        return getattr(importlib.import_module(module), cls)(target)
+    if name == "lab":
+        plugins.require_extra("lab", f"chaos.driver = 'lab' (target {target.name!r})")
+    if plugins.find(plugins.DRIVERS, name) is None:
+        raise UserError(f"target {target.name!r}: no driver {name!r} is installed (drivers: "
+                        f"{', '.join(sorted({*DRIVERS, *plugins.names(plugins.DRIVERS)}))})")
+    return plugins.load(plugins.DRIVERS, name)(target)
 
 
 def cannot(driver: Any, method: str) -> str | None:

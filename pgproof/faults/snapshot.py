@@ -27,8 +27,8 @@ def take(target: Target, driver: Any, run_id: str) -> dict[str, Any]:
     try:
         if driver.name == "aws":
             out = _rds(driver, snapshot_id(run_id))
-        elif driver.name == "lab":
-            out = _lab(driver)
+        elif callable(getattr(driver, "snapshot_before", None)):  # the lab: a pgBackRest backup
+            out = driver.snapshot_before()
         else:
             raise ChaosRefused(f"chaos.snapshot_before is set but the {driver.name} driver cannot take "
                                "a snapshot yet (lab: pgBackRest backup; aws: RDS snapshot)")
@@ -64,12 +64,3 @@ def _rds(driver: Any, ident: str) -> dict[str, Any]:
         time.sleep(driver.poll_s)
     raise RuntimeError(f"snapshot {ident} is {status!r}, not available")
 
-
-def _lab(driver: Any) -> dict[str, Any]:
-    from pgproof.lab import backup
-
-    node = driver.leader()
-    if not node:
-        raise RuntimeError("no Patroni leader to back up")
-    label = backup.snapshot_backup(driver.state, node)
-    return {"id": label, "kind": f"pgbackrest backup from {node}"}

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pgproof import procs
 from pgproof.faults import aws_alarm, client_proxy, toxiproxy
 from pgproof.faults.record import FaultRecord, same_process, start_time
 from pgproof.gameday.safety import ChaosRefused
-from pgproof.lab import procs
 from pgproof.load.runner import group_pids
 from pgproof.target import Target
 
@@ -72,10 +72,6 @@ def undo_one(f: dict[str, Any], driver: Callable[[], Any]) -> str:
     if kind == "proxies_disabled":
         toxiproxy.enable(data["api_url"], data["proxies"])
         return f"proxies {', '.join(data['proxies'])} enabled"
-    if kind == "restore_scratch":  # the restore drill's scratch data directory and postmaster
-        from pgproof.gameday import scratch
-
-        return "scratch restore instance deleted: " + scratch.delete(data)
     if kind == "rds_restore_scratch":
         from pgproof.gameday import restore_aws
 

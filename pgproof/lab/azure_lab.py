@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pgproof import procs
 from pgproof.lab import azure_spec as spec
-from pgproof.lab import pki, procs
+from pgproof.lab import pki
 
 AZURITE_DIR = Path(os.environ.get("PGPROOF_AZURITE_DIR", "/opt/pgproof/azurite-3.37.0"))
 COMPONENTS = ("azure-arm", "azurite")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import requests
 
-from pgproof.lab import backup, bastion, configs, live_mutations, pki, procs, supervised, topology
+from pgproof import procs
+from pgproof.lab import backup, bastion, configs, live_mutations, pki, supervised, topology
 from pgproof.lab import components as c
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 from pgproof.target import LAB_TARGETS

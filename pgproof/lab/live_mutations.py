@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 import requests
 
+from pgproof import procs
 from pgproof.lab import components as c
-from pgproof.lab import configs, pki, procs
+from pgproof.lab import configs, pki
 from pgproof.lab.state import NODES, LabState
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from pgproof.lab import backup_mutations as bm
 from pgproof.lab import live_mutations as lm
 from pgproof.lab.configs import PG_HBA
-from pgproof.lab.procs import ComponentError
 from pgproof.lab.state import LabState, default_state_dir
+from pgproof.procs import ComponentError
 
 Step = Callable[[LabState], None]
 

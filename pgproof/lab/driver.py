@@ -10,10 +10,13 @@ from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
+from pgproof import procs
 from pgproof.errors import UserError
 from pgproof.faults import patroni, process, record, toxiproxy
 from pgproof.faults.base import Undo, fault
-from pgproof.lab import components, procs
+from pgproof.gameday import restore_probe as rp
+from pgproof.gameday.journal import Journal
+from pgproof.lab import backup, components, scratch
 from pgproof.lab.state import NODES, LabState
 from pgproof.target import Target
 
@@ -154,6 +157,31 @@ class LabDriver:
             if rec and fid:
                 rec.remove_fault(fid)
 
+    # -- chaos.snapshot_before and the restore drill (restore-pitr) ---------------------------
+    def snapshot_before(self) -> dict[str, Any]:
+        """A pgBackRest backup from the leader, the point to return to (faults/snapshot.py)."""
+        node = self.leader()
+        if not node:
+            raise RuntimeError("no Patroni leader to back up")
+        label = backup.snapshot_backup(self.state, node)
+        return {"id": label, "kind": f"pgbackrest backup from {node}"}
+
+    def restore_ready(self) -> str | None:
+        """Why the restore drill cannot start yet (None: a full backup to restore from exists)."""
+        st = backup.read_status(self.state)
+        if st and st.ready:
+            return None
+        return (f"no full backup to restore from yet ({st.state + ': ' + st.detail if st else 'no status'}); "
+                "wait for `pgproof lab status` to say backup ready")
+
+    def archive_after(self, wait_s: float) -> tuple[bool, str]:
+        """Switch WAL and wait until it is archived (needs a superuser: the lab's own)."""
+        return rp.archive_after(components.superuser_conninfo(self.state), wait_s)
+
+    def restore_scratch(self, j: Journal, t: dt.datetime, rec: record.FaultRecord) -> dict[str, Any]:
+        """Restore to ``t`` into a scratch data directory on a free port, probe it, delete it."""
+        return scratch.drill(self.target, self.state, j, t, rec)
+
     def undo_recorded(self, kind: str, data: dict[str, Any]) -> str:
         """Undo one durably recorded fault of this driver (after the runner died); idempotent."""
         if kind == "node_down":
@@ -167,6 +195,8 @@ class LabDriver:
             url = self.state.rest_url(self._require_leader(timeout=60))
             patroni.patch_config(url, {"synchronous_mode": bool(data["synchronous_mode"])})
             return f"synchronous_mode set to {bool(data['synchronous_mode'])}"
+        if kind == "restore_scratch":  # the restore drill's scratch data directory and postmaster
+            return "scratch restore instance deleted: " + scratch.delete(data)
         raise ValueError(f"the lab driver cannot undo a recorded {kind!r}")
 
     def active_faults(self) -> list[str]:
