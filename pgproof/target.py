@@ -37,6 +37,7 @@ from pgproof.target_fields import Strict as _Strict
 from pgproof.target_fields import is_ca_file as _is_ca_file
 from pgproof.target_fields import relative_to_config as _relative_to_config
 from pgproof.target_timeouts import Timeouts
+from pgproof.tunnel import dial, parse_via
 from pgproof.waivers import Waiver
 
 DEFAULT_CONFIG = Path("pgproof.toml")
@@ -139,8 +140,6 @@ class Postgres(_Strict):
     @classmethod
     def _via_is_ssh(cls, value: str | None) -> str | None:
         if value is not None:
-            from pgproof.tunnel import parse_via
-
             parse_via(value)
         return value
 
@@ -312,8 +311,6 @@ class Target(_Strict):
         pw = self.password()
         if pw:
             kw["password"] = pw
-        from pgproof.tunnel import dial
-
         addr, port = dial(kw["host"], kw["port"])
         if addr != kw["host"]:  # through the bastion: verify the certificate against the real name
             kw["hostaddr"], kw["port"] = addr, port

@@ -20,7 +20,9 @@ from typing import Any
 
 from pgproof import procs
 from pgproof.faults import aws_alarm, client_proxy, toxiproxy
+from pgproof.faults.drivers import make_driver
 from pgproof.faults.record import FaultRecord, same_process, start_time
+from pgproof.gameday import restore_aws
 from pgproof.gameday.safety import ChaosRefused
 from pgproof.load.runner import group_pids
 from pgproof.target import Target
@@ -73,8 +75,6 @@ def undo_one(f: dict[str, Any], driver: Callable[[], Any]) -> str:
         toxiproxy.enable(data["api_url"], data["proxies"])
         return f"proxies {', '.join(data['proxies'])} enabled"
     if kind == "rds_restore_scratch":
-        from pgproof.gameday import restore_aws
-
         return restore_aws.delete_recorded(data)
     if kind in aws_alarm.KINDS:  # the alarm drill reaches AWS itself, whatever the chaos driver
         return aws_alarm.undo_recorded(kind, data)
@@ -107,8 +107,6 @@ def recover(target: Target, echo: Callable[[str], None] = print) -> int:
 
     def driver() -> Any:
         if not cached:
-            from pgproof.faults.drivers import make_driver
-
             cached.append(make_driver(target))
         return cached[0]
 

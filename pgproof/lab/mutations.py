@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgproof.lab import aws_twin
 from pgproof.lab import backup_mutations as bm
 from pgproof.lab import live_mutations as lm
+from pgproof.lab.aws_mutations import AWS_MUTATIONS
 from pgproof.lab.configs import PG_HBA
 from pgproof.lab.state import LabState, default_state_dir
 from pgproof.procs import ComponentError
@@ -110,8 +112,6 @@ UNBREAKABLE: dict[str, str] = {
 
 
 def catalogue() -> dict[str, Mutation]:
-    from pgproof.lab.aws_mutations import AWS_MUTATIONS
-
     out = {m.name: m for m in LIVE}
     used = {m.aws for m in LIVE if m.aws}
     for name, am in AWS_MUTATIONS.items():
@@ -169,9 +169,6 @@ def heal(state_dir: Path | None) -> str:
 
 
 def _aws(state: LabState, name: str, action: str) -> None:
-    from pgproof.lab import aws_twin
-    from pgproof.lab.aws_mutations import AWS_MUTATIONS
-
     if not state.aws:
         return
     aws_twin.run_lab_mutation(state, AWS_MUTATIONS[name], action)
