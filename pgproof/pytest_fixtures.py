@@ -22,6 +22,7 @@ import pytest
 from pgproof import layers, pools
 from pgproof.probes import health, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
+from pgproof.pytest_plugin import get_target
 from pgproof.target import Target
 from pgproof.verdict import Unreachable
 
@@ -96,8 +97,6 @@ _FLEET = pytest.StashKey[object]()
 
 def fleet_ids(config: pytest.Config) -> list[str]:
     """The fleet's "region/id" list, discovered once per run (empty: not a fleet, or none)."""
-    from pgproof.pytest_plugin import get_target
-
     if _FLEET_IDS not in config.stash:
         aws_cfg = get_target(config).aws
         found: list[str] | Unreachable = []
@@ -147,8 +146,6 @@ def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts
     facts: postgres.PostgresFacts = request.getfixturevalue("pg_facts")
     data_dir = facts.settings.get("data_directory")
     if not data_dir:
-        from pgproof.verdict import Unreachable
-
         raise Unreachable(f"data_directory is not visible to role {pg.user} (GRANT "
                           f"pg_read_all_settings TO {pg.user};), so the hosts' data directory "
                           "is unknown")

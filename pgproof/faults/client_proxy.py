@@ -32,7 +32,7 @@ from typing import Any
 import requests
 
 from pgproof import procs
-from pgproof.faults import toxiproxy
+from pgproof.faults import record, toxiproxy
 from pgproof.faults.base import Undo, fault
 from pgproof.faults.record import same_process, start_time
 
@@ -170,8 +170,6 @@ class ClientPathLatency:
 
     @contextlib.contextmanager
     def _start_proxy(self, app: dict[str, Any], log_dir: Path | None) -> Iterator[dict[str, Any]]:
-        from pgproof.faults import record
-
         proxy = ClientProxy(str(app["host"]), int(app["port"]), log_dir)
         undo = Undo(proxy.stop, "a client-path Toxiproxy may still be running",
                     "kill the `pgproof.proxy.server` process started by the game day")

@@ -24,6 +24,7 @@ from pgproof.faults.drivers import cannot, make_driver
 from pgproof.gameday import restore_aws
 from pgproof.gameday import restore_probe as rp
 from pgproof.gameday.journal import Journal
+from pgproof.gameday.run import _finish as finish
 from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.load.runner import LoadProcess
 from pgproof.load.schema import ensure_ledger_table
@@ -188,8 +189,6 @@ def _forget(rec: record.FaultRecord, load: LoadProcess) -> None:
 
 
 def _finish(j: Journal, out: Path, rec: record.FaultRecord) -> None:
-    from pgproof.gameday.run import _finish as finish
-
     finish(j, out, rec)
 
 
