@@ -101,6 +101,12 @@ def test_lab_without_the_extra_says_so(installed: Path, tmp_path: Path, lab: Lab
     assert out.stdout == "" and out.stderr.count("\n") == 1, out.stderr
     assert "install pgproof[lab]" in out.stderr and "pip install 'pgproof[lab]'" in out.stderr
     assert not (tmp_path / "lab").exists()
+    # a game day on the lab needs the lab's driver: refused the same way, before anything starts
+    gd = _run(installed, ["pgproof", "gameday", "kill-primary", "--target", "lab", "--reports",
+                          str(tmp_path / "r")], tmp_path, lab)
+    assert gd.returncode == 2 and gd.stderr.count("\n") == 1, gd.stdout + gd.stderr
+    assert "chaos.driver = 'lab'" in gd.stderr and "pip install 'pgproof[lab]'" in gd.stderr
+    assert not [p for p in (tmp_path / "r").rglob("*") if p.is_file()]  # no run written
 
 
 def test_a_check_from_the_wheel(installed: Path, tmp_path: Path, lab: LabState) -> None:

@@ -1,4 +1,7 @@
-"""The lab driver: faults on local Patroni nodes, the lab's Toxiproxy and Patroni's REST API."""
+"""The lab driver: faults on local Patroni nodes, the lab's Toxiproxy and Patroni's REST API.
+
+Registered as ``chaos.driver = "lab"`` by entry point (group ``pgproof.drivers``,
+pyproject.toml): the checker's game days find it there and never import the lab."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The restore drill's scratch instance on a lab or self-managed host: a data directory on a free port.
+"""The restore drill's scratch instance on the lab: a data directory on a free port.
+
+The lab driver (``driver.py``) offers it to ``gameday/restore.py`` as ``restore_scratch`` and
+undoes a recorded one (``undo_recorded("restore_scratch")``) for ``gameday recover``.
 
 Crash-safe like every fault: :func:`plan` records the instance (directory, PID file,
 port) in the durable fault record *before* anything exists, so a runner killed at
