@@ -32,9 +32,9 @@ from pathlib import Path
 from statistics import mean, median
 from typing import Any
 
+from pgproof import procs
 from pgproof.gameday.clock import FailoverClock
 from pgproof.gameday.ledger import verify
-from pgproof.lab import procs
 from pgproof.load.runner import LoadProcess, ensure_ledger_table, group_pids
 from pgproof.load.schema import LEDGER_INSERT
 

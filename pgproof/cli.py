@@ -8,50 +8,17 @@ import os
 import sys
 from pathlib import Path
 
-from pgproof import interrupts, shipped
+from pgproof import interrupts, plugins, shipped
 from pgproof.cli_parser import build_parser
 from pgproof.errors import UserError
 from pgproof.fsio import describe, prepare_reports
-from pgproof.lab.procs import ComponentError
+from pgproof.procs import ComponentError
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from pgproof.lab import lifecycle
-
-    state_dir = args.lab_dir
-    if args.action == "up":
-        lifecycle.up(state_dir, timeout=args.timeout,
-                     with_aws=not args.no_aws and args.cloud in ("aws", "both"),
-                     with_azure=args.cloud in ("azure", "both"),
-                     progress=lambda m: print(m, flush=True), topology_name=args.topology,
-                     supervisor=args.supervisor)
-        return _print_status(lifecycle.status(state_dir))
-    if args.action == "down":
-        stopped = lifecycle.down(state_dir)
-        print("lab: stopped " + (", ".join(stopped) if stopped else "nothing (no lab running)"))
-        return 0
-    if args.action == "status":
-        rc = _print_status(lifecycle.status(state_dir))
-        return rc if rc == 3 else max(rc, _print_in_place(state_dir))
-    from pgproof.lab import mutations
-
-    if args.action == "mutations":
-        for m in mutations.catalogue().values():
-            side = "+".join(x for x, on in (("live", m.live_break), ("aws", m.aws)) if on)
-            print(f"  {m.name:<28} {', '.join(sorted(m.breaks)):<16} [{side}] {m.description}")
-        for cid, why in mutations.UNBREAKABLE.items():
-            print(f"  (none for {cid}: {why})")
-        return 0
-    if args.action == "break":
-        if not args.name:
-            raise UserError("pgproof lab break needs a mutation name; "
-                            "`pgproof lab mutations` lists them")
-        print(mutations.apply(state_dir, args.name, aurora=args.shape == "aurora"))
-        return 0
-    if args.action == "heal":
-        print(mutations.heal(state_dir))
-        return 0
-    return 2
+    """``pgproof lab ...`` is the lab's own command (pgproof[lab]), found by entry point."""
+    plugins.require_extra("lab", "pgproof lab")
+    return int(plugins.load(plugins.COMMANDS, "lab")(args))
 
 
 # Test-tooling plugins that autoload from the environment and have no part in a check: Hypothesis
@@ -366,28 +333,6 @@ def _orphan_notice(target: object) -> str | None:
     from pgproof.faults.record import notice
 
     return notice(target)  # type: ignore[arg-type]
-
-
-def _print_in_place(state_dir: Path | None) -> int:
-    """Toxics, disabled proxies and recorded faults on a running lab; exit 1 if any."""
-    from pgproof.lab.inplace import in_place
-    from pgproof.lab.state import LabState, default_state_dir
-
-    state = LabState.load((state_dir or default_state_dir()).resolve())
-    left = in_place(state) if state else []
-    for line in left:
-        print(f"  FAULT {line}")
-    return 1 if left else 0
-
-
-def _print_status(rows: list) -> int:
-    if not rows:
-        print("lab: not running")
-        return 3
-    for r in rows:
-        mark = "ok  " if r.healthy else "DOWN"
-        print(f"  {mark} {r.name:<11} port {r.port or '-':<6} {r.detail}")
-    return 0 if all(r.healthy for r in rows) else 1
 
 
 HANDLERS = {"lab": _lab, "check": _check, "doctor": _doctor, "controls": _controls,

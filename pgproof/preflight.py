@@ -13,6 +13,7 @@ from pgproof import pools
 from pgproof.errors import UserError
 from pgproof.probes import wire
 from pgproof.target import Endpoint, Target
+from pgproof.verdict import Unreachable
 
 BUDGET_S = 1.5  # per endpoint, all in parallel: a wrong port is named within ~2 s
 
@@ -48,8 +49,6 @@ def missing_password(target: Target) -> str | None:
     if target.password() is not None:
         return None
     from pgproof.probes.postgres import connect, no_password
-    from pgproof.verdict import Unreachable
-
     try:
         connect(target).close()
     except Unreachable as exc:

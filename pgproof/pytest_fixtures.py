@@ -22,13 +22,14 @@ import pytest
 from pgproof import layers, pools
 from pgproof.probes import health, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
+from pgproof.pytest_plugin import get_target
 from pgproof.target import Target
 from pgproof.verdict import Unreachable
 
 if TYPE_CHECKING:  # testinfra, the SDKs and the lazily imported probes: names for the hints only
-    from pgproof.probes.aws import AwsInventory
     from pgproof.probes.aws_fleet import Fleet
-    from pgproof.probes.azure import AzureInventory
+    from pgproof.probes.aws_inventory import AwsInventory
+    from pgproof.probes.azure_inventory import AzureInventory
     from pgproof.probes.backup import BackupFacts
     from pgproof.probes.host import HostFacts
     from pgproof.probes.replication import ReplicationFacts
@@ -101,8 +102,6 @@ _FLEET: pytest.StashKey[Fleet] = pytest.StashKey()
 
 def fleet_ids(config: pytest.Config) -> list[str]:
     """The fleet's "region/id" list, discovered once per run (empty: not a fleet, or none)."""
-    from pgproof.pytest_plugin import get_target
-
     if _FLEET_IDS not in config.stash:
         aws_cfg = get_target(config).aws
         found: list[str] | Unreachable = []
@@ -152,8 +151,6 @@ def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts
     facts: postgres.PostgresFacts = request.getfixturevalue("pg_facts")
     data_dir = facts.settings.get("data_directory")
     if not data_dir:
-        from pgproof.verdict import Unreachable
-
         raise Unreachable(f"data_directory is not visible to role {pg.user} (GRANT "
                           f"pg_read_all_settings TO {pg.user};), so the hosts' data directory "
                           "is unknown")

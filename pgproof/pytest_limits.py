@@ -18,6 +18,7 @@ from types import FrameType
 import pytest
 
 from pgproof import interrupts
+from pgproof.pytest_plugin import get_target
 from pgproof.verdict import Unreachable
 
 _STARTED = pytest.StashKey[float]()
@@ -44,8 +45,6 @@ def _run_s(item: pytest.Item) -> float | None:
     """The limit for a control check of a loaded target (None: not a check, or no target yet)."""
     if item.get_closest_marker("control") is None:
         return None
-    from pgproof.pytest_plugin import get_target  # the plugin lists this module: no import at load
-
     return get_target(item.config).timeouts.run_s
 
 

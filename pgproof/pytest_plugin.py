@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from pgproof import fsio, shipped
+from pgproof import fsio, pytest_targets, shipped
 from pgproof.errors import UserError
 from pgproof.faults.record import FaultRecord
 from pgproof.interrupts import Catcher, describe
+from pgproof.pytest_targets import check_input
 from pgproof.report import results as res
-from pgproof.target import Target, load_target
+from pgproof.target import Target
 from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable, Verdict
 
 pytest_plugins = ["pgproof.pytest_fixtures",  # one fixture per layer: the probes' facts
@@ -76,8 +77,6 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     xdist would split one target's checks over workers whose results never reach the
     process that writes the report; several targets (``--target a,b``) are how pgproof
     uses xdist, one whole suite per worker (``pgproof.pytest_targets``)."""
-    from pgproof import pytest_targets
-
     if hasattr(config, "workerinput") or len(pytest_targets.names(config)) > 1:
         return None
     n = getattr(config.option, "numprocesses", None)
@@ -95,8 +94,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control(*ids): the control IDs (docs/controls.md) this check proves")
     config.stash[_RESULTS] = []
     config.stash[_RAN] = set()
-    from pgproof import pytest_targets  # --target a,b: one target per xdist worker
-
     multi = pytest_targets.configure(config)
     if multi == "controller":
         config.stash[_CATCHER] = Catcher().install()  # SIGTERM: stop the workers, not die
@@ -132,18 +129,6 @@ def get_target(config: pytest.Config) -> Target:
     if _TARGET not in config.stash:
         config.stash[_TARGET] = check_input(config, config.getoption("target"))
     return config.stash[_TARGET]
-
-
-def check_input(config: pytest.Config, name: str) -> Target:
-    """Load and pre-flight target ``name``; bad input exits the run (2) with its one sentence."""
-    from pgproof import preflight
-
-    try:
-        target = load_target(name, config.getoption("pgproof_config"))
-        preflight.check(target)
-    except UserError as exc:
-        pytest.exit(f"pgproof: {exc}", returncode=2)
-    return target
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,

@@ -14,6 +14,9 @@ from typing import Literal
 
 import pytest
 
+from pgproof.errors import UserError
+from pgproof.target import Target, load_target
+
 Role = Literal["single", "controller", "worker"]
 _RUNS = pytest.StashKey[list[tuple[str, str]]]()
 LAST_INDEX: list[Path] = []  # the combined index this process wrote last (pgproof check reads it)
@@ -60,8 +63,6 @@ def configure(config: pytest.Config) -> Role:
         worker = int(config.workerinput["workerid"].removeprefix("gw"))
         config.option.target = targets[worker]
         return "worker"
-    from pgproof.pytest_plugin import check_input
-
     for t in targets:  # bad input (any target) stops the run before a worker starts
         check_input(config, t)
     config.stash[_RUNS] = []
@@ -105,3 +106,15 @@ class _Controller:
         for line in lines:
             tr.write_line(line)  # type: ignore[attr-defined]
         tr.write_line(f"combined index: {path}")  # type: ignore[attr-defined]
+
+
+def check_input(config: pytest.Config, name: str) -> Target:
+    """Load and pre-flight target ``name``; bad input exits the run (2) with its one sentence."""
+    from pgproof import preflight
+
+    try:
+        target = load_target(name, config.getoption("pgproof_config"))
+        preflight.check(target)
+    except UserError as exc:
+        pytest.exit(f"pgproof: {exc}", returncode=2)
+    return target

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from pgproof import plugins
 from pgproof.errors import UserError
 from pgproof.libpq import resolve_postgres
 from pgproof.notify.config import Notify
@@ -36,6 +37,7 @@ from pgproof.target_fields import Strict as _Strict
 from pgproof.target_fields import is_ca_file as _is_ca_file
 from pgproof.target_fields import relative_to_config as _relative_to_config
 from pgproof.target_timeouts import Timeouts
+from pgproof.tunnel import dial, parse_via
 from pgproof.waivers import Waiver
 
 DEFAULT_CONFIG = Path("pgproof.toml")
@@ -138,8 +140,6 @@ class Postgres(_Strict):
     @classmethod
     def _via_is_ssh(cls, value: str | None) -> str | None:
         if value is not None:
-            from pgproof.tunnel import parse_via
-
             parse_via(value)
         return value
 
@@ -311,8 +311,6 @@ class Target(_Strict):
         pw = self.password()
         if pw:
             kw["password"] = pw
-        from pgproof.tunnel import dial
-
         addr, port = dial(kw["host"], kw["port"])
         if addr != kw["host"]:  # through the bastion: verify the certificate against the real name
             kw["hostaddr"], kw["port"] = addr, port
@@ -423,12 +421,7 @@ def valid_targets(configured: dict[str, Any] | list[str], lab_file: Path | None 
         more = [n for n in ("lab-rds", "lab-aurora", "lab-ssh") if n not in names
                 and lab_target_file(lab_file).with_name(LAB_TARGETS[n]).exists()]
         return ["lab", *more, *names]
-    from pgproof.lab.components import check_prerequisites
-    from pgproof.lab.procs import ComponentError
-
-    try:
-        check_prerequisites()
-    except ComponentError:
+    if plugins.missing_extra("lab"):  # the checker alone: no lab to offer
         return names
     return ["lab (after `pgproof lab up`)", *names]
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from pgproof.errors import UserError
+from pgproof.procs import free_ports
 
 if TYPE_CHECKING:
     from pgproof.target import Target
@@ -151,8 +152,6 @@ def _listening() -> set[int]:
 
 def open_tunnel(via: Via, remotes: list[tuple[str, int]], timeout: float = OPEN_TIMEOUT_S) -> Tunnel:
     """Start ``ssh -N -L`` for every remote; raise ``TunnelError`` naming the bastion if it fails."""
-    from pgproof.lab.procs import free_ports
-
     for attempt in (1, 2):
         routes = dict(zip(remotes, free_ports(len(remotes)), strict=True))
         with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would stall ssh

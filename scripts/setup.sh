@@ -43,7 +43,7 @@ if [ ! -x .venv/bin/pgproof ] || [ pyproject.toml -nt .venv/.installed ]; then
   echo "setup: building project venv in .venv"
   [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
   .venv/bin/pip install -q -U pip 2>&1 | { grep -v "WARNING: Location" || true; }
-  .venv/bin/pip install -q -e '.[dev]' 2>&1 | { grep -vE "WARNING: Location|BuildBackendWarning|^ *!!|\*\*\*|careful with folders|name as your package|with strategy|^ *$" || true; }
+  .venv/bin/pip install -q -e '.[dev,lab]' 2>&1 | { grep -vE "WARNING: Location|BuildBackendWarning|^ *!!|\*\*\*|careful with folders|name as your package|with strategy|^ *$" || true; }
   touch .venv/.installed
 fi
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from pgproof.faults.lab import LabDriver
+from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.target import Target
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from pgproof.faults.aws import AwsDriver
-from pgproof.faults.lab import LabDriver
 from pgproof.gameday import alarm_drill
 from pgproof.gameday import run as gameday
 from pgproof.lab.aws_twin import AwsTwin, lab_files
+from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 

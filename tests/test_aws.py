@@ -25,9 +25,9 @@ from moto.core.authorization import enable_iam_authentication
 from pgproof.checks.aws import JUDGES
 from pgproof.lab import aws_spec, aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
-from pgproof.lab.procs import free_ports, port_open, wait_until
 from pgproof.probes import aws as aws_probe
 from pgproof.probes.aws import AwsInventory, AwsProbe, gather
+from pgproof.procs import free_ports, port_open, wait_until
 from pgproof.target import Aws, Thresholds
 from pgproof.verdict import CannotVerify, NotApplicable, Unreachable
 

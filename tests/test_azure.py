@@ -18,9 +18,9 @@ from pgproof.checks.azure import JUDGES
 from pgproof.errors import UserError
 from pgproof.lab import azure_lab, pki
 from pgproof.lab.azure_mutations import AZURE_MUTATIONS, UNBREAKABLE
-from pgproof.lab.procs import free_ports
 from pgproof.probes import azure as azure_probe
 from pgproof.probes.azure_sdk import Clients
+from pgproof.procs import free_ports
 from pgproof.target import Azure, ConfigError, Thresholds, parse_target
 from pgproof.verdict import CannotVerify, NotApplicable, Unreachable
 

@@ -23,13 +23,13 @@ from labcli import lab_cli_env as _env
 
 from pgproof.faults import azure_nsg, record
 from pgproof.faults.azure import AzureDriver
-from pgproof.faults.lab import LabDriver
 from pgproof.gameday import run as gameday
 from pgproof.gameday.journal import Journal
 from pgproof.lab import azure_lab, pki
-from pgproof.lab.procs import free_ports
+from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.probes.azure_sdk import body
+from pgproof.procs import free_ports
 from pgproof.target import Target, load_target
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,8 +21,9 @@ import psycopg
 import pytest
 import requests
 
+from pgproof import procs
 from pgproof.checks import backup as judge
-from pgproof.lab import aws_twin, backup, lifecycle, procs
+from pgproof.lab import aws_twin, backup, lifecycle
 from pgproof.lab import components as c
 from pgproof.lab.state import NODES, LabState
 from pgproof.probes import backup as probe

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pgproof import preflight
+from pgproof import preflight, procs
 from pgproof.errors import UserError
-from pgproof.lab import procs
 from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.target import ConfigError, load_target, parse_target
 

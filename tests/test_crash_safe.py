@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from labcli import lab_cli_env as _env
 
+from pgproof import procs
 from pgproof.faults import record, toxiproxy
 from pgproof.faults.base import FaultUndoError, Undo, fault
-from pgproof.faults.lab import LabDriver
 from pgproof.faults.record import FaultRecord, RecordExists, start_time
 from pgproof.gameday import run as gameday
 from pgproof.gameday.recover import recover, stop_process
 from pgproof.gameday.scenarios import SCENARIOS
-from pgproof.lab import procs
+from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.target import Target, parse_target
 

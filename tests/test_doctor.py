@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pgproof import procs
 from pgproof.checks.postgres import judge_audit1
-from pgproof.lab import procs
 from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.lab.state import LabState
 from pgproof.probes import postgres

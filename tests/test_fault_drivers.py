@@ -22,11 +22,12 @@ import psycopg
 import pytest
 from moto import mock_aws
 
+from pgproof import procs
 from pgproof.faults.aws import AwsDriver
 from pgproof.faults.base import FaultUndoError
 from pgproof.faults.drivers import make_driver
 from pgproof.faults.ssh import SshDriver
-from pgproof.lab import aws_twin, procs
+from pgproof.lab import aws_twin
 from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.target import Target, parse_target
 
@@ -231,7 +232,7 @@ def test_gameday_refuses_scenarios_the_driver_cannot_run(moto: aws_twin.AwsTwin,
     assert not list(tmp_path.iterdir())
     from pgproof.faults.aws import AwsDriver
     from pgproof.faults.drivers import cannot
-    from pgproof.faults.lab import LabDriver
+    from pgproof.lab.driver import LabDriver
 
     assert cannot(AwsDriver.__new__(AwsDriver), "latency") is None  # client-path Toxiproxy
     assert cannot(AwsDriver.__new__(AwsDriver), "crash_postmaster")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pgproof.lab import procs
+from pgproof import procs
 from pgproof.lab.aws_fleet_twin import provision_fleet
 from pgproof.target import ConfigError, parse_target
 

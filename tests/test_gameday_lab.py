@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from labcli import wait_steady
 
+from pgproof import procs
 from pgproof.faults import toxiproxy
-from pgproof.faults.lab import LabDriver
 from pgproof.gameday import ledger as ledger_mod
 from pgproof.gameday import run as gameday
 from pgproof.gameday.journal import Journal
 from pgproof.gameday.safety import ChaosRefused
-from pgproof.lab import procs
+from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.load.runner import LedgerEntry, read_jsonl
 from pgproof.target import Target

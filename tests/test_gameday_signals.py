@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from labcli import lab_cli_env, wait_steady
 
+from pgproof import procs
 from pgproof.faults import record, toxiproxy
-from pgproof.faults.lab import LabDriver
 from pgproof.gameday.safety import UNWIND_SIGNALS, Terminated, sigterm_unwinds
-from pgproof.lab import procs
+from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.load.runner import group_pids
 from pgproof.target import Target

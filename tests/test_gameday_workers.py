@@ -18,9 +18,9 @@ from pathlib import Path
 from labcli import lab_cli_env as _env
 from labcli import wait_steady
 
+from pgproof import procs
 from pgproof.faults.record import FaultRecord
 from pgproof.gameday import ledger as ledger_mod
-from pgproof.lab import procs
 from pgproof.lab.state import LabState
 from pgproof.load.runner import LedgerEntry, read_jsonl
 from pgproof.target import Target

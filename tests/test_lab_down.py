@@ -6,7 +6,8 @@ import os
 import signal
 from pathlib import Path
 
-from pgproof.lab import lifecycle, procs
+from pgproof import procs
+from pgproof.lab import lifecycle
 from pgproof.lab.state import LabState
 
 

@@ -49,10 +49,11 @@ def test_external_toxiproxy_and_a_second_lab_side_by_side(tmp_path: Path, lab: L
     """
     import requests
 
-    from pgproof.lab import lifecycle, procs
+    from pgproof import procs
+    from pgproof.lab import lifecycle
 
     (port,) = procs.free_ports(1)
-    server = subprocess.Popen([sys.executable, "-m", "pgproof.lab.toxiproxy_server", "--port", str(port)])
+    server = subprocess.Popen([sys.executable, "-m", "pgproof.proxy.server", "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
     try:
         procs.wait_until(lambda: requests.get(url + "/version", timeout=1).ok, 10, "toxiproxy", "up")

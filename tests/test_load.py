@@ -21,10 +21,10 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
+from pgproof import procs
 from pgproof.gameday.clock import FailoverClock, Probe, compute_rto
 from pgproof.gameday.ledger import full_diff, verify
 from pgproof.gameday.metrics import baseline, load_recovery
-from pgproof.lab import procs
 from pgproof.lab.standalone import Standalone, standalone_postgres
 from pgproof.load import record
 from pgproof.load.runner import LoadProcess, complete_seconds, group_pids, merge_seconds, read_jsonl

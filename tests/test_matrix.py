@@ -98,7 +98,7 @@ def test_check_exit_code_is_1_when_non_compliant(lab: LabState, tmp_path: Path) 
 
 
 def test_break_refuses_unknown_and_double_mutations(lab: LabState) -> None:
-    from pgproof.lab.procs import ComponentError
+    from pgproof.procs import ComponentError
 
     with pytest.raises(ComponentError, match="unknown mutation 'nope'; known: "):
         mutations.apply(lab.state_dir, "nope")

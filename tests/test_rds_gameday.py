@@ -21,13 +21,13 @@ import pytest
 import requests
 from labcli import lab_cli_env as _env
 
+from pgproof import procs
 from pgproof.faults import aws_sg, record
 from pgproof.faults.aws import AwsDriver
 from pgproof.faults.client_proxy import ClientProxy
-from pgproof.faults.lab import LabDriver
 from pgproof.gameday import run as gameday
 from pgproof.gameday.journal import Journal
-from pgproof.lab import procs
+from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 
@@ -161,7 +161,7 @@ def test_latency_on_the_client_path(rds: Target, lab: LabState, tmp_path: Path) 
     assert during and min(during) >= 200, during  # the load really went through the toxic proxy
     assert j.measurements["failovers"] == 0
     lab_own = procs.read_pid(lab.pidfile("toxiproxy"))  # a child of ours when the fixture made the lab
-    left = [p for p in _children("pgproof.lab.toxiproxy_server") if p != lab_own]
+    left = [p for p in _children("pgproof.proxy.server") if p != lab_own]
     assert not left, f"client-path proxy still running: {left}"
     assert record.FaultRecord.load(rds) is None
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from labcli import lab_cli_env as _env
 
+from pgproof import procs
 from pgproof.faults import record
-from pgproof.lab import mutations, procs
+from pgproof.lab import mutations
 from pgproof.lab.state import LabState
 from pgproof.target import Target
 
@@ -121,8 +122,8 @@ def test_broken_archiving_makes_the_restore_to_t_impossible(lab: LabState, tmp_p
 
 def test_snapshot_before_on_the_lab_is_a_pgbackrest_backup(lab: LabState, lab_target: Target) -> None:
     from pgproof.faults import snapshot
-    from pgproof.faults.lab import LabDriver
     from pgproof.lab import backup
+    from pgproof.lab.driver import LabDriver
 
     snap = snapshot.take(lab_target, LabDriver(lab_target), "latency-0000beef")
     r = backup.run_tool(lab, "--output=json", "info")

@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 from labcli import lab_cli_env
 
+from pgproof import procs
 from pgproof.errors import UserError
 from pgproof.faults.drivers import make_driver
-from pgproof.faults.lab import LabDriver
 from pgproof.faults.ssh import SshDriver
 from pgproof.faults.ssh_service import host_settings, manager, parse_pid
-from pgproof.lab import components, lifecycle, procs, supervised
+from pgproof.lab import components, lifecycle, supervised
+from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import NODES, LabState
 from pgproof.target import Target, load_target, parse_target
 

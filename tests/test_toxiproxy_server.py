@@ -23,7 +23,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from pgproof.faults import toxiproxy as faults
-from pgproof.lab.procs import free_ports, log_tail
+from pgproof.procs import free_ports, log_tail
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("toxiproxy") / "server.log"
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pgproof.lab.toxiproxy_server", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "pgproof.proxy.server", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 10

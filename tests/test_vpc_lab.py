@@ -21,8 +21,8 @@ import psycopg
 import pytest
 from labcli import gameday_rc_ok
 
-from pgproof import tunnel
-from pgproof.lab import backup, lifecycle, mutations, procs, topology
+from pgproof import procs, tunnel
+from pgproof.lab import backup, lifecycle, mutations, topology
 from pgproof.lab import components as c
 from pgproof.lab.state import LabState
 from pgproof.probes import health, network, postgres, tls

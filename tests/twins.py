@@ -10,7 +10,8 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from pgproof.lab import aws_twin, procs
+from pgproof import procs
+from pgproof.lab import aws_twin
 from pgproof.probes.aws import session
 
 

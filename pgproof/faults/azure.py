@@ -113,7 +113,7 @@ class AzureDriver(client_proxy.ClientPathLatency, FaultDriver):
 
     # -- describe -----------------------------------------------------------------------------
     def _server(self) -> dict[str, Any]:
-        from pgproof.probes.azure import raw
+        from pgproof.probes.azure_inventory import raw
 
         return raw(self.c.pg.servers.get(self.group, self.server))
 
@@ -239,13 +239,13 @@ class AzureDriver(client_proxy.ClientPathLatency, FaultDriver):
 
     # -- partition: one NSG deny rule ------------------------------------------------------------
     def _subnet(self, rid: str) -> dict[str, Any]:
-        from pgproof.probes.azure import raw
+        from pgproof.probes.azure_inventory import raw
 
         p = _parse(rid)
         return raw(self.c.network.subnets.get(p["resourcegroups"], p["virtualnetworks"], p["subnets"]))
 
     def nsg(self, nsg_id: str) -> dict[str, Any]:
-        from pgproof.probes.azure import raw
+        from pgproof.probes.azure_inventory import raw
 
         p = _parse(nsg_id)
         return raw(self.c.network.network_security_groups.get(p["resourcegroups"],

@@ -31,10 +31,10 @@ from typing import Any, ClassVar
 
 import requests
 
-from pgproof.faults import toxiproxy
+from pgproof import procs
+from pgproof.faults import record, toxiproxy
 from pgproof.faults.base import Undo, fault
 from pgproof.faults.record import same_process, start_time
-from pgproof.lab import procs
 
 START_TIMEOUT_S = 30.0  # a loaded 2-core machine starts a Python process in 1-5 s
 LATENCY_TEXT = ("{ms} ms +/- {jitter_ms} ms on the client path: a Toxiproxy started beside the "
@@ -74,7 +74,7 @@ class ClientProxy:
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("ab") as fh:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "pgproof.lab.toxiproxy_server", "--host", "127.0.0.1",
+                    [sys.executable, "-m", "pgproof.proxy.server", "--host", "127.0.0.1",
                      "--port", str(port)], stdout=fh, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, env=procs.clean_env(home="/tmp"), start_new_session=True)
             self.pid, self.started = proc.pid, start_time(proc.pid)
@@ -170,11 +170,9 @@ class ClientPathLatency:
 
     @contextlib.contextmanager
     def _start_proxy(self, app: dict[str, Any], log_dir: Path | None) -> Iterator[dict[str, Any]]:
-        from pgproof.faults import record
-
         proxy = ClientProxy(str(app["host"]), int(app["port"]), log_dir)
         undo = Undo(proxy.stop, "a client-path Toxiproxy may still be running",
-                    "kill the `pgproof.lab.toxiproxy_server` process started by the game day")
+                    "kill the `pgproof.proxy.server` process started by the game day")
         rec = record.active()
         fid = rec.add_fault("client_proxy", proxy.record, undo.broken, undo.fix) if rec else None
         if rec is not None and fid is not None:

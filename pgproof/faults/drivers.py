@@ -1,4 +1,7 @@
-"""Drivers by name, imported lazily (add one without touching a central switch)."""
+"""Drivers by name, imported lazily (add one without touching a central switch).
+
+The checker's own drivers are listed here; another package (the lab's ``lab`` driver) registers
+its driver under the ``pgproof.drivers`` entry-point group, so the checker never imports it."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pgproof import plugins
+from pgproof.errors import UserError
 from pgproof.faults.protocol import FaultDriver
 from pgproof.target import Target
 
@@ -14,7 +19,6 @@ if TYPE_CHECKING:  # faults never import the game day at run time
     from pgproof.gameday.scenarios import Scenario
 
 DRIVERS = {
-    "lab": "pgproof.faults.lab:LabDriver",
     "aws": "pgproof.faults.aws:AwsDriver",
     "ssh": "pgproof.faults.ssh:SshDriver",
     "azure": "pgproof.faults.azure:AzureDriver",
@@ -22,14 +26,25 @@ DRIVERS = {
 
 
 def driver_class(name: str) -> Callable[[Target], FaultDriver]:
-    """The class behind ``chaos.driver = name`` (imported now, not before)."""
-    module, cls = DRIVERS[name].split(":")
-    found: Callable[[Target], FaultDriver] = getattr(importlib.import_module(module), cls)
-    return found
+    """The class behind ``chaos.driver = name`` (imported now, not before): the checker's own
+    drivers, or one another package registered under the ``pgproof.drivers`` entry point."""
+    if name in DRIVERS:
+        module, cls = DRIVERS[name].split(":")
+        found: Callable[[Target], FaultDriver] = getattr(importlib.import_module(module), cls)
+        return found
+    plugged: Callable[[Target], FaultDriver] = plugins.load(plugins.DRIVERS, name)
+    return plugged
 
 
 def make_driver(target: Target) -> FaultDriver:
-    return driver_class(target.chaos.driver)(target)
+    name = target.chaos.driver
+    if name not in DRIVERS:
+        if name == "lab":
+            plugins.require_extra("lab", f"chaos.driver = 'lab' (target {target.name!r})")
+        if plugins.find(plugins.DRIVERS, name) is None:
+            raise UserError(f"target {target.name!r}: no driver {name!r} is installed (drivers: "
+                            f"{', '.join(sorted({*DRIVERS, *plugins.names(plugins.DRIVERS)}))})")
+    return driver_class(name)(target)
 
 
 def cannot(driver: FaultDriver, method: str) -> str | None:

@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from pgproof.lab.procs import pid_alive, read_pid
+from pgproof.procs import pid_alive, read_pid
 
 
 def postmaster_pid(data_dir: Path) -> int | None:

@@ -30,6 +30,7 @@ from pgproof.gameday.journal import Journal
 from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.report import results as res
 from pgproof.target import Target
+from pgproof.verdict import Unreachable
 
 NAME = "alarm-drill"
 CONTROLS = ("MON-4",)
@@ -44,8 +45,6 @@ def alarms_of(target: Target) -> list[dict[str, Any]]:
     """The target's MON-1 alarms as CloudWatch describes them (read-only)."""
     from pgproof.checks.aws_alarms import drill_alarms
     from pgproof.probes.aws import gather
-    from pgproof.verdict import Unreachable
-
     assert target.aws is not None
     try:
         inv = gather(target.aws)

@@ -18,11 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pgproof import procs
 from pgproof.faults import aws_alarm, client_proxy, toxiproxy
+from pgproof.faults.drivers import make_driver
 from pgproof.faults.protocol import FaultDriver
 from pgproof.faults.record import FaultRecord, same_process, start_time
+from pgproof.gameday import restore_aws
 from pgproof.gameday.safety import ChaosRefused
-from pgproof.lab import procs
 from pgproof.load.runner import group_pids
 from pgproof.target import Target
 
@@ -73,13 +75,7 @@ def undo_one(f: dict[str, Any], driver: Callable[[], FaultDriver]) -> str:
     if kind == "proxies_disabled":
         toxiproxy.enable(data["api_url"], data["proxies"])
         return f"proxies {', '.join(data['proxies'])} enabled"
-    if kind == "restore_scratch":  # the restore drill's scratch data directory and postmaster
-        from pgproof.gameday import scratch
-
-        return "scratch restore instance deleted: " + scratch.delete(data)
     if kind == "rds_restore_scratch":
-        from pgproof.gameday import restore_aws
-
         return restore_aws.delete_recorded(data)
     if kind in aws_alarm.KINDS:  # the alarm drill reaches AWS itself, whatever the chaos driver
         return aws_alarm.undo_recorded(kind, data)
@@ -109,8 +105,6 @@ def recover(target: Target, echo: Callable[[str], None] = print) -> int:
 
     def driver() -> FaultDriver:
         if not cached:
-            from pgproof.faults.drivers import make_driver
-
             cached.append(make_driver(target))
         return cached[0]
 

@@ -20,10 +20,12 @@ from typing import Any, cast
 
 from pgproof.exact import exact
 from pgproof.faults import record
+from pgproof.faults.drivers import cannot, make_driver
+from pgproof.gameday import restore_aws
 from pgproof.gameday import restore_probe as rp
-from pgproof.gameday import scratch as sc
 from pgproof.gameday.journal import Journal
 from pgproof.gameday.measurements import Measurements
+from pgproof.gameday.run import _finish as finish
 from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.load.runner import LoadProcess
 from pgproof.load.schema import ensure_ledger_table
@@ -39,19 +41,6 @@ GAP_S = 0.3  # no marker in flight within this much of T
 ARCHIVE_WAIT_S = 60.0
 
 
-def _lab_state(target: Target) -> Any:
-    from pgproof.lab.state import LabState
-
-    if target.lab is None:
-        raise ChaosRefused(f"restore-pitr on target {target.name!r} (driver {target.chaos.driver}) needs "
-                           "a lab target or chaos.driver = 'aws'; restoring a self-managed host's "
-                           "repository over ssh is not built yet")
-    state = LabState.load(Path(target.lab.state_dir))
-    if state is None:
-        raise ChaosRefused(f"no lab state in {target.lab.state_dir}: is the lab up?")
-    return state
-
-
 def run(target: Target, *, reports: Path = Path("reports"), users: int | None = None,
         i_mean_production: bool = False, archive_wait_s: float = ARCHIVE_WAIT_S,
         dry_run: bool = False, echo: Callable[[str], None] = print) -> tuple[Journal, Path | None]:
@@ -60,15 +49,10 @@ def run(target: Target, *, reports: Path = Path("reports"), users: int | None = 
     left = record.FaultRecord.load(target)
     if left is not None:
         raise ChaosRefused(f"{left.notice()}; a new game day waits until it is recovered")
-    aws = target.chaos.driver == "aws"
-    state = None if aws else _lab_state(target)
-    if state is not None:
-        from pgproof.lab import backup
-
-        st = backup.read_status(state)
-        if not (st and st.ready):
-            raise ChaosRefused(f"no full backup to restore from yet ({st.state + ': ' + st.detail if st else 'no status'}); "
-                               "wait for `pgproof lab status` to say backup ready")
+    driver = None if target.chaos.driver == "aws" else _scratch_driver(target)
+    why = driver.restore_ready() if driver is not None else None
+    if why:
+        raise ChaosRefused(why)
     users = users or target.chaos.load_users
     if dry_run:
         for line in plan(target, users, archive_wait_s):
@@ -94,7 +78,7 @@ def run(target: Target, *, reports: Path = Path("reports"), users: int | None = 
     j.save_stub(out, rec.delete)  # the stub a SIGKILLed run leaves for `gameday recover`
     try:
         with sigterm_unwinds(), record.activate(rec):
-            _drill(target, state, j, out, users, archive_wait_s, rec)
+            _drill(target, driver, j, out, users, archive_wait_s, rec)
     except KeyboardInterrupt as exc:
         j.interrupted = {"at": time.time(), "by": signal_name(exc), "phase": j.events[-1]["phase"]
                          if j.events else "start"}
@@ -125,7 +109,18 @@ def plan(target: Target, users: int, archive_wait_s: float) -> list[str]:
             f"and restore time (budget {th.restore_budget_s:.0f} s)"]
 
 
-def _drill(target: Target, state: Any, j: Journal, out: Path, users: int, archive_wait_s: float,
+def _scratch_driver(target: Target) -> Any:
+    """The driver that restores into a scratch instance (the lab's); refused in one sentence
+    when the target's driver cannot."""
+    driver = make_driver(target)
+    if cannot(driver, "restore_scratch") is not None:
+        raise ChaosRefused(f"restore-pitr on target {target.name!r} (driver {target.chaos.driver}) needs "
+                           "a lab target or chaos.driver = 'aws'; restoring a self-managed host's "
+                           "repository over ssh is not built yet")
+    return driver
+
+
+def _drill(target: Target, driver: Any, j: Journal, out: Path, users: int, archive_wait_s: float,
            rec: record.FaultRecord) -> None:
     app = target.conninfo(user=_pg(target).app_role or _pg(target).user)
     admin = target.conninfo()
@@ -154,13 +149,9 @@ def _drill(target: Target, state: Any, j: Journal, out: Path, users: int, archiv
         m["target_time"] = t.isoformat()
         j.event("markers", f"T = {t.isoformat()}", f"{len(marks.acked)} markers acknowledged, "
                 f"{marks.failed} failed")
-        if state is not None:  # switching WAL needs a superuser: the lab's own
-            from pgproof.lab import components
-
-            ok, detail = rp.archive_after(components.superuser_conninfo(state), archive_wait_s)
+        if driver is not None:  # switching WAL needs a superuser: the driver's own
+            ok, detail = driver.archive_after(archive_wait_s)
         else:
-            from pgproof.gameday import restore_aws
-
             ok, detail = restore_aws.wait_restorable(target, t, archive_wait_s)
         m["archived"] = ok
         j.event("archive", detail)
@@ -168,12 +159,10 @@ def _drill(target: Target, state: Any, j: Journal, out: Path, users: int, archiv
         j.event("load", "load stopped")
     j.save(out)
     t0 = time.monotonic()
-    if state is None:
-        from pgproof.gameday import restore_aws
-
+    if driver is None:
         res_ = restore_aws.drill(target, j, t, rec)
     else:
-        res_ = _lab_restore(target, state, j, t, rec)
+        res_ = driver.restore_scratch(j, t, rec)
     verified = res_.pop("verified_at", None) or time.monotonic()
     m["restore_s"] = round(verified - t0, 2)  # restore requested -> restored instance verified
     m["drill_s"] = round(verified - t_chosen, 2)  # T chosen -> verified (bench/restore)
@@ -184,53 +173,6 @@ def _drill(target: Target, state: Any, j: Journal, out: Path, users: int, archiv
     j.verdicts = [rp.judge(m, exact(th.rpo_minutes) * 60, th.restore_budget_s)]
     j.verdict = j.verdicts[0]["verdict"]
     j.event("verify", f"verdict {j.verdict}", j.verdicts[0]["evidence"])
-
-
-def _lab_restore(target: Target, state: Any, j: Journal, t: Any, rec: record.FaultRecord) -> dict[str, Any]:
-    s = sc.plan(state, j.run_id, rec)  # recorded before the directory exists
-    j.event("restore", f"scratch instance recorded: {s.dir} port {s.port}")
-    out: dict[str, Any] = {"scratch": {"dir": str(s.dir), "port": s.port}}
-    try:
-        err = sc.restore(state, s, t)
-        if err:
-            out["restore_error"] = err
-            j.event("restore", "restore failed", err)
-            return out
-        j.event("restore", "pgbackrest restore --type=time done; starting the scratch instance")
-        sc.start(s, rec)
-        app = target.conninfo(user=_pg(target).app_role or _pg(target).user,
-                              host="127.0.0.1", port=s.port)
-        admin = target.conninfo(host="127.0.0.1", port=s.port)
-        err = _wait_promoted(s, admin, target.thresholds.restore_budget_s)
-        if err:
-            out["restore_error"] = err
-            j.event("restore", "scratch instance did not come up", err)
-            return out
-        j.event("restore", "recovered to T and promoted")
-        out["probe"] = rp.probe(app, admin, target.conninfo(), j.run_id,
-                                target.thresholds.tls_min_version)
-        out["verified_at"] = time.monotonic()
-        j.event("probe", "restored instance probed", f"{len(out['probe']['restored'])} markers")
-    finally:
-        done = sc.delete_recorded(s, rec)
-        out["scratch"]["deleted"] = done
-        j.event("cleanup", "scratch instance deleted", done)
-    return out
-
-
-def _wait_promoted(s: sc.Scratch, admin: dict[str, Any], budget_s: float) -> str:
-    import psycopg
-
-    deadline = time.monotonic() + budget_s
-    while time.monotonic() < deadline:
-        if not sc.running(s):
-            return f"the restored postgres exited: {sc.log_tail(s)}"
-        with contextlib.suppress(psycopg.Error), \
-                psycopg.connect(**{**admin, "connect_timeout": 2}, autocommit=True) as conn:
-            if conn.execute("SELECT NOT pg_is_in_recovery()").fetchone() == (True,):
-                return ""
-        time.sleep(0.25)
-    return f"not recovered and promoted within {budget_s:.0f} s: {sc.log_tail(s)}"
 
 
 def _database_bytes(admin: dict[str, Any]) -> int | None:
@@ -248,8 +190,6 @@ def _forget(rec: record.FaultRecord, load: LoadProcess) -> None:
 
 
 def _finish(j: Journal, out: Path, rec: record.FaultRecord) -> None:
-    from pgproof.gameday.run import _finish as finish
-
     finish(j, out, rec)
 
 

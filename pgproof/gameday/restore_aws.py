@@ -16,7 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from pgproof.faults import record
+from pgproof.faults.aws import CLIENT_CONFIG
+from pgproof.gameday import restore_probe as rp
 from pgproof.gameday.journal import Journal
+from pgproof.gameday.safety import ChaosRefused
+from pgproof.probes.aws import session
 from pgproof.target import Postgres, Target
 
 KIND = "rds_restore_scratch"
@@ -24,9 +28,6 @@ POLL_S = 15.0
 
 
 def _client(data: dict[str, Any]) -> Any:
-    from pgproof.faults.aws import CLIENT_CONFIG
-    from pgproof.probes.aws import session
-
     kw: dict[str, Any] = {"config": CLIENT_CONFIG}
     if data.get("endpoint_url"):
         kw["endpoint_url"] = data["endpoint_url"]
@@ -36,8 +37,6 @@ def _client(data: dict[str, Any]) -> Any:
 def _where(target: Target) -> dict[str, Any]:
     aws = target.aws
     if aws is None or not aws.db_instance_id:
-        from pgproof.gameday.safety import ChaosRefused
-
         raise ChaosRefused(f"restore-pitr on AWS needs targets.{target.name}.aws.db_instance_id "
                            "(an Aurora cluster restore is not built yet)")
     return {"region": aws.region, "endpoint_url": aws.endpoint_url, "profile": aws.profile,
@@ -135,8 +134,6 @@ def _same_as_source(src: dict[str, Any], inst: dict[str, Any]) -> dict[str, dict
 
 def _probe(target: Target, j: Journal, inst: dict[str, Any]) -> dict[str, Any]:
     """Log in to the scratch instance's endpoint from here (the target's vantage point)."""
-    from pgproof.gameday import restore_probe as rp
-
     ep = inst.get("Endpoint") or {}
     host, port = ep.get("Address"), ep.get("Port")
     app = target.conninfo(user=_pg(target).app_role or _pg(target).user, host=host, port=port,

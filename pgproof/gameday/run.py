@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pgproof import tunnel
 from pgproof.errors import UserError
 from pgproof.faults import record, snapshot
 from pgproof.faults.base import FaultUndoError
@@ -305,8 +306,6 @@ def _run(target: Target, driver: FaultDriver, s: Scenario, j: Journal, out: Path
 
 def _path_note(target: Target) -> str:
     """Where the load and the clock connect from: the bastion's forwards when ``postgres.via``."""
-    from pgproof import tunnel
-
     t = tunnel.ensure(target)  # the pre-flight opened it: this reuses the same tunnel
     return f"; load and clock through bastion {t.via.name}" if t is not None else ""
 

@@ -38,6 +38,7 @@ from pgproof.lab.aws_spec import (
     replica_kwargs,
     secret_document,
 )
+from pgproof.probes.aws import session as aws_session
 
 SERVICES = ("ec2", "rds", "kms", "secretsmanager", "cloudwatch", "sns", "logs", "s3", "backup", "iam")
 
@@ -71,9 +72,7 @@ def connect(region: str, session: boto3.Session | None = None,
 
     ``made`` passes clients already built (provision starts EC2 early).
     """
-    from pgproof.probes.aws import session as shared_session
-
-    session = session or shared_session(None, region)
+    session = session or aws_session(None, region)
     kw: dict[str, Any] = {"region_name": region}
     if endpoint_url:
         kw["endpoint_url"] = endpoint_url
@@ -246,9 +245,7 @@ def provision(session: boto3.Session | None = None, region: str = "us-east-1",
         raise ValueError("the master password must have at least 16 characters (AUTH-3)")
     with ThreadPoolExecutor(max_workers=1) as pool:
         if clients is None:
-            from pgproof.probes.aws import session as shared_session
-
-            session = session or shared_session(None, region)
+            session = session or aws_session(None, region)
             ec2 = session.client("ec2", region_name=region,
                                  **({"endpoint_url": endpoint_url} if endpoint_url else {}))
             network = pool.submit(_network, ec2, region, name)
@@ -413,8 +410,6 @@ def provision_lab(state: Any, endpoint_url: str) -> tuple[dict[str, Any], dict[s
     one: the lab's password must be the one Patroni runs with, and the AUTH mutations
     rewrite it. The RDS-managed secret path is proven in tests/test_aurora.py.
     """
-    from pgproof.probes.aws import session as aws_session
-
     creds = lab_files(state.state_dir)[0]
     region = LAB_REGION
     sess = aws_session(LAB_PROFILE, region, creds)
@@ -434,8 +429,6 @@ def run_lab_mutation(state: Any, mutation: Any, action: str, aurora: bool = Fals
 
     ``aurora``: on the Aurora cluster shape (``lab-aurora``) instead of the RDS instance.
     """
-    from pgproof.probes.aws import session as aws_session
-
     creds, saved = lab_files(state.state_dir, aurora)
     twin = AwsTwin.load(saved)
     clients = connect(twin.region, aws_session(LAB_PROFILE, twin.region, creds),

@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pgproof import procs
 from pgproof.lab import azure_spec as spec
-from pgproof.lab import pki, procs
+from pgproof.lab import pki
+from pgproof.target import Azure
 
 AZURITE_DIR = Path(os.environ.get("PGPROOF_AZURITE_DIR", "/opt/pgproof/azurite-3.37.0"))
 COMPONENTS = ("azure-arm", "azurite")
@@ -61,8 +63,6 @@ def start(state_dir: Path, tls_dir: Path, ports: tuple[int, int, int], timeout: 
                      "listening", log_dir / "azurite.log", blob)
     section = section_for(ports, tls_dir / "ca.crt", token)
     from pgproof.probes.azure_sdk import Clients
-    from pgproof.target import Azure
-
     c = Clients(Azure.model_validate(section))
     spec.provision(c, f"{section['key_vault_url']}/")
     return section

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgproof.lab import aws_twin, procs, topology
+from pgproof import procs
+from pgproof.lab import aws_twin, topology
 from pgproof.lab.state import LabState
 
 STANZA = "lab"

@@ -14,7 +14,8 @@ from typing import Any
 import psycopg
 import requests
 
-from pgproof.lab import backup, procs
+from pgproof import procs
+from pgproof.lab import backup
 from pgproof.lab import components as c
 from pgproof.lab import live_mutations as lm
 from pgproof.lab.configs import PG_HBA

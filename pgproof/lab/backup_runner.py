@@ -11,7 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
-from pgproof.lab import backup, procs
+from pgproof import procs
+from pgproof.lab import backup
 from pgproof.lab import components as c
 from pgproof.lab.state import LabState
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from pgproof.lab import netns, procs
+from pgproof import procs
+from pgproof.lab import netns
 from pgproof.lab.state import LabState
 
 SSHD = Path("/usr/sbin/sshd")

@@ -12,8 +12,9 @@ import psycopg
 import requests
 from psycopg import sql
 
+from pgproof import procs
 from pgproof.faults import patroni
-from pgproof.lab import aws_twin, configs, procs, supervised, topology
+from pgproof.lab import aws_twin, configs, supervised, topology
 from pgproof.lab.scram import scram_verifier
 from pgproof.lab.state import NODES, LabState
 
@@ -79,7 +80,7 @@ def start_toxiproxy(state: LabState) -> int | None:
         state.toxiproxy_url, state.external_toxiproxy = external.rstrip("/"), True
         return None
     state.toxiproxy_url = f"http://127.0.0.1:{state.ports['toxiproxy']}"
-    argv = [sys.executable, "-m", "pgproof.lab.toxiproxy_server",
+    argv = [sys.executable, "-m", "pgproof.proxy.server",
             "--host", "127.0.0.1", "--port", str(state.ports["toxiproxy"])]
     return _spawn(state, "toxiproxy", argv, procs.clean_env(home="/tmp"))
 

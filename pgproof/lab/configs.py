@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from pgproof.lab import backup, bastion, topology
-from pgproof.lab.procs import PG_BIN
 from pgproof.lab.state import NODES, LabState
+from pgproof.procs import PG_BIN
 
 LO = "127.0.0.1"
 

@@ -14,7 +14,20 @@ from pathlib import Path
 
 import requests
 
-from pgproof.lab import backup, bastion, configs, live_mutations, pki, procs, supervised, topology
+from pgproof import procs
+from pgproof.faults.record import FaultRecord
+from pgproof.gameday.recover import stop_process
+from pgproof.lab import (
+    aws_twin,
+    azure_lab,
+    backup,
+    bastion,
+    configs,
+    live_mutations,
+    pki,
+    supervised,
+    topology,
+)
 from pgproof.lab import components as c
 from pgproof.lab.state import NODES, PORT_NAMES, LabState, default_state_dir
 from pgproof.target import LAB_TARGETS
@@ -125,8 +138,6 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
             aws = pool.submit(_provision_aws, state, moto_pid, timeout)
         azure: Future[dict[str, object]] | None = None
         if with_azure:
-            from pgproof.lab import azure_lab
-
             azure = pool.submit(azure_lab.start, state.state_dir, state.tls, tuple(
                 state.ports[n] for n in ("azure_arm", "azure_kv", "azurite")), timeout, state.logs)
         with topology.db(state):  # vpc: this thread talks to the DB tier from inside its subnet
@@ -203,8 +214,6 @@ def _wait_leader(state: LabState, pids: dict[str, int], timeout: float) -> None:
 
 
 def _provision_aws(state: LabState, pid: int, timeout: float) -> tuple[dict[str, object], dict[str, object]]:
-    from pgproof.lab import aws_twin
-
     url = f"http://127.0.0.1:{state.ports['moto']}"
     procs.wait_until(lambda: c.http_ok(url + "/moto-api/"), timeout, "moto", "answering",
                      state.log("moto"), pid)
@@ -300,9 +309,6 @@ class ComponentStatus:
 
 def _drop_orphaned_faults(state_dir: Path) -> list[str]:
     """Faults of a dead game day die with the lab; its orphaned load must not outlive it."""
-    from pgproof.faults.record import FaultRecord
-    from pgproof.gameday.recover import stop_process  # lazy: the lab never needs it otherwise
-
     done = []
     for path in sorted((state_dir / "faults").glob("*.json")):
         rec = FaultRecord.load_path(path)

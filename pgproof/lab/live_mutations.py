@@ -13,9 +13,11 @@ from typing import Any
 import psycopg
 import requests
 
+from pgproof import procs
 from pgproof.lab import components as c
-from pgproof.lab import configs, pki, procs
+from pgproof.lab import configs, pki
 from pgproof.lab.state import NODES, LabState
+from pgproof.probes.network import reachable_from
 
 
 def _sql(state: LabState, query: str, port: str = "haproxy_writer") -> Any:
@@ -177,7 +179,5 @@ def expose_writer(state: LabState, on: bool) -> None:
     procs.spawn(["ip", "netns", "exec", state.netns, "socat",
                  f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{sock}"],
                 state.log("expose"), state.pidfile("expose_ns"), env)
-    from pgproof.probes.network import reachable_from
-
     procs.wait_until(lambda: reachable_from(f"netns://{state.netns}", "127.0.0.1", port), 5,
                      "mutation", "writer reachable from the outside namespace", state.log("expose"))

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgproof.lab import aws_twin
 from pgproof.lab import backup_mutations as bm
 from pgproof.lab import live_mutations as lm
+from pgproof.lab.aws_mutations import AWS_MUTATIONS
 from pgproof.lab.configs import PG_HBA
-from pgproof.lab.procs import ComponentError
 from pgproof.lab.state import LabState, default_state_dir
+from pgproof.procs import ComponentError
 
 Step = Callable[[LabState], None]
 
@@ -111,8 +113,6 @@ UNBREAKABLE: dict[str, str] = {
 
 
 def catalogue() -> dict[str, Mutation]:
-    from pgproof.lab.aws_mutations import AWS_MUTATIONS
-
     out = {m.name: m for m in LIVE}
     used = {m.aws for m in LIVE if m.aws}
     for name, am in AWS_MUTATIONS.items():
@@ -179,9 +179,6 @@ def heal(state_dir: Path | None) -> str:
 
 
 def _aws(state: LabState, name: str, action: str, aurora: bool = False) -> None:
-    from pgproof.lab import aws_twin
-    from pgproof.lab.aws_mutations import AWS_MUTATIONS
-
     if not (state.aws_aurora if aurora else state.aws):
         return
     aws_twin.run_lab_mutation(state, AWS_MUTATIONS[name], action, aurora=aurora)

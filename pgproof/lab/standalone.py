@@ -15,7 +15,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgproof.lab import pki, procs
+from pgproof import procs
+from pgproof.lab import pki
 
 DEFAULT_HBA = (
     "local all all trust\n"

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
-from pgproof.lab import procs
+from pgproof import procs
 from pgproof.lab.state import NODES, LabState
 
 SUPERVISORS = ("none", "supervisord")

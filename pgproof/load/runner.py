@@ -23,9 +23,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from pgproof import shipped
+from pgproof import procs, shipped
 from pgproof.fsio import DiskError
-from pgproof.lab import procs
 from pgproof.load.schema import ensure_clock_table, ensure_ledger_table
 
 __all__ = ["LedgerEntry", "LoadProcess", "SecondStats", "ensure_clock_table",

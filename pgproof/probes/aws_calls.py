@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pgproof.probes.aws import AwsInventory, _code, _optional, _pages, password_length
+from pgproof.probes.aws_inventory import AwsInventory, _code, _optional, _pages, password_length
 from pgproof.verdict import Unreachable
 
 if TYPE_CHECKING:

@@ -22,7 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from pgproof import pools
-from pgproof.probes.aws import AwsInventory, AwsProbe, _Ctx, _pages
+from pgproof.probes.aws import AwsProbe, _Ctx
+from pgproof.probes.aws_inventory import AwsInventory, _pages
 from pgproof.target import Aws
 from pgproof.verdict import Unreachable
 

@@ -12,9 +12,7 @@ the layers reading that family are error; an API the endpoint does not offer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -24,59 +22,13 @@ from azure.core.exceptions import (
 )
 
 from pgproof import pools
+from pgproof.probes import azure_calls as calls
+from pgproof.probes.azure_inventory import AzureInventory, raw  # noqa: F401 - re-exported
 from pgproof.probes.azure_sdk import Clients, server_id
 from pgproof.target import Azure
 from pgproof.verdict import Unreachable
 
 Task = Callable[[], None]
-
-
-@dataclass
-class AzureInventory:
-    """Facts about one flexible server and the resources around it."""
-
-    endpoint: str
-    server_id: str
-    server: dict[str, Any] = field(default_factory=dict)
-    parameters: dict[str, str | None] = field(default_factory=dict)
-    firewall_rules: list[dict[str, Any]] = field(default_factory=list)
-    subnet: dict[str, Any] | None = None
-    app_subnet: dict[str, Any] | None = None
-    app_subnet_id: str | None = None
-    nsgs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    vault: dict[str, Any] | None = None
-    key: dict[str, Any] | None = None
-    key_rotation: dict[str, Any] | None = None
-    secret_name: str | None = None
-    secret: dict[str, Any] | None = None
-    storage_account_name: str | None = None
-    storage_account: dict[str, Any] | None = None
-    blob_service: dict[str, Any] | None = None
-    container_name: str | None = None
-    container: dict[str, Any] | None = None
-    container_public: str | None = None  # Blob data plane (Azurite or real): public access level
-    management_policy: dict[str, Any] | None = None
-    locks: list[dict[str, Any]] = field(default_factory=list)
-    metric_alerts: list[dict[str, Any]] = field(default_factory=list)
-    action_groups: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    diagnostic_settings: list[dict[str, Any]] = field(default_factory=list)
-    workspaces: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    denied: dict[str, str] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def props(self) -> dict[str, Any]:
-        return self.server.get("properties") or {}
-
-
-def raw(model: Any) -> dict[str, Any]:
-    """REST-shaped dict from an SDK model (typespec models are mappings; autorest ones serialize)."""
-    if model is None:
-        return {}
-    if isinstance(model, Mapping):
-        return model.as_dict() if hasattr(model, "as_dict") else dict(model)
-    out: dict[str, Any] = model.serialize(keep_readonly=True)
-    return out
 
 
 def _why(exc: Exception) -> str:
@@ -96,8 +48,6 @@ class AzureProbe:
         self.clients = clients or Clients(cfg, connect_timeout, retries, read_timeout=read_timeout)
 
     def gather(self) -> AzureInventory:
-        from pgproof.probes import azure_calls as calls
-
         c, cfg = self.clients, self.cfg
         inv = AzureInventory(endpoint=c.arm, server_id=server_id(cfg),
                              app_subnet_id=cfg.app_subnet_id, secret_name=cfg.admin_secret_name,

@@ -17,7 +17,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from pgproof.probes.azure import AzureInventory, raw
+from pgproof.probes.azure_inventory import AzureInventory, raw
 from pgproof.probes.azure_sdk import Clients
 
 Task = Callable[[], None]

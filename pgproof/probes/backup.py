@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pgproof.probes import commands
+from pgproof.probes.postgres import connect
 from pgproof.target import Target
 from pgproof.target_backup import Backup
 from pgproof.verdict import TimedOut, Unreachable
@@ -105,8 +106,6 @@ def tool_facts(cfg: Backup, limit_s: float = 60.0) -> BackupFacts:
 
 def archiver_facts(target: Target) -> ArchiverFacts:
     import psycopg
-
-    from pgproof.probes.postgres import connect
 
     ep = target.require_postgres("the backup probe").writer
     with connect(target) as conn:

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import waiting
 
+from pgproof.libpq import passfile_in_use
 from pgproof.probes import tls
 from pgproof.target import Endpoint, Target
 from pgproof.verdict import TimedOut, Unreachable
@@ -173,8 +174,6 @@ def connect(target: Target, endpoint: Endpoint | None = None, **kw: Any) -> Boun
 
 def no_password(target: Target) -> str:
     """libpq's 'fe_sendauth: no password supplied' never names where the password should be."""
-    from pgproof.libpq import passfile_in_use
-
     pg = target.require_postgres("a login")
     path, why = passfile_in_use(pg.passfile)
     where = (f"the passfile {path} ({why}) has no entry for it" if path.is_file()

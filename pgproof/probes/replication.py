@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pgproof.probes.postgres import connect
 from pgproof.target import Endpoint, Target
 
 REPLICATION_SQL = """
@@ -56,8 +57,6 @@ def _standby(target: Target, ep: Endpoint) -> Standby | None:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from pgproof.probes.postgres import connect
-
     where = f"{ep.host}:{ep.port}"
     with connect(target, ep) as conn:
         if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:  # type: ignore[index]
@@ -73,8 +72,6 @@ def _standby(target: Target, ep: Endpoint) -> Standby | None:
 
 
 def gather(target: Target) -> ReplicationFacts:
-    from pgproof.probes.postgres import connect
-
     pg = target.require_postgres("the replication probe")
     ep = pg.writer
     with connect(target) as conn:

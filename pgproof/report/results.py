@@ -241,9 +241,7 @@ def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, 
            "partial": partial, "selected": chosen,
            "summary": summary, "exit_code": code,
            "controls": [asdict(c) for c in controls_]}
-    from pgproof.report.fleet import matrix  # a fleet run: which database fails what
-
-    rows = matrix(controls_)
+    rows = matrix(controls_)  # a fleet run: which database fails what
     if rows:
         doc["fleet"] = {"databases": len(rows), "matrix": rows}
     path = d / "results.json"
@@ -271,3 +269,31 @@ def scrub(paths: Iterable[Path], secrets: Iterable[str]) -> None:
             cleaned = cleaned.replace(w, "********")
         if cleaned != text:
             fsio.write_text(p, cleaned)
+
+
+# A fleet's database x control matrix (results.json "fleet", summary, report/fleet.py renders
+# it): with 200 databases a control's single verdict says nothing about which one to fix.
+RANK = {v: i for i, v in enumerate([*WORST, "not-checked"])}
+
+
+def matrix(controls_: list[ControlResult]) -> list[dict[str, Any]]:
+    """One row per database: its worst verdict, counts, and each control's verdict on it."""
+    rows: dict[str, dict[str, str]] = {}
+    for c in controls_:
+        for ch in c.checks:
+            db = ch.get("database")
+            if not db:
+                continue
+            cur = rows.setdefault(db, {}).get(c.id)
+            v = ch["verdict"]
+            if cur is None or RANK.get(v, 99) < RANK.get(cur, 99):
+                rows[db][c.id] = v
+    out: list[dict[str, Any]] = []
+    for db, verdicts in rows.items():
+        counts: dict[str, int] = {}
+        for v in verdicts.values():
+            counts[v] = counts.get(v, 0) + 1
+        worst = min(verdicts.values(), key=lambda v: RANK.get(v, 99))
+        out.append({"database": db, "worst": worst, "counts": counts, "controls": verdicts})
+    out.sort(key=lambda r: (RANK.get(r["worst"], 99), -r["counts"].get(r["worst"], 0), r["database"]))
+    return out

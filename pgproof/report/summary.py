@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from pgproof import fsio
+from pgproof.report.fleet import render as fleet_table
 from pgproof.report.html import page, table
-from pgproof.report.results import NOT_CHECKED, NOT_SELECTED, ControlResult
+from pgproof.report.results import NOT_CHECKED, NOT_SELECTED, ControlResult, matrix
 
 ORDER = ("fail", "error", "waived", "cannot-verify", "not-checked", "skip", "pass", "not-selected")
 
@@ -44,9 +45,6 @@ def render(target: str, when: str, controls: list[ControlResult],
                  f"controls selected; {left_out} not selected (not judged).</p>")
     for w in warnings or []:
         head += f"<p class='warn'>Warning: {html.escape(w)}</p>"
-    from pgproof.report.fleet import matrix
-    from pgproof.report.fleet import render as fleet_table
-
     fleet = fleet_table(matrix(controls))
     return page(f"pgproof compliance: {target}",
                 head + fleet + "<h2>Controls</h2>" + pre_last_cells(body, 2))

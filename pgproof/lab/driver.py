@@ -1,4 +1,7 @@
-"""The lab driver: faults on local Patroni nodes, the lab's Toxiproxy and Patroni's REST API."""
+"""The lab driver: faults on local Patroni nodes, the lab's Toxiproxy and Patroni's REST API.
+
+Registered as ``chaos.driver = "lab"`` by entry point (group ``pgproof.drivers``,
+pyproject.toml): the checker's game days find it there and never import the lab."""
 
 from __future__ import annotations
 
@@ -11,11 +14,14 @@ from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
+from pgproof import procs
 from pgproof.errors import UserError
 from pgproof.faults import patroni, process, record, toxiproxy
 from pgproof.faults.base import Undo, fault
 from pgproof.faults.protocol import FaultDriver, Snapshot
-from pgproof.lab import backup, components, procs
+from pgproof.gameday import restore_probe as rp
+from pgproof.gameday.journal import Journal
+from pgproof.lab import backup, components, scratch
 from pgproof.lab.state import NODES, LabState
 from pgproof.target import Target
 
@@ -165,6 +171,23 @@ class LabDriver(FaultDriver):
             if rec and fid:
                 rec.remove_fault(fid)
 
+    # -- the restore drill (restore-pitr) -----------------------------------------------------
+    def restore_ready(self) -> str | None:
+        """Why the restore drill cannot start yet (None: a full backup to restore from exists)."""
+        st = backup.read_status(self.state)
+        if st and st.ready:
+            return None
+        return (f"no full backup to restore from yet ({st.state + ': ' + st.detail if st else 'no status'}); "
+                "wait for `pgproof lab status` to say backup ready")
+
+    def archive_after(self, wait_s: float) -> tuple[bool, str]:
+        """Switch WAL and wait until it is archived (needs a superuser: the lab's own)."""
+        return rp.archive_after(components.superuser_conninfo(self.state), wait_s)
+
+    def restore_scratch(self, j: Journal, t: dt.datetime, rec: record.FaultRecord) -> dict[str, Any]:
+        """Restore to ``t`` into a scratch data directory on a free port, probe it, delete it."""
+        return scratch.drill(self.target, self.state, j, t, rec)
+
     def undo_recorded(self, kind: str, data: dict[str, Any]) -> str:
         """Undo one durably recorded fault of this driver (after the runner died); idempotent."""
         if kind == "node_down":
@@ -178,6 +201,8 @@ class LabDriver(FaultDriver):
             url = self.state.rest_url(self._require_leader(timeout=60))
             patroni.patch_config(url, {"synchronous_mode": bool(data["synchronous_mode"])})
             return f"synchronous_mode set to {bool(data['synchronous_mode'])}"
+        if kind == "restore_scratch":  # the restore drill's scratch data directory and postmaster
+            return "scratch restore instance deleted: " + scratch.delete(data)
         raise ValueError(f"the lab driver cannot undo a recorded {kind!r}")
 
     def active_faults(self) -> list[str]:

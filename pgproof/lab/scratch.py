@@ -1,4 +1,7 @@
-"""The restore drill's scratch instance on a lab or self-managed host: a data directory on a free port.
+"""The restore drill's scratch instance on the lab: a data directory on a free port.
+
+The lab driver (``driver.py``) offers it to ``gameday/restore.py`` as ``restore_scratch`` and
+undoes a recorded one (``undo_recorded("restore_scratch")``) for ``gameday recover``.
 
 Crash-safe like every fault: :func:`plan` records the instance (directory, PID file,
 port) in the durable fault record *before* anything exists, so a runner killed at
@@ -20,9 +23,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from pgproof import procs
 from pgproof.faults import record
-from pgproof.lab import backup, procs
+from pgproof.gameday import restore_probe as rp
+from pgproof.gameday.journal import Journal
+from pgproof.lab import backup
 from pgproof.lab.state import LabState
+from pgproof.target import Target
 
 KIND = "restore_scratch"
 
@@ -139,3 +148,49 @@ def delete_recorded(s: Scratch, rec: record.FaultRecord | None) -> str:
         with contextlib.suppress(Exception):
             rec.remove_fault(s.fault_id)
     return done
+
+
+def drill(target: Target, state: LabState, j: Journal, t: datetime, rec: record.FaultRecord) -> dict[str, Any]:
+    """The restore drill's lab half: restore to ``t`` here, start, probe, always delete."""
+    s = plan(state, j.run_id, rec)  # recorded before the directory exists
+    j.event("restore", f"scratch instance recorded: {s.dir} port {s.port}")
+    out: dict[str, Any] = {"scratch": {"dir": str(s.dir), "port": s.port}}
+    try:
+        err = restore(state, s, t)
+        if err:
+            out["restore_error"] = err
+            j.event("restore", "restore failed", err)
+            return out
+        j.event("restore", "pgbackrest restore --type=time done; starting the scratch instance")
+        start(s, rec)
+        app = target.conninfo(user=target.require_postgres("the restore drill").app_role or target.require_postgres("the restore drill").user,
+                              host="127.0.0.1", port=s.port)
+        admin = target.conninfo(host="127.0.0.1", port=s.port)
+        err = _wait_promoted(s, admin, target.thresholds.restore_budget_s)
+        if err:
+            out["restore_error"] = err
+            j.event("restore", "scratch instance did not come up", err)
+            return out
+        j.event("restore", "recovered to T and promoted")
+        out["probe"] = rp.probe(app, admin, target.conninfo(), j.run_id,
+                                target.thresholds.tls_min_version)
+        out["verified_at"] = time.monotonic()
+        j.event("probe", "restored instance probed", f"{len(out['probe']['restored'])} markers")
+    finally:
+        done = delete_recorded(s, rec)
+        out["scratch"]["deleted"] = done
+        j.event("cleanup", "scratch instance deleted", done)
+    return out
+
+
+def _wait_promoted(s: Scratch, admin: dict[str, Any], budget_s: float) -> str:
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline:
+        if not running(s):
+            return f"the restored postgres exited: {log_tail(s)}"
+        with contextlib.suppress(psycopg.Error), \
+                psycopg.connect(**{**admin, "connect_timeout": 2}, autocommit=True) as conn:
+            if conn.execute("SELECT NOT pg_is_in_recovery()").fetchone() == (True,):
+                return ""
+        time.sleep(0.25)
+    return f"not recovered and promoted within {budget_s:.0f} s: {log_tail(s)}"

@@ -114,7 +114,8 @@ def read_pid(pidfile: Path) -> int | None:
 
 def stop_pid(pid: int, timeout: float = 5.0, sig: int = signal.SIGTERM) -> None:
     """Signal the process group of ``pid``; SIGKILL what is left after ``timeout``."""
-    for target in (lambda s: os.killpg(pid, s), lambda s: os.kill(pid, s)):
+    signals: tuple[Callable[[int], None], ...] = (lambda s: os.killpg(pid, s), lambda s: os.kill(pid, s))
+    for target in signals:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             target(sig)
             break

@@ -2,7 +2,7 @@
 
 Speaks the upstream HTTP API (same routes, status codes and JSON shapes) so toxiproxy-python,
 chaostoolkit-toxiproxy and toxiproxy-node-client work unchanged. Run it as
-``python -m pgproof.lab.toxiproxy_server --host 127.0.0.1 --port 8474 [--populate FILE.json]``.
+``python -m pgproof.proxy.server --host 127.0.0.1 --port 8474 [--populate FILE.json]``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
-from pgproof.lab.toxiproxy_toxics import ApiError, Link, Toxic, parse_toxic, updated_toxic
+from pgproof.proxy.toxics import ApiError, Link, Toxic, parse_toxic, updated_toxic
 
 VERSION = "2.12.0+pgproof"
 READ_TIMEOUT = 15.0
@@ -277,6 +277,7 @@ async def _serve_http(api: Api, reader: asyncio.StreamReader, writer: asyncio.St
     try:
         async with asyncio.timeout(READ_TIMEOUT):
             method, target, raw = await _read_request(reader)
+        body: object
         if method == "BROWSER":
             status, body = 403, {"error": "User agent not allowed", "status": 403}
         else:
