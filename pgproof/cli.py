@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 from pathlib import Path
@@ -57,6 +58,27 @@ def _lab(args: argparse.Namespace) -> int:
 # Test-tooling plugins that autoload from the environment and have no part in a check: Hypothesis
 # imports itself at every session's end (~0.6 s on a loaded machine, Ctrl-C's 2 s budget included).
 NO_PLUGINS = ("-p", "no:hypothesispytest")
+# One target is one process: pytest-xdist (and execnet, ~50 ms) only when asked for (-n/--tx, which
+# the plugin then refuses in one sentence) or for several targets.
+XDIST_FLAGS = ("-n", "--numprocesses", "--tx", "--dist", "--maxprocesses", "-d", "--looponfail", "-f")
+
+
+def _one_target_plugins(pytest_args: list[str]) -> tuple[str, ...]:
+    wants = any(a == f or a.startswith(f + ("=" if f.startswith("--") else "")) for a in pytest_args
+                for f in XDIST_FLAGS)
+    return () if wants else ("-p", "no:xdist", "-p", "no:xdist.looponfail")
+
+
+class _FreezeImports:
+    """``gc.freeze()`` once the suites are collected, undone after the run.
+
+    The ~10^5 objects of the imported modules (boto3's models, pydantic's schemas) live until
+    exit; without this every full collection walks them again (pytest runs one at its end,
+    ~0.3 s on a loaded 2-core machine) and gen-2 collections during the run scale with them.
+    Only reference cycles made before collection are exempt; nothing a check makes is."""
+
+    def pytest_collection_finish(self) -> None:
+        gc.freeze()
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -117,7 +139,11 @@ def _check_run(args: argparse.Namespace) -> int:
     from pgproof.report.results import RUNS_WRITTEN
 
     RUNS_WRITTEN.clear()
-    rc = pytest.main(argv)
+    argv[1:1] = _one_target_plugins(args.pytest_args)
+    try:
+        rc = pytest.main(argv, plugins=[_FreezeImports()])
+    finally:
+        gc.unfreeze()
     # This run's own directory, never reports/latest-check: a check beside this one (same
     # reports folder, another target) may have moved that link since.
     run = RUNS_WRITTEN[-1] if RUNS_WRITTEN else None
@@ -177,7 +203,10 @@ def _check_many(args: argparse.Namespace, names: list[str], selection: list[str]
     if args.sarif_root:
         argv += ["--sarif-root", str(args.sarif_root)]
     pytest_targets.LAST_INDEX.clear()
-    rc = pytest.main(argv)
+    try:
+        rc = pytest.main(argv, plugins=[_FreezeImports()])
+    finally:
+        gc.unfreeze()
     if not pytest_targets.LAST_INDEX or rc == pytest.ExitCode.INTERRUPTED:
         return 2 if rc != 0 else 0
     doc = json.loads(pytest_targets.LAST_INDEX[-1].with_suffix(".json").read_text())
