@@ -26,6 +26,7 @@ from pgproof.target import Target
 from pgproof.verdict import Unreachable
 
 if TYPE_CHECKING:  # testinfra is imported only when a target has hosts
+    from pgproof.probes.aws_fleet import FleetProbe
     from pgproof.probes.host import HostFacts
 
 
@@ -92,6 +93,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 _FLEET_IDS = pytest.StashKey[list[str] | Unreachable]()
 _FLEET = pytest.StashKey[object]()
+_FLEET_PROBE: pytest.StashKey[FleetProbe] = pytest.StashKey()  # the probe that discovered: gathering reuses its records
 
 
 def fleet_ids(config: pytest.Config) -> list[str]:
@@ -99,13 +101,17 @@ def fleet_ids(config: pytest.Config) -> list[str]:
     from pgproof.pytest_plugin import get_target
 
     if _FLEET_IDS not in config.stash:
-        aws_cfg = get_target(config).aws
+        target = get_target(config)
+        aws_cfg = target.aws
         found: list[str] | Unreachable = []
         if aws_cfg is not None and aws_cfg.is_fleet:
+            from pgproof.probes.aws import limits
             from pgproof.probes.aws_fleet import FleetProbe
 
+            probe = FleetProbe(aws_cfg, **limits(target.timeouts))
+            config.stash[_FLEET_PROBE] = probe
             try:
-                found = FleetProbe(aws_cfg).discover()
+                found = probe.discover()
             except Unreachable as exc:
                 found = exc
         config.stash[_FLEET_IDS] = found
@@ -179,7 +185,8 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest):  # type: igno
         from pgproof.probes.aws import limits
         from pgproof.probes.aws_fleet import gather_fleet
 
-        config.stash[_FLEET] = gather_fleet(target.aws, ids=got, **limits(target.timeouts))
+        config.stash[_FLEET] = gather_fleet(target.aws, ids=got, probe=config.stash.get(_FLEET_PROBE, None),
+                                            **limits(target.timeouts))
     inv = config.stash[_FLEET].inventories[request.param]  # type: ignore[attr-defined]
     if isinstance(inv, Unreachable):
         raise inv
