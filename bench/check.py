@@ -2,7 +2,7 @@
 
 Both run against the same moto twin (the lab's), alternated in one run (the order flips every
 round, so the load of a shared machine hits both alike), after one untimed warm-up each (both
-then start from compiled bytecode, as installed tools do: PYTHONDONTWRITEBYTECODE is dropped).
+then start from compiled bytecode, as installed tools do; see SESSION_ONLY).
 Prints one JSON line per run (wall s, CPU s of the process tree, 1-min load average before it)
 and a summary: medians, the median of the paired ratios prowler/pgproof, and the commands.
 Needs `pgproof lab up` first and a Prowler from bench/setup_prowler.sh.
@@ -25,6 +25,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PROWLER = "/opt/pgproof/prowler-5.46.0/bin/prowler"  # bench/setup_prowler.sh
+# Set in some shells and CI sessions, not in a user's: no .pyc cache (every import compiles) and
+# a write(2) per print. Both tools run without them, as installed tools normally do.
+SESSION_ONLY = {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
 
 
 def timed(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[float, float, int]:
@@ -62,7 +65,7 @@ def main() -> int:
         print("bench/check: the lab has no AWS twin (started with --no-aws?)", file=sys.stderr)
         return 2
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PGPROOF_", "AWS_")) and k != "PYTHONDONTWRITEBYTECODE"}
+           if not k.startswith(("PGPROOF_", "AWS_")) and k not in SESSION_ONLY}
     env["PGPROOF_LAB_TARGET"] = str(lab_target)
     work = Path(tempfile.mkdtemp(prefix="bench-check-"))
     pgproof = [str(REPO / ".venv" / "bin" / "pgproof"), "check", "--target", "lab",

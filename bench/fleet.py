@@ -30,6 +30,9 @@ sys.path.insert(0, str(REPO))
 from pgproof.lab.procs import free_ports, port_open, wait_until  # noqa: E402
 
 DEFAULT_PROWLER = "/opt/pgproof/prowler-5.46.0/bin/prowler"  # bench/setup_prowler.sh
+# Set in some shells and CI sessions, not in a user's: no .pyc cache (every import compiles) and
+# a write(2) per print. Both tools run without them, as installed tools normally do.
+SESSION_ONLY = {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
          "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -83,7 +86,7 @@ endpoint_url = "{url}"
 db_instance_id = "*"
 """)
         env = {**{k: v for k, v in os.environ.items()
-                  if not k.startswith("PGPROOF_") and k != "PYTHONDONTWRITEBYTECODE"}, **CREDS}
+                  if not k.startswith("PGPROOF_") and k not in SESSION_ONLY}, **CREDS}
         pg_cmd = [str(Path(sys.executable).parent / "pgproof"), "check", "--target", "fleet",
                   "--config", str(cfg), "--reports", str(work / "reports"), "--control", aws_controls(),
                   "--", "-p", "pytest_phase_timer"]

@@ -56,8 +56,11 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 # Test-tooling plugins that autoload from the environment and have no part in a check: Hypothesis
-# imports itself at every session's end (~0.6 s on a loaded machine, Ctrl-C's 2 s budget included).
-NO_PLUGINS = ("-p", "no:hypothesispytest")
+# imports itself at every session's end (~0.6 s on a loaded machine, Ctrl-C's 2 s budget included);
+# pytest's unraisable-exception hook runs two full garbage collections at exit to surface
+# exceptions from test objects' __del__ (~1.6e5 objects once the AWS clients exist: 0.09 s of CPU
+# each, 1 s of wall each at load 19), a diagnostic for test authors, never a verdict.
+NO_PLUGINS = ("-p", "no:hypothesispytest", "-p", "no:unraisableexception")
 # One target is one process: pytest-xdist (and execnet, ~50 ms) only when asked for (-n/--tx, which
 # the plugin then refuses in one sentence) or for several targets.
 XDIST_FLAGS = ("-n", "--numprocesses", "--tx", "--dist", "--maxprocesses", "-d", "--looponfail", "-f")
@@ -72,9 +75,9 @@ def _one_target_plugins(pytest_args: list[str]) -> tuple[str, ...]:
 class _FreezeImports:
     """``gc.freeze()`` once the suites are collected, undone after the run.
 
-    The ~10^5 objects of the imported modules (boto3's models, pydantic's schemas) live until
-    exit; without this every full collection walks them again (pytest runs one at its end,
-    ~0.3 s on a loaded 2-core machine) and gen-2 collections during the run scale with them.
+    The ~6.7e4 objects of the imported modules (pytest, boto3, psycopg, pydantic's schemas) live
+    until exit; without this every full collection during the run (one per ~10^4 surviving
+    allocations; a fleet run makes many) walks them again.
     Only reference cycles made before collection are exempt; nothing a check makes is."""
 
     def pytest_collection_finish(self) -> None:
