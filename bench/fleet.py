@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -111,14 +112,18 @@ db_instance_id = "*"
                 if name == "prowler" and not args.prowler:
                     continue
                 load = os.getloadavg()[0]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.monotonic()
                 cmd, e = (pg_cmd, pg_env) if name == "pgproof" else (pr_cmd, pr_env)
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=e,
                                    cwd=work)
                 s = time.monotonic() - t0
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
                 runs[name].append(s)
                 line: dict[str, object] = {"round": i + 1, "what": name, "s": round(s, 1),
-                                           "exit": r.returncode, "load1": round(load, 1)}
+                                           "cpu_s": round(cpu, 1), "exit": r.returncode,
+                                           "load1": round(load, 1)}
                 if name == "pgproof":
                     doc = json.loads(((work / "reports" / "latest-check").resolve()
                                       / "results.json").read_text())
