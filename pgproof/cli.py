@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 from pathlib import Path
@@ -22,8 +23,32 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 # Test-tooling plugins that autoload from the environment and have no part in a check: Hypothesis
-# imports itself at every session's end (~0.6 s on a loaded machine, Ctrl-C's 2 s budget included).
-NO_PLUGINS = ("-p", "no:hypothesispytest")
+# imports itself at every session's end (~0.6 s on a loaded machine, Ctrl-C's 2 s budget included);
+# pytest's unraisable-exception hook runs two full garbage collections at exit to surface
+# exceptions from test objects' __del__ (~1.6e5 objects once the AWS clients exist: 0.09 s of CPU
+# each, 1 s of wall each at load 19), a diagnostic for test authors, never a verdict.
+NO_PLUGINS = ("-p", "no:hypothesispytest", "-p", "no:unraisableexception")
+# One target is one process: pytest-xdist (and execnet, ~50 ms) only when asked for (-n/--tx, which
+# the plugin then refuses in one sentence) or for several targets.
+XDIST_FLAGS = ("-n", "--numprocesses", "--tx", "--dist", "--maxprocesses", "-d", "--looponfail", "-f")
+
+
+def _one_target_plugins(pytest_args: list[str]) -> tuple[str, ...]:
+    wants = any(a == f or a.startswith(f + ("=" if f.startswith("--") else "")) for a in pytest_args
+                for f in XDIST_FLAGS)
+    return () if wants else ("-p", "no:xdist", "-p", "no:xdist.looponfail")
+
+
+class _FreezeImports:
+    """``gc.freeze()`` once the suites are collected, undone after the run.
+
+    The ~6.7e4 objects of the imported modules (pytest, boto3, psycopg, pydantic's schemas) live
+    until exit; without this every full collection during the run (one per ~10^4 surviving
+    allocations; a fleet run makes many) walks them again.
+    Only reference cycles made before collection are exempt; nothing a check makes is."""
+
+    def pytest_collection_finish(self) -> None:
+        gc.freeze()
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -84,7 +109,11 @@ def _check_run(args: argparse.Namespace) -> int:
     from pgproof.report.results import RUNS_WRITTEN
 
     RUNS_WRITTEN.clear()
-    rc = pytest.main(argv)
+    argv[1:1] = _one_target_plugins(args.pytest_args)
+    try:
+        rc = pytest.main(argv, plugins=[_FreezeImports()])
+    finally:
+        gc.unfreeze()
     # This run's own directory, never reports/latest-check: a check beside this one (same
     # reports folder, another target) may have moved that link since.
     run = RUNS_WRITTEN[-1] if RUNS_WRITTEN else None
@@ -144,7 +173,10 @@ def _check_many(args: argparse.Namespace, names: list[str], selection: list[str]
     if args.sarif_root:
         argv += ["--sarif-root", str(args.sarif_root)]
     pytest_targets.LAST_INDEX.clear()
-    rc = pytest.main(argv)
+    try:
+        rc = pytest.main(argv, plugins=[_FreezeImports()])
+    finally:
+        gc.unfreeze()
     if not pytest_targets.LAST_INDEX or rc == pytest.ExitCode.INTERRUPTED:
         return 2 if rc != 0 else 0
     doc = json.loads(pytest_targets.LAST_INDEX[-1].with_suffix(".json").read_text())

@@ -27,7 +27,7 @@ from pgproof.target import Target
 from pgproof.verdict import Unreachable
 
 if TYPE_CHECKING:  # testinfra, the SDKs and the lazily imported probes: names for the hints only
-    from pgproof.probes.aws_fleet import Fleet
+    from pgproof.probes.aws_fleet import Fleet, FleetProbe
     from pgproof.probes.aws_inventory import AwsInventory
     from pgproof.probes.azure_inventory import AzureInventory
     from pgproof.probes.backup import BackupFacts
@@ -98,18 +98,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 _FLEET_IDS = pytest.StashKey[list[str] | Unreachable]()
 _FLEET: pytest.StashKey[Fleet] = pytest.StashKey()
+_FLEET_PROBE: pytest.StashKey[FleetProbe] = pytest.StashKey()  # the probe that discovered: gathering reuses its records
 
 
 def fleet_ids(config: pytest.Config) -> list[str]:
     """The fleet's "region/id" list, discovered once per run (empty: not a fleet, or none)."""
     if _FLEET_IDS not in config.stash:
-        aws_cfg = get_target(config).aws
+        target = get_target(config)
+        aws_cfg = target.aws
         found: list[str] | Unreachable = []
         if aws_cfg is not None and aws_cfg.is_fleet:
+            from pgproof.probes.aws import limits
             from pgproof.probes.aws_fleet import FleetProbe
 
+            probe = FleetProbe(aws_cfg, **limits(target.timeouts))
+            config.stash[_FLEET_PROBE] = probe
             try:
-                found = FleetProbe(aws_cfg).discover()
+                found = probe.discover()
             except Unreachable as exc:
                 found = exc
         config.stash[_FLEET_IDS] = found
@@ -181,7 +186,8 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest) -> AwsInventor
         from pgproof.probes.aws import limits
         from pgproof.probes.aws_fleet import gather_fleet
 
-        config.stash[_FLEET] = gather_fleet(target.aws, ids=got, **limits(target.timeouts))
+        config.stash[_FLEET] = gather_fleet(target.aws, ids=got, probe=config.stash.get(_FLEET_PROBE, None),
+                                            **limits(target.timeouts))
     inv = config.stash[_FLEET].inventories[request.param]
     if isinstance(inv, Unreachable):
         raise inv

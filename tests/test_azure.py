@@ -8,6 +8,8 @@ rows. Bad input: config sentences, wrong scope, a refused resource type.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,3 +148,13 @@ def test_bad_azure_section_is_one_sentence(azure: dict, words: str) -> None:
     with pytest.raises(ConfigError, match=words) as exc:
         parse_target("t", data, "/tmp/pgproof.toml")
     assert "\n" not in str(exc.value) and isinstance(exc.value, UserError)  # the CLI exits 2
+
+
+def test_no_azure_sdk_on_a_check_path_without_an_azure_layer() -> None:
+    """Every suite imports the Azure judges, but the SDK (azure-core) loads only when an
+    ``[azure]`` layer is gathered, and matplotlib never: a lab or RDS check pays for neither."""
+    code = ("import sys, pgproof.pytest_plugin, pgproof.probes.azure, pgproof.checks.azure; "
+            "print(sorted(m for m in sys.modules if m.startswith(('azure.', 'matplotlib'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    assert out.strip() == "[]", out

@@ -13,11 +13,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
 
 from pgproof import procs
 from pgproof.lab.aws_fleet_twin import provision_fleet
+from pgproof.probes.aws_fleet import FleetProbe, gather_fleet
 from pgproof.target import ConfigError, parse_target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,6 +85,35 @@ def test_fleet_matrix_names_the_broken_database(moto_url: str, tmp_path: Path) -
     for out in ("results.sarif", "junit.xml", "summary.html"):
         assert (run / out).exists(), out
     assert fleet.bad[0] in (run / "summary.html").read_text()
+
+
+def test_fleet_describes_each_database_once_by_discovery(moto_url: str) -> None:
+    """Discovery's DescribeDBInstances pages already hold every instance's record: the
+    inventories start from them (one listing per region), not one more describe per database."""
+    fleet = provision_fleet(moto_url, REGIONS, 3, bad_every=2, other_every=3)
+    cfg = parse_target("fleet", {"postgres": {"user": "a", "writer": {"host": "127.0.0.1", "port": 1}},
+                                 "aws": {"region": "us-east-1", "regions": REGIONS, "endpoint_url": moto_url,
+                                         "db_instance_id": "*", "db_tags": {"team": "pay"}}}, "t").aws
+    assert cfg is not None
+    probe = FleetProbe(cfg, max_attempts=1)
+    calls: list[dict[str, object]] = []
+    for region in REGIONS:
+        probe._ctx[region].client("rds").meta.events.register(
+            "before-parameter-build.rds.DescribeDBInstances", lambda params, **_: calls.append(params))
+    ids = probe.discover()
+    got = gather_fleet(cfg, ids=ids, probe=probe)
+    assert sorted(ids) == sorted(fleet.good + fleet.bad)
+    assert [c for c in calls if "DBInstanceIdentifier" in c] == []  # no per-database describe
+    assert len([c for c in calls if "Filters" not in c]) == len(REGIONS)  # discovery: once a region
+    for key, inv in got.inventories.items():  # the record equals what describing that database returns
+        assert not isinstance(inv, Exception), inv
+        region, db = key.split("/", 1)
+        again = boto3.client("rds", region_name=region, endpoint_url=moto_url).describe_db_instances(
+            DBInstanceIdentifier=db)["DBInstances"][0]
+        assert inv.primary is not None
+        moving = {"LatestRestorableTime"}  # "now" when asked, on moto
+        assert {k: v for k, v in inv.primary.items() if k not in moving} == \
+            {k: v for k, v in again.items() if k not in moving}, key
 
 
 def test_fleet_section_refuses_single_database_resources(tmp_path: Path) -> None:

@@ -62,11 +62,21 @@ SHARED_OPS = {"describe_alarms", "list_subscriptions_by_topic", "list_backup_pla
 
 
 class _Memo:
-    """A client whose SHARED_OPS answers (or errors) are kept; other calls pass through."""
+    """A client whose SHARED_OPS answers (or errors) are kept; other calls pass through.
 
-    def __init__(self, client: Any, cache: dict[Any, Any], lock: threading.Lock) -> None:
+    ``known``: DescribeDBInstances records discovery already returned (id -> record), so
+    describing one of those databases by its identifier asks AWS nothing again."""
+
+    def __init__(self, client: Any, cache: dict[Any, Any], lock: threading.Lock,
+                 known: dict[str, dict[str, Any]] | None = None) -> None:
         self._client, self._cache, self._lock = client, cache, lock
+        self._known = known or {}
         self.meta = client.meta
+
+    def _describe_db_instances(self, **kw: Any) -> Any:
+        record = self._known.get(kw.get("DBInstanceIdentifier", "")) if set(kw) == {"DBInstanceIdentifier"} \
+            else None
+        return {"DBInstances": [record]} if record is not None else self._client.describe_db_instances(**kw)
 
     def _call(self, key: Any, fn: Any) -> Any:
         with self._lock:
@@ -88,6 +98,8 @@ class _Memo:
         return ev[1]
 
     def __getattr__(self, op: str) -> Any:
+        if op == "describe_db_instances" and self._known:
+            return self._describe_db_instances
         attr = getattr(self._client, op)
         if op not in SHARED_OPS:
             return attr
@@ -112,13 +124,15 @@ class _Memo:
 class _DbCtx:
     """A database's view of its region's context: its own config, the region's clients."""
 
-    def __init__(self, shared: _Ctx, cfg: Aws, cache: dict[Any, Any], lock: threading.Lock) -> None:
+    def __init__(self, shared: _Ctx, cfg: Aws, cache: dict[Any, Any], lock: threading.Lock,
+                 known: dict[str, dict[str, Any]] | None = None) -> None:
         self.cfg, self._shared, self.endpoint = cfg, shared, shared.endpoint
-        self._cache, self._lock = cache, lock
+        self._cache, self._lock, self._known = cache, lock, known
         self.unreachable = shared.unreachable
 
     def client(self, service: str, region: str | None = None, once: bool = False) -> Any:
-        return _Memo(self._shared.client(service, region, once), self._cache, self._lock)
+        known = self._known if service == "rds" and region in (None, self.cfg.region) else None
+        return _Memo(self._shared.client(service, region, once), self._cache, self._lock, known)
 
 
 class FleetProbe:
@@ -130,29 +144,35 @@ class FleetProbe:
         self.regions = list(dict.fromkeys(cfg.regions or [cfg.region]))
         self._cache: dict[Any, Any] = {}
         self._lock = threading.Lock()
+        # "region/id" -> the record discovery's DescribeDBInstances page returned for it: the
+        # inventory starts from it instead of describing each database once more.
+        self.described: dict[str, dict[str, Any]] = {}
         self._ctx = {r: _Ctx(cfg.model_copy(update={"region": r}), connect_timeout, max_attempts,
                              read_timeout)
                      for r in self.regions}
 
     def discover(self) -> list[str]:
         """Every selected database as "region/id"; ``Unreachable`` if a region cannot be listed."""
-        def one(region: str) -> list[str]:
+        def one(region: str) -> list[tuple[str, dict[str, Any]]]:
             ctx = self._ctx[region]
             try:
                 insts = _pages(ctx.client("rds"), "describe_db_instances", "DBInstances")
             except (ClientError, BotoCoreError, ResponseParserError) as exc:
                 raise ctx.unreachable(exc, "DescribeDBInstances (fleet discovery)") from None
-            return [f"{region}/{i['DBInstanceIdentifier']}" for i in insts if _matches(self.cfg, i)]
+            return [(f"{region}/{i['DBInstanceIdentifier']}", i) for i in insts if _matches(self.cfg, i)]
 
         with pools.threads(len(self.regions)) as pool:
-            found = [x for ids in pool.map(one, self.regions) for x in ids]
+            found: dict[str, dict[str, Any]] = dict(x for pairs in pool.map(one, self.regions) for x in pairs)
+        self.described.update(found)
         return sorted(found)
 
     def gather_one(self, key: str) -> AwsInventory:
         region, db = key.split("/", 1)
         shared = self._ctx[region]
         cfg = shared.cfg.model_copy(update={"db_instance_id": db, "regions": [], "db_tags": {}})
-        return AwsProbe(cfg, workers=PER_DB_WORKERS, ctx=_DbCtx(shared, cfg, self._cache, self._lock)).gather()
+        record = self.described.get(key)
+        ctx = _DbCtx(shared, cfg, self._cache, self._lock, {db: record} if record else None)
+        return AwsProbe(cfg, workers=PER_DB_WORKERS, ctx=ctx).gather()
 
     def gather(self, ids: list[str]) -> dict[str, AwsInventory | Unreachable]:
         """Each database's inventory; one that cannot be described keeps its ``Unreachable``."""
@@ -168,9 +188,12 @@ class FleetProbe:
             return dict(zip(ids, pool.map(one, ids), strict=True))
 
 
-def gather_fleet(cfg: Aws, ids: list[str] | None = None, **kw: Any) -> Fleet:
-    """Discover (unless ``ids`` are given) and describe the fleet ``cfg`` selects."""
-    probe = FleetProbe(cfg, **kw)
+def gather_fleet(cfg: Aws, ids: list[str] | None = None, probe: FleetProbe | None = None,
+                 **kw: Any) -> Fleet:
+    """Discover (unless ``ids`` are given) and describe the fleet ``cfg`` selects.
+
+    ``probe``: the one that discovered ``ids`` (its clients and instance records are reused)."""
+    probe = probe or FleetProbe(cfg, **kw)
     fleet = Fleet(regions=probe.regions)
     t0 = time.monotonic()
     fleet.ids = probe.discover() if ids is None else ids

@@ -13,25 +13,26 @@ the layers reading that family are error; an API the endpoint does not offer
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-)
+from typing import TYPE_CHECKING
 
 from pgproof import pools
-from pgproof.probes import azure_calls as calls
-from pgproof.probes.azure_inventory import AzureInventory, raw  # noqa: F401 - re-exported
-from pgproof.probes.azure_sdk import Clients, server_id
+from pgproof.probes.azure_inventory import AzureInventory as AzureInventory  # re-exported
+from pgproof.probes.azure_inventory import raw as raw  # re-exported
 from pgproof.target import Azure
 from pgproof.verdict import Unreachable
+
+if TYPE_CHECKING:
+    from pgproof.probes.azure_sdk import Clients
+
+# The Azure SDK (azure-core, ~0.1 s to import) is imported by the functions that call it, not
+# here: every suite imports AzureInventory, and a target without [azure] never needs the SDK.
 
 Task = Callable[[], None]
 
 
 def _why(exc: Exception) -> str:
+    from azure.core.exceptions import HttpResponseError
+
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:  # else: a credential's own
         code = getattr(getattr(exc, "error", None), "code", None) or exc.status_code
         msg = getattr(getattr(exc, "error", None), "message", None) or exc.reason or ""
@@ -45,9 +46,23 @@ class AzureProbe:
                  retries: int = 3) -> None:
         self.cfg = cfg
         self.workers = workers
-        self.clients = clients or Clients(cfg, connect_timeout, retries, read_timeout=read_timeout)
+        if clients is None:
+            from pgproof.probes.azure_sdk import Clients
+
+            clients = Clients(cfg, connect_timeout, retries, read_timeout=read_timeout)
+        self.clients = clients
 
     def gather(self) -> AzureInventory:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+        )
+
+        from pgproof.probes import azure_calls as calls
+        from pgproof.probes.azure_sdk import server_id
+
         c, cfg = self.clients, self.cfg
         inv = AzureInventory(endpoint=c.arm, server_id=server_id(cfg),
                              app_subnet_id=cfg.app_subnet_id, secret_name=cfg.admin_secret_name,
@@ -81,6 +96,12 @@ class AzureProbe:
 
 def _guard(inv: AzureInventory, family: str, task: Task) -> None:
     """One fact family: a refusal is recorded for the layers that read it, not raised."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+    )
+
     try:
         task()
     except ClientAuthenticationError as exc:

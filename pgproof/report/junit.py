@@ -29,9 +29,24 @@ def _suite_properties(suite: ET.Element) -> ET.Element:
     return props
 
 
-def _add(props: ET.Element, name: str, value: str) -> None:
-    if not any(p.get("name") == name and p.get("value") == value for p in props.iter("property")):
-        ET.SubElement(props, "property", name=name, value=value)
+class _SuiteProperties:
+    """A suite's ``<properties>``, made on first use; each (name, value) added once.
+
+    A set, not a scan of what is there: a fleet run moves ~10^4 testcase properties up, and
+    scanning the block for each was quadratic (70 s of a 60-database run's profile)."""
+
+    def __init__(self, suite: ET.Element) -> None:
+        self.suite = suite
+        self.block: ET.Element | None = None
+        self.seen: set[tuple[str | None, str | None]] = set()
+
+    def add(self, name: str, value: str) -> None:
+        if self.block is None:
+            self.block = _suite_properties(self.suite)
+            self.seen = {(p.get("name"), p.get("value")) for p in self.block.iter("property")}
+        if (name, value) not in self.seen:
+            self.seen.add((name, value))
+            ET.SubElement(self.block, "property", name=name, value=value)
 
 
 def tag_names(path: Path, suite_name: str | None = None) -> int:
@@ -45,17 +60,17 @@ def tag_names(path: Path, suite_name: str | None = None) -> int:
         if suite_name and suite.get("name") != suite_name:
             suite.set("name", suite_name)
             changed = True
+        props = _SuiteProperties(suite)
         for tc in suite.findall("testcase"):
             own = tc.findall("properties")
             if not own:
                 continue
             ids = controls_of(tc)
-            props = _suite_properties(suite)
             where = f"{tc.get('classname', '')}::{tc.get('name', '')}"
             for p in (p for block in own for p in block.iter("property")):
-                _add(props, f"{p.get('name', '')}:{where}", p.get("value", ""))
+                props.add(f"{p.get('name', '')}:{where}", p.get("value", ""))
             for cid in ids:
-                _add(props, "control", cid)
+                props.add("control", cid)
             for block in own:
                 tc.remove(block)
             changed = True
