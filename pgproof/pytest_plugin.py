@@ -18,11 +18,13 @@ from pgproof import fsio, shipped
 from pgproof.errors import UserError
 from pgproof.faults.record import FaultRecord
 from pgproof.interrupts import Catcher, describe
+from pgproof.pytest_units import unit_of
 from pgproof.report import results as res
 from pgproof.target import Target, load_target
 from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable, Verdict
 
 pytest_plugins = ["pgproof.pytest_fixtures",  # one fixture per layer: the probes' facts
+                  "pgproof.pytest_units",  # the catalogue's checks: test_control[ID-layer]
                   "pgproof.pytest_selection",  # --control, ID markers, what a run left out
                   "pgproof.pytest_outputs",  # control IDs in junit.xml and report.html
                   "pgproof.pytest_targets",  # --target a,b: one target per xdist worker
@@ -209,9 +211,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     from pgproof.layers import of_fixtures, reasons
 
     callspec = getattr(item, "callspec", None)
-    database = callspec.params.get("aws_inventory") if callspec else None
-
-    seen = of_fixtures(getattr(item, "fixturenames", ()))
+    database = (callspec.params.get("aws_inventory") or callspec.params.get("database")
+                if callspec else None)
+    unit = unit_of(item)
+    seen = unit.layers if unit else of_fixtures(getattr(item, "fixturenames", ()))
     why = reasons(item.config.stash.get(_TARGET, None), seen) if verdict is Verdict.NOT_CHECKED else {}
     item.config.stash[_RESULTS].append(res.CheckResult(
         item.nodeid, list(marker.args), verdict, message, round(report.duration, 3), seen, why,

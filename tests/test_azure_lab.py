@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pgproof.checks.azure import JUDGES
+from pgproof.catalogue.runner import judges
 from pgproof.lab.state import LabState
+
+JUDGES = judges("azure")
 
 REPO = Path(__file__).resolve().parent.parent
 

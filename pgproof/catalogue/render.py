@@ -99,7 +99,7 @@ A known failure can be accepted for a while, in the target's config:
 
 ```toml
 [[targets.staging.waivers]]
-control = "NET-3"            # or: check = "suites/test_network.py::test_security_groups"
+control = "NET-3"            # or: check = "suites/test_controls.py::test_control[NET-3-aws]"
 justification = "legacy batch host until the VPC migration (CHG-1234)"
 owner = "dba-team@example.com"
 expires = 2027-03-31
@@ -120,7 +120,7 @@ sentence naming the field (exit 2).
 def markdown() -> str:
     """docs/controls.md, generated: `pgproof controls --format markdown > docs/controls.md`."""
     out = ["# pgproof controls", "",
-           "Generated from `pgproof/catalogue/controls.py` by "
+           "Generated from `pgproof/catalogue/` (one module per family) by "
            "`pgproof controls --format markdown`; do not edit by hand.", "",
            "Verdicts per control: **pass**, **fail**, **error** (could not check), **skip** "
            "(not applicable, with the reason), **cannot-verify** (the target does not expose "

@@ -1,4 +1,4 @@
-"""AWS-layer judges for the security controls (TLS, NET, AUTH, ENC) plus the registry ``JUDGES``.
+"""AWS-layer judges for the security controls (TLS, NET, AUTH, ENC).
 
 Each ``judge_<control>(inv, th)`` is pure: it reads an ``AwsInventory`` and returns
 sentences (what was found, where, what the spec wants); empty means compliant.
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-from pgproof.checks import aws_ops
 from pgproof.checks.aws_util import ON, dbid, param_problems, primary, private_cidr, verdict
 from pgproof.probes.aws import AwsInventory
 from pgproof.target import Thresholds
@@ -350,12 +349,3 @@ def judge_enc3(inv: AwsInventory, th: Thresholds) -> list[str]:
         problems.append(f"{where}: versioning is {b.get('versioning') or 'never enabled'}; the "
                         f"spec wants it Enabled (ENC-3)")
     return problems
-
-
-JUDGES: dict[str, Judge] = {
-    "TLS-1": judge_tls1, "TLS-2": judge_tls2, "TLS-4": judge_tls4, "TLS-6": judge_tls6,
-    "NET-1": judge_net1, "NET-2": judge_net2, "NET-3": judge_net3,
-    "AUTH-2": judge_auth2, "AUTH-3": judge_auth3, "AUTH-5": judge_auth5,
-    "ENC-1": judge_enc1, "ENC-2": judge_enc2, "ENC-3": judge_enc3,
-    **aws_ops.JUDGES,
-}

@@ -7,12 +7,10 @@ missing fact, not a found problem, stands between us and a verdict.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from typing import Any
 
-from pgproof.checks.aws_alarms import judge_mon1
 from pgproof.checks.aws_util import ON, dbid, not_cluster_member, param_problems, primary, verdict
 from pgproof.exact import duration
 from pgproof.probes.aws import AwsInventory
@@ -272,10 +270,3 @@ def judge_mnt1(inv: AwsInventory, th: Thresholds) -> list[str]:
         problems.append(f"{dbid(p)}: engine {p.get('EngineVersion')} has status {info['Status']}; "
                         f"the spec wants a supported minor version (MNT-1)")
     return verdict(problems, gaps)
-
-
-JUDGES: dict[str, Callable[[AwsInventory, Thresholds], list[str]]] = {
-    "AUDIT-1": judge_audit1, "BAK-1": judge_bak1, "BAK-2": judge_bak2, "BAK-3": judge_bak3,
-    "BAK-4": judge_bak4, "BAK-5": judge_bak5, "HA-1": judge_ha1, "MON-1": judge_mon1,
-    "MON-2": judge_mon2, "MNT-1": judge_mnt1,
-}

@@ -1,4 +1,4 @@
-"""Azure-layer judges for TLS, NET, AUTH and ENC, plus the registry ``JUDGES``.
+"""Azure-layer judges for TLS, NET, AUTH and ENC.
 
 Same contract and sentences as ``checks.aws``: ``judge_<control>(inv, th)`` is
 pure, returns problems (empty = compliant), raises ``CannotVerify`` for a
@@ -13,7 +13,6 @@ import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from pgproof.checks import azure_ops
 from pgproof.checks.aws import TLS_ORDER
 from pgproof.checks.aws_util import ON, verdict
 from pgproof.checks.azure_util import need, param, srv
@@ -267,11 +266,3 @@ def judge_enc3(inv: AzureInventory, th: Thresholds) -> list[str]:
         problems.append(f"container {inv.container_name}: public access level is "
                         f"{inv.container_public} (Blob service); the spec wants none (ENC-3)")
     return problems
-
-
-JUDGES: dict[str, Judge] = {
-    "TLS-1": judge_tls1, "TLS-2": judge_tls2, "TLS-4": judge_tls4,
-    "NET-1": judge_net1, "NET-2": judge_net2, "NET-3": judge_net3, "NET-4": judge_net4,
-    "AUTH-2": judge_auth2, "AUTH-5": judge_auth5, "ENC-1": judge_enc1, "ENC-3": judge_enc3,
-    **azure_ops.JUDGES,
-}

@@ -198,11 +198,3 @@ def judge_mnt1(inv: AzureInventory, th: Thresholds) -> list[str]:
         problems.append(f"{srv(inv)}: no custom maintenance window (patches land at a time Azure "
                         f"picks); the spec wants a set window (MNT-1)")
     return problems
-
-
-JUDGES: dict[str, Judge] = {
-    "AUDIT-1": judge_audit1, "BAK-1": judge_bak1, "BAK-2": judge_bak2, "BAK-3": judge_bak3,
-    "BAK-4": judge_bak4, "BAK-5": judge_bak5, "HA-1": judge_ha1, "MON-1": judge_mon1,
-    "MON-2": judge_mon2, "MNT-1": judge_mnt1,
-}
-
