@@ -223,14 +223,36 @@ def _controls(args: argparse.Namespace) -> int:
             return 2
         sys.stdout.write(render.markdown())
         return 0
+    showing = bool(args.patterns) and args.patterns[0] == "show"
+    patterns = args.patterns[1:] if showing else args.patterns
+    if showing and not patterns:
+        print("pgproof: controls show: name a control, e.g. `pgproof controls show TLS-5`",
+              file=sys.stderr)
+        return 2
     try:
-        ids = select(split_patterns(args.patterns), args.kind) if args.patterns else list(CATALOGUE)
+        ids = select(split_patterns(patterns), args.kind) if patterns else list(CATALOGUE)
     except UnknownControl as exc:
         print(f"pgproof: controls: {exc}", file=sys.stderr)
         return 2
+    if showing:
+        breaks = _mutation_breaks()
+        print("\n\n".join(render.show(CATALOGUE[i], breaks) for i in ids))
+        return 0
     chosen = [CATALOGUE[i] for i in ids if args.kind in (None, CATALOGUE[i].kind)]
     print(render.as_json(chosen) if args.format == "json" else render.table(chosen))
     return 0
+
+
+def _mutation_breaks() -> dict[str, frozenset[str]] | None:
+    """Lab mutation name -> the controls it must fail (None: the lab is not installed)."""
+    try:
+        from pgproof.lab import mutations
+        from pgproof.lab.azure_mutations import AZURE_MUTATIONS
+    except ImportError:  # the checker without the lab harness
+        return None
+    out = {n: m.breaks for n, m in mutations.catalogue().items()}
+    out.update({f"azure:{n}": m.breaks for n, m in AZURE_MUTATIONS.items()})
+    return out
 
 
 def _gameday(args: argparse.Namespace) -> int:

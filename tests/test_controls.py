@@ -227,3 +227,132 @@ def test_subset_of_files_then_full_run_shows_no_drift(lab: LabState, tmp_path: P
     r = _cli("drift", "--target", "lab", "--reports", str(tmp_path))
     assert r.returncode == 0, r.stdout
     assert "no control changed verdict" in r.stdout and "not compared" in r.stdout
+
+
+# --- the registry's runner: it names the control; judges never do ---------------------------
+
+def _unit(*judges: object) -> runner.Unit:
+    from pgproof.catalogue.build import check
+
+    return runner.Unit("ZZ-9", "sql", tuple(check("sql", j, "pg_facts") for j in judges))  # type: ignore[arg-type]
+
+
+def _raise(exc: Exception):  # type: ignore[no-untyped-def]
+    def judge(_facts: object) -> list[str]:
+        raise exc
+    return judge
+
+
+def test_the_runner_tags_every_sentence_and_keeps_the_worst_answer() -> None:
+    from pgproof.verdict import CannotVerify, NotApplicable, Unreachable
+
+    def found(_facts: object) -> list[str]:
+        return ["role app is superuser"]
+
+    def passes(_facts: object) -> list[str]:
+        return []
+
+    v = {"pg_facts": object()}
+    assert runner.judge(_unit(found, _raise(CannotVerify("x"))), v) == ["role app is superuser (ZZ-9)"]
+    with pytest.raises(Unreachable, match="down"):
+        runner.judge(_unit(_raise(CannotVerify("gap")), _raise(Unreachable("down"))), v)
+    with pytest.raises(CannotVerify, match="gap"):
+        runner.judge(_unit(passes, _raise(CannotVerify("gap"))), v)
+    with pytest.raises(NotApplicable):
+        runner.judge(_unit(_raise(NotApplicable("no proxy"))), v)
+    assert runner.judge(_unit(passes, _raise(NotApplicable("no proxy"))), v) == []
+
+
+_ID = r"(?:TLS|NET|AUTHZ|AUTH|ENC|AUDIT|BAK|HA|MON|MNT|POOL)-\d"
+
+
+def test_no_judge_sentence_types_its_control_id() -> None:
+    """``(TLS-4)`` or ``TLS-4: `` inside a judge's string: the runner adds the ID, not the judge."""
+    import re
+
+    files = [*(REPO / "pgproof" / "checks").glob("*.py"), *(REPO / "pgproof" / "catalogue").glob("*.py")]
+    typed = [f"{f.name}: {m[0]}" for f in files for m in re.finditer(
+        rf"""\({_ID}\)["']|(?<!["'])["']{_ID}: """, f.read_text())]
+    assert not typed, typed
+
+
+# --- `pgproof controls show ID`: everything about one control -------------------------------
+
+def test_controls_show_prints_everything_about_one_control(tmp_path: Path) -> None:
+    r = _cli("controls", "show", "TLS-5")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    c = CATALOGUE["TLS-5"]
+    for words in (c.requirement, "defined in: pgproof.catalogue.tls", "layers: tls",
+                  "tls: pgproof.checks.tls:judge_tls5 per endpoint",
+                  "tls_facts (pgproof.pytest_fixtures:tls_facts)",
+                  "suites/test_controls.py::test_control[TLS-5-tls]",
+                  "broken by lab mutations: tls-anon-ciphers, tls-no-forward-secrecy, tls-weak",
+                  "HIPAA Security Rule 164.312(e)(1)", "CIS PostgreSQL 17 Benchmark 6.10",
+                  "docs: docs/controls.md#tls-5-strong-crypto"):
+        assert words in out, (words, out)
+    assert "### TLS-5: Strong crypto" in (REPO / "docs" / "controls.md").read_text()
+    # The suite items it names are the ones pytest collects.
+    items = [line.split()[-1] for line in _cli("controls", "show", "BAK-2").stdout.splitlines()
+             if "::test_control[" in line]
+    assert _collected(_collect(tmp_path, "--control", "BAK-2")) == set(items) != set()
+    for bad, words in ((["show"], "name a control"), (["show", "NOPE-1"], "unknown control ID")):
+        r = _cli("controls", *bad)
+        assert r.returncode == 2 and words in r.stderr and r.stdout == "", r.stderr
+
+
+# --- adding a control: one module of your own (plus its registration), nothing else --------
+
+THROWAWAY = '''\
+"""ZZ-1, a throwaway control: the whole of it, definition and judge, in one module."""
+
+from pgproof.catalogue.build import check, control
+
+
+def no_literals(source_findings):
+    return [f"{f.path}:{f.line}: {f.kind}" for f in source_findings]
+
+
+CONTROLS = (control(
+    "ZZ-1", "No literals (throwaway)", "The source tree holds no credential literal.",
+    "Remove them.", severity="low", unmapped_reason="it is a test",
+    checks=(check("source", no_literals, "source_findings",
+                  evidence=lambda f: f"{len(f)} literals"),)),)
+'''
+
+
+def test_a_throwaway_control_is_listed_shown_collected_and_judged(tmp_path: Path) -> None:
+    plug = tmp_path / "plug"
+    (plug / "zz_controls-0.dist-info").mkdir(parents=True)
+    added = {plug / "zz_controls.py": THROWAWAY,
+             plug / "zz_controls-0.dist-info" / "METADATA": "Name: zz-controls\nVersion: 0\n",
+             plug / "zz_controls-0.dist-info" / "entry_points.txt":
+                 "[pgproof.controls]\nzz = zz_controls\n"}
+    for f, text in added.items():
+        f.write_text(text)
+    assert len(added) <= 3
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "db.py").write_text('DSN = "postgresql://app:hunter2hunter2@db/app"\n')
+    cfg = tmp_path / "pgproof.toml"
+    cfg.write_text(f'[targets.t]\nsource_tree = "{src}"\n[targets.t.postgres]\n'
+                   'writer = { host = "127.0.0.1", port = 1 }\nuser = "x"\n')
+    env = {**os.environ, "PYTHONPATH": str(plug), "PGPROOF_CONFIG": str(cfg)}
+
+    listed = _cli("controls", env=env)
+    assert any(line.split()[:3] == ["ZZ-1", "compliance", "source"]
+               for line in listed.stdout.splitlines()), listed.stdout + listed.stderr
+    shown = _cli("controls", "show", "ZZ-1", env=env).stdout
+    assert "source: zz_controls:no_literals" in shown and "defined in: zz_controls" in shown
+    assert "suites/test_controls.py::test_control[ZZ-1-source]" in shown
+
+    reports = tmp_path / "reports"
+    r = subprocess.run([sys.executable, "-m", "pytest", "suites", "--target", "t",
+                        "--pgproof-config", str(cfg), "--control", "ZZ-1", "--reports",
+                        str(reports), "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    assert "suites/test_controls.py::test_control[ZZ-1-source]" in r.stdout, r.stdout + r.stderr
+    doc = json.loads((reports / "latest" / "results.json").read_text())
+    zz = next(c for c in doc["controls"] if c["id"] == "ZZ-1")
+    assert zz["verdict"] == "fail" and r.returncode == 1, (zz, r.stdout[-2000:])
+    assert zz["checks"][0]["evidence"].endswith("(ZZ-1)"), zz

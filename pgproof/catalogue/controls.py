@@ -15,11 +15,24 @@ medium, hygiene low.
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from types import ModuleType
 
 from pgproof.catalogue import audit, auth, bak, enc, gameday, ha, mnt, mon, net, pool, tls
 from pgproof.catalogue.model import Control
 
-FAMILIES: tuple[ModuleType, ...] = (tls, net, auth, enc, audit, bak, ha, pool, mon, mnt, gameday)
+# Controls of your own: a module with ``CONTROLS`` (written like tls.py) registered under the
+# entry-point group ``pgproof.controls`` of any installed distribution; after the built-ins.
+PLUGIN_GROUP = "pgproof.controls"
+FAMILIES: tuple[ModuleType, ...] = (
+    tls, net, auth, enc, audit, bak, ha, pool, mon, mnt, gameday,
+    *(ep.load() for ep in entry_points(group=PLUGIN_GROUP)))
 
 ENTRIES: tuple[Control, ...] = tuple(c for family in FAMILIES for c in family.CONTROLS)
+_twice = sorted({c.id for c in ENTRIES if [e.id for e in ENTRIES].count(c.id) > 1})
+assert not _twice, f"control IDs defined twice: {_twice}"
+
+
+def family_of(cid: str) -> str:
+    """The module that defines control ``cid`` (its one home)."""
+    return next(f.__name__ for f in FAMILIES if any(c.id == cid for c in f.CONTROLS))

@@ -93,7 +93,8 @@ def judge(unit: Unit, values: Mapping[str, Any]) -> list[str]:
 
 
 def tag(sentence: str, cid: str) -> str:
-    return sentence if sentence.endswith(f"({cid})") else f"{sentence} ({cid})"
+    """A judge's sentence as reports show it: the control it fails, named by the runner."""
+    return f"{sentence} ({cid})"
 
 
 def evidence(unit: Unit, values: Mapping[str, Any]) -> str:
