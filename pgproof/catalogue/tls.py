@@ -44,8 +44,9 @@ def _strong(facts: dict[str, Any], _th: Any) -> str:
 
 def min_protocol_setting(pg_facts: Any, th: Any) -> list[str]:
     """ssl_min_protocol_version as the server reports it."""
-    return resolve("pgproof.checks.tls:judge_min_protocol_setting")(pg_facts.setting("ssl_min_protocol_version"), th,
-                                      pg_facts.endpoint)
+    judge = resolve("pgproof.checks.tls:judge_min_protocol_setting")
+    problems: list[str] = judge(pg_facts.setting("ssl_min_protocol_version"), th, pg_facts.endpoint)
+    return problems
 
 
 def certificate_verifies(tls_facts: dict[str, Any], login_error: str | None) -> list[str]:
