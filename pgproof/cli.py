@@ -222,14 +222,37 @@ def _controls(args: argparse.Namespace) -> int:
             return 2
         sys.stdout.write(render.markdown())
         return 0
+    showing = bool(args.patterns) and args.patterns[0] == "show"
+    patterns = args.patterns[1:] if showing else args.patterns
+    if showing and not patterns:
+        print("pgproof: controls show: name a control, e.g. `pgproof controls show TLS-5`",
+              file=sys.stderr)
+        return 2
     try:
-        ids = select(split_patterns(args.patterns), args.kind) if args.patterns else list(CATALOGUE)
+        ids = select(split_patterns(patterns), args.kind) if patterns else list(CATALOGUE)
     except UnknownControl as exc:
         print(f"pgproof: controls: {exc}", file=sys.stderr)
         return 2
+    if showing:
+        breaks = _mutation_breaks()
+        print("\n\n".join(render.show(CATALOGUE[i], breaks) for i in ids))
+        return 0
     chosen = [CATALOGUE[i] for i in ids if args.kind in (None, CATALOGUE[i].kind)]
     print(render.as_json(chosen) if args.format == "json" else render.table(chosen))
     return 0
+
+
+def _mutation_breaks() -> dict[str, frozenset[str]] | None:
+    """Mutation name -> the controls it must fail, from every harness registered under the
+    ``pgproof.mutations`` entry point (the lab's; None: no harness installed)."""
+    found = [ep for name in plugins.names(plugins.MUTATIONS)
+             if (ep := plugins.find(plugins.MUTATIONS, name)) is not None]
+    if not found or plugins.missing_extra("lab"):
+        return None
+    out: dict[str, frozenset[str]] = {}
+    for ep in found:
+        out.update(ep.load()())
+    return out
 
 
 def _gameday(args: argparse.Namespace) -> int:

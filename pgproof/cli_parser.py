@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--config", type=Path, default=None)
     doc.set_defaults(handler="doctor")
     ctl = sub.add_parser("controls", help="list the control catalogue (IDs, titles, layers)")
-    ctl.add_argument("patterns", nargs="*", metavar="ID", help="IDs or globs (default: all)")
+    ctl.add_argument("patterns", nargs="*", metavar="ID",
+                     help="IDs or globs (default: all); `show ID`: everything about one control "
+                          "(judges, suite items, mutations, citations)")
     ctl.add_argument("--kind", choices=["compliance", "gameday"], default=None)
     ctl.add_argument("--format", choices=["table", "json", "markdown"], default="table",
                      help="markdown is docs/controls.md")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgproof import layers
+from pgproof.catalogue.runner import setting_uses
 from pgproof.checks.backup import TOOL_COULD_NOT_READ
 from pgproof.probes import commands
 from pgproof.target import Endpoint, Target
@@ -31,11 +32,7 @@ WHY = {"pg_settings": "every SQL-layer control", "pg_hba_file_rules": "TLS-2, AU
        "pg_read_all_stats": "TLS-7 (replication encrypted), HA-5 (replay_lag per standby)",
        "pg_stat_replication": "HA-5 (replica lag), TLS-7",
        "pg_ls_archive_statusdir()": "BAK-2 (WAL waiting to be archived)"}
-SETTING_USES = {"ssl_min_protocol_version": "TLS-1", "ssl_ciphers": "TLS-5",
-                "password_encryption": "AUTH-1", "shared_preload_libraries": "AUDIT-1",
-                "log_connections": "AUDIT-1", "log_min_duration_statement": "MON-2",
-                "server_version": "MNT-1", "data_directory": "ENC-1 host layer",
-                "ssl_key_file": "ENC-1 host layer"}
+SETTING_USES = setting_uses()  # from the checks' declared settings (pgproof/catalogue/)
 
 
 @dataclass

@@ -12,19 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pgproof.catalogue import LAYERS
+from pgproof.catalogue.model import FIXTURES, LAYERS
 from pgproof.target import Target
 from pgproof.verdict import NotChecked
 
-# Suite fixtures -> the layer each one observes (a check's layers are the fixtures it asks for).
-FIXTURES: dict[str, str] = {
-    "tls_facts": "tls", "pg_facts": "sql", "verify_full_login": "sql", "aws_inventory": "aws",
-    "azure_inventory": "azure",
-    "pooler_facts": "pooler", "health_facts": "health", "dns_facts": "dns",
-    "vantage_reach": "vantage", "host_facts": "host", "source_findings": "source",
-    "backup_facts": "backup", "replication_facts": "sql",
-}
-assert set(FIXTURES.values()) <= set(LAYERS), "a fixture names a layer the catalogue lacks"
+__all__ = ["FIXTURES", "configured", "of_fixtures", "reasons", "require", "why_not"]
 
 
 def _no_postgres(t: Target, layer: str, what: str) -> str:

@@ -15,6 +15,7 @@ from pgproof.errors import UserError
 
 DRIVERS = "pgproof.drivers"  # chaos.driver name -> a FaultDriver class
 COMMANDS = "pgproof.commands"  # `pgproof <name>` -> a handler taking the parsed arguments
+MUTATIONS = "pgproof.mutations"  # a harness -> a function: mutation name -> the controls it breaks
 DIST = "pgproof"
 
 

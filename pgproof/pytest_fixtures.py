@@ -22,7 +22,7 @@ import pytest
 from pgproof import layers, pools
 from pgproof.probes import health, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
-from pgproof.pytest_plugin import get_target
+from pgproof.pytest_targets import get_target
 from pgproof.target import Target
 from pgproof.verdict import Unreachable
 
@@ -174,21 +174,30 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest) -> AwsInventor
         from pgproof.probes import aws
 
         return aws.gather(target.aws, **aws.limits(target.timeouts))
-    config = request.config
-    got = config.stash.get(_FLEET_IDS, [])
+    got = request.config.stash.get(_FLEET_IDS, [])
     if isinstance(got, Unreachable):
         raise got
     if not hasattr(request, "param"):
         raise Unreachable(f"the fleet selection (db_instance_id {target.aws.db_instance_id!r}, "
                           f"tags {target.aws.db_tags}, regions {target.aws.regions or [target.aws.region]}) "
                           "matched no RDS PostgreSQL primary")
+    return fleet_inventory(request.config, target, request.param)
+
+
+def fleet_inventory(config: pytest.Config, target: Target, database: str) -> AwsInventory:
+    """One database's inventory of a fleet target; the fleet is gathered once, all at once."""
+    layers.require(target, "aws")
+    assert target.aws is not None
+    got = config.stash.get(_FLEET_IDS, [])
+    if isinstance(got, Unreachable):
+        raise got
     if _FLEET not in config.stash:  # every database at once, bounded: not one per test
         from pgproof.probes.aws import limits
         from pgproof.probes.aws_fleet import gather_fleet
 
         config.stash[_FLEET] = gather_fleet(target.aws, ids=got, probe=config.stash.get(_FLEET_PROBE, None),
                                             **limits(target.timeouts))
-    inv = config.stash[_FLEET].inventories[request.param]
+    inv = config.stash[_FLEET].inventories[database]
     if isinstance(inv, Unreachable):
         raise inv
     return inv

@@ -18,7 +18,7 @@ from types import FrameType
 import pytest
 
 from pgproof import interrupts
-from pgproof.pytest_plugin import get_target
+from pgproof.pytest_targets import get_target
 from pgproof.verdict import Unreachable
 
 _STARTED = pytest.StashKey[float]()

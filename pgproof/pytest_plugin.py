@@ -18,12 +18,14 @@ from pgproof import fsio, pytest_targets, shipped
 from pgproof.errors import UserError
 from pgproof.faults.record import FaultRecord
 from pgproof.interrupts import Catcher, describe
-from pgproof.pytest_targets import check_input
+from pgproof.pytest_targets import TARGET_KEY, get_target
+from pgproof.pytest_units import unit_of
 from pgproof.report import results as res
 from pgproof.target import Target
 from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable, Verdict
 
 pytest_plugins = ["pgproof.pytest_fixtures",  # one fixture per layer: the probes' facts
+                  "pgproof.pytest_units",  # the catalogue's checks: test_control[ID-layer]
                   "pgproof.pytest_selection",  # --control, ID markers, what a run left out
                   "pgproof.pytest_outputs",  # control IDs in junit.xml and report.html
                   "pgproof.pytest_targets",  # --target a,b: one target per xdist worker
@@ -32,7 +34,6 @@ pytest_plugins = ["pgproof.pytest_fixtures",  # one fixture per layer: the probe
 REPORT_DIRS = ("suites", "scenarios")
 _RESULTS = pytest.StashKey[list[res.CheckResult]]()
 _RUN_DIR = pytest.StashKey[Path]()
-_TARGET = pytest.StashKey[Target]()
 _CONTROLS = pytest.StashKey[list[res.ControlResult]]()
 _SECRETS = pytest.StashKey[list[str]]()
 _WARNINGS = pytest.StashKey[list[str]]()
@@ -124,13 +125,6 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.self_contained_html = True
 
 
-def get_target(config: pytest.Config) -> Target:
-    """Load and validate the target once; bad input (config, port, password) stops the run."""
-    if _TARGET not in config.stash:
-        config.stash[_TARGET] = check_input(config, config.getoption("target"))
-    return config.stash[_TARGET]
-
-
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     if any(item.get_closest_marker("control") for item in items):
@@ -194,10 +188,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     from pgproof.layers import of_fixtures, reasons
 
     callspec = getattr(item, "callspec", None)
-    database = callspec.params.get("aws_inventory") if callspec else None
-
-    seen = of_fixtures(getattr(item, "fixturenames", ()))
-    why = reasons(item.config.stash.get(_TARGET, None), seen) if verdict is Verdict.NOT_CHECKED else {}
+    database = (callspec.params.get("aws_inventory") or callspec.params.get("database")
+                if callspec else None)
+    unit = unit_of(item)
+    seen = unit.layers if unit else of_fixtures(getattr(item, "fixturenames", ()))
+    why = reasons(item.config.stash.get(TARGET_KEY, None), seen) if verdict is Verdict.NOT_CHECKED else {}
     item.config.stash[_RESULTS].append(res.CheckResult(
         item.nodeid, list(marker.args), verdict, message, round(report.duration, 3), seen, why,
         database))
@@ -209,7 +204,7 @@ def _waiver_property(item: pytest.Item, ids: list[str]) -> None:
     On the item, not this report: junit writes the properties of the teardown report."""
     from pgproof import waivers
 
-    target = item.config.stash.get(_TARGET, None)
+    target = item.config.stash.get(TARGET_KEY, None)
     for cid in ids:
         d = waivers.decide(target.waivers if target else [], [cid], item.nodeid,
                            _today(item.config))
@@ -355,7 +350,7 @@ def _incomplete(session: pytest.Session) -> dict[str, object]:
     if not out and (_STOPPED in config.stash or ran < collected):
         out["stopped_early"] = (f"{config.stash.get(_STOPPED, 'the run stopped')}: "
                                 f"{ran} of {collected} checks ran")
-    target = config.stash.get(_TARGET, None)
+    target = config.stash.get(TARGET_KEY, None)
     left = config.stash.get(_ORPHAN, None) or (_fault_notice(target) if target else None)
     if left:
         out["orphaned_fault"] = left
@@ -368,7 +363,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _RUN_DIR not in config.stash or not results:
         return
     d = config.stash[_RUN_DIR]
-    target = config.stash.get(_TARGET, None)
+    target = config.stash.get(TARGET_KEY, None)
     from pgproof.pytest_selection import report_scope
 
     scope, selected, partial = report_scope(config, {c for r in results for c in r.controls})

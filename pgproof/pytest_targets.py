@@ -118,3 +118,13 @@ def check_input(config: pytest.Config, name: str) -> Target:
     except UserError as exc:
         pytest.exit(f"pgproof: {exc}", returncode=2)
     return target
+
+
+TARGET_KEY = pytest.StashKey[Target]()
+
+
+def get_target(config: pytest.Config) -> Target:
+    """Load and validate the target once; bad input (config, port, password) stops the run."""
+    if TARGET_KEY not in config.stash:
+        config.stash[TARGET_KEY] = check_input(config, config.getoption("target"))
+    return config.stash[TARGET_KEY]

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from pgproof import catalogue
+from pgproof.catalogue.runner import SUITE_TEST
 
 
 class Waiver(BaseModel):
@@ -46,7 +47,10 @@ class Waiver(BaseModel):
     def _node_id(cls, value: str | None) -> str | None:
         if value is not None and "::" not in value:
             raise ValueError(f"{value!r} is not a test node id (e.g. "
-                             "'suites/test_tls.py::test_tls_versions[writer]')")
+                             f"'{SUITE_TEST}[TLS-1-tls]')")
+        if value is not None and value.endswith(SUITE_TEST.split("/")[-1]):
+            raise ValueError(f"{value!r} names every control's check: name one item, e.g. "
+                             f"'{SUITE_TEST}[TLS-1-tls]' (or waive a control by its ID)")
         return value
 
     @field_validator("justification", "owner")

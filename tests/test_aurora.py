@@ -20,14 +20,16 @@ import pytest
 from moto import mock_aws
 
 from pgproof import doctor
-from pgproof.checks.aws import JUDGES
+from pgproof.catalogue.runner import judges
+from pgproof.catalogue.runner import seen as _seen
 from pgproof.checks.aws_alarms import drill_alarms
-from pgproof.checks.aws_evidence import seen
 from pgproof.lab import aws_spec, aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
 from pgproof.probes.aws import AwsInventory, AwsProbe, gather
 from pgproof.target import Aws, Thresholds, parse_target
 from pgproof.verdict import CannotVerify, NotApplicable
+
+JUDGES = judges("aws")
 
 REGION = "us-east-1"
 TH = Thresholds()
@@ -128,7 +130,7 @@ def test_documented_aurora_passes_tls_auth_and_judges_net2(aurora: Aurora) -> No
         assert res[cid][0] == "pass", (cid, res[cid])
     assert inv.secret_id == aurora.secret_arn and inv.secret_from_api
     assert set(inv.subnet_routes) == set(aurora.private_subnets)
-    assert "DB cluster parameter group orders-cluster" in seen(inv, "TLS-2"), seen(inv, "TLS-2")
+    assert "DB cluster parameter group orders-cluster" in _seen("aws", "TLS-2", inv, None), _seen("aws", "TLS-2", inv, None)
     # The cluster decides these, not its members (steampipe-mod-aws-compliance #400).
     for cid in ("BAK-1", "BAK-5", "ENC-1", "HA-1"):
         assert res[cid][0] in ("pass", "cannot-verify"), (cid, res[cid])
@@ -233,7 +235,7 @@ def test_global_database_is_geo_redundancy(aurora: Aurora) -> None:
         GlobalClusterIdentifier="orders-global")
     inv = gather(aurora.cfg)
     assert verdicts(inv)["BAK-3"][0] == "pass"
-    assert "global database orders-global" in seen(inv, "BAK-3")
+    assert "global database orders-global" in _seen("aws", "BAK-3", inv, None)
 
 
 def test_rds_instance_managed_secret_without_secret_id(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.core.authorization import enable_iam_authentication
 
-from pgproof.checks.aws import JUDGES
+from pgproof.catalogue.runner import judges
 from pgproof.lab import aws_spec, aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
 from pgproof.probes import aws as aws_probe
@@ -30,6 +30,8 @@ from pgproof.probes.aws import AwsInventory, AwsProbe, gather
 from pgproof.procs import free_ports, port_open, wait_until
 from pgproof.target import Aws, Thresholds
 from pgproof.verdict import CannotVerify, NotApplicable, Unreachable
+
+JUDGES = judges("aws")
 
 REGION = "us-east-1"
 TH = Thresholds()

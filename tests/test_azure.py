@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pgproof.checks.azure import JUDGES
+from pgproof.catalogue.runner import judges
 from pgproof.errors import UserError
 from pgproof.lab import azure_lab, pki
 from pgproof.lab.azure_mutations import AZURE_MUTATIONS, UNBREAKABLE
@@ -25,6 +25,8 @@ from pgproof.probes.azure_sdk import Clients
 from pgproof.procs import free_ports
 from pgproof.target import Azure, ConfigError, Thresholds, parse_target
 from pgproof.verdict import CannotVerify, NotApplicable, Unreachable
+
+JUDGES = judges("azure")
 
 TH = Thresholds()
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pgproof.checks.azure import JUDGES
+from pgproof.catalogue.runner import judges
 from pgproof.lab.state import LabState
+
+JUDGES = judges("azure")
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,12 +27,12 @@ def test_lab_azure_judges_every_azure_control(lab: LabState, tmp_path: Path) -> 
                         "--reports", str(tmp_path)], cwd=REPO, env=env, capture_output=True,
                        text=True, timeout=240)
     doc = json.loads(next(tmp_path.glob("*/results.json")).read_text())
-    azure = {c["id"]: [k["verdict"] for k in c["checks"] if "test_azure.py" in k["check"]]
+    azure = {c["id"]: [k["verdict"] for k in c["checks"] if k["check"].endswith("-azure]")]
              for c in doc["controls"]}
     assert {cid for cid, v in azure.items() if v} == set(JUDGES), r.stdout[-2000:]
     bad = {cid: v for cid, v in azure.items() if v and v != ["pass"] and cid != "TLS-4"}
     assert not bad, bad
     assert azure["TLS-4"] == ["cannot-verify"]
-    live = {c["id"]: [k["verdict"] for k in c["checks"] if "test_azure.py" not in k["check"]]
+    live = {c["id"]: [k["verdict"] for k in c["checks"] if not k["check"].endswith("-azure]")]
             for c in doc["controls"]}
     assert "pass" in live["TLS-1"] and "pass" in live["AUDIT-1"]  # live layers judged alongside

@@ -49,7 +49,7 @@ def test_bak1_time_retention_window() -> None:
     assert judge.judge_bak1(facts(("time", "7")), TH) == []
     assert judge.judge_bak1(facts(("time", "30")), TH) == []
     [msg] = judge.judge_bak1(facts(("time", "3")), TH)
-    assert "kept 3 days" in msg and "7-30 days" in msg and msg.endswith("(BAK-1)")
+    assert "kept 3 days" in msg and "7-30 days" in msg and "BAK-1" not in msg
     assert "31 days" in judge.judge_bak1(facts(("time", "31")), TH)[0]
     assert "never expired" in judge.judge_bak1(facts(("count", None)), TH)[0]
 
@@ -107,7 +107,7 @@ def test_bak2_full_backup_recent_valid() -> None:
 def test_enc2_and_bak3() -> None:
     assert judge.judge_enc2(facts()) == []
     [msg] = judge.judge_enc2(facts(cipher="none"))
-    assert "repo1 cipher is 'none'" in msg and msg.endswith("(ENC-2)")
+    assert "repo1 cipher is 'none'" in msg and "ENC-2" not in msg
     with pytest.raises(CannotVerify, match="one repository"):
         judge.judge_bak3(facts())
     two = facts(repos=2)

@@ -1,12 +1,13 @@
-"""The catalogue matches the suites, its docs are current, and selection by control ID works.
+"""The catalogue is consistent, its docs are current, and selection by control ID works.
 
-Layers are derived from what each check really touches (its fixtures and probe
-calls, read from the source), so a catalogue entry that drifts from its suite fails.
+A control's layers are the layers its registered checks read (their inputs), so an entry
+cannot drift from what proves it; this module holds the registry to its vocabulary.
 """
 
 from __future__ import annotations
 
-import ast
+import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -15,73 +16,80 @@ from pathlib import Path
 
 import pytest
 
-from pgproof.catalogue import CATALOGUE, FRAMEWORKS, LAYERS, UnknownControl, of_kind, render, select
+from pgproof import pytest_fixtures
+from pgproof.catalogue import (
+    CATALOGUE,
+    FRAMEWORKS,
+    LAYERS,
+    UnknownControl,
+    of_kind,
+    render,
+    runner,
+    select,
+)
+from pgproof.catalogue.model import FIXTURES, PLAIN_INPUTS
 from pgproof.gameday import alarm_drill, restore
 from pgproof.gameday.scenarios import SCENARIOS
 from pgproof.lab.state import LabState
-from pgproof.layers import FIXTURES
 from pgproof.target import Thresholds
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE_LAYERS = FIXTURES  # the suites' layer fixtures (each gated on the target configuring it)
-# A probe called from a check would bypass its layer's gate: checks must ask for the fixture.
-CALL_LAYERS = {"source.scan": "source", "network.resolve": "dns",
-               "network.reachable_from": "vantage", "host.gather": "host",
-               "postgres.verify_full_login": "sql", "postgres.gather": "sql", "aws.gather": "aws"}
+SCENARIO_MODULES = sorted(p.stem for p in (REPO / "scenarios").glob("test_*.py"))
 
 
-def _control_ids(fn: ast.FunctionDef) -> list[str]:
-    out = []
-    for d in fn.decorator_list:
-        if isinstance(d, ast.Call) and ast.unparse(d.func) in ("control", "pytest.mark.control"):
-            out += [a.value for a in d.args if isinstance(a, ast.Constant)]
+def _scenario_controls() -> set[str]:
+    """Control IDs on the scenarios' tests (their ``control`` markers)."""
+    out: set[str] = set()
+    for name in SCENARIO_MODULES:
+        mod = importlib.import_module(f"scenarios.{name}")
+        for fn in vars(mod).values():
+            for m in getattr(fn, "pytestmark", []):
+                if m.name == "control":
+                    out.update(m.args)
     return out
 
 
-def checks() -> list[tuple[str, str, list[str], set[str]]]:
-    """(file, test name, control IDs, layers it touches) for every check in suites/ and scenarios/."""
-    out = []
-    for f in sorted([*(REPO / "suites").glob("test_*.py"), *(REPO / "scenarios").glob("test_*.py")]):
-        for fn in ast.walk(ast.parse(f.read_text())):
-            if isinstance(fn, ast.FunctionDef) and fn.name.startswith("test_"):
-                layers = {FIXTURE_LAYERS[a.arg] for a in fn.args.args if a.arg in FIXTURE_LAYERS}
-                layers |= {CALL_LAYERS[ast.unparse(c.func)] for c in ast.walk(fn)
-                           if isinstance(c, ast.Call) and ast.unparse(c.func) in CALL_LAYERS}
-                out.append((f"{f.parent.name}/{f.name}", fn.name, _control_ids(fn), layers))
-    return out
-
-
-def test_every_marker_is_in_the_catalogue_and_every_compliance_control_has_a_check() -> None:
-    found = checks()
-    assert all(ids for _, _, ids, _ in found), [n for _, n, ids, _ in found if not ids]
-    used = {cid for _, _, ids, _ in found for cid in ids}
-    assert used - set(CATALOGUE) == set(), "markers not in the catalogue"
-    assert set(of_kind("compliance")) - used == set(), "compliance controls without a check"
+def test_every_compliance_control_has_checks_and_every_game_day_a_scenario() -> None:
+    for c in CATALOGUE.values():
+        assert bool(c.checks) == (c.kind == "compliance"), c.id
     in_scenarios = ({cid for s in SCENARIOS.values() for cid in s.controls} | set(alarm_drill.CONTROLS)
                     | set(restore.CONTROLS))
-    assert set(of_kind("gameday")) <= used & in_scenarios
+    marked = _scenario_controls()
+    assert marked <= set(CATALOGUE), "scenario markers not in the catalogue"
+    assert set(of_kind("gameday")) <= marked & in_scenarios
 
 
-def test_catalogue_layers_are_what_the_suites_touch() -> None:
-    derived: dict[str, set[str]] = {}
-    for _, _, ids, layers in checks():
-        for cid in ids:
-            derived.setdefault(cid, set()).update(layers)
-    for cid in of_kind("compliance"):
-        want = derived[cid]
-        assert set(CATALOGUE[cid].layers) == want, f"{cid}: catalogue {CATALOGUE[cid].layers}, suites {want}"
+def test_checks_read_known_inputs_and_their_judges_take_them() -> None:
+    """Each check's inputs are layer fixtures (gated on the target configuring the layer) or
+    plain inputs; its judge and evidence resolve and accept them; a control's layers are its
+    checks' layers; cloud layers have one judge per control."""
+    known = set(FIXTURES) | set(PLAIN_INPUTS)
+    for c in of_kind("compliance"):
+        ctl = CATALOGUE[c]
+        assert ctl.layers == tuple(dict.fromkeys(x for k in ctl.checks for x in k.layers)), c
+        for k in ctl.checks:
+            assert set(k.inputs) | set(k.shows) <= known, (c, k.inputs)
+            assert k.layer in LAYERS and k.layer == (FIXTURES[k.inputs[0]]), (c, k.layer, k.inputs)
+            inspect.signature(runner.resolve(k.judge)).bind(*k.inputs)
+            if k.evidence is not None:
+                inspect.signature(runner.resolve(k.evidence)).bind(*k.inputs, *k.shows)
+        for layer in ("aws", "azure"):
+            assert len([k for k in ctl.checks if k.layer == layer]) <= 1, (c, layer)
 
 
-def test_suites_reach_layers_only_through_gated_fixtures() -> None:
-    direct = [(f, n, layers) for f, n, _, layers in checks() if f.startswith("suites/")
-              and layers - {FIXTURE_LAYERS[a] for a in _args(f, n) if a in FIXTURE_LAYERS}]
-    assert not direct, f"checks calling a probe directly (use the layer's fixture): {direct}"
+def test_layer_fixtures_are_gated_on_the_target() -> None:
+    """A check reaches a layer only through its fixture, which first asks ``layers.require``."""
+    for name, layer in FIXTURES.items():
+        src = inspect.getsource(getattr(pytest_fixtures, name))
+        assert f'layers.require(target, "{layer}")' in src, name
 
 
-def _args(file: str, name: str) -> list[str]:
-    tree = ast.parse((REPO / file).read_text())
-    fn = next(f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == name)
-    return [a.arg for a in fn.args.args]
+def test_suite_items_are_the_registry() -> None:
+    """suites/ holds one generated test; its items are exactly the registry's units."""
+    assert sorted(p.name for p in (REPO / "suites").glob("test_*.py")) == ["test_controls.py"]
+    ids = [u.id for u in runner.units(CATALOGUE.values())]
+    assert len(ids) == len(set(ids))
+    assert {u.control for u in runner.units(CATALOGUE.values())} == set(of_kind("compliance"))
 
 
 def test_entries_are_complete_and_use_known_vocabulary() -> None:
@@ -155,7 +163,8 @@ def _collect(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _expected(*ids: str) -> set[str]:
-    return {f"{f}::{n}" for f, n, cids, _ in checks() if set(cids) & set(ids)}
+    return {f"{runner.SUITE_TEST}[{u.id}]" for u in runner.units(CATALOGUE.values())
+            if u.control in ids}
 
 
 def _collected(r: subprocess.CompletedProcess[str]) -> set[str]:
@@ -209,7 +218,7 @@ def test_check_control_on_the_lab_is_partial(lab: LabState, tmp_path: Path) -> N
 
 
 def test_subset_of_files_then_full_run_shows_no_drift(lab: LabState, tmp_path: Path) -> None:
-    rc, part = _run(lab, tmp_path, "suites/test_network.py", pytest_direct=True)
+    rc, part = _run(lab, tmp_path, "suites", "-k", "NET-", pytest_direct=True)
     assert rc == 0 and part["partial"] is True
     assert part["selected"] == ["NET-1", "NET-2", "NET-3", "NET-4", "NET-5"]
     assert {c["verdict"] for c in part["controls"] if c["id"] == "TLS-1"} == {"not-selected"}
@@ -218,3 +227,132 @@ def test_subset_of_files_then_full_run_shows_no_drift(lab: LabState, tmp_path: P
     r = _cli("drift", "--target", "lab", "--reports", str(tmp_path))
     assert r.returncode == 0, r.stdout
     assert "no control changed verdict" in r.stdout and "not compared" in r.stdout
+
+
+# --- the registry's runner: it names the control; judges never do ---------------------------
+
+def _unit(*judges: object) -> runner.Unit:
+    from pgproof.catalogue.build import check
+
+    return runner.Unit("ZZ-9", "sql", tuple(check("sql", j, "pg_facts") for j in judges))  # type: ignore[arg-type]
+
+
+def _raise(exc: Exception):  # type: ignore[no-untyped-def]
+    def judge(_facts: object) -> list[str]:
+        raise exc
+    return judge
+
+
+def test_the_runner_tags_every_sentence_and_keeps_the_worst_answer() -> None:
+    from pgproof.verdict import CannotVerify, NotApplicable, Unreachable
+
+    def found(_facts: object) -> list[str]:
+        return ["role app is superuser"]
+
+    def passes(_facts: object) -> list[str]:
+        return []
+
+    v = {"pg_facts": object()}
+    assert runner.judge(_unit(found, _raise(CannotVerify("x"))), v) == ["role app is superuser (ZZ-9)"]
+    with pytest.raises(Unreachable, match="down"):
+        runner.judge(_unit(_raise(CannotVerify("gap")), _raise(Unreachable("down"))), v)
+    with pytest.raises(CannotVerify, match="gap"):
+        runner.judge(_unit(passes, _raise(CannotVerify("gap"))), v)
+    with pytest.raises(NotApplicable):
+        runner.judge(_unit(_raise(NotApplicable("no proxy"))), v)
+    assert runner.judge(_unit(passes, _raise(NotApplicable("no proxy"))), v) == []
+
+
+_ID = r"(?:TLS|NET|AUTHZ|AUTH|ENC|AUDIT|BAK|HA|MON|MNT|POOL)-\d"
+
+
+def test_no_judge_sentence_types_its_control_id() -> None:
+    """``(TLS-4)`` or ``TLS-4: `` inside a judge's string: the runner adds the ID, not the judge."""
+    import re
+
+    files = [*(REPO / "pgproof" / "checks").glob("*.py"), *(REPO / "pgproof" / "catalogue").glob("*.py")]
+    typed = [f"{f.name}: {m[0]}" for f in files for m in re.finditer(
+        rf"""\({_ID}\)["']|(?<!["'])["']{_ID}: """, f.read_text())]
+    assert not typed, typed
+
+
+# --- `pgproof controls show ID`: everything about one control -------------------------------
+
+def test_controls_show_prints_everything_about_one_control(tmp_path: Path) -> None:
+    r = _cli("controls", "show", "TLS-5")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    c = CATALOGUE["TLS-5"]
+    for words in (c.requirement, "defined in: pgproof.catalogue.tls", "layers: tls",
+                  "tls: pgproof.checks.tls:judge_tls5 per endpoint",
+                  "tls_facts (pgproof.pytest_fixtures:tls_facts)",
+                  "suites/test_controls.py::test_control[TLS-5-tls]",
+                  "broken by lab mutations: tls-anon-ciphers, tls-no-forward-secrecy, tls-weak",
+                  "HIPAA Security Rule 164.312(e)(1)", "CIS PostgreSQL 17 Benchmark 6.10",
+                  "docs: docs/controls.md#tls-5-strong-crypto"):
+        assert words in out, (words, out)
+    assert "### TLS-5: Strong crypto" in (REPO / "docs" / "controls.md").read_text()
+    # The suite items it names are the ones pytest collects.
+    items = [line.split()[-1] for line in _cli("controls", "show", "BAK-2").stdout.splitlines()
+             if "::test_control[" in line]
+    assert _collected(_collect(tmp_path, "--control", "BAK-2")) == set(items) != set()
+    for bad, words in ((["show"], "name a control"), (["show", "NOPE-1"], "unknown control ID")):
+        r = _cli("controls", *bad)
+        assert r.returncode == 2 and words in r.stderr and r.stdout == "", r.stderr
+
+
+# --- adding a control: one module of your own (plus its registration), nothing else --------
+
+THROWAWAY = '''\
+"""ZZ-1, a throwaway control: the whole of it, definition and judge, in one module."""
+
+from pgproof.catalogue.build import check, control
+
+
+def no_literals(source_findings):
+    return [f"{f.path}:{f.line}: {f.kind}" for f in source_findings]
+
+
+CONTROLS = (control(
+    "ZZ-1", "No literals (throwaway)", "The source tree holds no credential literal.",
+    "Remove them.", severity="low", unmapped_reason="it is a test",
+    checks=(check("source", no_literals, "source_findings",
+                  evidence=lambda f: f"{len(f)} literals"),)),)
+'''
+
+
+def test_a_throwaway_control_is_listed_shown_collected_and_judged(tmp_path: Path) -> None:
+    plug = tmp_path / "plug"
+    (plug / "zz_controls-0.dist-info").mkdir(parents=True)
+    added = {plug / "zz_controls.py": THROWAWAY,
+             plug / "zz_controls-0.dist-info" / "METADATA": "Name: zz-controls\nVersion: 0\n",
+             plug / "zz_controls-0.dist-info" / "entry_points.txt":
+                 "[pgproof.controls]\nzz = zz_controls\n"}
+    for f, text in added.items():
+        f.write_text(text)
+    assert len(added) <= 3
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "db.py").write_text('DSN = "postgresql://app:hunter2hunter2@db/app"\n')
+    cfg = tmp_path / "pgproof.toml"
+    cfg.write_text(f'[targets.t]\nsource_tree = "{src}"\n[targets.t.postgres]\n'
+                   'writer = { host = "127.0.0.1", port = 1 }\nuser = "x"\n')
+    env = {**os.environ, "PYTHONPATH": str(plug), "PGPROOF_CONFIG": str(cfg)}
+
+    listed = _cli("controls", env=env)
+    assert any(line.split()[:3] == ["ZZ-1", "compliance", "source"]
+               for line in listed.stdout.splitlines()), listed.stdout + listed.stderr
+    shown = _cli("controls", "show", "ZZ-1", env=env).stdout
+    assert "source: zz_controls:no_literals" in shown and "defined in: zz_controls" in shown
+    assert "suites/test_controls.py::test_control[ZZ-1-source]" in shown
+
+    reports = tmp_path / "reports"
+    r = subprocess.run([sys.executable, "-m", "pytest", "suites", "--target", "t",
+                        "--pgproof-config", str(cfg), "--control", "ZZ-1", "--reports",
+                        str(reports), "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    assert "suites/test_controls.py::test_control[ZZ-1-source]" in r.stdout, r.stdout + r.stderr
+    doc = json.loads((reports / "latest" / "results.json").read_text())
+    zz = next(c for c in doc["controls"] if c["id"] == "ZZ-1")
+    assert zz["verdict"] == "fail" and r.returncode == 1, (zz, r.stdout[-2000:])
+    assert zz["checks"][0]["evidence"].endswith("(ZZ-1)"), zz

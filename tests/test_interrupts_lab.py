@@ -28,7 +28,7 @@ from pgproof.lab.state import LabState
 from pgproof.target import load_target
 
 REPO = Path(__file__).resolve().parent.parent
-CONTROLS = "MON-3,POOL-1,TLS-1"  # test_monitoring, test_pooling, test_tls: held at pooling
+CONTROLS = "MON-3,POOL-1,TLS-1"  # items TLS-1-* (first), POOL-1-pooler, MON-3-health (last)
 TIMEOUT = 300
 
 
@@ -122,7 +122,7 @@ def test_a_signal_during_a_run_is_exit_2_and_marked_interrupted(lab: LabState, t
                    "-p", "holdplugin") if how == "pytest" else
            _check("--target", "lab", "--reports", str(reports), "--control", CONTROLS,
                   "--framework", "hipaa", "--", "-p", "holdplugin"))
-    run = Run(cmd, _env(lab, PGPROOF_TEST_HOLD_AT="test_pooling.py"), tmp_path, "run")
+    run = Run(cmd, _env(lab, PGPROOF_TEST_HOLD_AT="[POOL-1-pooler]"), tmp_path, "run")
     run.wait_held()
     sent = time.time()
     run.proc.send_signal(getattr(signal, sig))
@@ -137,7 +137,7 @@ def test_a_signal_during_a_run_is_exit_2_and_marked_interrupted(lab: LabState, t
     assert abs(time.mktime(time.strptime(at[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone - sent) < 30
     assert doc["partial"] is True and doc["exit_code"] == 2
     verdicts = _by_id(doc)
-    assert verdicts["MON-3"] == "pass" and verdicts["TLS-1"] == "not-checked", verdicts
+    assert verdicts["TLS-1"] == "pass" and verdicts["MON-3"] == "not-checked", verdicts
     assert f"Not a verdict: interrupted by {sig} at {at}" in (d / "summary.html").read_text()
     (line,) = _history(reports)
     assert line["interrupted"] is True and line["interrupted_by"] == sig and line["exit_code"] == 2
@@ -150,7 +150,7 @@ def test_sigterm_before_any_check_finished_leaves_no_run_directory(lab: LabState
     reports = tmp_path / "reports"
     run = Run(_check("--target", "lab", "--reports", str(reports), "--control", CONTROLS, "--",
                      "-p", "holdplugin"),
-              _env(lab, PGPROOF_TEST_HOLD_AT="test_azure.py"), tmp_path, "first")
+              _env(lab, PGPROOF_TEST_HOLD_AT="[TLS-1-tls]"), tmp_path, "first")
     run.wait_held()
     run.proc.send_signal(signal.SIGTERM)
     assert run.finish() == 2, run.text()
@@ -169,7 +169,7 @@ def test_keyboard_interrupt_inside_a_probe_is_an_interruption(lab: LabState, tmp
     assert "pgproof: interrupted by KeyboardInterrupt" in r.stderr, r.stderr
     _, doc = _results(reports)
     assert doc["interrupted"] is True and doc["interrupted_by"] == "KeyboardInterrupt"
-    assert doc["exit_code"] == 2 and _by_id(doc)["MON-3"] == "pass"
+    assert doc["exit_code"] == 2 and _by_id(doc)["TLS-1"] == "pass"
 
 
 def test_stopped_early_is_never_compliant_and_drift_skips_it(lab: LabState, config: Path,
@@ -184,7 +184,7 @@ def test_stopped_early_is_never_compliant_and_drift_skips_it(lab: LabState, conf
     _, doc = _results(reports / "x")
     assert doc["stopped_early"].startswith("stopping after 1 failures"), doc["stopped_early"]
     assert doc["partial"] is True and doc["exit_code"] == 1
-    assert _by_id(doc)["POOL-1"] == "fail" and _by_id(doc)["TLS-1"] == "not-checked"
+    assert _by_id(doc)["POOL-1"] == "fail" and _by_id(doc)["MON-3"] == "not-checked"
     assert "stopped early" in r.stderr and "NOT A VERDICT: stopped early" in r.stdout
 
     r = subprocess.run(_check("--target", "strictwaived", "--config", str(config), "--reports",
@@ -265,7 +265,7 @@ def test_two_checks_into_one_reports_folder_each_exit_with_their_own_verdict(
             runs[name] = Run(_check("--target", name, "--config", str(config), "--reports",
                                     str(reports), "--control", CONTROLS, "--framework", "hipaa",
                                     "--", "-p", "holdplugin"),
-                             _env(lab, PGPROOF_TEST_HOLD_AT="test_tls.py"), tmp_path, f"{name}{n}",
+                             _env(lab, PGPROOF_TEST_HOLD_AT="[MON-3-health]"), tmp_path, f"{name}{n}",
                              release=tmp_path / f"go{n}")
         for run in runs.values():
             run.wait_held()

@@ -171,7 +171,7 @@ def test_live_only_run_against_plain_postgres(tmp_path: Path) -> None:
         for ch in checks:
             if "aws" in ch["layers"]:
                 assert ch["verdict"] == "not-checked" and ch["evidence"].startswith(NO_AWS)
-            if {"sql", "tls"} & set(ch["layers"]) and "test_app_role" not in ch["check"]:
+            if {"sql", "tls"} & set(ch["layers"]) and "AUTHZ-1" not in ch["check"]:
                 assert ch["verdict"] in ("pass", "fail", "cannot-verify", "skip"), ch
         assert by_id["AUTHZ-1"]["verdict"] == "not-checked"  # no app_role: nothing to judge
         assert "no postgres.app_role configured" in by_id["AUTHZ-1"]["layers_not_checked"]["sql"]

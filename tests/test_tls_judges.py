@@ -64,7 +64,7 @@ def _scan(**rows: ClassResult) -> CipherScan:
 ])
 def test_judge_tls5_flags_weak_cipher(name: str, weakness: str) -> None:
     (problem,) = judge_tls5(_facts(cipher=name, protocol="TLSv1.2"), TH)
-    assert problem.startswith(f"TLS-5: db:5432 negotiated cipher {name}") and weakness in problem
+    assert problem.startswith(f"db:5432 negotiated cipher {name}") and weakness in problem
 
 
 def test_judge_tls5_weak_cipher_on_legacy_version_and_small_keys() -> None:

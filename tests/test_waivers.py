@@ -36,7 +36,7 @@ from pgproof.verdict import Verdict
 from pgproof.waivers import Waiver
 
 REPO = Path(__file__).resolve().parent.parent
-AUTH4_CHECK = "suites/test_auth.py::test_no_credentials_in_source"
+AUTH4_CHECK = "suites/test_controls.py::test_control[AUTH-4-source]"
 TODAY = dt.date(2026, 6, 1)
 
 
@@ -62,6 +62,7 @@ GOOD = {"control": '"AUTH-4"', "justification": '"legacy app until CHG-1"',
     ({"control": '"NOPE-1"'}, "control", "unknown control ID 'NOPE-1'"),
     ({"control": '"HA-2"'}, "control", "HA-2 is a game-day control"),
     ({"check": '"test_no_credentials_in_source"'}, "check", "not a test node id"),
+    ({"check": '"suites/test_controls.py::test_control"'}, "check", "names every control's check"),
     ({"check": f'"{AUTH4_CHECK}"'}, "", "exactly one of 'control'"),
     ({"control": None}, "", "exactly one of 'control'"),
     ({"reason": '"x"'}, "reason", "unknown field"),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["compliance", "gameday"]
 # How bad a failure of the control is, whatever this run's verdict: OCSF severity_id 1-5 and
@@ -36,6 +37,43 @@ LAYERS: dict[str, str] = {
 
 FRAMEWORKS = ("hipaa", "cis", "fsbp")
 
+# The inputs a judge may ask for: the probes' pytest fixtures (each one layer's facts, gated on
+# the target configuring that layer), plus ``target`` and ``thresholds`` (no layer).
+FIXTURES: dict[str, str] = {
+    "tls_facts": "tls", "pg_facts": "sql", "verify_full_login": "sql", "aws_inventory": "aws",
+    "azure_inventory": "azure",
+    "pooler_facts": "pooler", "health_facts": "health", "dns_facts": "dns",
+    "vantage_reach": "vantage", "host_facts": "host", "source_findings": "source",
+    "backup_facts": "backup", "replication_facts": "sql",
+}
+assert set(FIXTURES.values()) <= set(LAYERS), "a fixture names a layer the catalogue lacks"
+PLAIN_INPUTS = ("target", "thresholds")
+
+# A judge or evidence function: a callable, or "module:function" imported when first run (so
+# the catalogue, which target.py's waivers read, never imports the probes or cloud SDKs).
+Ref = str | Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One judge of a control at one layer: the facts it reads (``inputs``, in call order),
+    the function that turns them into problem sentences, and a one-line evidence function
+    for a pass. Sentences never name the control: the runner adds ``(ID)`` to each."""
+
+    layer: str
+    judge: Ref
+    inputs: tuple[str, ...]
+    evidence: Ref | None = None
+    settings: tuple[str, ...] = ()  # server settings (pg_settings) it reads: doctor names the control
+    per_endpoint: bool = False  # the first input maps endpoint -> facts: judge each one
+    shows: tuple[str, ...] = ()  # inputs only the evidence reads (after the judge's)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer whose facts it reads (TLS-3's tls check also reads a verify-full login)."""
+        seen = dict.fromkeys([self.layer, *(FIXTURES[i] for i in self.inputs if i in FIXTURES)])
+        return tuple(seen)
+
 
 @dataclass(frozen=True)
 class Control:
@@ -51,6 +89,8 @@ class Control:
     # Why a control has no HIPAA citation (an auditor must not guess whether it was forgotten).
     unmapped_reason: str = ""
     severity: Severity = "medium"
+    # The judges that prove it, per layer (compliance controls); game days are in scenarios/.
+    checks: tuple[Check, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "title": self.title, "requirement": self.requirement,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
-from pgproof.catalogue import CATALOGUE, FRAMEWORKS, LAYERS, Control
+from pgproof.catalogue import CATALOGUE, FRAMEWORKS, LAYERS, Control, runner
+from pgproof.catalogue.controls import family_of
 from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
+from pgproof.catalogue.model import FIXTURES
 from pgproof.target import Thresholds
 
 FRAMEWORK_NAMES = {k: f.name for k, f in FRAMEWORK_DEFS.items()}
@@ -99,7 +101,7 @@ A known failure can be accepted for a while, in the target's config:
 
 ```toml
 [[targets.staging.waivers]]
-control = "NET-3"            # or: check = "suites/test_network.py::test_security_groups"
+control = "NET-3"            # or: check = "suites/test_controls.py::test_control[NET-3-aws]"
 justification = "legacy batch host until the VPC migration (CHG-1234)"
 owner = "dba-team@example.com"
 expires = 2027-03-31
@@ -120,7 +122,7 @@ sentence naming the field (exit 2).
 def markdown() -> str:
     """docs/controls.md, generated: `pgproof controls --format markdown > docs/controls.md`."""
     out = ["# pgproof controls", "",
-           "Generated from `pgproof/catalogue/controls.py` by "
+           "Generated from `pgproof/catalogue/` (one module per family) by "
            "`pgproof controls --format markdown`; do not edit by hand.", "",
            "Verdicts per control: **pass**, **fail**, **error** (could not check), **skip** "
            "(not applicable, with the reason), **cannot-verify** (the target does not expose "
@@ -148,3 +150,37 @@ def _anchor(c: Control) -> str:
     text = f"{c.id}: {c.title}".lower()
     keep = "".join(ch for ch in text if ch.isalnum() or ch in " -_")
     return keep.replace(" ", "-")
+
+
+def show(c: Control, mutations: dict[str, frozenset[str]] | None) -> str:
+    """Everything about one control (``pgproof controls show ID``): what it requires, each
+    layer's judges (module:function) and the probe fixtures they read, its suite items, the
+    lab mutations that break it, its framework citations and its section in docs/controls.md."""
+    lines = [f"{c.id}: {c.title}", f"  defined in: {family_of(c.id)}",
+             f"  kind: {c.kind}; severity of a failure: {c.severity}",
+             f"  requirement: {c.requirement}", f"  layers: {', '.join(c.layers)}",
+             f"  thresholds: {', '.join(c.thresholds) or 'none'}",
+             f"  remediation: {c.remediation}"]
+    if c.checks:
+        lines.append("  judges:")
+        for k in c.checks:
+            probes = [f"{i} (pgproof.pytest_fixtures:{i})" for i in k.inputs if i in FIXTURES]
+            each = " per endpoint" if k.per_endpoint else ""
+            lines.append(f"    {k.layer}: {runner.where(k.judge)}{each}; reads {', '.join(probes)}")
+        lines.append("  suite items:")
+        lines += [f"    {runner.SUITE_TEST}[{u.id}]" for u in runner.units([c])]
+    else:
+        lines.append("  proven by a game day: `pgproof gameday` / `pytest scenarios` "
+                     "(docs/gamedays.md)")
+    if mutations is None:
+        lines.append("  broken by: (the lab is not installed, so its mutations are unknown)")
+    else:
+        names = sorted(n for n, breaks in mutations.items() if c.id in breaks)
+        lines.append(f"  broken by lab mutations: {', '.join(names) or 'none'}")
+    refs = [f"{FRAMEWORK_NAMES[k]} {', '.join(c.frameworks[k])}"
+            for k in FRAMEWORKS if c.frameworks.get(k)]
+    lines.append(f"  frameworks: {'; '.join(refs) or 'none'}")
+    if c.unmapped_reason:
+        lines.append(f"  no HIPAA citation because {c.unmapped_reason}")
+    lines.append(f"  docs: docs/controls.md#{_anchor(c)}")
+    return "\n".join(lines)

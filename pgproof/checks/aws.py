@@ -1,4 +1,4 @@
-"""AWS-layer judges for the security controls (TLS, NET, AUTH, ENC) plus the registry ``JUDGES``.
+"""AWS-layer judges for the security controls (TLS, NET, AUTH, ENC).
 
 Each ``judge_<control>(inv, th)`` is pure: it reads an ``AwsInventory`` and returns
 sentences (what was found, where, what the spec wants); empty means compliant.
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-from pgproof.checks import aws_ops
 from pgproof.checks.aws_util import ON, dbid, param_problems, primary, private_cidr, verdict
 from pgproof.probes.aws import AwsInventory
 from pgproof.target import Thresholds
@@ -31,12 +30,12 @@ def judge_tls1(inv: AwsInventory, th: Thresholds) -> list[str]:
     return param_problems(
         inv, "ssl_min_protocol_version",
         lambda v: v in TLS_ORDER and TLS_ORDER.index(v) >= floor,
-        f"{th.tls_min_version} or newer", "TLS-1")
+        f"{th.tls_min_version} or newer")
 
 
 def judge_tls2(inv: AwsInventory, th: Thresholds) -> list[str]:
     """rds.force_ssl=1 makes RDS refuse plaintext connections."""
-    return param_problems(inv, "rds.force_ssl", lambda v: v.lower() in ON, "1", "TLS-2")
+    return param_problems(inv, "rds.force_ssl", lambda v: v.lower() in ON, "1")
 
 
 def judge_tls4(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -> list[str]:
@@ -56,19 +55,19 @@ def judge_tls4(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -
                         f"(CertificateDetails.ValidTill absent)")
         elif till < soon:
             problems.append(f"{dbid(inst)}: the server certificate expires {till:%Y-%m-%d}; "
-                            f"the spec wants >= {th.cert_min_days} days left (TLS-4)")
+                            f"the spec wants >= {th.cert_min_days} days left")
     for ca, users in cas.items():
         where = f"CA {ca} (used by {', '.join(users)})"
         if ca in th.deprecated_ca_ids:
             problems.append(f"{where} is deprecated; the spec wants a current CA such as "
-                            f"rds-ca-rsa2048-g1 (TLS-4)")
+                            f"rds-ca-rsa2048-g1")
         cert = inv.certificates.get(ca)
         if cert is None:
             gaps.append(f"{where}: expiry unknown "
                         f"({inv.missing.get('certificates', 'DescribeCertificates: no record')})")
         elif cert.get("ValidTill") and cert["ValidTill"] < soon:
             problems.append(f"{where} expires {cert['ValidTill']:%Y-%m-%d}; the spec wants "
-                            f">= {th.cert_min_days} days left (TLS-4)")
+                            f">= {th.cert_min_days} days left")
     return verdict(problems, gaps)
 
 
@@ -78,13 +77,13 @@ def judge_tls6(inv: AwsInventory, th: Thresholds) -> list[str]:
         raise NotApplicable("no RDS Proxy is configured for this target (aws.db_proxy_name)")
     if inv.proxy is None:
         return ["the configured RDS Proxy was not found; the spec wants it to exist "
-                "with RequireTLS on (TLS-6)"]
+                "with RequireTLS on"]
     name = inv.proxy["DBProxyName"]
     if "RequireTLS" not in inv.proxy:
         raise CannotVerify(f"db-proxy {name}: RequireTLS is not reported")
     if inv.proxy["RequireTLS"] is not True:
         return [f"db-proxy {name}: RequireTLS is off, so clients may connect in plaintext; "
-                f"the spec wants RequireTLS on (TLS-6)"]
+                f"the spec wants RequireTLS on"]
     return []
 
 
@@ -99,7 +98,7 @@ def judge_net1(inv: AwsInventory, th: Thresholds) -> list[str]:
             gaps.append(f"{dbid(inst)}: PubliclyAccessible not reported")
         elif inst["PubliclyAccessible"]:
             problems.append(f"{dbid(inst)}: PubliclyAccessible is true; the spec wants "
-                            f"false on the primary and every replica (NET-1)")
+                            f"false on the primary and every replica")
     return verdict(problems, gaps)
 
 
@@ -112,7 +111,7 @@ def judge_net2(inv: AwsInventory, th: Thresholds) -> list[str]:
     for subnet, rt in sorted(inv.subnet_routes.items()):
         if rt["route_table_id"] is None:
             problems.append(f"subnet {subnet}: no route table found (not even a VPC main "
-                            f"table); the spec wants a private route table (NET-2)")
+                            f"table); the spec wants a private route table")
             continue
         how = "explicitly associated" if rt["explicit"] else "the VPC main table"
         for r in rt["routes"]:
@@ -121,7 +120,7 @@ def judge_net2(inv: AwsInventory, th: Thresholds) -> list[str]:
             if dest in WORLD and gw.startswith("igw-"):
                 problems.append(f"subnet {subnet} of the DB subnet group: route table "
                                 f"{rt['route_table_id']} ({how}) sends {dest} to internet gateway "
-                                f"{gw}; the spec wants no internet route in DB subnets (NET-2)")
+                                f"{gw}; the spec wants no internet route in DB subnets")
     return problems
 
 
@@ -139,19 +138,19 @@ def _rule_problems(sg: str, rule: dict, port: int, apps: set[str]) -> tuple[list
     for cidr in sources:
         if cidr in WORLD:
             problems.append(f"{where} is open to {cidr}; the spec wants port {port} open only "
-                            f"to app-tier security groups or private CIDRs (NET-3)")
+                            f"to app-tier security groups or private CIDRs")
         elif not private_cidr(cidr):
             problems.append(f"{where} is open to public range {cidr}; the spec wants only "
-                            f"app-tier security groups or private CIDRs (NET-3)")
+                            f"app-tier security groups or private CIDRs")
     for pair in rule.get("UserIdGroupPairs", []):
         gid = pair.get("GroupId")
         if apps and gid not in apps and gid != sg:
             problems.append(f"{where} is open to security group {gid}, which is not an "
-                            f"app-tier group ({', '.join(sorted(apps))}) (NET-3)")
+                            f"app-tier group ({', '.join(sorted(apps))})")
     for pl in rule.get("PrefixListIds", []):
         gaps.append(f"{where}: prefix list {pl.get('PrefixListId')} cannot be judged")
     if every and (sources or rule.get("UserIdGroupPairs") or rule.get("PrefixListIds")):
-        problems.append(f"{where} opens every port; the spec wants only the DB port {port} (NET-3)")
+        problems.append(f"{where} opens every port; the spec wants only the DB port {port}")
     return problems, gaps
 
 
@@ -197,10 +196,10 @@ def judge_auth2(inv: AwsInventory, th: Thresholds) -> list[str]:
                  else dbid(primary(inv)))
         return [f"{owner}: no master secret in Secrets Manager (aws.secret_id unset and no "
                 f"MasterUserSecret: ManageMasterUserPassword off); the spec wants a managed, "
-                f"rotated secret (AUTH-2)"]
+                f"rotated secret"]
     if inv.secret is None:
         return [f"secret {inv.secret_id} was not found; the spec wants the master secret in "
-                f"Secrets Manager with rotation on (AUTH-2)"]
+                f"Secrets Manager with rotation on"]
     name = inv.secret.get("Name", inv.secret_id)
     rds_owned = inv.secret_from_api or inv.secret.get("OwningService") == "rds"
     if rds_owned and "RotationEnabled" not in inv.secret:
@@ -211,14 +210,14 @@ def judge_auth2(inv: AwsInventory, th: Thresholds) -> list[str]:
     # Secrets Manager omits RotationEnabled for a secret never set to rotate.
     if not inv.secret.get("RotationEnabled"):
         return [f"secret {name}: rotation is off; the spec wants rotation on, every "
-                f"<= {th.secret_rotation_max_days} days (AUTH-2)"]
+                f"<= {th.secret_rotation_max_days} days"]
     days = _rotation_days(inv.secret)
     if days is None:
         raise CannotVerify(f"secret {name}: rotation schedule {inv.secret.get('RotationRules')} "
                            f"cannot be read as an interval")
     if days > th.secret_rotation_max_days:
         return [f"secret {name}: rotates every {float(days):g} days; the spec wants <= "
-                f"{th.secret_rotation_max_days} days (AUTH-2)"]
+                f"{th.secret_rotation_max_days} days"]
     return []
 
 
@@ -232,7 +231,7 @@ def judge_auth3(inv: AwsInventory, th: Thresholds) -> list[str]:
     if inv.secret_password_length < th.min_password_length:
         return [f"secret {inv.secret.get('Name')}: the master password has "
                 f"{inv.secret_password_length} characters; the spec wants >= "
-                f"{th.min_password_length} (AUTH-3)"]
+                f"{th.min_password_length}"]
     return []
 
 
@@ -246,7 +245,7 @@ def judge_auth5(inv: AwsInventory, th: Thresholds) -> list[str]:
             raise CannotVerify(f"{where}: MasterUsername not reported")
         if user.lower() in th.forbidden_admin_names:
             problems.append(f"{where}: master username is {user!r}; the spec wants a name other "
-                            f"than {', '.join(th.forbidden_admin_names)} (AUTH-5)")
+                            f"than {', '.join(th.forbidden_admin_names)}")
     return problems
 
 
@@ -267,7 +266,7 @@ def judge_enc1(inv: AwsInventory, th: Thresholds) -> list[str]:
             continue
         if inst.get("StorageEncrypted") is not True:
             problems.append(f"{_rid(inst)}: StorageEncrypted is false; the spec wants storage "
-                            f"encrypted with a customer-managed KMS key (ENC-1)")
+                            f"encrypted with a customer-managed KMS key")
             continue
         key_id = inst.get("KmsKeyId")
         key = inv.kms_keys.get(key_id or "")
@@ -278,16 +277,16 @@ def judge_enc1(inv: AwsInventory, th: Thresholds) -> list[str]:
         if key.get("KeyManager") == "AWS" or aws_alias:
             which = aws_alias[0] if aws_alias else key["KeyId"]
             problems.append(f"{_rid(inst)}: storage key {which} is AWS-managed; the spec wants a "
-                            f"customer-managed key (ENC-1)")
+                            f"customer-managed key")
             continue
         if key.get("KeyState") != "Enabled":
             problems.append(f"{_rid(inst)}: KMS key {key['KeyId']} is {key.get('KeyState')}; the "
-                            f"spec wants it enabled (ENC-1)")
+                            f"spec wants it enabled")
         if key.get("RotationEnabled") is None:
             gaps.append(f"KMS key {key['KeyId']}: rotation status not readable")
         elif not key["RotationEnabled"]:
             problems.append(f"{_rid(inst)}: KMS key {key['KeyId']} has rotation off; the spec "
-                            f"wants automatic key rotation on (ENC-1)")
+                            f"wants automatic key rotation on")
     return verdict(problems, gaps)
 
 
@@ -299,10 +298,10 @@ def judge_enc2(inv: AwsInventory, th: Thresholds) -> list[str]:
         kind = snap.get("SnapshotType", "snapshot")
         if snap.get("Encrypted") is not True:
             problems.append(f"{kind} snapshot {sid}: not encrypted; the spec wants every "
-                            f"snapshot encrypted (ENC-2)")
+                            f"snapshot encrypted")
         if "all" in inv.snapshot_restore.get(sid, []):
             problems.append(f"{kind} snapshot {sid}: restore attribute includes 'all' (public); "
-                            f"the spec wants no snapshot shared publicly (ENC-2)")
+                            f"the spec wants no snapshot shared publicly")
     for snap in inv.cluster_snapshots:
         sid = snap["DBClusterSnapshotIdentifier"]
         kind = snap.get("SnapshotType", "snapshot")
@@ -310,10 +309,10 @@ def judge_enc2(inv: AwsInventory, th: Thresholds) -> list[str]:
             gaps.append(f"{kind} cluster snapshot {sid}: encryption not reported")
         elif snap["StorageEncrypted"] is not True:
             problems.append(f"{kind} cluster snapshot {sid}: not encrypted; the spec wants every "
-                            f"snapshot encrypted (ENC-2)")
+                            f"snapshot encrypted")
         if "all" in inv.cluster_snapshot_restore.get(sid, []):
             problems.append(f"{kind} cluster snapshot {sid}: restore attribute includes 'all' "
-                            f"(public); the spec wants no snapshot shared publicly (ENC-2)")
+                            f"(public); the spec wants no snapshot shared publicly")
     covered = {s.get("DBInstanceIdentifier") for s in inv.snapshots
                if s.get("SnapshotType") == "automated" and "Encrypted" in s}
     for ab in inv.automated_backups:
@@ -321,7 +320,7 @@ def judge_enc2(inv: AwsInventory, th: Thresholds) -> list[str]:
         if "Encrypted" in ab:
             if not ab["Encrypted"]:
                 problems.append(f"{where}: not encrypted; the spec wants automated backups "
-                                f"encrypted (ENC-2)")
+                                f"encrypted")
         elif ab.get("DBInstanceIdentifier") not in covered:
             gaps.append(f"{where}: encryption not reported")
     return verdict(problems, gaps)
@@ -333,29 +332,20 @@ def judge_enc3(inv: AwsInventory, th: Thresholds) -> list[str]:
         raise NotApplicable("no backup bucket is configured for this target (aws.backup_bucket)")
     b, where = inv.bucket, f"s3 bucket {inv.bucket_name}"
     if not b.get("exists"):
-        return [f"{where} does not exist; the spec wants a locked backup bucket (ENC-3)"]
+        return [f"{where} does not exist; the spec wants a locked backup bucket"]
     problems = []
     algos = [r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
              for r in (b.get("encryption") or {}).get("Rules", [])]
     if not any(a in ("aws:kms", "aws:kms:dsse") for a in algos):
         found = ", ".join(a for a in algos if a) or "none configured"
-        problems.append(f"{where}: default encryption is {found}; the spec wants SSE-KMS (ENC-3)")
+        problems.append(f"{where}: default encryption is {found}; the spec wants SSE-KMS")
     pab = b.get("public_access_block")
     off = [k for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
                        "RestrictPublicBuckets") if not (pab or {}).get(k)]
     if off:
         problems.append(f"{where}: public access block {'absent' if pab is None else 'has ' + ', '.join(off) + ' off'}; "
-                        f"the spec wants all four settings on (ENC-3)")
+                        f"the spec wants all four settings on")
     if b.get("versioning") != "Enabled":
         problems.append(f"{where}: versioning is {b.get('versioning') or 'never enabled'}; the "
-                        f"spec wants it Enabled (ENC-3)")
+                        f"spec wants it Enabled")
     return problems
-
-
-JUDGES: dict[str, Judge] = {
-    "TLS-1": judge_tls1, "TLS-2": judge_tls2, "TLS-4": judge_tls4, "TLS-6": judge_tls6,
-    "NET-1": judge_net1, "NET-2": judge_net2, "NET-3": judge_net3,
-    "AUTH-2": judge_auth2, "AUTH-3": judge_auth3, "AUTH-5": judge_auth5,
-    "ENC-1": judge_enc1, "ENC-2": judge_enc2, "ENC-3": judge_enc3,
-    **aws_ops.JUDGES,
-}

@@ -202,13 +202,13 @@ def judge_mon1(inv: AwsInventory, th: Thresholds) -> list[str]:
         found = [a for a in inv.alarms if _answers(a, need)]
         if not found:
             problems.append(f"{where}: no CloudWatch alarm on {need.namespace} {need.metric}; the "
-                            f"spec wants an alarm for {need.what} that pages someone (MON-1)")
+                            f"spec wants an alarm for {need.what} that pages someone")
             continue
         verdicts = {a["AlarmName"]: _issues(a, need, inv) for a in found}
         if not any(not v for v in verdicts.values()):
             name, why = next(iter(verdicts.items()))
             problems.append(f"{where}: alarm {name}: {'; '.join(why)}; the spec wants an alarm for "
-                            f"{need.what} with an action whose SNS topic has a subscriber (MON-1)")
+                            f"{need.what} with an action whose SNS topic has a subscriber")
     events, unknown = event_problems(inv)
     return verdict(problems + events, gaps + unknown)
 

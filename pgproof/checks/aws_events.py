@@ -76,4 +76,4 @@ def event_problems(inv: AwsInventory) -> tuple[list[str], list[str]]:
     seen = f"; subscriptions that do not count: {', '.join(refused)}" if refused else ""
     return [f"{where}: no enabled RDS event subscription with a subscribed SNS topic covers the "
             f"{', '.join(missing)} event categories{seen}; the spec wants RDS events for failure, "
-            f"failover, low storage and backup/recovery to page someone (MON-1)"], []
+            f"failover, low storage and backup/recovery to page someone"], []

@@ -7,12 +7,10 @@ missing fact, not a found problem, stands between us and a verdict.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from typing import Any
 
-from pgproof.checks.aws_alarms import judge_mon1
 from pgproof.checks.aws_util import ON, dbid, not_cluster_member, param_problems, primary, verdict
 from pgproof.exact import duration
 from pgproof.probes.aws import AwsInventory
@@ -35,7 +33,7 @@ def judge_audit1(inv: AwsInventory, th: Thresholds) -> list[str]:
         ("log_disconnections", lambda v: v.lower() in ON, "1"),
     ]:
         try:
-            problems += param_problems(inv, name, ok, wants, "AUDIT-1")
+            problems += param_problems(inv, name, ok, wants)
         except CannotVerify as exc:
             gaps.append(str(exc))
     # A cluster exports its members' logs (the member records report none on Aurora).
@@ -44,15 +42,15 @@ def judge_audit1(inv: AwsInventory, th: Thresholds) -> list[str]:
         if "postgresql" not in inst.get("EnabledCloudwatchLogsExports", []):
             problems.append(f"{where}: the postgresql log is not exported to CloudWatch "
                             f"(EnabledCloudwatchLogsExports {inst.get('EnabledCloudwatchLogsExports', [])}); "
-                            f"the spec wants it exported with a retention (AUDIT-1)")
+                            f"the spec wants it exported with a retention")
     group = f"{inv.log_group_prefix or '/aws/rds/instance/' + p['DBInstanceIdentifier']}/postgresql"
     lg = inv.log_groups.get(group)
     if lg is None:
         problems.append(f"log group {group} does not exist; the spec wants the postgresql log "
-                        f"exported to it with a retention (AUDIT-1)")
+                        f"exported to it with a retention")
     elif not lg.get("retentionInDays"):
         problems.append(f"log group {group}: no retention (kept forever, unmanaged); the spec "
-                        f"wants a retention period set (AUDIT-1)")
+                        f"wants a retention period set")
     return verdict(problems, gaps)
 
 
@@ -65,7 +63,7 @@ def judge_bak1(inv: AwsInventory, th: Thresholds) -> list[str]:
         raise CannotVerify(f"{where}: BackupRetentionPeriod not reported")
     lo, hi = th.backup_retention_min_days, th.backup_retention_max_days
     if not lo <= days <= hi:
-        return [f"{where}: BackupRetentionPeriod is {days} days; the spec wants {lo}-{hi} days (BAK-1)"]
+        return [f"{where}: BackupRetentionPeriod is {days} days; the spec wants {lo}-{hi} days"]
     return []
 
 
@@ -74,7 +72,7 @@ def judge_bak2(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -
     p = primary(inv)
     if not (inv.cluster or p).get("BackupRetentionPeriod"):
         return [f"{dbid(p)}: automated backups are off (retention 0), so there is no "
-                f"point-in-time recovery; the spec wants PITR within {th.rpo_minutes:g} min (BAK-2)"]
+                f"point-in-time recovery; the spec wants PITR within {th.rpo_minutes:g} min"]
     latest = (inv.cluster or p).get("LatestRestorableTime")
     if latest is None:
         raise CannotVerify(f"{dbid(p)}: LatestRestorableTime not reported")
@@ -82,7 +80,7 @@ def judge_bak2(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -
     if lag > duration(minutes=th.rpo_minutes):
         return [f"{dbid(p)}: latest restorable time is {lag.total_seconds() / 60:.1f} min ago; "
                 f"the spec wants "
-                f"<= {th.rpo_minutes:g} min (BAK-2)"]
+                f"<= {th.rpo_minutes:g} min"]
     return []
 
 
@@ -123,7 +121,7 @@ def judge_bak3(inv: AwsInventory, th: Thresholds) -> list[str]:
         name = plan["BackupPlan"].get("BackupPlanName", plan["BackupPlanId"])
         if plan.get("DeletionDate"):
             problems.append(f"backup plan {name} is deleted; the spec wants a live plan with a "
-                            f"copy rule to another region (BAK-3)")
+                            f"copy rule to another region")
             continue
         remote = [a["DestinationBackupVaultArn"] for r in plan["BackupPlan"].get("Rules", [])
                   for a in r.get("CopyActions", [])
@@ -133,10 +131,10 @@ def judge_bak3(inv: AwsInventory, th: Thresholds) -> list[str]:
                 good.append(plan)
             else:
                 problems.append(f"backup plan {name}: copy rule targets {arn}, which does not "
-                                f"exist; the spec wants copies landing in another region (BAK-3)")
+                                f"exist; the spec wants copies landing in another region")
     if not good:
         return problems or [f"{_rid(p)}: no cross-region backup replication{', no global database' if inv.cluster else ''} and no AWS Backup "
-                            f"copy rule to another region; the spec wants geo-redundant copies (BAK-3)"]
+                            f"copy rule to another region; the spec wants geo-redundant copies"]
     covered = False
     for plan in good:
         sels = inv.backup_selections.get(plan["BackupPlanId"])
@@ -150,7 +148,7 @@ def judge_bak3(inv: AwsInventory, th: Thresholds) -> list[str]:
         return []
     if not gaps:
         problems.append(f"{_rid(p)}: no backup plan with a cross-region copy rule selects this "
-                        f"{'cluster' if inv.cluster else 'instance'}; the spec wants its backups copied to another region (BAK-3)")
+                        f"{'cluster' if inv.cluster else 'instance'}; the spec wants its backups copied to another region")
     return verdict(problems, gaps)
 
 
@@ -162,26 +160,26 @@ def judge_bak4(inv: AwsInventory, th: Thresholds) -> list[str]:
         rules = [r for r in (inv.bucket.get("lifecycle") or []) if r.get("Status") == "Enabled"]
         if not rules:
             return [f"{where}: no enabled lifecycle rule; the spec wants backups moved to "
-                    f"Glacier-class storage and kept >= {keep} days (BAK-4)"]
+                    f"Glacier-class storage and kept >= {keep} days"]
         problems = []
         if not any(t.get("StorageClass") in GLACIER_CLASSES for r in rules for t in r.get("Transitions", [])):
             problems.append(f"{where}: no lifecycle transition to a Glacier class; the spec wants "
-                            f"backups archived to Glacier-class storage (BAK-4)")
+                            f"backups archived to Glacier-class storage")
         for r in rules:
             days = (r.get("Expiration") or {}).get("Days")
             if days is not None and days < keep:
                 problems.append(f"{where}: lifecycle rule {r.get('ID', '?')} deletes objects after "
-                                f"{days} days; the spec wants them kept >= {keep} days (BAK-4)")
+                                f"{days} days; the spec wants them kept >= {keep} days")
         return problems
     problems = []
     for plan in inv.backup_plans:
         for r in plan["BackupPlan"].get("Rules", []):
             life, where = r.get("Lifecycle") or {}, f"backup plan {plan['BackupPlanId']} rule {r.get('RuleName')}"
             if not life.get("MoveToColdStorageAfterDays"):
-                problems.append(f"{where}: no move to cold storage; the spec wants Glacier-class archive (BAK-4)")
+                problems.append(f"{where}: no move to cold storage; the spec wants Glacier-class archive")
             if life.get("DeleteAfterDays") is not None and life["DeleteAfterDays"] < keep:
                 problems.append(f"{where}: deletes after {life['DeleteAfterDays']} days; the spec "
-                                f"wants >= {keep} days (BAK-4)")
+                                f"wants >= {keep} days")
     if not inv.backup_plans:
         raise CannotVerify("no backup bucket and no backup plan configured, so no archive to inspect")
     return problems
@@ -195,7 +193,7 @@ def judge_bak5(inv: AwsInventory, th: Thresholds) -> list[str]:
     if "DeletionProtection" not in rec:
         raise CannotVerify(f"{where}: DeletionProtection not reported")
     if not rec["DeletionProtection"]:
-        return [f"{where}: DeletionProtection is off; the spec wants it on for the primary (BAK-5)"]
+        return [f"{where}: DeletionProtection is off; the spec wants it on for the primary"]
     return []
 
 
@@ -210,18 +208,18 @@ def judge_ha1(inv: AwsInventory, th: Thresholds) -> list[str]:
             raise CannotVerify(f"db-cluster {cid}: no member reports an AvailabilityZone")
         if len(azs - {None}) < 2:
             return [f"db-cluster {cid}: instances in {len(azs - {None})} AZ(s) {sorted(azs - {None})}; "
-                    f"the spec wants a standby in another AZ (HA-1)"]
+                    f"the spec wants a standby in another AZ"]
         return []
     not_cluster_member(inv, "the Multi-AZ layout (its members and their AZs)")
     p = primary(inv)
     if p.get("MultiAZ") is not True:
-        return [f"{dbid(p)}: MultiAZ is off; the spec wants a Multi-AZ standby (HA-1)"]
+        return [f"{dbid(p)}: MultiAZ is off; the spec wants a Multi-AZ standby"]
     second = p.get("SecondaryAvailabilityZone")
     if second is None:
         raise CannotVerify(f"{dbid(p)}: MultiAZ is on but SecondaryAvailabilityZone is not "
                            f"reported, so the standby's AZ cannot be compared")
     if second == p.get("AvailabilityZone"):
-        return [f"{dbid(p)}: standby AZ {second} equals the primary's; the spec wants them to differ (HA-1)"]
+        return [f"{dbid(p)}: standby AZ {second} equals the primary's; the spec wants them to differ"]
     return []
 
 
@@ -234,18 +232,18 @@ def judge_mon2(inv: AwsInventory, th: Thresholds) -> list[str]:
             gaps.append(f"{dbid(inst)}: MonitoringInterval not reported")
         elif interval <= 0:
             problems.append(f"{dbid(inst)}: Enhanced Monitoring is off (MonitoringInterval 0); "
-                            f"the spec wants it on (MON-2)")
+                            f"the spec wants it on")
         elif not inst.get("EnhancedMonitoringResourceArn"):
             gaps.append(f"{dbid(inst)}: MonitoringInterval is {interval} s but "
                         f"EnhancedMonitoringResourceArn is not reported")
         if "PerformanceInsightsEnabled" not in inst:
             gaps.append(f"{dbid(inst)}: PerformanceInsightsEnabled not reported")
         elif not inst["PerformanceInsightsEnabled"]:
-            problems.append(f"{dbid(inst)}: Performance Insights is off; the spec wants it on (MON-2)")
+            problems.append(f"{dbid(inst)}: Performance Insights is off; the spec wants it on")
     try:
         problems += param_problems(inv, "log_min_duration_statement",
                                    lambda v: v.strip().lstrip("-").isdigit() and int(v) >= 0,
-                                   "slow-query logging on (a value >= 0 ms)", "MON-2")
+                                   "slow-query logging on (a value >= 0 ms)")
     except CannotVerify as exc:
         gaps.append(str(exc))
     return verdict(problems, gaps)
@@ -258,10 +256,10 @@ def judge_mnt1(inv: AwsInventory, th: Thresholds) -> list[str]:
         ver = inst.get("EngineVersion", "")
         if ver.split(".")[0] != str(th.engine_major):
             problems.append(f"{dbid(inst)}: engine version {ver}; the spec wants "
-                            f"PostgreSQL {th.engine_major}.x (MNT-1)")
+                            f"PostgreSQL {th.engine_major}.x")
         if inst.get("AutoMinorVersionUpgrade") is not True:
             problems.append(f"{dbid(inst)}: AutoMinorVersionUpgrade is off; the spec wants "
-                            f"automatic minor upgrades on (MNT-1)")
+                            f"automatic minor upgrades on")
     info = inv.engine_version_info
     p = primary(inv)
     if info is None:
@@ -270,12 +268,5 @@ def judge_mnt1(inv: AwsInventory, th: Thresholds) -> list[str]:
                     f"unknown ({why})")
     elif info.get("Status", "available") != "available":
         problems.append(f"{dbid(p)}: engine {p.get('EngineVersion')} has status {info['Status']}; "
-                        f"the spec wants a supported minor version (MNT-1)")
+                        f"the spec wants a supported minor version")
     return verdict(problems, gaps)
-
-
-JUDGES: dict[str, Callable[[AwsInventory, Thresholds], list[str]]] = {
-    "AUDIT-1": judge_audit1, "BAK-1": judge_bak1, "BAK-2": judge_bak2, "BAK-3": judge_bak3,
-    "BAK-4": judge_bak4, "BAK-5": judge_bak5, "HA-1": judge_ha1, "MON-1": judge_mon1,
-    "MON-2": judge_mon2, "MNT-1": judge_mnt1,
-}

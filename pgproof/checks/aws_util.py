@@ -127,11 +127,11 @@ def _engine_default(inv: AwsInventory, name: str, groups: list[str],
     return None, ""
 
 
-def param_problems(inv: AwsInventory, name: str, ok: Any, wants: str, control: str) -> list[str]:
+def param_problems(inv: AwsInventory, name: str, ok: Any, wants: str) -> list[str]:
     """One sentence per place whose effective ``name`` is unset or fails ``ok(value)``."""
     problems, gaps = [], []
     if not inv.instances:
-        raise CannotVerify(f"no DB instance to read {name} for ({control})")
+        raise CannotVerify(f"no DB instance to read {name} for")
     found: dict[tuple[str | None, str], list[str]] = {}
     for inst in inv.instances:
         try:
@@ -143,9 +143,9 @@ def param_problems(inv: AwsInventory, name: str, ok: Any, wants: str, control: s
     for (value, where), ids in found.items():
         place = f"{where} (used by {', '.join(ids)})"
         if value is None:
-            problems.append(f"{name} is not set in {place}; the spec wants {wants} ({control})")
+            problems.append(f"{name} is not set in {place}; the spec wants {wants}")
         elif not ok(value):
-            problems.append(f"{place}: {name} is {value!r}; the spec wants {wants} ({control})")
+            problems.append(f"{place}: {name} is {value!r}; the spec wants {wants}")
     return verdict(problems, sorted(set(gaps)))
 
 

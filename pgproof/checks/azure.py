@@ -1,4 +1,4 @@
-"""Azure-layer judges for TLS, NET, AUTH and ENC, plus the registry ``JUDGES``.
+"""Azure-layer judges for TLS, NET, AUTH and ENC.
 
 Same contract and sentences as ``checks.aws``: ``judge_<control>(inv, th)`` is
 pure, returns problems (empty = compliant), raises ``CannotVerify`` for a
@@ -13,7 +13,6 @@ import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from pgproof.checks import azure_ops
 from pgproof.checks.aws import TLS_ORDER
 from pgproof.checks.aws_util import ON, verdict
 from pgproof.checks.azure_util import need, param, srv
@@ -35,7 +34,7 @@ def judge_tls1(inv: AzureInventory, th: Thresholds) -> list[str]:
     if v in TLS_ORDER and TLS_ORDER.index(v) >= floor:
         return []
     return [f"{srv(inv)}: ssl_min_protocol_version is {v}; the spec wants "
-            f"{th.tls_min_version} or newer (TLS-1)"]
+            f"{th.tls_min_version} or newer"]
 
 
 def judge_tls2(inv: AzureInventory, th: Thresholds) -> list[str]:
@@ -43,7 +42,7 @@ def judge_tls2(inv: AzureInventory, th: Thresholds) -> list[str]:
     v = param(inv, "require_secure_transport")
     if v.lower() in ON:
         return []
-    return [f"{srv(inv)}: require_secure_transport is {v}; the spec wants on (TLS-2)"]
+    return [f"{srv(inv)}: require_secure_transport is {v}; the spec wants on"]
 
 
 def judge_tls4(inv: AzureInventory, th: Thresholds) -> list[str]:
@@ -62,7 +61,7 @@ def judge_net1(inv: AzureInventory, th: Thresholds) -> list[str]:
         raise CannotVerify(f"{srv(inv)}: network.publicNetworkAccess not reported")
     if net["publicNetworkAccess"] != "Disabled":
         return [f"{srv(inv)}: publicNetworkAccess is {net['publicNetworkAccess']}; the spec "
-                f"wants it Disabled (NET-1)"]
+                f"wants it Disabled"]
     return []
 
 
@@ -75,15 +74,15 @@ def judge_net2(inv: AzureInventory, th: Thresholds) -> list[str]:
         if inv.props.get("privateEndpointConnections"):
             return []
         return [f"{srv(inv)}: no delegated subnet and no private endpoint; the spec wants the "
-                f"server in a private subnet (NET-2)"]
+                f"server in a private subnet"]
     if inv.subnet is None:
-        return [f"{srv(inv)}: delegated subnet {sid} does not exist (NET-2)"]
+        return [f"{srv(inv)}: delegated subnet {sid} does not exist"]
     dels = [(d.get("properties") or {}).get("serviceName") for d in
             (inv.subnet.get("properties") or {}).get("delegations", [])]
     if "Microsoft.DBforPostgreSQL/flexibleServers" not in dels:
         return [f"subnet {inv.subnet.get('name')}: not delegated to Microsoft.DBforPostgreSQL/"
                 f"flexibleServers (delegations: {dels or 'none'}); the spec wants a delegated "
-                f"private subnet (NET-2)"]
+                f"private subnet"]
     return []
 
 
@@ -94,7 +93,7 @@ def judge_net4(inv: AzureInventory, th: Thresholds) -> list[str]:
         return []
     if not zone or not zone.lower().endswith(".postgres.database.azure.com"):
         return [f"{srv(inv)}: private DNS zone is {zone or 'not set'}; the spec wants a "
-                f"*.private.postgres.database.azure.com zone so the endpoint resolves privately (NET-4)"]
+                f"*.private.postgres.database.azure.com zone so the endpoint resolves privately"]
     return []
 
 
@@ -143,7 +142,7 @@ def _nsg_problems(nid: str, nsg: dict, port: int, apps: list[str]) -> list[str]:
                 continue
             problems.append(f"nsg {name} rule {r['name']} (priority {r.get('priority')}) admits "
                             f"port {port} from {s}; the spec wants it open only to the app "
-                            f"subnet ({', '.join(apps) or 'not configured'}) (NET-3)")
+                            f"subnet ({', '.join(apps) or 'not configured'})")
     return problems
 
 
@@ -156,17 +155,17 @@ def judge_net3(inv: AzureInventory, th: Thresholds) -> list[str]:
         start, end = p.get("startIpAddress"), p.get("endIpAddress")
         if start == "0.0.0.0" and end == "255.255.255.255":
             problems.append(f"firewall rule {fw.get('name')} opens 0.0.0.0-255.255.255.255; the "
-                            f"spec wants no world-open rule (NET-3)")
+                            f"spec wants no world-open rule")
         elif start == "0.0.0.0" and end == "0.0.0.0":
             problems.append(f"firewall rule {fw.get('name')} allows all Azure services (0.0.0.0); "
-                            f"the spec wants only the app tier (NET-3)")
+                            f"the spec wants only the app tier")
     apps = [((inv.app_subnet or {}).get("properties") or {}).get("addressPrefix")]
     apps = [a for a in apps if a]
     if not inv.nsgs:
         gaps.append(f"{srv(inv)}: no network security group on the delegated subnet or in nsg_ids")
     for nid, nsg in sorted(inv.nsgs.items()):
         if not nsg:
-            problems.append(f"nsg {nid} does not exist (NET-3)")
+            problems.append(f"nsg {nid} does not exist")
             continue
         problems += _nsg_problems(nid, nsg, 5432, apps)
     return verdict(problems, gaps)
@@ -176,23 +175,23 @@ def judge_auth2(inv: AzureInventory, th: Thresholds) -> list[str]:
     """The admin secret lives in Key Vault with an expiry no more than N days after it was set."""
     if inv.secret_name is None:
         return [f"{srv(inv)}: no admin secret in Key Vault (azure.admin_secret_name unset); the "
-                f"spec wants a managed, rotated secret (AUTH-2)"]
+                f"spec wants a managed, rotated secret"]
     need(inv, "secret")
     s = inv.secret or {}
     if not s.get("exists"):
         return [f"secret {inv.secret_name} was not found in the vault; the spec wants the admin "
-                f"secret in Key Vault (AUTH-2)"]
+                f"secret in Key Vault"]
     if s.get("expires_on") is None:
         return [f"secret {inv.secret_name}: no expiry set, so nothing forces rotation; the spec "
-                f"wants rotation every <= {th.secret_rotation_max_days} days (AUTH-2)"]
+                f"wants rotation every <= {th.secret_rotation_max_days} days"]
     since = s.get("updated_on") or s.get("created_on")
     life = s["expires_on"] - since if since else None
     if life is not None and life > timedelta(days=th.secret_rotation_max_days):
         return [f"secret {inv.secret_name}: expires {life.total_seconds() / 86400:.4g} days after "
                 f"it was set; the spec wants "
-                f"<= {th.secret_rotation_max_days} days (AUTH-2)"]
+                f"<= {th.secret_rotation_max_days} days"]
     if s["expires_on"] < datetime.now(UTC):
-        return [f"secret {inv.secret_name}: expired {s['expires_on']:%Y-%m-%d} without rotation (AUTH-2)"]
+        return [f"secret {inv.secret_name}: expired {s['expires_on']:%Y-%m-%d} without rotation"]
     return []
 
 
@@ -202,7 +201,7 @@ def judge_auth5(inv: AzureInventory, th: Thresholds) -> list[str]:
         raise CannotVerify(f"{srv(inv)}: administratorLogin not reported")
     if user.lower() in th.forbidden_admin_names:
         return [f"{srv(inv)}: administrator login is {user!r}; the spec wants a name other than "
-                f"{', '.join(th.forbidden_admin_names)} (AUTH-5)"]
+                f"{', '.join(th.forbidden_admin_names)}"]
     return []
 
 
@@ -211,27 +210,27 @@ def judge_enc1(inv: AzureInventory, th: Thresholds) -> list[str]:
     enc = inv.props.get("dataEncryption") or {}
     if enc.get("type") != "AzureKeyVault":
         return [f"{srv(inv)}: data encryption is {enc.get('type') or 'SystemManaged'}; the spec "
-                f"wants a customer-managed Key Vault key (ENC-1)"]
+                f"wants a customer-managed Key Vault key"]
     need(inv, "keys", "keyvault")
     problems = []
     k = inv.key or {}
     if not k.get("exists"):
-        return [f"{srv(inv)}: key {enc.get('primaryKeyURI')} was not found in the vault (ENC-1)"]
+        return [f"{srv(inv)}: key {enc.get('primaryKeyURI')} was not found in the vault"]
     if not k.get("enabled"):
-        problems.append(f"key {k['name']} is disabled; the spec wants it enabled (ENC-1)")
+        problems.append(f"key {k['name']} is disabled; the spec wants it enabled")
     rot = inv.key_rotation
     rotate = [a for a in (rot or {}).get("actions", []) if a["action"].lower() == "rotate"]
     if not rotate:
         problems.append(f"key {k['name']}: no automatic rotation in its rotation policy; the spec "
-                        f"wants key rotation on (ENC-1)")
+                        f"wants key rotation on")
     v = (inv.vault or {}).get("properties") or {}
     if inv.vault is None:
-        problems.append("the configured key vault does not exist (ENC-1)")
+        problems.append("the configured key vault does not exist")
     else:
         for flag in ("enableSoftDelete", "enablePurgeProtection"):
             if v.get(flag) is not True:
                 problems.append(f"key vault {inv.vault.get('name')}: {flag} is {v.get(flag)}; the "
-                                f"spec wants it true so the key cannot be destroyed (ENC-1)")
+                                f"spec wants it true so the key cannot be destroyed")
     return problems
 
 
@@ -243,35 +242,27 @@ def judge_enc3(inv: AzureInventory, th: Thresholds) -> list[str]:
     acct = inv.storage_account
     where = f"storage account {inv.storage_account_name}"
     if acct is None:
-        return [f"{where} does not exist; the spec wants locked backup storage (ENC-3)"]
+        return [f"{where} does not exist; the spec wants locked backup storage"]
     p, problems = acct.get("properties") or {}, []
     if p.get("allowBlobPublicAccess") is not False:
         problems.append(f"{where}: allowBlobPublicAccess is {p.get('allowBlobPublicAccess')}; the "
-                        f"spec wants false (ENC-3)")
+                        f"spec wants false")
     if p.get("minimumTlsVersion") not in ("TLS1_2", "TLS1_3"):
         problems.append(f"{where}: minimumTlsVersion is {p.get('minimumTlsVersion')}; the spec "
-                        f"wants TLS1_2 or newer (ENC-3)")
+                        f"wants TLS1_2 or newer")
     if p.get("supportsHttpsTrafficOnly") is not True:
-        problems.append(f"{where}: supportsHttpsTrafficOnly is off; the spec wants HTTPS only (ENC-3)")
+        problems.append(f"{where}: supportsHttpsTrafficOnly is off; the spec wants HTTPS only")
     enc = p.get("encryption") or {}
     if not (enc.get("keySource") == "Microsoft.Keyvault" or enc.get("requireInfrastructureEncryption")):
         problems.append(f"{where}: encrypted only with Microsoft-managed keys and no infrastructure "
-                        f"encryption; the spec wants a customer key or double encryption (ENC-3)")
+                        f"encryption; the spec wants a customer key or double encryption")
     versioned = ((inv.blob_service or {}).get("properties") or {}).get("isVersioningEnabled")
     immutable = (((inv.container or {}).get("properties") or {}).get(
         "immutableStorageWithVersioning") or {}).get("enabled")
     if not (versioned or immutable):
         problems.append(f"{where}: blob versioning off and container {inv.container_name} not "
-                        f"immutable; the spec wants versioning or immutability (ENC-3)")
+                        f"immutable; the spec wants versioning or immutability")
     if inv.container_public not in (None, "off"):
         problems.append(f"container {inv.container_name}: public access level is "
-                        f"{inv.container_public} (Blob service); the spec wants none (ENC-3)")
+                        f"{inv.container_public} (Blob service); the spec wants none")
     return problems
-
-
-JUDGES: dict[str, Judge] = {
-    "TLS-1": judge_tls1, "TLS-2": judge_tls2, "TLS-4": judge_tls4,
-    "NET-1": judge_net1, "NET-2": judge_net2, "NET-3": judge_net3, "NET-4": judge_net4,
-    "AUTH-2": judge_auth2, "AUTH-5": judge_auth5, "ENC-1": judge_enc1, "ENC-3": judge_enc3,
-    **azure_ops.JUDGES,
-}

@@ -25,13 +25,13 @@ def judge_audit1(inv: AzureInventory, th: Thresholds) -> list[str]:
     libs = [x.strip() for x in param(inv, "shared_preload_libraries").split(",")]
     if "pgaudit" not in libs:
         problems.append(f"{srv(inv)}: pgaudit is not in shared_preload_libraries; the spec wants "
-                        f"pgaudit loaded (AUDIT-1)")
+                        f"pgaudit loaded")
     log = inv.parameters.get("pgaudit.log")
     if not log or log.lower() == "none":
-        problems.append(f"{srv(inv)}: pgaudit.log is {log}; the spec wants pgaudit logging (AUDIT-1)")
+        problems.append(f"{srv(inv)}: pgaudit.log is {log}; the spec wants pgaudit logging")
     for p in ("log_connections", "log_disconnections"):
         if (inv.parameters.get(p) or "off").lower() not in ON:
-            problems.append(f"{srv(inv)}: {p} is {inv.parameters.get(p)}; the spec wants on (AUDIT-1)")
+            problems.append(f"{srv(inv)}: {p} is {inv.parameters.get(p)}; the spec wants on")
     need(inv, "diagnostics")
     sinks = []
     for d in inv.diagnostic_settings:
@@ -42,14 +42,14 @@ def judge_audit1(inv: AzureInventory, th: Thresholds) -> list[str]:
             sinks.append((d.get("name"), p["workspaceId"]))
     if not sinks:
         problems.append(f"{srv(inv)}: no diagnostic setting sends PostgreSQLLogs to a Log Analytics "
-                        f"workspace; the spec wants logs exported with a retention (AUDIT-1)")
+                        f"workspace; the spec wants logs exported with a retention")
     for name, ws in sinks:
         w = inv.workspaces.get(ws)
         days = ((w or {}).get("properties") or {}).get("retentionInDays")
         if w is None:
-            problems.append(f"diagnostic setting {name}: workspace {ws} does not exist (AUDIT-1)")
+            problems.append(f"diagnostic setting {name}: workspace {ws} does not exist")
         elif not days:
-            problems.append(f"workspace {ws.rsplit('/', 1)[-1]}: no retention set (AUDIT-1)")
+            problems.append(f"workspace {ws.rsplit('/', 1)[-1]}: no retention set")
     return problems
 
 
@@ -60,7 +60,7 @@ def judge_bak1(inv: AzureInventory, th: Thresholds) -> list[str]:
         raise CannotVerify(f"{srv(inv)}: backup.backupRetentionDays not reported")
     lo, hi = th.backup_retention_min_days, th.backup_retention_max_days
     if not lo <= days <= hi:
-        return [f"{srv(inv)}: backup retention is {days} days; the spec wants {lo}-{hi} (BAK-1)"]
+        return [f"{srv(inv)}: backup retention is {days} days; the spec wants {lo}-{hi}"]
     return []
 
 
@@ -74,12 +74,12 @@ def judge_bak2(inv: AzureInventory, th: Thresholds) -> list[str]:
     problems = []
     if when > datetime.now(UTC):
         problems.append(f"{srv(inv)}: earliest restore point {when:%Y-%m-%d %H:%M} is in the "
-                        f"future, so no point-in-time restore is possible yet (BAK-2)")
+                        f"future, so no point-in-time restore is possible yet")
     state = inv.props.get("state")
     if state != "Ready":
         problems.append(f"{srv(inv)}: state is {state}; a server that is not Ready ships no WAL, "
                         f"so the restore window falls behind the spec's RPO of "
-                        f"{th.rpo_minutes:g} min (BAK-2)")
+                        f"{th.rpo_minutes:g} min")
     return problems
 
 
@@ -89,7 +89,7 @@ def judge_bak3(inv: AzureInventory, th: Thresholds) -> list[str]:
         raise CannotVerify(f"{srv(inv)}: backup.geoRedundantBackup not reported")
     if geo != "Enabled":
         return [f"{srv(inv)}: geoRedundantBackup is {geo}; the spec wants backups copied to the "
-                f"paired region (BAK-3)"]
+                f"paired region"]
     return []
 
 
@@ -109,7 +109,7 @@ def judge_bak4(inv: AzureInventory, th: Thresholds) -> list[str]:
         if archive and (delete is None or delete >= th.archive_min_days):
             return []
     return [f"{where}: no enabled lifecycle rule moves backups to the Archive tier and keeps them "
-            f">= {th.archive_min_days} days; the spec wants a long-term archive (BAK-4)"]
+            f">= {th.archive_min_days} days; the spec wants a long-term archive"]
 
 
 def judge_bak5(inv: AzureInventory, th: Thresholds) -> list[str]:
@@ -117,20 +117,20 @@ def judge_bak5(inv: AzureInventory, th: Thresholds) -> list[str]:
     if any((lk.get("properties") or {}).get("level") in ("CanNotDelete", "ReadOnly") for lk in inv.locks):
         return []
     return [f"{srv(inv)}: no CanNotDelete lock; the spec wants deletion protection (a delete "
-            f"lock on Azure) (BAK-5)"]
+            f"lock on Azure)"]
 
 
 def judge_ha1(inv: AzureInventory, th: Thresholds) -> list[str]:
     ha = inv.props.get("highAvailability") or {}
     if ha.get("mode") != "ZoneRedundant":
         return [f"{srv(inv)}: high availability is {ha.get('mode') or 'Disabled'}; the spec wants "
-                f"ZoneRedundant (HA-1)"]
+                f"ZoneRedundant"]
     zone, standby = inv.props.get("availabilityZone"), ha.get("standbyAvailabilityZone")
     if not zone or not standby:
         raise CannotVerify(f"{srv(inv)}: primary or standby availability zone not reported")
     if zone == standby:
         return [f"{srv(inv)}: standby zone {standby} equals the primary's; the spec wants "
-                f"different zones (HA-1)"]
+                f"different zones"]
     return []
 
 
@@ -149,14 +149,14 @@ def judge_mon1(inv: AzureInventory, th: Thresholds) -> list[str]:
         crits = found.get(metric, [])
         if not crits:
             problems.append(f"no enabled metric alert on {metric} for {srv(inv)}; the spec wants "
-                            f"one that pages (MON-1)")
+                            f"one that pages")
             continue
         if field and not any(c.get("threshold", 1e9) <= getattr(th, field) for c in crits):
             problems.append(f"alert on {metric}: threshold above {getattr(th, field):g}; the spec "
-                            f"wants <= {getattr(th, field):g} (MON-1)")
+                            f"wants <= {getattr(th, field):g}")
         if not any(_pages(inv, c["_alert"]) for c in crits):
             problems.append(f"alert on {metric}: no action group with an email, SMS or webhook "
-                            f"receiver; the spec wants an alert that reaches a person (MON-1)")
+                            f"receiver; the spec wants an alert that reaches a person")
     return problems
 
 
@@ -176,11 +176,11 @@ def judge_mon2(inv: AzureInventory, th: Thresholds) -> list[str]:
     qs = param(inv, "pg_qs.query_capture_mode")
     if qs.lower() == "none":
         problems.append(f"{srv(inv)}: Query Store is off (pg_qs.query_capture_mode = none); the "
-                        f"spec wants deep monitoring (MON-2)")
+                        f"spec wants deep monitoring")
     slow = inv.parameters.get("log_min_duration_statement")
     if slow is None or int(slow) < 0:
         problems.append(f"{srv(inv)}: log_min_duration_statement is {slow}; the spec wants "
-                        f"slow-query logging set (MON-2)")
+                        f"slow-query logging set")
     return problems
 
 
@@ -189,20 +189,12 @@ def judge_mnt1(inv: AzureInventory, th: Thresholds) -> list[str]:
     problems = []
     ver, minor = str(p.get("version")), p.get("minorVersion")
     if ver != str(th.engine_major):
-        problems.append(f"{srv(inv)}: PostgreSQL {ver}; the spec wants {th.engine_major}.x (MNT-1)")
+        problems.append(f"{srv(inv)}: PostgreSQL {ver}; the spec wants {th.engine_major}.x")
     elif minor is not None and ver in SUPPORTED_MINORS and int(minor) < SUPPORTED_MINORS[ver]:
         problems.append(f"{srv(inv)}: minor version {ver}.{minor} is no longer offered; the spec "
-                        f"wants a supported minor (MNT-1)")
+                        f"wants a supported minor")
     mw = p.get("maintenanceWindow") or {}
     if mw.get("customWindow") != "Enabled":
         problems.append(f"{srv(inv)}: no custom maintenance window (patches land at a time Azure "
-                        f"picks); the spec wants a set window (MNT-1)")
+                        f"picks); the spec wants a set window")
     return problems
-
-
-JUDGES: dict[str, Judge] = {
-    "AUDIT-1": judge_audit1, "BAK-1": judge_bak1, "BAK-2": judge_bak2, "BAK-3": judge_bak3,
-    "BAK-4": judge_bak4, "BAK-5": judge_bak5, "HA-1": judge_ha1, "MON-1": judge_mon1,
-    "MON-2": judge_mon2, "MNT-1": judge_mnt1,
-}
-

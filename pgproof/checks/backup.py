@@ -24,7 +24,7 @@ def judge_bak1(f: BackupFacts, th: Thresholds) -> list[str]:
     kind, value = f.options.get("repo-retention-full-type"), f.options.get("repo-retention-full")
     if value is None:
         return [f"{_where(f)}: repo1-retention-full is not set, so backups are never expired; the "
-                f"spec wants {lo}-{hi} days (BAK-1)"]
+                f"spec wants {lo}-{hi} days"]
     if kind == "time":
         days = float(value)
     else:
@@ -35,7 +35,7 @@ def judge_bak1(f: BackupFacts, th: Thresholds) -> list[str]:
         days = (datetime.now(UTC).timestamp() - fulls[0]["timestamp"]["stop"]) / 86400
     if not lo <= days <= hi:
         return [f"{_where(f)}: full backups are kept {days:.3g} days (repo1-retention-full="
-                f"{value}, type {kind}); the spec wants {lo}-{hi} days (BAK-1)"]
+                f"{value}, type {kind}); the spec wants {lo}-{hi} days"]
     return []
 
 
@@ -54,10 +54,10 @@ def judge_bak2_archiving(a: ArchiverFacts, th: Thresholds) -> list[str]:
     where = f"{a.endpoint} (pg_stat_archiver)"
     if a.archive_mode not in ("on", "always"):
         return [f"{where}: archive_mode is {a.archive_mode}, so no WAL is archived and there is "
-                f"no point-in-time recovery; the spec wants RPO <= {th.rpo_minutes:g} min (BAK-2)"]
+                f"no point-in-time recovery; the spec wants RPO <= {th.rpo_minutes:g} min"]
     if a.last_archived_time is None and (a.failed_count or not 0 < a.archive_timeout_s <= rpo):
         return [f"{where}: no WAL segment has been archived yet ({a.failed_count} failed "
-                f"attempts); the spec wants RPO <= {th.rpo_minutes:g} min (BAK-2)"]
+                f"attempts); the spec wants RPO <= {th.rpo_minutes:g} min"]
     # Nothing archived, nothing failed and archive_timeout within the RPO: a server just
     # promoted (or idle since it started) owes nothing yet; what waits is judged below.
     problems = []
@@ -66,11 +66,11 @@ def judge_bak2_archiving(a: ArchiverFacts, th: Thresholds) -> list[str]:
         problems.append(f"{where}: archiving is failing: {a.last_failed_wal} failed at "
                         f"{a.last_failed_time:%H:%M:%S} after the last success "
                         f"({a.last_archived_wal} at {a.last_archived_time:%H:%M:%S}); the spec "
-                        f"wants WAL archived within {th.rpo_minutes:g} min (BAK-2)")
+                        f"wants WAL archived within {th.rpo_minutes:g} min")
     if a.oldest_ready is not None and a.oldest_ready[1] > rpo:
         problems.append(f"{where}: WAL segment {a.oldest_ready[0]} has waited "
                         f"{a.oldest_ready[1] / 60:.1f} min to be archived; the spec wants RPO <= "
-                        f"{th.rpo_minutes:g} min (BAK-2)")
+                        f"{th.rpo_minutes:g} min")
     if a.ready_error is not None and not problems:
         raise CannotVerify(f"{where}: segments waiting to be archived are not visible "
                            f"({a.ready_error}); grant pg_monitor to the auditor role")
@@ -80,7 +80,7 @@ def judge_bak2_archiving(a: ArchiverFacts, th: Thresholds) -> list[str]:
             problems.append(f"{where}: archive_timeout is {a.archive_timeout_s} s, so writes may "
                             f"wait in an unfinished segment, and the last WAL was archived "
                             f"{age / 60:.1f} min ago; the spec wants RPO <= {th.rpo_minutes:g} min "
-                            f"(set archive_timeout <= the RPO) (BAK-2)")
+                            f"(set archive_timeout <= the RPO)")
     return problems
 
 
@@ -110,18 +110,18 @@ def judge_bak2_full_backup(f: BackupFacts, th: Thresholds, now: float | None = N
     _could_not_read(f, status, "the repository")
     if status.get("code", 0) != 0:
         return [f"{_where(f)}: status {status.get('code')} ({status.get('message')}); the spec "
-                f"wants a valid backup to recover from (BAK-2)"]
+                f"wants a valid backup to recover from"]
     fulls = _full_backups(f)
     limit = th.full_backup_max_age_days
     if not fulls:
         return [f"{_where(f)}: no full backup in the repository; the spec wants one at most "
-                f"{limit:g} days old (BAK-2)"]
+                f"{limit:g} days old"]
     newest = fulls[-1]
     age_s = exact(now if now is not None else datetime.now(UTC).timestamp()) - newest["timestamp"]["stop"]
     if age_s > exact(limit) * 86400:
         return [f"{_where(f)}: the newest full backup {newest['label']} is "
                 f"{float(age_s) / 86400:.1f} days old; "
-                f"the spec wants one at most {limit:g} days old (BAK-2)"]
+                f"the spec wants one at most {limit:g} days old"]
     return []
 
 
@@ -130,7 +130,7 @@ def judge_enc2(f: BackupFacts) -> list[str]:
     repos = f.repos or [{"key": 1, "cipher": f.info.get("cipher")}]
     return [f"{_where(f)}: repo{r.get('key')} cipher is {r.get('cipher')!r}, so backups and WAL "
             f"are stored unencrypted; the spec wants encrypted backups (e.g. "
-            f"repo{r.get('key')}-cipher-type=aes-256-cbc) (ENC-2)"
+            f"repo{r.get('key')}-cipher-type=aes-256-cbc)"
             for r in repos if (r.get("cipher") or "none") == "none"]
 
 
@@ -145,5 +145,5 @@ def judge_bak3(f: BackupFacts) -> list[str]:
         _could_not_read(f, r.get("status") or {}, f"repo{r.get('key')}")
     bad = [r for r in repos if (r.get("status") or {}).get("code", 0) != 0]
     return [f"{_where(f)}: repo{r['key']} status {r['status'].get('code')} "
-            f"({r['status'].get('message')}); the spec wants every copy usable (BAK-3)"
+            f"({r['status'].get('message')}); the spec wants every copy usable"
             for r in bad]

@@ -1,4 +1,4 @@
-"""TLS-7: replication traffic is encrypted at the spec's minimum TLS version, at both ends."""
+"""replication traffic is encrypted at the spec's minimum TLS version, at both ends."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def judge_tls7(f: ReplicationFacts, th: Thresholds) -> list[str]:
               f"{s.client_addr or 'local socket'})"
         if not s.ssl:
             problems.append(f"{who} is not encrypted; the spec wants TLS {minimum}+ on every "
-                            f"replication connection (TLS-7)")
+                            f"replication connection")
         elif _below(s.version, minimum):
-            problems.append(f"{who} uses {s.version}; the spec wants {minimum}+ (TLS-7)")
+            problems.append(f"{who} uses {s.version}; the spec wants {minimum}+")
     for st in f.standbys:
         if st.sslmode is None:
             raise Unreachable(f"{st.endpoint}: primary_conninfo not readable ({st.error}); grant "
@@ -44,5 +44,5 @@ def judge_tls7(f: ReplicationFacts, th: Thresholds) -> list[str]:
         if st.sslmode not in REQUIRING:
             problems.append(f"standby {st.endpoint}: primary_conninfo to {st.upstream} has "
                             f"sslmode={st.sslmode}, which allows plaintext; the spec wants "
-                            f"require, verify-ca or verify-full (TLS-7)")
+                            f"require, verify-ca or verify-full")
     return problems

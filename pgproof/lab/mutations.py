@@ -17,6 +17,7 @@ from pgproof.lab import aws_twin
 from pgproof.lab import backup_mutations as bm
 from pgproof.lab import live_mutations as lm
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
+from pgproof.lab.azure_mutations import AZURE_MUTATIONS
 from pgproof.lab.configs import PG_HBA
 from pgproof.lab.state import LabState, default_state_dir
 from pgproof.procs import ComponentError
@@ -182,3 +183,11 @@ def _aws(state: LabState, name: str, action: str, aurora: bool = False) -> None:
     if not (state.aws_aurora if aurora else state.aws):
         return
     aws_twin.run_lab_mutation(state, AWS_MUTATIONS[name], action, aurora=aurora)
+
+
+def breaks_by_name() -> dict[str, frozenset[str]]:
+    """Every lab mutation (Azure twin's as ``azure:NAME``) -> the controls it must fail: what
+    ``pgproof controls show`` lists, registered under the ``pgproof.mutations`` entry point."""
+    out = {n: m.breaks for n, m in catalogue().items()}
+    out.update({f"azure:{n}": m.breaks for n, m in AZURE_MUTATIONS.items()})
+    return out
