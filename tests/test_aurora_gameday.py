@@ -18,6 +18,8 @@ from pgproof.gameday import run as gameday
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 
+pytestmark = pytest.mark.stage("gameday")
+
 FAST = {"baseline_s": 3, "users": 4}
 
 

@@ -21,6 +21,8 @@ from pgproof.lab import aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
 from pgproof.lab.state import LabState
 
+pytestmark = pytest.mark.stage("matrix")
+
 REPO = Path(__file__).resolve().parent.parent
 # Where the cluster shape may judge better than the instance shape on moto (see module doc).
 BETTER_ON_CLUSTER = {"HA-1": ("cannot-verify", "pass")}

@@ -57,12 +57,14 @@ def cfg(section: dict[str, Any], **over: Any) -> Azure:
     return Azure.model_validate({k: v for k, v in {**section, **over}.items() if k != "_dir"})
 
 
+@pytest.mark.slow
 def test_healthy_twin_passes_every_azure_layer(twin: dict[str, Any]) -> None:
     got = outcomes(azure_probe.gather(cfg(twin)))
     assert got.pop("TLS-4") == "cannot-verify"  # Azure exposes no certificate facts
     assert set(got.values()) == {"pass"}, got
 
 
+@pytest.mark.slow
 def test_mutation_matrix(twin: dict[str, Any]) -> None:
     """Each mutation fails exactly its controls; healing restores the healthy verdicts."""
     c, probe = Clients(cfg(twin)), azure_probe.AzureProbe(cfg(twin))
@@ -115,6 +117,7 @@ def test_twin_refuses_any_token_but_its_own(twin: dict[str, Any], tmp_path: Path
         azure_probe.gather(cfg(twin, token_file=str(tmp_path / "absent")), connect_timeout=2)
 
 
+@pytest.mark.slow
 def test_missing_credentials_is_unreachable(twin: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_USERNAME"):
         monkeypatch.delenv(var, raising=False)
@@ -130,6 +133,7 @@ GOOD = {"subscription_id": "00000000-0000-4000-8000-00000000a2e0", "resource_gro
         "server_name": "db-1"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("azure", "words"), [
     ({**GOOD, "subscription_id": "abc"}, "subscription_id must be a subscription GUID"),
     ({**GOOD, "server_name": "db-1.postgres.database.azure.com"}, "not its FQDN"),

@@ -13,6 +13,8 @@ import pytest
 from pgproof.checks.azure import JUDGES
 from pgproof.lab.state import LabState
 
+pytestmark = pytest.mark.stage("suites")
+
 REPO = Path(__file__).resolve().parent.parent
 
 

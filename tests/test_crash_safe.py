@@ -232,6 +232,8 @@ from pathlib import Path
 from pgproof.faults import record
 from pgproof.faults.drivers import make_driver
 from pgproof.target import load_target
+
+pytestmark = pytest.mark.stage("gameday")
 t = load_target("local-ssh", Path(sys.argv[1]))
 rec = record.FaultRecord.create(t, "crashed", "kill-primary", None)
 with record.activate(rec), make_driver(t).kill_primary():

@@ -6,8 +6,12 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from pgproof.lab import lifecycle, procs
 from pgproof.lab.state import LabState
+
+pytestmark = pytest.mark.stage("teardown")
 
 
 def test_down_leaves_no_process_and_no_listening_port(lab: LabState, lab_dir: Path) -> None:

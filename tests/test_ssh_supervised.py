@@ -30,6 +30,8 @@ from pgproof.lab import components, lifecycle, procs, supervised
 from pgproof.lab.state import NODES, LabState
 from pgproof.target import Target, load_target, parse_target
 
+pytestmark = pytest.mark.lab  # brings up a lab of its own
+
 
 # -- settings (no lab) -------------------------------------------------------------------------
 def test_host_urls_override_the_shared_tags() -> None:
