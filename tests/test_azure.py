@@ -84,6 +84,7 @@ def test_mutation_matrix(twin: dict[str, Any]) -> None:
     assert {k for k, v in healed.items() if v == "fail"} == set()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("over", "words"), [
     ({"subscription_id": "11111111-1111-4111-8111-111111111111"}, "subscription 1111"),
     ({"resource_group": "nope"}, "resource group nope does not exist"),
@@ -109,6 +110,7 @@ def test_refused_resource_type_marks_only_its_layers_error(twin: dict[str, Any])
     assert got["TLS-1"] == "pass" and got["BAK-5"] == "pass"
 
 
+@pytest.mark.slow
 def test_twin_refuses_any_token_but_its_own(twin: dict[str, Any], tmp_path: Path) -> None:
     """The lab twin's token is its owner's: the public default, or an unreadable file, is refused."""
     with pytest.raises(Unreachable, match="no usable Azure credentials"):

@@ -271,6 +271,7 @@ def twin_config(tmp_path: Path) -> Iterator[Path]:
         yield cfg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runner", ["pgproof check", "pytest suites"])
 def test_full_disk_during_a_check_leaves_no_half_run(tmp_path: Path, twin_config: Path,
                                                      tmpfs, runner: str) -> None:  # type: ignore[no-untyped-def]
