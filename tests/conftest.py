@@ -7,9 +7,11 @@ pytest-xdist each worker brings up its own lab, so independent modules run in pa
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,12 +98,29 @@ def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     lifecycle.down(d)
 
 
+@contextmanager
+def _one_lab_up_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """xdist workers bring up their labs one after another, not all at the same second: the
+    bring-ups then do not fight over two cores (each waits up to 90 s per component)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    lock = tmp_path_factory.getbasetemp().parent / "lab-up.lock"  # the run's root, shared
+    with lock.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
-def lab(lab_dir: Path) -> LabState:
+def lab(lab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> LabState:
     """A running lab (etcd, Patroni x2, HAProxy, PgBouncer, Toxiproxy, moto, health app)."""
     state = LabState.load(lab_dir)
     if state is None or not state.target_file.exists():
-        state = lifecycle.up(lab_dir, timeout=90, with_azure=True)
+        with _one_lab_up_at_a_time(tmp_path_factory):
+            state = lifecycle.up(lab_dir, timeout=90, with_azure=True)
     from pgproof.lab import backup
 
     backup.wait_ready(state)  # BAK-2 wants a full backup: the first one runs after `lab up`
