@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 # -- the bridge, in-process moto ----------------------------------------------------------------
+@pytest.mark.slow
 def test_bridge_publishes_on_transitions_with_actions_enabled_only(monkeypatch: pytest.MonkeyPatch,
                                                                    tmp_path: Path) -> None:
     """The one bridge module the lab's moto runs (also the failover/SG bridge) publishes alarm actions."""
@@ -101,6 +102,7 @@ def test_history_keeps_the_worst_verdict_of_a_control_judged_per_alarm(tmp_path:
     assert append_gameday(out, j)["verdicts"] == {"MON-4": "fail"}
 
 
+@pytest.mark.slow
 def test_aws_only_target_is_not_refused_for_want_of_postgres(tmp_path: Path) -> None:
     """The drill needs only [aws] (a CI runner outside the VPC); other game days need [postgres]."""
     cfg = tmp_path / "pgproof.toml"

@@ -120,6 +120,7 @@ def aurora(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aurora]:
         yield build()
 
 
+@pytest.mark.slow
 def test_documented_aurora_passes_tls_auth_and_judges_net2(aurora: Aurora) -> None:
     """Issue 19, item 1 as measured: these four were false FAILs / cannot-verify on main."""
     inv = gather(aurora.cfg)
@@ -137,6 +138,7 @@ def test_documented_aurora_passes_tls_auth_and_judges_net2(aurora: Aurora) -> No
     assert res["BAK-5"][0] == "pass" and res["BAK-1"][0] == "pass" and res["HA-1"][0] == "pass"
 
 
+@pytest.mark.slow
 def test_cluster_settings_can_fail(aurora: Aurora) -> None:
     """Each cluster-level setting, made bad on the cluster, fails its control there."""
     rds = aurora.rds
@@ -168,6 +170,7 @@ def test_cluster_settings_can_fail(aurora: Aurora) -> None:
         assert res[cid][0] == "fail" and words in res[cid][1], (cid, res[cid])
 
 
+@pytest.mark.slow
 def test_instance_group_overrides_only_instance_level_parameters(aurora: Aurora) -> None:
     """An instance group's value wins for instance-level parameters, never for cluster-level ones."""
     rds = aurora.rds
@@ -188,6 +191,7 @@ def test_instance_group_overrides_only_instance_level_parameters(aurora: Aurora)
         in audit[1], audit
 
 
+@pytest.mark.slow
 def test_engine_defaults_answer_when_no_group_sets_a_parameter(aurora: Aurora) -> None:
     """A PG16+ engine default of rds.force_ssl = 1 counts; an unread default is not a FAIL."""
     aurora.rds.create_db_cluster_parameter_group(DBClusterParameterGroupName="orders-plain",
@@ -208,6 +212,7 @@ def test_engine_defaults_answer_when_no_group_sets_a_parameter(aurora: Aurora) -
         "parameter group orders-plain or the engine default" in res["TLS-1"][1], res["TLS-1"]
 
 
+@pytest.mark.slow
 def test_cluster_alarm_dimension_counts_for_the_writer(aurora: Aurora) -> None:
     """MON-1: an alarm on DBClusterIdentifier answers for the writer's CPU alarm."""
     inv = gather(aurora.cfg)
@@ -224,6 +229,7 @@ def test_cluster_alarm_dimension_counts_for_the_writer(aurora: Aurora) -> None:
     assert "CPUUtilization" not in after, after
 
 
+@pytest.mark.slow
 def test_global_database_is_geo_redundancy(aurora: Aurora) -> None:
     """BAK-3: a member of an Aurora global database with a cluster in another region passes."""
     assert verdicts(gather(aurora.cfg))["BAK-3"][0] == "fail"
@@ -238,6 +244,7 @@ def test_global_database_is_geo_redundancy(aurora: Aurora) -> None:
     assert "global database orders-global" in _seen("aws", "BAK-3", inv, None)
 
 
+@pytest.mark.slow
 def test_rds_instance_managed_secret_without_secret_id(monkeypatch: pytest.MonkeyPatch) -> None:
     """An RDS instance with ManageMasterUserPassword and no aws.secret_id: AUTH-2 reads the API's secret."""
     fake_env(monkeypatch)
@@ -259,6 +266,7 @@ def test_rds_instance_managed_secret_without_secret_id(monkeypatch: pytest.Monke
         assert res[0] == "fail" and "rotates every 365 days" in res[1], res
 
 
+@pytest.mark.slow
 def test_doctor_names_the_cluster_endpoints(aurora: Aurora) -> None:
     """doctor shows the writer/reader endpoints and says when postgres.writer is another host."""
     cluster = aurora.rds.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]
@@ -274,6 +282,7 @@ def test_doctor_names_the_cluster_endpoints(aurora: Aurora) -> None:
         assert ("not the writer endpoint" in lines[0]) == mismatch, lines
 
 
+@pytest.mark.slow
 def test_multi_az_db_cluster_takes_every_parameter_from_the_cluster_group(aurora: Aurora) -> None:
     """A Multi-AZ DB cluster (engine postgres): an instance group's value does not override.
 
@@ -319,6 +328,7 @@ def twin() -> Iterator[Twin]:
         yield Twin(clients, made, probe, inv, verdicts(inv))
 
 
+@pytest.mark.slow
 def test_twin_cluster_shape_is_healthy(twin: Twin) -> None:
     """Same verdicts as the instance twin: pass, or cannot-verify where moto lacks the field."""
     inv, t = twin.inv, twin.twin
@@ -331,6 +341,7 @@ def test_twin_cluster_shape_is_healthy(twin: Twin) -> None:
     assert {v for c, (v, _) in res.items() if c not in cannot} == {"pass"}, res
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(AWS_MUTATIONS))
 def test_twin_cluster_mutation(twin: Twin, name: str) -> None:
     """Each AWS mutation, applied to the cluster shape, fails exactly its controls; heal restores."""

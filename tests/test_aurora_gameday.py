@@ -20,6 +20,8 @@ from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.target import Target, load_target
 
+pytestmark = pytest.mark.stage("gameday")
+
 FAST = {"baseline_s": 3, "users": 4}
 
 

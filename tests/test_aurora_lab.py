@@ -22,6 +22,8 @@ from pgproof.lab.aws_mutations import AWS_MUTATIONS
 from pgproof.lab.aws_twin import AwsTwin
 from pgproof.lab.state import LabState
 
+pytestmark = pytest.mark.stage("matrix")
+
 REPO = Path(__file__).resolve().parent.parent
 PGPROOF = Path(sys.executable).parent / "pgproof"
 # Where the cluster shape may judge better than the instance shape on moto (see module doc).

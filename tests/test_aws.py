@@ -287,6 +287,7 @@ def moto_server(tmp_path: Path) -> Any:
         log.close()
 
 
+@pytest.mark.slow
 def test_out_of_process_moto_server(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_env(monkeypatch)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)

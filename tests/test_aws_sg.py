@@ -49,6 +49,7 @@ def _extra_rules(d: AwsDriver, twin: aws_twin.AwsTwin) -> None:
                       {"CidrIp": "10.42.100.0/24", "Description": "app subnet"}]}])
 
 
+@pytest.mark.slow
 def test_blackhole_revokes_exactly_the_app_rules_and_restores_them(twin: aws_twin.AwsTwin,
                                                                    tmp_path: Path) -> None:
     t = _target(twin, app_cidrs=["10.42.100.16/28"], duration_s=60)
@@ -71,6 +72,7 @@ def test_blackhole_revokes_exactly_the_app_rules_and_restores_them(twin: aws_twi
     assert rec.close()
 
 
+@pytest.mark.slow
 def test_blackhole_heals_itself_after_the_hold(twin: aws_twin.AwsTwin) -> None:
     d = AwsDriver(_target(twin, duration_s=0.5))
     groups = d.db_security_groups()[0]
@@ -84,6 +86,7 @@ def test_blackhole_heals_itself_after_the_hold(twin: aws_twin.AwsTwin) -> None:
     assert aws_sg.snapshot(d.ec2, groups) == before  # the undo is idempotent
 
 
+@pytest.mark.slow
 def test_recover_reauthorizes_what_a_dead_runner_revoked(twin: aws_twin.AwsTwin) -> None:
     t = _target(twin)
     d = AwsDriver(t)
@@ -104,6 +107,7 @@ def test_recover_reauthorizes_what_a_dead_runner_revoked(twin: aws_twin.AwsTwin)
         "every recorded ingress rule is already in place"
 
 
+@pytest.mark.slow
 def test_no_rule_admitting_the_app_tier_is_refused_before_anything_changes(
         twin: aws_twin.AwsTwin) -> None:
     d = AwsDriver(_target(twin))

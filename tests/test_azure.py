@@ -61,12 +61,14 @@ def cfg(section: dict[str, Any], **over: Any) -> Azure:
     return Azure.model_validate({k: v for k, v in {**section, **over}.items() if k != "_dir"})
 
 
+@pytest.mark.slow
 def test_healthy_twin_passes_every_azure_layer(twin: dict[str, Any]) -> None:
     got = outcomes(azure_probe.gather(cfg(twin)))
     assert got.pop("TLS-4") == "cannot-verify"  # Azure exposes no certificate facts
     assert set(got.values()) == {"pass"}, got
 
 
+@pytest.mark.slow
 def test_mutation_matrix(twin: dict[str, Any]) -> None:
     """Each mutation fails exactly its controls; healing restores the healthy verdicts."""
     c, probe = Clients(cfg(twin)), azure_probe.AzureProbe(cfg(twin))
@@ -86,6 +88,7 @@ def test_mutation_matrix(twin: dict[str, Any]) -> None:
     assert {k for k, v in healed.items() if v == "fail"} == set()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("over", "words"), [
     ({"subscription_id": "11111111-1111-4111-8111-111111111111"}, "subscription 1111"),
     ({"resource_group": "nope"}, "resource group nope does not exist"),
@@ -111,6 +114,7 @@ def test_refused_resource_type_marks_only_its_layers_error(twin: dict[str, Any])
     assert got["TLS-1"] == "pass" and got["BAK-5"] == "pass"
 
 
+@pytest.mark.slow
 def test_twin_refuses_any_token_but_its_own(twin: dict[str, Any], tmp_path: Path) -> None:
     """The lab twin's token is its owner's: the public default, or an unreadable file, is refused."""
     with pytest.raises(Unreachable, match="no usable Azure credentials"):
@@ -119,6 +123,7 @@ def test_twin_refuses_any_token_but_its_own(twin: dict[str, Any], tmp_path: Path
         azure_probe.gather(cfg(twin, token_file=str(tmp_path / "absent")), connect_timeout=2)
 
 
+@pytest.mark.slow
 def test_missing_credentials_is_unreachable(twin: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_USERNAME"):
         monkeypatch.delenv(var, raising=False)
@@ -134,6 +139,7 @@ GOOD = {"subscription_id": "00000000-0000-4000-8000-00000000a2e0", "resource_gro
         "server_name": "db-1"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("azure", "words"), [
     ({**GOOD, "subscription_id": "abc"}, "subscription_id must be a subscription GUID"),
     ({**GOOD, "server_name": "db-1.postgres.database.azure.com"}, "not its FQDN"),

@@ -32,6 +32,8 @@ from pgproof.probes.azure_sdk import body
 from pgproof.procs import free_ports
 from pgproof.target import Target, load_target
 
+pytestmark = pytest.mark.stage("gameday")
+
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"baseline_s": 3, "users": 4}
 

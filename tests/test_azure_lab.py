@@ -14,6 +14,7 @@ from pgproof.catalogue.runner import judges
 from pgproof.lab.state import LabState
 
 JUDGES = judges("azure")
+pytestmark = pytest.mark.stage("suites")
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -29,6 +29,8 @@ from pgproof.lab.state import NODES, LabState
 from pgproof.probes import backup as probe
 from pgproof.target import Target
 
+pytestmark = pytest.mark.stage("gameday")
+
 
 def _info(lab: LabState) -> dict:  # type: ignore[type-arg]
     r = backup.run_tool(lab, "--output=json", "info")

@@ -69,6 +69,7 @@ def check(cfg: Path, target: str, tmp: Path, **env: str) -> subprocess.Completed
 
 
 # -- a CA file that is not a certificate -----------------------------------------------------
+@pytest.mark.slow
 def test_ca_file_that_is_not_a_certificate(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_text("this is not a certificate\n")
     cfg = write_config(tmp_path / "pgproof.toml", """
@@ -118,6 +119,7 @@ def test_http_port_is_named_within_two_seconds(tmp_path: Path, http_port: int) -
     assert elapsed < 2.0, f"named after {elapsed:.2f} s"
 
 
+@pytest.mark.slow
 def test_http_port_on_check_and_pytest(tmp_path: Path, http_port: int) -> None:
     cfg = http_config(tmp_path, http_port)
     started = time.monotonic()
@@ -142,6 +144,7 @@ def pg() -> Iterator[Standalone]:
         yield server
 
 
+@pytest.mark.slow
 def test_unset_password_env_is_named_once(tmp_path: Path, pg: Standalone) -> None:
     cfg = write_config(tmp_path / "pgproof.toml", f"""
 [targets.staging.postgres]
@@ -166,6 +169,7 @@ writer = {{ host = "{pg.host}", port = {pg.port} }}
 
 
 # -- game-day drivers ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ssh_driver_without_hosts_even_on_dry_run(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "pgproof.toml", """
 [targets.self.postgres]
@@ -203,6 +207,7 @@ def moto_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.mark.slow
 def test_missing_rds_instance_in_a_game_day(tmp_path: Path, moto_url: str) -> None:
     cfg = write_config(tmp_path / "pgproof.toml", f"""
 [targets.rds.postgres]
@@ -227,6 +232,7 @@ driver = "aws"
 
 
 # -- production guard ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_gameday_refuses_environment_prd(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "pgproof.toml", """
 [targets.payments]
@@ -244,6 +250,7 @@ allowed = true
     no_reports(tmp_path / "reports")
 
 
+@pytest.mark.slow
 def test_gameday_workers_must_be_a_small_whole_number(tmp_path: Path) -> None:
     for bad in ("x", "-1", "2.5", "65"):
         line = one_error(pgproof("gameday", "kill-primary", "--workers", bad, "--dry-run",
@@ -255,6 +262,7 @@ def test_gameday_workers_must_be_a_small_whole_number(tmp_path: Path) -> None:
     no_reports(tmp_path / "reports")
 
 
+@pytest.mark.slow
 def test_gameday_refuses_more_workers_than_users(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "pgproof.toml", """
 [targets.staging.postgres]
@@ -279,6 +287,7 @@ def test_version(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.strip() == f"pgproof {md.version('pgproof')}"
 
 
+@pytest.mark.slow
 def test_lab_break_without_a_name(tmp_path: Path) -> None:
     assert one_error(pgproof("lab", "break", "--lab-dir", str(tmp_path / "lab"), cwd=tmp_path)) == (
         "pgproof: pgproof lab break needs a mutation name; `pgproof lab mutations` lists them")
@@ -290,6 +299,7 @@ def _lab_listed(lab_file: Path | None = None) -> str:
     return ", ".join(valid_targets([], lab_file))
 
 
+@pytest.mark.slow
 def test_pgproof_target_env_is_honoured_and_the_flag_wins(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "pgproof.toml", """
 [targets.staging.postgres]
@@ -312,6 +322,7 @@ writer = { host = "127.0.0.1", port = 1 }
     no_reports(tmp_path / "reports")
 
 
+@pytest.mark.slow
 def test_drift_of_an_unknown_target(tmp_path: Path) -> None:
     nolab = str(tmp_path / "no-lab.toml")
     r = pgproof("drift", "--target", "nosuch", "--reports", str(tmp_path / "reports"),
@@ -320,6 +331,7 @@ def test_drift_of_an_unknown_target(tmp_path: Path) -> None:
                             f"{_lab_listed(Path(nolab)) or 'none'})")
 
 
+@pytest.mark.slow
 def test_unknown_target_lists_lab_when_it_is_up(tmp_path: Path) -> None:
     lab_file = write_config(tmp_path / "lab.toml", "# stands in for a running lab's target file\n")
     cfg = write_config(tmp_path / "pgproof.toml", """
@@ -337,6 +349,7 @@ writer = { host = "127.0.0.1", port = 1 }
     assert one_error(r) == "pgproof: no target named 'nosuch' (valid targets: lab, staging)"
 
 
+@pytest.mark.slow
 def test_broken_pipe_is_quiet(tmp_path: Path) -> None:
     """`pgproof lab mutations | head`: the reader is gone before we write."""
     p = subprocess.Popen([str(PGPROOF), "lab", "mutations"], stdout=subprocess.PIPE,
@@ -352,6 +365,7 @@ def test_broken_pipe_is_quiet(tmp_path: Path) -> None:
 
 
 # -- pytest and its report folder ------------------------------------------------------------
+@pytest.mark.slow
 def test_pytest_announces_no_report_it_removes(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "pgproof.toml", """
 [targets.staging.postgres]
@@ -375,6 +389,7 @@ writer = { host = "127.0.0.1", port = 1 }
              "--pgproof-config", str(cfg), "--reports", str(base), "-q"], tmp_path).stderr)
 
 
+@pytest.mark.slow
 def test_free_port_refusing_connections_is_not_bad_input() -> None:
     """Unreachable is 'could not check' (a verdict), never 'speaks something else'."""
     with socket.socket() as s:

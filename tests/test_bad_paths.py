@@ -95,6 +95,7 @@ def test_numbers_on_the_command_line(tmp_path: Path, args: list[str], sentence: 
     untouched(tmp_path / "r")
 
 
+@pytest.mark.slow
 def test_empty_control_selects_nothing_instead_of_everything(tmp_path: Path) -> None:
     cfg = tmp_path / "pgproof.toml"
     cfg.write_text(PG)
@@ -105,6 +106,7 @@ def test_empty_control_selects_nothing_instead_of_everything(tmp_path: Path) -> 
     untouched(tmp_path / "r")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("table", "field", "value"), [
     ("chaos", "duration_s", "inf"), ("chaos", "duration_s", "nan"), ("chaos", "duration_s", "0"),
     ("chaos", "baseline_s", "-1"), ("chaos", "load_users", "0"), ("thresholds", "rto_budget_s", "inf"),
@@ -124,6 +126,7 @@ def test_numbers_in_the_config(tmp_path: Path, table: str, field: str, value: st
 
 
 # -- the config file ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_config_that_is_a_directory_not_utf8_or_nottoml_value(tmp_path: Path) -> None:
     cases = {"dir.toml": (None, "is a directory, not a config file"),
              "latin1.toml": ('[targets.staging]\nenvironment = "Z\xfcrich"\n'.encode("latin-1"),
@@ -143,6 +146,7 @@ def test_config_that_is_a_directory_not_utf8_or_nottoml_value(tmp_path: Path) ->
     untouched(tmp_path / "r")
 
 
+@pytest.mark.slow
 def test_unreadable_config_as_a_user_who_cannot_read_it(tmp_path: Path) -> None:
     """Root reads every file, so the CLI runs as ``nobody`` (setpriv) on a file mode 0600."""
     if not ROOT or not shutil.which("setpriv"):
@@ -167,6 +171,7 @@ def test_unreadable_config_as_a_user_who_cannot_read_it(tmp_path: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_target_that_is_not_a_table(tmp_path: Path) -> None:
     cfg = tmp_path / "pgproof.toml"
     cfg.write_text("[targets]\nx = 5\n")
@@ -177,6 +182,7 @@ def test_target_that_is_not_a_table(tmp_path: Path) -> None:
 
 
 # -- target names ------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["../../x", "a/b", "..", ".hidden", "-x", "dbä", "a b", "x" * 250])
 def test_unsafe_target_names_are_refused_before_any_file(tmp_path: Path, name: str) -> None:
     work = tmp_path / "w"
@@ -265,6 +271,7 @@ def twin_config(tmp_path: Path) -> Iterator[Path]:
         yield cfg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runner", ["pgproof check", "pytest suites"])
 def test_full_disk_during_a_check_leaves_no_half_run(tmp_path: Path, twin_config: Path,
                                                      tmpfs, runner: str) -> None:  # type: ignore[no-untyped-def]

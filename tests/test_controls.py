@@ -126,6 +126,7 @@ def test_docs_controls_md_is_generated_and_current() -> None:
     assert all(f"### {c.id}: {c.title}" in shipped for c in CATALOGUE.values())
 
 
+@pytest.mark.slow
 def test_controls_command_table_json_and_bad_pattern() -> None:
     r = _cli("controls")
     assert r.returncode == 0
@@ -143,6 +144,7 @@ def test_controls_command_table_json_and_bad_pattern() -> None:
         "(`pgproof controls` lists them)"]
 
 
+@pytest.mark.slow
 def test_check_refuses_unknown_or_game_day_controls_before_any_report(tmp_path: Path) -> None:
     for pattern, words in (("TLS-9", "unknown control ID 'TLS-9'"), ("X*", "unknown pattern"),
                            ("HA-2", "game-day control")):
@@ -171,6 +173,7 @@ def _collected(r: subprocess.CompletedProcess[str]) -> set[str]:
     return {line for line in r.stdout.splitlines() if "::" in line}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "ids"), [
     (["--control", "TLS-1"], ["TLS-1"]),
     (["--control", "tls-2,NET-*", "--control", "AUTH-2"],
@@ -184,6 +187,7 @@ def test_pytest_selects_by_control_id(tmp_path: Path, args: list[str], ids: list
     assert _collected(r) == _expected(*ids) != set()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("pattern", "words"), [
     ("TLS-9", "unknown control ID 'TLS-9'"), ("ZZ-*", "unknown pattern 'ZZ-*'"),
     ("HA-2", "no collected test proves HA-2")])

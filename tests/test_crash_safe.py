@@ -23,6 +23,8 @@ from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
 from pgproof.target import Target, parse_target
 
+pytestmark = pytest.mark.stage("gameday")
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -232,6 +234,7 @@ from pathlib import Path
 from pgproof.faults import record
 from pgproof.faults.drivers import make_driver
 from pgproof.target import load_target
+
 t = load_target("local-ssh", Path(sys.argv[1]))
 rec = record.FaultRecord.create(t, "crashed", "kill-primary", None)
 with record.activate(rec), make_driver(t).kill_primary():

@@ -67,6 +67,7 @@ writer = {{ host = "{pg.host}", port = {pg.port} }}
     return cfg
 
 
+@pytest.mark.slow
 def test_missing_grants_are_named_then_granted(server: Standalone, tmp_path: Path) -> None:
     cfg = _config(tmp_path, server)
     r = doctor(cfg, "box", tmp_path)
@@ -142,6 +143,7 @@ def moto_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.mark.slow
 def test_aws_layer_caller_and_instance(moto_url: str, tmp_path: Path) -> None:
     import boto3
 

@@ -177,6 +177,7 @@ def test_runs_of_the_same_second_get_their_own_directories(tmp_path: Path) -> No
 
 
 # -- -n with one target: refused before anything is made ---------------------------------------
+@pytest.mark.slow
 def test_numprocesses_with_one_target_is_refused_in_one_sentence(tmp_path: Path) -> None:
     cfg = tmp_path / "pgproof.toml"
     cfg.write_text('[targets.box.postgres]\nuser = "auditor"\n'

@@ -59,6 +59,7 @@ def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[aws_twin.AwsTwin]:
         yield aws_twin.provision(clients=aws_twin.connect(REGION), with_proxy=False)
 
 
+@pytest.mark.slow
 def test_aws_instance_forced_failover(moto: aws_twin.AwsTwin) -> None:
     d = make_driver(aws_target(**moto.aws_section()))
     assert isinstance(d, AwsDriver)
@@ -156,6 +157,7 @@ def answers(target: Target) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_ssh_observes_the_local_server(ssh_target: Target) -> None:
     d = make_driver(ssh_target)
     assert isinstance(d, SshDriver)
@@ -218,6 +220,7 @@ def test_ssh_undo_runs_when_the_block_raises(ssh_target: Target, pg: Standalone)
     assert os.path.exists(pg.datadir / "postmaster.pid")
 
 
+@pytest.mark.slow
 def test_gameday_refuses_scenarios_the_driver_cannot_run(moto: aws_twin.AwsTwin,
                                                          tmp_path: Path) -> None:
     """Before anything starts: no replication switch on RDS, no SG blackhole without an app tier."""

@@ -61,6 +61,7 @@ db_tags = {{ team = "pay" }}
     return path
 
 
+@pytest.mark.slow
 def test_fleet_matrix_names_the_broken_database(moto_url: str, tmp_path: Path) -> None:
     fleet = provision_fleet(moto_url, REGIONS, 3, bad_every=2, other_every=3)
     assert len(fleet.bad) == 2 and len(fleet.other_team) == 2 and len(fleet.good) == 2
@@ -123,6 +124,7 @@ def test_fleet_section_refuses_single_database_resources(tmp_path: Path) -> None
         parse_target("f", data, str(tmp_path / "pgproof.toml"))
 
 
+@pytest.mark.slow
 def test_two_targets_side_by_side(moto_url: str, tmp_path: Path) -> None:
     """`pgproof check --target east --target west`: xdist, one worker each, a report each + index."""
     fleet = provision_fleet(moto_url, REGIONS, 2, bad_every=1)  # per region: the twin + 1 broken

@@ -25,6 +25,8 @@ from pgproof.lab.state import LabState
 from pgproof.load.runner import LedgerEntry, read_jsonl
 from pgproof.target import Target
 
+pytestmark = pytest.mark.stage("gameday")
+
 FAST = {"baseline_s": 3, "users": 8}
 
 

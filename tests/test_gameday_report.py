@@ -118,6 +118,7 @@ def test_empty_or_malformed_journal_does_not_crash(tmp_path: Path, journal: dict
     assert summary_lines(journal)[0].startswith("? on ?")
 
 
+@pytest.mark.slow
 def test_failed_undo_is_loud(tmp_path: Path) -> None:
     journal = copy.deepcopy(full_journal())
     journal["fault"].update(undo_ok=False, undo_error="toxiproxy: connection refused")
@@ -139,6 +140,7 @@ def test_summary_lines() -> None:
     assert lines[-1] == "  html: /r/report.html"
 
 
+@pytest.mark.slow
 def test_timeline_is_fast_and_standalone(tmp_path: Path) -> None:
     import time
     render_timeline({}, tmp_path / "warm.png")  # one-off import and font-cache costs
@@ -241,6 +243,7 @@ def test_captured_journals_cover_every_scenario_and_the_broken_runs() -> None:
     assert any((_load(n).get("fault") or {}).get("undo_ok") is False for n in JOURNALS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", JOURNALS)
 def test_every_sentence_of_the_report_agrees_with_its_journal(tmp_path: Path, name: str) -> None:
     journal = _load(name)
@@ -268,6 +271,7 @@ def test_the_checker_catches_the_reported_contradictions() -> None:
     assert any("healed" in f for f in found) and any("not recovered" in f for f in found), found
 
 
+@pytest.mark.slow
 def test_interrupted_run_charts_the_load_files_it_left(tmp_path: Path) -> None:
     from pgproof.report.gameday import with_load_files
 

@@ -28,6 +28,8 @@ from pgproof.lab.state import LabState
 from pgproof.load.runner import group_pids
 from pgproof.target import Target
 
+pytestmark = pytest.mark.stage("gameday")
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from labcli import lab_cli_env as _env
 from labcli import wait_steady
 
@@ -24,6 +25,8 @@ from pgproof.gameday import ledger as ledger_mod
 from pgproof.lab.state import LabState
 from pgproof.load.runner import LedgerEntry, read_jsonl
 from pgproof.target import Target
+
+pytestmark = pytest.mark.stage("gameday")
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pgproof.checks.live import judge_host
 from pgproof.lab.standalone import standalone_postgres
 from pgproof.probes import host
 
 
+@pytest.mark.slow
 def test_local_host_facts_and_judgement() -> None:
     with standalone_postgres() as pg:
         key = pg.datadir.parent / "tls" / "server.key"

@@ -71,6 +71,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"base": base, **runs}
 
 
+@pytest.mark.slow
 def test_game_days_join_the_history_but_drift_compares_checks_only(reports: dict[str, Any]) -> None:
     base = reports["base"]
     lines = all_runs(base / "history.jsonl")
@@ -165,6 +166,7 @@ def _dump(url: str, profile: Path, *extra: str) -> str:
     return r.stdout
 
 
+@pytest.mark.slow
 def test_chromium_renders_index_and_run_pages(reports: dict[str, Any], tmp_path: Path) -> None:
     base = reports["base"]
     srv, served = _serve(base)

@@ -27,6 +27,8 @@ from pgproof.faults.record import FaultRecord
 from pgproof.lab.state import LabState
 from pgproof.target import load_target
 
+pytestmark = pytest.mark.stage("suites")
+
 REPO = Path(__file__).resolve().parent.parent
 CONTROLS = "MON-3,POOL-1,TLS-1"  # items TLS-1-* (first), POOL-1-pooler, MON-3-health (last)
 TIMEOUT = 300

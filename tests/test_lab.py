@@ -13,6 +13,8 @@ from pgproof.lab.state import NODES, LabState
 from pgproof.probes import tls
 from pgproof.target import Endpoint, Target
 
+pytestmark = pytest.mark.stage("lab")
+
 
 def _client_endpoints(t: Target) -> dict[str, Endpoint]:
     pg = t.postgres

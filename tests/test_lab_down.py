@@ -6,9 +6,13 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from pgproof import procs
 from pgproof.lab import lifecycle
 from pgproof.lab.state import LabState
+
+pytestmark = pytest.mark.stage("teardown")
 
 
 def test_down_leaves_no_process_and_no_listening_port(lab: LabState, lab_dir: Path) -> None:

@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from pgproof.lab.state import LabState
 
 
@@ -16,6 +18,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
                           text=True, env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_component_that_never_gets_healthy_is_named_and_torn_down(tmp_path: Path) -> None:
     bindir = Path(tempfile.mkdtemp(prefix="pgproof-fake-"))
     bindir.chmod(0o755)  # Patroni runs as postgres: it must be able to execute the fake
@@ -35,6 +38,7 @@ def test_component_that_never_gets_healthy_is_named_and_torn_down(tmp_path: Path
     assert not state.run_dir.exists()
 
 
+@pytest.mark.slow
 def test_missing_binary_names_the_debian_package(tmp_path: Path) -> None:
     env = {**os.environ, "PGPROOF_PATRONI": str(tmp_path / "nope")}
     r = _run(["lab", "up", "--lab-dir", str(tmp_path / "lab"), "--no-aws"], env)

@@ -53,6 +53,7 @@ def controls(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 # -- the target model ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_every_section_is_optional_but_one_is_needed(tmp_path: Path) -> None:
     assert parse_target("ci", {"aws": {"region": "eu-west-1"}}, "t").postgres is None
     assert parse_target("box", {"hosts": ["local://"]}, "t").aws is None
@@ -68,6 +69,7 @@ def test_every_section_is_optional_but_one_is_needed(tmp_path: Path) -> None:
     assert "configures nothing to check" in r.stderr and not (tmp_path / "reports").exists()
 
 
+@pytest.mark.slow
 def test_game_day_on_an_aws_only_target_is_one_sentence(tmp_path: Path) -> None:
     cfg = tmp_path / "pgproof.toml"
     cfg.write_text('[targets.ci.aws]\nregion = "eu-west-1"\n[targets.ci.chaos]\nallowed = true\n')
@@ -118,6 +120,7 @@ def twin_config(tmp_path: Path) -> Iterator[Path]:
         yield cfg
 
 
+@pytest.mark.slow
 def test_aws_only_run_judges_every_aws_layer_and_errors_nowhere(twin_config: Path,
                                                                 tmp_path: Path) -> None:
     r, doc = check(twin_config, "ci", tmp_path)
@@ -161,6 +164,7 @@ writer = {{ host = "{pg.host}", port = {pg.port} }}
     return cfg
 
 
+@pytest.mark.slow
 def test_live_only_run_against_plain_postgres(tmp_path: Path) -> None:
     with standalone_postgres() as pg:
         r, doc = check(_live_config(tmp_path, pg, []), "box", tmp_path,
@@ -231,6 +235,7 @@ def test_the_lab_and_a_plain_server_checked_side_by_side(lab: LabState, tmp_path
     assert r.returncode == doc["exit_code"] == max(t["exit_code"] for t in doc["targets"]), doc
 
 
+@pytest.mark.slow
 def test_scenarios_on_an_aws_only_target_stop_with_one_sentence(twin_config: Path,
                                                                 tmp_path: Path) -> None:
     cfg = twin_config.read_text().replace("[targets.ci.aws]", '[targets.ci.chaos]\nallowed = true\n'

@@ -57,6 +57,7 @@ def _crash_and_restart(server: Standalone, down_s: float) -> tuple[float, float]
     return fault_at, time.time()
 
 
+@pytest.mark.slow
 def test_ledger_load_records_stats_and_loses_nothing(pg: Standalone, ledger_run: LoadProcess) -> None:
     assert ledger_run.exit_code == 0, (ledger_run.log.read_text())[-2000:]
     stats = ledger_run.stats()
@@ -76,6 +77,7 @@ def test_ledger_load_records_stats_and_loses_nothing(pg: Standalone, ledger_run:
     assert full_diff(pg.conninfo(), ledger_run.run_id, entries) == verdict
 
 
+@pytest.mark.slow
 def test_verify_reports_deleted_acknowledged_rows_as_lost(pg: Standalone,
                                                           ledger_run: LoadProcess) -> None:
     """The detector can fail: rows removed server-side are reported, exactly those."""
@@ -100,6 +102,7 @@ def test_verify_reports_deleted_acknowledged_rows_as_lost(pg: Standalone,
             conn.commit()
 
 
+@pytest.mark.slow
 def test_stop_ends_the_whole_process_group_in_distributed_mode(pg: Standalone,
                                                                 tmp_path: Path) -> None:
     load = LoadProcess("ledger.py", pg.conninfo(), tmp_path, users=4, processes=2)
@@ -122,6 +125,7 @@ def test_stop_ends_the_whole_process_group_in_distributed_mode(pg: Standalone,
     assert verdict.acknowledged > 0
 
 
+@pytest.mark.slow
 def test_master_and_workers_merge_ledgers_without_double_counting(pg: Standalone,
                                                                    tmp_path: Path) -> None:
     """``workers=2``: a master and two worker processes, each its own group, reaped together."""
@@ -162,6 +166,7 @@ def test_master_and_workers_merge_ledgers_without_double_counting(pg: Standalone
     assert max(s.users for s in load.stats()) == 4, "users summed over workers, not doubled"
 
 
+@pytest.mark.slow
 def test_clock_measures_the_outage_of_a_crash() -> None:
     with standalone_postgres() as server, FailoverClock(server.conninfo()) as clock:
         time.sleep(0.8)
@@ -177,6 +182,7 @@ def test_clock_measures_the_outage_of_a_crash() -> None:
     assert rto.last_ack_before is not None and rto.last_ack_before <= fault_at + 0.3
 
 
+@pytest.mark.slow
 def test_clock_cuts_a_write_that_hangs_and_keeps_ticking() -> None:
     """A frozen backend (as a pooler queueing the write would be) must not stop the clock."""
     with standalone_postgres() as server, FailoverClock(server.conninfo(), write_timeout=0.5) as clock:
@@ -198,6 +204,7 @@ def test_clock_cuts_a_write_that_hangs_and_keeps_ticking() -> None:
     assert after and after[0].ok and after[0].t_sent - cut[0].t_sent < 0.7
 
 
+@pytest.mark.slow
 def test_load_reconnects_after_a_crash_without_restarting(tmp_path: Path) -> None:
     with standalone_postgres() as server:
         ensure_ledger_table(server.conninfo())
@@ -247,6 +254,7 @@ def _pgbouncer(server: Standalone) -> Iterator[dict[str, object]]:
         shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("pgbouncer") is None, reason="PgBouncer not installed")
 def test_pooled_load_and_clock_survive_a_crash_behind_pgbouncer(tmp_path: Path) -> None:
     """Transaction pooling: no prepared statements, errors relayed by a pooler that stays up."""
@@ -360,6 +368,7 @@ def test_complete_seconds_waits_for_every_live_worker_but_not_a_dead_one() -> No
     assert complete_seconds([[], [final]]) == [final]
 
 
+@pytest.mark.slow
 def test_bench_loadgen_refuses_a_run_too_short_to_have_a_steady_middle(tmp_path: Path) -> None:
     bench = Path(__file__).resolve().parents[1] / "bench" / "loadgen"
     res = subprocess.run([str(bench), "--duration", "3", "--out", str(tmp_path / "out")],

@@ -19,6 +19,8 @@ from pgproof.lab import mutations
 from pgproof.lab.state import LabState
 from pgproof.target import Target
 
+pytestmark = pytest.mark.stage("matrix")
+
 REPO = Path(__file__).resolve().parent.parent
 ACCEPTABLE_HEALTHY = {"pass", "cannot-verify", "skip"}
 

@@ -180,6 +180,7 @@ def test_sarif_points_at_the_config_actually_used_with_region_and_line_hash(tmp_
     assert ident.rsplit("/", 1)[0] == cat
 
 
+@pytest.mark.slow
 def test_sarif_root_option_and_the_labs_target_file(tmp_path: Path) -> None:
     """No git work tree: --sarif-root says what paths are relative to; the lab's generated
     target.toml (one target, no [targets.lab] header) is located at its first line."""
@@ -200,6 +201,7 @@ def test_sarif_root_option_and_the_labs_target_file(tmp_path: Path) -> None:
     assert "--sarif-root" in r.stdout
 
 
+@pytest.mark.slow
 def test_ocsf_and_asff_name_the_cloud_resource(tmp_path: Path) -> None:
     """Azure: the flexible server's resource ID and subscription; AWS ASFF ids unique per
     account, region, database and control (two targets named staging must not collide)."""
@@ -230,6 +232,7 @@ def test_ocsf_and_asff_name_the_cloud_resource(tmp_path: Path) -> None:
     assert len(ids) == len(set(ids)) == 15, "two databases of one target name collided"
 
 
+@pytest.mark.slow
 def test_asff_passes_botocores_own_validation_through_a_stubbed_client(tmp_path: Path) -> None:
     """botocore validates the parameters before the Stubber sees them: what AWS would get."""
     from botocore.stub import Stubber
@@ -315,6 +318,7 @@ def test_asff_matches_botocores_model_and_reports_passes(tmp_path: Path) -> None
     assert "Title" in _asff_errors(findings)
 
 
+@pytest.mark.slow
 def test_security_hub_import_against_moto(tmp_path: Path) -> None:
     from moto import mock_aws
 
@@ -367,6 +371,7 @@ def _jenkins_junit_schema() -> Any:
     return xmlschema.XMLSchema(str(path))
 
 
+@pytest.mark.slow
 def test_junit_from_pytest_is_valid_for_jenkins_xunit(tmp_path: Path) -> None:
     """pytest with the repo's ini and pgproof's junit hooks writes what Jenkins' xUnit accepts
     (issue 18: 210 schema errors with xunit1), the control IDs surviving in names and
@@ -480,6 +485,7 @@ def test_a_mutation_gives_a_sarif_result_with_a_file_location(lab: LabState, tmp
     assert asff_by["TLS-1"]["Compliance"]["Status"] == "PASSED"
 
 
+@pytest.mark.slow
 def test_to_security_hub_without_aws_is_refused(tmp_path: Path) -> None:
     cfg = tmp_path / "pgproof.toml"
     cfg.write_text('[targets.selfhosted.postgres]\nwriter = { host = "127.0.0.1", port = 1 }\n'

@@ -31,6 +31,8 @@ import requests
 from pgproof.lab import components as c
 from pgproof.lab.state import LabState
 
+pytestmark = pytest.mark.stage("suites")
+
 PGPROOF = Path(sys.executable).parent / "pgproof"
 LATENCY_MS = 300  # slows the session down so the blackhole lands after it opened, mid-probe
 

@@ -84,6 +84,7 @@ def _instance(name: str) -> Path:
     return DB_INSTANCES / f"{name}.json"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED_AWS))
 def test_every_recorded_db_instance_is_judged_without_a_crash(name: str, tmp_path: Path) -> None:
     inv = aws_replay(tmp_path, _instance(name), **AWS_CFG)
@@ -94,6 +95,7 @@ def test_every_recorded_db_instance_is_judged_without_a_crash(name: str, tmp_pat
     assert {c: v for c, (v, _) in got.items()} == want, {c: got[c] for c in got if got[c][0] != want[c]}
 
 
+@pytest.mark.slow
 def test_the_recorded_parameter_group_is_read_across_its_pages(tmp_path: Path) -> None:
     """Real DescribeDBParameters answers 100 parameters a page with a Marker; unset ones have no value."""
     inv = aws_replay(tmp_path, _instance("postgres-14.7"), **AWS_CFG)

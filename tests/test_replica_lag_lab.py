@@ -24,6 +24,8 @@ from pgproof.lab.state import LabState
 from pgproof.probes import postgres as pg_probe
 from pgproof.target import Target
 
+pytestmark = pytest.mark.stage("suites")
+
 IDLE_S = 60
 
 

@@ -55,6 +55,7 @@ def _spy(client: Any, *operations: str) -> list[tuple[str, dict[str, Any]]]:
     return calls
 
 
+@pytest.mark.slow
 def test_restore_drill_calls_restore_wait_probe_delete(twin: aws_twin.AwsTwin,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     target = aws_target(twin)
@@ -132,6 +133,7 @@ def test_recover_deletes_an_orphaned_rds_scratch_instance(twin: aws_twin.AwsTwin
 
 
 # -- chaos.snapshot_before ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_snapshot_before_is_taken_and_journaled_before_the_fault(twin: aws_twin.AwsTwin,
                                                                  tmp_path: Path) -> None:
     from pgproof.gameday import run as gameday
@@ -177,6 +179,7 @@ def test_snapshot_on_a_driver_without_one_is_refused(twin: aws_twin.AwsTwin) -> 
         snapshot.take(aws_target(twin), SshDriver.__new__(SshDriver), "r1")
 
 
+@pytest.mark.slow
 def test_snapshot_waits_until_available(twin: aws_twin.AwsTwin) -> None:
     d = AwsDriver(aws_target(twin), wait_timeout_s=5, poll_s=0.01)
     t0 = time.monotonic()

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from labcli import lab_cli_env as _env
 
 from pgproof import procs
@@ -20,6 +21,8 @@ from pgproof.faults import record
 from pgproof.lab import mutations
 from pgproof.lab.state import LabState
 from pgproof.target import Target
+
+pytestmark = pytest.mark.stage("gameday")
 
 REPO = Path(__file__).resolve().parent.parent
 

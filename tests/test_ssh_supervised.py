@@ -31,6 +31,8 @@ from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import NODES, LabState
 from pgproof.target import Target, load_target, parse_target
 
+pytestmark = pytest.mark.lab  # brings up a lab of its own
+
 
 # -- settings (no lab) -------------------------------------------------------------------------
 def test_host_urls_override_the_shared_tags() -> None:

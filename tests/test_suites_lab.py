@@ -18,6 +18,8 @@ from pgproof.probes import postgres
 from pgproof.target import Target, parse_target
 from pgproof.verdict import Unreachable
 
+pytestmark = pytest.mark.stage("suites")
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -49,6 +49,7 @@ def test_broken_toml_and_unknown_target(tmp_path: Path) -> None:
         load_target("prod", cfg, lab_file=lab_file)
 
 
+@pytest.mark.slow
 def test_pytest_stops_before_any_test_with_one_message(tmp_path: Path) -> None:
     cfg = tmp_path / "pgproof.toml"
     cfg.write_text('[targets.staging.postgres]\nuser = "a"\nwriter = { host = "h", port = "x" }\n')

@@ -169,6 +169,7 @@ def _write_run(tmp_path: Path, run_s: float) -> tuple[list[str], Path]:
     return argv, reports
 
 
+@pytest.mark.slow
 def test_run_time_limit_makes_the_rest_errors_and_still_reports(tmp_path: Path) -> None:
     argv, reports = _write_run(tmp_path, 6)
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -132,6 +132,7 @@ def test_client_hello_bytes() -> None:
 # --- against real servers ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_raw_only_classes_get_an_alert_from_real_servers(servers: dict[str, Standalone]) -> None:
     """RC4/3DES/EXPORT/DES: the server's OpenSSL 3 cannot speak them, even at SECLEVEL=0."""
     for name in ("healthy", "tls-weak"):
@@ -166,6 +167,7 @@ def test_malformed_hello_is_inconclusive_never_refused(servers: dict[str, Standa
     assert "rejected our ClientHello itself" in r.detail
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["healthy", "tls-anon-ciphers", "tls-weak", "enull", "rsa-weak",
                                     "min-tlsv1"])
 def test_raw_hello_and_ssl_agree_where_both_can_offer(servers: dict[str, Standalone],

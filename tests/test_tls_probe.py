@@ -76,6 +76,7 @@ def show(pg: Standalone, setting: str) -> str:
 # --- against real servers -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_healthy_server_passes_every_tls_judge(healthy: Standalone) -> None:
     t0 = time.monotonic()
     facts = probe(healthy)
@@ -106,6 +107,7 @@ def test_default_server_has_strong_crypto(healthy: Standalone) -> None:
     assert judge_tls5(facts, TH) == []  # every class offered (ssl or raw hello) and refused
 
 
+@pytest.mark.slow
 def test_weak_server_accepts_legacy_tls_and_fails_tls1(weak: Standalone) -> None:
     facts = probe(weak)
     assert outcomes(facts) == {"TLSv1": A, "TLSv1.1": A, "TLSv1.2": A, "TLSv1.3": A}
@@ -138,6 +140,7 @@ def _weak_by_version(facts: TlsFacts) -> dict[str, set[str]]:
     return {v: facts.ciphers.accepted(v) for v in SCANNED_VERSIONS}
 
 
+@pytest.mark.slow
 def test_sslyze_agrees_with_probe(healthy: Standalone, weak: Standalone, null_ok: Standalone,
                                   rsa_cert: Standalone) -> None:
     """Same accepted versions, and the same accepted weak suites per version, as sslyze's scan."""
@@ -185,6 +188,7 @@ def test_null_suites_found_when_server_allows_enull(null_ok: Standalone) -> None
     assert any("NULL encryption" in p for p in judge_tls5(facts, TH))
 
 
+@pytest.mark.slow
 def test_static_rsa_key_exchange_is_its_own_finding(rsa_cert: Standalone) -> None:
     facts = probe(rsa_cert)
     assert facts.leaf is not None and (facts.leaf.key_type, facts.leaf.key_bits) == ("RSA", 2048)
@@ -196,6 +200,7 @@ def test_static_rsa_key_exchange_is_its_own_finding(rsa_cert: Standalone) -> Non
     assert judge_tls5(facts, Thresholds(tls_require_forward_secrecy=False)) == []
 
 
+@pytest.mark.slow
 def test_every_class_is_offered_and_refused_by_a_healthy_server(healthy: Standalone) -> None:
     """What Python's ssl cannot offer goes by raw ClientHello: nothing is left not probed."""
     facts = probe(healthy)
@@ -215,6 +220,7 @@ def test_every_class_is_offered_and_refused_by_a_healthy_server(healthy: Standal
     assert set(facts.ciphers.offerable()) == {c.name for c in WEAK_CLASSES}
 
 
+@pytest.mark.slow
 def test_plaintext_rule_means_auth_requested_and_tls2_fails() -> None:
     hba = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
     with standalone_postgres(hba=hba) as pg:
@@ -226,6 +232,7 @@ def test_plaintext_rule_means_auth_requested_and_tls2_fails() -> None:
     assert "refused" in problem
 
 
+@pytest.mark.slow
 def test_server_without_tls_fails_tls1_and_is_not_a_client_problem() -> None:
     hba = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
     with standalone_postgres(settings={"ssl": "off"}, hba=hba) as pg:
@@ -237,6 +244,7 @@ def test_server_without_tls_fails_tls1_and_is_not_a_client_problem() -> None:
         judge_tls3(facts)
 
 
+@pytest.mark.slow
 def test_wrong_host_cert_fails_hostname_but_chain_valid() -> None:
     with standalone_postgres(cert_hosts=("db.example.com",)) as pg:
         facts = probe(pg)
@@ -252,6 +260,7 @@ def test_wrong_host_cert_fails_hostname_but_chain_valid() -> None:
     assert len(judge_tls3(facts, login_error)) == 2
 
 
+@pytest.mark.slow
 def test_cert_expiring_in_10_days_fails_tls4() -> None:
     with standalone_postgres(cert_days=10) as pg:
         facts = probe(pg)

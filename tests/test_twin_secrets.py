@@ -26,7 +26,7 @@ from pgproof.probes.aws import session
 from pgproof.probes.azure_sdk import LAB_TOKEN, Clients
 from pgproof.target import Azure
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switches to the nobody user: run as root")
+pytestmark = [pytest.mark.stage("suites"), pytest.mark.skipif(os.geteuid() != 0, reason="switches to the nobody user: run as root")]
 
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
           "env", "-i", "PATH=/usr/bin:/bin", "HOME=/tmp", sys.executable, "-c"]

@@ -30,7 +30,8 @@ from pgproof.target import ConfigError, Target, load_target, parse_target
 from pgproof.verdict import Unreachable
 
 PGPROOF = Path(sys.executable).parent / "pgproof"
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the vpc topology needs root")
+pytestmark = [pytest.mark.lab,  # brings up a lab of its own
+              pytest.mark.skipif(os.geteuid() != 0, reason="the vpc topology needs root")]
 
 
 @pytest.fixture(scope="module")

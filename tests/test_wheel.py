@@ -23,6 +23,8 @@ from labcli import gameday_rc_ok, lab_cli_env, wait_steady
 from pgproof.lab.state import LabState
 from pgproof.target import Target
 
+pytestmark = pytest.mark.stage("gameday")
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = "/usr/bin/python3"  # the system interpreter, as a user's pipx would use
 
