@@ -43,8 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pgproof.lab import backup  # noqa: E402
-from pgproof.procs import PG_BIN  # noqa: E402
 from pgproof.lab.state import NODES, LabState  # noqa: E402
+from pgproof.procs import PG_BIN  # noqa: E402
 
 DEFAULT_PGDSAT = Path(os.environ.get("PGDSAT_HOME", "/opt/pgproof/pgdsat-2.0"))
 PG_OS_USER = "postgres"
