@@ -200,7 +200,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _control_args(values: list[str] | None) -> list[str] | None:
     """``--control`` for pytest, or None after saying why a pattern is wrong (exit 2)."""
-    from pgproof.catalogue import UnknownControl, select, split_patterns
+    from pgproof.catalogue.registry import UnknownControl, select, split_patterns
 
     try:
         patterns = split_patterns(values)
@@ -213,7 +213,8 @@ def _control_args(values: list[str] | None) -> list[str] | None:
 
 def _controls(args: argparse.Namespace) -> int:
     """List the catalogue: a table, JSON, or the Markdown of docs/controls.md."""
-    from pgproof.catalogue import CATALOGUE, UnknownControl, render, select, split_patterns
+    from pgproof.catalogue import render
+    from pgproof.catalogue.registry import CATALOGUE, UnknownControl, select, split_patterns
 
     if args.format == "markdown":
         if args.patterns or args.kind:

@@ -6,7 +6,7 @@ older imports working (``from pgproof.controls import CONTROLS``).
 
 from __future__ import annotations
 
-from pgproof.catalogue import CATALOGUE, of_kind, title
+from pgproof.catalogue.registry import CATALOGUE, of_kind, title
 
 CONTROLS: dict[str, str] = {cid: CATALOGUE[cid].title for cid in of_kind("compliance")}
 SCENARIOS: dict[str, str] = {cid: CATALOGUE[cid].title for cid in of_kind("gameday")}

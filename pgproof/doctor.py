@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgproof import layers
-from pgproof.catalogue.runner import setting_uses
+from pgproof.catalogue.registry import setting_uses
 from pgproof.checks.backup import TOOL_COULD_NOT_READ
 from pgproof.probes import commands
 from pgproof.target import Endpoint, Target

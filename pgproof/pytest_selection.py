@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pgproof.catalogue import CATALOGUE, UnknownControl, select, split_patterns
+from pgproof.catalogue.registry import CATALOGUE, UnknownControl, select, split_patterns
 
 _WANTED = pytest.StashKey[list[str]]()
 _SELECTION = pytest.StashKey["Selection"]()

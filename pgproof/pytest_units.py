@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pgproof.catalogue import CATALOGUE, runner
+from pgproof.catalogue import runner
+from pgproof.catalogue.registry import CATALOGUE
 from pgproof.catalogue.runner import Unit
 from pgproof.expect import expect
 from pgproof.pytest_fixtures import fleet_ids, fleet_inventory

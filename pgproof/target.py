@@ -18,6 +18,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -265,6 +266,22 @@ class Target(_Strict):
             raise ConfigError(f"target {self.name!r} has no [postgres] section, and {purpose} "
                               "needs a database endpoint")
         return self.postgres
+
+    @property
+    def via(self) -> str | None:
+        """The bastion every live probe goes through (``postgres.via``), if any."""
+        return self.postgres.via if self.postgres else None
+
+    def live_endpoints(self) -> list[tuple[str, int]]:
+        """Every (host, port) a compliance run opens a connection to (what a tunnel forwards)."""
+        pg = self.require_postgres("a compliance run")
+        eps = [pg.writer, *pg.readers, *(e for e in (pg.pooler, pg.pooler_admin) if e), *pg.nodes]
+        out = [(e.host, e.port) for e in eps]
+        if self.health_url:
+            u = urlsplit(self.health_url)
+            if u.hostname:
+                out.append((u.hostname, u.port or (443 if u.scheme == "https" else 80)))
+        return list(dict.fromkeys(out))
 
     @property
     def production_hint(self) -> str | None:

@@ -20,18 +20,24 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from pgproof.errors import UserError
 from pgproof.procs import free_ports
 
-if TYPE_CHECKING:
-    from pgproof.target import Target
-
 LOCAL = "127.0.0.1"
 OPTIONS = ("identity_file", "known_hosts")
 OPEN_TIMEOUT_S = 30.0  # a loaded 2-core machine: the handshake alone can take seconds
+
+
+class Routed(Protocol):
+    """What a tunnel needs from a target (``pgproof.target.Target`` is one)."""
+
+    @property
+    def via(self) -> str | None: ...
+
+    def live_endpoints(self) -> list[tuple[str, int]]: ...
 
 
 class TunnelError(UserError):
@@ -109,18 +115,6 @@ def http_url(url: str) -> str:
     return parts._replace(netloc=f"{host}:{port}").geturl()
 
 
-def endpoints(target: Target) -> list[tuple[str, int]]:
-    """Every (host, port) a compliance run opens a connection to."""
-    pg = target.require_postgres("a compliance run")
-    eps = [pg.writer, *pg.readers, *(e for e in (pg.pooler, pg.pooler_admin) if e), *pg.nodes]
-    out = [(e.host, e.port) for e in eps]
-    if target.health_url:
-        u = urlsplit(target.health_url)
-        if u.hostname:
-            out.append((u.hostname, u.port or (443 if u.scheme == "https" else 80)))
-    return list(dict.fromkeys(out))
-
-
 def _die_with_parent() -> None:
     """Runs in the ssh child before exec: a SIGKILLed runner leaves no tunnel behind."""
     with contextlib.suppress(OSError, AttributeError):
@@ -177,12 +171,12 @@ def open_tunnel(via: Via, remotes: list[tuple[str, int]], timeout: float = OPEN_
     raise AssertionError("unreachable")
 
 
-def ensure(target: Target) -> Tunnel | None:
+def ensure(target: Routed) -> Tunnel | None:
     """Open the target's tunnel once per process (reused while it covers the same endpoints)."""
     global _active
-    if target.postgres is None or not target.postgres.via:  # AWS-only: no live probe at all
+    if not target.via:  # no bastion, or AWS-only: no live probe at all
         return None
-    via, remotes = parse_via(target.postgres.via), endpoints(target)
+    via, remotes = parse_via(target.via), target.live_endpoints()
     if (_active is not None and _active.via == via and _active.proc.poll() is None
             and set(remotes) <= set(_active.routes)):
         return _active

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from pgproof import catalogue
+from pgproof.catalogue import registry as catalogue
 from pgproof.catalogue.runner import SUITE_TEST
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pgproof.catalogue.runner import judges
+from pgproof.catalogue.registry import judges
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api-fields.md"
 KEY = re.compile(r"^[A-Za-z_][\w.]*$")

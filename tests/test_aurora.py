@@ -20,8 +20,8 @@ import pytest
 from moto import mock_aws
 
 from pgproof import doctor
-from pgproof.catalogue.runner import judges
-from pgproof.catalogue.runner import seen as _seen
+from pgproof.catalogue.registry import judges
+from pgproof.catalogue.registry import seen as _seen
 from pgproof.checks.aws_alarms import drill_alarms
 from pgproof.lab import aws_spec, aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS

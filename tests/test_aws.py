@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.core.authorization import enable_iam_authentication
 
-from pgproof.catalogue.runner import judges
+from pgproof.catalogue.registry import judges
 from pgproof.lab import aws_spec, aws_twin
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
 from pgproof.probes import aws as aws_probe

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pgproof.catalogue.runner import judges
+from pgproof.catalogue.registry import judges
 from pgproof.errors import UserError
 from pgproof.lab import azure_lab, pki
 from pgproof.lab.azure_mutations import AZURE_MUTATIONS, UNBREAKABLE

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pgproof.catalogue.runner import judges
+from pgproof.catalogue.registry import judges
 from pgproof.lab.state import LabState
 
 JUDGES = judges("azure")

@@ -17,17 +17,16 @@ from pathlib import Path
 import pytest
 
 from pgproof import pytest_fixtures
-from pgproof.catalogue import (
+from pgproof.catalogue import render, runner
+from pgproof.catalogue.model import FIXTURES, PLAIN_INPUTS
+from pgproof.catalogue.registry import (
     CATALOGUE,
     FRAMEWORKS,
     LAYERS,
     UnknownControl,
     of_kind,
-    render,
-    runner,
     select,
 )
-from pgproof.catalogue.model import FIXTURES, PLAIN_INPUTS
 from pgproof.gameday import alarm_drill, restore
 from pgproof.gameday.scenarios import SCENARIOS
 from pgproof.lab.state import LabState

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pgproof.catalogue import of_kind
+from pgproof.catalogue.registry import of_kind
 from pgproof.cli_parser import build_parser
 from pgproof.interrupts import Catcher, Interrupted
 from pgproof.report import index, summary

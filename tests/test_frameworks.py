@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pgproof.catalogue import CATALOGUE, FRAMEWORKS, of_kind
 from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
+from pgproof.catalogue.registry import CATALOGUE, FRAMEWORKS, of_kind
 from pgproof.report import framework, history
 
 # The citations the HIPAA part of the brief names: each must be listed, so the report can say

@@ -43,19 +43,15 @@ def _owner(name: str) -> str | None:
     return name or None
 
 
-def _type_checking(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-
-
 def _imports(module: str, path: Path) -> Iterator[tuple[str, int]]:
-    """(imported pgproof module, line) for every import in ``module`` at any depth, except under
-    ``if TYPE_CHECKING:`` (never run). Importing ``a.b.c`` also runs packages ``a.b`` and ``a``."""
+    """(imported pgproof module, line) for every import in ``module`` at any depth, those under
+    ``if TYPE_CHECKING:`` included (a type-only circle is still a tangle a reader must hold).
+    Importing ``a.b.c`` also runs packages ``a.b`` and ``a``; a module naming its own package
+    (``from pgproof.catalogue import CATALOGUE`` in ``pgproof.catalogue.tls``) depends on it."""
     is_pkg = path.name == "__init__.py"
 
     def visit(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
         for child in ast.iter_child_nodes(node):
-            if _type_checking(child):
-                continue
             if isinstance(child, ast.Import | ast.ImportFrom):
                 yield child
             yield from visit(child)
@@ -70,9 +66,11 @@ def _imports(module: str, path: Path) -> Iterator[tuple[str, int]]:
             names = [f"{pkg}.{a.name}" if f"{pkg}.{a.name}" in MODULES else pkg for a in node.names]
         for name in names:
             owner = _owner(name)
+            explicit = True  # the module named; its parent packages run implicitly
             while owner:
-                if owner != module and not module.startswith(owner + "."):
+                if owner != module and (explicit or not module.startswith(owner + ".")):
                     yield owner, node.lineno
+                explicit = False
                 owner = _owner(owner.rpartition(".")[0]) if "." in owner else None
 
 

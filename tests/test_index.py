@@ -23,7 +23,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from pgproof.catalogue import of_kind
+from pgproof.catalogue.registry import of_kind
 from pgproof.gameday import run as gd_run
 from pgproof.gameday.journal import Journal
 from pgproof.report import index, index_chart, summary

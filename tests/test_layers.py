@@ -18,7 +18,7 @@ import pytest
 from twins import aws_only_config, toml_value
 
 from pgproof import layers
-from pgproof.catalogue import CATALOGUE
+from pgproof.catalogue.registry import CATALOGUE
 from pgproof.lab.standalone import standalone_postgres
 from pgproof.lab.state import LabState
 from pgproof.report import results as res

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pgproof.catalogue import of_kind
+from pgproof.catalogue.registry import of_kind
 from pgproof.lab.state import LabState
 from pgproof.notify.config import Email, Notify
 from pgproof.notify.dispatch import notify_run

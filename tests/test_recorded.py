@@ -29,7 +29,7 @@ from recorded_replay import (
     verdicts,
 )
 
-from pgproof.catalogue.runner import judges
+from pgproof.catalogue.registry import judges
 from pgproof.checks import aws as aws_checks
 from pgproof.checks import azure as azure_checks
 from pgproof.probes import aws as aws_probe

@@ -52,7 +52,7 @@ def _write_run(base: Path, verdicts: dict[str, str], selected: list[str] | None 
     """One run through the real aggregate/write code; returns its results.json."""
     import json
 
-    from pgproof.catalogue import of_kind
+    from pgproof.catalogue.registry import of_kind
 
     d = res.run_dir(base, "staging")
     controls = res.aggregate([_r(c, V(v)) for c, v in verdicts.items()], of_kind("compliance"),
@@ -72,7 +72,7 @@ def test_not_selected_is_not_not_checked_and_does_not_count() -> None:
 def test_partial_run_is_marked_in_results_and_history(tmp_path: Path) -> None:
     import json
 
-    from pgproof.catalogue import of_kind
+    from pgproof.catalogue.registry import of_kind
 
     n = len(of_kind("compliance"))
     doc = _write_run(tmp_path, {"TLS-1": "fail"}, ["TLS-1"])
@@ -87,7 +87,7 @@ def test_partial_run_is_marked_in_results_and_history(tmp_path: Path) -> None:
 
 
 def test_drift_compares_only_controls_both_runs_selected(tmp_path: Path) -> None:
-    from pgproof.catalogue import of_kind
+    from pgproof.catalogue.registry import of_kind
     from pgproof.report.history import compared, drift
 
     everything = dict.fromkeys(of_kind("compliance"), "pass")
@@ -119,7 +119,7 @@ def test_drift_reads_history_lines_written_before_selection_existed(tmp_path: Pa
 
 
 def test_report_scope_of_a_selection() -> None:
-    from pgproof.catalogue import of_kind
+    from pgproof.catalogue.registry import of_kind
     from pgproof.pytest_selection import plan
 
     scope, selected, partial = plan(of_kind("compliance"), set())

@@ -117,7 +117,7 @@ def test_probes_through_the_bastion_see_the_inside(vpc: LabState, vpc_target: Ta
     assert facts.hostname_match is True and facts.chain_valid is True
     h = health.gather(vpc_target.health_url)
     assert h.status_code == 200 and h.url == vpc_target.health_url
-    assert set(via.routes) == set(tunnel.endpoints(vpc_target))
+    assert set(via.routes) == set(vpc_target.live_endpoints())
 
 
 def test_the_bastion_forwards_only_into_the_vpc(vpc: LabState, vpc_target: Target) -> None:

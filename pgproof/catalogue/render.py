@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from pgproof.catalogue import CATALOGUE, FRAMEWORKS, LAYERS, Control, runner
-from pgproof.catalogue.controls import family_of
+from pgproof.catalogue import runner
 from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
 from pgproof.catalogue.model import FIXTURES
+from pgproof.catalogue.registry import CATALOGUE, FRAMEWORKS, LAYERS, Control, family_of
 from pgproof.target import Thresholds
 
 FRAMEWORK_NAMES = {k: f.name for k, f in FRAMEWORK_DEFS.items()}

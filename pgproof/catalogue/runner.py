@@ -122,34 +122,3 @@ def every_endpoint(facts: Mapping[str, Any], fn: Callable[..., list[str]], *args
     if unknown and not problems:
         raise CannotVerify("\n".join(unknown))
     return problems
-
-
-def judges(layer: str, controls: Iterable[Control] | None = None) -> dict[str, Callable[..., list[str]]]:
-    """Control ID -> its judge at ``layer`` (cloud layers have one per control), untagged."""
-    from_ = _catalogue() if controls is None else controls
-    return {c.id: resolve(k.judge) for c in from_ for k in c.checks if k.layer == layer}
-
-
-def seen(layer: str, cid: str, *args: Any) -> str:
-    """The evidence line of ``cid``'s check at ``layer`` for these inputs ("" if it has none)."""
-    check = next(k for k in _catalogue_by_id()[cid].checks if k.layer == layer)
-    return str(resolve(check.evidence)(*args)) if check.evidence else ""
-
-
-def _catalogue() -> list[Control]:
-    return list(_catalogue_by_id().values())
-
-
-def _catalogue_by_id() -> dict[str, Control]:
-    return importlib.import_module("pgproof.catalogue").CATALOGUE  # type: ignore[no-any-return]
-
-
-def setting_uses(controls: Iterable[Control] | None = None) -> dict[str, str]:
-    """Server setting -> the controls whose checks read it (``doctor`` names them when the
-    role may not read it): ``"TLS-1"``, or ``"ENC-1 host layer"`` for a layer other than SQL."""
-    out: dict[str, list[str]] = {}
-    for c in _catalogue() if controls is None else controls:
-        for k in c.checks:
-            for s in k.settings:
-                out.setdefault(s, []).append(c.id if k.layer == "sql" else f"{c.id} {k.layer} layer")
-    return {s: ", ".join(dict.fromkeys(v)) for s, v in out.items()}

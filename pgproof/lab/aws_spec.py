@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pgproof.lab.aws_twin import AwsTwin
+from pgproof.lab.aws_state import AwsTwin
 
 ENGINE_VERSION = "15.10"
 INSTANCE_CLASS = "db.m5.large"

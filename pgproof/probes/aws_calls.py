@@ -8,15 +8,22 @@ become empty facts; APIs the endpoint lacks become ``inv.missing`` entries.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from pgproof.probes.aws_inventory import AwsInventory, _code, _optional, _pages, password_length
+from pgproof.target import Aws
 from pgproof.verdict import Unreachable
 
-if TYPE_CHECKING:
-    from pgproof.probes.aws import _Ctx
+
+class _Ctx(Protocol):
+    """What a call needs from the probe's context (``pgproof.probes.aws._Ctx``)."""
+
+    cfg: Aws
+    endpoint: str
+
+    def client(self, service: str, region: str | None = None, once: bool = False) -> Any: ...
 
 Task = Callable[[], None]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from pgproof import catalogue
+from pgproof.catalogue import registry as catalogue
 from pgproof.report.results import NOT_CHECKED, NOT_SELECTED, ControlResult
 from pgproof.target import (
     DEFAULT_CONFIG,

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pgproof import fsio
-from pgproof.catalogue import CATALOGUE
 from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
+from pgproof.catalogue.registry import CATALOGUE
 from pgproof.report.history import GAMEDAY, all_runs, kind
 from pgproof.report.html import page, table
 from pgproof.report.summary import evidence_line, pre_last_cell

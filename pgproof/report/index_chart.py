@@ -18,7 +18,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pgproof import catalogue
+from pgproof.catalogue import registry as catalogue
 from pgproof.report.history import GAMEDAY, NOT_SELECTED, incomplete, kind
 
 COLOURS = {"pass": "#2da44e", "fail": "#cf222e", "error": "#bf8700", "cannot-verify": "#8250df",

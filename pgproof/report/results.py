@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgproof import catalogue, fsio
+from pgproof import fsio
+from pgproof.catalogue import registry as catalogue
 from pgproof.verdict import Verdict
 from pgproof.waivers import Waiver, decide, unmatched
 

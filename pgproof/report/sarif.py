@@ -25,7 +25,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pgproof import catalogue, fsio
+from pgproof import fsio
+from pgproof.catalogue import registry as catalogue
 from pgproof.report.findings import Check, Run, control, framework_refs
 from pgproof.report.results import NOT_CHECKED
 
