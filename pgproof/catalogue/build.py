@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pgproof.catalogue.model import Check, Control, Kind, Ref, Severity
+from pgproof.catalogue.model import Applies, Check, Control, Kind, Platform, Ref, Severity
 from pgproof.catalogue.runner import resolve
 
 # HIPAA Security Rule citations shared by several controls.
@@ -25,12 +25,25 @@ RESILIENCE = ("164.308(a)(7)(i)", "164.308(a)(7)(ii)(B)", "164.308(a)(7)(ii)(D)"
 def control(cid: str, title: str, requirement: str, remediation: str, *, severity: Severity,
             checks: tuple[Check, ...] = (), layers: str = "", thresholds: str = "",
             kind: Kind = "compliance", unmapped_reason: str = "",
+            platforms: dict[Platform, Applies] | None = None,
             **frameworks: tuple[str, ...]) -> Control:
     """A compliance control's layers are those its checks read, in the order listed;
-    a game-day control (proven by a scenario) names its layers."""
+    a game-day control (proven by a scenario) names its layers. ``platforms`` says where it
+    is inherited from the provider or not applicable (``inherited(...)``, ``not_applicable(...)``)."""
     found = tuple(dict.fromkeys(layer for c in checks for layer in c.layers))
     return Control(cid, title, requirement, kind, tuple(layers.split()) or found, remediation,
-                   tuple(thresholds.split()), dict(frameworks), unmapped_reason, severity, checks)
+                   tuple(thresholds.split()), dict(frameworks), unmapped_reason, severity, checks,
+                   dict(platforms or {}))
+
+
+def inherited(why: str) -> Applies:
+    """The provider manages it and says the customer cannot change it: ``why`` quotes where."""
+    return Applies("inherited", why)
+
+
+def not_applicable(why: str) -> Applies:
+    """The recommendation does not exist on that platform (``why``)."""
+    return Applies("n/a", why)
 
 
 def check(layer: str, judge: Ref, *inputs: str, evidence: Ref | None = None,

@@ -37,6 +37,24 @@ LAYERS: dict[str, str] = {
 
 FRAMEWORKS = ("hipaa", "cis", "fsbp")
 
+# Where a database runs. A control applies on each as ``checked`` (by the layers that see the
+# fact there), ``inherited`` (the provider manages it and its documentation says the customer
+# cannot change it: verdict ``inherited``, never pass) or ``n/a`` (does not exist there).
+Platform = Literal["rds", "aurora", "azure", "self-managed"]
+PLATFORMS: tuple[Platform, ...] = ("rds", "aurora", "azure", "self-managed")
+Status = Literal["checked", "inherited", "n/a"]
+
+
+@dataclass(frozen=True)
+class Applies:
+    """How a control applies on one platform, where that is not simply "checked by its layers".
+
+    ``why`` is said, never guessed: for ``inherited`` the provider's words and where they are
+    (a documentation URL); for ``n/a`` the reason the recommendation does not exist there."""
+
+    status: Status
+    why: str
+
 # The inputs a judge may ask for: the probes' pytest fixtures (each one layer's facts, gated on
 # the target configuring that layer), plus ``target`` and ``thresholds`` (no layer).
 FIXTURES: dict[str, str] = {
@@ -91,6 +109,8 @@ class Control:
     severity: Severity = "medium"
     # The judges that prove it, per layer (compliance controls); game days are in scenarios/.
     checks: tuple[Check, ...] = ()
+    # Platforms where it is not simply checked by its layers (inherited or not applicable).
+    platforms: dict[Platform, Applies] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "title": self.title, "requirement": self.requirement,
