@@ -70,7 +70,9 @@ def _order(item: pytest.Item) -> int:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """A failure names its stage: the lab tier's failures, grouped by the stage they ran in."""
+    """A failure names its stage: the lab tier's failures, grouped by the stage they ran in.
+    Then where the time went: seconds per module and xdist worker (what balancing CI reads)."""
+    _time_per_module(terminalreporter)
     by_stage: dict[str, list[str]] = {}
     for report in terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []):
         stage = dict(getattr(report, "user_properties", ())).get("stage")
@@ -81,6 +83,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for stage in STAGE_ORDER:
             for nodeid in dict.fromkeys(by_stage.get(stage, ())):
                 terminalreporter.line(f"{stage}: {nodeid}")
+
+
+def _time_per_module(tr: pytest.TerminalReporter) -> None:
+    spent: dict[tuple[str, str], float] = {}
+    for reports in tr.stats.values():
+        for r in reports:
+            if isinstance(r, pytest.TestReport):
+                key = (r.nodeid.split("::")[0], str(getattr(r, "node", None) and r.node.gateway.id
+                                                    or getattr(r, "worker_id", "-")))
+                spent[key] = spent.get(key, 0.0) + r.duration
+    if sum(spent.values()) < 60:  # the fast tier: nothing to balance
+        return
+    tr.section("seconds per module (worker)")
+    for (module, worker), s in sorted(spent.items(), key=lambda kv: -kv[1])[:30]:
+        tr.line(f"{s:7.1f}  {module} ({worker})")
 
 
 @pytest.fixture(scope="session")
