@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 from pgproof.checks.aws_util import ON, dbid, param_problems, primary, private_cidr, verdict
-from pgproof.probes.aws import AwsInventory
+from pgproof.probes.aws_inventory import AwsInventory
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify, NotApplicable
 
@@ -124,7 +125,7 @@ def judge_net2(inv: AwsInventory, th: Thresholds) -> list[str]:
     return problems
 
 
-def _rule_problems(sg: str, rule: dict, port: int, apps: set[str]) -> tuple[list[str], list[str]]:
+def _rule_problems(sg: str, rule: dict[str, Any], port: int, apps: set[str]) -> tuple[list[str], list[str]]:
     proto = str(rule.get("IpProtocol"))
     lo, hi = rule.get("FromPort", -1), rule.get("ToPort", -1)
     every = proto == "-1" or (proto in ("tcp", "6") and lo <= 1 and hi >= 65535)
@@ -177,7 +178,7 @@ def judge_net3(inv: AwsInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
-def _rotation_days(secret: dict) -> Fraction | None:
+def _rotation_days(secret: dict[str, Any]) -> Fraction | None:
     """The rotation interval in days, exactly: rate(2170 hours) is 90.4 days, not 90."""
     days = (secret.get("RotationRules") or {}).get("AutomaticallyAfterDays")
     if days:
@@ -249,7 +250,7 @@ def judge_auth5(inv: AwsInventory, th: Thresholds) -> list[str]:
     return problems
 
 
-def _rid(rec: dict) -> str:
+def _rid(rec: dict[str, Any]) -> str:
     """A DB instance or DB cluster record, named as the sentences name it."""
     if "DBInstanceIdentifier" in rec:
         return dbid(rec)

@@ -25,7 +25,7 @@ from typing import Any
 from pgproof.checks.aws_events import event_problems
 from pgproof.checks.aws_util import param_groups, primary, verdict
 from pgproof.exact import exact, integer_fires_above, integer_fires_below, share
-from pgproof.probes.aws import AwsInventory
+from pgproof.probes.aws_inventory import AwsInventory
 from pgproof.target import Thresholds
 
 GIB = 1024**3

@@ -13,7 +13,7 @@ from typing import Any
 
 from pgproof.checks.aws_util import ON, dbid, not_cluster_member, param_problems, primary, verdict
 from pgproof.exact import duration
-from pgproof.probes.aws import AwsInventory
+from pgproof.probes.aws_inventory import AwsInventory
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify
 
@@ -202,12 +202,13 @@ def judge_ha1(inv: AwsInventory, th: Thresholds) -> list[str]:
     if inv.cluster:
         # A cluster is Multi-AZ when its members sit in more than one AZ (Aurora derives its
         # MultiAZ flag from that; a Multi-AZ DB cluster's readers are in two other AZs).
-        azs = {m.get("AvailabilityZone") for m in inv.instances}
+        azs: set[str] = {m["AvailabilityZone"] for m in inv.instances
+                         if m.get("AvailabilityZone") is not None}
         cid = inv.cluster["DBClusterIdentifier"]
-        if not azs - {None}:
+        if not azs:
             raise CannotVerify(f"db-cluster {cid}: no member reports an AvailabilityZone")
-        if len(azs - {None}) < 2:
-            return [f"db-cluster {cid}: instances in {len(azs - {None})} AZ(s) {sorted(azs - {None})}; "
+        if len(azs) < 2:
+            return [f"db-cluster {cid}: instances in {len(azs)} AZ(s) {sorted(azs)}; "
                     f"the spec wants a standby in another AZ"]
         return []
     not_cluster_member(inv, "the Multi-AZ layout (its members and their AZs)")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pgproof.checks.aws import TLS_ORDER
 from pgproof.checks.aws_util import ON, verdict
 from pgproof.checks.azure_util import need, param, srv
 from pgproof.probes.azure import AzureInventory
+from pgproof.probes.network import subnet_of
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify, NotApplicable
 
@@ -113,26 +115,26 @@ def _within(source: str, prefixes: list[str]) -> bool:
         net = ipaddress.ip_network(source, strict=False)
     except ValueError:
         return False
-    return any(net.version == p.version and net.subnet_of(p) for p in
+    return any(subnet_of(net, p) for p in
                (ipaddress.ip_network(x, strict=False) for x in prefixes))
 
 
-def _nsg_problems(nid: str, nsg: dict, port: int, apps: list[str]) -> list[str]:
+def _nsg_problems(nid: str, nsg: dict[str, Any], port: int, apps: list[str]) -> list[str]:
     """Inbound rules in priority order: the DB port admitted only from the app subnet."""
     props = nsg.get("properties") or {}
     every = props.get("securityRules", []) + props.get("defaultSecurityRules", [])
     rules = sorted(({**(r.get("properties") or {}), "name": r.get("name")} for r in every),
                    key=lambda r: r.get("priority", 99999))
     name = nid.rsplit("/", 1)[-1]
-    problems = []
+    problems: list[str] = []
     for r in rules:
         if r.get("direction") != "Inbound" or str(r.get("protocol")) not in ("*", "Tcp"):
             continue
         if not _covers(r.get("destinationPortRange", ""), port) and not any(
                 _covers(p, port) for p in r.get("destinationPortRanges", [])):
             continue
-        sources = [r.get("sourceAddressPrefix")] + list(r.get("sourceAddressPrefixes") or [])
-        sources = [s for s in sources if s]
+        sources: list[str] = [s for s in [r.get("sourceAddressPrefix"),
+                                          *(r.get("sourceAddressPrefixes") or [])] if s]
         if r.get("access") == "Deny":
             if any(s.lower() in WORLD for s in sources):
                 return problems  # everything below is shadowed
@@ -159,8 +161,8 @@ def judge_net3(inv: AzureInventory, th: Thresholds) -> list[str]:
         elif start == "0.0.0.0" and end == "0.0.0.0":
             problems.append(f"firewall rule {fw.get('name')} allows all Azure services (0.0.0.0); "
                             f"the spec wants only the app tier")
-    apps = [((inv.app_subnet or {}).get("properties") or {}).get("addressPrefix")]
-    apps = [a for a in apps if a]
+    app_prefix = ((inv.app_subnet or {}).get("properties") or {}).get("addressPrefix")
+    apps: list[str] = [app_prefix] if app_prefix else []
     if not inv.nsgs:
         gaps.append(f"{srv(inv)}: no network security group on the delegated subnet or in nsg_ids")
     for nid, nsg in sorted(inv.nsgs.items()):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from pgproof.checks.aws_util import ON
 from pgproof.checks.azure_util import need, param, srv
@@ -29,9 +30,9 @@ def judge_audit1(inv: AzureInventory, th: Thresholds) -> list[str]:
     log = inv.parameters.get("pgaudit.log")
     if not log or log.lower() == "none":
         problems.append(f"{srv(inv)}: pgaudit.log is {log}; the spec wants pgaudit logging")
-    for p in ("log_connections", "log_disconnections"):
-        if (inv.parameters.get(p) or "off").lower() not in ON:
-            problems.append(f"{srv(inv)}: {p} is {inv.parameters.get(p)}; the spec wants on")
+    for setting in ("log_connections", "log_disconnections"):
+        if (inv.parameters.get(setting) or "off").lower() not in ON:
+            problems.append(f"{srv(inv)}: {setting} is {inv.parameters.get(setting)}; the spec wants on")
     need(inv, "diagnostics")
     sinks = []
     for d in inv.diagnostic_settings:
@@ -137,7 +138,7 @@ def judge_ha1(inv: AzureInventory, th: Thresholds) -> list[str]:
 def judge_mon1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Metric alerts on CPU, memory, storage, connections, lag, each with a receiving action group."""
     need(inv, "alerts")
-    found: dict[str, list[dict]] = {}
+    found: dict[str, list[dict[str, Any]]] = {}
     for a in inv.metric_alerts:
         p = a.get("properties") or {}
         if not p.get("enabled", True):
@@ -160,7 +161,7 @@ def judge_mon1(inv: AzureInventory, th: Thresholds) -> list[str]:
     return problems
 
 
-def _pages(inv: AzureInventory, alert: dict) -> bool:
+def _pages(inv: AzureInventory, alert: dict[str, Any]) -> bool:
     for act in (alert.get("properties") or {}).get("actions", []):
         g = inv.action_groups.get(act.get("actionGroupId"))
         p = (g or {}).get("properties") or {}

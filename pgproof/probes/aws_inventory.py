@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -19,6 +19,15 @@ DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Aut
           "InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken",
           "ExpiredTokenException", "SignatureDoesNotMatch", "InvalidSignatureException",
           "UnauthorizedException", "Forbidden"}
+
+
+class SubnetRoute(TypedDict):
+    """The route table a DB subnet really uses (NET-2): pgproof's own record, not AWS's."""
+
+    vpc_id: str
+    explicit: bool  # associated with the subnet; False: the VPC's main table applies
+    route_table_id: str | None  # None: no table at all, not even a main one
+    routes: list[dict[str, Any]]  # the table's Routes as EC2 describes them
 
 
 @dataclass
@@ -49,7 +58,7 @@ class AwsInventory:
     automated_backups: list[dict[str, Any]] = field(default_factory=list)
     proxy: dict[str, Any] | None = None
     proxy_configured: bool = False
-    subnet_routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subnet_routes: dict[str, SubnetRoute] = field(default_factory=dict)
     security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     app_security_group_ids: list[str] = field(default_factory=list)
     kms_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
