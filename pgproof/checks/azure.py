@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pgproof.catalogue.build import reads
 from pgproof.checks.aws import TLS_ORDER
 from pgproof.checks.aws_util import ON, verdict
 from pgproof.checks.azure_util import need, param, srv
@@ -29,6 +30,9 @@ WORLD = {"*", "0.0.0.0/0", "::/0", "internet", "any"}
 PLATFORM_PROBE = "azureloadbalancer"
 
 
+@reads("Configurations_ListByServer",
+       "parameter `ssl_min_protocol_version`; `name`",
+       "parameter not reported: cannot verify")
 def judge_tls1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """The server parameter ssl_min_protocol_version is at the spec's minimum or newer."""
     v = param(inv, "ssl_min_protocol_version")
@@ -39,6 +43,9 @@ def judge_tls1(inv: AzureInventory, th: Thresholds) -> list[str]:
             f"{th.tls_min_version} or newer"]
 
 
+@reads("Configurations_ListByServer",
+       "parameter `require_secure_transport`; `name`",
+       "parameter not reported: cannot verify")
 def judge_tls2(inv: AzureInventory, th: Thresholds) -> list[str]:
     """require_secure_transport on makes the flexible server refuse plaintext connections."""
     v = param(inv, "require_secure_transport")
@@ -47,6 +54,10 @@ def judge_tls2(inv: AzureInventory, th: Thresholds) -> list[str]:
     return [f"{srv(inv)}: require_secure_transport is {v}; the spec wants on"]
 
 
+@reads("Servers_Get",
+       "`certificate`, `sslCertificate`, `caCertificate`; `name`",
+       "none of them (real servers report none: Azure rotates the certificate): cannot verify; the"
+       " live TLS layer reads the leaf")
 def judge_tls4(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Azure rotates the flexible server's certificate itself and exposes no expiry or CA id."""
     facts = [k for k in ("certificate", "sslCertificate", "caCertificate") if k in inv.props]
@@ -56,6 +67,9 @@ def judge_tls4(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get",
+       "`network` → `publicNetworkAccess`; `name`",
+       "absent: cannot verify")
 def judge_net1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Public network access is disabled."""
     net = inv.props.get("network") or {}
@@ -67,6 +81,10 @@ def judge_net1(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get, Subnets_Get",
+       "`network` → `delegatedSubnetResourceId`, `privateEndpointConnections`; subnet `properties`"
+       " → `delegations` → `serviceName`, `name`",
+       "no delegated subnet and no private endpoint: fail; subnet not found: fail")
 def judge_net2(inv: AzureInventory, th: Thresholds) -> list[str]:
     """VNet integration: a delegated private subnet (or a private endpoint) carries the server."""
     need(inv, "network")
@@ -88,6 +106,9 @@ def judge_net2(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get",
+       "`network` → `privateDnsZoneArmResourceId`, `privateEndpointConnections`; `name`",
+       "no zone and no private endpoint: fail")
 def judge_net4(inv: AzureInventory, th: Thresholds) -> list[str]:
     """The server's name resolves through a private DNS zone (VNet integration's requirement)."""
     zone = (inv.props.get("network") or {}).get("privateDnsZoneArmResourceId")
@@ -148,6 +169,14 @@ def _nsg_problems(nid: str, nsg: dict[str, Any], port: int, apps: list[str]) -> 
     return problems
 
 
+@reads("FirewallRules_ListByServer, Subnets_Get, NetworkSecurityGroups_Get",
+       "firewall `properties` → `startIpAddress`, `endIpAddress`, `name`; NSG `properties` → "
+       "`securityRules`, `defaultSecurityRules` → `direction`, `protocol`, `destinationPortRange`,"
+       " `destinationPortRanges`, `sourceAddressPrefix`, `sourceAddressPrefixes`, `access`, "
+       "`priority`, `name`; app subnet `addressPrefix`",
+       "no NSG on the subnet or in `nsg_ids`: cannot verify; a named NSG that does not exist: "
+       "fail. The `AzureLoadBalancer` source (Azure's health probe, in every NSG's default rules) "
+       "is not a client path")
 def judge_net3(inv: AzureInventory, th: Thresholds) -> list[str]:
     """No allow-all or allow-Azure-services firewall rule; the NSG admits the port only from apps."""
     need(inv, "firewall", "network")
@@ -173,6 +202,9 @@ def judge_net3(inv: AzureInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
+@reads("Key Vault GetSecret",
+       "inventory `exists`, `expires_on`, `created_on`, `updated_on`; `name`",
+       "no secret configured or not found: fail; no expiry: fail")
 def judge_auth2(inv: AzureInventory, th: Thresholds) -> list[str]:
     """The admin secret lives in Key Vault with an expiry no more than N days after it was set."""
     if inv.secret_name is None:
@@ -197,6 +229,9 @@ def judge_auth2(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get",
+       "`administratorLogin`; `name`",
+       "absent: cannot verify")
 def judge_auth5(inv: AzureInventory, th: Thresholds) -> list[str]:
     user = inv.props.get("administratorLogin")
     if user is None:
@@ -207,6 +242,11 @@ def judge_auth5(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get, Key Vault GetKey / GetKeyRotationPolicy, Vaults_Get",
+       "`dataEncryption` → `type`, `primaryKeyURI`; key `exists`, `enabled`, rotation `actions` → "
+       "`action`; vault `properties` → `enableSoftDelete`, `enablePurgeProtection`, `name`",
+       "`dataEncryption` absent: fail (system-managed key); key not found: fail; no rotation "
+       "policy: fail")
 def judge_enc1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Customer-managed Key Vault key, enabled, rotating; vault soft delete and purge protection."""
     enc = inv.props.get("dataEncryption") or {}
@@ -236,6 +276,13 @@ def judge_enc1(inv: AzureInventory, th: Thresholds) -> list[str]:
     return problems
 
 
+@reads("StorageAccounts_GetProperties, BlobServices_GetServiceProperties, BlobContainers_Get, Blob"
+       " Get Container Properties",
+       "account `properties` → `allowBlobPublicAccess`, `minimumTlsVersion`, "
+       "`supportsHttpsTrafficOnly`, `encryption` → `keySource`, `requireInfrastructureEncryption`;"
+       " blob service `isVersioningEnabled`; container `immutableStorageWithVersioning` → "
+       "`enabled`",
+       "no storage account configured: not applicable; any setting absent: fail (not proven)")
 def judge_enc3(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Backup storage: no public blob access, TLS 1.2+, HTTPS only, encrypted, versioned/immutable."""
     if not inv.storage_account_name:

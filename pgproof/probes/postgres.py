@@ -10,17 +10,18 @@ from typing import Any
 import psycopg
 from psycopg import waiting
 
+from pgproof.catalogue.registry import setting_uses
 from pgproof.libpq import passfile_in_use
 from pgproof.probes import tls
 from pgproof.target import Endpoint, Target
 from pgproof.verdict import TimedOut, Unreachable
 
-SETTINGS = (
-    "server_version", "server_version_num", "ssl", "ssl_min_protocol_version", "ssl_ciphers",
-    "password_encryption", "shared_preload_libraries", "log_connections", "log_disconnections",
-    "log_min_duration_statement", "max_connections", "synchronous_standby_names",
-    "synchronous_commit", "data_directory", "listen_addresses", "ssl_key_file",
-)
+# Read for users' own tests on ``pg_facts`` (examples/own-tests/), though no built-in check judges them.
+UNJUDGED_SETTINGS = ("ssl", "max_connections", "synchronous_standby_names", "synchronous_commit",
+                     "listen_addresses")
+# The settings the probe reads: every one a control's check declares (``check(..., settings=...)``
+# in pgproof/catalogue/, plug-ins included), so a new control's setting needs no edit here.
+SETTINGS = tuple(dict.fromkeys([*setting_uses(), *UNJUDGED_SETTINGS]))
 
 # What the queries below touch, for ``pgproof doctor``'s permission check (tests/test_doctor.py
 # holds this list to the SQL in this file). Settings outside a plain role's view need
