@@ -346,8 +346,8 @@ sys.path.insert(0, "tests")
 from test_api_fields import undeclared
 from pgproof.catalogue.registry import judges, setting_uses
 from pgproof.catalogue.render import markdown
-from pgproof.probes.postgres import SETTINGS
-print(json.dumps({"read": "work_mem" in SETTINGS, "uses": setting_uses().get("work_mem"),
+from pgproof.probes.postgres import settings_read
+print(json.dumps({"read": "work_mem" in settings_read(), "uses": setting_uses().get("work_mem"),
                   "aws": sorted(judges("aws")), "undeclared": undeclared(judges("aws")),
                   "rows": [r for r in markdown().splitlines() if r.startswith("| ZZ-")]}))
 """
@@ -355,7 +355,7 @@ print(json.dumps({"read": "work_mem" in SETTINGS, "uses": setting_uses().get("wo
 
 def test_a_throwaway_control_is_listed_shown_collected_and_judged(tmp_path: Path) -> None:
     """Three files make three new controls, on the source, SQL-setting and AWS layers: no
-    edit to the probe's SETTINGS, to a doc page or to an API-field list (issue 20 item 1)."""
+    edit to the probe's settings, to a doc page or to an API-field list (issue 20 item 1)."""
     plug = tmp_path / "plug"
     (plug / "zz_controls-0.dist-info").mkdir(parents=True)
     added = {plug / "zz_controls.py": THROWAWAY,

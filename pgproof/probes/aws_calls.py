@@ -13,7 +13,14 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from pgproof.probes.aws_inventory import AwsInventory, _code, _optional, _pages, password_length
+from pgproof.probes.aws_inventory import (
+    AwsInventory,
+    BucketFact,
+    _code,
+    _optional,
+    _pages,
+    password_length,
+)
 from pgproof.target import Aws
 from pgproof.verdict import Unreachable
 
@@ -305,7 +312,7 @@ def _logs(ctx: _Ctx, inv: AwsInventory) -> None:
     inv.log_groups = {g["logGroupName"]: g for g in groups}
 
 
-_BUCKET_CALLS = {
+_BUCKET_CALLS: dict[BucketFact, tuple[str, str, str | None]] = {
     "encryption": ("get_bucket_encryption", "ServerSideEncryptionConfiguration",
                    "ServerSideEncryptionConfigurationNotFoundError"),
     "public_access_block": ("get_public_access_block", "PublicAccessBlockConfiguration",

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -28,6 +28,19 @@ class SubnetRoute(TypedDict):
     explicit: bool  # associated with the subnet; False: the VPC's main table applies
     route_table_id: str | None  # None: no table at all, not even a main one
     routes: list[dict[str, Any]]  # the table's Routes as EC2 describes them
+
+
+BucketFact = Literal["encryption", "public_access_block", "versioning", "lifecycle"]
+
+
+class BucketFacts(TypedDict, total=False):
+    """The backup bucket (ENC-3, BAK-4), one key per S3 call; only ``exists`` when it is missing."""
+
+    exists: bool
+    encryption: dict[str, Any] | None  # ServerSideEncryptionConfiguration (None: not configured)
+    public_access_block: dict[str, Any] | None  # PublicAccessBlockConfiguration
+    versioning: str | None  # Status (None: never enabled)
+    lifecycle: list[dict[str, Any]] | None  # Rules (None: no lifecycle configuration)
 
 
 @dataclass
@@ -72,7 +85,7 @@ class AwsInventory:
     log_group_prefix: str = ""
     log_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     bucket_name: str | None = None
-    bucket: dict[str, Any] = field(default_factory=dict)
+    bucket: BucketFacts = field(default_factory=BucketFacts)
     backup_plans: list[dict[str, Any]] = field(default_factory=list)
     backup_vault_exists: dict[str, bool] = field(default_factory=dict)
     backup_selections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
