@@ -5,7 +5,7 @@ of errors; the doctor says up front, one line per finding, what is reachable
 (TCP, TLS, login for PostgreSQL; an STS and describe call for AWS; a command over
 testinfra for hosts) and which grant the auditor role lacks, with the exact
 statement to run. The permissions come from what ``pgproof.probes.postgres``
-really queries (its ``SETTINGS``, ``RELATIONS`` and ``FUNCTIONS``). It only reads.
+really queries (its ``settings_read()``, ``RELATIONS`` and ``FUNCTIONS``). It only reads.
 """
 
 from __future__ import annotations
@@ -105,12 +105,12 @@ def _login(target: Target, ep: Endpoint | None, name: str) -> tuple[Finding, Any
 
 def privilege_findings(conn: Any, role: str, dbname: str) -> list[Finding]:
     """One MISSING line per grant the probes need and the session's role lacks."""
-    from pgproof.probes.postgres import FUNCTIONS, RELATIONS, SETTINGS
+    from pgproof.probes.postgres import FUNCTIONS, RELATIONS, settings_read
 
     who, out = ident(role), []
     visible = {r[0] for r in conn.execute(
-        "SELECT name FROM pg_settings WHERE name = ANY(%s)", (list(SETTINGS),))}
-    hidden = [s for s in SETTINGS if s not in visible]
+        "SELECT name FROM pg_settings WHERE name = ANY(%s)", (list(settings_read()),))}
+    hidden = [s for s in settings_read() if s not in visible]
     if hidden:
         uses = ", ".join(dict.fromkeys(SETTING_USES.get(s, "SQL facts") for s in hidden))
         out.append(Finding("postgres", False, f"role {role} cannot read {', '.join(hidden)} "

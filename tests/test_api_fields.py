@@ -1,11 +1,12 @@
-"""docs/api-fields.md must name every API field (and inventory key) each AWS and Azure judge reads.
+"""Each AWS and Azure judge declares (``@reads`` beside it) every API field and inventory key it reads.
 
 The keys are read from the judges' own code (subscripts, ``.get``, ``in`` tests,
 literal tuples a judge loops over, parameter names passed to the parameter
 helpers), following the ``pgproof.checks`` helpers each judge calls. A judge
-that starts reading a field the page does not name fails here, so the page
-cannot go stale silently. What a judge concludes when a field is absent is
-the page's prose, checked by tests/test_recorded.py on recorded real shapes.
+that starts reading a field its declaration does not name fails here, so the
+tables generated from the declarations (docs/controls.md) cannot go stale
+silently. What a judge concludes when a field is absent is the declaration's
+prose, checked by tests/test_recorded.py on recorded real shapes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from pgproof.catalogue.build import api_fields, reads
 from pgproof.catalogue.registry import judges
+from pgproof.catalogue.render import API_FIELDS_HEADING
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api-fields.md"
 KEY = re.compile(r"^[A-Za-z_][\w.]*$")
@@ -71,22 +74,40 @@ def judge_keys(fn: Callable[..., Any], seen: set[Any] | None = None) -> set[str]
     return {k for k in out if KEY.match(k)}
 
 
-def _rows(cloud: str) -> dict[str, str]:
-    """``| ID | ... |`` rows of the page's section for ``cloud``."""
-    text = DOC.read_text()
-    section = text.split(f"## {cloud}\n", 1)[1].split("\n## ", 1)[0]
-    return {m[1]: m[0] for m in re.finditer(r"^\| ([A-Z]+-\d+) \|.*$", section, re.M)}
+def undeclared(judges: dict[str, Callable[..., Any]]) -> dict[str, list[str]]:
+    """Control ID -> what its judge reads that its ``@reads`` does not name (``*``: no ``@reads``)."""
+    out: dict[str, list[str]] = {}
+    for cid, j in judges.items():
+        declared = api_fields(j)
+        if declared is None:
+            out[cid] = ["* (no @reads declaration on the judge)"]
+            continue
+        missing = sorted(k for k in judge_keys(j) if f"`{k}`" not in declared.fields)
+        if missing:
+            out[cid] = missing
+    return out
 
 
-@pytest.mark.parametrize(("cloud", "judges"), [("AWS", judges("aws")), ("Azure", judges("azure"))])
-def test_api_fields_page_names_every_field_each_judge_reads(cloud: str, judges: dict) -> None:
-    rows = _rows(cloud)
-    assert set(rows) == set(judges), f"docs/api-fields.md {cloud}: rows {sorted(rows)} != judges {sorted(judges)}"
-    missing = {cid: sorted(k for k in judge_keys(j) if f"`{k}`" not in rows[cid])
-               for cid, j in judges.items()}
-    missing = {c: m for c, m in missing.items() if m}
-    assert not missing, f"docs/api-fields.md ({cloud}) does not name these fields the judges read: {missing}"
+@pytest.mark.parametrize("layer", ["aws", "azure"])
+def test_each_cloud_judge_declares_every_field_it_reads(layer: str) -> None:
+    missing = undeclared(judges(layer))
+    assert not missing, f"{layer} judges read fields their @reads does not name: {missing}"
 
 
-def test_the_page_is_linked_from_the_readme() -> None:
+def test_a_judge_reading_an_undeclared_field_is_caught() -> None:
+    """The check can fail: a judge with no declaration, and one that reads a key it omits."""
+    def bare(inv: Any, th: Any) -> list[str]:
+        return [] if inv["PubliclyAccessible"] else ["x"]
+
+    @reads("DescribeDBInstances", "`DBInstanceIdentifier`", "absent: cannot verify")
+    def partial(inv: Any, th: Any) -> list[str]:
+        return [] if inv.get("PubliclyAccessible") else [inv["DBInstanceIdentifier"]]
+
+    assert undeclared({"ZZ-8": bare, "ZZ-9": partial}) == {
+        "ZZ-8": ["* (no @reads declaration on the judge)"], "ZZ-9": ["PubliclyAccessible"]}
+
+
+def test_the_page_is_linked_from_the_readme_and_points_at_the_generated_tables() -> None:
     assert "docs/api-fields.md" in (DOC.parents[1] / "README.md").read_text()
+    assert f"## {API_FIELDS_HEADING}" in (DOC.parent / "controls.md").read_text()
+    assert "controls.md#" + API_FIELDS_HEADING.lower().replace(" ", "-") in DOC.read_text()

@@ -307,24 +307,55 @@ def test_controls_show_prints_everything_about_one_control(tmp_path: Path) -> No
 # --- adding a control: one module of your own (plus its registration), nothing else --------
 
 THROWAWAY = '''\
-"""ZZ-1, a throwaway control: the whole of it, definition and judge, in one module."""
+"""ZZ-1..ZZ-3, throwaway controls: the whole of each, definition and judge, in one module."""
 
-from pgproof.catalogue.build import check, control
+from pgproof.catalogue.build import aws, check, control, reads
 
 
 def no_literals(source_findings):
     return [f"{f.path}:{f.line}: {f.kind}" for f in source_findings]
 
 
+def work_mem_bounded(pg_facts):
+    return [] if pg_facts.setting("work_mem") == "4096" else ["work_mem is not 4MB"]
+
+
+@reads("DescribeDBInstances", "`StorageType`; `DBInstanceIdentifier`", "absent: fail")
+def io2_storage(inv, th):
+    return [f"{i['DBInstanceIdentifier']}: storage {i.get('StorageType')}"
+            for i in inv.instances if i.get("StorageType") != "io2"]
+
+
 CONTROLS = (control(
     "ZZ-1", "No literals (throwaway)", "The source tree holds no credential literal.",
     "Remove them.", severity="low", unmapped_reason="it is a test",
     checks=(check("source", no_literals, "source_findings",
-                  evidence=lambda f: f"{len(f)} literals"),)),)
+                  evidence=lambda f: f"{len(f)} literals"),)),
+    control("ZZ-2", "Bounded work_mem (throwaway)", "work_mem is 4MB.", "Set it.",
+            severity="low", unmapped_reason="it is a test",
+            checks=(check("sql", work_mem_bounded, "pg_facts", settings="work_mem"),)),
+    control("ZZ-3", "io2 storage (throwaway)", "Every instance uses io2 storage.", "Move it.",
+            severity="low", unmapped_reason="it is a test",
+            checks=(aws(io2_storage, lambda inv: "io2"),)),
+)
 '''
+# Run in the plug-in's environment: what the repo's own tests derive from the catalogue.
+DERIVED = """\
+import json, sys
+sys.path.insert(0, "tests")
+from test_api_fields import undeclared
+from pgproof.catalogue.registry import judges, setting_uses
+from pgproof.catalogue.render import markdown
+from pgproof.probes.postgres import settings_read
+print(json.dumps({"read": "work_mem" in settings_read(), "uses": setting_uses().get("work_mem"),
+                  "aws": sorted(judges("aws")), "undeclared": undeclared(judges("aws")),
+                  "rows": [r for r in markdown().splitlines() if r.startswith("| ZZ-")]}))
+"""
 
 
 def test_a_throwaway_control_is_listed_shown_collected_and_judged(tmp_path: Path) -> None:
+    """Three files make three new controls, on the source, SQL-setting and AWS layers: no
+    edit to the probe's settings, to a doc page or to an API-field list (issue 20 item 1)."""
     plug = tmp_path / "plug"
     (plug / "zz_controls-0.dist-info").mkdir(parents=True)
     added = {plug / "zz_controls.py": THROWAWAY,
@@ -343,19 +374,40 @@ def test_a_throwaway_control_is_listed_shown_collected_and_judged(tmp_path: Path
     env = {**os.environ, "PYTHONPATH": str(plug), "PGPROOF_CONFIG": str(cfg)}
 
     listed = _cli("controls", env=env)
-    assert any(line.split()[:3] == ["ZZ-1", "compliance", "source"]
-               for line in listed.stdout.splitlines()), listed.stdout + listed.stderr
+    for cid, layer in (("ZZ-1", "source"), ("ZZ-2", "sql"), ("ZZ-3", "aws")):
+        assert any(line.split()[:3] == [cid, "compliance", layer]
+                   for line in listed.stdout.splitlines()), listed.stdout + listed.stderr
     shown = _cli("controls", "show", "ZZ-1", env=env).stdout
     assert "source: zz_controls:no_literals" in shown and "defined in: zz_controls" in shown
     assert "suites/test_controls.py::test_control[ZZ-1-source]" in shown
+    # The SQL probe reads the new setting and doctor names its control; the AWS judge's
+    # fields are declared on it, pass the API-field test, and appear in the generated tables.
+    derived = subprocess.run([sys.executable, "-c", DERIVED], capture_output=True, text=True,
+                             cwd=REPO, timeout=120, env=env)
+    assert derived.returncode == 0, derived.stderr
+    facts = json.loads(derived.stdout)
+    assert facts["read"] and facts["uses"] == "ZZ-2" and "ZZ-3" in facts["aws"], facts
+    assert facts["undeclared"] == {}, facts
+    assert "| ZZ-3 | DescribeDBInstances | `StorageType`; `DBInstanceIdentifier` | absent: fail |" \
+        in facts["rows"], facts["rows"]
 
     reports = tmp_path / "reports"
     r = subprocess.run([sys.executable, "-m", "pytest", "suites", "--target", "t",
-                        "--pgproof-config", str(cfg), "--control", "ZZ-1", "--reports",
+                        "--pgproof-config", str(cfg), "--control", "ZZ-*", "--reports",
                         str(reports), "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
                        capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
-    assert "suites/test_controls.py::test_control[ZZ-1-source]" in r.stdout, r.stdout + r.stderr
-    doc = json.loads((reports / "latest" / "results.json").read_text())
-    zz = next(c for c in doc["controls"] if c["id"] == "ZZ-1")
+    for item in ("ZZ-1-source", "ZZ-2-sql"):
+        assert f"suites/test_controls.py::test_control[{item}]" in r.stdout, r.stdout + r.stderr
+    results = json.loads((reports / "latest" / "results.json").read_text())
+    verdicts = {c["id"]: c for c in results["controls"] if c["id"].startswith("ZZ-")}
+    zz = verdicts["ZZ-1"]
     assert zz["verdict"] == "fail" and r.returncode == 1, (zz, r.stdout[-2000:])
     assert zz["checks"][0]["evidence"].endswith("(ZZ-1)"), zz
+    # Collected and run on their layers: the SQL probe could not log in (an error, never a
+    # verdict on work_mem); the target has no [aws], so the AWS item says so.
+    assert verdicts["ZZ-2"]["checks"][0]["check"].endswith("test_control[ZZ-2-sql]")
+    assert verdicts["ZZ-2"]["verdict"] == "error" and "127.0.0.1:1" in \
+        verdicts["ZZ-2"]["checks"][0]["evidence"], verdicts["ZZ-2"]
+    assert verdicts["ZZ-3"]["checks"][0]["check"].endswith("test_control[ZZ-3-aws]")
+    assert verdicts["ZZ-3"]["layers_not_checked"]["aws"].startswith("AWS layer not checked: "
+                                                                     "target has no [aws]")

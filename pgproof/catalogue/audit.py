@@ -16,7 +16,7 @@ CONTROLS = (
         cis=("3.1.20", "3.1.21", "3.2"), fsbp=("RDS.9",),
         checks=(
             check("sql", "postgres:judge_audit1", "pg_facts",
-                  settings="shared_preload_libraries log_connections",
+                  settings="shared_preload_libraries log_connections log_disconnections",
                   evidence=lambda pg: f"pgaudit.log={pg.pgaudit_log}; log_connections="
                                       f"{pg.settings.get('log_connections')}"),
             aws("aws_ops:judge_audit1", lambda i: seen.cluster(i, "EnabledCloudwatchLogsExports")

@@ -9,9 +9,18 @@ catalogue never imports a probe or a cloud SDK.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from pgproof.catalogue.model import Applies, Check, Control, Kind, Platform, Ref, Severity
+from pgproof.catalogue.model import (
+    ApiFields,
+    Applies,
+    Check,
+    Control,
+    Kind,
+    Platform,
+    Ref,
+    Severity,
+)
 from pgproof.catalogue.runner import resolve
 
 # HIPAA Security Rule citations shared by several controls.
@@ -55,13 +64,18 @@ def check(layer: str, judge: Ref, *inputs: str, evidence: Ref | None = None,
                  tuple(settings.split()), per_endpoint, tuple(shows.split()))
 
 
-def aws(judge: str, seen: Callable[[Any], str] | None = None) -> Check:
-    """An AWS-API judge ``pgproof.checks.<judge>(inventory, thresholds)``; ``seen(inventory)``."""
-    return Check("aws", f"pgproof.checks.{judge}", ("aws_inventory", "thresholds"),
+def aws(judge: Ref, seen: Callable[[Any], str] | None = None) -> Check:
+    """An AWS-API judge ``judge(inventory, thresholds)``: ``"aws:judge_x"`` names
+    ``pgproof.checks.aws:judge_x``, or pass the function (with its ``@reads``); ``seen(inventory)``."""
+    return Check("aws", _cloud_judge(judge), ("aws_inventory", "thresholds"),
                  _first(seen) if seen else None)
 
 
-def azure(judge: str, *, params: tuple[str, ...] = (), props: tuple[str, ...] = (),
+def _cloud_judge(judge: Ref) -> Ref:
+    return f"pgproof.checks.{judge}" if isinstance(judge, str) else judge
+
+
+def azure(judge: Ref, *, params: tuple[str, ...] = (), props: tuple[str, ...] = (),
           seen: Callable[[Any], str] | None = None) -> Check:
     """An Azure-API judge; the evidence names the server parameters or properties it read."""
     def evidence(inv: Any, _th: Any) -> str:
@@ -71,7 +85,27 @@ def azure(judge: str, *, params: tuple[str, ...] = (), props: tuple[str, ...] = 
         if props:
             return f"{name}: " + ", ".join(f"{p}={inv.props.get(p)}" for p in props)
         return f"{name}: {seen(inv) if seen else ''}"
-    return Check("azure", f"pgproof.checks.{judge}", ("azure_inventory", "thresholds"), evidence)
+    return Check("azure", _cloud_judge(judge), ("azure_inventory", "thresholds"), evidence)
+
+
+Judge = TypeVar("Judge", bound=Callable[..., Any])
+API_FIELDS = "api_fields"  # the attribute ``@reads`` sets on a judge
+
+
+def reads(calls: str, fields: str, absent: str) -> Callable[[Judge], Judge]:
+    """Declare what a cloud judge reads, on the judge itself: ``@reads("DescribeDBInstances",
+    "`PubliclyAccessible`", "absent: cannot verify")``. docs/controls.md's API-fields tables
+    are generated from these, so a new cloud control's row lives in the judge's own module."""
+    def mark(judge: Judge) -> Judge:
+        setattr(judge, API_FIELDS, ApiFields(calls, fields, absent))
+        return judge
+    return mark
+
+
+def api_fields(judge: Callable[..., Any]) -> ApiFields | None:
+    """The judge's ``@reads`` declaration (None: it has none)."""
+    found = getattr(judge, API_FIELDS, None)
+    return found if isinstance(found, ApiFields) else None
 
 
 def _ref(ref: Ref) -> Ref:

@@ -14,7 +14,7 @@ CONTROLS = (
         thresholds="engine_major", hipaa=("164.308(a)(1)(ii)(B)",), cis=("1.5",),
         fsbp=("RDS.13",),
         checks=(check("sql", "postgres:judge_mnt1", "pg_facts", "thresholds",
-                      settings="server_version",
+                      settings="server_version server_version_num",
                       evidence=lambda pg, _th: f"server_version={pg.settings.get('server_version')}"),
                 aws("aws_ops:judge_mnt1",
                     lambda i: seen.each(i, "EngineVersion", "AutoMinorVersionUpgrade")),

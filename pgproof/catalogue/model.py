@@ -73,6 +73,17 @@ Ref = str | Callable[..., Any]
 
 
 @dataclass(frozen=True)
+class ApiFields:
+    """What a cloud judge reads, declared beside it with ``@reads`` (``catalogue/build.py``):
+    the API calls, the fields (in backticks: tests/test_api_fields.py holds them to the judge's
+    code), and what it concludes when one is absent. docs/controls.md renders them."""
+
+    calls: str
+    fields: str
+    absent: str
+
+
+@dataclass(frozen=True)
 class Check:
     """One judge of a control at one layer: the facts it reads (``inputs``, in call order),
     the function that turns them into problem sentences, and a one-line evidence function

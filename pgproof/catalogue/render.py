@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from pgproof.catalogue import runner
+from pgproof.catalogue.build import api_fields
 from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
 from pgproof.catalogue.model import FIXTURES
-from pgproof.catalogue.registry import CATALOGUE, FRAMEWORKS, LAYERS, Control, family_of
+from pgproof.catalogue.registry import CATALOGUE, FRAMEWORKS, LAYERS, Control, family_of, judges
 from pgproof.target import Thresholds
 
 FRAMEWORK_NAMES = {k: f.name for k, f in FRAMEWORK_DEFS.items()}
@@ -69,6 +70,28 @@ def _framework_tables() -> list[str]:
         for rid, title in fw.requirements.items():
             ids = [c.id for c in CATALOGUE.values() if rid in c.frameworks.get(key, ())]
             out.append(f"| {rid} | {_cell(title)} | {', '.join(ids) or 'not covered by pgproof'} |")
+        out.append("")
+    return out
+
+
+CLOUDS = {"aws": "AWS", "azure": "Azure"}
+API_FIELDS_HEADING = "API fields each cloud judge reads"
+
+
+def _api_field_tables() -> list[str]:
+    """Per cloud layer: each judge's ``@reads`` declaration (this imports the judges)."""
+    out = [f"## {API_FIELDS_HEADING}", "",
+           "Declared beside each judge with `@reads` (`pgproof/catalogue/build.py`); "
+           "`tests/test_api_fields.py` fails when a judge reads a field its declaration does not "
+           "name. How to read these tables (verdicts, pgproof's own inventory keys, recorded "
+           "real responses): [api-fields.md](api-fields.md).", ""]
+    for layer, cloud in CLOUDS.items():
+        out += [f"### {cloud}", "", "| Control | Calls | Fields read | When a field is absent |",
+                "|---|---|---|---|"]
+        for cid, judge in judges(layer).items():
+            d = api_fields(judge)
+            cells = (d.calls, d.fields, d.absent) if d else ("not declared",) * 3
+            out.append(f"| {cid} | " + " | ".join(_cell(x) for x in cells) + " |")
         out.append("")
     return out
 
@@ -139,7 +162,8 @@ def markdown() -> str:
         out.append("")
     out += ["## Layers", "", "| Layer | What it looks at |", "|---|---|"]
     out += [f"| `{k}` | {_cell(v)} |" for k, v in LAYERS.items()]
-    out += ["", SELECTING, *WAIVERS.splitlines(), *_framework_tables(), "## Control details", ""]
+    out += ["", SELECTING, *WAIVERS.splitlines(), *_framework_tables(), *_api_field_tables(),
+            "## Control details", ""]
     for c in CATALOGUE.values():
         out += _section(c)
     return "\n".join(out).rstrip() + "\n"

@@ -13,9 +13,11 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
+from pgproof.catalogue.build import reads
 from pgproof.checks.aws_util import ON, dbid, param_problems, primary, private_cidr, verdict
-from pgproof.probes.aws import AwsInventory
+from pgproof.probes.aws_inventory import AwsInventory
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify, NotApplicable
 
@@ -24,6 +26,15 @@ WORLD = {"0.0.0.0/0", "::/0"}
 Judge = Callable[[AwsInventory, Thresholds], list[str]]
 
 
+@reads("DescribeDBInstances, DescribeDBParameters (every page), DescribeDBClusterParameters, "
+       "DescribeEngineDefault(Cluster)Parameters",
+       "`DBParameterGroups` → `DBParameterGroupName`; parameter `ssl_min_protocol_version`; "
+       "`DBInstanceIdentifier`; cluster `DBClusterParameterGroup` (the effective value: instance "
+       "group where AWS lets it override, then the cluster group, then the engine default; see "
+       "docs/aws-fields.md)",
+       "no parameter group: cannot verify; parameters not readable: cannot verify; parameter "
+       "without a `ParameterValue` (RDS omits it when unset): fail \"is not set\"; set in no group "
+       "and the engine default unreadable: cannot verify")
 def judge_tls1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """The parameter group pins ssl_min_protocol_version at the spec's minimum or newer."""
     floor = TLS_ORDER.index(th.tls_min_version)
@@ -33,11 +44,20 @@ def judge_tls1(inv: AwsInventory, th: Thresholds) -> list[str]:
         f"{th.tls_min_version} or newer")
 
 
+@reads("as TLS-1",
+       "`DBParameterGroups` → `DBParameterGroupName`; parameter `rds.force_ssl`; "
+       "`DBInstanceIdentifier`; cluster `DBClusterParameterGroup` (as TLS-1)",
+       "as TLS-1 (an unset `rds.force_ssl` fails)")
 def judge_tls2(inv: AwsInventory, th: Thresholds) -> list[str]:
     """rds.force_ssl=1 makes RDS refuse plaintext connections."""
     return param_problems(inv, "rds.force_ssl", lambda v: v.lower() in ON, "1")
 
 
+@reads("DescribeDBInstances, DescribeCertificates",
+       "`CACertificateIdentifier`, `CertificateDetails` → `ValidTill` (instance), `ValidTill` (CA,"
+       " inventory `certificates`); `DBInstanceIdentifier`",
+       "no CA identifier, no `CertificateDetails.ValidTill`, or no certificate record (the API "
+       "missing): cannot verify, unless a deprecated or expiring CA already fails it")
 def judge_tls4(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -> list[str]:
     """CA identifier not deprecated; server and CA certificates valid long enough."""
     problems, gaps = [], []
@@ -71,6 +91,10 @@ def judge_tls4(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -
     return verdict(problems, gaps)
 
 
+@reads("DescribeDBProxies",
+       "`DBProxyName`, `RequireTLS`",
+       "no proxy configured: not applicable; proxy not found: fail; `RequireTLS` absent: cannot "
+       "verify")
 def judge_tls6(inv: AwsInventory, th: Thresholds) -> list[str]:
     """An RDS Proxy in front of the database must require TLS from clients."""
     if not inv.proxy_configured:
@@ -87,6 +111,9 @@ def judge_tls6(inv: AwsInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("DescribeDBInstances",
+       "`PubliclyAccessible`; `DBInstanceIdentifier`",
+       "absent: cannot verify")
 def judge_net1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Neither the primary nor any replica has a public endpoint."""
     problems, gaps = [], []
@@ -102,6 +129,11 @@ def judge_net1(inv: AwsInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
+@reads("DescribeDBInstances (`DBSubnetGroup`), DescribeRouteTables",
+       "inventory `routes`, `route_table_id`, `explicit` (explicit association, else the VPC main "
+       "table); route `DestinationCidrBlock`, `DestinationIpv6CidrBlock`, `GatewayId`",
+       "no DB subnet group on any instance: cannot verify; no route table at all (not even a main "
+       "one): fail")
 def judge_net2(inv: AwsInventory, th: Thresholds) -> list[str]:
     """No DB subnet's effective route table sends 0.0.0.0/0 or ::/0 to an internet gateway."""
     if not inv.subnet_routes:
@@ -124,7 +156,7 @@ def judge_net2(inv: AwsInventory, th: Thresholds) -> list[str]:
     return problems
 
 
-def _rule_problems(sg: str, rule: dict, port: int, apps: set[str]) -> tuple[list[str], list[str]]:
+def _rule_problems(sg: str, rule: dict[str, Any], port: int, apps: set[str]) -> tuple[list[str], list[str]]:
     proto = str(rule.get("IpProtocol"))
     lo, hi = rule.get("FromPort", -1), rule.get("ToPort", -1)
     every = proto == "-1" or (proto in ("tcp", "6") and lo <= 1 and hi >= 65535)
@@ -154,6 +186,13 @@ def _rule_problems(sg: str, rule: dict, port: int, apps: set[str]) -> tuple[list
     return problems, gaps
 
 
+@reads("DescribeDBInstances, DescribeSecurityGroups",
+       "`VpcSecurityGroups` → `VpcSecurityGroupId`; port from `Endpoint` → `Port`, else "
+       "`DbInstancePort` (real RDS reports 0 there), else 5432; `IpPermissions` → `IpProtocol`, "
+       "`FromPort`, `ToPort`, `IpRanges` → `CidrIp`, `Ipv6Ranges` → `CidrIpv6`, `UserIdGroupPairs`"
+       " → `GroupId`, `PrefixListIds` → `PrefixListId`; `DBInstanceIdentifier`",
+       "no security groups reported: cannot verify; a group that could not be described: cannot "
+       "verify; a prefix list: cannot verify (its CIDRs are not read)")
 def judge_net3(inv: AwsInventory, th: Thresholds) -> list[str]:
     """DB port reachable only from app-tier groups or private CIDRs; no world, no all-ports."""
     p = primary(inv)
@@ -177,7 +216,7 @@ def judge_net3(inv: AwsInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
-def _rotation_days(secret: dict) -> Fraction | None:
+def _rotation_days(secret: dict[str, Any]) -> Fraction | None:
     """The rotation interval in days, exactly: rate(2170 hours) is 90.4 days, not 90."""
     days = (secret.get("RotationRules") or {}).get("AutomaticallyAfterDays")
     if days:
@@ -189,6 +228,14 @@ def _rotation_days(secret: dict) -> Fraction | None:
     return None
 
 
+@reads("DescribeSecret, DescribeDBClusters (`MasterUserSecret`)",
+       "`RotationEnabled` (absent = never set to rotate = off), `RotationRules` → "
+       "`AutomaticallyAfterDays` or `ScheduleExpression` (`rate(...)`), `Name`; "
+       "`DBInstanceIdentifier`; `OwningService` (an RDS-managed secret); the ARN from the "
+       "cluster's, else the instance's `MasterUserSecret`; `DBClusterIdentifier`",
+       "no secret configured and no RDS-managed secret: fail; secret not found: fail; rotation on "
+       "but no readable interval (a real secret with a Lambda and no `RotationRules`): cannot "
+       "verify; an RDS-managed secret without `RotationEnabled`: cannot verify")
 def judge_auth2(inv: AwsInventory, th: Thresholds) -> list[str]:
     """The master secret lives in Secrets Manager and rotates at least every N days."""
     if inv.secret_id is None:
@@ -221,6 +268,9 @@ def judge_auth2(inv: AwsInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("GetSecretValue",
+       "inventory `secret_password` (length of the `password` key, never the value); `Name`",
+       "no secret, or GetSecretValue refused (a read-only auditor role): cannot verify")
 def judge_auth3(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Master password length, where the secret may be read (the value is never reported)."""
     if inv.secret is None:
@@ -235,6 +285,10 @@ def judge_auth3(inv: AwsInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("DescribeDBInstances, DescribeDBClusters",
+       "`MasterUsername` (primary, and the cluster when one is configured); "
+       "`DBInstanceIdentifier`, `DBClusterIdentifier`",
+       "absent: cannot verify")
 def judge_auth5(inv: AwsInventory, th: Thresholds) -> list[str]:
     """The master user is not a well-known default name attackers try first."""
     problems = []
@@ -249,13 +303,19 @@ def judge_auth5(inv: AwsInventory, th: Thresholds) -> list[str]:
     return problems
 
 
-def _rid(rec: dict) -> str:
+def _rid(rec: dict[str, Any]) -> str:
     """A DB instance or DB cluster record, named as the sentences name it."""
     if "DBInstanceIdentifier" in rec:
         return dbid(rec)
     return f"db-cluster {rec['DBClusterIdentifier']}"
 
 
+@reads("DescribeDBInstances, DescribeKey, ListAliases, GetKeyRotationStatus",
+       "`StorageEncrypted`, `KmsKeyId`; key `KeyId`, `KeyManager`, `KeyState`, `Aliases` (only "
+       "aliases whose `TargetKeyId` is this key), `RotationEnabled`; `DBInstanceIdentifier`; on a "
+       "cluster the cluster's `StorageEncrypted`, `KmsKeyId`; `DBClusterIdentifier`",
+       "`StorageEncrypted` absent or false: fail; key not describable: cannot verify; rotation "
+       "status not readable: cannot verify")
 def judge_enc1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Storage encrypted with an enabled, rotating, customer-managed KMS key."""
     problems, gaps = [], []
@@ -290,6 +350,15 @@ def judge_enc1(inv: AwsInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
+@reads("DescribeDBSnapshots, DescribeDBSnapshotAttributes, DescribeDBInstanceAutomatedBackups, "
+       "DescribeDBClusterSnapshots, DescribeDBClusterSnapshotAttributes",
+       "snapshot `DBSnapshotIdentifier`, `SnapshotType`, `Encrypted`, restore attribute values "
+       "(`all` = public); automated backup `Encrypted`, `DBInstanceIdentifier`; cluster snapshot "
+       "`DBClusterSnapshotIdentifier`, `SnapshotType`, `StorageEncrypted`, restore attribute "
+       "values",
+       "a snapshot without `Encrypted`: fail (not proven encrypted); an automated backup without "
+       "`Encrypted` and no automated snapshot that reports it: cannot verify; cluster snapshot "
+       "without `StorageEncrypted`: cannot verify")
 def judge_enc2(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Every snapshot and automated backup is encrypted; no snapshot restorable by ``all``."""
     problems, gaps = [], []
@@ -326,6 +395,12 @@ def judge_enc2(inv: AwsInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
+@reads("GetBucketEncryption, GetPublicAccessBlock, GetBucketVersioning",
+       "inventory `exists`, `encryption` → `Rules` → `ApplyServerSideEncryptionByDefault` → "
+       "`SSEAlgorithm`; `public_access_block` → `BlockPublicAcls`, `IgnorePublicAcls`, "
+       "`BlockPublicPolicy`, `RestrictPublicBuckets`; `versioning`",
+       "no bucket configured: not applicable; bucket missing: fail; no encryption configuration, "
+       "no public access block, or versioning never enabled: fail")
 def judge_enc3(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Backup bucket: default KMS encryption, public access fully blocked, versioning on."""
     if not inv.bucket_name:

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from pgproof.catalogue.build import reads
 from pgproof.checks.aws_events import event_problems
 from pgproof.checks.aws_util import param_groups, primary, verdict
 from pgproof.exact import exact, integer_fires_above, integer_fires_below, share
-from pgproof.probes.aws import AwsInventory
+from pgproof.probes.aws_inventory import AwsInventory
 from pgproof.target import Thresholds
 
 GIB = 1024**3
@@ -193,6 +194,29 @@ def _issues(alarm: dict[str, Any], need: Need, inv: AwsInventory) -> list[str]:
     return out
 
 
+@reads("DescribeAlarms, ListSubscriptionsByTopic, DescribeInstanceTypes, DescribeDBParameters, "
+       "DescribeEventSubscriptions",
+       "alarm `Namespace`, `MetricName`, `Dimensions` → `Name`, `Value` (`DBInstanceIdentifier`; "
+       "on a cluster also `DBClusterIdentifier`, alone or with `Role` `WRITER`/`READER`), "
+       "`ComparisonOperator`, `Threshold`, `ActionsEnabled`, `AlarmActions`, `AlarmName`; "
+       "subscription `SubscriptionArn` (confirmed = an ARN); the cluster's (else the writer's) "
+       "`Engine`: `aurora-postgresql` wants `FreeLocalStorage` on every member (threshold not "
+       "judged: no API reports the local storage size) and `AuroraReplicaLag` per reader in "
+       "milliseconds (or the writer's `AuroraReplicaLagMaximum`), an RDS instance or Multi-AZ DB "
+       "cluster (`postgres`) `FreeStorageSpace` on the writer and `ReplicaLag` per reader in "
+       "seconds; `AllocatedStorage` (the writer's, else the cluster's), `DBInstanceClass` "
+       "(inventory `instance_memory`), parameter `max_connections` (a number, else RDS's formula "
+       "from memory); `DBParameterGroups` → `DBParameterGroupName`; `DBInstanceIdentifier`, "
+       "`DBClusterIdentifier`; backup plans `BackupPlan` → `Rules` → `TargetBackupVaultName` (a "
+       "backup-failure alarm with a `BackupVaultName` dimension must name one of them); inventory "
+       "`event_subscriptions`: subscription `CustSubscriptionId`, `SourceType` "
+       "(`db-instance`/`db-cluster`), `SourceIdsList` (empty = every source), "
+       "`EventCategoriesList` (empty = every category), `Enabled`, `Status` (`active`), "
+       "`SnsTopicArn` (a topic with a confirmed subscriber)",
+       "no alarm for a metric: fail; instance memory unknown (DescribeInstanceTypes missing): "
+       "cannot verify for the memory and connection thresholds unless another alarm already fails;"
+       " no subscription covering failure, failover, low storage, backup and recovery for this "
+       "database to a subscribed topic: fail; DescribeEventSubscriptions refused: cannot verify")
 def judge_mon1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Each required alarm present, early enough, enabled, and routed to a subscribed topic."""
     needs, gaps = _needs(inv, th)

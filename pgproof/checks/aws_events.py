@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgproof.probes.aws import AwsInventory
+from pgproof.probes.aws_inventory import AwsInventory
 
 CATEGORIES = ("failure", "failover", "low storage", "backup", "recovery")
 
@@ -63,9 +63,9 @@ def event_problems(inv: AwsInventory) -> tuple[list[str], list[str]]:
     covered: set[str] = set()
     refused = []
     for sub in inv.event_subscriptions:
-        why = _why_not(inv, sub, sources)
-        if why is not None:
-            refused.append(f"{sub.get('CustSubscriptionId')} ({why})")
+        refusal = _why_not(inv, sub, sources)
+        if refusal is not None:
+            refused.append(f"{sub.get('CustSubscriptionId')} ({refusal})")
             continue
         cats = [c.lower() for c in sub.get("EventCategoriesList") or []]
         covered |= set(CATEGORIES) if not cats else set(cats) & set(CATEGORIES)

@@ -11,15 +11,25 @@ from datetime import UTC, datetime
 from fnmatch import fnmatch
 from typing import Any
 
+from pgproof.catalogue.build import reads
 from pgproof.checks.aws_util import ON, dbid, not_cluster_member, param_problems, primary, verdict
 from pgproof.exact import duration
-from pgproof.probes.aws import AwsInventory
+from pgproof.probes.aws_inventory import AwsInventory
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify
 
 GLACIER_CLASSES = {"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}
 
 
+@reads("DescribeDBParameters, DescribeDBInstances, DescribeLogGroups",
+       "parameters `shared_preload_libraries` (contains `pgaudit`), `pgaudit.log`, "
+       "`log_connections`, `log_disconnections`; `EnabledCloudwatchLogsExports` contains "
+       "`postgresql` (real RDS omits the key when nothing is exported: treated as empty); log "
+       "group `retentionInDays`; `DBParameterGroups` → `DBParameterGroupName`; "
+       "`DBInstanceIdentifier`; on a cluster the cluster's `EnabledCloudwatchLogsExports` and log "
+       "group `/aws/rds/cluster/<id>`; `DBClusterIdentifier`, `DBClusterParameterGroup`",
+       "unset parameter: fail; no log export or no log group: fail; no `retentionInDays`: fail "
+       "(kept forever)")
 def judge_audit1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """pgaudit and connection logging set in the parameter group; logs exported with retention."""
     p = primary(inv)
@@ -54,6 +64,10 @@ def judge_audit1(inv: AwsInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
+@reads("DescribeDBInstances or DescribeDBClusters",
+       "`BackupRetentionPeriod` (the cluster's when one is configured); `DBClusterIdentifier`, "
+       "`DBInstanceIdentifier`",
+       "absent: cannot verify")
 def judge_bak1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Automated backup retention within the spec's window."""
     rec = inv.cluster or primary(inv)
@@ -67,6 +81,11 @@ def judge_bak1(inv: AwsInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("DescribeDBInstances or DescribeDBClusters",
+       "`BackupRetentionPeriod` (0 = no PITR: fail), `LatestRestorableTime`; "
+       "`DBInstanceIdentifier`",
+       "`LatestRestorableTime` absent (real cluster members and instances without backups omit "
+       "it): cannot verify")
 def judge_bak2(inv: AwsInventory, th: Thresholds, now: datetime | None = None) -> list[str]:
     """Point-in-time recovery reaches to within the RPO of now."""
     p = primary(inv)
@@ -108,6 +127,16 @@ def _global_elsewhere(inv: AwsInventory) -> bool:
     return bool(regions - {inv.region})
 
 
+@reads("DescribeDBInstances, ListBackupPlans, GetBackupPlan, DescribeBackupVault, "
+       "ListBackupSelections, GetBackupSelection, DescribeGlobalClusters",
+       "`DBInstanceAutomatedBackupsReplications`; plan `BackupPlan` → `BackupPlanName`, `Rules` → "
+       "`CopyActions` → `DestinationBackupVaultArn`, `BackupPlanId`, `DeletionDate`; selection "
+       "`Resources`, `ListOfTags` → `ConditionKey`, `ConditionValue` against `DBInstanceArn` and "
+       "`TagList` → `Key`, `Value` (inventory `backup_selections`); `DBInstanceIdentifier`; global"
+       " cluster `GlobalClusterMembers` → `DBClusterArn`, `Status` (a member in another region "
+       "counts); selection covering `DBClusterArn`; `DBClusterIdentifier`",
+       "no replication and no copy rule: fail; copy rule whose selections cannot be listed: cannot"
+       " verify")
 def judge_bak3(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Backups leave the region: RDS backup replication, or a Backup copy rule that covers the DB."""
     p = primary(inv)
@@ -152,6 +181,11 @@ def judge_bak3(inv: AwsInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
+@reads("GetBucketLifecycleConfiguration, else GetBackupPlan",
+       "bucket `lifecycle` rules: `Status`, `Transitions` → `StorageClass`, `Expiration` → `Days`,"
+       " `ID`; else plan `BackupPlan` → `Rules` → `RuleName`, `Lifecycle` → "
+       "`MoveToColdStorageAfterDays`, `DeleteAfterDays`, `BackupPlanId`",
+       "no lifecycle configuration: fail; neither a bucket nor a plan: cannot verify")
 def judge_bak4(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Backups move to Glacier-class storage and are kept >= archive_min_days."""
     keep = th.archive_min_days
@@ -185,6 +219,12 @@ def judge_bak4(inv: AwsInventory, th: Thresholds) -> list[str]:
     return problems
 
 
+@reads("DescribeDBInstances or DescribeDBClusters",
+       "`DeletionProtection` (the cluster's when one is configured); `DBClusterIdentifier`, "
+       "`DBInstanceIdentifier`",
+       "absent (records before 2018 lack it): cannot verify; a cluster member named without "
+       "`aws.db_cluster_id` (its own `DeletionProtection` is false on real clusters): cannot "
+       "verify, naming the cluster")
 def judge_bak5(inv: AwsInventory, th: Thresholds) -> list[str]:
     """The primary (and its cluster) cannot be deleted by one API call."""
     not_cluster_member(inv, "DeletionProtection")
@@ -197,17 +237,24 @@ def judge_bak5(inv: AwsInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("DescribeDBInstances, DescribeDBClusters",
+       "instance `MultiAZ`, `SecondaryAvailabilityZone`, `AvailabilityZone`; with a cluster: every"
+       " member's `AvailabilityZone`; `DBClusterIdentifier`, `DBInstanceIdentifier`",
+       "`MultiAZ` absent: fail (not proven); Multi-AZ on but `SecondaryAvailabilityZone` absent "
+       "(moto): cannot verify; a cluster member named without `aws.db_cluster_id` (real Multi-AZ "
+       "DB cluster members all report `MultiAZ` false): cannot verify, naming the cluster")
 def judge_ha1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Multi-AZ on, and the standby really sits in another AZ."""
     if inv.cluster:
         # A cluster is Multi-AZ when its members sit in more than one AZ (Aurora derives its
         # MultiAZ flag from that; a Multi-AZ DB cluster's readers are in two other AZs).
-        azs = {m.get("AvailabilityZone") for m in inv.instances}
+        azs: set[str] = {m["AvailabilityZone"] for m in inv.instances
+                         if m.get("AvailabilityZone") is not None}
         cid = inv.cluster["DBClusterIdentifier"]
-        if not azs - {None}:
+        if not azs:
             raise CannotVerify(f"db-cluster {cid}: no member reports an AvailabilityZone")
-        if len(azs - {None}) < 2:
-            return [f"db-cluster {cid}: instances in {len(azs - {None})} AZ(s) {sorted(azs - {None})}; "
+        if len(azs) < 2:
+            return [f"db-cluster {cid}: instances in {len(azs)} AZ(s) {sorted(azs)}; "
                     f"the spec wants a standby in another AZ"]
         return []
     not_cluster_member(inv, "the Multi-AZ layout (its members and their AZs)")
@@ -223,6 +270,12 @@ def judge_ha1(inv: AwsInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("DescribeDBInstances, DescribeDBParameters",
+       "`MonitoringInterval`, `EnhancedMonitoringResourceArn`, `PerformanceInsightsEnabled`; "
+       "parameter `log_min_duration_statement`; `DBParameterGroups` → `DBParameterGroupName`; "
+       "`DBInstanceIdentifier`; cluster `DBClusterParameterGroup` (as TLS-1)",
+       "`MonitoringInterval` or `PerformanceInsightsEnabled` absent, or an interval without its "
+       "resource ARN: cannot verify; unset parameter: fail")
 def judge_mon2(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Enhanced Monitoring and Performance Insights on; slow-query logging set."""
     problems, gaps = [], []
@@ -249,6 +302,10 @@ def judge_mon2(inv: AwsInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
+@reads("DescribeDBInstances, DescribeDBEngineVersions",
+       "`EngineVersion`, `AutoMinorVersionUpgrade`, `Engine`; version `Status` (inventory "
+       "`engine_versions` when missing); `DBInstanceIdentifier`",
+       "`AutoMinorVersionUpgrade` absent: fail; no engine-version record: cannot verify")
 def judge_mnt1(inv: AwsInventory, th: Thresholds) -> list[str]:
     """Engine major as specified, on a supported minor, with auto minor upgrades on."""
     problems, gaps = [], []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from pgproof.probes.aws import AwsInventory
+from pgproof.probes.aws_inventory import AwsInventory
+from pgproof.probes.network import subnet_of
 from pgproof.verdict import CannotVerify
 
 ON = {"1", "on", "true", "yes"}
@@ -165,6 +166,4 @@ def settings(inv: AwsInventory, *names: str) -> str:
 
 def private_cidr(cidr: str) -> bool:
     net = ipaddress.ip_network(cidr, strict=False)
-    if net.version == 6:
-        return net.subnet_of(PRIVATE_V6)
-    return any(net.subnet_of(p) for p in PRIVATE_V4)
+    return any(subnet_of(net, p) for p in [*PRIVATE_V4, PRIVATE_V6])

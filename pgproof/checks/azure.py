@@ -12,11 +12,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from pgproof.catalogue.build import reads
 from pgproof.checks.aws import TLS_ORDER
 from pgproof.checks.aws_util import ON, verdict
 from pgproof.checks.azure_util import need, param, srv
 from pgproof.probes.azure import AzureInventory
+from pgproof.probes.network import subnet_of
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify, NotApplicable
 
@@ -27,6 +30,9 @@ WORLD = {"*", "0.0.0.0/0", "::/0", "internet", "any"}
 PLATFORM_PROBE = "azureloadbalancer"
 
 
+@reads("Configurations_ListByServer",
+       "parameter `ssl_min_protocol_version`; `name`",
+       "parameter not reported: cannot verify")
 def judge_tls1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """The server parameter ssl_min_protocol_version is at the spec's minimum or newer."""
     v = param(inv, "ssl_min_protocol_version")
@@ -37,6 +43,9 @@ def judge_tls1(inv: AzureInventory, th: Thresholds) -> list[str]:
             f"{th.tls_min_version} or newer"]
 
 
+@reads("Configurations_ListByServer",
+       "parameter `require_secure_transport`; `name`",
+       "parameter not reported: cannot verify")
 def judge_tls2(inv: AzureInventory, th: Thresholds) -> list[str]:
     """require_secure_transport on makes the flexible server refuse plaintext connections."""
     v = param(inv, "require_secure_transport")
@@ -45,6 +54,10 @@ def judge_tls2(inv: AzureInventory, th: Thresholds) -> list[str]:
     return [f"{srv(inv)}: require_secure_transport is {v}; the spec wants on"]
 
 
+@reads("Servers_Get",
+       "`certificate`, `sslCertificate`, `caCertificate`; `name`",
+       "none of them (real servers report none: Azure rotates the certificate): cannot verify; the"
+       " live TLS layer reads the leaf")
 def judge_tls4(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Azure rotates the flexible server's certificate itself and exposes no expiry or CA id."""
     facts = [k for k in ("certificate", "sslCertificate", "caCertificate") if k in inv.props]
@@ -54,6 +67,9 @@ def judge_tls4(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get",
+       "`network` → `publicNetworkAccess`; `name`",
+       "absent: cannot verify")
 def judge_net1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Public network access is disabled."""
     net = inv.props.get("network") or {}
@@ -65,6 +81,10 @@ def judge_net1(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get, Subnets_Get",
+       "`network` → `delegatedSubnetResourceId`, `privateEndpointConnections`; subnet `properties`"
+       " → `delegations` → `serviceName`, `name`",
+       "no delegated subnet and no private endpoint: fail; subnet not found: fail")
 def judge_net2(inv: AzureInventory, th: Thresholds) -> list[str]:
     """VNet integration: a delegated private subnet (or a private endpoint) carries the server."""
     need(inv, "network")
@@ -86,6 +106,9 @@ def judge_net2(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get",
+       "`network` → `privateDnsZoneArmResourceId`, `privateEndpointConnections`; `name`",
+       "no zone and no private endpoint: fail")
 def judge_net4(inv: AzureInventory, th: Thresholds) -> list[str]:
     """The server's name resolves through a private DNS zone (VNet integration's requirement)."""
     zone = (inv.props.get("network") or {}).get("privateDnsZoneArmResourceId")
@@ -113,26 +136,26 @@ def _within(source: str, prefixes: list[str]) -> bool:
         net = ipaddress.ip_network(source, strict=False)
     except ValueError:
         return False
-    return any(net.version == p.version and net.subnet_of(p) for p in
+    return any(subnet_of(net, p) for p in
                (ipaddress.ip_network(x, strict=False) for x in prefixes))
 
 
-def _nsg_problems(nid: str, nsg: dict, port: int, apps: list[str]) -> list[str]:
+def _nsg_problems(nid: str, nsg: dict[str, Any], port: int, apps: list[str]) -> list[str]:
     """Inbound rules in priority order: the DB port admitted only from the app subnet."""
     props = nsg.get("properties") or {}
     every = props.get("securityRules", []) + props.get("defaultSecurityRules", [])
     rules = sorted(({**(r.get("properties") or {}), "name": r.get("name")} for r in every),
                    key=lambda r: r.get("priority", 99999))
     name = nid.rsplit("/", 1)[-1]
-    problems = []
+    problems: list[str] = []
     for r in rules:
         if r.get("direction") != "Inbound" or str(r.get("protocol")) not in ("*", "Tcp"):
             continue
         if not _covers(r.get("destinationPortRange", ""), port) and not any(
                 _covers(p, port) for p in r.get("destinationPortRanges", [])):
             continue
-        sources = [r.get("sourceAddressPrefix")] + list(r.get("sourceAddressPrefixes") or [])
-        sources = [s for s in sources if s]
+        sources: list[str] = [s for s in [r.get("sourceAddressPrefix"),
+                                          *(r.get("sourceAddressPrefixes") or [])] if s]
         if r.get("access") == "Deny":
             if any(s.lower() in WORLD for s in sources):
                 return problems  # everything below is shadowed
@@ -146,6 +169,14 @@ def _nsg_problems(nid: str, nsg: dict, port: int, apps: list[str]) -> list[str]:
     return problems
 
 
+@reads("FirewallRules_ListByServer, Subnets_Get, NetworkSecurityGroups_Get",
+       "firewall `properties` → `startIpAddress`, `endIpAddress`, `name`; NSG `properties` → "
+       "`securityRules`, `defaultSecurityRules` → `direction`, `protocol`, `destinationPortRange`,"
+       " `destinationPortRanges`, `sourceAddressPrefix`, `sourceAddressPrefixes`, `access`, "
+       "`priority`, `name`; app subnet `addressPrefix`",
+       "no NSG on the subnet or in `nsg_ids`: cannot verify; a named NSG that does not exist: "
+       "fail. The `AzureLoadBalancer` source (Azure's health probe, in every NSG's default rules) "
+       "is not a client path")
 def judge_net3(inv: AzureInventory, th: Thresholds) -> list[str]:
     """No allow-all or allow-Azure-services firewall rule; the NSG admits the port only from apps."""
     need(inv, "firewall", "network")
@@ -159,8 +190,8 @@ def judge_net3(inv: AzureInventory, th: Thresholds) -> list[str]:
         elif start == "0.0.0.0" and end == "0.0.0.0":
             problems.append(f"firewall rule {fw.get('name')} allows all Azure services (0.0.0.0); "
                             f"the spec wants only the app tier")
-    apps = [((inv.app_subnet or {}).get("properties") or {}).get("addressPrefix")]
-    apps = [a for a in apps if a]
+    app_prefix = ((inv.app_subnet or {}).get("properties") or {}).get("addressPrefix")
+    apps: list[str] = [app_prefix] if app_prefix else []
     if not inv.nsgs:
         gaps.append(f"{srv(inv)}: no network security group on the delegated subnet or in nsg_ids")
     for nid, nsg in sorted(inv.nsgs.items()):
@@ -171,6 +202,9 @@ def judge_net3(inv: AzureInventory, th: Thresholds) -> list[str]:
     return verdict(problems, gaps)
 
 
+@reads("Key Vault GetSecret",
+       "inventory `exists`, `expires_on`, `created_on`, `updated_on`; `name`",
+       "no secret configured or not found: fail; no expiry: fail")
 def judge_auth2(inv: AzureInventory, th: Thresholds) -> list[str]:
     """The admin secret lives in Key Vault with an expiry no more than N days after it was set."""
     if inv.secret_name is None:
@@ -195,6 +229,9 @@ def judge_auth2(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get",
+       "`administratorLogin`; `name`",
+       "absent: cannot verify")
 def judge_auth5(inv: AzureInventory, th: Thresholds) -> list[str]:
     user = inv.props.get("administratorLogin")
     if user is None:
@@ -205,6 +242,11 @@ def judge_auth5(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get, Key Vault GetKey / GetKeyRotationPolicy, Vaults_Get",
+       "`dataEncryption` → `type`, `primaryKeyURI`; key `exists`, `enabled`, rotation `actions` → "
+       "`action`; vault `properties` → `enableSoftDelete`, `enablePurgeProtection`, `name`",
+       "`dataEncryption` absent: fail (system-managed key); key not found: fail; no rotation "
+       "policy: fail")
 def judge_enc1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Customer-managed Key Vault key, enabled, rotating; vault soft delete and purge protection."""
     enc = inv.props.get("dataEncryption") or {}
@@ -234,6 +276,13 @@ def judge_enc1(inv: AzureInventory, th: Thresholds) -> list[str]:
     return problems
 
 
+@reads("StorageAccounts_GetProperties, BlobServices_GetServiceProperties, BlobContainers_Get, Blob"
+       " Get Container Properties",
+       "account `properties` → `allowBlobPublicAccess`, `minimumTlsVersion`, "
+       "`supportsHttpsTrafficOnly`, `encryption` → `keySource`, `requireInfrastructureEncryption`;"
+       " blob service `isVersioningEnabled`; container `immutableStorageWithVersioning` → "
+       "`enabled`",
+       "no storage account configured: not applicable; any setting absent: fail (not proven)")
 def judge_enc3(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Backup storage: no public blob access, TLS 1.2+, HTTPS only, encrypted, versioned/immutable."""
     if not inv.storage_account_name:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
+from pgproof.catalogue.build import reads
 from pgproof.checks.aws_util import ON
 from pgproof.checks.azure_util import need, param, srv
 from pgproof.probes.azure import AzureInventory
@@ -19,6 +21,13 @@ ALERT_METRICS = {"cpu_percent": "cpu_alarm_max_pct", "memory_percent": "memory_a
 SUPPORTED_MINORS = {"15": 7}  # oldest 15.x minor still offered (Azure "supported versions" page)
 
 
+@reads("Configurations_ListByServer, DiagnosticSettings_List, Workspaces_Get",
+       "parameters `shared_preload_libraries` (contains `pgaudit`), `pgaudit.log`, "
+       "`log_connections`, `log_disconnections`; diagnostic `properties` → `logs` → `category`, "
+       "`categoryGroup`, `enabled`, `workspaceId`, `name`; workspace `properties` → "
+       "`retentionInDays`",
+       "`shared_preload_libraries` not reported: cannot verify; other parameters absent: fail; no "
+       "diagnostic setting to a workspace (a real setting to a storage account only): fail")
 def judge_audit1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """pgaudit preloaded and logging, connections logged, PostgreSQLLogs sent to a retained workspace."""
     problems = []
@@ -29,9 +38,9 @@ def judge_audit1(inv: AzureInventory, th: Thresholds) -> list[str]:
     log = inv.parameters.get("pgaudit.log")
     if not log or log.lower() == "none":
         problems.append(f"{srv(inv)}: pgaudit.log is {log}; the spec wants pgaudit logging")
-    for p in ("log_connections", "log_disconnections"):
-        if (inv.parameters.get(p) or "off").lower() not in ON:
-            problems.append(f"{srv(inv)}: {p} is {inv.parameters.get(p)}; the spec wants on")
+    for setting in ("log_connections", "log_disconnections"):
+        if (inv.parameters.get(setting) or "off").lower() not in ON:
+            problems.append(f"{srv(inv)}: {setting} is {inv.parameters.get(setting)}; the spec wants on")
     need(inv, "diagnostics")
     sinks = []
     for d in inv.diagnostic_settings:
@@ -53,6 +62,9 @@ def judge_audit1(inv: AzureInventory, th: Thresholds) -> list[str]:
     return problems
 
 
+@reads("Servers_Get",
+       "`backup` → `backupRetentionDays`; `name`",
+       "absent: cannot verify")
 def judge_bak1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Backup retention inside the spec's range (Azure allows 7-35; the spec wants 7-30)."""
     days = (inv.props.get("backup") or {}).get("backupRetentionDays")
@@ -64,6 +76,10 @@ def judge_bak1(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("Servers_Get",
+       "`backup` → `earliestRestoreDate` (ISO 8601; real answers carry 7 fractional digits), "
+       "`state`; `name`",
+       "`earliestRestoreDate` absent: cannot verify")
 def judge_bak2(inv: AzureInventory, th: Thresholds) -> list[str]:
     """PITR possible now: earliest restore point reported, server running (so WAL is shipped)."""
     b = inv.props.get("backup") or {}
@@ -83,6 +99,9 @@ def judge_bak2(inv: AzureInventory, th: Thresholds) -> list[str]:
     return problems
 
 
+@reads("Servers_Get",
+       "`backup` → `geoRedundantBackup`; `name`",
+       "absent: cannot verify")
 def judge_bak3(inv: AzureInventory, th: Thresholds) -> list[str]:
     geo = (inv.props.get("backup") or {}).get("geoRedundantBackup")
     if geo is None:
@@ -93,6 +112,10 @@ def judge_bak3(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("ManagementPolicies_Get",
+       "`properties` → `policy` → `rules` → `enabled`, `definition` → `actions` → `baseBlob` → "
+       "`tierToArchive`, `delete` → `daysAfterModificationGreaterThan`",
+       "no storage account configured: not applicable; no policy: fail")
 def judge_bak4(inv: AzureInventory, th: Thresholds) -> list[str]:
     """A lifecycle rule on the backup container moves blobs to Archive and keeps them >= N days."""
     if not inv.storage_account_name:
@@ -112,6 +135,9 @@ def judge_bak4(inv: AzureInventory, th: Thresholds) -> list[str]:
             f">= {th.archive_min_days} days; the spec wants a long-term archive"]
 
 
+@reads("ManagementLocks_ListAtResourceLevel",
+       "`properties` → `level`; `name`",
+       "no lock: fail")
 def judge_bak5(inv: AzureInventory, th: Thresholds) -> list[str]:
     need(inv, "locks")
     if any((lk.get("properties") or {}).get("level") in ("CanNotDelete", "ReadOnly") for lk in inv.locks):
@@ -120,6 +146,10 @@ def judge_bak5(inv: AzureInventory, th: Thresholds) -> list[str]:
             f"lock on Azure)"]
 
 
+@reads("Servers_Get",
+       "`highAvailability` → `mode`, `standbyAvailabilityZone`; `availabilityZone`; `name`",
+       "`highAvailability` absent: fail (Disabled); a zone absent with ZoneRedundant on: cannot "
+       "verify")
 def judge_ha1(inv: AzureInventory, th: Thresholds) -> list[str]:
     ha = inv.props.get("highAvailability") or {}
     if ha.get("mode") != "ZoneRedundant":
@@ -134,10 +164,18 @@ def judge_ha1(inv: AzureInventory, th: Thresholds) -> list[str]:
     return []
 
 
+@reads("MetricAlerts_ListByResourceGroup, ActionGroups_Get",
+       "alert `properties` → `enabled`, `criteria` → `allOf` → `metricName` (`cpu_percent`, "
+       "`memory_percent`, `storage_percent`, `active_connections`, "
+       "`physical_replication_delay_in_seconds`), `threshold`, `actions` → `actionGroupId` (kept "
+       "with its criterion as `_alert`); action group `properties` → `enabled`, `emailReceivers`, "
+       "`smsReceivers`, `webhookReceivers`; `name`",
+       "no alert on a metric: fail; a criterion without `threshold`: fail (not proven early "
+       "enough)")
 def judge_mon1(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Metric alerts on CPU, memory, storage, connections, lag, each with a receiving action group."""
     need(inv, "alerts")
-    found: dict[str, list[dict]] = {}
+    found: dict[str, list[dict[str, Any]]] = {}
     for a in inv.metric_alerts:
         p = a.get("properties") or {}
         if not p.get("enabled", True):
@@ -160,7 +198,7 @@ def judge_mon1(inv: AzureInventory, th: Thresholds) -> list[str]:
     return problems
 
 
-def _pages(inv: AzureInventory, alert: dict) -> bool:
+def _pages(inv: AzureInventory, alert: dict[str, Any]) -> bool:
     for act in (alert.get("properties") or {}).get("actions", []):
         g = inv.action_groups.get(act.get("actionGroupId"))
         p = (g or {}).get("properties") or {}
@@ -170,6 +208,10 @@ def _pages(inv: AzureInventory, alert: dict) -> bool:
     return False
 
 
+@reads("Configurations_ListByServer",
+       "parameters `pg_qs.query_capture_mode`, `log_min_duration_statement`; `name`",
+       "`pg_qs.query_capture_mode` not reported: cannot verify; `log_min_duration_statement` "
+       "absent: fail")
 def judge_mon2(inv: AzureInventory, th: Thresholds) -> list[str]:
     """Query Store captures queries and slow statements are logged."""
     problems = []
@@ -184,6 +226,9 @@ def judge_mon2(inv: AzureInventory, th: Thresholds) -> list[str]:
     return problems
 
 
+@reads("Servers_Get",
+       "`version`, `minorVersion`, `maintenanceWindow` → `customWindow`; `name`",
+       "`minorVersion` absent: the minor is not judged; no custom window: fail")
 def judge_mnt1(inv: AzureInventory, th: Thresholds) -> list[str]:
     p = inv.props
     problems = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pgproof.exact import exact
 from pgproof.probes.backup import ArchiverFacts, BackupFacts
@@ -14,7 +15,7 @@ def _where(f: BackupFacts) -> str:
     return f"{f.tool} stanza {f.stanza} on {f.host}"
 
 
-def _full_backups(f: BackupFacts) -> list[dict]:  # type: ignore[type-arg]
+def _full_backups(f: BackupFacts) -> list[dict[str, Any]]:
     return [b for b in f.backups if b.get("type") == "full" and not b.get("error")]
 
 
@@ -89,7 +90,7 @@ def judge_bak2_archiving(a: ArchiverFacts, th: Thresholds) -> list[str]:
 TOOL_COULD_NOT_READ = 99
 
 
-def _could_not_read(f: BackupFacts, status: dict, what: str) -> None:  # type: ignore[type-arg]
+def _could_not_read(f: BackupFacts, status: dict[str, Any], what: str) -> None:
     """Raise ``Unreachable`` when ``status`` says the tool could not read ``what``.
 
     The stanza's own message is just "other"; the repositories' say why."""

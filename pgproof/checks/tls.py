@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import re
 
-from pgproof.probes.tls import (
-    TLS_VERSIONS,
-    CertInfo,
-    PlaintextOutcome,
-    TlsFacts,
-    VersionOutcome,
-)
+from pgproof.probes.tls import CertInfo, PlaintextOutcome, TlsFacts
 from pgproof.probes.tls_ciphers import NO_FORWARD_SECRECY, WEAK_CLASSES, CipherOutcome, CipherScan
+from pgproof.probes.tls_wire import TLS_VERSIONS, VersionOutcome
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify
 

@@ -25,6 +25,8 @@ import ipaddress
 import json
 from typing import Any
 
+from pgproof.probes.network import subnet_of
+
 DB_PORTS = (5432, 6432)  # PostgreSQL and the server's built-in PgBouncer (fixed on Azure)
 PRIORITIES = range(100, 4097)  # SecurityRule priority bounds (Microsoft.Network, securityRule.priority)
 RULE_PREFIX = "pgproof-partition-"
@@ -60,7 +62,7 @@ def _prefix_matches(rule_prefixes: list[str], flow: str, in_vnet: bool) -> bool:
         if low in ANY or (low in VNET and in_vnet):
             return True
         n = _net(p)
-        if n is not None and f is not None and n.version == f.version and f.subnet_of(n):  # type: ignore[arg-type]
+        if n is not None and f is not None and subnet_of(f, n):
             return True
     return False
 

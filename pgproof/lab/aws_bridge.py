@@ -368,7 +368,7 @@ def install(bridge: Bridge) -> None:
 
 def install_users(credentials: Path) -> None:
     """The IAM users of the owner's credentials file, with their policies and keys, in moto."""
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iam.models import iam_backends
 
     iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
@@ -395,7 +395,7 @@ def enforce_auth() -> None:
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.iam.access_control import IAMRequestBase
 
-    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # type: ignore[assignment]
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
     ActionAuthenticatorMixin.request_count = 0
     original = IAMRequestBase._create_aws_request
     if getattr(original, "pgproof_bridge", False):

@@ -65,4 +65,5 @@ def provision_fleet(endpoint_url: str, regions: list[str], per_region: int, *, b
 
 
 def _arn(rds: Any, db: str) -> str:
-    return rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]["DBInstanceArn"]
+    arn: str = rds.describe_db_instances(DBInstanceIdentifier=db)["DBInstances"][0]["DBInstanceArn"]
+    return arn

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pgproof.lab import aws_spec as spec
 from pgproof.lab import aws_twin as tw
-from pgproof.lab.aws_twin import AwsClients, AwsTwin
+from pgproof.lab.aws_state import AwsTwin
+from pgproof.lab.aws_twin import AwsClients
 
 Step = Callable[[AwsClients, AwsTwin], None]
 
@@ -88,7 +90,7 @@ def _multi_az(on: bool) -> Step:
     return step
 
 
-def _ingress(perm: dict) -> tuple[Step, Step]:
+def _ingress(perm: dict[str, Any]) -> tuple[Step, Step]:
     def add(c: AwsClients, t: AwsTwin) -> None:
         c.ec2.authorize_security_group_ingress(GroupId=t.db_security_group_id, IpPermissions=[_fill(perm, t)])
 
@@ -97,7 +99,7 @@ def _ingress(perm: dict) -> tuple[Step, Step]:
     return add, remove
 
 
-def _fill(perm: dict, t: AwsTwin) -> dict:
+def _fill(perm: dict[str, Any], t: AwsTwin) -> dict[str, Any]:
     if perm.get("UserIdGroupPairs") == "app":
         return {**perm, "UserIdGroupPairs": [{"GroupId": g} for g in t.app_security_group_ids]}
     return perm
@@ -148,7 +150,8 @@ def _route(table: str, add: bool) -> Step:
 def _main_table(c: AwsClients, t: AwsTwin) -> str:
     tables = c.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [t.vpc_id]},
                                                   {"Name": "association.main", "Values": ["true"]}])
-    return tables["RouteTables"][0]["RouteTableId"]
+    table_id: str = tables["RouteTables"][0]["RouteTableId"]
+    return table_id
 
 
 def _main_fallback_break(c: AwsClients, t: AwsTwin) -> None:

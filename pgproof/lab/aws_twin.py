@@ -41,6 +41,7 @@ from pgproof.lab.aws_spec import (
 from pgproof.lab.aws_state import AwsTwin
 from pgproof.probes.aws import session as aws_session
 
+RDS_NAME = "pgproof-lab"  # the twin's RDS instance (the lab-rds target); AURORA_NAME: its cluster
 SERVICES = ("ec2", "rds", "kms", "secretsmanager", "cloudwatch", "sns", "logs", "s3", "backup", "iam")
 
 
@@ -150,12 +151,13 @@ def _roles(c: AwsClients, name: str) -> tuple[str, str]:
     def role(rname: str, service: str) -> str:
         doc = {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
-        return c.iam.create_role(RoleName=rname, AssumeRolePolicyDocument=json.dumps(doc))["Role"]["Arn"]
+        arn: str = c.iam.create_role(RoleName=rname, AssumeRolePolicyDocument=json.dumps(doc))["Role"]["Arn"]
+        return arn
     return role(f"{name}-monitoring", "monitoring.rds.amazonaws.com"), role(f"{name}-proxy", "rds.amazonaws.com")
 
 
 def provision(session: boto3.Session | None = None, region: str = "us-east-1",
-              name: str = "pgproof-lab", *, endpoint_url: str | None = None,
+              name: str = RDS_NAME, *, endpoint_url: str | None = None,
               password: str | None = None, alarm_email: str = "oncall@example.com",
               with_proxy: bool = True, clients: AwsClients | None = None,
               aurora: bool = False) -> AwsTwin:
@@ -346,7 +348,7 @@ def provision_lab(state: Any, endpoint_url: str) -> tuple[dict[str, Any], dict[s
     for aurora in (False, True):
         twin = provision(sess, region=region, endpoint_url=endpoint_url,
                          password=state.secrets()["postgres"], aurora=aurora,
-                         **({"name": AURORA_NAME} if aurora else {}))
+                         name=AURORA_NAME if aurora else RDS_NAME)
         twin.save(lab_files(state.state_dir, aurora)[1])
         sections.append({**twin.aws_section(endpoint_url=endpoint_url), "profile": LAB_PROFILE,
                          "credentials_file": str(creds)})

@@ -366,7 +366,8 @@ class ArmServer(ThreadingHTTPServer):
     def denied_types(self, token: str) -> list[str]:
         if not (self.deny_file and self.deny_file.exists()):
             return []
-        return json.loads(self.deny_file.read_text()).get(token, [])
+        denied: list[str] = json.loads(self.deny_file.read_text()).get(token, [])
+        return denied
 
     def network_changed(self) -> None:
         """After a Microsoft.Network change: the bridge re-decides the lab's client path."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pgproof.lab import azure_spec as spec
 from pgproof.probes.azure_sdk import Clients, body
@@ -36,7 +37,7 @@ def _param(name: str, value: str) -> Step:
     return step
 
 
-def _patch(props: dict) -> Step:
+def _patch(props: dict[str, Any]) -> Step:
     """Servers_Update (PATCH): the properties a running server accepts in place."""
     def step(c: Clients) -> None:
         c.pg.servers.begin_update(G, S, {"properties": props}).result()
@@ -62,7 +63,7 @@ def _firewall(start: str, end: str) -> tuple[Step, Step]:
     return add, remove
 
 
-def _nsg(rules: list[dict]) -> Step:
+def _nsg(rules: list[dict[str, Any]]) -> Step:
     def step(c: Clients) -> None:
         c.network.network_security_groups.begin_create_or_update(G, "pgproof-db-nsg", body({
             "location": spec.LOCATION, "properties": {
@@ -70,7 +71,7 @@ def _nsg(rules: list[dict]) -> Step:
     return step
 
 
-def _account(props: dict) -> Step:
+def _account(props: dict[str, Any]) -> Step:
     def step(c: Clients) -> None:
         c.storage.storage_accounts.update(G, spec.ACCOUNT, body({"properties": props}))
     return step

@@ -57,7 +57,7 @@ def _print_in_place(state_dir: Path | None) -> int:
     return 1 if left else 0
 
 
-def _print_status(rows: list) -> int:
+def _print_status(rows: list[lifecycle.ComponentStatus]) -> int:
     if not rows:
         print("lab: not running")
         return 3

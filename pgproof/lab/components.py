@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import requests
@@ -134,7 +135,7 @@ def _rest(state: LabState) -> list[str]:
     return [state.rest_url(n) for n in NODES]
 
 
-def cluster(state: LabState) -> dict:
+def cluster(state: LabState) -> dict[str, Any]:
     """Patroni's /cluster view from whichever node answers."""
     return patroni.cluster(_rest(state))
 
@@ -147,7 +148,7 @@ def sync_standby_streaming(state: LabState) -> bool:
     return patroni.healthy(_rest(state))[0]
 
 
-def superuser_conninfo(state: LabState, port_name: str = "haproxy_writer") -> dict[str, object]:
+def superuser_conninfo(state: LabState, port_name: str = "haproxy_writer") -> dict[str, Any]:
     return {"host": "127.0.0.1", "port": state.ports[port_name], "user": "postgres",
             "passfile": str(state.passfile), "dbname": "postgres", "sslmode": "verify-ca",
             "sslrootcert": str(state.ca_file), "connect_timeout": 2}

@@ -132,14 +132,15 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
     if vpc:  # the DB tier's control APIs on the runner's loopback, as a cloud's API would be
         c.start_mgmt_bridge(state)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        aws: Future[dict[str, object]] | None = None
+        aws: Future[tuple[dict[str, object], dict[str, object]]] | None = None
         if with_aws:
             moto_pid = c.start_moto(state)
             aws = pool.submit(_provision_aws, state, moto_pid, timeout)
         azure: Future[dict[str, object]] | None = None
         if with_azure:
-            azure = pool.submit(azure_lab.start, state.state_dir, state.tls, tuple(
-                state.ports[n] for n in ("azure_arm", "azure_kv", "azurite")), timeout, state.logs)
+            azure = pool.submit(azure_lab.start, state.state_dir, state.tls, (
+                state.ports["azure_arm"], state.ports["azure_kv"], state.ports["azurite"]),
+                timeout, state.logs)
         with topology.db(state):  # vpc: this thread talks to the DB tier from inside its subnet
             bouncer, health = _db_tier(state, pw, timeout, progress, t0)
         with topology.app(state):

@@ -116,7 +116,7 @@ def pgbouncer_setting(state: LabState, pool_size: int = 20, server_tls: str = "v
     ini = c.write_pgbouncer_config(state, state.secrets(), pool_size)
     ini.write_text(ini.read_text().replace("server_tls_sslmode = verify-ca",
                                            f"server_tls_sslmode = {server_tls}"))
-    admin = {"host": "127.0.0.1", "port": state.ports["pgbouncer"], "dbname": "pgbouncer",
+    admin: dict[str, Any] = {"host": "127.0.0.1", "port": state.ports["pgbouncer"], "dbname": "pgbouncer",
              "user": "pgbouncer_admin", "passfile": str(state.passfile), "sslmode": "require",
              "connect_timeout": 3}
     with psycopg.connect(**admin, autocommit=True, prepare_threshold=None) as conn:

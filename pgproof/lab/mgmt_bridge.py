@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import socket
+from functools import partial
 
 from pgproof.lab import netns
 
@@ -55,7 +56,7 @@ async def _relay(ns: str, port: int, reader: asyncio.StreamReader,
 
 
 async def serve(ns: str, ports: list[int]) -> None:
-    servers = [await asyncio.start_server(lambda r, w, p=p: _relay(ns, p, r, w), LOOPBACK, p,
+    servers = [await asyncio.start_server(partial(_relay, ns, p), LOOPBACK, p,
                                           reuse_address=True) for p in ports]
     print(f"mgmt bridge: {', '.join(map(str, ports))} -> namespace {ns}", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))

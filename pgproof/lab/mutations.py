@@ -45,6 +45,17 @@ PLAINTEXT_HBA = [*PG_HBA, "host all all 127.0.0.1/32 scram-sha-256"]
 MD5_HBA = [line.replace("scram-sha-256", "md5") if line.startswith("hostssl all") else line
            for line in PG_HBA]
 
+
+def _md5_auth(s: LabState) -> None:
+    lm.set_parameters(s, {"password_encryption": "md5"})
+    lm.set_hba(s, MD5_HBA)
+
+
+def _scram_auth(s: LabState) -> None:
+    lm.set_parameters(s, {"password_encryption": "scram-sha-256"})
+    lm.set_hba(s, PG_HBA)
+
+
 LIVE: list[Mutation] = [
     _m("tls-weak", "TLS minimum lowered to 1.0 with every cipher allowed", "TLS-1 TLS-5",
        lambda s: lm.set_parameters(s, {"ssl_min_protocol_version": "TLSv1",
@@ -69,9 +80,7 @@ LIVE: list[Mutation] = [
     _m("pooler-server-tls-optional", "PgBouncer only prefers TLS to the server", "TLS-6",
        lambda s: lm.pgbouncer_setting(s, server_tls="prefer"), lambda s: lm.pgbouncer_setting(s)),
     _m("md5-auth", "password_encryption=md5 and md5 hba rules", "AUTH-1",
-       lambda s: (lm.set_parameters(s, {"password_encryption": "md5"}), lm.set_hba(s, MD5_HBA))[0],
-       lambda s: (lm.set_parameters(s, {"password_encryption": "scram-sha-256"}),
-                  lm.set_hba(s, PG_HBA))[0]),
+       _md5_auth, _scram_auth),
     _m("superuser-app", "the app role is a superuser", "AUTHZ-1",
        lambda s: lm.set_app_superuser(s, True), lambda s: lm.set_app_superuser(s, False)),
     _m("source-dsn", "a DSN with a password committed to the app's source", "AUTH-4",

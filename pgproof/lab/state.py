@@ -133,4 +133,5 @@ class LabState:
         return pw
 
     def secrets(self) -> dict[str, str]:
-        return json.loads(self.secrets_file.read_text())
+        secrets: dict[str, str] = json.loads(self.secrets_file.read_text())
+        return secrets

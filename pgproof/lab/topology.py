@@ -20,7 +20,7 @@ from pgproof.lab import netns
 from pgproof.lab.state import LabState
 
 TOPOLOGIES = ("loopback", "vpc")
-RANGE = ipaddress.ip_network("198.18.0.0/16")
+RANGE = ipaddress.IPv4Network("198.18.0.0/16")
 # Which tier each process belongs to (everything else, e.g. moto, stays in the root namespace).
 DB_TIER = ("etcd", "toxiproxy", "node1", "node2", "haproxy", "pgbouncer", "backup", "s3_endpoint")
 APP_TIER = ("health", "sshd", "bastion_ns")

@@ -8,11 +8,19 @@ become empty facts; APIs the endpoint lacks become ``inv.missing`` entries.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from pgproof.probes.aws_inventory import AwsInventory, _code, _optional, _pages, password_length
+from pgproof.probes.aws_inventory import (
+    AwsInventory,
+    BucketFact,
+    _code,
+    _optional,
+    _pages,
+    password_length,
+)
 from pgproof.target import Aws
 from pgproof.verdict import Unreachable
 
@@ -26,6 +34,13 @@ class _Ctx(Protocol):
     def client(self, service: str, region: str | None = None, once: bool = False) -> Any: ...
 
 Task = Callable[[], None]
+
+
+def _described(record: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """A record ``primary`` described before any task runs (the tasks read it, never set it)."""
+    if record is None:
+        raise RuntimeError(f"the {what} was read before ``primary`` described it")
+    return record
 
 
 def _fact(response: dict[str, Any]) -> dict[str, Any]:
@@ -119,8 +134,8 @@ def _parameters(ctx: _Ctx, inv: AwsInventory) -> None:
             inv.parameter_families[cgroup] = found[0]["DBParameterGroupFamily"]
     once = ctx.client("rds", once=True)
     for family in sorted({inv.parameter_families[g] for g in groups if g in inv.parameter_families}):
-        got = _optional(inv, "engine_defaults", lambda f=family: _engine_defaults(
-            once, "describe_engine_default_parameters", f))
+        got = _optional(inv, "engine_defaults", partial(
+            _engine_defaults, once, "describe_engine_default_parameters", family))
         if got is not None:
             inv.engine_defaults[family] = got
     if cgroup and cgroup in inv.parameter_families:
@@ -137,7 +152,7 @@ def _engine_defaults(rds: Any, op: str, family: str) -> dict[str, str | None]:
 
 
 def _snapshots(ctx: _Ctx, inv: AwsInventory) -> None:
-    rds, pid = ctx.client("rds"), inv.primary["DBInstanceIdentifier"]
+    rds, pid = ctx.client("rds"), _described(inv.primary, "primary")["DBInstanceIdentifier"]
     inv.snapshots = _pages(rds, "describe_db_snapshots", "DBSnapshots", DBInstanceIdentifier=pid)
     for snap in inv.snapshots:
         if snap.get("SnapshotType") == "manual":
@@ -152,7 +167,7 @@ def _snapshots(ctx: _Ctx, inv: AwsInventory) -> None:
 
 def _cluster_snapshots(ctx: _Ctx, inv: AwsInventory) -> None:
     """Cluster snapshots (Aurora and Multi-AZ DB clusters keep theirs apart) and who may restore them."""
-    rds, cid = ctx.client("rds"), inv.cluster["DBClusterIdentifier"]
+    rds, cid = ctx.client("rds"), _described(inv.cluster, "cluster")["DBClusterIdentifier"]
     inv.cluster_snapshots = _pages(rds, "describe_db_cluster_snapshots", "DBClusterSnapshots",
                                    DBClusterIdentifier=cid)
     for snap in inv.cluster_snapshots:
@@ -166,7 +181,7 @@ def _cluster_snapshots(ctx: _Ctx, inv: AwsInventory) -> None:
 
 def _global_cluster(ctx: _Ctx, inv: AwsInventory) -> None:
     """The Aurora global database this cluster belongs to, if any (BAK-3's geo-redundancy)."""
-    arn = inv.cluster.get("DBClusterArn")
+    arn = _described(inv.cluster, "cluster").get("DBClusterArn")
     once = ctx.client("rds", once=True)
     found = _optional(inv, "global_clusters", lambda: _pages(
         once, "describe_global_clusters", "GlobalClusters"))
@@ -205,7 +220,7 @@ def _network(ctx: _Ctx, inv: AwsInventory) -> None:
         for sn in sorted(subnets):
             table = explicit.get(sn, main)
             inv.subnet_routes[sn] = {"vpc_id": vpc, "explicit": sn in explicit,
-                                     "route_table_id": table and table["RouteTableId"],
+                                     "route_table_id": table["RouteTableId"] if table else None,
                                      "routes": (table or {}).get("Routes", [])}
 
 
@@ -243,7 +258,7 @@ def _kms(ctx: _Ctx, inv: AwsInventory) -> None:
 def _secret(ctx: _Ctx, inv: AwsInventory) -> None:
     """The configured secret, else the one RDS manages (cluster's first: Aurora members have none)."""
     managed = ((inv.cluster or {}).get("MasterUserSecret") or {}).get("SecretArn") or (
-        inv.primary.get("MasterUserSecret") or {}).get("SecretArn")
+        _described(inv.primary, "primary").get("MasterUserSecret") or {}).get("SecretArn")
     inv.secret_id = ctx.cfg.secret_id or managed
     inv.secret_from_api = not ctx.cfg.secret_id and bool(managed)
     if not inv.secret_id:
@@ -287,7 +302,7 @@ def default_log_prefix(inv: AwsInventory) -> str:
     """Where RDS exports logs: per cluster for Aurora/Multi-AZ DB clusters, else per instance."""
     if inv.cluster is not None:
         return f"/aws/rds/cluster/{inv.cluster['DBClusterIdentifier']}"
-    return f"/aws/rds/instance/{inv.primary['DBInstanceIdentifier']}"
+    return f"/aws/rds/instance/{_described(inv.primary, 'primary')['DBInstanceIdentifier']}"
 
 
 def _logs(ctx: _Ctx, inv: AwsInventory) -> None:
@@ -297,7 +312,7 @@ def _logs(ctx: _Ctx, inv: AwsInventory) -> None:
     inv.log_groups = {g["logGroupName"]: g for g in groups}
 
 
-_BUCKET_CALLS = {
+_BUCKET_CALLS: dict[BucketFact, tuple[str, str, str | None]] = {
     "encryption": ("get_bucket_encryption", "ServerSideEncryptionConfiguration",
                    "ServerSideEncryptionConfigurationNotFoundError"),
     "public_access_block": ("get_public_access_block", "PublicAccessBlockConfiguration",
@@ -341,8 +356,8 @@ def _backup(ctx: _Ctx, inv: AwsInventory) -> None:
                 if arn not in inv.backup_vault_exists:
                     inv.backup_vault_exists[arn] = _vault_exists(ctx, arn)
         pid = plan["BackupPlanId"]
-        sels = _optional(inv, "backup_selections", lambda pid=pid: _pages(
-            once, "list_backup_selections", "BackupSelectionsList", BackupPlanId=pid))
+        sels = _optional(inv, "backup_selections", partial(
+            _pages, once, "list_backup_selections", "BackupSelectionsList", BackupPlanId=pid))
         if sels is not None:
             inv.backup_selections[pid] = [
                 bk.get_backup_selection(BackupPlanId=pid, SelectionId=s["SelectionId"])["BackupSelection"]
@@ -362,7 +377,7 @@ def _vault_exists(ctx: _Ctx, arn: str) -> bool:
 
 def _capabilities(ctx: _Ctx, inv: AwsInventory) -> None:
     """Facts from APIs some endpoints lack: instance memory, engine version status, CA expiry."""
-    p = inv.primary
+    p = _described(inv.primary, "primary")
     ec2 = ctx.client("ec2", once=True)
     itype = p["DBInstanceClass"].removeprefix("db.")
     types = _optional(inv, "instance_memory", lambda: ec2.describe_instance_types(
@@ -378,8 +393,14 @@ def _capabilities(ctx: _Ctx, inv: AwsInventory) -> None:
         inv.engine_version_info = versions[0]
     elif versions is not None:
         inv.missing["engine_versions"] = f"no record of {p['Engine']} {p['EngineVersion']}"
-    for ca in sorted({i.get("CACertificateIdentifier") for i in inv.instances} - {None}):
-        certs = _optional(inv, "certificates", lambda ca=ca: rds.describe_certificates(
-            CertificateIdentifier=ca)["Certificates"])
+    cas: set[str] = {i["CACertificateIdentifier"] for i in inv.instances
+                     if i.get("CACertificateIdentifier") is not None}
+    for ca in sorted(cas):
+        certs = _optional(inv, "certificates", partial(_certificates, rds, ca))
         if certs:
             inv.certificates[ca] = certs[0]
+
+
+def _certificates(rds: Any, ca: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = rds.describe_certificates(CertificateIdentifier=ca)["Certificates"]
+    return found

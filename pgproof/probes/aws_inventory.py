@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -19,6 +19,28 @@ DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Aut
           "InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken",
           "ExpiredTokenException", "SignatureDoesNotMatch", "InvalidSignatureException",
           "UnauthorizedException", "Forbidden"}
+
+
+class SubnetRoute(TypedDict):
+    """The route table a DB subnet really uses (NET-2): pgproof's own record, not AWS's."""
+
+    vpc_id: str
+    explicit: bool  # associated with the subnet; False: the VPC's main table applies
+    route_table_id: str | None  # None: no table at all, not even a main one
+    routes: list[dict[str, Any]]  # the table's Routes as EC2 describes them
+
+
+BucketFact = Literal["encryption", "public_access_block", "versioning", "lifecycle"]
+
+
+class BucketFacts(TypedDict, total=False):
+    """The backup bucket (ENC-3, BAK-4), one key per S3 call; only ``exists`` when it is missing."""
+
+    exists: bool
+    encryption: dict[str, Any] | None  # ServerSideEncryptionConfiguration (None: not configured)
+    public_access_block: dict[str, Any] | None  # PublicAccessBlockConfiguration
+    versioning: str | None  # Status (None: never enabled)
+    lifecycle: list[dict[str, Any]] | None  # Rules (None: no lifecycle configuration)
 
 
 @dataclass
@@ -49,7 +71,7 @@ class AwsInventory:
     automated_backups: list[dict[str, Any]] = field(default_factory=list)
     proxy: dict[str, Any] | None = None
     proxy_configured: bool = False
-    subnet_routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subnet_routes: dict[str, SubnetRoute] = field(default_factory=dict)
     security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     app_security_group_ids: list[str] = field(default_factory=list)
     kms_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -63,7 +85,7 @@ class AwsInventory:
     log_group_prefix: str = ""
     log_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     bucket_name: str | None = None
-    bucket: dict[str, Any] = field(default_factory=dict)
+    bucket: BucketFacts = field(default_factory=BucketFacts)
     backup_plans: list[dict[str, Any]] = field(default_factory=list)
     backup_vault_exists: dict[str, bool] = field(default_factory=dict)
     backup_selections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)

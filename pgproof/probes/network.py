@@ -24,6 +24,18 @@ def resolve(host: str) -> ResolveFacts:
     return ResolveFacts(host, sorted({str(i[4][0]) for i in infos}))
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def subnet_of(inner: Network, outer: Network) -> bool:
+    """``inner`` lies within ``outer``; networks of different IP versions never do."""
+    if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
+        return inner.subnet_of(outer)
+    if isinstance(inner, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
+        return inner.subnet_of(outer)
+    return False
+
+
 def is_private(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     return ip.is_private or ip.is_loopback or ip.is_link_local

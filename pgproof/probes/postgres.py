@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -10,17 +11,25 @@ from typing import Any
 import psycopg
 from psycopg import waiting
 
+from pgproof.catalogue import registry
 from pgproof.libpq import passfile_in_use
 from pgproof.probes import tls
 from pgproof.target import Endpoint, Target
 from pgproof.verdict import TimedOut, Unreachable
 
-SETTINGS = (
-    "server_version", "server_version_num", "ssl", "ssl_min_protocol_version", "ssl_ciphers",
-    "password_encryption", "shared_preload_libraries", "log_connections", "log_disconnections",
-    "log_min_duration_statement", "max_connections", "synchronous_standby_names",
-    "synchronous_commit", "data_directory", "listen_addresses", "ssl_key_file",
-)
+# Read for users' own tests on ``pg_facts`` (examples/own-tests/), though no built-in check judges them.
+UNJUDGED_SETTINGS = ("ssl", "max_connections", "synchronous_standby_names", "synchronous_commit",
+                     "listen_addresses")
+
+
+@functools.cache
+def settings_read() -> tuple[str, ...]:
+    """The settings the probe reads: every one a control's check declares (``check(...,
+    settings=...)`` in pgproof/catalogue/, plug-ins included), so a new control's setting needs
+    no edit here. Asked at run time: a plug-in control module may import this module while the
+    registry is still loading it."""
+    return tuple(dict.fromkeys([*registry.setting_uses(), *UNJUDGED_SETTINGS]))
+
 
 # What the queries below touch, for ``pgproof doctor``'s permission check (tests/test_doctor.py
 # holds this list to the SQL in this file). Settings outside a plain role's view need
@@ -72,7 +81,7 @@ class PostgresFacts:
     session_ssl: dict[str, Any]
     roles: dict[str, RoleFacts]
     replicas: list[ReplicaFacts] = field(default_factory=list)
-    hidden: list[str] = field(default_factory=list)  # SETTINGS the role may not read
+    hidden: list[str] = field(default_factory=list)  # settings_read() the role may not read
     role: str = ""
 
     def setting(self, name: str) -> str:
@@ -215,7 +224,7 @@ def gather(target: Target) -> PostgresFacts:
     with connect(target) as conn:
         info_user = str(_one(conn, "SELECT current_user"))
         rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
-                            (list(SETTINGS),)).fetchall()
+                            (list(settings_read()),)).fetchall()
         settings = {n: s for n, s in rows}
         audit = _one(conn, "SELECT setting FROM pg_settings WHERE name = 'pgaudit.log'")
         hba: list[HbaRule] | None = None
@@ -239,7 +248,7 @@ def gather(target: Target) -> PostgresFacts:
             " FROM pg_roles WHERE rolname = ANY(%s)", (names,)):
             roles[r[0]] = RoleFacts(*r)
     replicas = [replica_facts(target, r) for r in pg.readers]
-    hidden = [s for s in SETTINGS if s not in settings]
+    hidden = [s for s in settings_read() if s not in settings]
     return PostgresFacts(f"{ep.host}:{ep.port}", settings, audit, hba, hba_error, session_ssl,
                          roles, replicas, hidden, info_user)
 
