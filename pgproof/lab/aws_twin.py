@@ -15,6 +15,7 @@ import secrets
 import string
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,7 @@ def provision(session: boto3.Session | None = None, region: str = "us-east-1",
     else:
         c.rds.create_db_snapshot(DBSnapshotIdentifier=twin.snapshot_id,
                                  DBInstanceIdentifier=twin.db_instance_id)
+    publish_replica_lag(c, twin, 0.0, ahead=LAG_AHEAD_MINUTES)
     for spec in alarm_specs(twin):
         c.cloudwatch.put_metric_alarm(**spec)
         twin.alarm_names.append(spec["AlarmName"])
@@ -218,6 +220,26 @@ def provision(session: boto3.Session | None = None, region: str = "us-east-1",
         c.rds.create_db_proxy(**proxy_kwargs(twin))
         register_proxy(c, twin)
     return twin
+
+
+# The healthy lag series runs this far ahead: RDS publishes a datapoint a minute, but nothing
+# in moto emits metrics by itself, so the twin stores the lab's lifetime at provision time.
+LAG_AHEAD_MINUTES = 48 * 60
+
+
+def publish_replica_lag(c: AwsClients, twin: AwsTwin, lag_s: float, minutes: int = 5,
+                        ahead: int = 0) -> None:
+    """What RDS publishes for each reader: one lag datapoint a minute, from ``minutes`` ago to
+    ``ahead`` minutes from now (``ReplicaLag`` in s; ``AuroraReplicaLag`` in ms on Aurora)."""
+    aurora = twin.db_cluster_id is not None
+    now = datetime.now(UTC) - timedelta(seconds=30)  # a datapoint lands after its minute
+    for rid in twin.replica_ids:
+        points = [{"MetricName": "AuroraReplicaLag" if aurora else "ReplicaLag",
+                   "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}],
+                   "Timestamp": now + timedelta(minutes=m), "Value": lag_s * 1000 if aurora else lag_s,
+                   "Unit": "Milliseconds" if aurora else "Seconds"} for m in range(1 - minutes, ahead + 1)]
+        for i in range(0, len(points), 1000):  # PutMetricData takes at most 1000 datapoints
+            c.cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=points[i:i + 1000])
 
 
 def register_proxy(c: AwsClients, twin: AwsTwin) -> None:

@@ -1,0 +1,113 @@
+"""HA-5's AWS layer: CloudWatch's replica lag per reader, judged exactly at the threshold.
+
+In-process moto: the twin (RDS instance with a read replica, or Aurora with a reader)
+publishes its readers' lag as RDS does; the tests add datapoints and read the verdict
+through the real probe (GetMetricStatistics) and the real judge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from moto import mock_aws
+
+from pgproof.checks.aws_ops import judge_ha5
+from pgproof.lab import aws_twin
+from pgproof.lab.aws_mutations import AWS_MUTATIONS
+from pgproof.probes.aws import AwsInventory, gather
+from pgproof.target import Aws, Thresholds
+from pgproof.verdict import CannotVerify, NotApplicable
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        yield
+
+
+def _twin(aurora: bool = False) -> tuple[aws_twin.AwsClients, aws_twin.AwsTwin]:
+    clients = aws_twin.connect(REGION)
+    return clients, aws_twin.provision(clients=clients, aurora=aurora, with_proxy=False,
+                                       **({"name": "pgproof-aurora"} if aurora else {}))
+
+
+def _lag(c: aws_twin.AwsClients, rid: str, value: float, metric: str = "ReplicaLag") -> None:
+    c.cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=[{
+        "MetricName": metric, "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}],
+        "Timestamp": datetime.now(UTC) - timedelta(seconds=30), "Value": value}])
+
+
+def _judge(t: aws_twin.AwsTwin, th: Thresholds | None = None) -> list[str]:
+    return judge_ha5(gather(Aws(**t.aws_section())), th or Thresholds())
+
+
+def test_healthy_twin_passes_and_lag_above_the_threshold_fails(aws_env: None) -> None:
+    c, t = _twin()
+    assert _judge(t) == []
+    _lag(c, t.replica_ids[0], 30.5)
+    [problem] = _judge(t)
+    assert problem == (f"db-instance {t.replica_ids[0]}: ReplicaLag reached 30.5 s in the last "
+                       "300 s; the spec wants at most 30 s")
+
+
+def test_lag_exactly_at_the_threshold_passes(aws_env: None) -> None:
+    c, t = _twin()
+    _lag(c, t.replica_ids[0], 30.0)
+    assert _judge(t) == []
+    assert _judge(t, Thresholds(replica_lag_max_s=29.999)) != []
+
+
+def test_aurora_milliseconds_are_converted(aws_env: None) -> None:
+    """30000 ms is 30 s: at the threshold; 30001 ms is beyond it."""
+    c, t = _twin(aurora=True)
+    assert _judge(t) == []
+    _lag(c, t.replica_ids[0], 30000.0, "AuroraReplicaLag")
+    assert _judge(t) == []
+    _lag(c, t.replica_ids[0], 30001.0, "AuroraReplicaLag")
+    [problem] = _judge(t)
+    assert "AuroraReplicaLag reached 30.001 s" in problem
+
+
+def test_no_datapoint_in_the_window_cannot_verify(aws_env: None) -> None:
+    c, t = _twin()
+    inv = gather(Aws(**t.aws_section()))
+    rid = t.replica_ids[0]
+    assert inv.replica_lag[rid]["Datapoints"]  # the twin published some
+    inv.replica_lag[rid]["Datapoints"] = []
+    with pytest.raises(CannotVerify, match=f"{rid}: CloudWatch has no ReplicaLag datapoint in "
+                                           "the last 300 s"):
+        judge_ha5(inv, Thresholds())
+
+
+def test_a_reader_without_published_lag_cannot_verify_through_the_probe(aws_env: None) -> None:
+    """A real reader CloudWatch has nothing for (just created): unknown, not a pass."""
+    c, t = _twin()
+    c.rds.create_db_instance_read_replica(DBInstanceIdentifier="late-reader",
+                                          SourceDBInstanceIdentifier=t.db_instance_id)
+    with pytest.raises(CannotVerify, match="late-reader: CloudWatch has no ReplicaLag"):
+        _judge(t)
+
+
+def test_no_readers_is_not_applicable() -> None:
+    inv = AwsInventory(region=REGION, endpoint="x", primary={"DBInstanceIdentifier": "solo"})
+    with pytest.raises(NotApplicable, match="no read replica or cluster reader"):
+        judge_ha5(inv, Thresholds())
+
+
+def test_the_lagging_mutation_breaks_and_heals(aws_env: None) -> None:
+    c, t = _twin()
+    m = AWS_MUTATIONS["replica-lagging"]
+    assert m.breaks == {"HA-5"}
+    m.apply(c, t)
+    assert "reached 120 s" in _judge(t)[0]
+    m.heal(c, t)
+    assert _judge(t) == []
