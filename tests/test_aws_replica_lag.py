@@ -7,11 +7,14 @@ through the real probe (GetMetricStatistics) and the real judge.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 from moto import mock_aws
+from moto.core.authorization import enable_iam_authentication
 
 from pgproof.checks.aws_ops import judge_ha5
 from pgproof.lab import aws_twin
@@ -111,3 +114,20 @@ def test_the_lagging_mutation_breaks_and_heals(aws_env: None) -> None:
     assert "reached 120 s" in _judge(t)[0]
     m.heal(c, t)
     assert _judge(t) == []
+
+
+def test_the_twins_lag_series_passes_a_signature_check(aws_env: None) -> None:
+    """The lab's served twin checks signatures: a gzipped PutMetricData body (botocore zips
+    over 10 KiB) was refused with SignatureDoesNotMatch, so ``lab up`` failed."""
+    iam = aws_twin.connect(REGION).iam
+    iam.create_user(UserName="lab")
+    iam.put_user_policy(UserName="lab", PolicyName="all", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="lab")["AccessKey"]
+    session = boto3.Session(aws_access_key_id=key["AccessKeyId"],
+                            aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
+    c = aws_twin.connect(REGION, session)
+    t = aws_twin.AwsTwin.__new__(aws_twin.AwsTwin)
+    t.db_cluster_id, t.replica_ids = None, ["reader-1"]
+    with enable_iam_authentication():
+        aws_twin.publish_replica_lag(c, t, 0.0, ahead=aws_twin.LAG_AHEAD_MINUTES)

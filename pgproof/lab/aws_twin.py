@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from pgproof.lab.aws_spec import (
     AURORA_FAMILY,
@@ -79,7 +80,10 @@ def connect(region: str, session: boto3.Session | None = None,
     if endpoint_url:
         kw["endpoint_url"] = endpoint_url
     for svc in SERVICES:
-        made.setdefault(svc, session.client(svc, **kw))
+        # botocore gzips a PutMetricData body over 10 KiB; moto_server checks the signature
+        # on the body it has unzipped and refuses it (SignatureDoesNotMatch): send it plain.
+        extra = {"config": Config(disable_request_compression=True)} if svc == "cloudwatch" else {}
+        made.setdefault(svc, session.client(svc, **kw, **extra))
     copy_region = other_region(region)
     made["backup_copy"] = session.client("backup", **{**kw, "region_name": copy_region})
     return AwsClients(region=region, copy_region=copy_region, **made)
