@@ -23,6 +23,9 @@ from pgproof.probes.aws import AwsInventory, gather
 from pgproof.target import Aws, Thresholds
 from pgproof.verdict import CannotVerify, NotApplicable
 
+# Each twin (in-process moto) takes 5-20 s to provision on the loaded machine: the lab tier.
+pytestmark = pytest.mark.slow
+
 REGION = "us-east-1"
 
 
@@ -91,13 +94,35 @@ def test_no_datapoint_in_the_window_cannot_verify(aws_env: None) -> None:
         judge_ha5(inv, Thresholds())
 
 
-def test_a_reader_without_published_lag_cannot_verify_through_the_probe(aws_env: None) -> None:
+@pytest.mark.parametrize("aurora", [False, True], ids=["rds", "aurora"])
+def test_a_reader_without_published_lag_cannot_verify_through_the_probe(aws_env: None,
+                                                                        aurora: bool) -> None:
     """A real reader CloudWatch has nothing for (just created): unknown, not a pass."""
-    c, t = _twin()
-    c.rds.create_db_instance_read_replica(DBInstanceIdentifier="late-reader",
-                                          SourceDBInstanceIdentifier=t.db_instance_id)
-    with pytest.raises(CannotVerify, match="late-reader: CloudWatch has no ReplicaLag"):
+    c, t = _twin(aurora)
+    if aurora:
+        c.rds.create_db_instance(DBInstanceIdentifier="late-reader", DBClusterIdentifier=t.db_cluster_id,
+                                 Engine="aurora-postgresql", DBInstanceClass="db.r6g.large")
+    else:
+        c.rds.create_db_instance_read_replica(DBInstanceIdentifier="late-reader",
+                                              SourceDBInstanceIdentifier=t.db_instance_id)
+    metric = "AuroraReplicaLag" if aurora else "ReplicaLag"
+    with pytest.raises(CannotVerify, match=f"late-reader: CloudWatch has no {metric} datapoint "
+                                           "in the last 300 s, so its lag is unknown"):
         _judge(t)
+
+
+def test_the_writer_a_failover_demotes_has_its_lag(aws_env: None) -> None:
+    """After an Aurora failover the old writer is a reader: the twin published its series
+    too, so HA-5 still judges it (not cannot-verify) and still fails when it lags."""
+    c, t = _twin(aurora=True)
+    c.rds.failover_db_cluster(DBClusterIdentifier=t.db_cluster_id,
+                              TargetDBInstanceIdentifier=t.replica_ids[0])
+    inv = gather(Aws(**t.aws_section()))
+    assert [r["DBInstanceIdentifier"] for r in inv.replicas] == [t.db_instance_id]
+    assert _judge(t) == []
+    AWS_MUTATIONS["replica-lagging"].apply(c, t)
+    [problem] = _judge(t)
+    assert problem.startswith(f"db-instance {t.db_instance_id}: AuroraReplicaLag reached 120 s")
 
 
 def test_no_readers_is_not_applicable() -> None:
@@ -106,14 +131,28 @@ def test_no_readers_is_not_applicable() -> None:
         judge_ha5(inv, Thresholds())
 
 
-def test_the_lagging_mutation_breaks_and_heals(aws_env: None) -> None:
-    c, t = _twin()
+@pytest.mark.parametrize("aurora", [False, True], ids=["rds", "aurora"])
+def test_the_lagging_mutation_breaks_and_heals(aws_env: None, aurora: bool) -> None:
+    c, t = _twin(aurora)
     m = AWS_MUTATIONS["replica-lagging"]
     assert m.breaks == {"HA-5"}
     m.apply(c, t)
-    assert "reached 120 s" in _judge(t)[0]
+    assert [p.split(": ", 1)[1].split(" in ")[0] for p in _judge(t)] == [
+        f"{'AuroraReplicaLag' if aurora else 'ReplicaLag'} reached 120 s"] * len(t.replica_ids)
     m.heal(c, t)
     assert _judge(t) == []
+
+
+def test_the_lagging_heal_refuses_where_it_cannot_heal() -> None:
+    """Outside in-process moto (the served lab twin) the heal would change nothing: it says
+    so instead of returning as if healed; the lab refuses the mutation before applying it."""
+    m = AWS_MUTATIONS["replica-lagging"]
+    t = aws_twin.AwsTwin.__new__(aws_twin.AwsTwin)
+    t.db_cluster_id, t.region = None, REGION
+    with pytest.raises(RuntimeError, match="replica-lagging cannot heal here"):
+        m.heal(aws_twin.connect(REGION), t)
+    with pytest.raises(ValueError, match="replica-lagging heals only against in-process moto"):
+        aws_twin.run_lab_mutation(object(), m, "apply", aurora=True)
 
 
 def test_the_twins_lag_series_passes_a_signature_check(aws_env: None) -> None:
@@ -128,6 +167,6 @@ def test_the_twins_lag_series_passes_a_signature_check(aws_env: None) -> None:
                             aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
     c = aws_twin.connect(REGION, session)
     t = aws_twin.AwsTwin.__new__(aws_twin.AwsTwin)
-    t.db_cluster_id, t.replica_ids = None, ["reader-1"]
+    t.db_cluster_id = None
     with enable_iam_authentication():
-        aws_twin.publish_replica_lag(c, t, 0.0, ahead=aws_twin.LAG_AHEAD_MINUTES)
+        aws_twin.publish_replica_lag(c, t, 0.0, ahead=aws_twin.LAG_AHEAD_MINUTES, ids=["reader-1"])

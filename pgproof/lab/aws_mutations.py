@@ -318,15 +318,29 @@ def _lag_publish(c: AwsClients, t: AwsTwin) -> None:
 
 
 def _lag_retract(c: AwsClients, t: AwsTwin) -> None:
-    """CloudWatch has no call that deletes a datapoint: in-process moto's store is edited."""
+    """CloudWatch has no call that deletes a datapoint: in-process moto's store is edited.
+
+    Against a served twin this process holds no such store; the heal says so rather than
+    return as if healed (the lag would stay in every check for the 5-minute window).
+    """
     from moto.cloudwatch.models import cloudwatch_backends  # the lab extra; in-process only
 
     limit = LAGGING_S * (1000 if t.db_cluster_id else 1)
+    lag_metrics = {"ReplicaLag", "AuroraReplicaLag"}
+    found = False
     for account in cloudwatch_backends.values():
         backend = account.get(t.region) if hasattr(account, "get") else None
-        if backend is not None:
-            backend.metric_data = [d for d in backend.metric_data
-                                   if not (d.namespace == "AWS/RDS" and d.value >= limit)]
+        if backend is None:
+            continue
+        lag = [d for d in backend.metric_data if d.namespace == "AWS/RDS" and d.name in lag_metrics]
+        found = found or bool(lag)
+        backend.metric_data = [d for d in backend.metric_data
+                               if not (d.namespace == "AWS/RDS" and d.name in lag_metrics
+                                       and getattr(d, "value", 0) >= limit)]
+    if not found:
+        raise RuntimeError("replica-lagging cannot heal here: this process holds no in-process "
+                           "moto CloudWatch store with the twin's replica lag (a served twin "
+                           "keeps the lagging datapoints for the 5-minute window)")
 
 
 _EXPORTS = ["postgresql", "upgrade"]

@@ -231,13 +231,27 @@ def provision(session: boto3.Session | None = None, region: str = "us-east-1",
 LAG_AHEAD_MINUTES = 48 * 60
 
 
+def lag_publishers(c: AwsClients, twin: AwsTwin) -> list[str]:
+    """The instances that publish replica lag, as RDS reports them now (not as saved).
+
+    RDS: the primary's read replicas. Aurora: every member, the writer too: a failover turns
+    the writer into a reader, and the twin cannot publish later (the lab's clock runs on).
+    """
+    if twin.db_cluster_id:
+        cluster = c.rds.describe_db_clusters(DBClusterIdentifier=twin.db_cluster_id)["DBClusters"][0]
+        return [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+    primary = c.rds.describe_db_instances(DBInstanceIdentifier=twin.db_instance_id)["DBInstances"][0]
+    return list(primary.get("ReadReplicaDBInstanceIdentifiers", []))
+
+
 def publish_replica_lag(c: AwsClients, twin: AwsTwin, lag_s: float, minutes: int = 5,
-                        ahead: int = 0) -> None:
+                        ahead: int = 0, ids: list[str] | None = None) -> None:
     """What RDS publishes for each reader: one lag datapoint a minute, from ``minutes`` ago to
-    ``ahead`` minutes from now (``ReplicaLag`` in s; ``AuroraReplicaLag`` in ms on Aurora)."""
+    ``ahead`` minutes from now (``ReplicaLag`` in s; ``AuroraReplicaLag`` in ms on Aurora).
+    ``ids``: these instances instead of :func:`lag_publishers`."""
     aurora = twin.db_cluster_id is not None
     now = datetime.now(UTC) - timedelta(seconds=30)  # a datapoint lands after its minute
-    for rid in twin.replica_ids:
+    for rid in lag_publishers(c, twin) if ids is None else ids:
         points = [{"MetricName": "AuroraReplicaLag" if aurora else "ReplicaLag",
                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}],
                    "Timestamp": now + timedelta(minutes=m), "Value": lag_s * 1000 if aurora else lag_s,
@@ -383,7 +397,12 @@ def run_lab_mutation(state: Any, mutation: Any, action: str, aurora: bool = Fals
     """Apply or heal one AWS mutation on the lab's twin (the twin may change: save it).
 
     ``aurora``: on the Aurora cluster shape (``lab-aurora``) instead of the RDS instance.
+    A mutation that heals only in-process is refused: on the served twin its heal would
+    leave the mutation in place (and every later check judging it).
     """
+    if getattr(mutation, "in_process_only", False):
+        raise ValueError(f"the AWS mutation {mutation.name} heals only against in-process moto, "
+                         "not on the lab's served twin")
     creds, saved = lab_files(state.state_dir, aurora)
     twin = AwsTwin.load(saved)
     clients = connect(twin.region, aws_session(LAB_PROFILE, twin.region, creds),
