@@ -13,6 +13,7 @@ import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -483,9 +484,18 @@ def build_multi_az() -> tuple[Aws, str]:
 CLUSTER_JUDGED = ("TLS-1", "TLS-2", "AUTH-2", "ENC-1", "BAK-1", "BAK-5", "HA-1", "MON-1")
 
 
+def _lag(reader: str, seconds: float) -> None:
+    """One ReplicaLag datapoint, as RDS publishes it for a reader, half a minute ago."""
+    boto3.client("cloudwatch", REGION).put_metric_data(Namespace="AWS/RDS", MetricData=[{
+        "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": reader}],
+        "Timestamp": datetime.now(UTC) - timedelta(seconds=30), "Value": seconds,
+        "Unit": "Seconds"}])
+
+
 def test_multi_az_db_cluster_is_judged_on_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     """Parameters from the cluster group, MasterUserSecret, encryption, retention, deletion
-    protection and MON-1 on FreeStorageSpace/ReplicaLag per DBClusterIdentifier: all pass; the
+    protection, MON-1 on FreeStorageSpace/ReplicaLag per DBClusterIdentifier and HA-5 on the
+    readers' ReplicaLag (seconds, exactly at the threshold): all pass; the
     Aurora metric names do not answer for this engine; settings made bad on the cluster fail."""
     fake_env(monkeypatch)
     with mock_aws():
@@ -500,6 +510,12 @@ def test_multi_az_db_cluster_is_judged_on_the_cluster(monkeypatch: pytest.Monkey
                         _alarm(topic, "AuroraReplicaLag", 30000.0, ("DBClusterIdentifier", MAZ))]
         res = verdicts(gather(cfg))
         assert res["MON-1"][0] == "fail" and "FreeStorageSpace" in res["MON-1"][1], res["MON-1"]
+        # HA-5: its readers publish ReplicaLag in seconds (Aurora's is AuroraReplicaLag in ms);
+        # none published yet is no answer
+        assert res["HA-5"][0] == "cannot-verify" and (
+            f"{MAZ}-2: CloudWatch has no ReplicaLag datapoint in the last 300 s") in res["HA-5"][1]
+        for reader in (f"{MAZ}-2", f"{MAZ}-3"):
+            _lag(reader, 30.0)  # exactly replica_lag_max_s
         for reader in (f"{MAZ}-2", f"{MAZ}-3"):
             assert f"db-instance {reader}: no CloudWatch alarm on AWS/RDS ReplicaLag" in res["MON-1"][1]
         boto3.client("cloudwatch", REGION).delete_alarms(AlarmNames=aurora_named)
@@ -508,6 +524,7 @@ def test_multi_az_db_cluster_is_judged_on_the_cluster(monkeypatch: pytest.Monkey
         _alarm(topic, "ReplicaLag", 30.0, ("DBClusterIdentifier", MAZ))
         res = verdicts(gather(cfg))
         assert {c: res[c] for c in CLUSTER_JUDGED} == {c: ("pass", "") for c in CLUSTER_JUDGED}, res
+        assert res["HA-5"] == ("pass", ""), res["HA-5"]
         rds = boto3.client("rds", REGION)
         rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName="ledger-cluster", Parameters=[
             {"ParameterName": "ssl_min_protocol_version", "ParameterValue": "TLSv1.1",
@@ -515,12 +532,14 @@ def test_multi_az_db_cluster_is_judged_on_the_cluster(monkeypatch: pytest.Monkey
         rds.modify_db_cluster(DBClusterIdentifier=MAZ, BackupRetentionPeriod=1,
                               DeletionProtection=False, ApplyImmediately=True)
         _alarm(topic, "FreeStorageSpace", 10.0 * GIB, ("DBClusterIdentifier", MAZ))
+        _lag(f"{MAZ}-3", 30.5)
         res = verdicts(gather(cfg))
         expect = {"TLS-1": f"DB cluster parameter group ledger-cluster (used by {MAZ}-1, {MAZ}-2, "
                            f"{MAZ}-3): ssl_min_protocol_version is 'TLSv1.1'",
                   "BAK-1": f"db-cluster {MAZ}: BackupRetentionPeriod is 1 days",
                   "BAK-5": f"db-cluster {MAZ}: DeletionProtection is off",
-                  "MON-1": "FreeStorageSpace-ledger: LessThanThreshold 10.00 GiB"}
+                  "MON-1": "FreeStorageSpace-ledger: LessThanThreshold 10.00 GiB",
+                  "HA-5": f"db-instance {MAZ}-3: ReplicaLag reached 30.5 s in the last 300 s"}
         for cid, words in expect.items():
             assert res[cid][0] == "fail" and words in res[cid][1], (cid, res[cid])
 

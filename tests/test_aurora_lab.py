@@ -121,7 +121,31 @@ def test_lab_break_shape_aurora_breaks_the_cluster_twin(aurora_lab: LabState, tm
         "BAK-5"] == "pass"
 
 
-@pytest.mark.parametrize("name", sorted(AWS_MUTATIONS))
+# What the served twin can break and heal: an in-process-only heal (replica-lagging: no
+# CloudWatch call deletes a datapoint) left its 120 s lag on the server, and HA-5 failed in
+# every case of the next 5 minutes. tests/test_aurora.py runs those on the cluster shape.
+SERVED = sorted(n for n, m in AWS_MUTATIONS.items() if not m.in_process_only)
+
+
+def test_served_twin_refuses_an_in_process_only_mutation(aurora_lab: LabState,
+                                                         tmp_path: Path) -> None:
+    """replica-lagging cannot heal on moto_server: refused before it changes anything, and
+    both lab targets' HA-5 stays a pass in both layers (CloudWatch's lag of the readers)."""
+    m = AWS_MUTATIONS["replica-lagging"]
+    assert m.in_process_only and "replica-lagging" not in SERVED
+    for aurora in (True, False):
+        with pytest.raises(ValueError, match="heals only against in-process moto"):
+            aws_twin.run_lab_mutation(aurora_lab, m, "apply", aurora=aurora)
+    for target in ("lab-aurora", "lab-rds"):
+        reports = tmp_path / target
+        assert run_suites(aurora_lab, reports, target, "--control", "HA-5")["HA-5"] == "pass", \
+            _evidence(reports, "HA-5")
+        [ha5] = json.loads(_evidence(reports, "HA-5"))
+        assert {la["layer"]: la["verdict"] for la in ha5["layers"]} == {
+            "sql": "pass", "aws": "pass"}, ha5
+
+
+@pytest.mark.parametrize("name", SERVED)
 def test_cluster_mutation_fails_exactly_its_controls(name: str, aurora_lab: LabState,
                                                      healthy: dict[str, str], tmp_path: Path) -> None:
     m = AWS_MUTATIONS[name]

@@ -73,6 +73,11 @@ def fingerprint(value: Any) -> Any:
     """The inventory minus volatile fields, lists sorted: equal means the same configuration."""
     if isinstance(value, AwsInventory):
         value = asdict(value)
+        # HA-5's window slides with the clock (its minutes, their count): what is the same
+        # configuration is each reader's metric and worst lag
+        value["replica_lag"] = {rid: (f["MetricName"], max((d["Maximum"] for d in f["Datapoints"]),
+                                                           default=None))
+                                for rid, f in value["replica_lag"].items()}
     if isinstance(value, dict):
         return {k: fingerprint(v) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):

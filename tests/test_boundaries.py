@@ -362,6 +362,25 @@ def test_replica_lag_boundary(limit: float) -> None:
 
 
 @FAST
+@given(limit=seconds, aurora=st.booleans())
+@example(limit=30.0, aurora=True)
+@example(limit=0.07, aurora=False)
+def test_cloudwatch_replica_lag_boundary(limit: float, aurora: bool) -> None:
+    """CloudWatch's Maximum at the threshold passes, one step above fails, in either unit."""
+    th = Thresholds(replica_lag_max_s=limit)
+    metric, scale = ("AuroraReplicaLag", 1000) if aurora else ("ReplicaLag", 1)
+
+    def inv(value: float) -> AwsInventory:
+        return AwsInventory(region="r", endpoint="e", primary={"DBInstanceIdentifier": "w"},
+                            replicas=[{"DBInstanceIdentifier": "r1"}],
+                            replica_lag={"r1": {"MetricName": metric, "window_s": 300,
+                                                "Datapoints": [{"Maximum": 0.0}, {"Maximum": value}]}})
+    at = float(exact(limit) * scale)  # whole milliseconds: exact as a float
+    assert aws_ops.judge_ha5(inv(at), th) == []
+    assert aws_ops.judge_ha5(inv(up(at)), th) != []
+
+
+@FAST
 @given(budget=seconds)
 def test_rto_boundary(budget: float) -> None:
     """HA-2: writes back exactly at the budget passes, later fails."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from pgproof.checks import aws as aws_checks
 from pgproof.checks import azure as azure_checks
 from pgproof.probes import aws as aws_probe
 from pgproof.probes.aws_fleet import FleetProbe
-from pgproof.target import Aws, Azure
+from pgproof.target import Aws, Azure, Thresholds
 from pgproof.verdict import Unreachable
 
 # The target a user would write for each recording: a secret and a backup bucket to read.
@@ -45,7 +46,7 @@ AWS_CFG = {"secret_id": "test1", "backup_bucket": "recorded-bucket"}
 _COMMON = {"TLS-1": "fail", "TLS-2": "fail", "TLS-4": "fail", "TLS-6": "not-applicable",
            "NET-2": "pass", "AUTH-2": "cannot-verify", "AUTH-3": "cannot-verify", "ENC-2": "pass",
            "ENC-3": "fail", "AUDIT-1": "fail", "BAK-3": "fail", "BAK-4": "pass", "MON-1": "fail",
-           "MON-2": "fail", "MNT-1": "fail"}
+           "MON-2": "fail", "MNT-1": "fail", "HA-5": "not-applicable"}
 EXPECTED_AWS = {
     "postgres-14.7": {**_COMMON, "NET-1": "fail", "NET-3": "cannot-verify", "AUTH-5": "pass",
                       "ENC-1": "fail", "BAK-1": "fail", "BAK-2": "fail", "BAK-5": "fail",
@@ -224,6 +225,30 @@ def test_fleet_discovery_on_a_recorded_account_keeps_only_postgres(monkeypatch: 
     monkeypatch.setattr(aws_probe, "session", recorded_session)
     probe = FleetProbe(Aws(region="us-west-2", db_instance_id="*"), max_attempts=1)
     assert probe.discover() == ["us-west-2/zebramoon"]
+
+
+def test_a_read_replicas_cloudwatch_lag_is_judged_on_the_recorded_shape(tmp_path: Path) -> None:
+    """GetMetricStatistics in its published shape (hand-written: no public recording of a
+    replica's lag) through the probe: the worst Maximum is judged; 8 s is within 30 s."""
+    doc = json.loads(_instance("postgres-14.7").read_text())
+    primary = doc["data"]["DBInstances"][0]
+    primary["ReadReplicaDBInstanceIdentifiers"] = ["recorded-replica"]
+    replica = {**copy.deepcopy(primary), "DBInstanceIdentifier": "recorded-replica",
+               "ReadReplicaDBInstanceIdentifiers": [],
+               "ReadReplicaSourceDBInstanceIdentifier": primary["DBInstanceIdentifier"]}
+    extra = tmp_path / "extra"
+    shutil.copytree(DATA / "aws" / "read-replica", extra)
+    (extra / "rds.DescribeDBInstances_2.json").write_text(json.dumps(
+        {**doc, "data": {**doc["data"], "DBInstances": [replica]}}))
+    first = tmp_path / "postgres-14.7.json"
+    first.write_text(json.dumps(doc))
+    inv = aws_replay(tmp_path, first, extra=extra, **AWS_CFG)
+    assert [r["DBInstanceIdentifier"] for r in inv.replicas] == ["recorded-replica"]
+    assert verdicts({"HA-5": judges("aws")["HA-5"]}, inv)["HA-5"] == ("pass", "")
+    tight = Thresholds(replica_lag_max_s=7.5)
+    assert verdicts({"HA-5": judges("aws")["HA-5"]}, inv, tight)["HA-5"] == (
+        "fail", "db-instance recorded-replica: ReplicaLag reached 8 s in the last 300 s; the spec "
+                "wants at most 7.5 s")
 
 
 def test_a_probe_call_without_a_recording_fails_loudly(tmp_path: Path) -> None:

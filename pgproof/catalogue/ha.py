@@ -1,5 +1,5 @@
-"""HA-1 and HA-5 (read-only checks): Multi-AZ, replicas read-only and fresh. The game-day HA
-controls are in ``gameday.py``."""
+"""HA-1 and HA-5 (read-only checks): Multi-AZ, replicas read-only and fresh (HA-5 from SQL and,
+on AWS, from CloudWatch's replica lag). The game-day HA controls are in ``gameday.py``."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ CONTROLS = (
                 azure("azure_ops:judge_ha1", props=("highAvailability", "availabilityZone")))),
     control(
         "HA-5", "Replicas read-only, fresh",
-        "Every replica refuses writes and lags less than the threshold.",
+        "Every replica refuses writes and lags at most the threshold (on AWS also by CloudWatch's "
+        "ReplicaLag, or AuroraReplicaLag in milliseconds, over the last 5 minutes).",
         "Investigate replica lag (I/O, long queries, network) and never promote a replica by "
         "hand while it serves reads.", severity="medium", thresholds="replica_lag_max_s",
         hipaa=("164.312(c)(1)", "164.308(a)(7)(i)"),
         checks=(check("sql", "postgres:judge_ha5", "pg_facts", "thresholds",
                       evidence=lambda pg, _th: "; ".join(f"{r.endpoint}: read-only, lag {r.lag_s}"
-                                                         for r in pg.replicas)),)),
+                                                         for r in pg.replicas)),
+                aws("aws_ops:judge_ha5", seen.replica_lag))),
 )

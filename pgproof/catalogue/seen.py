@@ -45,3 +45,12 @@ def alarms(inv: Any) -> str:
 def plans(inv: Any) -> str:
     return f"{len(inv.backup_plans)} backup plan(s); copy vaults: " + ", ".join(
         f"{k}={'exists' if v else 'missing'}" for k, v in inv.backup_vault_exists.items())
+
+
+def replica_lag(inv: Any) -> str:
+    """Each reader's worst CloudWatch lag in the window, in the metric's own unit."""
+    out = []
+    for rid, f in inv.replica_lag.items():
+        worst = max((d["Maximum"] for d in f["Datapoints"]), default=None)
+        out.append(f"{rid}: {f['MetricName']} max {worst} over {f['window_s']} s")
+    return "; ".join(out) or "no readers"

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from fnmatch import fnmatch
+from fractions import Fraction
 from typing import Any
 
 from pgproof.catalogue.build import reads
 from pgproof.checks.aws_util import ON, dbid, not_cluster_member, param_problems, primary, verdict
-from pgproof.exact import duration
+from pgproof.exact import duration, exact
 from pgproof.probes.aws_inventory import AwsInventory
 from pgproof.target import Thresholds
-from pgproof.verdict import CannotVerify
+from pgproof.verdict import CannotVerify, NotApplicable
 
 GLACIER_CLASSES = {"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}
 
@@ -268,6 +269,50 @@ def judge_ha1(inv: AwsInventory, th: Thresholds) -> list[str]:
     if second == p.get("AvailabilityZone"):
         return [f"{dbid(p)}: standby AZ {second} equals the primary's; the spec wants them to differ"]
     return []
+
+
+@reads("DescribeDBInstances, DescribeDBClusters, GetMetricStatistics (one per reader: `AWS/RDS`, "
+       "dimension `DBInstanceIdentifier`, statistic `Maximum`, period 60 s, the last 300 s)",
+       "the readers' `DBInstanceIdentifier` (read replicas, or the cluster's members other than "
+       "the writer); inventory `replica_lag` per reader: `MetricName` (`AuroraReplicaLag` in "
+       "milliseconds on Aurora, else `ReplicaLag` in seconds), `window_s`, `Datapoints` → "
+       "`Maximum` (the worst one is compared exactly with `replica_lag_max_s`: at the threshold "
+       "passes)",
+       "no reader: not applicable; no datapoint in the window (a new reader, metrics not "
+       "published): cannot verify, naming the reader and the metric")
+def judge_ha5(inv: AwsInventory, th: Thresholds) -> list[str]:
+    """Every reader's CloudWatch lag (its Maximum over the probe's window) within the threshold.
+
+    Compared exactly: Aurora's ``AuroraReplicaLag`` is in milliseconds, ``ReplicaLag`` in
+    seconds; a Maximum exactly at ``replica_lag_max_s`` passes. No datapoint is no answer.
+    """
+    if not inv.replicas:
+        raise NotApplicable("the deployment has no read replica or cluster reader, so there "
+                            "is no replica lag to judge")
+    limit = exact(th.replica_lag_max_s)
+    problems, gaps = [], []
+    for r in inv.replicas:
+        rid = r["DBInstanceIdentifier"]
+        fact = inv.replica_lag.get(rid)
+        if fact is None:
+            gaps.append(f"{dbid(r)}: its replica lag metric was not read")
+            continue
+        metric, window = fact["MetricName"], fact["window_s"]
+        values = [exact(d["Maximum"]) for d in fact["Datapoints"] if d.get("Maximum") is not None]
+        if not values:
+            gaps.append(f"{dbid(r)}: CloudWatch has no {metric} datapoint in the last {window} s, "
+                        f"so its lag is unknown")
+            continue
+        worst = max(values)
+        lag_s = worst / 1000 if metric == "AuroraReplicaLag" else worst
+        if lag_s > limit:
+            problems.append(f"{dbid(r)}: {metric} reached {_secs(lag_s)} s in the last {window} s; "
+                            f"the spec wants at most {th.replica_lag_max_s:g} s")
+    return verdict(problems, gaps)
+
+
+def _secs(x: Fraction) -> str:
+    return f"{float(x):g}"
 
 
 @reads("DescribeDBInstances, DescribeDBParameters",

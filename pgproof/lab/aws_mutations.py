@@ -30,6 +30,9 @@ class AwsMutation:
     apply: Step
     heal: Step
     moto_only: bool = False
+    # Heals only against in-process moto (no API deletes a CloudWatch datapoint): not offered
+    # on the served lab twin, whose lag would stay for the 5-minute window after a heal.
+    in_process_only: bool = False
 
 
 # Settings a DB cluster owns (its members cannot set them): on the cluster shape the same
@@ -309,6 +312,40 @@ def _monitoring(on: bool) -> Step:
     return step
 
 
+# A lag well above the default 30 s threshold (the matrix runs with the default thresholds).
+LAGGING_S = 120.0
+
+
+def _lag_publish(c: AwsClients, t: AwsTwin) -> None:
+    tw.publish_replica_lag(c, t, LAGGING_S, minutes=1)
+
+
+def _lag_retract(c: AwsClients, t: AwsTwin) -> None:
+    """CloudWatch has no call that deletes a datapoint: in-process moto's store is edited.
+
+    Against a served twin this process holds no such store; the heal says so rather than
+    return as if healed (the lag would stay in every check for the 5-minute window).
+    """
+    from moto.cloudwatch.models import cloudwatch_backends  # the lab extra; in-process only
+
+    limit = LAGGING_S * (1000 if t.db_cluster_id else 1)
+    lag_metrics = {"ReplicaLag", "AuroraReplicaLag"}
+    found = False
+    for account in cloudwatch_backends.values():
+        backend = account.get(t.region) if hasattr(account, "get") else None
+        if backend is None:
+            continue
+        lag = [d for d in backend.metric_data if d.namespace == "AWS/RDS" and d.name in lag_metrics]
+        found = found or bool(lag)
+        backend.metric_data = [d for d in backend.metric_data
+                               if not (d.namespace == "AWS/RDS" and d.name in lag_metrics
+                                       and getattr(d, "value", 0) >= limit)]
+    if not found:
+        raise RuntimeError("replica-lagging cannot heal here: this process holds no in-process "
+                           "moto CloudWatch store with the twin's replica lag (a served twin "
+                           "keeps the lagging datapoints for the 5-minute window)")
+
+
 _EXPORTS = ["postgresql", "upgrade"]
 _WORLD4 = {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
            "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "pgproof mutation"}]}
@@ -319,8 +356,9 @@ _ENC_KEY = {"StorageEncrypted": True}
 
 
 def _m(name: str, description: str, breaks: str, apply: Step, heal: Step,
-       moto_only: bool = False) -> AwsMutation:
-    return AwsMutation(name, description, frozenset(breaks.split()), apply, heal, moto_only)
+       moto_only: bool = False, in_process_only: bool = False) -> AwsMutation:
+    return AwsMutation(name, description, frozenset(breaks.split()), apply, heal, moto_only,
+                       in_process_only)
 
 
 _CATALOGUE = [
@@ -376,6 +414,9 @@ _CATALOGUE = [
        _unsubscribe, _subscribe),
     _m("no-event-subscription", "the RDS event subscription (failure, failover, low storage, "
        "backup, recovery) is deleted", "MON-1", _events_delete, _events_create),
+    _m("replica-lagging", "CloudWatch reports every reader's lag at 120 s (ReplicaLag; "
+       "AuroraReplicaLag 120000 ms on Aurora)", "HA-5", _lag_publish, _lag_retract,
+       in_process_only=True),
     _m("force-ssl-off", "rds.force_ssl=0 in the parameter group", "TLS-2",
        _param("rds.force_ssl", "0"), _param("rds.force_ssl", "1")),
     _m("tls-min-1.0", "ssl_min_protocol_version=TLSv1 in the parameter group", "TLS-1",

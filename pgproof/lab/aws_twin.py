@@ -15,10 +15,12 @@ import secrets
 import string
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from pgproof.lab.aws_spec import (
     AURORA_FAMILY,
@@ -79,7 +81,10 @@ def connect(region: str, session: boto3.Session | None = None,
     if endpoint_url:
         kw["endpoint_url"] = endpoint_url
     for svc in SERVICES:
-        made.setdefault(svc, session.client(svc, **kw))
+        # botocore gzips a PutMetricData body over 10 KiB; moto_server checks the signature
+        # on the body it has unzipped and refuses it (SignatureDoesNotMatch): send it plain.
+        extra = {"config": Config(disable_request_compression=True)} if svc == "cloudwatch" else {}
+        made.setdefault(svc, session.client(svc, **kw, **extra))
     copy_region = other_region(region)
     made["backup_copy"] = session.client("backup", **{**kw, "region_name": copy_region})
     return AwsClients(region=region, copy_region=copy_region, **made)
@@ -212,6 +217,7 @@ def provision(session: boto3.Session | None = None, region: str = "us-east-1",
     else:
         c.rds.create_db_snapshot(DBSnapshotIdentifier=twin.snapshot_id,
                                  DBInstanceIdentifier=twin.db_instance_id)
+    publish_replica_lag(c, twin, 0.0, ahead=LAG_AHEAD_MINUTES)
     for spec in alarm_specs(twin):
         c.cloudwatch.put_metric_alarm(**spec)
         twin.alarm_names.append(spec["AlarmName"])
@@ -220,6 +226,40 @@ def provision(session: boto3.Session | None = None, region: str = "us-east-1",
         c.rds.create_db_proxy(**proxy_kwargs(twin))
         register_proxy(c, twin)
     return twin
+
+
+# The healthy lag series runs this far ahead: RDS publishes a datapoint a minute, but nothing
+# in moto emits metrics by itself, so the twin stores the lab's lifetime at provision time.
+LAG_AHEAD_MINUTES = 48 * 60
+
+
+def lag_publishers(c: AwsClients, twin: AwsTwin) -> list[str]:
+    """The instances that publish replica lag, as RDS reports them now (not as saved).
+
+    RDS: the primary's read replicas. Aurora: every member, the writer too: a failover turns
+    the writer into a reader, and the twin cannot publish later (the lab's clock runs on).
+    """
+    if twin.db_cluster_id:
+        cluster = c.rds.describe_db_clusters(DBClusterIdentifier=twin.db_cluster_id)["DBClusters"][0]
+        return [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+    primary = c.rds.describe_db_instances(DBInstanceIdentifier=twin.db_instance_id)["DBInstances"][0]
+    return list(primary.get("ReadReplicaDBInstanceIdentifiers", []))
+
+
+def publish_replica_lag(c: AwsClients, twin: AwsTwin, lag_s: float, minutes: int = 5,
+                        ahead: int = 0, ids: list[str] | None = None) -> None:
+    """What RDS publishes for each reader: one lag datapoint a minute, from ``minutes`` ago to
+    ``ahead`` minutes from now (``ReplicaLag`` in s; ``AuroraReplicaLag`` in ms on Aurora).
+    ``ids``: these instances instead of :func:`lag_publishers`."""
+    aurora = twin.db_cluster_id is not None
+    now = datetime.now(UTC) - timedelta(seconds=30)  # a datapoint lands after its minute
+    for rid in lag_publishers(c, twin) if ids is None else ids:
+        points = [{"MetricName": "AuroraReplicaLag" if aurora else "ReplicaLag",
+                   "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": rid}],
+                   "Timestamp": now + timedelta(minutes=m), "Value": lag_s * 1000 if aurora else lag_s,
+                   "Unit": "Milliseconds" if aurora else "Seconds"} for m in range(1 - minutes, ahead + 1)]
+        for i in range(0, len(points), 1000):  # PutMetricData takes at most 1000 datapoints
+            c.cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=points[i:i + 1000])
 
 
 def register_proxy(c: AwsClients, twin: AwsTwin) -> None:
@@ -359,7 +399,12 @@ def run_lab_mutation(state: Any, mutation: Any, action: str, aurora: bool = Fals
     """Apply or heal one AWS mutation on the lab's twin (the twin may change: save it).
 
     ``aurora``: on the Aurora cluster shape (``lab-aurora``) instead of the RDS instance.
+    A mutation that heals only in-process is refused: on the served twin its heal would
+    leave the mutation in place (and every later check judging it).
     """
+    if getattr(mutation, "in_process_only", False):
+        raise ValueError(f"the AWS mutation {mutation.name} heals only against in-process moto, "
+                         "not on the lab's served twin")
     creds, saved = lab_files(state.state_dir, aurora)
     twin = AwsTwin.load(saved)
     clients = connect(twin.region, aws_session(LAB_PROFILE, twin.region, creds),

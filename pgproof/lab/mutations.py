@@ -126,7 +126,7 @@ def catalogue() -> dict[str, Mutation]:
     out = {m.name: m for m in LIVE}
     used = {m.aws for m in LIVE if m.aws}
     for name, am in AWS_MUTATIONS.items():
-        if name not in used and name not in out:
+        if name not in used and name not in out and not am.in_process_only:
             out[name] = Mutation(name, am.description, frozenset(am.breaks), aws=name)
     return out
 

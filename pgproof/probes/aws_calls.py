@@ -8,6 +8,7 @@ become empty facts; APIs the endpoint lacks become ``inv.missing`` entries.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
@@ -92,6 +93,8 @@ def first_wave(ctx: _Ctx, inv: AwsInventory) -> list[Task]:
               lambda: _logs(ctx, inv), lambda: _backup(ctx, inv), lambda: _capabilities(ctx, inv)]
     if inv.cluster is not None:
         tasks += [lambda: _cluster_snapshots(ctx, inv), lambda: _global_cluster(ctx, inv)]
+    if inv.replicas:
+        tasks.append(lambda: _replica_lag(ctx, inv))
     if ctx.cfg.db_proxy_name:
         tasks.append(lambda: _proxy(ctx, inv))
     if ctx.cfg.backup_bucket:
@@ -296,6 +299,31 @@ def _alarms(ctx: _Ctx, inv: AwsInventory) -> None:
             if _code(exc) != "NotFound":
                 raise
             inv.topic_subscriptions[topic] = []
+
+
+# How far back HA-5 looks at CloudWatch's replica lag, and the period of each Maximum.
+LAG_WINDOW_S = 300
+LAG_PERIOD_S = 60
+
+
+def lag_metric(inv: AwsInventory) -> str:
+    """Aurora readers publish ``AuroraReplicaLag`` (ms); RDS read replicas and Multi-AZ DB
+    cluster readers ``ReplicaLag`` (s) (AWS's CloudWatch metrics for Aurora and for RDS)."""
+    return "AuroraReplicaLag" if inv.aurora else "ReplicaLag"
+
+
+def _replica_lag(ctx: _Ctx, inv: AwsInventory) -> None:
+    """Each reader's lag Maximum per minute over the last window: one call per reader."""
+    cw, metric = ctx.client("cloudwatch"), lag_metric(inv)
+    end = datetime.now(UTC)
+    for r in inv.replicas:
+        rid = r["DBInstanceIdentifier"]
+        got = cw.get_metric_statistics(
+            Namespace="AWS/RDS", MetricName=metric, StartTime=end - timedelta(seconds=LAG_WINDOW_S),
+            EndTime=end, Period=LAG_PERIOD_S, Statistics=["Maximum"],
+            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": rid}])
+        inv.replica_lag[rid] = {"MetricName": metric, "window_s": LAG_WINDOW_S,
+                                "Datapoints": got.get("Datapoints", [])}
 
 
 def default_log_prefix(inv: AwsInventory) -> str:

@@ -92,6 +92,8 @@ class AwsInventory:
     instance_memory_bytes: int | None = None
     engine_version_info: dict[str, Any] | None = None
     certificates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Reader id -> {"MetricName", "window_s", "Datapoints"}: CloudWatch's lag over the last window.
+    replica_lag: dict[str, dict[str, Any]] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
 
     @property
