@@ -184,20 +184,26 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest) -> AwsInventor
     return fleet_inventory(request.config, target, request.param)
 
 
-def fleet_inventory(config: pytest.Config, target: Target, database: str) -> AwsInventory:
-    """One database's inventory of a fleet target; the fleet is gathered once, all at once."""
+def fleet_inventories(config: pytest.Config, target: Target) -> dict[str, AwsInventory | Unreachable]:
+    """Every selected database's inventory (or why it could not be described), "region/id" ->
+    inventory; the fleet is gathered once, all at once, bounded: not once per check."""
     layers.require(target, "aws")
     assert target.aws is not None
     got = config.stash.get(_FLEET_IDS, [])
     if isinstance(got, Unreachable):
         raise got
-    if _FLEET not in config.stash:  # every database at once, bounded: not one per test
+    if _FLEET not in config.stash:
         from pgproof.probes.aws import limits
         from pgproof.probes.aws_fleet import gather_fleet
 
         config.stash[_FLEET] = gather_fleet(target.aws, ids=got, probe=config.stash.get(_FLEET_PROBE, None),
                                             **limits(target.timeouts))
-    inv = config.stash[_FLEET].inventories[database]
+    return config.stash[_FLEET].inventories
+
+
+def fleet_inventory(config: pytest.Config, target: Target, database: str) -> AwsInventory:
+    """One database's inventory of a fleet target (a test of your own asking ``aws_inventory``)."""
+    inv = fleet_inventories(config, target)[database]
     if isinstance(inv, Unreachable):
         raise inv
     return inv
