@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from pgproof.errors import UserError
 
@@ -51,6 +53,25 @@ def write_bytes(path: Path, data: bytes) -> Path:
 
 def write_text(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return write_bytes(path, text.encode(encoding))
+
+
+def json_text(doc: Any, depth: int) -> str:
+    """JSON indented by two spaces for its outer ``depth`` levels, each deeper value on one line.
+
+    Why: ``json.dumps(indent=...)`` runs the pure-Python encoder (the C one only writes compact
+    JSON), ~1 s per 5,000 fleet findings on a loaded machine; this keeps a person's view (one
+    check, finding or result per line) at the C encoder's speed. Same data as ``json.loads`` sees."""
+    return _json(doc, depth, "")
+
+
+def _json(v: Any, depth: int, pad: str) -> str:
+    if depth <= 0 or not isinstance(v, dict | list) or not v:
+        return json.dumps(v)
+    inner = pad + "  "
+    if isinstance(v, dict):
+        items = [f"{inner}{json.dumps(str(k))}: {_json(x, depth - 1, inner)}" for k, x in v.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    return "[\n" + ",\n".join(f"{inner}{_json(x, depth - 1, inner)}" for x in v) + f"\n{pad}]"
 
 
 def append_line(path: Path, line: str) -> None:

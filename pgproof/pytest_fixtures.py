@@ -22,11 +22,13 @@ import pytest
 from pgproof import layers, pools
 from pgproof.probes import health, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
-from pgproof.pytest_targets import get_target
+from pgproof.pytest_targets import TARGET_KEY, get_target
 from pgproof.target import Target
 from pgproof.verdict import Unreachable
 
 if TYPE_CHECKING:  # testinfra, the SDKs and the lazily imported probes: names for the hints only
+    from concurrent.futures import Future
+
     from pgproof.probes.aws_fleet import Fleet, FleetProbe
     from pgproof.probes.aws_inventory import AwsInventory
     from pgproof.probes.azure_inventory import AzureInventory
@@ -166,11 +168,44 @@ def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts
             for url in target.hosts]
 
 
+_AWS_EARLY: pytest.StashKey[Future[AwsInventory]] = pytest.StashKey()
+
+
+def _needs(item: pytest.Item, fixture: str) -> bool:
+    """Whether a collected item will ask for ``fixture`` (directly or as a catalogue unit's input)."""
+    if fixture in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    unit = callspec.params.get("control_unit") if callspec else None
+    return fixture in getattr(unit, "inputs", ())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A single database's AWS inventory starts in the background once the selected checks are
+    known to need it: its round trips to AWS then overlap the SQL, TLS and backup probes the first
+    checks wait for (it was a third of a lab check's wall, alone). Its answer or its error is the
+    fixture's, unchanged; a run that selects no AWS check starts nothing."""
+    config = session.config
+    target = config.stash.get(TARGET_KEY, None)
+    if (target is None or target.aws is None or target.aws.is_fleet or _AWS_EARLY in config.stash
+            or layers.why_not(target, "aws") is not None
+            or not any(_needs(i, "aws_inventory") for i in session.items)):
+        return
+    from pgproof.probes import aws
+
+    cfg, limits = target.aws, aws.limits(target.timeouts)
+    config.stash[_AWS_EARLY] = pools.background(lambda: aws.gather(cfg, **limits), "pgproof-aws-inventory")
+
+
 @pytest.fixture(scope="session")
 def aws_inventory(target: Target, request: pytest.FixtureRequest) -> AwsInventory:
     layers.require(target, "aws")
     assert target.aws is not None
     if not target.aws.is_fleet:
+        early = request.config.stash.get(_AWS_EARLY, None)
+        if early is not None:
+            return early.result()
         from pgproof.probes import aws
 
         return aws.gather(target.aws, **aws.limits(target.timeouts))
@@ -184,20 +219,26 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest) -> AwsInventor
     return fleet_inventory(request.config, target, request.param)
 
 
-def fleet_inventory(config: pytest.Config, target: Target, database: str) -> AwsInventory:
-    """One database's inventory of a fleet target; the fleet is gathered once, all at once."""
+def fleet_inventories(config: pytest.Config, target: Target) -> dict[str, AwsInventory | Unreachable]:
+    """Every selected database's inventory (or why it could not be described), "region/id" ->
+    inventory; the fleet is gathered once, all at once, bounded: not once per check."""
     layers.require(target, "aws")
     assert target.aws is not None
     got = config.stash.get(_FLEET_IDS, [])
     if isinstance(got, Unreachable):
         raise got
-    if _FLEET not in config.stash:  # every database at once, bounded: not one per test
+    if _FLEET not in config.stash:
         from pgproof.probes.aws import limits
         from pgproof.probes.aws_fleet import gather_fleet
 
         config.stash[_FLEET] = gather_fleet(target.aws, ids=got, probe=config.stash.get(_FLEET_PROBE, None),
                                             **limits(target.timeouts))
-    inv = config.stash[_FLEET].inventories[database]
+    return config.stash[_FLEET].inventories
+
+
+def fleet_inventory(config: pytest.Config, target: Target, database: str) -> AwsInventory:
+    """One database's inventory of a fleet target (a test of your own asking ``aws_inventory``)."""
+    inv = fleet_inventories(config, target)[database]
     if isinstance(inv, Unreachable):
         raise inv
     return inv

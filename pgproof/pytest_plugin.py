@@ -19,7 +19,7 @@ from pgproof.errors import UserError
 from pgproof.faults.record import FaultRecord
 from pgproof.interrupts import Catcher, describe
 from pgproof.pytest_targets import TARGET_KEY, get_target
-from pgproof.pytest_units import unit_of
+from pgproof.pytest_units import EVERY_DATABASE, FLEET_JUDGED, check_id, unit_of
 from pgproof.report import results as res
 from pgproof.target import Target
 from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable, Verdict
@@ -183,8 +183,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if verdict is Verdict.PASS:
         message = "; ".join(str(v) for k, v in item.user_properties if k == "evidence")
     item.user_properties.append(("pgproof_verdict", verdict.value))
+    per_db = item.stash.get(FLEET_JUDGED, None)
+    judged = per_db.judged if per_db is not None else []
     if verdict is Verdict.FAIL:
-        _waiver_property(item, list(marker.args))
+        for name in [check_id(item.nodeid, j.database) for j in judged
+                     if j.verdict is Verdict.FAIL] or [item.nodeid]:
+            _waiver_property(item, list(marker.args), name)
     from pgproof.layers import of_fixtures, reasons
 
     callspec = getattr(item, "callspec", None)
@@ -193,23 +197,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     unit = unit_of(item)
     seen = unit.layers if unit else of_fixtures(getattr(item, "fixturenames", ()))
     why = reasons(item.config.stash.get(TARGET_KEY, None), seen) if verdict is Verdict.NOT_CHECKED else {}
+    if judged:  # a fleet item: one result per database, as reports and the matrix want them
+        item.config.stash[_RESULTS].extend(
+            res.CheckResult(check_id(item.nodeid, j.database), list(marker.args), j.verdict, j.message,
+                            j.duration_s, seen, {}, j.database) for j in judged)
+        return
     item.config.stash[_RESULTS].append(res.CheckResult(
         item.nodeid, list(marker.args), verdict, message, round(report.duration, 3), seen, why,
-        database))
+        None if database == EVERY_DATABASE else database))
 
 
-def _waiver_property(item: pytest.Item, ids: list[str]) -> None:
-    """junit.xml: a ``waiver`` property on a failing check a waiver covers (or no longer does).
+def _waiver_property(item: pytest.Item, ids: list[str], nodeid: str) -> None:
+    """junit.xml: a ``waiver`` property on a failing check a waiver covers (or no longer does);
+    ``nodeid``: the check (a fleet item's failing database: ``test_control[ID-aws-region/db]``).
 
     On the item, not this report: junit writes the properties of the teardown report."""
     from pgproof import waivers
 
     target = item.config.stash.get(TARGET_KEY, None)
     for cid in ids:
-        d = waivers.decide(target.waivers if target else [], [cid], item.nodeid,
-                           _today(item.config))
+        d = waivers.decide(target.waivers if target else [], [cid], nodeid, _today(item.config))
         if d is not None:
-            item.user_properties.append(("waiver", f"{cid}: {d.status}: {d.note}"))
+            prop = ("waiver", f"{cid}: {d.status}: {d.note}")
+            if prop not in item.user_properties:
+                item.user_properties.append(prop)
 
 
 def _today(config: pytest.Config) -> dt.date:

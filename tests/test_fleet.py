@@ -10,7 +10,9 @@ import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import boto3
@@ -19,6 +21,7 @@ import requests
 
 from pgproof import procs
 from pgproof.lab.aws_fleet_twin import provision_fleet
+from pgproof.probes.aws import AwsProbe
 from pgproof.probes.aws_fleet import FleetProbe, gather_fleet
 from pgproof.target import ConfigError, parse_target
 
@@ -86,6 +89,25 @@ def test_fleet_matrix_names_the_broken_database(moto_url: str, tmp_path: Path) -
     for out in ("results.sarif", "junit.xml", "summary.html"):
         assert (run / out).exists(), out
     assert fleet.bad[0] in (run / "summary.html").read_text()
+    # One pytest item per control and layer, not per database: it fails if any database fails
+    # and lists each failing database with its sentence; results.json keeps one check per database.
+    cases = {str(tc.get("name")).split(" [")[0]: tc for tc in ET.parse(run / "junit.xml").iter("testcase")}
+    assert {n for n in cases if "-aws" in n} == {"test_control[NET-1-aws]", "test_control[ENC-1-aws]"}
+    failure = cases["test_control[NET-1-aws]"].find("failure")
+    assert failure is not None
+    text = failure.get("message", "") + (failure.text or "")
+    assert f"{len(fleet.bad)} of {len(rows)} databases fail" in text, text
+    for db in fleet.bad:
+        assert f"{db}: db-instance {db.split('/')[1]}: PubliclyAccessible is true" in text, text
+    for db in fleet.good:
+        assert f"{db}: " not in text, text
+    net1 = {ch["database"]: ch for c in doc["controls"] if c["id"] == "NET-1" for ch in c["checks"]
+            if ch.get("database")}
+    assert set(net1) == set(fleet.good + fleet.bad)
+    assert all(ch["check"] == f"suites/test_controls.py::test_control[NET-1-aws-{db}]"
+               for db, ch in net1.items())
+    sarif = json.loads((run / "results.sarif").read_text())["runs"][0]["results"]
+    assert len([r for r in sarif if r["ruleId"] == "NET-1"]) == len(fleet.bad)  # one per database
 
 
 def test_fleet_describes_each_database_once_by_discovery(moto_url: str) -> None:
@@ -98,14 +120,26 @@ def test_fleet_describes_each_database_once_by_discovery(moto_url: str) -> None:
     assert cfg is not None
     probe = FleetProbe(cfg, max_attempts=1)
     calls: list[dict[str, object]] = []
+    listings: list[dict[str, object]] = []
     for region in REGIONS:
-        probe._ctx[region].client("rds").meta.events.register(
-            "before-parameter-build.rds.DescribeDBInstances", lambda params, **_: calls.append(params))
+        events = probe._ctx[region].client("rds").meta.events
+        events.register("before-parameter-build.rds.DescribeDBInstances", lambda params, **_: calls.append(params))
+        for op in ("DescribeDBSnapshots", "DescribeDBInstanceAutomatedBackups"):
+            events.register(f"before-parameter-build.rds.{op}", lambda params, **_: listings.append(params))
     ids = probe.discover()
     got = gather_fleet(cfg, ids=ids, probe=probe)
     assert sorted(ids) == sorted(fleet.good + fleet.bad)
     assert [c for c in calls if "DBInstanceIdentifier" in c] == []  # no per-database describe
     assert len([c for c in calls if "Filters" not in c]) == len(REGIONS)  # discovery: once a region
+    assert len(listings) == 2 * len(REGIONS) and all("DBInstanceIdentifier" not in c for c in listings)
+    # Snapshots, automated backups and RDS log groups: one listing a region, filtered per database,
+    # equal to what the single-database probe's filtered calls return (the twins hold some).
+    single: dict[str, dict[str, object]] = {}
+    for key in ids:
+        region, db = key.split("/", 1)
+        single[key] = asdict(AwsProbe(cfg.model_copy(update={"region": region, "regions": [], "db_tags": {},
+                                                              "db_instance_id": db}), workers=1).gather())
+    assert any(s["snapshots"] for s in single.values()) and any(s["log_groups"] for s in single.values())
     for key, inv in got.inventories.items():  # the record equals what describing that database returns
         assert not isinstance(inv, Exception), inv
         region, db = key.split("/", 1)
@@ -115,6 +149,10 @@ def test_fleet_describes_each_database_once_by_discovery(moto_url: str) -> None:
         moving = {"LatestRestorableTime"}  # "now" when asked, on moto
         assert {k: v for k, v in inv.primary.items() if k not in moving} == \
             {k: v for k, v in again.items() if k not in moving}, key
+        mine = asdict(inv)
+        for fact in ("snapshots", "snapshot_restore", "automated_backups", "log_group_prefix", "log_groups",
+                     "parameters", "parameter_families", "engine_defaults", "missing"):
+            assert mine[fact] == single[key][fact], (key, fact)
 
 
 def test_fleet_section_refuses_single_database_resources(tmp_path: Path) -> None:

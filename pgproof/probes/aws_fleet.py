@@ -58,7 +58,17 @@ SHARED_OPS = {"describe_alarms", "list_subscriptions_by_topic", "list_backup_pla
               "list_backup_selections", "get_backup_selection", "describe_backup_vault",
               "describe_route_tables", "describe_security_groups", "describe_key", "list_aliases",
               "get_key_rotation_status", "describe_db_parameters", "describe_instance_types",
-              "describe_db_engine_versions", "describe_certificates", "describe_event_subscriptions"}
+              "describe_db_engine_versions", "describe_certificates", "describe_event_subscriptions",
+              "describe_db_parameter_groups", "describe_db_cluster_parameter_groups",
+              "describe_engine_default_parameters", "describe_engine_default_cluster_parameters"}
+# Per-database listings a fleet asks once per region and filters here, by the same field the
+# API filters on: (operation, result key, parameter the probe passes, record field it matches).
+# 201 databases made 201 calls of each; a region's listing is a few pages.
+REGION_LISTINGS = {
+    ("rds", "describe_db_snapshots"): ("DBSnapshots", "DBInstanceIdentifier"),
+    ("rds", "describe_db_instance_automated_backups"): ("DBInstanceAutomatedBackups", "DBInstanceIdentifier"),
+}
+RDS_LOGS = "/aws/rds/"  # default log-group prefixes (/aws/rds/instance/<id>): one listing a region
 
 
 class _Memo:
@@ -108,17 +118,67 @@ class _Memo:
 
     def get_paginator(self, op: str) -> Any:
         pag = self._client.get_paginator(op)
+        listing = REGION_LISTINGS.get((self.meta.service_model.service_name, op))
+        if listing is not None:
+            return _RegionWide(self, pag, op, *listing)
+        if op == "describe_log_groups":
+            return _LogGroups(self, pag)
         if op not in SHARED_OPS:
             return pag
-        memo = self
+        return _Shared(self, pag, op)
 
-        class _Pages:
-            def paginate(self, **kw: Any) -> list[dict[str, Any]]:
-                pages: list[dict[str, Any]] = memo._call(
-                    (id(memo._client), "pages", op, repr(sorted(kw.items()))),
-                    lambda: list(pag.paginate(**kw)))
-                return pages
-        return _Pages()
+
+class _Shared:
+    """A paginator whose pages (and full result) are asked once per region and arguments."""
+
+    def __init__(self, memo: _Memo, pag: Any, op: str) -> None:
+        self._memo, self._pag, self._op = memo, pag, op
+
+    def paginate(self, **kw: Any) -> _Paged:
+        return _Paged(self._memo, self._pag, (id(self._memo._client), self._op, repr(sorted(kw.items()))), kw)
+
+
+class _Paged:
+    def __init__(self, memo: _Memo, pag: Any, key: tuple[Any, ...], kw: dict[str, Any]) -> None:
+        self._memo, self._pag, self._key, self._kw = memo, pag, key, kw
+
+    def __iter__(self) -> Any:
+        return iter(self._memo._call((*self._key, "pages"), lambda: list(self._pag.paginate(**self._kw))))
+
+    def build_full_result(self) -> Any:
+        return self._memo._call((*self._key, "full"), lambda: self._pag.paginate(**self._kw).build_full_result())
+
+
+class _RegionWide:
+    """``paginate(<Field>=x)``: the region's whole listing (asked once), only the records whose
+    ``<Field>`` is x, as one page: what the API's own filter returns, without a call per database."""
+
+    def __init__(self, memo: _Memo, pag: Any, op: str, key: str, field: str) -> None:
+        self._memo, self._pag, self._op, self._key, self._field = memo, pag, op, key, field
+
+    def paginate(self, **kw: Any) -> Any:
+        if set(kw) != {self._field}:
+            return self._pag.paginate(**kw)
+        pages = self._memo._call((id(self._memo._client), "region", self._op),
+                                 lambda: list(self._pag.paginate()))
+        return [{self._key: [r for p in pages for r in p.get(self._key, []) if r.get(self._field) == kw[self._field]]}]
+
+
+class _LogGroups:
+    """Log groups under RDS's default prefix: one listing of ``/aws/rds/`` a region, filtered by
+    each database's prefix (``logGroupNamePrefix`` is a plain prefix match)."""
+
+    def __init__(self, memo: _Memo, pag: Any) -> None:
+        self._memo, self._pag = memo, pag
+
+    def paginate(self, **kw: Any) -> Any:
+        prefix = kw.get("logGroupNamePrefix", "")
+        if set(kw) != {"logGroupNamePrefix"} or not prefix.startswith(RDS_LOGS):
+            return self._pag.paginate(**kw)
+        pages = self._memo._call((id(self._memo._client), "region", "describe_log_groups"),
+                                 lambda: list(self._pag.paginate(logGroupNamePrefix=RDS_LOGS)))
+        return [{"logGroups": [g for p in pages for g in p.get("logGroups", [])
+                               if g["logGroupName"].startswith(prefix)]}]
 
 
 class _DbCtx:

@@ -14,7 +14,6 @@ justification as the finding's ``Note``; once the waiver expires the finding goe
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -116,5 +115,5 @@ def build(run: Run, account: str, region: str) -> list[dict[str, Any]]:
 
 def write(d: Path, run: Run, account: str, region: str) -> Path:
     path = d / "findings.asff.json"
-    fsio.write_text(path, json.dumps(build(run, account, region), indent=2))
+    fsio.write_text(path, fsio.json_text(build(run, account, region), 1))
     return path

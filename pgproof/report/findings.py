@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from pgproof.catalogue import registry as catalogue
 from pgproof.report.results import NOT_CHECKED, NOT_SELECTED, ControlResult
@@ -100,6 +101,8 @@ class Run:
     account: str | None = None  # the AWS account the target's credentials belong to, if asked
     config_file: Path | None = None  # the file that defines the target (SARIF locations)
     repo_root: Path | None = None  # what SARIF URIs are relative to (git root or --sarif-root)
+    # Answers of the methods below, asked once per finding (a fleet: ~5,000 findings).
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def judged(self) -> list[ControlResult]:
@@ -116,12 +119,22 @@ class Run:
 
     def not_checked(self) -> dict[str, dict[str, str]]:
         """Selected control -> {layer: why it was not checked} (only controls with such layers)."""
+        if "not_checked" not in self._memo:
+            self._memo["not_checked"] = self._not_checked()
+        return self._memo["not_checked"]  # type: ignore[no-any-return]
+
+    def _not_checked(self) -> dict[str, dict[str, str]]:
         return {c.id: dict(c.layers_not_checked) for c in self.controls
                 if c.verdict != NOT_SELECTED and c.layers_not_checked}
 
     def endpoint(self) -> str:
         """What a finding is about: the writer (``postgresql://host:port``), or on an AWS-only
         target the DB instance or cluster (``rds:region:id``)."""
+        if "endpoint" not in self._memo:
+            self._memo["endpoint"] = self._endpoint()
+        return self._memo["endpoint"]  # type: ignore[no-any-return]
+
+    def _endpoint(self) -> str:
         t = self.target
         if t is not None and t.postgres is not None:
             w = t.postgres.writer
@@ -134,6 +147,11 @@ class Run:
 
     def cloud_resource(self) -> CloudResource | None:
         """The RDS instance/cluster (ARN) or Azure flexible server (resource ID), if configured."""
+        if "cloud_resource" not in self._memo:
+            self._memo["cloud_resource"] = self._cloud_resource()
+        return self._memo["cloud_resource"]  # type: ignore[no-any-return]
+
+    def _cloud_resource(self) -> CloudResource | None:
         t = self.target
         if t is not None and t.aws is not None and not t.aws.is_fleet:  # a fleet is many databases
             aws = t.aws
@@ -152,6 +170,11 @@ class Run:
         return None
 
     def iso(self) -> str:
+        if "iso" not in self._memo:
+            self._memo["iso"] = self._iso()
+        return self._memo["iso"]  # type: ignore[no-any-return]
+
+    def _iso(self) -> str:
         return self.generated_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -11,7 +11,6 @@ findings too, so a SIEM sees them resolve.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -104,5 +103,5 @@ def build(run: Run) -> list[dict[str, Any]]:
 
 def write(d: Path, run: Run) -> Path:
     path = d / "findings.ocsf.json"
-    fsio.write_text(path, json.dumps(build(run), indent=2))
+    fsio.write_text(path, fsio.json_text(build(run), 1))  # a finding per line
     return path

@@ -246,7 +246,7 @@ def write(d: Path, target: str, controls_: list[ControlResult], meta: dict[str, 
     if rows:
         doc["fleet"] = {"databases": len(rows), "matrix": rows}
     path = d / "results.json"
-    fsio.write_text(path, json.dumps(doc, indent=2))
+    fsio.write_text(path, fsio.json_text(doc, 4))  # a check, a fleet row per line
     history = d.parent / "history.jsonl"
     fsio.append_line(history, json.dumps({"at": doc["generated_at"], "target": target, "dir": d.name,
                                           "partial": partial, "selected": chosen, "summary": summary,
