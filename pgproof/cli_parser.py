@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--control", action="append", metavar="IDS",
                      help="only these controls: IDs or globs, comma-separated, repeatable "
                           "(TLS-1,NET-*); the run is marked partial")
+    chk.add_argument("--profile", default=None, metavar="NAME",
+                     help="only the controls citing a CIS recommendation of this profile: "
+                          "cis-level1 or cis-level2 (which includes level 1; the CIS PostgreSQL "
+                          "benchmarks have only Level 1 items, so both select the same); with "
+                          "--control, the controls in both; the run is marked partial")
     chk.add_argument("--framework", action="append", choices=["hipaa", "cis", "fsbp"],
                      help="also write framework-<name>.html/.json: the run grouped by that "
                           "framework's requirements (repeatable)")
@@ -139,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="IDs or globs (default: all); `show ID`: everything about one control "
                           "(judges, suite items, mutations, citations)")
     ctl.add_argument("--kind", choices=["compliance", "gameday"], default=None)
+    ctl.add_argument("--platform", choices=["rds", "aurora", "azure", "self-managed"], default=None,
+                     help="where each control applies on this platform: checked (by which "
+                          "layers), inherited from the provider (with its source) or n/a (why)")
     ctl.add_argument("--format", choices=["table", "json", "markdown"], default="table",
                      help="markdown is docs/controls.md")
     ctl.set_defaults(handler="controls")

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 
 from pgproof.catalogue import runner
+from pgproof.catalogue.platforms import applies
 from pgproof.catalogue.registry import CATALOGUE
 from pgproof.catalogue.runner import Unit
 from pgproof.expect import expect
 from pgproof.pytest_fixtures import fleet_ids, fleet_inventory
 from pgproof.target import Target
+from pgproof.verdict import Inherited, NotApplicable
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -45,7 +47,13 @@ def unit_of(item: pytest.Item) -> Unit | None:
 @pytest.fixture
 def control_inputs(control_unit: Unit, database: str | None, target: Target,
                    request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The unit's inputs by name, in the order its judges list them."""
+    """The unit's inputs by name, in the order its judges list them; none is gathered for a
+    control that is the provider's (inherited) or does not exist (n/a) on the target's platform."""
+    on = applies(CATALOGUE[control_unit.control], target.runs_on)
+    if on.status == "inherited":
+        raise Inherited(f"on {on.platform}: {on.why}")
+    if on.status == "n/a":
+        raise NotApplicable(f"on {on.platform}: {on.why}")
     values: dict[str, Any] = {"target": target, "thresholds": target.thresholds}
     for name in control_unit.inputs:
         if name in values:

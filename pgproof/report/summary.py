@@ -15,7 +15,8 @@ from pgproof.report.fleet import render as fleet_table
 from pgproof.report.html import page, table
 from pgproof.report.results import NOT_CHECKED, NOT_SELECTED, ControlResult, matrix
 
-ORDER = ("fail", "error", "waived", "cannot-verify", "not-checked", "skip", "pass", "not-selected")
+ORDER = ("fail", "error", "waived", "cannot-verify", "not-checked", "inherited", "skip", "pass",
+         "not-selected")
 
 
 def evidence_line(ch: dict[str, Any]) -> str:
