@@ -60,7 +60,7 @@ class _Version(argparse.Action):
 CHECK_EXIT_CODES = """\
 exit codes (what a scheduler reads):
   0  compliant: this run, of exactly this target, ran every selected check to the end and
-     every selected control passed, was waived, skipped or cannot-verify
+     every selected control passed, was waived, skipped, cannot-verify or inherited
   1  non-compliant: a control failed (also when -x/--maxfail stopped the run at a failure)
   2  no verdict: bad input; a control errored or no layer was checked; interrupted
      (Ctrl-C/SIGINT, SIGTERM, SIGHUP, a KeyboardInterrupt in a probe: the report, if any

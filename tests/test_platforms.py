@@ -238,3 +238,28 @@ def test_a_refusal_names_the_exact_grant(message: str, grant: str) -> None:
     assert grant_for("must be superuser to do this", "x") is None
     assert "no grant gives this" in denied_sentence("must be superuser to do this", "x", "db:5432")
     assert grant_for("permission denied for view v", "Audit Role").endswith('TO "Audit Role";')
+
+
+@pytest.mark.slow
+def test_pytest_suites_profile_selects_the_cis_controls(tmp_path: Path) -> None:
+    cfg = tmp_path / "pgproof.toml"
+    cfg.write_text('[targets.t.postgres]\nwriter = { host = "127.0.0.1", port = 1 }\nuser = "x"\n')
+    base = [sys.executable, "-m", "pytest", "suites", "--target", "t", "--pgproof-config",
+            str(cfg), "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--no-reports"]
+    repo = Path(__file__).resolve().parent.parent
+    r = subprocess.run([*base, "--profile", "cis-level1"], capture_output=True, text=True,
+                       cwd=repo, timeout=180)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    ids = {line.split("[", 1)[1].rsplit("-", 1)[0] for line in r.stdout.splitlines()
+           if "test_control[" in line}
+    assert ids == set(controls_of("cis-level1")), ids
+    both = subprocess.run([*base, "--profile", "cis-level2", "--control", "TLS-*,POOL-1"],
+                          capture_output=True, text=True, cwd=repo, timeout=180)
+    got = {line.split("[", 1)[1].rsplit("-", 1)[0] for line in both.stdout.splitlines()
+           if "test_control[" in line}
+    assert got and got == {c for c in controls_of("cis-level2") if c.startswith("TLS-")}, got
+    bad = subprocess.run([*base, "--profile", "level1"], capture_output=True, text=True,
+                         cwd=repo, timeout=180)
+    assert bad.returncode == 2 and "pgproof: --profile: unknown profile 'level1'" in \
+        bad.stdout + bad.stderr
