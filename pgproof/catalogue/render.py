@@ -78,7 +78,12 @@ def _applicability_tables() -> list[str]:
 
 
 def as_json(controls: list[Control]) -> str:
-    return json.dumps({"layers": LAYERS, "controls": [c.as_dict() for c in controls]}, indent=2)
+    def on(c: Control) -> dict[str, object]:
+        return {p: {"status": (a := applies(c, p)).status, "layers": list(a.layers), "why": a.why}
+                for p in PLATFORMS}
+
+    return json.dumps({"layers": LAYERS, "controls": [{**c.as_dict(), "platforms": on(c)}
+                                                      for c in controls]}, indent=2)
 
 
 def _threshold(name: str) -> str:

@@ -120,7 +120,8 @@ def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None
             [{"check": c.nodeid, "verdict": c.verdict.value, "evidence": c.message,
               "layers": list(c.layers), **({"database": c.database} if c.database else {})}
              for c in checks],
-            layers=rows, layers_checked=[r["layer"] for r in rows if r["verdict"] != NOT_CHECKED],
+            layers=rows,  # an inherited layer was not looked at: neither checked nor a gap
+            layers_checked=[r["layer"] for r in rows if r["verdict"] not in (NOT_CHECKED, INHERITED)],
             layers_not_checked={r["layer"]: r["reason"] for r in rows
                                 if r["verdict"] == NOT_CHECKED}))
     return out
