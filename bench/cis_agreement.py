@@ -45,7 +45,8 @@ PASSING = {"pass", "waived", "inherited", "skip"}
 # ("ITEM@scenario"). Each sentence says which tool is right and what the other does; the
 # pgdsat side is from its v2.0 source (lib/PGDSAT.pm) and its runs on the lab.
 EXPLAINED: dict[str, str] = {
-    "1.5": "pgdsat compares the server with postgresql.org's latest minor release (curl); the lab "
+    "1.5": "MNT-1 is cannot-verify on the lab: the AWS twin returns no DescribeDBEngineVersions "
+           "record, so whether the minor is still supported is unknown. pgdsat compares the server with postgresql.org's latest minor release (curl); the lab "
            "has no Internet, so the bench runs it with --no-pg-version-check and pgdsat fails "
            "1.5 by design. pgproof MNT-1 judges the engine's major version against the "
            "target's threshold and the provider's upgrade settings; it cannot know the newest "
@@ -73,7 +74,21 @@ EXPLAINED: dict[str, str] = {
     "3.2@pgaudit-off": "pgdsat stores a weak pgaudit.log result under the key 3.1.29 (3.1.28 "
                        "when pgaudit is absent), not 3.2, so 3.2 is always SUCCESS; pgproof "
                        "AUDIT-1 fails with pgaudit.log = none",
-    "3.1.20": "pgdsat has no check of its own under 3.1.20/3.1.21 beyond the settings; see 3.2",
+    **{f"{item}@pgaudit-off": "pgdsat is right here: the mutation turns pgaudit off, "
+       "log_connections and log_disconnections stay on. AUDIT-1 is one control over both "
+       "settings and pgaudit, so its one verdict (fail, its sentence naming pgaudit.log) "
+       "shows on every CIS item it cites: pgproof's verdict is per control, not per setting"
+       for item in ("3.1.20", "3.1.21")},
+    "5.4@plaintext-allowed": "the new hba line is 'host all all 127.0.0.1/32 scram-sha-256': "
+                             "pgdsat 5.4 judges only the method of host lines (scram-sha-256: "
+                             "SUCCESS) and reports plaintext under its own 5.8 (not a CIS item; "
+                             "FAILURE there). CIS 5.4's remediation accepts encrypted sessions "
+                             "and rejects unencrypted ones (hostssl / hostnossl reject), which "
+                             "is what pgproof TLS-2 fails",
+    "5.4@replication-plaintext": "the new hba line is 'host replication replicator ... "
+                                 "scram-sha-256': pgdsat 5.4 judges only its method; pgproof "
+                                 "TLS-2 fails a rule that accepts unencrypted sessions, as CIS "
+                                 "5.4's remediation asks",
     "7.3": "pgdsat's check_7_3 is an empty function (always SUCCESS); pgproof BAK-1 judges the "
            "repository's retention and BAK-6 proves a restore",
     "7.3@backup-retention-short": "pgdsat's 7.3 check is empty: it cannot see a 3-day retention; "
@@ -84,9 +99,10 @@ EXPLAINED: dict[str, str] = {
     "5.4": "CIS 5.4 is Manual; pgdsat 5.4 fails host lines whose method is not scram-sha-256 "
            "(and, by a result-key bug, the local lines' methods). pgproof AUTH-1 and TLS-2 "
            "judge the same hba rules",
-    "5.6": "pgdsat looks for passwordcheck/credcheck in any *_preload_libraries; pgproof AUTH-3 "
-           "judges only the AWS master secret's length (its aws layer), so on the lab it is not "
-           "checked: the two look at different facts",
+    "5.6": "pgdsat looks for passwordcheck/credcheck in any *_preload_libraries (none on the "
+           "lab: FAILURE); pgproof AUTH-3 judges only the AWS master secret's length (its aws "
+           "layer; skip on the lab): the two look at different facts, and no pgproof control "
+           "judges server-side password rules yet",
 }
 
 
@@ -111,13 +127,16 @@ def cis_mutations() -> dict[str, Any]:
 
 
 def agree(pgdsat_status: str | None, verdicts: dict[str, str]) -> bool | None:
-    """True/False, or None when there is nothing to compare (pgdsat MANUAL or no such item,
-    or no mapped control judged in this run)."""
+    """True/False, or None when there is nothing to compare (pgdsat MANUAL or no such item;
+    no mapped control judged; pgproof could not judge: cannot-verify or error, no failure)."""
     judged = {v for v in verdicts.values() if v not in ("not-checked", "not-selected")}
     if pgdsat_status not in ("SUCCESS", "FAILURE") or not judged:
         return None
-    pgproof_ok = judged <= PASSING
-    return pgproof_ok == (pgdsat_status == "SUCCESS")
+    if "fail" in judged:
+        return pgdsat_status == "FAILURE"
+    if judged <= PASSING:
+        return pgdsat_status == "SUCCESS"
+    return None
 
 
 def explain(item: str, scenario: str) -> str | None:
@@ -139,9 +158,13 @@ def rows_for(scenario: str, items: dict[str, dict[str, Any]], verdicts: dict[str
         if ok is None and status is None:
             why = "pgdsat 2.0 has no check for this CIS 17 item" + (
                 " (its number means another check there)" if p is not None else "")
+        elif ok is None and status == "MANUAL":
+            why = "pgdsat reports it MANUAL"
         elif ok is None:
-            why = ("pgdsat reports it MANUAL" if status == "MANUAL"
+            judged = sorted({v for v in mine.values() if v not in ("not-checked", "not-selected")})
+            why = (f"pgproof could not judge it here ({', '.join(judged)})" if judged
                    else "no mapped control was judged on this target")
+            why += f": {explain(rid, scenario)}" if explain(rid, scenario) else ""
         out.append({"scenario": scenario, "item": rid, "title": CIS.requirements.get(rid, ""),
                     "pgdsat": status or "-", "pgproof": mine, "agree": ok, "why": why})
     return out
