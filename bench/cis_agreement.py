@@ -38,6 +38,7 @@ import pgdsat as bench_pgdsat  # noqa: E402
 
 from pgproof.catalogue.frameworks import CIS  # noqa: E402
 from pgproof.catalogue.registry import CATALOGUE  # noqa: E402
+from pgproof.lab import mutations  # noqa: E402
 
 HEALTHY = "healthy"
 PASSING = {"pass", "waived", "inherited", "skip"}
@@ -106,6 +107,38 @@ EXPLAINED: dict[str, str] = {
 }
 
 
+# pgdsat 2.0's false or vacuous results found by reading lib/PGDSAT.pm (several confirmed on the
+# lab), for items no pgproof control judges yet or that the table above does not reach.
+PGDSAT_FALSE = (
+    ("3.2", "a weak pgaudit.log is stored under the key 3.1.29 (3.1.28 without pgaudit): 3.2 is "
+            "always SUCCESS"),
+    ("7.3, 8.1, 3.1.1, 3.1, 1.4", "empty check functions: always SUCCESS"),
+    ("7.4", "settings only: SUCCESS with archive_command = '/bin/false'"),
+    ("7.5", "always FAILURE: empty primary_conninfo on a primary, verify-full rejected, obsolete "
+            "sslcompression demanded"),
+    ("6.10", "judges the ssl_ciphers string against an allow-list, not the suites accepted"),
+    ("5.10", "its failure is stored under 5.7: 5.10 never fails"),
+    ("5.11", "its failure is stored under 5.8, and 'all' on an hba line is not seen to include "
+             "superusers: 5.11 never fails"),
+    ("5.3", "bad local methods are stored under 5.4"),
+    ("4.7", "greps the database list for 'Bypass RLS': never fails"),
+    ("1.9", "its failure is stored under 1.8"),
+    ("1.3, 1.5", "loop over PGDG packages only: with distribution packages nothing is compared"),
+    ("2.1", "measures the umask of pgdsat's own process, not the postgres account's or the server's"),
+    ("2.5", "the directory fallback re-tests the file's mode"),
+    ("2.6", "compares unchomped ls output (never equal): only the setting 0777 fails"),
+    ("3.1.3", "`ne 'syslog' or ne 'stderr'` is always true: fails whenever logging_collector is off"),
+    ("3.1.26", "accepts only the strings GMT/UTC: Etc/UTC fails"),
+    ("4.3", "counts lines containing 'superuser' in `\\du+` output: a role named superuser_x counts, "
+            "rds_superuser/azure_pg_admin members are not seen"),
+    ("4.10", "not a CIS 17 item; fails PostgreSQL 15+'s own default (PUBLIC has USAGE, no CREATE)"),
+    ("5.6", "any passwordcheck/credcheck preload passes; pg_tle passcheck (RDS) is not recognised"),
+    ("6.9", "pgdsat's 6.9 is 'pgcrypto/pgsodium available'; CIS 17 6.9 is TLSv1.3"),
+    ("all", "needs a superuser session and creates a view in the audited database: cannot run on "
+            "RDS, Aurora or Azure"),
+)
+
+
 def cis_controls() -> dict[str, list[str]]:
     """CIS item -> the compliance controls citing it."""
     out: dict[str, list[str]] = {}
@@ -119,10 +152,8 @@ def cis_controls() -> dict[str, list[str]]:
 
 def cis_mutations() -> dict[str, Any]:
     """Live lab mutations breaking a control that cites CIS (the catalogue as installed now)."""
-    from pgproof.lab.mutations import catalogue
-
     citing = {cid for ids in cis_controls().values() for cid in ids}
-    return {n: m for n, m in catalogue().items()
+    return {n: m for n, m in mutations.catalogue().items()
             if m.live_break is not None and m.breaks & citing}
 
 
@@ -222,21 +253,34 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     n = sum(r["agree"] is False for r in rows)
     out += ["", f"{len(rows)} rows, {sum(r['agree'] is True for r in rows)} agree, {n} disagree "
             f"(each explained above), {sum(r['agree'] is None for r in rows)} not comparable.",
-            "", "Mutations run: " + (", ".join(meta["mutations"]) or "none") + ".", ""]
+            "", "Mutations run: " + (", ".join(meta["mutations"]) or "none") + ".", "",
+            "## pgdsat 2.0's false or vacuous results, from its source", "",
+            "Read in `lib/PGDSAT.pm` (v2.0, commit 227c8bb); 3.2, 3.1.26, 5.10, 5.11, 7.4 and 7.5 "
+            "were also seen on the lab. Where pgproof has a control for the item, the table "
+            "above shows the consequence.", "", "| pgdsat item | What goes wrong |", "|---|---|"]
+    out += [f"| {item} | {what} |" for item, what in PGDSAT_FALSE]
+    out += ["", "Regenerate on a running lab: `.venv/bin/python bench/cis_agreement.py --lab-dir "
+            ".pgproof/lab --out docs/cis.md` (about 15 minutes on a loaded 2-core machine); "
+            "`--from-json` re-renders a saved run without the lab.", ""]
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lab-dir", type=Path, required=True)
+    ap.add_argument("--lab-dir", type=Path)
+    ap.add_argument("--from-json", type=Path, help="re-render a run saved with --json (no lab)")
     ap.add_argument("--pgdsat", type=Path, default=bench_pgdsat.DEFAULT_PGDSAT)
     ap.add_argument("--out", type=Path, required=True, help="the Markdown table (docs/cis.md)")
     ap.add_argument("--json", type=Path, help="also the rows as JSON")
     ap.add_argument("--settle", type=float, default=5, help="seconds after a break or heal")
     ap.add_argument("--timeout", type=float, default=600)
     args = ap.parse_args(argv)
-    from pgproof.lab import mutations
-
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        args.out.write_text(markdown(saved["rows"], saved["meta"]))
+        return 0
+    if args.lab_dir is None:
+        ap.error("--lab-dir is required (or --from-json)")
     lab_dir = args.lab_dir.resolve()
     controls = sorted({c for ids in cis_controls().values() for c in ids})
     rows: list[dict[str, Any]] = []
