@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from pgproof.catalogue import runner
-from pgproof.catalogue.platforms import applies
 from pgproof.catalogue.registry import CATALOGUE
 from pgproof.catalogue.runner import Unit
 from pgproof.expect import expect
@@ -48,12 +47,17 @@ def unit_of(item: pytest.Item) -> Unit | None:
 def control_inputs(control_unit: Unit, database: str | None, target: Target,
                    request: pytest.FixtureRequest) -> dict[str, Any]:
     """The unit's inputs by name, in the order its judges list them; none is gathered for a
-    control that is the provider's (inherited) or does not exist (n/a) on the target's platform."""
-    on = applies(CATALOGUE[control_unit.control], target.runs_on)
-    if on.status == "inherited":
-        raise Inherited(f"on {on.platform}: {on.why}")
-    if on.status == "n/a":
-        raise NotApplicable(f"on {on.platform}: {on.why}")
+    control stated inherited (the provider's) or n/a on the target's platform.
+
+    Only the control's stated exceptions decide here: a layer that does not exist on a
+    platform is simply not configured by such a target (not checked), and one a target does
+    configure is judged (the lab: a self-managed cluster beside a twin of the AWS API)."""
+    platform = target.runs_on
+    said = CATALOGUE[control_unit.control].platforms.get(platform)
+    if said is not None and said.status == "inherited":
+        raise Inherited(f"on {platform}: {said.why}")
+    if said is not None and said.status == "n/a":
+        raise NotApplicable(f"on {platform}: {said.why}")
     values: dict[str, Any] = {"target": target, "thresholds": target.thresholds}
     for name in control_unit.inputs:
         if name in values:

@@ -5,7 +5,9 @@ with the provider's words and where they are (``inherited``) or why the recommen
 exist there (``n/a``). Everywhere else it is checked by those of its layers that exist on the
 platform, and which layers exist where is this module's table (``LAYERS_ON``), each absence
 with its reason. A control none of whose layers exists on a platform, and that states no
-exception there, is "n/a" with that reason: nothing can look at it there.
+exception there, is listed "n/a" with that reason: nothing of that platform can look at it.
+At run time only the stated exceptions change a verdict (``pytest_units``); a layer a target
+configures is judged whatever its platform (the lab's AWS twin beside a self-managed cluster).
 
 A target's platform is stated in its file (``platform = "rds"``) or derived from what it
 configures (:func:`derive`); ``pgproof controls --platform rds`` prints the table.

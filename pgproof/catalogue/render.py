@@ -53,7 +53,10 @@ def _applicability_tables() -> list[str]:
            "target's platform is `platform = \"rds\"` (`aurora`, `azure`, `self-managed`) in "
            "its file, else derived: an `[aws]` `db_cluster_id` is aurora, a `db_instance_id` "
            "(or a fleet) rds, an `[azure]` server azure, anything else self-managed. "
-           "`pgproof controls --platform rds` prints one column.", "",
+           "`pgproof controls --platform rds` prints one column. A control none of whose "
+           "layers exists on a platform is listed n/a there; a target that configures such a "
+           "layer anyway (the lab: a self-managed cluster beside a twin of the AWS API) has it "
+           "judged, since only a control's stated exceptions change its verdict.", "",
            "Layers by platform:", "",
            "| Layer | " + " | ".join(PLATFORMS) + " |", "|---|" + "---|" * len(PLATFORMS)]
     for layer, on in LAYERS_ON.items():
