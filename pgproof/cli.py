@@ -75,8 +75,10 @@ def _check_run(args: argparse.Namespace) -> int:
     from pgproof.target import load_target
 
     selection = _control_args(args.control)
-    if selection is None:
+    profile = _profile_args(args.profile)
+    if selection is None or profile is None:
         return 2
+    selection += profile
     names = _target_names(args)
     if len(names) > 1:
         return _check_many(args, names, selection)
@@ -211,15 +213,29 @@ def _control_args(values: list[str] | None) -> list[str] | None:
     return ["--control", ",".join(patterns)] if patterns else []
 
 
+def _profile_args(name: str | None) -> list[str] | None:
+    """``--profile`` for pytest, or None after saying the profile is unknown (exit 2)."""
+    from pgproof.catalogue.profiles import UnknownProfile, controls_of
+
+    if name is None:
+        return []
+    try:
+        controls_of(name)
+    except UnknownProfile as exc:
+        print(f"pgproof: --profile: {exc}", file=sys.stderr)
+        return None
+    return ["--profile", name]
+
+
 def _controls(args: argparse.Namespace) -> int:
     """List the catalogue: a table, JSON, or the Markdown of docs/controls.md."""
     from pgproof.catalogue import render
     from pgproof.catalogue.registry import CATALOGUE, UnknownControl, select, split_patterns
 
     if args.format == "markdown":
-        if args.patterns or args.kind:
-            print("pgproof: controls --format markdown renders the whole catalogue; "
-                  "drop the patterns and --kind", file=sys.stderr)
+        if args.patterns or args.kind or args.platform:
+            print("pgproof: controls --format markdown renders the whole catalogue (every "
+                  "platform); drop the patterns, --kind and --platform", file=sys.stderr)
             return 2
         sys.stdout.write(render.markdown())
         return 0
@@ -239,6 +255,10 @@ def _controls(args: argparse.Namespace) -> int:
         print("\n\n".join(render.show(CATALOGUE[i], breaks) for i in ids))
         return 0
     chosen = [CATALOGUE[i] for i in ids if args.kind in (None, CATALOGUE[i].kind)]
+    if args.platform:
+        print(render.platform_json(chosen, args.platform) if args.format == "json"
+              else render.platform_table(chosen, args.platform))
+        return 0
     print(render.as_json(chosen) if args.format == "json" else render.table(chosen))
     return 0
 

@@ -60,7 +60,7 @@ class _Version(argparse.Action):
 CHECK_EXIT_CODES = """\
 exit codes (what a scheduler reads):
   0  compliant: this run, of exactly this target, ran every selected check to the end and
-     every selected control passed, was waived, skipped or cannot-verify
+     every selected control passed, was waived, skipped, cannot-verify or inherited
   1  non-compliant: a control failed (also when -x/--maxfail stopped the run at a failure)
   2  no verdict: bad input; a control errored or no layer was checked; interrupted
      (Ctrl-C/SIGINT, SIGTERM, SIGHUP, a KeyboardInterrupt in a probe: the report, if any
@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--control", action="append", metavar="IDS",
                      help="only these controls: IDs or globs, comma-separated, repeatable "
                           "(TLS-1,NET-*); the run is marked partial")
+    chk.add_argument("--profile", default=None, metavar="NAME",
+                     help="only the controls citing a CIS recommendation of this profile: "
+                          "cis-level1 or cis-level2 (which includes level 1; the CIS PostgreSQL "
+                          "benchmarks have only Level 1 items, so both select the same); with "
+                          "--control, the controls in both; the run is marked partial")
     chk.add_argument("--framework", action="append", choices=["hipaa", "cis", "fsbp"],
                      help="also write framework-<name>.html/.json: the run grouped by that "
                           "framework's requirements (repeatable)")
@@ -139,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="IDs or globs (default: all); `show ID`: everything about one control "
                           "(judges, suite items, mutations, citations)")
     ctl.add_argument("--kind", choices=["compliance", "gameday"], default=None)
+    ctl.add_argument("--platform", choices=["rds", "aurora", "azure", "self-managed"], default=None,
+                     help="where each control applies on this platform: checked (by which "
+                          "layers), inherited from the provider (with its source) or n/a (why)")
     ctl.add_argument("--format", choices=["table", "json", "markdown"], default="table",
                      help="markdown is docs/controls.md")
     ctl.set_defaults(handler="controls")

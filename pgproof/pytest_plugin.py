@@ -22,7 +22,14 @@ from pgproof.pytest_targets import TARGET_KEY, get_target
 from pgproof.pytest_units import EVERY_DATABASE, FLEET_JUDGED, check_id, unit_of
 from pgproof.report import results as res
 from pgproof.target import Target
-from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable, Verdict
+from pgproof.verdict import (
+    CannotVerify,
+    Inherited,
+    NotApplicable,
+    NotChecked,
+    Unreachable,
+    Verdict,
+)
 
 pytest_plugins = ["pgproof.pytest_fixtures",  # one fixture per layer: the probes' facts
                   "pgproof.pytest_units",  # the catalogue's checks: test_control[ID-layer]
@@ -150,6 +157,8 @@ def _verdict(report: pytest.TestReport, excinfo: pytest.ExceptionInfo[BaseExcept
             return Verdict.CANNOT_VERIFY, f"cannot verify on this target: {excinfo.value}"
         if excinfo.errisinstance(NotApplicable):
             return Verdict.SKIP, f"not applicable: {excinfo.value}"
+        if excinfo.errisinstance(Inherited):  # the provider's on this platform: never pass
+            return Verdict.INHERITED, f"inherited: {excinfo.value}"
         if excinfo.errisinstance(NotChecked):  # the layer's vantage point is not configured
             return Verdict.NOT_CHECKED, str(excinfo.value)
         if excinfo.errisinstance(Unreachable):
@@ -169,10 +178,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report: pytest.TestReport = outcome.get_result()
     marker = item.get_closest_marker("control")
     exc = call.excinfo
-    if exc is not None and exc.errisinstance((CannotVerify, NotApplicable, NotChecked)):
+    if exc is not None and exc.errisinstance((CannotVerify, NotApplicable, NotChecked, Inherited)):
         report.outcome = "skipped"
         prefix = ("cannot verify on this target: " if exc.errisinstance(CannotVerify) else
-                  "" if exc.errisinstance(NotChecked) else "not applicable: ")
+                  "" if exc.errisinstance(NotChecked) else
+                  "inherited: " if exc.errisinstance(Inherited) else "not applicable: ")
         report.longrepr = (str(item.path), item.location[1] or 0, f"{prefix}{exc.value}")
     if marker is None:
         return
@@ -383,6 +393,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     incomplete = _incomplete(session)
     res.write(d, config.getoption("target"), controls_,
               {"finished_at": time.time(), "pytest_exit": int(exitstatus),
+               "platform": target.runs_on if target else None,
                "waiver_warnings": warnings, **incomplete}, partial=partial)
     code = res.run_code(controls_, bool(incomplete.get("interrupted")),
                         incomplete.get("stopped_early"), incomplete.get("orphaned_fault"))  # type: ignore[arg-type]

@@ -1,6 +1,8 @@
 """Selecting checks by control ID in pytest, and remembering what a run left out.
 
-``--control TLS-1,NET-*`` keeps only the checks of matching controls. Every
+``--control TLS-1,NET-*`` keeps only the checks of matching controls; ``--profile cis-level1``
+only those of controls citing a CIS recommendation of that level (with both: the controls in
+both). Every
 control ID is also a registered marker on its checks, so ``-m "TLS-1 or NET-2"``
 and ``-k AUTH-2`` select by ID too. Whatever deselects (these, ``-k``, ``-m``,
 ``--deselect``, a subset of files), the plugin records which controls still have
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from pgproof.catalogue.profiles import PROFILE_HELP, UnknownProfile, controls_of
 from pgproof.catalogue.registry import CATALOGUE, UnknownControl, select, split_patterns
 
 _WANTED = pytest.StashKey[list[str]]()
@@ -32,6 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--control", action="append", default=[], metavar="IDS",
         help="run only the checks of these control IDs (comma-separated, globs like NET-*, "
              "repeatable); `pgproof controls` lists them")
+    parser.getgroup("pgproof").addoption("--profile", default=None, metavar="NAME",
+                                         help=PROFILE_HELP)
 
 
 def _ids(item: pytest.Item) -> list[str]:
@@ -48,6 +53,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_WANTED] = select(split_patterns(config.getoption("control")))
     except UnknownControl as exc:
         pytest.exit(f"pgproof: --control: {exc}", returncode=2)
+    profile = config.getoption("profile")
+    if profile is not None:
+        try:
+            in_profile = controls_of(profile)
+        except UnknownProfile as exc:
+            pytest.exit(f"pgproof: --profile: {exc}", returncode=2)
+        by_id: list[str] = config.stash[_WANTED]
+        mine = set(by_id if config.getoption("control") else in_profile)
+        config.stash[_WANTED] = [c for c in in_profile if c in mine]
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -59,12 +73,16 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     patterns = split_patterns(config.getoption("control"))
-    if not patterns:
+    profile = config.getoption("profile")
+    if not patterns and profile is None:
         return
     chosen = config.stash[_WANTED]
     wanted = set(chosen)
+    if profile is not None and not wanted & {cid for item in items for cid in _ids(item)}:
+        pytest.exit(f"pgproof: --profile {profile}: no collected test proves a control of it"
+                    + (" among --control " + ",".join(patterns) if patterns else ""), returncode=2)
     collected = {cid for item in items for cid in _ids(item)}
-    for p in patterns:
+    for p in patterns if profile is None else ():  # with a profile: checked just above
         hits = set(select([p])) & wanted
         if not hits & collected:
             pytest.exit(f"pgproof: --control {p}: no collected test proves {', '.join(sorted(hits))}"

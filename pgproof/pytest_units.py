@@ -29,7 +29,7 @@ from pgproof.expect import expect
 from pgproof.pytest_fixtures import fleet_ids, fleet_inventories
 from pgproof.report.results import SEVERITY
 from pgproof.target import Target
-from pgproof.verdict import CannotVerify, NotApplicable, Unreachable, Verdict
+from pgproof.verdict import CannotVerify, Inherited, NotApplicable, Unreachable, Verdict
 
 EVERY_DATABASE = "*"  # the ``database`` parameter of a fleet item: it judges each selected one
 FLEET_INPUT = "aws_inventory"  # the input that is per database on a fleet target
@@ -83,7 +83,18 @@ def check_id(nodeid: str, database: str) -> str:
 @pytest.fixture
 def control_inputs(control_unit: Unit, database: str | None, target: Target,
                    request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The unit's inputs by name, in the order its judges list them."""
+    """The unit's inputs by name, in the order its judges list them; none is gathered for a
+    control stated inherited (the provider's) or n/a on the target's platform.
+
+    Only the control's stated exceptions decide here: a layer that does not exist on a
+    platform is simply not configured by such a target (not checked), and one a target does
+    configure is judged (the lab: a self-managed cluster beside a twin of the AWS API)."""
+    platform = target.runs_on
+    said = CATALOGUE[control_unit.control].platforms.get(platform)
+    if said is not None and said.status == "inherited":
+        raise Inherited(f"on {platform}: {said.why}")
+    if said is not None and said.status == "n/a":
+        raise NotApplicable(f"on {platform}: {said.why}")
     values: dict[str, Any] = {"target": target, "thresholds": target.thresholds}
     for name in control_unit.inputs:
         if name in values:

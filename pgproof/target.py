@@ -29,6 +29,8 @@ from pydantic import (
 )
 
 from pgproof import plugins
+from pgproof.catalogue import platforms
+from pgproof.catalogue.model import Platform
 from pgproof.errors import UserError
 from pgproof.libpq import resolve_postgres
 from pgproof.notify.config import Notify
@@ -216,6 +218,9 @@ class Lab(_Strict):
 
 class Target(_Strict):
     name: str
+    # Where the database runs (rds, aurora, azure, self-managed); unset: derived from what the
+    # target configures (``runs_on``). Decides which controls are inherited or n/a there.
+    platform: Platform | None = None
     environment: str | None = None  # e.g. "staging", "prd": the production guard reads it
     tags: dict[str, str] = {}
     postgres: Postgres | None = None  # absent: an AWS-only (or hosts-only) vantage point
@@ -252,6 +257,15 @@ class Target(_Strict):
             raise ValueError(f"postgres.connect_timeout ({old:g}) and timeouts.connect_s "
                              f"({self.timeouts.connect_s:g}) disagree; set only timeouts.connect_s")
         return self
+
+    @property
+    def runs_on(self) -> Platform:
+        """The stated platform, else derived: an AWS cluster -> aurora, an AWS instance (or
+        fleet) -> rds, an Azure server -> azure, no cloud database -> self-managed."""
+        aws = self.aws
+        return platforms.derive(self.platform, db_cluster_id=aws.db_cluster_id if aws else None,
+                                db_instance_id=aws.db_instance_id if aws else None,
+                                aws_fleet=bool(aws and aws.is_fleet), azure=self.azure is not None)
 
     @property
     def connect_limit_s(self) -> float:

@@ -19,6 +19,9 @@ class Verdict(StrEnum):
     SKIP = "skip"
     CANNOT_VERIFY = "cannot-verify"
     NOT_CHECKED = "not-checked"  # the check's layer is not configured: says nothing either way
+    # The provider manages it on this target's platform and says the customer cannot change it
+    # (the reason quotes where): never pass, never a failure for the exit code.
+    INHERITED = "inherited"
 
 
 class CannotVerify(Exception):
@@ -31,6 +34,10 @@ class Unreachable(Exception):
 
 class NotApplicable(Exception):
     """The control does not apply to this target (e.g. no RDS Proxy configured)."""
+
+
+class Inherited(Exception):
+    """The control is the provider's on this target's platform (the message says whose words)."""
 
 
 class NotChecked(Exception):

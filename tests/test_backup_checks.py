@@ -91,7 +91,8 @@ def test_bak2_archiving_waiting_segment_timeout_and_mode() -> None:
     assert judge.judge_bak2_archiving(archiver(**never), TH) == []
     assert "has waited 6.7 min" in judge.judge_bak2_archiving(
         archiver(**never, oldest_ready=("00000002000000000000000B", 400.0)), TH)[0]
-    with pytest.raises(CannotVerify, match="pg_monitor"):
+    # A refused query is "could not check" (error) naming the grant, never cannot-verify or fail.
+    with pytest.raises(Unreachable, match="pg_monitor"):
         judge.judge_bak2_archiving(archiver(ready_error="permission denied"), TH)
 
 

@@ -104,3 +104,39 @@ def test_script_refuses_a_missing_pgdsat_or_lab_with_one_sentence_and_exit_2(tmp
     res = subprocess.run([sys.executable, str(BENCH), "--lab-dir", str(tmp_path / "nolab"), "--pgdsat",
                           str(fake)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "holds no lab" in res.stderr
+
+
+AGREE = Path(__file__).resolve().parents[1] / "bench" / "cis_agreement.py"
+_aspec = importlib.util.spec_from_file_location("bench_cis_agreement", AGREE)
+assert _aspec and _aspec.loader
+agreement = importlib.util.module_from_spec(_aspec)
+_aspec.loader.exec_module(agreement)
+
+
+def test_agreement_rows_compare_verdicts_and_explain_every_difference() -> None:
+    cited = agreement.cis_controls()
+    assert "BAK-2" in cited["7.4"] and "TLS-5" in cited["6.10"]
+    assert agreement.agree("SUCCESS", {"BAK-2": "pass"}) is True
+    assert agreement.agree("SUCCESS", {"BAK-2": "fail"}) is False
+    assert agreement.agree("FAILURE", {"TLS-1": "pass", "TLS-2": "fail"}) is True
+    assert agreement.agree("FAILURE", {"TLS-5": "inherited"}) is False
+    assert agreement.agree("MANUAL", {"BAK-2": "fail"}) is None
+    assert agreement.agree("SUCCESS", {"AUTH-3": "not-checked"}) is None
+    items = {"7.4": {"id": "7.4", "status": "SUCCESS", "cis17": "7.4"},
+             "6.9": {"id": "6.9", "status": "SUCCESS", "cis17": None}}
+    rows = {r["item"]: r for r in agreement.rows_for(
+        "archive-failing", items, {"BAK-2": "fail"}, only={"7.4", "6.9"})}
+    assert rows["7.4"]["agree"] is False and "/bin/false" in rows["7.4"]["why"]
+    text = agreement.markdown(list(rows.values()), {"when": "now", "pgdsat_version": "2.0",
+                                                    "server_version": "15", "mutations": ["m"]})
+    assert "| archive-failing | 7.4 Ensure WAL archiving" in text and "**no**" in text
+    # a difference nobody explained is said so (and the script exits 1 on it)
+    odd = agreement.rows_for("x", {"7.4": {"id": "7.4", "status": "FAILURE", "cis17": "7.4"}},
+                             {"BAK-2": "pass"}, only={"7.4"})
+    assert odd[0]["why"] == "UNEXPLAINED"
+
+
+def test_cis_mutations_are_read_from_the_lab_catalogue() -> None:
+    muts = agreement.cis_mutations()
+    assert {"archive-failing", "md5-auth", "pgaudit-off"} <= set(muts)
+    assert "pool-size-wrong" not in muts  # POOL-1 cites no CIS item

@@ -8,6 +8,7 @@ AWS layer; local:// and a missing network namespace for hosts; the lab.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -106,6 +107,37 @@ def test_missing_grants_are_named_then_granted(server: Standalone, tmp_path: Pat
     ok = doctor(cfg, "box", tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "MISSING" not in ok.stdout and "every permission the SQL probes use" in ok.stdout
+
+
+@pytest.mark.slow
+def test_a_refused_query_is_an_error_naming_the_grant_never_a_fail(server: Standalone,
+                                                                   tmp_path: Path) -> None:
+    """A role without pg_monitor or the hba grants, as on a managed database: the controls
+    whose facts it may not read are *error* (exit 2) with the exact GRANT, never fail."""
+    with psycopg.connect(**server.conninfo(), autocommit=True) as c:
+        c.execute(f"CREATE ROLE nomonitor LOGIN PASSWORD '{AUDITOR_PW}'")
+    assert not psycopg.connect(**{**server.conninfo(), "user": "nomonitor",
+                                  "password": AUDITOR_PW}).execute(
+        "SELECT pg_has_role('nomonitor', 'pg_monitor', 'USAGE')").fetchone()[0]
+    cfg = _config(tmp_path, server)
+    cfg.write_text(cfg.read_text().replace('user = "pgproof"', 'user = "nomonitor"'))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
+    env.update(PGPROOF_LAB_TARGET="/nonexistent", PGPROOF_TEST_DOCTOR_PW=AUDITOR_PW)
+    r = subprocess.run([str(PGPROOF), "check", "--target", "box", "--config", str(cfg),
+                        "--control", "TLS-2,AUTH-1,AUDIT-1", "--reports", str(tmp_path / "r")],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    doc = json.loads((tmp_path / "r" / "latest" / "results.json").read_text())
+    by_id = {c["id"]: c for c in doc["controls"]}
+    assert r.returncode == 2 and doc["exit_code"] == 2, r.stdout[-2000:] + r.stderr
+    for cid in ("TLS-2", "AUTH-1"):  # both read pg_hba_file_rules
+        sql = next(ch for ch in by_id[cid]["checks"] if ch["check"].endswith(f"[{cid}-sql]"))
+        assert sql["verdict"] == "error", sql
+        assert ("GRANT SELECT ON pg_hba_file_rules TO nomonitor; GRANT EXECUTE ON FUNCTION "
+                "pg_hba_file_rules() TO nomonitor;") in sql["evidence"], sql
+    audit = next(ch for ch in by_id["AUDIT-1"]["checks"] if ch["check"].endswith("[AUDIT-1-sql]"))
+    assert audit["verdict"] == "error" and "GRANT pg_read_all_settings TO nomonitor;" in \
+        audit["evidence"], audit  # shared_preload_libraries is hidden from it
+    assert "fail" not in {c["verdict"] for c in doc["controls"]}
 
 
 def test_unreachable_pieces_are_findings_not_crashes(server: Standalone, tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import json
 from pgproof.catalogue import runner
 from pgproof.catalogue.build import api_fields
 from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
-from pgproof.catalogue.model import FIXTURES
+from pgproof.catalogue.model import FIXTURES, PLATFORMS, Platform
+from pgproof.catalogue.platforms import ABSENT, LAYERS_ON, applies
 from pgproof.catalogue.registry import CATALOGUE, FRAMEWORKS, LAYERS, Control, family_of, judges
 from pgproof.target import Thresholds
 
@@ -25,8 +26,68 @@ def table(controls: list[Control]) -> str:
     return "\n".join(f"{a:<{w[0]}}  {b:<{w[1]}}  {c:<{w[2]}}  {d}" for a, b, c, d in rows)
 
 
+def platform_table(controls: list[Control], platform: Platform) -> str:
+    """``pgproof controls --platform rds``: per control, checked (layers), inherited or n/a (why)."""
+    rows = [("ID", "ON " + platform.upper(), "LAYERS OR WHY")]
+    for c in controls:
+        a = applies(c, platform)
+        rows.append((c.id, a.status, ", ".join(a.layers) if a.status == "checked" else a.why))
+    w = [max(len(r[i]) for r in rows) for i in range(2)]
+    counts = {s: sum(r[1] == s for r in rows[1:]) for s in ("checked", "inherited", "n/a")}
+    tail = f"\n{len(rows) - 1} controls on {platform}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    return "\n".join(f"{a:<{w[0]}}  {b:<{w[1]}}  {c}" for a, b, c in rows) + tail
+
+
+def platform_json(controls: list[Control], platform: Platform) -> str:
+    return json.dumps({"platform": platform, "controls": [
+        {"id": c.id, "status": (a := applies(c, platform)).status, "layers": list(a.layers),
+         "why": a.why} for c in controls]}, indent=2)
+
+
+def _applicability_tables() -> list[str]:
+    """docs/controls.md: which layers exist where, and each control on each platform."""
+    out = ["## Where each control applies", "",
+           "Per platform a control is **checked** (by those of its layers that exist there), "
+           "**inherited** (the provider manages it and its documentation says the customer "
+           "cannot change it: the verdict is `inherited`, never pass, and the exit code does not "
+           "count it as a failure) or **n/a** (the recommendation does not exist there). A "
+           "target's platform is `platform = \"rds\"` (`aurora`, `azure`, `self-managed`) in "
+           "its file, else derived: an `[aws]` `db_cluster_id` is aurora, a `db_instance_id` "
+           "(or a fleet) rds, an `[azure]` server azure, anything else self-managed. "
+           "`pgproof controls --platform rds` prints one column. A control none of whose "
+           "layers exists on a platform is listed n/a there; a target that configures such a "
+           "layer anyway (the lab: a self-managed cluster beside a twin of the AWS API) has it "
+           "judged, since only a control's stated exceptions change its verdict.", "",
+           "Layers by platform:", "",
+           "| Layer | " + " | ".join(PLATFORMS) + " |", "|---|" + "---|" * len(PLATFORMS)]
+    for layer, on in LAYERS_ON.items():
+        out.append(f"| `{layer}` | " + " | ".join("yes" if p in on else "no" for p in PLATFORMS)
+                   + " |")
+    out += ["", "Why a layer is absent:", ""]
+    out += [f"- `{layer}` on {p}: {_cell(why)}" for (layer, p), why in ABSENT.items()]
+    out += ["", "| ID | " + " | ".join(PLATFORMS) + " |", "|---|" + "---|" * len(PLATFORMS)]
+    notes: list[str] = []
+    for c in CATALOGUE.values():
+        cells = []
+        for p in PLATFORMS:
+            a = applies(c, p)
+            if a.status == "checked":
+                cells.append(", ".join(a.layers))
+            else:
+                notes.append(f"{c.id} on {p}: {a.why}")
+                cells.append(f"{a.status} [{len(notes)}]")
+        out.append(f"| {c.id} | " + " | ".join(_cell(x) for x in cells) + " |")
+    out += ["", *[f"{i}. {_cell(n)}" for i, n in enumerate(notes, 1)], ""]
+    return out
+
+
 def as_json(controls: list[Control]) -> str:
-    return json.dumps({"layers": LAYERS, "controls": [c.as_dict() for c in controls]}, indent=2)
+    def on(c: Control) -> dict[str, object]:
+        return {p: {"status": (a := applies(c, p)).status, "layers": list(a.layers), "why": a.why}
+                for p in PLATFORMS}
+
+    return json.dumps({"layers": LAYERS, "controls": [{**c.as_dict(), "platforms": on(c)}
+                                                      for c in controls]}, indent=2)
 
 
 def _threshold(name: str) -> str:
@@ -51,6 +112,7 @@ def _section(c: Control) -> list[str]:
     lines.append(f"- Framework references: {'; '.join(refs) if refs else 'none'}")
     if c.unmapped_reason:
         lines.append(f"- No HIPAA citation because {c.unmapped_reason}.")
+    lines.append("- Platforms: " + "; ".join(f"{p} {applies(c, p).text()}" for p in PLATFORMS))
     return [*lines, ""]
 
 
@@ -65,11 +127,16 @@ def _framework_tables() -> list[str]:
            "target within 30 days before the check. IDs and titles come "
            "from the sources named below (`pgproof/catalogue/frameworks.py`).", ""]
     for key, fw in FRAMEWORK_DEFS.items():
-        out += [f"### {fw.name}", "", f"Version: {fw.version}. Source: {fw.source}.", "",
-                "| Requirement | Title | Controls |", "|---|---|---|"]
+        out += [f"### {fw.name}", "", f"Version: {fw.version}. Source: {fw.source}.", ""]
+        recs = fw.recommendations
+        out += (["| Requirement | Title | Assessment | Level | Controls |", "|---|---|---|---|---|"]
+                if recs else ["| Requirement | Title | Controls |", "|---|---|---|"])
         for rid, title in fw.requirements.items():
             ids = [c.id for c in CATALOGUE.values() if rid in c.frameworks.get(key, ())]
-            out.append(f"| {rid} | {_cell(title)} | {', '.join(ids) or 'not covered by pgproof'} |")
+            cited = ', '.join(ids) or 'not covered by pgproof'
+            rec = recs.get(rid)
+            how = f" {rec.assessment} | {rec.level} |" if rec else ""
+            out.append(f"| {rid} | {_cell(title)} |{how} {cited} |")
         out.append("")
     return out
 
@@ -102,6 +169,11 @@ SELECTING = """\
 - `pgproof check --target staging --control TLS-1,NET-*` runs only the matching controls
   (comma-separated, repeatable, shell-style globs).
 - `pytest suites --target staging --control TLS-1` does the same in pytest.
+- `pgproof check --profile cis-level1` (or `pytest suites --profile cis-level1`) runs the
+  controls citing a CIS PostgreSQL recommendation of that profile level; `cis-level2`
+  includes level 1. The CIS PostgreSQL 15, 16 and 17 benchmarks have only Level 1 items, so
+  both select the same controls. With `--control` too, the controls in both. An unknown
+  profile stops the run with one sentence (exit 2).
 - Every control ID is also a pytest marker and a keyword: `pytest suites -m "TLS-1 or NET-2"`
   and `pytest suites -k AUTH-2` select by ID too.
 
@@ -150,7 +222,8 @@ def markdown() -> str:
            "Verdicts per control: **pass**, **fail**, **error** (could not check), **skip** "
            "(not applicable, with the reason), **cannot-verify** (the target does not expose "
            "the fact), **not-checked** (selected, but no layer was checked), **not-selected** "
-           "(left out of a partial run). A control is only as verified as its least verified "
+           "(left out of a partial run), **inherited** (the provider's on the target's platform, with "
+           "its documented source: never pass, not a failure). A control is only as verified as its least verified "
            "layer. A layer the target does not configure (no `[postgres]` on an AWS-only "
            "runner, no `[aws]` or hosts on a self-managed server) is listed as not checked, "
            "with the reason; the verdict is judged on the layers that were checked.", ""]
@@ -162,7 +235,7 @@ def markdown() -> str:
         out.append("")
     out += ["## Layers", "", "| Layer | What it looks at |", "|---|---|"]
     out += [f"| `{k}` | {_cell(v)} |" for k, v in LAYERS.items()]
-    out += ["", SELECTING, *WAIVERS.splitlines(), *_framework_tables(), *_api_field_tables(),
+    out += ["", SELECTING, *WAIVERS.splitlines(), *_applicability_tables(), *_framework_tables(), *_api_field_tables(),
             "## Control details", ""]
     for c in CATALOGUE.values():
         out += _section(c)
@@ -206,5 +279,7 @@ def show(c: Control, mutations: dict[str, frozenset[str]] | None) -> str:
     lines.append(f"  frameworks: {'; '.join(refs) or 'none'}")
     if c.unmapped_reason:
         lines.append(f"  no HIPAA citation because {c.unmapped_reason}")
+    lines.append("  platforms:")
+    lines += [f"    {p}: {applies(c, p).text()}" for p in PLATFORMS]
     lines.append(f"  docs: docs/controls.md#{_anchor(c)}")
     return "\n".join(lines)

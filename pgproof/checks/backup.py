@@ -73,8 +73,8 @@ def judge_bak2_archiving(a: ArchiverFacts, th: Thresholds) -> list[str]:
                         f"{a.oldest_ready[1] / 60:.1f} min to be archived; the spec wants RPO <= "
                         f"{th.rpo_minutes:g} min")
     if a.ready_error is not None and not problems:
-        raise CannotVerify(f"{where}: segments waiting to be archived are not visible "
-                           f"({a.ready_error}); grant pg_monitor to the auditor role")
+        raise Unreachable(f"{where}: segments waiting to be archived are not visible "
+                          f"({a.ready_error}); or grant pg_monitor to the auditor role")
     if not 0 < a.archive_timeout_s <= rpo:
         age = _age_s(a, a.last_archived_time) or 0
         if age > rpo:

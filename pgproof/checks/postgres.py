@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pgproof.probes.postgres import HbaRule, PostgresFacts
 from pgproof.target import Thresholds
-from pgproof.verdict import CannotVerify, NotApplicable, NotChecked
+from pgproof.verdict import CannotVerify, NotApplicable, NotChecked, Unreachable
 
 WEAK_METHODS = {"trust", "md5", "password"}
 
 
 def _hba(f: PostgresFacts) -> list[HbaRule]:
     if f.hba_rules is None:
-        raise CannotVerify(f"pg_hba_file_rules not readable on {f.endpoint}: {f.hba_error}")
+        raise Unreachable(f"pg_hba_file_rules not readable on {f.endpoint}: {f.hba_error}")
     return f.hba_rules
 
 

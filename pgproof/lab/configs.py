@@ -217,7 +217,8 @@ def target_toml(state: LabState, driver: str = "lab", cloud: str = "aws",
                 tags: dict[str, str] | None = None, hosts: list[str] | None = None) -> str:
     """The lab's target file; ``driver = "aws"`` is ``lab-rds``: the same lab, driven through its
     AWS twin (``cloud = "aws-aurora"``: its Aurora cluster, ``lab-aurora``); ``cloud = "azure"`` swaps the [aws] twin section for the [azure] one (``lab-azure``),
-    ``cloud = "none"`` has neither; ``driver = "ssh"`` with ``tags`` and ``hosts`` is ``lab-ssh``."""
+    ``cloud = "none"`` has neither; ``driver = "ssh"`` with ``tags`` and ``hosts`` is ``lab-ssh``.
+    The lab and lab-ssh state ``platform = "self-managed"``: what they are, whatever twin is beside."""
     p, host, vpc = state.ports, topology.db_host(state), topology.is_vpc(state)
 
     def ep(port: int, **kw: str) -> str:
@@ -230,6 +231,9 @@ def target_toml(state: LabState, driver: str = "lab", cloud: str = "aws",
         "tags = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in (tags or {"env": "lab"}).items())
         + " }",
         *([f"hosts = {json.dumps(hosts)}"] if hosts else []),
+        # The lab itself is a Patroni cluster the customer runs (its [aws] section is a twin of
+        # the control plane); lab-rds/lab-aurora/lab-azure derive rds/aurora/azure from their ids.
+        *(['platform = "self-managed"'] if driver in ("lab", "ssh") else []),
         f'health_url = "http://{topology.app_host(state)}:{p["health"]}/api/health/database"',
         f'source_tree = "{state.run_dir / "app-src"}"',
         f"app_hosts = {json.dumps(app_hosts)}",

@@ -14,6 +14,7 @@ from psycopg import waiting
 from pgproof.catalogue import registry
 from pgproof.libpq import passfile_in_use
 from pgproof.probes import tls
+from pgproof.probes.grants import denied_sentence
 from pgproof.target import Endpoint, Target
 from pgproof.verdict import TimedOut, Unreachable
 
@@ -96,12 +97,26 @@ class PostgresFacts:
         return self.settings.get(name, "")
 
 
+class Denied(Unreachable, psycopg.errors.InsufficientPrivilege):
+    """A statement the auditor role may not run: its controls are errors naming the exact GRANT.
+
+    Still an ``InsufficientPrivilege``, so a probe that carries on without the fact (the hba
+    rules, the archive status) catches it as before and keeps the sentence."""
+
+
 class BoundedCursor(psycopg.Cursor[Any]):
-    """The server's own ``statement_timeout`` (set to the same limit) reads as that limit."""
+    """The server's own ``statement_timeout`` (set to the same limit) reads as that limit; a
+    refused statement reads as :class:`Denied` with the GRANT that lifts the refusal."""
 
     def execute(self, *args: Any, **kw: Any) -> BoundedCursor:
         try:
             return super().execute(*args, **kw)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            if isinstance(exc, Denied):
+                raise
+            conn = self.connection
+            where = conn.where if isinstance(conn, BoundedConnection) else "the server"
+            raise Denied(denied_sentence(str(exc), conn.info.user, where)) from None
         except psycopg.errors.QueryCanceled as exc:
             if "statement timeout" not in str(exc):
                 raise

@@ -25,7 +25,10 @@ from pgproof.report.summary import evidence_line
 SCHEMA_VERSION = "2018-10-08"
 # WARNING: the check ran but cannot tell (cannot-verify); NOT_AVAILABLE: it could not run
 # (error: unreachable) or does not apply (skip).
-COMPLIANCE = {"pass": "PASSED", "fail": "FAILED", WAIVED: "FAILED", "cannot-verify": "WARNING"}
+# An inherited control (the provider's on this platform) is NOT_AVAILABLE, never PASSED: the
+# ProductFields' pgproof/Verdict and the Description say whose it is and where that is written.
+COMPLIANCE = {"pass": "PASSED", "fail": "FAILED", WAIVED: "FAILED", "cannot-verify": "WARNING",
+              "inherited": "NOT_AVAILABLE"}
 # A failure carries the control's own severity (catalogue); a pass is INFORMATIONAL as Security
 # Hub's own controls report passed findings; "could not check" MEDIUM (compliance unknown).
 FAILED_VERDICTS = ("fail", WAIVED)

@@ -27,7 +27,7 @@ from pgproof.target import (
 
 # A finding that names a file: ``app/db.py:3: DSN with password in source; ...`` (AUTH-4).
 FILE_LINE = re.compile(r"^(?P<path>[^\s:]+):(?P<line>\d+): (?P<text>.+)$")
-JUDGED = ("pass", "fail", "waived", "error", "cannot-verify", "skip")  # not-checked/not-selected say nothing
+JUDGED = ("pass", "fail", "waived", "error", "cannot-verify", "inherited", "skip")  # not-checked/not-selected say nothing
 
 
 def tool_version() -> str:

@@ -16,16 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from pgproof import fsio
-from pgproof.catalogue.frameworks import FRAMEWORK_DEFS
+from pgproof.catalogue.frameworks import FRAMEWORK_DEFS, Framework
+from pgproof.catalogue.model import PLATFORMS, Platform
+from pgproof.catalogue.platforms import applies
 from pgproof.catalogue.registry import CATALOGUE
 from pgproof.report.history import GAMEDAY, all_runs, kind
 from pgproof.report.html import page, table
-from pgproof.report.summary import evidence_line, pre_last_cell
+from pgproof.report.summary import evidence_line, pre_last_cell, pre_last_cells
 
 NOT_COVERED = "not covered by pgproof"
 NOT_CHECKED = "not checked in this run"
 PARTIAL = "partial"
-JUDGED = ["fail", "error", "waived", "cannot-verify", "pass", "skip"]  # worst first
+JUDGED = ["fail", "error", "waived", "cannot-verify", "inherited", "pass", "skip"]  # worst first
 # How old a game day may be and still stand for its controls in a check's framework report;
 # said in the report, so an auditor knows what "HA-2: PASS" rests on.
 GAMEDAY_WINDOW_DAYS = 30
@@ -134,12 +136,86 @@ def build(key: str, results: dict[str, Any], gamedays: dict[str, dict[str, Any]]
     unmapped = [{"id": c.id, "title": c.title,
                  "reason": c.unmapped_reason or f"no {fw.name} requirement maps to it"}
                 for c in CATALOGUE.values() if c.kind == "compliance" and not c.frameworks.get(key)]
+    doc_platform = results.get("platform")
+    platform: Platform | None = doc_platform if doc_platform in PLATFORMS else None
     return {"framework": key, "name": fw.name, "version": fw.version, "source": fw.source,
             "target": results.get("target"), "generated_at": results.get("generated_at"),
+            "platform": platform,
             "partial": results.get("partial", False), "summary": summary,
+            **({"coverage": coverage(fw, requirements, platform)} if fw.recommendations else {}),
             "gameday_window_days": window_days,
             "gameday_runs": sorted({f"{g['scenario']} ({g['dir']})" for g in gamedays.values()}),
             "requirements": requirements, "controls_without_requirement": unmapped}
+
+
+COVERAGE = ("automated", "inherited", "manual", "not applicable", "not covered")
+
+
+def _kind_of(fw: Framework, req: dict[str, Any], platform: Platform | None) -> str:
+    """Where a requirement stands: judged by mapped controls (automated), the provider's on this
+    platform (inherited), not existing there (not applicable), for a person (manual: the
+    benchmark's Manual items no control maps to), or an Automated item pgproof has no control
+    for (not covered)."""
+    ids = [c["id"] for c in req["controls"]]
+    if ids:
+        on = ({applies(CATALOGUE[i], platform).status for i in ids} if platform is not None
+              else {"inherited" if c["verdict"] == "inherited" else "checked"
+                    for c in req["controls"]})
+        if on == {"inherited"}:
+            return "inherited"
+        if on == {"n/a"}:
+            return "not applicable"
+        return "automated"
+    rec = fw.recommendations.get(req["id"])
+    return "manual" if rec is not None and rec.assessment == "Manual" else "not covered"
+
+
+def coverage(fw: Framework, requirements: list[dict[str, Any]],
+             platform: Platform | None) -> dict[str, Any]:
+    """Per section of the benchmark: its requirements by coverage kind, counted and listed
+    (automated ones with their controls' verdicts), and the totals."""
+    sections: dict[str, dict[str, Any]] = {}
+    totals = dict.fromkeys(COVERAGE, 0)
+    for req in requirements:
+        sid = fw.section_of(req["id"])
+        sec = sections.setdefault(sid, {"id": sid, "title": fw.sections.get(sid, ""),
+                                        **{k: [] for k in COVERAGE}})
+        kind_ = _kind_of(fw, req, platform)
+        entry: dict[str, Any] = {"id": req["id"], "title": req["title"]}
+        rec = fw.recommendations.get(req["id"])
+        if rec is not None:
+            entry.update(assessment=rec.assessment, level=rec.level)
+        if req["controls"]:
+            entry["controls"] = {c["id"]: c["verdict"] for c in req["controls"]}
+        if kind_ == "inherited" and platform is not None:
+            entry["why"] = "; ".join(dict.fromkeys(applies(CATALOGUE[i], platform).why
+                                                   for i in entry.get("controls", {})))
+        sec[kind_].append(entry)
+        totals[kind_] += 1
+    return {"platform": platform, "totals": totals,
+            "sections": [{**s, "counts": {k: len(s[k]) for k in COVERAGE}}
+                         for s in sections.values()]}
+
+
+def _coverage_html(cov: dict[str, Any]) -> str:
+    def listing(entries: list[dict[str, Any]]) -> str:
+        out = []
+        for e in entries:
+            ctl = ", ".join(f"{k} {v.upper()}" for k, v in e.get("controls", {}).items())
+            out.append(f"{e['id']} {e['title']}" + (f" [{ctl}]" if ctl else ""))
+        return "\n".join(out)
+
+    rows = [[f"{s['id']} {s['title']}", *[f"{s['counts'][k]}\n{listing(s[k])}".strip()
+                                          for k in COVERAGE]] for s in cov["sections"]]
+    rows.append(["total", *[str(cov["totals"][k]) for k in COVERAGE]])
+    where = cov["platform"] or "unknown platform"
+    return (f"<h2>Coverage by section ({html.escape(where)})</h2><p>Automated: the requirement "
+            "is judged by the controls listed (their verdicts in this run). Inherited: the "
+            "provider manages it on this platform (its source is in each control's reason). "
+            "Manual: a Manual recommendation of the benchmark no control judges (a person must). "
+            "Not applicable: it does not exist on this platform. Not covered: an Automated "
+            "recommendation pgproof has no control for.</p>"
+            + pre_last_cells(table(["Section", *[k.capitalize() for k in COVERAGE]], rows), 5))
 
 
 def status_text(req: dict[str, Any]) -> str:
@@ -182,8 +258,9 @@ def render(doc: dict[str, Any]) -> str:
     body = pre_last_cell(table(["Requirement", "Title", "Status", "Checked", "Controls and evidence"], rows))
     extra = table(["Control", "Title", "Why it has no requirement here"],
                   [[c["id"], c["title"], c["reason"]] for c in doc["controls_without_requirement"]])
+    cov = _coverage_html(doc["coverage"]) if doc.get("coverage") else ""
     return page(f"pgproof {doc['name']}: {doc['target']}",
-                head + "<h2>Requirements</h2>" + body
+                head + cov + "<h2>Requirements</h2>" + body
                 + "<h2>Controls with no requirement in this framework</h2>" + extra)
 
 

@@ -65,7 +65,7 @@ def runs(history: Path, target: str, of: str | None = CHECK) -> list[dict]:  # t
 
 
 def _rank(verdict: str) -> int:
-    order = ("fail", "error", "cannot-verify", "skip", "pass")
+    order = ("fail", "error", "cannot-verify", "inherited", "skip", "pass")
     return order.index(verdict) if verdict in order else len(order)
 
 

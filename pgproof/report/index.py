@@ -41,7 +41,8 @@ NAV_START, NAV_END = "<!--pgproof-nav-->", "<!--/pgproof-nav-->"
 MAIN_PAGE = {CHECK: "summary.html", GAMEDAY: "report.html"}
 FILES = {CHECK: ("summary.html", "report.html", "results.json", "results.sarif", "junit.xml"),
          GAMEDAY: ("report.html", "report.md", "journal.json", "timeline.png")}
-COUNT_ORDER = ("fail", "error", "cannot-verify", "not-checked", "skip", "pass", NOT_SELECTED)
+COUNT_ORDER = ("fail", "error", "cannot-verify", "not-checked", "inherited", "skip", "pass",
+               NOT_SELECTED)
 # What the verdict column means: "compliant" alone must never hide what was not verified.
 VERDICT_LEGEND = ("compliant: no control failed or could not be checked. "
                   "compliant (N cannot-verify): nothing failed, but for N controls the target does not "

@@ -22,7 +22,7 @@ from pgproof.catalogue import registry as catalogue
 from pgproof.report.history import GAMEDAY, NOT_SELECTED, incomplete, kind
 
 COLOURS = {"pass": "#2da44e", "fail": "#cf222e", "error": "#bf8700", "cannot-verify": "#8250df",
-           "skip": "#afb8c1", "not-checked": "#eaeef2", NOT_SELECTED: "#ffffff"}
+           "skip": "#afb8c1", "inherited": "#54aeff", "not-checked": "#eaeef2", NOT_SELECTED: "#ffffff"}
 MAX_COLUMNS = 40  # older runs stay in the table; the picture shows the newest ones
 
 

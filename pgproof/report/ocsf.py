@@ -22,7 +22,9 @@ OCSF_VERSION = "1.5.0"  # the version py-ocsf-models 0.10 (Prowler's model) impl
 CLASS_UID, CATEGORY_UID, ACTIVITY_CREATE = 2004, 2, 1
 # status_id: 1 New (open), 3 Suppressed (a failure a valid waiver accepts), 4 Resolved
 # (compliant), 99 Other (could not judge). A waived check still failed: status_code FAIL.
-STATUS = {"fail": (1, "New"), "waived": (3, "Suppressed"), "pass": (4, "Resolved")}
+# An inherited check (the provider's on this platform) is 99 Other, status_code INHERITED.
+STATUS = {"fail": (1, "New"), "waived": (3, "Suppressed"), "pass": (4, "Resolved"),
+          "inherited": (99, "Other")}
 
 
 def _finding(run: Run, ch: Check, t: int) -> dict[str, Any]:

@@ -27,12 +27,14 @@ RUNS_WRITTEN: list[Path] = []
 # Worst first: one failing check makes the control fail.
 # A control is only as verified as its least verified layer: a layer the target cannot
 # show makes the whole control "cannot-verify", never a plain pass.
-SEVERITY = [Verdict.FAIL, Verdict.ERROR, Verdict.CANNOT_VERIFY, Verdict.PASS, Verdict.SKIP]
+SEVERITY = [Verdict.FAIL, Verdict.ERROR, Verdict.CANNOT_VERIFY, Verdict.INHERITED, Verdict.PASS,
+            Verdict.SKIP]
 NOT_CHECKED = Verdict.NOT_CHECKED.value  # selected, but no layer checked (not configured, -x)
 NOT_SELECTED = "not-selected"  # left out of a partial run: says nothing about the control
 WAIVED = "waived"  # a failure accepted by a valid waiver: compliant for the exit code, never "pass"
 # Control verdict from its checks' verdicts once waivers are applied (worst first).
-WORST = ["fail", "error", WAIVED, "cannot-verify", "pass", "skip"]
+WORST = ["fail", "error", WAIVED, "cannot-verify", "inherited", "pass", "skip"]
+INHERITED = Verdict.INHERITED.value  # the provider's on this platform: compliant for the code, never "pass"
 
 
 @dataclass
@@ -118,7 +120,8 @@ def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None
             [{"check": c.nodeid, "verdict": c.verdict.value, "evidence": c.message,
               "layers": list(c.layers), **({"database": c.database} if c.database else {})}
              for c in checks],
-            layers=rows, layers_checked=[r["layer"] for r in rows if r["verdict"] != NOT_CHECKED],
+            layers=rows,  # an inherited layer was not looked at: neither checked nor a gap
+            layers_checked=[r["layer"] for r in rows if r["verdict"] not in (NOT_CHECKED, INHERITED)],
             layers_not_checked={r["layer"]: r["reason"] for r in rows
                                 if r["verdict"] == NOT_CHECKED}))
     return out

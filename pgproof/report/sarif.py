@@ -156,6 +156,10 @@ def build(run: Run) -> dict[str, Any]:
             notes.append({"level": "error", "message": {"text": ch.message or "could not check"},
                           "descriptor": {"id": ch.control},
                           "properties": {"check": ch.nodeid}})
+        elif ch.verdict == "inherited":  # the provider's on this platform: no result, but said
+            notes.append({"level": "note", "message": {"text": f"{ch.control} {ch.message}"},
+                          "descriptor": {"id": ch.control},
+                          "properties": {"check": ch.nodeid, "verdict": "inherited"}})
     failed = bool(notes)
     if warning and results:
         notes.append({"level": "warning", "message": {"text": warning}})

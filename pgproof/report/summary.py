@@ -13,9 +13,10 @@ from typing import Any
 from pgproof import fsio
 from pgproof.report.fleet import render as fleet_table
 from pgproof.report.html import page, table
-from pgproof.report.results import NOT_CHECKED, NOT_SELECTED, ControlResult, matrix
+from pgproof.report.results import INHERITED, NOT_CHECKED, NOT_SELECTED, ControlResult, matrix
 
-ORDER = ("fail", "error", "waived", "cannot-verify", "not-checked", "skip", "pass", "not-selected")
+ORDER = ("fail", "error", "waived", "cannot-verify", "not-checked", "inherited", "skip", "pass",
+         "not-selected")
 
 
 def evidence_line(ch: dict[str, Any]) -> str:
@@ -53,6 +54,8 @@ def render(target: str, when: str, controls: list[ControlResult],
 def layer_text(c: ControlResult) -> str:
     """``checked: aws (pass)``, then one line per layer not checked: its reason."""
     done = [f"{r['layer']} ({r['verdict']})" for r in c.layers if r["verdict"] != NOT_CHECKED]
+    if c.verdict == INHERITED:
+        return "none probed: the provider's on this platform"
     lines = [f"checked: {', '.join(done) if done else 'none'}"]
     lines += [r.get("reason", f"{r['layer']} layer not checked")  # the reason names the layer
               for r in c.layers if r["verdict"] == NOT_CHECKED]
@@ -69,6 +72,11 @@ def terminal_lines(controls: list[ControlResult]) -> list[str]:
         missing = ", ".join(c.layers_not_checked)
         layers = (f"checked: {', '.join(c.layers_checked) or 'none'}"
                   + (f"; not checked: {missing}" if missing else ""))
+        if c.verdict == INHERITED:  # nothing was probed: say whose it is and where that is written
+            why = next((ch["evidence"] for ch in c.checks if ch["verdict"] == INHERITED), "")
+            out.append(f"{c.verdict.upper():<14} {c.id:<8} {c.title}  [nothing probed]")
+            out.append(f"{'':<14} {'':<8} {why}")
+            continue
         out.append(f"{c.verdict.upper():<14} {c.id:<8} {c.title}  [{layers}]")
         out += [f"{'':<14} {'':<8} {w['note']}" for w in c.waivers]  # waived, or expired
         for why in c.layers_not_checked.values():
