@@ -20,6 +20,13 @@ SETTINGS = (
     "password_encryption", "shared_preload_libraries", "log_connections", "log_disconnections",
     "log_min_duration_statement", "max_connections", "synchronous_standby_names",
     "synchronous_commit", "data_directory", "listen_addresses", "ssl_key_file",
+    # The CIS logging controls (catalogue/log.py); a pg_monitor member reads every one.
+    "log_destination", "logging_collector", "log_file_mode", "log_truncate_on_rotation",
+    "log_rotation_age", "log_rotation_size", "log_min_messages", "log_min_error_statement",
+    "debug_print_parse", "debug_print_rewritten", "debug_print_plan", "debug_pretty_print",
+    "log_error_verbosity", "log_hostname", "log_line_prefix", "log_statement", "log_timezone",
+    "ignore_system_indexes", "jit_debugging_support", "jit_profiling_support", "post_auth_delay",
+    "log_replication_commands",
 )
 
 # What the queries below touch, for ``pgproof doctor``'s permission check (tests/test_doctor.py
