@@ -119,8 +119,9 @@ LIVE: list[Mutation] = [
        "log_rotation_size=0)", "LOG-2 LOG-3 LOG-4 LOG-5",
        lambda s: lm.set_parameters(s, {"log_file_mode": "0644", "log_truncate_on_rotation": "off",
                                        "log_rotation_age": 0, "log_rotation_size": 0}),
-       lambda s: lm.set_parameters(s, {"log_file_mode": None, "log_truncate_on_rotation": "on",
-                                       "log_rotation_age": None, "log_rotation_size": None})),
+       lambda s: _back_to_defaults(s, {"log_file_mode": "0600", "log_rotation_age": 1440,
+                                       "log_rotation_size": 10240},
+                                   log_truncate_on_rotation="on")),
     _m("log-prefix-local", "log lines without user, database or client (log_line_prefix='%m '), "
        "in local time (log_timezone=America/New_York), with a DNS lookup per connection "
        "(log_hostname=on; log_hostname=1 in the twin's parameter group)", "LOG-13 LOG-14 LOG-16",
@@ -137,6 +138,14 @@ LIVE: list[Mutation] = [
        "hba rule accepts them", "TLS-2 TLS-7",
        lambda s: bm.replication_plaintext(s, True), lambda s: bm.replication_plaintext(s, False)),
 ]
+
+def _back_to_defaults(state: LabState, defaults: dict[str, object], **lab: object) -> None:
+    """Wait for PostgreSQL's defaults as ``setting`` shows them (log_file_mode's boot_val is
+    384, its setting '0600', so the generic "back to boot_val" wait never holds), then drop
+    the keys from Patroni's configuration again: the lab never had them."""
+    lm.set_parameters(state, {**defaults, **lab})
+    lm.patch_cluster(state, {"postgresql": {"parameters": dict.fromkeys(defaults)}})
+
 
 # Controls no lab mutation can break, and why (the matrix test checks this list is complete).
 # Game-day controls and the lab mutation their lab test applies to prove they can fail.
