@@ -54,12 +54,18 @@ def _setting(cid: str, title: str, name: str, value: str, why: str, *, cis: str,
         checks.append(_aws(aws_judge, name))
     if azure_judge:
         checks.append(azure(f"log:{azure_judge}", params=(name,)))
+    fixed = platforms or {}
+    rds = ("RDS fixes it (the provider's value, stated per platform); Aurora: the DB cluster "
+           "parameter group, where Aurora lets it be changed" if "rds" in fixed else
+           "RDS/Aurora: in the custom DB parameter group (Aurora: the DB cluster parameter group)")
+    az = ("Azure: a read-only server parameter (the provider's value, stated per platform)"
+          if "azure" in fixed else
+          f"Azure: the server parameter (az postgres flexible-server parameter set --name {name} "
+          f"--value '{value}')")
     return control(
-        cid, title, f"{name} is {value}: {why}",
-        f"Set {name} = {value!r}: self-managed ALTER SYSTEM SET {name} = {value!r} (or the "
-        f"Patroni dynamic configuration) and reload; RDS/Aurora: in the custom DB parameter "
-        f"group (Aurora: the DB cluster parameter group); Azure: the server parameter "
-        f"(az postgres flexible-server parameter set --name {name} --value {value}).",
+        cid, title, f"{name} is '{value}': {why}",
+        f"Set {name} = '{value}': self-managed ALTER SYSTEM SET {name} = '{value}' (or the "
+        f"Patroni dynamic configuration) and reload; {rds}; {az}.",
         severity=severity, hipaa=hipaa, cis=(cis,), checks=tuple(checks), platforms=platforms)
 
 
@@ -142,7 +148,7 @@ CONTROLS = (
              cis="3.1.23", aws_judge="aws_hostname",
              platforms={"azure": _az_ro("log_hostname", "off", "what-to-log")}),
     _setting("LOG-14", "Log lines say who, where and when", "log_line_prefix",
-             "'%m [%p]: db=%d,user=%u,app=%a,client=%h '",
+             "%m [%p]: db=%d,user=%u,app=%a,client=%h ",
              "every line carries a time stamp (%m/%t/%n), the process or session (%p/%c), the "
              "user (%u), the database (%d) and the client host (%h/%r); RDS's fixed "
              "'%t:%r:%u@%d:[%p]:' has all five. CIS's example also has app=%a: the application "
