@@ -46,7 +46,11 @@ AWS_CFG = {"secret_id": "test1", "backup_bucket": "recorded-bucket"}
 _COMMON = {"TLS-1": "fail", "TLS-2": "fail", "TLS-4": "fail", "TLS-6": "not-applicable",
            "NET-2": "pass", "AUTH-2": "cannot-verify", "AUTH-3": "cannot-verify", "ENC-2": "pass",
            "ENC-3": "fail", "AUDIT-1": "fail", "BAK-3": "fail", "BAK-4": "pass", "MON-1": "fail",
-           "MON-2": "fail", "MNT-1": "fail", "HA-5": "not-applicable"}
+           "MON-2": "fail", "MNT-1": "fail", "HA-5": "not-applicable",
+           # Every recorded RDS group: PostgreSQL's defaults where unset (LOG-6..11 pass, LOG-12,
+           # LOG-15, LOG-18 fail) and RDS's own log_hostname = 1 (Source system, modifiable).
+           **dict.fromkeys(("LOG-6", "LOG-7", "LOG-8", "LOG-9", "LOG-10", "LOG-11"), "pass"),
+           **dict.fromkeys(("LOG-12", "LOG-13", "LOG-15", "LOG-18"), "fail")}
 EXPECTED_AWS = {
     "postgres-14.7": {**_COMMON, "NET-1": "fail", "NET-3": "cannot-verify", "AUTH-5": "pass",
                       "ENC-1": "fail", "BAK-1": "fail", "BAK-2": "fail", "BAK-5": "fail",
@@ -298,7 +302,11 @@ _AZ_COMMON = {"TLS-1": "cannot-verify", "TLS-2": "cannot-verify", "TLS-4": "cann
               "NET-3": "fail", "AUTH-2": "fail", "AUTH-5": "pass", "ENC-1": "fail",
               "ENC-3": "not-applicable", "AUDIT-1": "fail", "BAK-1": "pass", "BAK-2": "pass",
               "BAK-3": "fail", "BAK-4": "not-applicable", "BAK-5": "pass", "MON-1": "fail",
-              "MON-2": "fail", "MNT-1": "fail"}
+              "MON-2": "fail", "MNT-1": "fail",
+              # Azure's defaults (recorded): log_error_verbosity default, log_line_prefix %t-%c-,
+              # log_statement none fail CIS; debug_pretty_print is not listed by these servers.
+              **dict.fromkeys(("LOG-6", "LOG-7", "LOG-8", "LOG-9", "LOG-10"), "pass"),
+              "LOG-11": "cannot-verify", "LOG-12": "fail", "LOG-14": "fail", "LOG-15": "fail"}
 EXPECTED_AZURE = {
     ("pgtestsvc4", 0): {**_AZ_COMMON, "NET-1": "pass", "NET-2": "pass", "NET-4": "pass", "HA-1": "pass"},
     ("pgtestsvc1", 1): {**_AZ_COMMON, "NET-1": "fail", "NET-2": "fail", "NET-4": "fail", "HA-1": "fail"},

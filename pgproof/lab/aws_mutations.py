@@ -67,6 +67,14 @@ def _param(name: str, value: str) -> Step:
     return step
 
 
+def _params(values: dict[str, str]) -> Step:
+    """Several parameters in one change, as an operator edits a group."""
+    def step(c: AwsClients, t: AwsTwin) -> None:
+        for name, value in values.items():
+            _param(name, value)(c, t)
+    return step
+
+
 def _log_exports(on: bool) -> Step:
     """Instance: ModifyDBInstance. Cluster: rebuilt without exports, because moto 5.2.5's
     ModifyDBCluster ignores CloudwatchLogsExportConfiguration (on AWS it is a modify)."""
@@ -444,6 +452,23 @@ _CATALOGUE = [
     _m("slow-log-off", "log_min_duration_statement=-1 (no slow-query log)", "MON-2",
        _param("log_min_duration_statement", "-1"),
        _param("log_min_duration_statement", spec.PARAMETERS["log_min_duration_statement"])),
+    _m("log-quiet", "logging turned down in the parameter group: log_min_messages=error, "
+       "log_min_error_statement=fatal, log_error_verbosity=terse, log_statement=none, "
+       "log_replication_commands=0", "LOG-6 LOG-7 LOG-12 LOG-15 LOG-18",
+       _params({"log_min_messages": "error", "log_min_error_statement": "fatal",
+                "log_error_verbosity": "terse", "log_statement": "none",
+                "log_replication_commands": "0"}),
+       _params({k: spec.PARAMETERS[k] for k in ("log_min_messages", "log_min_error_statement",
+                                                "log_error_verbosity", "log_statement",
+                                                "log_replication_commands")})),
+    _m("log-debug", "debug_print_parse/rewritten/plan=1 and debug_pretty_print=0 in the "
+       "parameter group", "LOG-8 LOG-9 LOG-10 LOG-11",
+       _params({"debug_print_parse": "1", "debug_print_rewritten": "1", "debug_print_plan": "1",
+                "debug_pretty_print": "0"}),
+       _params({k: spec.PARAMETERS[k] for k in ("debug_print_parse", "debug_print_rewritten",
+                                                "debug_print_plan", "debug_pretty_print")})),
+    _m("log-hostname-on", "log_hostname=1 in the parameter group", "LOG-13",
+       _param("log_hostname", "1"), _param("log_hostname", spec.PARAMETERS["log_hostname"])),
     _m("auto-minor-off", "automatic minor version upgrades switched off", "MNT-1",
        _modify(AutoMinorVersionUpgrade=False), _modify(AutoMinorVersionUpgrade=True)),
 ]

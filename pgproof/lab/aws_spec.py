@@ -29,6 +29,18 @@ PARAMETERS = {
     "log_disconnections": "1",
     "log_min_duration_statement": "1000",
     "password_encryption": "scram-sha-256",
+    # CIS 3.1.14-3.1.23, 3.1.25, 7.2 (LOG-*): a hardened group states each value (PostgreSQL's
+    # defaults fail log_error_verbosity, log_statement and log_replication_commands).
+    "log_min_messages": "warning",
+    "log_min_error_statement": "error",
+    "debug_print_parse": "0",
+    "debug_print_rewritten": "0",
+    "debug_print_plan": "0",
+    "debug_pretty_print": "1",
+    "log_error_verbosity": "verbose",
+    "log_hostname": "0",
+    "log_statement": "ddl",
+    "log_replication_commands": "1",
 }
 
 

@@ -37,6 +37,13 @@ def _param(name: str, value: str) -> Step:
     return step
 
 
+def _params(values: dict[str, str]) -> Step:
+    def step(c: Clients) -> None:
+        for name, value in values.items():
+            _param(name, value)(c)
+    return step
+
+
 def _patch(props: dict[str, Any]) -> Step:
     """Servers_Update (PATCH): the properties a running server accepts in place."""
     def step(c: Clients) -> None:
@@ -219,6 +226,21 @@ AZURE_MUTATIONS: dict[str, AzureMutation] = {m.name: m for m in [
                    _param("log_min_duration_statement", "-1")(c))[0],
         lambda c: (_param("pg_qs.query_capture_mode", "top")(c),
                    _param("log_min_duration_statement", "1000")(c))[0]),
+    _am("az-log-quiet", "logging turned down: log_min_messages=error, log_min_error_statement="
+        "fatal, log_error_verbosity=terse, log_statement=none", "LOG-6 LOG-7 LOG-12 LOG-15",
+        _params({"log_min_messages": "error", "log_min_error_statement": "fatal",
+                 "log_error_verbosity": "terse", "log_statement": "none"}),
+        _params({k: P[k] for k in ("log_min_messages", "log_min_error_statement",
+                                   "log_error_verbosity", "log_statement")})),
+    _am("az-log-debug", "debug_print_parse/rewritten/plan on, debug_pretty_print off",
+        "LOG-8 LOG-9 LOG-10 LOG-11",
+        _params({"debug_print_parse": "on", "debug_print_rewritten": "on", "debug_print_plan": "on",
+                 "debug_pretty_print": "off"}),
+        _params({k: P[k] for k in ("debug_print_parse", "debug_print_rewritten", "debug_print_plan",
+                                   "debug_pretty_print")})),
+    _am("az-log-prefix-default", "log_line_prefix back to Azure's default '%t-%c-' (no user, "
+        "database or client)", "LOG-14",
+        _param("log_line_prefix", "%t-%c-"), _param("log_line_prefix", P["log_line_prefix"])),
     _am("az-no-maintenance-window", "system-managed maintenance window", "MNT-1",
         _patch({"maintenanceWindow": {"customWindow": "Disabled"}}),
         _patch({"maintenanceWindow": {"customWindow": "Enabled"}})),

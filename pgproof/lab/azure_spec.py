@@ -42,6 +42,12 @@ PARAMETERS = {
     "shared_preload_libraries": "pg_qs,pg_stat_statements,pgaudit", "pgaudit.log": "ddl,role",
     "log_connections": "on", "log_disconnections": "on", "log_min_duration_statement": "1000",
     "pg_qs.query_capture_mode": "top", "max_connections": "500",
+    # CIS 3.1.x (LOG-*): what Azure lists for every server; the customer sets the three whose
+    # defaults fail (log_error_verbosity default, log_line_prefix %t-%c-, log_statement none).
+    "log_min_messages": "warning", "log_min_error_statement": "error",
+    "debug_print_parse": "off", "debug_print_rewritten": "off", "debug_print_plan": "off",
+    "debug_pretty_print": "on", "log_error_verbosity": "verbose",
+    "log_line_prefix": "%m [%p]: db=%d,user=%u,app=%a,client=%h ", "log_statement": "ddl",
 }
 
 

@@ -47,7 +47,14 @@ CLUSTER_PARAMETERS: dict[str, Any] = {
     "log_min_duration_statement": 1000,
     "logging_collector": "on",
     "log_filename": "postgresql.log",
-    "log_line_prefix": "%m [%p] ",
+    # CIS 3.1.x / 7.2 (LOG-*): every line says who, where and when (the driver's PG_PROMOTED
+    # reads the leading "%m" in UTC); schema changes, errors and replication commands logged.
+    "log_line_prefix": "%m [%p]: db=%d,user=%u,app=%a,client=%h ",
+    "log_timezone": "UTC",
+    "log_truncate_on_rotation": "on",
+    "log_error_verbosity": "verbose",
+    "log_statement": "ddl",
+    "log_replication_commands": "on",
     "wal_level": "replica",
     "wal_log_hints": "on",
     "hot_standby": "on",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgproof.lab import aws_twin
+from pgproof.lab import aws_twin, configs
 from pgproof.lab import backup_mutations as bm
 from pgproof.lab import live_mutations as lm
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
@@ -41,6 +41,11 @@ def _m(name: str, description: str, breaks: str, live_break: Step | None = None,
 
 
 LAB_HOSTS = ("127.0.0.1", "localhost")
+LOG_QUIET = {"log_min_messages": "error", "log_min_error_statement": "fatal",
+             "log_error_verbosity": "terse", "log_statement": "none",
+             "log_replication_commands": "off"}
+LOG_DEBUG = {"debug_print_parse": "on", "debug_print_rewritten": "on", "debug_print_plan": "on",
+             "debug_pretty_print": "off"}
 PLAINTEXT_HBA = [*PG_HBA, "host all all 127.0.0.1/32 scram-sha-256"]
 MD5_HBA = [line.replace("scram-sha-256", "md5") if line.startswith("hostssl all") else line
            for line in PG_HBA]
@@ -106,10 +111,50 @@ LIVE: list[Mutation] = [
        lambda s: bm.retention(s, 3), lambda s: bm.retention(s, 7)),
     _m("backup-unencrypted", "the pgBackRest repository has no cipher (cipher-type none)", "ENC-2",
        lambda s: bm.repository_cipher(s, False), lambda s: bm.repository_cipher(s, True)),
+    # The CIS logging controls (LOG-*): one realistic change each, through Patroni + reload.
+    _m("log-quiet", "logging turned down to save disk: log_min_messages=error, "
+       "log_min_error_statement=fatal, log_error_verbosity=terse, log_statement=none, "
+       "log_replication_commands=off (and in the twins' parameters)",
+       "LOG-6 LOG-7 LOG-12 LOG-15 LOG-18",
+       lambda s: lm.set_parameters(s, LOG_QUIET),
+       lambda s: lm.set_parameters(s, {k: configs.CLUSTER_PARAMETERS.get(k) for k in LOG_QUIET}),
+       aws="log-quiet"),
+    _m("log-debug", "a developer's query debugging left on: debug_print_parse, "
+       "debug_print_rewritten and debug_print_plan on, debug_pretty_print off", "LOG-8 LOG-9 "
+       "LOG-10 LOG-11", lambda s: lm.set_parameters(s, LOG_DEBUG),
+       lambda s: lm.set_parameters(s, dict.fromkeys(LOG_DEBUG)), aws="log-debug"),
+    _m("log-files-lax", "log files readable by others (log_file_mode=0644), never truncated "
+       "and never rotated (log_truncate_on_rotation=off, log_rotation_age=0, "
+       "log_rotation_size=0)", "LOG-2 LOG-3 LOG-4 LOG-5",
+       lambda s: lm.set_parameters(s, {"log_file_mode": "0644", "log_truncate_on_rotation": "off",
+                                       "log_rotation_age": 0, "log_rotation_size": 0}),
+       lambda s: _back_to_defaults(s, {"log_file_mode": "0600", "log_rotation_age": 1440,
+                                       "log_rotation_size": 10240},
+                                   log_truncate_on_rotation="on")),
+    _m("log-prefix-local", "log lines without user, database or client (log_line_prefix='%m '), "
+       "in local time (log_timezone=America/New_York), with a DNS lookup per connection "
+       "(log_hostname=on; log_hostname=1 in the twin's parameter group)", "LOG-13 LOG-14 LOG-16",
+       lambda s: lm.set_parameters(s, {"log_line_prefix": "%m ", "log_timezone": "America/New_York",
+                                       "log_hostname": "on"}),
+       lambda s: lm.set_parameters(s, {"log_line_prefix": configs.CLUSTER_PARAMETERS["log_line_prefix"],
+                                       "log_timezone": "UTC", "log_hostname": None}),
+       aws="log-hostname-on"),
+    _m("jit-debug-on", "JIT debugger and profiler hooks on (jit_debugging_support, "
+       "jit_profiling_support: new sessions)", "LOG-17",
+       lambda s: lm.set_parameters(s, {"jit_debugging_support": "on", "jit_profiling_support": "on"}),
+       lambda s: lm.set_parameters(s, {"jit_debugging_support": None, "jit_profiling_support": None})),
     _m("replication-plaintext", "standbys replicate with sslmode=disable; a 'host replication' "
        "hba rule accepts them", "TLS-2 TLS-7",
        lambda s: bm.replication_plaintext(s, True), lambda s: bm.replication_plaintext(s, False)),
 ]
+
+def _back_to_defaults(state: LabState, defaults: dict[str, object], **lab: object) -> None:
+    """Wait for PostgreSQL's defaults as ``setting`` shows them (log_file_mode's boot_val is
+    384, its setting '0600', so the generic "back to boot_val" wait never holds), then drop
+    the keys from Patroni's configuration again: the lab never had them."""
+    lm.set_parameters(state, {**defaults, **lab})
+    lm.patch_cluster(state, {"postgresql": {"parameters": dict.fromkeys(defaults)}})
+
 
 # Controls no lab mutation can break, and why (the matrix test checks this list is complete).
 # Game-day controls and the lab mutation their lab test applies to prove they can fail.
@@ -119,6 +164,8 @@ GAMEDAY_MUTATIONS: dict[str, str] = {
 
 UNBREAKABLE: dict[str, str] = {
     "NET-4": "the lab lives on loopback; a public address cannot be bound here (unit-tested judge)",
+    "LOG-1": "logging_collector changes only with a restart (too slow for the matrix) and "
+             "PostgreSQL refuses an empty or unknown log_destination (unit-tested judge)",
 }
 
 
