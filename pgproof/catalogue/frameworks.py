@@ -80,6 +80,8 @@ CIS = Framework(
         "3.2": "Ensure the PostgreSQL Audit Extension (pgAudit) is enabled",
         "4.3": "Ensure excessive administrative privileges are revoked",
         "4.4": "Lock out accounts if not currently in use",
+        "4.5": "Ensure excessive function privileges are revoked",
+        "4.6": "Ensure excessive DML privileges are revoked",
         "4.7": "Ensure Row Level Security (RLS) is configured correctly",
         "4.10": "Ensure the public schema is protected",
         "5.4": "Ensure login via 'host' TCP/IP socket is configured correctly",
