@@ -12,6 +12,7 @@ Everything here is readable with ``pg_monitor`` and the default PUBLIC grants: n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import psycopg
@@ -122,6 +123,11 @@ class PrivFacts:
         return self.settings.get(name, "")
 
 
+def _ident(name: str) -> str:
+    """A name as GRANT wants it: bare when it is a plain lower-case identifier."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+
+
 def _managed(conn: psycopg.Connection) -> str | None:
     row = conn.execute(MANAGED_SQL).fetchone()
     if row and row[0]:
@@ -162,7 +168,8 @@ def gather(target: Target) -> PrivFacts:
                                       provider=True))
         elif not may_connect:
             databases.append(Database(name, False, f"role {role} may not connect to database "
-                                      f"{name} (GRANT CONNECT ON DATABASE {name} TO {role};)"))
+                                      f"{name} (GRANT CONNECT ON DATABASE {_ident(name)} TO "
+                                      f"{_ident(role)};)"))
         else:
             try:
                 databases.append(_database(target, name))
