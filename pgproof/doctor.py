@@ -31,7 +31,9 @@ WHY = {"pg_settings": "every SQL-layer control", "pg_hba_file_rules": "TLS-2, AU
        "pg_backend_pid()": "TLS-1", "TEMP": "HA-5 (the replica write probe)",
        "pg_read_all_stats": "TLS-7 (replication encrypted), HA-5 (replay_lag per standby)",
        "pg_stat_replication": "HA-5 (replica lag), TLS-7",
-       "pg_ls_archive_statusdir()": "BAK-2 (WAL waiting to be archived)"}
+       "pg_ls_archive_statusdir()": "BAK-2 (WAL waiting to be archived)",
+       "CONNECT": "PRIV-2, PRIV-3 (each database's functions and public schema)"}
+PRIV_WHY = "PRIV-1..6 (roles, functions, schemas)"
 SETTING_USES = setting_uses()  # from the checks' declared settings (pgproof/catalogue/)
 
 
@@ -105,6 +107,7 @@ def _login(target: Target, ep: Endpoint | None, name: str) -> tuple[Finding, Any
 
 def privilege_findings(conn: Any, role: str, dbname: str) -> list[Finding]:
     """One MISSING line per grant the probes need and the session's role lacks."""
+    from pgproof.probes import privileges
     from pgproof.probes.postgres import FUNCTIONS, RELATIONS, settings_read
 
     who, out = ident(role), []
@@ -116,11 +119,20 @@ def privilege_findings(conn: Any, role: str, dbname: str) -> list[Finding]:
         out.append(Finding("postgres", False, f"role {role} cannot read {', '.join(hidden)} "
                                               f"({uses}): GRANT pg_read_all_settings TO {who};"))
     where = f"; in database {dbname} (catalog grants are per database)"
-    for rel in RELATIONS:
+    for rel in dict.fromkeys((*RELATIONS, *privileges.RELATIONS)):
         if not conn.execute("SELECT has_table_privilege(%s, 'SELECT')",
                             (f"pg_catalog.{rel}",)).fetchone()[0]:
-            out.append(Finding("postgres", False, f"role {role} cannot read {rel} ({WHY[rel]})"
-                                                  f"{where}: GRANT SELECT ON {rel} TO {who};"))
+            out.append(Finding("postgres", False, f"role {role} cannot read {rel} "
+                                                  f"({WHY.get(rel, PRIV_WHY)}){where}: "
+                                                  f"GRANT SELECT ON {rel} TO {who};"))
+    # A managed platform's own databases (owned by its bootstrap superuser) are not the customer's.
+    for (db,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE datallowconn AND NOT has_database_privilege("
+            "datname, 'CONNECT') AND NOT (datdba = 10 AND EXISTS (SELECT 1 FROM pg_roles WHERE "
+            "rolname = ANY(%s))) ORDER BY 1", (list(privileges.ADMIN_GROUPS),)).fetchall():
+        out.append(Finding("postgres", False, f"role {role} may not connect to database {db} "
+                                              f"({WHY['CONNECT']}): GRANT CONNECT ON DATABASE "
+                                              f"{ident(db)} TO {who};"))
     for fn in FUNCTIONS:
         if not conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')",
                             (f"pg_catalog.{fn}",)).fetchone()[0]:

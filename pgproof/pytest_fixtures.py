@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # testinfra, the SDKs and the lazily imported probes: names f
     from pgproof.probes.azure_inventory import AzureInventory
     from pgproof.probes.backup import BackupFacts
     from pgproof.probes.host import HostFacts
+    from pgproof.probes.privileges import PrivFacts
     from pgproof.probes.replication import ReplicationFacts
 
 
@@ -87,6 +88,14 @@ def replication_facts(target: Target) -> ReplicationFacts:
     from pgproof.probes import replication
 
     return replication.gather(target)
+
+
+@pytest.fixture(scope="session")
+def priv_facts(target: Target) -> PrivFacts:
+    layers.require(target, "sql")  # PRIV-*: roles, and each database's catalogs
+    from pgproof.probes import privileges
+
+    return privileges.gather(target)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

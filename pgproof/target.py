@@ -93,6 +93,9 @@ class Thresholds(_Strict):
     deprecated_ca_ids: tuple[str, ...] = ("rds-ca-2015", "rds-ca-2019")
     engine_major: int = 15
     forbidden_admin_names: tuple[str, ...] = ("postgres", "admin", "root", "rdsadmin")
+    # PRIV-1 (CIS 4.3): login roles allowed administrative attributes or the provider's admin
+    # group (rds_superuser, azure_pg_admin), e.g. the master user; the bootstrap superuser always is.
+    admin_roles: tuple[str, ...] = ()
     full_backup_max_age_days: float = Field(7, gt=0)  # BAK-2: newest full base backup
 
 

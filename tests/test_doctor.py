@@ -224,3 +224,34 @@ def test_the_lab_is_ready(lab: LabState, tmp_path: Path) -> None:
     assert re.search(r"^ok +aws +.*DB instance \S+ is available", r.stdout, re.M), r.stdout
     assert re.search(r"^ok +backup +pgbackrest on \S+: stanza \S+ answers info \([1-9]\d* "
                      r"backups\)", r.stdout, re.M), r.stdout  # the lab's pgBackRest layer
+
+
+def test_a_database_the_auditor_may_not_enter_is_an_error_naming_the_grant(server: Standalone) -> None:
+    """PRIV-2/PRIV-3 read every database's catalogs: one the auditor may not CONNECT to is
+    neither passed nor failed but an error with the GRANT, and the doctor names that GRANT."""
+    from pgproof.checks.priv import judge_priv2, judge_priv3
+    from pgproof.doctor import privilege_findings
+    from pgproof.probes import privileges
+
+    with psycopg.connect(**server.conninfo(), autocommit=True) as c:
+        c.execute("CREATE DATABASE pgproof_hr")
+        c.execute("REVOKE CONNECT ON DATABASE pgproof_hr FROM PUBLIC")
+    os.environ["PGPROOF_TEST_DOCTOR_PW"] = AUDITOR_PW
+    try:
+        t = parse_target("box", {"postgres": {
+            "writer": {"host": server.host, "port": server.port}, "user": "pgproof",
+            "sslrootcert": str(server.ca), "password_env": "PGPROOF_TEST_DOCTOR_PW"}}, "t")
+        facts = privileges.gather(t)
+        with postgres.connect(t) as conn:
+            found = [f.text for f in privilege_findings(conn, "pgproof", "postgres")]
+    finally:
+        del os.environ["PGPROOF_TEST_DOCTOR_PW"]
+        with psycopg.connect(**server.conninfo(), autocommit=True) as c:
+            c.execute("DROP DATABASE pgproof_hr")
+    grant = "GRANT CONNECT ON DATABASE pgproof_hr TO pgproof;"
+    assert {d.name: d.read for d in facts.databases} == {
+        "pgproof_hr": False, "postgres": True, "template1": True}
+    for judge in (judge_priv2, judge_priv3):
+        with pytest.raises(Unreachable, match=re.escape(grant)):
+            judge(facts)
+    assert any(line.endswith(grant) for line in found), found

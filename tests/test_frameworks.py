@@ -96,7 +96,7 @@ def test_grouped_report_by_requirement(tmp_path: Path) -> None:
     # Testing and revision is proven by game days, which `pgproof check` does not run.
     assert by["164.308(a)(7)(ii)(D)"]["status"] == framework.NOT_CHECKED
     assert {c["verdict"] for c in by["164.308(a)(7)(ii)(D)"]["controls"]} == {"not-run"}
-    assert {c["id"] for c in doc["controls_without_requirement"]} == {"POOL-1", "MON-3", "LOG-17"}
+    assert {c["id"] for c in doc["controls_without_requirement"]} == {"POOL-1", "MON-3", "LOG-17", "PRIV-4"}
     html = page.read_text()
     assert "164.312(a)(2)(i)" in html and "not covered by pgproof" in html
     assert "seen for TLS-2" in html and html.count("<tr>") > len(by)

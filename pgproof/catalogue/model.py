@@ -62,7 +62,7 @@ FIXTURES: dict[str, str] = {
     "azure_inventory": "azure",
     "pooler_facts": "pooler", "health_facts": "health", "dns_facts": "dns",
     "vantage_reach": "vantage", "host_facts": "host", "source_findings": "source",
-    "backup_facts": "backup", "replication_facts": "sql",
+    "backup_facts": "backup", "replication_facts": "sql", "priv_facts": "sql",
 }
 assert set(FIXTURES.values()) <= set(LAYERS), "a fixture names a layer the catalogue lacks"
 PLAIN_INPUTS = ("target", "thresholds")

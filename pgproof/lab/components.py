@@ -163,8 +163,12 @@ def create_roles(state: LabState, pw: dict[str, str]) -> None:
     """The app's role and database, and pgproof's own read-only auditor role."""
     with psycopg.connect(**superuser_conninfo(state), autocommit=True) as conn:
         for role, extra in (("app", ""), ("pgproof", " IN ROLE pg_monitor")):
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}" + extra).format(
-                sql.Identifier(role), sql.Literal(scram_verifier(pw[role]))))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {}" + extra).format(
+                sql.Identifier(role), sql.Literal(scram_verifier(pw[role])),
+                sql.Literal(configs.CONNECTION_LIMITS[role])))
+        # Patroni created the replication role at bootstrap; CIS 5.5 wants a limit on it too.
+        conn.execute(sql.SQL("ALTER ROLE replicator CONNECTION LIMIT {}").format(
+            sql.Literal(configs.CONNECTION_LIMITS["replicator"])))
         conn.execute("CREATE DATABASE appdb OWNER app")
     # Catalog views are per database: grant where the auditor connects.
     with psycopg.connect(**{**superuser_conninfo(state), "dbname": "appdb"}, autocommit=True) as conn:

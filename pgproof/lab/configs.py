@@ -15,6 +15,13 @@ LO = "127.0.0.1"
 DCS = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5, "maximum_lag_on_failover": 1048576,
        "synchronous_mode": True, "synchronous_mode_strict": False}
 
+# CIS 5.5 (PRIV-4): every non-superuser login role has a connection limit (PostgreSQL does not
+# apply one to superusers). app: the Locust users (load_users 10, --users up to 8 in the tests),
+# PgBouncer's pools (default_pool_size 20 for each of its 2 databases), the failover clock and
+# the health app, with headroom; pgproof: the auditor's few sequential sessions per run, several
+# runs at once in the tests; replicator: max_wal_senders. Their sum stays below max_connections.
+CONNECTION_LIMITS = {"app": 60, "pgproof": 20, "replicator": 10}
+
 PG_HBA = [
     "local all postgres peer",
     "local all all scram-sha-256",
@@ -40,7 +47,10 @@ CLUSTER_PARAMETERS: dict[str, Any] = {
     "ssl": "on",
     "ssl_min_protocol_version": "TLSv1.2",
     "password_encryption": "scram-sha-256",
-    "shared_preload_libraries": "pgaudit",
+    # passwordcheck: CIS 5.6 (PRIV-5); a preload, so it is set at bootstrap only (a restart).
+    # Every password the lab sets in plaintext (Patroni's postgres and replicator) satisfies it
+    # (state.make_secrets); the others are sent as SCRAM verifiers, which it cannot inspect.
+    "shared_preload_libraries": "pgaudit,passwordcheck",
     "pgaudit.log": "ddl,role",
     "log_connections": "on",
     "log_disconnections": "on",
@@ -258,6 +268,11 @@ def target_toml(state: LabState, driver: str = "lab", cloud: str = "aws",
         f'pooler = {ep(p["pgbouncer"], dbname="appdb")}',
         f'pooler_admin = {ep(p["pgbouncer"], dbname="pgbouncer", user="pgbouncer_admin")}',
         "nodes = [" + ", ".join(ep(p[n + "_pg"], dbname="appdb") for n in NODES) + "]",
+        "",
+        "[thresholds]",
+        # PRIV-1 (CIS 4.3): the replication-only role CIS 7.1 asks for is an intended holder
+        # of REPLICATION; the bootstrap superuser (postgres) is always allowed.
+        'admin_roles = ["replicator"]',
         "",
         "[chaos]",
         "allowed = true",  # vpc: faults through the management bridge, load and clock via the bastion

@@ -181,3 +181,41 @@ def expose_writer(state: LabState, on: bool) -> None:
                 state.log("expose"), state.pidfile("expose_ns"), env)
     procs.wait_until(lambda: reachable_from(f"netns://{state.netns}", "127.0.0.1", port), 5,
                      "mutation", "writer reachable from the outside namespace", state.log("expose"))
+
+
+def _sql_in(state: LabState, dbname: str, query: str) -> None:
+    """A statement as the superuser in one database (catalogs such as pg_proc are per database)."""
+    with psycopg.connect(**{**c.superuser_conninfo(state), "dbname": dbname}, autocommit=True) as conn:
+        conn.execute(query)
+
+
+EXTRA_ADMIN = "pgproof_extra_admin"
+SECDEF_FUNCTION = "public.pgproof_secdef_probe()"
+
+
+def extra_admin(state: LabState, on: bool) -> None:
+    """PRIV-1: one more login role with CREATEDB (a connection limit, so PRIV-4 stays healthy)."""
+    _sql(state, f"CREATE ROLE {EXTRA_ADMIN} LOGIN CREATEDB CONNECTION LIMIT 2" if on
+         else f"DROP ROLE IF EXISTS {EXTRA_ADMIN}")
+
+
+def secdef_function(state: LabState, on: bool) -> None:
+    """PRIV-2: a SECURITY DEFINER function in appdb, PUBLIC-executable (the default), no search_path."""
+    _sql_in(state, "appdb", f"CREATE FUNCTION {SECDEF_FUNCTION} RETURNS int LANGUAGE sql "
+            "SECURITY DEFINER AS 'SELECT 1'" if on else f"DROP FUNCTION IF EXISTS {SECDEF_FUNCTION}")
+
+
+def public_schema_create(state: LabState, on: bool) -> None:
+    """PRIV-3: PUBLIC may create in appdb's public schema (the pre-PostgreSQL-15 default)."""
+    _sql_in(state, "appdb", "GRANT CREATE ON SCHEMA public TO PUBLIC" if on
+            else "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+
+def app_connection_limit(state: LabState, limit: int) -> None:
+    """PRIV-4: the app role's CONNECTION LIMIT (-1: none)."""
+    _sql(state, f"ALTER ROLE app CONNECTION LIMIT {int(limit)}")
+
+
+def replicator_superuser(state: LabState, on: bool) -> None:
+    """PRIV-6: the role the standbys stream as becomes a superuser."""
+    _sql(state, f"ALTER ROLE replicator {'SUPERUSER' if on else 'NOSUPERUSER'}")

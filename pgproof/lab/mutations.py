@@ -18,7 +18,7 @@ from pgproof.lab import backup_mutations as bm
 from pgproof.lab import live_mutations as lm
 from pgproof.lab.aws_mutations import AWS_MUTATIONS
 from pgproof.lab.azure_mutations import AZURE_MUTATIONS
-from pgproof.lab.configs import PG_HBA
+from pgproof.lab.configs import CONNECTION_LIMITS, PG_HBA
 from pgproof.lab.state import LabState, default_state_dir
 from pgproof.procs import ComponentError
 
@@ -46,6 +46,8 @@ LOG_QUIET = {"log_min_messages": "error", "log_min_error_statement": "fatal",
              "log_replication_commands": "off"}
 LOG_DEBUG = {"debug_print_parse": "on", "debug_print_rewritten": "on", "debug_print_plan": "on",
              "debug_pretty_print": "off"}
+# A directory nobody created, searched before $libdir (PRIV-5's mutation; a reload, no restart).
+UNTRUSTED_LIBRARY_PATH = "/var/tmp/pgproof-untrusted-libs:$libdir"
 PLAINTEXT_HBA = [*PG_HBA, "host all all 127.0.0.1/32 scram-sha-256"]
 MD5_HBA = [line.replace("scram-sha-256", "md5") if line.startswith("hostssl all") else line
            for line in PG_HBA]
@@ -88,6 +90,22 @@ LIVE: list[Mutation] = [
        _md5_auth, _scram_auth),
     _m("superuser-app", "the app role is a superuser", "AUTHZ-1",
        lambda s: lm.set_app_superuser(s, True), lambda s: lm.set_app_superuser(s, False)),
+    _m("extra-admin", "one more login role with CREATEDB, not in admin_roles", "PRIV-1",
+       lambda s: lm.extra_admin(s, True), lambda s: lm.extra_admin(s, False)),
+    _m("secdef-public", "a SECURITY DEFINER function in appdb, executable by PUBLIC, without a "
+       "search_path", "PRIV-2",
+       lambda s: lm.secdef_function(s, True), lambda s: lm.secdef_function(s, False)),
+    _m("public-schema-create", "PUBLIC may CREATE in appdb's public schema", "PRIV-3",
+       lambda s: lm.public_schema_create(s, True), lambda s: lm.public_schema_create(s, False)),
+    _m("connlimit-off", "the app role has no connection limit", "PRIV-4",
+       lambda s: lm.app_connection_limit(s, -1),
+       lambda s: lm.app_connection_limit(s, CONNECTION_LIMITS["app"])),
+    _m("library-path-untrusted", "dynamic_library_path searches another directory before "
+       "$libdir, so the preloaded passwordcheck resolves there first", "PRIV-5",
+       lambda s: lm.set_parameters(s, {"dynamic_library_path": UNTRUSTED_LIBRARY_PATH}),
+       lambda s: lm.set_parameters(s, {"dynamic_library_path": None})),
+    _m("replicator-superuser", "the role the standbys stream as is a superuser", "PRIV-6",
+       lambda s: lm.replicator_superuser(s, True), lambda s: lm.replicator_superuser(s, False)),
     _m("source-dsn", "a DSN with a password committed to the app's source", "AUTH-4",
        lambda s: lm.write_source_literal(s, True), lambda s: lm.write_source_literal(s, False)),
     _m("pgaudit-off", "pgaudit.log = none live; pgaudit dropped from the RDS parameter group",

@@ -26,6 +26,20 @@ PORT_NAMES = (
 USERS = ("postgres", "replicator", "app", "pgproof", "pgbouncer_admin")
 
 
+def _password(user: str) -> str:
+    """A random password that passwordcheck (preloaded in the lab, CIS 5.6) always accepts.
+
+    passwordcheck refuses a plaintext password shorter than 8, without both a letter and a
+    non-letter, or containing the user name; ``token_urlsafe(24)`` (32 characters of
+    ``A-Za-z0-9_-``) has no non-letter once in ~770 draws, which would fail Patroni's bootstrap.
+    """
+    while True:
+        pw = secrets.token_urlsafe(24)
+        if (any(ch.isalpha() for ch in pw) and any(not ch.isalpha() for ch in pw)
+                and user not in pw):
+            return pw
+
+
 def default_state_dir() -> Path:
     return Path(os.environ.get("PGPROOF_LAB_DIR", DEFAULT_STATE_DIR)).resolve()
 
@@ -122,7 +136,7 @@ class LabState:
         return self.state_dir / "secrets.json"
 
     def make_secrets(self) -> dict[str, str]:
-        pw = {u: secrets.token_urlsafe(24) for u in USERS}
+        pw = {u: _password(u) for u in USERS}
         self.state_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
