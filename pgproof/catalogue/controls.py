@@ -18,14 +18,14 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from types import ModuleType
 
-from pgproof.catalogue import audit, auth, bak, enc, gameday, ha, mnt, mon, net, pool, tls
+from pgproof.catalogue import audit, auth, bak, enc, gameday, ha, hostcis, mnt, mon, net, pool, tls
 from pgproof.catalogue.model import Control
 
 # Controls of your own: a module with ``CONTROLS`` (written like tls.py) registered under the
 # entry-point group ``pgproof.controls`` of any installed distribution; after the built-ins.
 PLUGIN_GROUP = "pgproof.controls"
 FAMILIES: tuple[ModuleType, ...] = (
-    tls, net, auth, enc, audit, bak, ha, pool, mon, mnt, gameday,
+    tls, net, auth, enc, audit, bak, ha, pool, mon, mnt, hostcis, gameday,
     *(ep.load() for ep in entry_points(group=PLUGIN_GROUP)))
 
 ENTRIES: tuple[Control, ...] = tuple(c for family in FAMILIES for c in family.CONTROLS)

@@ -181,3 +181,40 @@ def expose_writer(state: LabState, on: bool) -> None:
                 state.log("expose"), state.pidfile("expose_ns"), env)
     procs.wait_until(lambda: reachable_from(f"netns://{state.netns}", "127.0.0.1", port), 5,
                      "mutation", "writer reachable from the outside namespace", state.log("expose"))
+
+
+# -- the database host (HOST-2, HOST-3): only this lab's own files and processes -----------
+
+def psql_history(state: LabState, on: bool) -> None:
+    """A psql history in the lab account's home (``state.home``, the nodes' HOME)."""
+    hist = state.home / ".psql_history"
+    if on:
+        hist.write_text("SELECT 1;\n")
+        procs.chown_service(hist)
+        hist.chmod(0o600)
+    else:
+        hist.unlink(missing_ok=True)
+
+
+CLIENT = "pgpassword-client"
+
+
+def pgpassword_process(state: LabState, on: bool) -> None:
+    """A client process of the lab account with PGPASSWORD in its environment (a dummy value:
+    the host probe reports where PGPASSWORD is, never what it holds)."""
+    if on:
+        argv = procs.as_service_user(["python3", "-c", "import time; time.sleep(3600)",
+                                      str(state.run_dir / CLIENT)])
+        procs.spawn(argv, state.log(CLIENT), state.pidfile(CLIENT),
+                    procs.clean_env(home=str(state.home), PGPASSWORD="lab-mutation-dummy"))
+        return
+    pid = procs.read_pid(state.pidfile(CLIENT))
+    if pid is not None:
+        procs.stop_pid(pid)
+    state.pidfile(CLIENT).unlink(missing_ok=True)
+
+
+def hba_mode(state: LabState, mode: int) -> None:
+    """Every node's pg_hba.conf to ``mode`` (0o644 breaks HOST-3; 0o600 is the lab's own)."""
+    for node in NODES:
+        (state.data_dir(node) / "pg_hba.conf").chmod(mode)

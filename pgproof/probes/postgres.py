@@ -20,6 +20,7 @@ SETTINGS = (
     "password_encryption", "shared_preload_libraries", "log_connections", "log_disconnections",
     "log_min_duration_statement", "max_connections", "synchronous_standby_names",
     "synchronous_commit", "data_directory", "listen_addresses", "ssl_key_file",
+    "data_checksums", "hba_file",
 )
 
 # What the queries below touch, for ``pgproof doctor``'s permission check (tests/test_doctor.py
