@@ -8,20 +8,25 @@ the extension directory, FIPS, checksums).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from pgproof.catalogue.registry import CATALOGUE
 from pgproof.checks import hostcis as j
+from pgproof.lab.configs import lab_waivers
 from pgproof.probes import hostcis
 from pgproof.probes.hostcis import HostCisFacts
 from pgproof.probes.postgres import PostgresFacts
 from pgproof.verdict import CannotVerify, Unreachable
+from pgproof.waivers import Waiver
 
 OK = HostCisFacts("db1", "postgres", ["/var/lib/postgresql"], "patroni", "enabled",
                   processes=3, umasks={"10 postgres": 0o077, "11 patroni": 0o077},
@@ -172,3 +177,23 @@ def test_probe_finds_pgpassword_in_a_scoped_process(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_host_controls_are_inherited_on_managed_platforms_with_a_source() -> None:
+    """No host to inspect on RDS, Aurora or Azure: said with the provider's page, never guessed;
+    data checksums (SQL) are checked everywhere."""
+    for cid in ("HOST-1", "HOST-2", "HOST-3", "HOST-4", "HOST-5"):
+        plat = CATALOGUE[cid].platforms
+        assert {p: a.status for p, a in plat.items()} == {
+            "rds": "inherited", "aurora": "inherited", "azure": "inherited"}, cid
+        assert all("https://" in a.why and '"' in a.why for a in plat.values()), cid
+    assert CATALOGUE["HOST-6"].platforms == {} and CATALOGUE["HOST-6"].layers == ("sql",)
+
+
+def test_lab_waivers_name_only_machine_wide_facts() -> None:
+    today = dt.date(2026, 12, 7)
+    doc = tomllib.loads("\n".join(lab_waivers(today)))
+    ws = [Waiver.model_validate(w) for w in doc["waivers"]]
+    assert {w.subject for w in ws} == {"check suites/test_controls.py::test_control[ENC-1-host]",
+                                      "control HOST-5"}
+    assert all(w.valid_on(today) and w.justification for w in ws)
