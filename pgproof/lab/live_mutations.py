@@ -197,21 +197,34 @@ def psql_history(state: LabState, on: bool) -> None:
 
 
 CLIENT = "pgpassword-client"
+OPEN_UMASK = "umask-open-client"
+
+
+def _account_process(state: LabState, name: str, on: bool, umask: str = "077",
+                     **env: str) -> None:
+    """A long sleep run by the lab's database account, its command line naming the lab's
+    directory (so the lab target's ``processes=`` scope sees it), or stopped again."""
+    if on:
+        argv = procs.as_service_user(["python3", "-c", "import time; time.sleep(3600)",
+                                      str(state.run_dir / name)], umask=umask)
+        procs.spawn(argv, state.log(name), state.pidfile(name),
+                    procs.clean_env(home=str(state.home), **env))
+        return
+    pid = procs.read_pid(state.pidfile(name))
+    if pid is not None:
+        procs.stop_pid(pid)
+    state.pidfile(name).unlink(missing_ok=True)
 
 
 def pgpassword_process(state: LabState, on: bool) -> None:
-    """A client process of the lab account with PGPASSWORD in its environment (a dummy value:
-    the host probe reports where PGPASSWORD is, never what it holds)."""
-    if on:
-        argv = procs.as_service_user(["python3", "-c", "import time; time.sleep(3600)",
-                                      str(state.run_dir / CLIENT)])
-        procs.spawn(argv, state.log(CLIENT), state.pidfile(CLIENT),
-                    procs.clean_env(home=str(state.home), PGPASSWORD="lab-mutation-dummy"))
-        return
-    pid = procs.read_pid(state.pidfile(CLIENT))
-    if pid is not None:
-        procs.stop_pid(pid)
-    state.pidfile(CLIENT).unlink(missing_ok=True)
+    """A client of the lab account with PGPASSWORD in its environment (a dummy value: the host
+    probe reports where PGPASSWORD is, never what it holds)."""
+    _account_process(state, CLIENT, on, PGPASSWORD="lab-mutation-dummy")
+
+
+def open_umask_process(state: LabState, on: bool) -> None:
+    """A process of the lab account with umask 0022: what it creates is world-readable."""
+    _account_process(state, OPEN_UMASK, on, umask="022")
 
 
 def hba_mode(state: LabState, mode: int) -> None:

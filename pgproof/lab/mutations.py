@@ -106,6 +106,9 @@ LIVE: list[Mutation] = [
     _m("host-pgpassword-env", "a process of the lab's database account runs with PGPASSWORD "
        "in its environment", "HOST-2",
        lambda s: lm.pgpassword_process(s, True), lambda s: lm.pgpassword_process(s, False)),
+    _m("host-umask-open", "a process of the lab's database account runs with umask 0022",
+       "HOST-3", lambda s: lm.open_umask_process(s, True),
+       lambda s: lm.open_umask_process(s, False)),
     _m("host-hba-readable", "the nodes' pg_hba.conf readable by every OS user (0644)", "HOST-3",
        lambda s: lm.hba_mode(s, 0o644), lambda s: lm.hba_mode(s, 0o600)),
 ]
