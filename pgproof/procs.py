@@ -46,11 +46,15 @@ def service_ids() -> tuple[int, int]:
     return pw.pw_uid, pw.pw_gid
 
 
-def as_service_user(argv: Sequence[str]) -> list[str]:
-    """Wrap ``argv`` so it runs as the postgres user (setpriv execs in place: same PID)."""
+def as_service_user(argv: Sequence[str], umask: str = "077") -> list[str]:
+    """Wrap ``argv`` so it runs as the postgres user with ``umask`` (077, CIS 2.1: what the
+    account creates is private); ``sh`` and setpriv exec in place: same PID, the program's
+    command line."""
+    private = ["sh", "-c", f'umask {umask} && exec "$@"', "sh"]
     if not running_as_root():
-        return list(argv)
-    return ["setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}", "--init-groups", "--", *argv]
+        return [*private, *argv]
+    return [*private, "setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}",
+            "--init-groups", "--", *argv]
 
 
 def chown_service(*paths: Path) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pgproof import layers, pools
-from pgproof.probes import health, network, pooler, postgres, source, tls
+from pgproof.probes import health, hostcis, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
 from pgproof.pytest_targets import TARGET_KEY, get_target
 from pgproof.target import Target
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # testinfra, the SDKs and the lazily imported probes: names f
     from pgproof.probes.azure_inventory import AzureInventory
     from pgproof.probes.backup import BackupFacts
     from pgproof.probes.host import HostFacts
+    from pgproof.probes.hostcis import HostCisFacts
     from pgproof.probes.privileges import PrivFacts
     from pgproof.probes.replication import ReplicationFacts
 
@@ -173,7 +174,34 @@ def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts
     key = facts.settings.get("ssl_key_file") or None
     if key and not Path(key).is_absolute():
         key = str(Path(data_dir) / key)
-    return [host.gather(url, data_dir, key, pg.writer.port, target.timeouts.subprocess_s)
+    return [host.gather(url, _on_host(url, data_dir, data_dir) or data_dir,
+                        _on_host(url, data_dir, key),
+                        pg.writer.port, target.timeouts.subprocess_s)
+            for url in target.hosts]
+
+
+def _on_host(url: str, data_dir: str, path: str | None) -> str | None:
+    """``path`` on the host ``url``: under its own ``pgdata=`` where the writer's is under the
+    writer's data directory (several nodes on one machine, each in its own directory)."""
+    pgdata, root = hostcis.params(url).get("pgdata"), data_dir.rstrip("/")
+    if path and pgdata and (path == root or path.startswith(root + "/")):
+        return pgdata.rstrip("/") + path[len(root):]
+    return path
+
+
+@pytest.fixture(scope="session")
+def host_cis_facts(target: Target, request: pytest.FixtureRequest) -> list[HostCisFacts]:
+    """What the CIS benchmark asks of each database host (HOST-1..HOST-5).
+
+    A host URL's ``pgdata=`` (else the writer's data_directory) places the hba file on that
+    host; without the setting only the hba part of HOST-3 cannot be judged."""
+    layers.require(target, "host")
+    target.require_postgres("the host layer")
+    settings = request.getfixturevalue("pg_facts").settings
+    data_dir, hba = settings.get("data_directory"), settings.get("hba_file")
+    return [hostcis.gather(url, hostcis.params(url).get("hba_file")
+                           or (_on_host(url, data_dir, hba) if data_dir else hba),
+                           target.timeouts.subprocess_s)
             for url in target.hosts]
 
 

@@ -25,6 +25,7 @@ from pgproof.catalogue import (
     enc,
     gameday,
     ha,
+    hostcis,
     log,
     mnt,
     mon,
@@ -39,7 +40,7 @@ from pgproof.catalogue.model import Control
 # entry-point group ``pgproof.controls`` of any installed distribution; after the built-ins.
 PLUGIN_GROUP = "pgproof.controls"
 FAMILIES: tuple[ModuleType, ...] = (
-    tls, net, auth, priv, enc, audit, log, bak, ha, pool, mon, mnt, gameday,
+    tls, net, auth, priv, enc, audit, log, bak, ha, pool, mon, mnt, hostcis, gameday,
     *(ep.load() for ep in entry_points(group=PLUGIN_GROUP)))
 
 ENTRIES: tuple[Control, ...] = tuple(c for family in FAMILIES for c in family.CONTROLS)

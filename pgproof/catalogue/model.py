@@ -22,7 +22,8 @@ LAYERS: dict[str, str] = {
     "health": "the application's HTTP health endpoint",
     "dns": "name resolution of the writer endpoint",
     "vantage": "TCP reachability from app hosts and outside vantage points (testinfra)",
-    "host": "the database hosts over testinfra (block devices under the data directory)",
+    "host": "the database hosts over testinfra (data directory device, file modes, processes, "
+            "profiles, FIPS mode)",
     "backup": "the backup tool's own JSON info (pgbackrest info, retention) and pg_stat_archiver",
     "source": "a scan of the configured application source tree",
     "clock": "the failover clock: a write every 50 ms through the writer endpoint",
@@ -61,7 +62,7 @@ FIXTURES: dict[str, str] = {
     "tls_facts": "tls", "pg_facts": "sql", "verify_full_login": "sql", "aws_inventory": "aws",
     "azure_inventory": "azure",
     "pooler_facts": "pooler", "health_facts": "health", "dns_facts": "dns",
-    "vantage_reach": "vantage", "host_facts": "host", "source_findings": "source",
+    "vantage_reach": "vantage", "host_facts": "host", "host_cis_facts": "host", "source_findings": "source",
     "backup_facts": "backup", "replication_facts": "sql", "priv_facts": "sql",
 }
 assert set(FIXTURES.values()) <= set(LAYERS), "a fixture names a layer the catalogue lacks"

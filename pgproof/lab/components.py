@@ -114,6 +114,8 @@ def prepare_node(state: LabState, node: str, pw: dict[str, str]) -> None:
     cfg.write_text(json.dumps(configs.patroni_config(state, node, pw), indent=1))
     cfg.chmod(0o600)
     procs.chown_service(nd, nd / "pglog", nd / "server.key", cfg)
+    state.home.mkdir(mode=0o700, exist_ok=True)
+    procs.chown_service(state.home)
 
 
 def patroni_argv(state: LabState, node: str) -> list[str]:
@@ -124,7 +126,7 @@ def start_patroni(state: LabState, node: str) -> int:
     """Patroni for ``node``: its own process, or its supervisord program (``--supervisor``)."""
     if state.supervisor:
         return supervised.start_node(state, node)
-    return _spawn(state, node, patroni_argv(state, node))
+    return _spawn(state, node, patroni_argv(state, node), procs.clean_env(home=str(state.home)))
 
 
 def start_supervisor(state: LabState, timeout: float) -> int:
@@ -193,7 +195,7 @@ def start_pgbouncer(state: LabState, pw: dict[str, str], pool_size: int = 20) ->
     ulist.chmod(0o600)
     procs.chown_service(d, d / "server.key", ulist)
     argv = procs.as_service_user(["pgbouncer", str(d / "pgbouncer.ini")])
-    return _spawn(state, "pgbouncer", argv)
+    return _spawn(state, "pgbouncer", argv, procs.clean_env(home=str(state.home)))
 
 
 def write_pgbouncer_config(state: LabState, pw: dict[str, str], pool_size: int = 20) -> Path:

@@ -160,7 +160,9 @@ def _up(state: LabState, timeout: float, with_aws: bool, progress: Progress,
             progress(f"lab: Azure twin provisioned ({time.monotonic() - t0:.1f} s)")
     state.save()
     backup.start(state)  # the first full backup runs in the background; `lab status` says when
-    state.target_file.write_text(configs.target_toml(state))
+    # lab: its nodes are also judged as hosts (local://), the machine-wide facts waived.
+    state.target_file.write_text(configs.target_toml(state, hosts=configs.db_hosts(state),
+                                                     waivers=True))
     if state.aws:  # lab-rds: the same lab through its AWS twin, bridged by lab/aws_bridge.py
         state.target_file.with_name(LAB_TARGETS["lab-rds"]).write_text(configs.target_toml(state, "aws"))
     if state.aws_aurora:  # lab-aurora: the same lab through the twin's Aurora cluster

@@ -219,3 +219,53 @@ def app_connection_limit(state: LabState, limit: int) -> None:
 def replicator_superuser(state: LabState, on: bool) -> None:
     """PRIV-6: the role the standbys stream as becomes a superuser."""
     _sql(state, f"ALTER ROLE replicator {'SUPERUSER' if on else 'NOSUPERUSER'}")
+
+
+# -- the database host (HOST-2, HOST-3): only this lab's own files and processes -----------
+
+def psql_history(state: LabState, on: bool) -> None:
+    """A psql history in the lab account's home (``state.home``, the nodes' HOME)."""
+    hist = state.home / ".psql_history"
+    if on:
+        hist.write_text("SELECT 1;\n")
+        procs.chown_service(hist)
+        hist.chmod(0o600)
+    else:
+        hist.unlink(missing_ok=True)
+
+
+CLIENT = "pgpassword-client"
+OPEN_UMASK = "umask-open-client"
+
+
+def _account_process(state: LabState, name: str, on: bool, umask: str = "077",
+                     **env: str) -> None:
+    """A long sleep run by the lab's database account, its command line naming the lab's
+    directory (so the lab target's ``processes=`` scope sees it), or stopped again."""
+    if on:
+        argv = procs.as_service_user(["python3", "-c", "import time; time.sleep(3600)",
+                                      str(state.run_dir / name)], umask=umask)
+        procs.spawn(argv, state.log(name), state.pidfile(name),
+                    procs.clean_env(home=str(state.home), **env))
+        return
+    pid = procs.read_pid(state.pidfile(name))
+    if pid is not None:
+        procs.stop_pid(pid)
+    state.pidfile(name).unlink(missing_ok=True)
+
+
+def pgpassword_process(state: LabState, on: bool) -> None:
+    """A client of the lab account with PGPASSWORD in its environment (a dummy value: the host
+    probe reports where PGPASSWORD is, never what it holds)."""
+    _account_process(state, CLIENT, on, PGPASSWORD="lab-mutation-dummy")
+
+
+def open_umask_process(state: LabState, on: bool) -> None:
+    """A process of the lab account with umask 0022: what it creates is world-readable."""
+    _account_process(state, OPEN_UMASK, on, umask="022")
+
+
+def hba_mode(state: LabState, mode: int) -> None:
+    """Every node's pg_hba.conf to ``mode`` (0o644 breaks HOST-3; 0o600 is the lab's own)."""
+    for node in NODES:
+        (state.data_dir(node) / "pg_hba.conf").chmod(mode)

@@ -164,6 +164,17 @@ LIVE: list[Mutation] = [
     _m("replication-plaintext", "standbys replicate with sslmode=disable; a 'host replication' "
        "hba rule accepts them", "TLS-2 TLS-7",
        lambda s: bm.replication_plaintext(s, True), lambda s: bm.replication_plaintext(s, False)),
+    _m("host-psql-history", "a psql history file in the database account's home (the lab's "
+       "own, its nodes' HOME)", "HOST-2",
+       lambda s: lm.psql_history(s, True), lambda s: lm.psql_history(s, False)),
+    _m("host-pgpassword-env", "a process of the lab's database account runs with PGPASSWORD "
+       "in its environment", "HOST-2",
+       lambda s: lm.pgpassword_process(s, True), lambda s: lm.pgpassword_process(s, False)),
+    _m("host-umask-open", "a process of the lab's database account runs with umask 0022",
+       "HOST-3", lambda s: lm.open_umask_process(s, True),
+       lambda s: lm.open_umask_process(s, False)),
+    _m("host-hba-readable", "the nodes' pg_hba.conf readable by every OS user (0644)", "HOST-3",
+       lambda s: lm.hba_mode(s, 0o644), lambda s: lm.hba_mode(s, 0o600)),
 ]
 
 def _back_to_defaults(state: LabState, defaults: dict[str, object], **lab: object) -> None:
@@ -184,6 +195,14 @@ UNBREAKABLE: dict[str, str] = {
     "NET-4": "the lab lives on loopback; a public address cannot be bound here (unit-tested judge)",
     "LOG-1": "logging_collector changes only with a restart (too slow for the matrix) and "
              "PostgreSQL refuses an empty or unknown log_destination (unit-tested judge)",
+    "HOST-1": "no systemd unit starts the lab's nodes (the lab target says unit=none, so it "
+              "cannot be verified) and a unit's state is machine-wide; unit-tested judge",
+    "HOST-4": "the extension directory is the machine's, shared by every lab: judged read-only; "
+              "unit-tested judge",
+    "HOST-5": "FIPS mode is machine-wide (kernel, OpenSSL): judged read-only, failing, waived "
+              "in the lab target; unit-tested judge",
+    "HOST-6": "checksums are fixed at initdb (pg_checksums needs a stopped node): no live, "
+              "cheap change; unit-tested judge",
 }
 
 

@@ -93,6 +93,12 @@ class LabState:
     def node_dir(self, node: str) -> Path:
         return self.run_dir / node
 
+    @property
+    def home(self) -> Path:
+        """The database OS account's home for this lab's processes (HOME), so the host
+        controls read this lab's profiles and psql history, not the machine's."""
+        return self.run_dir / "home"
+
     def data_dir(self, node: str) -> Path:
         return self.node_dir(node) / "data"
 

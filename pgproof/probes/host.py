@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgproof.probes import commands
+from pgproof.probes.hostcis import display
 
 
 @dataclass
@@ -30,5 +31,5 @@ def gather(url: str, data_dir: str, key_file: str | None, port: int,
     if source.startswith("/dev/"):
         out = host.run("lsblk -s -n -o TYPE %s", source.split("[")[0])
         types = [t.strip() for t in out.stdout.splitlines() if t.strip()]
-    return HostFacts(url, data_dir, d.mode if d.exists else None, key_file,
+    return HostFacts(display(url), data_dir, d.mode if d.exists else None, key_file,
                      k.mode if k is not None and k.exists else None, listening, types)
