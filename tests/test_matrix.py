@@ -6,13 +6,20 @@ subprocess and reads the per-control verdicts from results.json.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from matrixlib import (
+    REPO,
+    assert_fails_exactly,
+    healthy_run,
+    lab_mutations,
+    run_suites,
+    twin_mutations,
+)
 
 from pgproof.controls import CONTROLS
 from pgproof.lab import mutations
@@ -21,30 +28,12 @@ from pgproof.target import Target, load_target
 
 pytestmark = pytest.mark.stage("matrix")
 
-REPO = Path(__file__).resolve().parent.parent
 ACCEPTABLE_HEALTHY = {"pass", "cannot-verify", "skip"}
-
-
-def run_suites(lab: LabState, reports: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
-    env["PGPROOF_LAB_TARGET"] = str(lab.target_file)
-    env["PGPROOF_CONFIG"] = "/nonexistent/pgproof.toml"
-    r = subprocess.run(
-        [sys.executable, "-m", "pytest", str(REPO / "suites"), "--target", "lab", "--reports",
-         str(reports), "-q", "-p", "no:cacheprovider", "--tb=no"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    latest = reports / "latest" / "results.json"
-    assert latest.exists(), r.stdout[-2000:] + r.stderr[-2000:]
-    doc = json.loads(latest.read_text())
-    return {c["id"]: c["verdict"] for c in doc["controls"]}
 
 
 @pytest.fixture(scope="module")
 def healthy(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    from pgproof.lab import backup
-
-    backup.wait_ready(lab)  # the first full backup runs in the background after `lab up`
-    return run_suites(lab, tmp_path_factory.mktemp("healthy"))
+    return healthy_run(lab, tmp_path_factory.mktemp("healthy"))
 
 
 def test_healthy_lab_is_compliant(healthy: dict[str, str], lab: LabState) -> None:
@@ -66,22 +55,15 @@ def test_every_control_has_a_mutation_or_a_reason() -> None:
     assert not missing, f"controls no mutation proves can fail: {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name", sorted(mutations.catalogue()))
+@pytest.mark.parametrize("name", lab_mutations())
 def test_mutation_fails_exactly_its_controls(name: str, lab: LabState, healthy: dict[str, str],
                                              tmp_path: Path) -> None:
-    m = mutations.catalogue()[name]
-    if m.live_break is None and not lab.aws:
-        pytest.skip("AWS twin not running")
-    mutations.apply(lab.state_dir, name)
-    try:
-        broken = run_suites(lab, tmp_path)
-    finally:
-        mutations.heal(lab.state_dir)
-    failed = {c for c, v in broken.items() if v == "fail"}
-    assert failed == set(m.breaks), f"{name}: expected {sorted(m.breaks)} to fail, got {sorted(failed)}"
-    changed = {c: (healthy[c], v) for c, v in broken.items()
-               if c not in m.breaks and v != healthy.get(c)}
-    assert not changed, f"{name}: other controls changed: {changed}"
+    """Lab mutations here; the AWS twin's own in tests/test_matrix_aws.py (another lab)."""
+    assert_fails_exactly(name, lab, healthy, tmp_path)
+
+
+def test_the_matrix_covers_every_mutation() -> None:
+    assert sorted(lab_mutations() + twin_mutations()) == sorted(mutations.catalogue())
 
 
 def test_healed_lab_is_back_to_healthy(lab: LabState, healthy: dict[str, str], tmp_path: Path) -> None:
