@@ -1,7 +1,8 @@
 """The embedded Toxiproxy-compatible server, driven by the real toxiproxy-python client and raw HTTP.
 
 Timing assertions are real (loopback round trips are < 5 ms, toxics add hundreds), so a toxic
-that does nothing fails its test.
+that does nothing fails its test. A loaded machine only adds delay: a lower bound holds on every
+sample, while an upper bound is judged on the fastest of several (``fastest``), never one.
 """
 
 from __future__ import annotations
@@ -128,6 +129,11 @@ def round_trip(s: socket.socket, payload: bytes = b"ping") -> float:
     return time.monotonic() - start
 
 
+def fastest(s: socket.socket, payload: bytes = b"ping", n: int = 5) -> float:
+    """The quickest of ``n`` round trips: what the proxy adds, minus the scheduler's noise."""
+    return min(round_trip(s, payload) for _ in range(n))
+
+
 def time_to_eof(s: socket.socket) -> float:
     start = time.monotonic()
     while s.recv(65536):
@@ -240,31 +246,32 @@ def test_status_codes_and_error_bodies(api: str, echo: str) -> None:
 def test_latency_with_jitter(api: str, echo: str) -> None:
     port = make_proxy(api, echo)
     with connect(port) as s:
-        assert max(round_trip(s) for _ in range(3)) < 0.05
+        assert fastest(s) < 0.05
         add_toxic(api, "pg", {"type": "latency", "attributes": {"latency": 200}})
-        assert 0.2 <= round_trip(s) < 0.4
+        assert round_trip(s) >= 0.2 and fastest(s, n=3) < 0.4
         requests.post(f"{api}/proxies/pg/toxics/latency_downstream", timeout=5,
                       json={"attributes": {"latency": 150, "jitter": 100}})
         samples = [round_trip(s) for _ in range(6)]
-    assert all(0.05 <= t < 0.35 for t in samples), samples
+    assert all(t >= 0.05 for t in samples), samples
+    assert sorted(samples)[len(samples) // 2] < 0.35, samples
     assert max(samples) - min(samples) > 0.02, f"jitter did not vary the delay: {samples}"
 
 
 def test_toxic_added_and_removed_on_open_connection(api: str, echo: str) -> None:
     port = make_proxy(api, echo)
     with connect(port) as s:
-        assert round_trip(s) < 0.05
+        assert fastest(s) < 0.05
         add_toxic(api, "pg", {"type": "latency", "stream": "upstream", "attributes": {"latency": 300}})
         assert round_trip(s) >= 0.3
         requests.delete(f"{api}/proxies/pg/toxics/latency_upstream", timeout=5)
-        assert round_trip(s) < 0.05
+        assert fastest(s) < 0.05
 
 
 def test_toxicity_zero_spares_connections(api: str, echo: str) -> None:
     port = make_proxy(api, echo)
     add_toxic(api, "pg", {"type": "latency", "toxicity": 0.0, "attributes": {"latency": 500}})
     with connect(port) as s:
-        assert round_trip(s) < 0.05
+        assert fastest(s) < 0.05
 
 
 def test_timeout_stops_data_then_closes(api: str, echo: str) -> None:
@@ -301,16 +308,19 @@ def test_bandwidth(api: str, echo: str) -> None:
     port = make_proxy(api, echo)
     payload = bytes(100_000)
     with connect(port) as s:
-        assert round_trip(s, payload) < 0.2
+        assert fastest(s, payload, n=3) < 0.2
         add_toxic(api, "pg", {"type": "bandwidth", "attributes": {"rate": 200}})  # 200 KB/s
         assert 0.45 <= round_trip(s, payload) < 1.5
 
 
 def test_slow_close(api: str, echo: str) -> None:
     port = make_proxy(api, echo)
-    with connect(port) as s:
-        s.sendall(b"CLOSE")
-        assert time_to_eof(s) < 0.1
+    plain = []
+    for _ in range(3):  # the quickest of three closes: without the toxic it is immediate
+        with connect(port) as s:
+            s.sendall(b"CLOSE")
+            plain.append(time_to_eof(s))
+    assert min(plain) < 0.1, plain
     add_toxic(api, "pg", {"type": "slow_close", "attributes": {"delay": 400}})
     with connect(port) as s:
         s.sendall(b"CLOSE")
@@ -344,7 +354,7 @@ def test_slicer(api: str, echo: str) -> None:
 def test_disable_drops_open_and_refuses_new(api: str, echo: str) -> None:
     port = make_proxy(api, echo)
     with connect(port) as s:
-        assert round_trip(s) < 0.05
+        assert fastest(s) < 0.05
         requests.post(f"{api}/proxies/pg", json={"enabled": False}, timeout=5)
         with contextlib.suppress(ConnectionResetError):
             assert time_to_eof(s) < 0.5
@@ -352,7 +362,7 @@ def test_disable_drops_open_and_refuses_new(api: str, echo: str) -> None:
         connect(port)
     requests.post(f"{api}/proxies/pg", json={"enabled": True}, timeout=5)
     with connect(port) as s:
-        assert round_trip(s) < 0.05
+        assert fastest(s) < 0.05
 
 
 def test_many_concurrent_connections(api: str, echo: str) -> None:
@@ -383,7 +393,7 @@ def test_fault_latency_applies_and_undoes_on_exception(api: str, echo: str) -> N
             assert any("latency" in f for f in faults.active_faults(api))
             raise ValueError("boom")
         assert faults.active_faults(api) == []
-        assert round_trip(s) < 0.05
+        assert fastest(s) < 0.05
 
 
 def test_fault_down_undoes_on_keyboard_interrupt(api: str, echo: str) -> None:
@@ -398,7 +408,7 @@ def test_fault_down_undoes_on_keyboard_interrupt(api: str, echo: str) -> None:
         raise KeyboardInterrupt
     assert faults.active_faults(api) == []
     with connect(port) as s:
-        assert round_trip(s) < 0.05
+        assert fastest(s) < 0.05
 
 
 def test_set_enabled_closes_and_reopens_each_proxy(api: str, echo: str) -> None:
@@ -412,7 +422,7 @@ def test_set_enabled_closes_and_reopens_each_proxy(api: str, echo: str) -> None:
     faults.set_enabled(api, ["writer", "reader"], True)
     for port in ports:
         with connect(port) as s:
-            assert round_trip(s) < 0.05
+            assert fastest(s) < 0.05
     with pytest.raises(faults.ToxiproxyError):
         faults.set_enabled(api, ["nosuch"], False)
 
