@@ -100,7 +100,8 @@ def priv_facts(target: Target) -> PrivFacts:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A fleet target: every check with an AWS layer runs once per selected database."""
+    """A fleet target: a test of your own that asks for ``aws_inventory`` runs once per selected
+    database (the catalogue's items judge every database in one item: ``pytest_units``)."""
     if "aws_inventory" not in metafunc.fixturenames:
         return
     ids = fleet_ids(metafunc.config)
