@@ -396,6 +396,7 @@ def _writer_alarms(topic: str, mem: int, cluster: str) -> None:
            namespace="AWS/Backup")
 
 
+@pytest.mark.slow  # > 4 s (subprocesses / a twin of its own): the lab tier runs it
 def test_mon1_asks_aurora_for_the_metrics_aurora_publishes(aurora: Aurora) -> None:
     """Aurora publishes FreeLocalStorage per instance and AuroraReplicaLag (ms) per reader, never
     FreeStorageSpace or ReplicaLag: alarms on those pass MON-1, the RDS names do not (a false
@@ -492,6 +493,7 @@ def _lag(reader: str, seconds: float) -> None:
         "Unit": "Seconds"}])
 
 
+@pytest.mark.slow  # > 4 s (subprocesses / a twin of its own): the lab tier runs it
 def test_multi_az_db_cluster_is_judged_on_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     """Parameters from the cluster group, MasterUserSecret, encryption, retention, deletion
     protection, MON-1 on FreeStorageSpace/ReplicaLag per DBClusterIdentifier and HA-5 on the

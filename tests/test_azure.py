@@ -100,6 +100,7 @@ def test_wrong_scope_is_one_sentence(twin: dict[str, Any], over: dict, words: st
     assert "\n" not in str(exc.value)
 
 
+@pytest.mark.slow  # > 4 s (subprocesses / a twin of its own): the lab tier runs it
 def test_refused_resource_type_marks_only_its_layers_error(twin: dict[str, Any]) -> None:
     deny = Path(twin["_dir"]) / "azure" / "deny.json"
     token = Path(twin["token_file"]).read_text().strip()  # the twin accepts only its own token

@@ -281,6 +281,7 @@ def test_no_judge_sentence_types_its_control_id() -> None:
 
 # --- `pgproof controls show ID`: everything about one control -------------------------------
 
+@pytest.mark.slow  # > 4 s (subprocesses / a twin of its own): the lab tier runs it
 def test_controls_show_prints_everything_about_one_control(tmp_path: Path) -> None:
     r = _cli("controls", "show", "TLS-5")
     assert r.returncode == 0, r.stderr
@@ -353,6 +354,7 @@ print(json.dumps({"read": "work_mem" in settings_read(), "uses": setting_uses().
 """
 
 
+@pytest.mark.slow  # > 4 s (subprocesses / a twin of its own): the lab tier runs it
 def test_a_throwaway_control_is_listed_shown_collected_and_judged(tmp_path: Path) -> None:
     """Three files make three new controls, on the source, SQL-setting and AWS layers: no
     edit to the probe's settings, to a doc page or to an API-field list (issue 20 item 1)."""
