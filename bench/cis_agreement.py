@@ -102,8 +102,8 @@ EXPLAINED: dict[str, str] = {
            "judge the same hba rules",
     "5.6": "pgdsat looks for passwordcheck/credcheck in any *_preload_libraries (none on the "
            "lab: FAILURE); pgproof AUTH-3 judges only the AWS master secret's length (its aws "
-           "layer; skip on the lab): the two look at different facts, and no pgproof control "
-           "judges server-side password rules yet",
+           "layer, the twin's secret: pass): the two look at different facts, and no pgproof "
+           "control judges server-side password rules yet",
 }
 
 
@@ -277,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
+        for r in saved["rows"]:  # explanations may have been refined since the run
+            if r["agree"] is False:
+                r["why"] = explain(r["item"], r["scenario"]) or "UNEXPLAINED"
         args.out.write_text(markdown(saved["rows"], saved["meta"]))
         return 0
     if args.lab_dir is None:
