@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+import tomllib
+from typing import Any
+
+import tomli_w
 
 from pgproof.lab.driver import LabDriver
 from pgproof.lab.state import LabState
@@ -38,3 +42,23 @@ def gameday_rc_ok(rc: int, verdicts: list[dict[str, str]]) -> bool:
     errors = [v for v in verdicts if v["verdict"] == "error"]
     return rc == 2 and bool(errors) and all(
         v["id"] in ("HA-4", "CH-LAT") and "host got busier" in v["evidence"] for v in errors)
+
+
+def lab_target_as(lab: LabState, name: str, thresholds: dict[str, Any] | None = None,
+                  waivers: list[dict[str, Any]] | None = None,
+                  **sections: dict[str, Any]) -> str:
+    """The lab's generated target as ``[targets.<name>]`` of a pgproof.toml, with thresholds
+    and waivers added to its own and extra sections (``notify={...}``): parsed and written as
+    TOML, so whatever tables `lab up` writes (``[[waivers]]``, ``[thresholds]``) stay valid."""
+    doc = tomllib.loads(lab.target_file.read_text())
+    doc["thresholds"] = {**doc.get("thresholds", {}), **(thresholds or {})}
+    doc["waivers"] = [*doc.get("waivers", []), *(waivers or [])]
+    doc.update(sections)
+    return tomli_w.dumps({"targets": {name: doc}})
+
+
+def lab_waived(lab: LabState) -> set[str]:
+    """Controls the lab's own target waives (machine-wide facts such as FIPS and the disk)."""
+    doc = tomllib.loads(lab.target_file.read_text())
+    return {w.get("control") or str(w["check"]).split("[")[1].rsplit("-", 1)[0]
+            for w in doc.get("waivers", [])}

@@ -11,6 +11,7 @@ Nothing here changes the cluster.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labcli import lab_cli_env
+from labcli import lab_cli_env, lab_target_as
 
 from pgproof.faults.record import FaultRecord
 from pgproof.lab.state import LabState
@@ -37,17 +38,10 @@ TIMEOUT = 300
 @pytest.fixture(scope="module")
 def config(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``strict`` (POOL-1 fails) and ``strictwaived`` (that failure waived): the lab otherwise."""
-    lines = lab.target_file.read_text().splitlines()
-    out: list[str] = []
-    for name, extra in (("strict", []), ("strictwaived", [
-            "[[targets.strictwaived.waivers]]", 'control = "POOL-1"',
-            'justification = "pool size under review (CHG-7)"', 'owner = "dba@example.com"',
-            "expires = 2099-01-01"])):
-        out.append(f"[targets.{name}]")
-        for line in lines:
-            m = re.match(r"^\[(\w+)\]$", line)
-            out.append(f"[targets.{name}.{m[1]}]" if m else line)
-        out += [f"[targets.{name}.thresholds]", "pool_size = 7", *extra]
+    waiver = {"control": "POOL-1", "justification": "pool size under review (CHG-7)",
+              "owner": "dba@example.com", "expires": dt.date(2099, 1, 1)}
+    out = [lab_target_as(lab, "strict", thresholds={"pool_size": 7}),
+           lab_target_as(lab, "strictwaived", thresholds={"pool_size": 7}, waivers=[waiver])]
     path = tmp_path_factory.mktemp("exitcodes") / "pgproof.toml"
     path.write_text("\n".join(out) + "\n")
     return path

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labcli import lab_target_as
 
 from pgproof.catalogue.registry import of_kind
 from pgproof.lab.state import LabState
@@ -244,14 +245,11 @@ def test_a_failing_receiver_is_one_warning_line_and_no_secret(tmp_path: Path, re
 
 def _lab_config(lab: LabState, path: Path, strict: bool, recv: Receiver, pd: Receiver) -> Path:
     """The lab as a configured target `labnotify`, with a [notify] section pointing at our receivers."""
-    lines = ["[targets.labnotify]"]
-    for line in lab.target_file.read_text().splitlines():
-        lines.append("[targets.labnotify." + line[1:] if line.startswith("[") else line)
-    if strict:  # the lab's certificates live a year, not 300 years: TLS-4 fails, read-only
-        lines += ["", "[targets.labnotify.thresholds]", "cert_min_days = 100000"]
-    lines += ["", "[targets.labnotify.notify]", 'slack_webhook_env = "T_SLACK"',
-              'pagerduty_routing_key_env = "T_PD"', f'pagerduty_url = "{pd.url("/v2/enqueue")}"']
-    path.write_text("\n".join(lines) + "\n")
+    # strict: the lab's certificates live a year, not 300 years: TLS-4 fails, read-only
+    notify = {"slack_webhook_env": "T_SLACK", "pagerduty_routing_key_env": "T_PD",
+              "pagerduty_url": pd.url("/v2/enqueue")}
+    path.write_text(lab_target_as(lab, "labnotify", thresholds={"cert_min_days": 100000} if strict
+                                  else None, notify=notify))
     return path
 
 
@@ -269,7 +267,7 @@ def test_pgproof_check_notify_against_the_lab(lab: LabState, tmp_path: Path) -> 
         env = {"T_SLACK": slack.url(f"/services/{HOOK_TOKEN}"), "T_PD": ROUTING_KEY}
         strict = _lab_config(lab, tmp_path / "strict.toml", True, slack, pd)
         bare = tmp_path / "bare.toml"
-        bare.write_text(strict.read_text().split("[targets.labnotify.notify]")[0])
+        bare.write_text(lab_target_as(lab, "labnotify", thresholds={"cert_min_days": 100000}))
         r = _check(tmp_path, bare, env, "--notify")  # no [notify]: one sentence, nothing written
         assert r.returncode == 2 and "has no [targets.labnotify.notify] section" in r.stderr
         r = _check(tmp_path, strict, {"T_PD": ROUTING_KEY}, "--notify")

@@ -25,6 +25,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.validate import ParamValidator
+from labcli import lab_waived
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 from py_ocsf_models.objects.cloud import Cloud
 from py_ocsf_models.objects.resource_details import ResourceDetails
@@ -430,7 +431,11 @@ def test_check_on_the_lab_writes_valid_outputs_and_imports_to_security_hub(
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     d = tmp_path / "latest"
     log = json.loads((d / "results.sarif").read_text())
-    assert validation_errors(log) == [] and log["runs"][0]["results"] == []
+    # only the lab's standing waivers (machine-wide facts) appear, each suppressed
+    standing = lab_waived(lab)
+    assert validation_errors(log) == []
+    assert {x["ruleId"] for x in log["runs"][0]["results"]} <= standing
+    assert all(x.get("suppressions") for x in log["runs"][0]["results"]), log["runs"][0]["results"]
     assert len(log["runs"][0]["tool"]["driver"]["rules"]) == len(catalogue.of_kind("compliance"))
     for f in json.loads((d / "findings.ocsf.json").read_text()):
         DetectionFinding.model_validate(f)
@@ -476,7 +481,7 @@ def test_a_mutation_gives_a_sarif_result_with_a_file_location(lab: LabState, tmp
     log = json.loads((tmp_path / "latest" / "results.sarif").read_text())
     assert validation_errors(log) == []
     results = log["runs"][0]["results"]
-    assert [x["ruleId"] for x in results] == ["AUTH-4"]
+    assert [x["ruleId"] for x in results if x["ruleId"] not in lab_waived(lab)] == ["AUTH-4"]
     phys = results[0]["locations"][0]["physicalLocation"]
     assert phys["artifactLocation"]["uriBaseId"] == "SRCROOT" and phys["region"]["startLine"] >= 1
     asff_by = {f["Compliance"]["SecurityControlId"]: f for f in
