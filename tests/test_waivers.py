@@ -91,6 +91,17 @@ def _w(**kw: Any) -> Waiver:
                                   "owner": "dba@example.com", "expires": "2026-12-31", **kw})
 
 
+def test_a_check_waiver_names_the_item_of_an_installed_wheel_too() -> None:
+    """pytest collects the wheel's suites as ".../site-packages/pgproof/suites/...": the same
+    "suites/..." node id names it, and nothing whose file merely ends alike."""
+    w = _w(check="suites/test_controls.py::test_control[ENC-1-host]")
+    installed = "venv/lib/python3.11/site-packages/pgproof/suites/test_controls.py::test_control"
+    assert w.matches(["ENC-1"], installed + "[ENC-1-host]")
+    assert w.matches(["ENC-1"], "suites/test_controls.py::test_control[ENC-1-host]")
+    assert not w.matches(["ENC-1"], installed + "[ENC-1-aws]")
+    assert not w.matches(["ENC-1"], "mysuites/test_controls.py::test_control[ENC-1-host]")
+
+
 def _checks() -> list[CheckResult]:
     return [CheckResult(AUTH4_CHECK, ["AUTH-4"], Verdict.FAIL, "app/db.py:3: DSN with password"),
             CheckResult("suites/test_tls.py::test_versions[writer]", ["TLS-1"], Verdict.FAIL,
