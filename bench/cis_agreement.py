@@ -100,10 +100,42 @@ EXPLAINED: dict[str, str] = {
     "5.4": "CIS 5.4 is Manual; pgdsat 5.4 fails host lines whose method is not scram-sha-256 "
            "(and, by a result-key bug, the local lines' methods). pgproof AUTH-1 and TLS-2 "
            "judge the same hba rules",
-    "5.6": "pgdsat looks for passwordcheck/credcheck in any *_preload_libraries (none on the "
-           "lab: FAILURE); pgproof AUTH-3 judges only the AWS master secret's length (its aws "
-           "layer, the twin's secret: pass): the two look at different facts, and no pgproof "
-           "control judges server-side password rules yet",
+    "5.6": "pgdsat looks for passwordcheck/credcheck named in any *_preload_libraries; pgproof "
+           "PRIV-5 also requires the named library to resolve through $libdir (CIS's audit "
+           "text), and AUTH-3 judges the AWS master secret's length: where they differ, "
+           "pgproof looks at more facts than the library's name",
+    "5.5": "pgdsat 5.5 fails any role not named pg_* without a connection limit, superusers "
+           "and NOLOGIN roles included (SELECT ... WHERE rolconnlimit = -1): the lab's "
+           "postgres superuser has none. PostgreSQL never applies a limit to a superuser, and "
+           "a NOLOGIN role cannot connect, so pgproof PRIV-4 judges the non-superuser login "
+           "roles (app 60, pgproof 20, replicator 10 on the lab): pgproof is right",
+    "2.1": "pgdsat 2.1 runs `sh -c umask` in its own process, so it measures the umask of "
+           "whoever started pgdsat (0022 here), not the database account's; pgproof HOST-3 "
+           "reads the umask of every running process of that account (0077 on the lab)",
+    "6.7": "both find FIPS off (this Debian machine has no /proc/sys/crypto/fips_enabled and "
+           "OpenSSL has no FIPS provider); pgproof's HOST-5 failure is waived in the lab "
+           "target (a machine-wide fact the lab may not change), which the table counts as "
+           "passing: the tools agree on the fact",
+    "4.3@extra-admin": "the mutation adds a login role with CREATEDB (not SUPERUSER): pgdsat "
+                       "counts only \\du lines containing 'superuser', so it stays SUCCESS; CIS "
+                       "4.3 names CREATEDB among the administrative privileges to revoke, and "
+                       "pgproof PRIV-1 fails it (AUTHZ-1 judges only the app role)",
+    "7.1@replicator-superuser": "pgdsat 7.1 passes when two or more roles have REPLICATION, "
+                                "whoever they are; the mutation makes the standbys' role a "
+                                "superuser, which CIS 7.1 (a replication-only role) forbids: "
+                                "pgproof PRIV-6 fails it",
+    **{f"{item}@host-psql-history": "HOST-2 is one control over CIS 1.6, 1.7, 2.3 and 2.4, so "
+       "its one verdict shows on each item it cites. On 2.3 pgdsat is wrong: it searches "
+       "only /home for .psql_history, and the lab account's home is the lab's own directory; "
+       "on 1.6, 1.7 and 2.4 pgdsat is right (the mutation writes only a history file)"
+       for item in ("1.6", "1.7", "2.3", "2.4")},
+    **{f"{item}@host-pgpassword-env": "HOST-2 is one control over CIS 1.6, 1.7, 2.3 and 2.4, "
+       "so its one verdict shows on each item it cites. On 1.7 pgdsat missed a running "
+       "process of the database account holding PGPASSWORD (measured): it greps "
+       "/proc/*/environ as the postgres user with errors discarded, and a process started by "
+       "root and switched to postgres is not dumpable, so its environ is readable by root "
+       "only (pgproof's host probe reads it as root). On 1.6, 2.3 and 2.4 pgdsat is right"
+       for item in ("1.6", "1.7", "2.3", "2.4")},
 }
 
 
