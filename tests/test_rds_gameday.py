@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
+from labcli import gameday_rc_ok
 from labcli import lab_cli_env as _env
 
 from pgproof import procs
@@ -131,8 +132,11 @@ def test_kill_primary_is_a_reboot_with_failover_and_rds_says_so(rds: Target, lab
     assert {k: v[k] for k in ("HA-2", "HA-3", "HA-6")} == {"HA-2": "pass", "HA-3": "pass",
                                                            "HA-6": "pass"}, j.verdicts
     # HA-4 compares seconds of throughput with a 3 s baseline: on a 2-core machine shared with
-    # other labs it is judged (never "error") but not asserted here; test_gameday_lab owns it.
-    assert v["HA-4"] in ("pass", "fail") and j.measurements["baseline_tps"] > 0
+    # other labs it is judged, or refused only because the host got busier than during the
+    # baseline (tests/labcli.gameday_rc_ok); which verdict is test_gameday_lab's to assert.
+    ha4 = [x for x in j.verdicts if x["id"] == "HA-4"]
+    assert gameday_rc_ok(2 if v["HA-4"] == "error" else 0, ha4), ha4
+    assert j.measurements["baseline_tps"] > 0
     m = j.measurements
     assert LabDriver(_as_lab(rds)).leader() != lead_before  # Patroni really failed over
     assert m["failovers"] == 1 and m["old_primary"] == az_before != m["new_primary"] == d.leader()
