@@ -128,8 +128,12 @@ def _engine_default(inv: AwsInventory, name: str, groups: list[str],
     return None, ""
 
 
-def param_problems(inv: AwsInventory, name: str, ok: Any, wants: str) -> list[str]:
-    """One sentence per place whose effective ``name`` is unset or fails ``ok(value)``."""
+def param_problems(inv: AwsInventory, name: str, ok: Any, wants: str,
+                   builtin: str | None = None) -> list[str]:
+    """One sentence per place whose effective ``name`` is unset or fails ``ok(value)``.
+
+    ``builtin``: PostgreSQL's own default, judged where no group and no engine default sets
+    the parameter (RDS lists such a parameter without a value); without it, unset fails."""
     problems, gaps = [], []
     if not inv.instances:
         raise CannotVerify(f"no DB instance to read {name} for")
@@ -140,7 +144,10 @@ def param_problems(inv: AwsInventory, name: str, ok: Any, wants: str) -> list[st
         except CannotVerify as exc:
             gaps.append(str(exc))
             continue
-        found.setdefault((value, where), []).append(inst["DBInstanceIdentifier"])
+        if value is None and builtin is not None:
+            value, where = builtin, "PostgreSQL's default (set in no parameter group)"
+        found.setdefault((value, where), []).append(
+            dbid(inst) if builtin is not None else inst["DBInstanceIdentifier"])
     for (value, where), ids in found.items():
         place = f"{where} (used by {', '.join(ids)})"
         if value is None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pgproof.catalogue.build import reads
-from pgproof.checks.aws_util import dbid, effective, verdict
+from pgproof.checks.aws_util import param_problems
 from pgproof.checks.azure_util import param, srv
 from pgproof.probes.aws_inventory import AwsInventory
 from pgproof.probes.azure import AzureInventory
@@ -262,25 +262,8 @@ def sql_log_replication_commands(pg: PostgresFacts) -> list[str]:
 def aws_rule(inv: AwsInventory, name: str) -> list[str]:
     """The effective value of ``name`` on every instance: its group, the cluster group, the
     engine default, else PostgreSQL's own default (RDS lists such a parameter without value)."""
-    if not inv.instances:
-        raise CannotVerify(f"no DB instance to read {name} for")
     rule = RULES[name]
-    problems, gaps = [], []
-    found: dict[tuple[str, str], list[str]] = {}
-    for inst in inv.instances:
-        try:
-            value, where = effective(inv, inst, name)
-        except CannotVerify as exc:
-            gaps.append(str(exc))
-            continue
-        if value is None:
-            value, where = rule.builtin, "PostgreSQL's default (set in no parameter group)"
-        found.setdefault((value, where), []).append(dbid(inst))
-    for (value, where), ids in found.items():
-        if not rule.ok(value):
-            problems.append(f"{where} (used by {', '.join(ids)}): {name} is {value!r}; the spec "
-                            f"wants {rule.wants}")
-    return verdict(problems, sorted(set(gaps)))
+    return param_problems(inv, name, rule.ok, rule.wants, builtin=rule.builtin)
 
 
 @reads("DescribeDBInstances, DescribeDBParameters (every page), DescribeDBClusterParameters, "
