@@ -8,9 +8,8 @@ left to finish in the background (tasks not started are cancelled) and Ctrl-C an
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -28,19 +27,3 @@ def threads(workers: int) -> Iterator[ThreadPoolExecutor]:
         raise
     pool.shutdown(wait=True)
 
-
-def background(fn: Callable[[], T], name: str) -> Future[T]:
-    """Run ``fn`` in a daemon thread now; its result or exception waits in the future.
-
-    A daemon: a run that ends (or is interrupted) before asking never waits for it; ``fn``
-    keeps its own time limits, as every probe does."""
-    fut: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            fut.set_result(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result
-            fut.set_exception(exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return fut

@@ -22,12 +22,11 @@ import pytest
 from pgproof import layers, pools
 from pgproof.probes import health, hostcis, network, pooler, postgres, source, tls
 from pgproof.probes.endpoints import tls_endpoints
-from pgproof.pytest_targets import TARGET_KEY, get_target
+from pgproof.pytest_targets import get_target
 from pgproof.target import Target
 from pgproof.verdict import Unreachable
 
 if TYPE_CHECKING:  # testinfra, the SDKs and the lazily imported probes: names for the hints only
-    from concurrent.futures import Future
 
     from pgproof.probes.aws_fleet import Fleet, FleetProbe
     from pgproof.probes.aws_inventory import AwsInventory
@@ -206,34 +205,6 @@ def host_cis_facts(target: Target, request: pytest.FixtureRequest) -> list[HostC
             for url in target.hosts]
 
 
-_AWS_EARLY: pytest.StashKey[Future[AwsInventory]] = pytest.StashKey()
-
-
-def _needs(item: pytest.Item, fixture: str) -> bool:
-    """Whether a collected item will ask for ``fixture`` (directly or as a catalogue unit's input)."""
-    if fixture in getattr(item, "fixturenames", ()):
-        return True
-    callspec = getattr(item, "callspec", None)
-    unit = callspec.params.get("control_unit") if callspec else None
-    return fixture in getattr(unit, "inputs", ())
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """A single database's AWS inventory starts in the background once the selected checks are
-    known to need it: its round trips to AWS then overlap the SQL, TLS and backup probes the first
-    checks wait for (it was a third of a lab check's wall, alone). Its answer or its error is the
-    fixture's, unchanged; a run that selects no AWS check starts nothing."""
-    config = session.config
-    target = config.stash.get(TARGET_KEY, None)
-    if (target is None or target.aws is None or target.aws.is_fleet or _AWS_EARLY in config.stash
-            or layers.why_not(target, "aws") is not None
-            or not any(_needs(i, "aws_inventory") for i in session.items)):
-        return
-    from pgproof.probes import aws
-
-    cfg, limits = target.aws, aws.limits(target.timeouts)
-    config.stash[_AWS_EARLY] = pools.background(lambda: aws.gather(cfg, **limits), "pgproof-aws-inventory")
 
 
 @pytest.fixture(scope="session")
@@ -241,9 +212,11 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest) -> AwsInventor
     layers.require(target, "aws")
     assert target.aws is not None
     if not target.aws.is_fleet:
-        early = request.config.stash.get(_AWS_EARLY, None)
-        if early is not None:
-            return early.result()
+        # Gathered here, in the test that first asks, never in a background thread while other
+        # tests run: pytest sets and deletes PYTEST_CURRENT_TEST around every test phase, and
+        # botocore's proxy lookup (urllib's getproxies) iterates os.environ on every request,
+        # so a concurrent inventory raised KeyError('PYTEST_CURRENT_TEST') and turned every
+        # AWS check into error (seen once in a fresh-clone CI of the mutation matrix).
         from pgproof.probes import aws
 
         return aws.gather(target.aws, **aws.limits(target.timeouts))
