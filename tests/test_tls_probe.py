@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from pgproof.probes.tls import (
     PlaintextOutcome,
     TlsFacts,
     VersionOutcome,
+    _check_hostname,
     probe_endpoint,
 )
 from pgproof.probes.tls_ciphers import (
@@ -36,6 +38,7 @@ from pgproof.probes.tls_ciphers import (
     classes_of,
     offerable_suites,
 )
+from pgproof.probes.tls_wire import pinned_context
 from pgproof.target import Thresholds
 from pgproof.verdict import CannotVerify, Unreachable
 
@@ -295,3 +298,21 @@ def test_stricter_threshold_fails_tls12(healthy: Standalone) -> None:
     th = Thresholds(tls_min_version="TLSv1.3")
     (problem,) = judge_tls1(probe(healthy), th)
     assert "pinned to TLSv1.2" in problem and "older than TLSv1.3" in problem
+
+
+def test_certificate_reload_between_handshakes_is_not_a_name_mismatch(
+        healthy: Standalone, tmp_path: Path) -> None:
+    """ci10: a reload between the probe's handshakes showed its hostname check another leaf.
+
+    That fails as an unknown issuer; the probe takes the new leaf and checks the name
+    again, and without a second look it says unproven, never "does not match".
+    """
+    other_ca = pki.make_ca(tmp_path / "other")
+    stale = pki.issue_server_cert(other_ca, tmp_path / "other", hosts=("127.0.0.1",))
+    stale_der = ssl.PEM_cert_to_DER_cert(stale.cert.read_text())
+    fresh = pinned_context("TLSv1.3")
+    assert _check_hostname(healthy.host, healthy.port, stale_der, "127.0.0.1", 3, fresh) == (True, "")
+    ok, why = _check_hostname(healthy.host, healthy.port, stale_der, "127.0.0.1", 3, None)
+    assert ok is None and "different certificate on successive handshakes" in why
+    ok, why = _check_hostname(healthy.host, healthy.port, stale_der, "db.example.com", 3, fresh)
+    assert ok is False and "mismatch" in why

@@ -6,7 +6,7 @@ and each waits until the change is visible, so a check run right after sees it.
 
 from __future__ import annotations
 
-import time
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +18,7 @@ from pgproof.lab import components as c
 from pgproof.lab import configs, pki
 from pgproof.lab.state import NODES, LabState
 from pgproof.probes.network import reachable_from
+from pgproof.probes.tls_wire import NoTls, pinned_context, tls_handshake
 
 
 def _sql(state: LabState, query: str, port: str = "haproxy_writer") -> Any:
@@ -87,8 +88,19 @@ def reissue_cert(state: LabState, hosts: tuple[str, ...], days: int, key_type: s
         dst.write_bytes(leaf.key.read_bytes())
         procs.chown_service(dst)
         requests.post(state.rest_url(node) + "/reload", timeout=10)
-    # Reload is asynchronous; give each postmaster a moment to re-read the files.
-    time.sleep(1.5)
+    # Reload is asynchronous: wait until every postmaster hands out the new leaf, or a
+    # check run right after sees one node's old certificate (ci10's TLS-3 flake).
+    want = ssl.PEM_cert_to_DER_cert(leaf.cert.read_text())
+    _wait(lambda: all(_served_leaf(state.ports[f"{n}_pg"]) == want for n in NODES),
+          "serving the reissued certificate on every node", timeout=30)
+
+
+def _served_leaf(port: int) -> bytes | None:
+    try:
+        hs = tls_handshake("127.0.0.1", port, pinned_context("TLSv1.3"), None, 3)
+    except (OSError, NoTls):
+        return None
+    return hs.chain_der[0] if hs.chain_der else None
 
 
 def set_app_superuser(state: LabState, on: bool) -> None:

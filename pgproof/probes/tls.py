@@ -250,6 +250,42 @@ def _verify(host: str, port: int, ctx: ssl.SSLContext, sni: str | None,
         return None, f"could not complete a verifying handshake: {exc}", None
 
 
+_NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def _check_hostname(host: str, port: int, leaf: bytes, sni: str, timeout: float,
+                    fresh: ssl.SSLContext | None, tries: int = 3) -> tuple[bool | None, str]:
+    """Verify-full's name check with the leaf as its own anchor, so only the name is judged.
+
+    A certificate reload between two handshakes presents another leaf, which fails
+    as an unknown issuer, not as a name mismatch: take the new leaf and try again,
+    and if the certificate keeps changing say so (unproven), never "does not match".
+    """
+    changed = ""
+    for _ in range(tries):
+        ctx = _verify_context(cadata=ssl.DER_cert_to_PEM_cert(leaf), check_hostname=True)
+        try:
+            tls_handshake(host, port, ctx, sni, timeout)
+            return True, ""
+        except ssl.SSLCertVerificationError as exc:
+            if exc.verify_code in _NAME_MISMATCH:
+                return False, exc.verify_message or str(exc)
+            changed = exc.verify_message or str(exc)
+        except (OSError, NoTls) as exc:
+            return None, f"could not complete a verifying handshake: {exc}"
+        if fresh is None:
+            break
+        try:
+            again = tls_handshake(host, port, fresh, sni, timeout)
+        except (OSError, NoTls) as exc:
+            return None, f"could not complete a second handshake: {exc}"
+        if not again.chain_der:
+            break
+        leaf = again.chain_der[0]
+    return None, (f"the endpoint presented a different certificate on successive handshakes "
+                  f"({changed}): a certificate reload in progress?")
+
+
 def probe_endpoint(host: str, port: int, ca_file: Path | None,
                    server_hostname: str | None = None, timeout: float = 3.0,
                    probe_user: str = "pgproof_probe", probe_database: str = "postgres",
@@ -282,10 +318,8 @@ def probe_endpoint(host: str, port: int, ca_file: Path | None,
                 scan_ciphers and any(s for _, _, s in results.values())) else None
             hostname_match, hostname_error = None, "no TLS handshake succeeded"
             if best is not None and best.chain_der:
-                pem = ssl.DER_cert_to_PEM_cert(best.chain_der[0])
-                ok, err, _ = _verify(host, port, _verify_context(cadata=pem, check_hostname=True),
-                                     sni, timeout)
-                hostname_match, hostname_error = ok, err
+                hostname_match, hostname_error = _check_hostname(
+                    host, port, best.chain_der[0], sni, timeout, contexts.get(best.version))
             ciphers = cipher_f.result() if cipher_f else None
     except ConnectFailed as exc:
         raise Unreachable(f"cannot connect to PostgreSQL at {exc}") from None
