@@ -14,6 +14,7 @@ from typing import Literal
 
 import pytest
 
+from pgproof.catalogue.profiles import raised_thresholds
 from pgproof.errors import UserError
 from pgproof.target import Target, load_target
 
@@ -126,5 +127,12 @@ TARGET_KEY = pytest.StashKey[Target]()
 def get_target(config: pytest.Config) -> Target:
     """Load and validate the target once; bad input (config, port, password) stops the run."""
     if TARGET_KEY not in config.stash:
-        config.stash[TARGET_KEY] = check_input(config, config.getoption("target"))
+        target = check_input(config, config.getoption("target"))
+        profile = config.getoption("profile", None)
+        if profile is not None:  # a profile may raise thresholds (CIS 17 6.9: TLS 1.3)
+            th = target.thresholds
+            raised = raised_thresholds(profile, {"tls_min_version": th.tls_min_version})
+            if raised:
+                target = target.model_copy(update={"thresholds": th.model_copy(update=raised)})
+        config.stash[TARGET_KEY] = target
     return config.stash[TARGET_KEY]

@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(postgresql-15 postgresql-15-pgaudit etcd-server etcd-client haproxy pgbouncer pgbackrest
-          python3-venv python3-dev util-linux make iproute2 socat openssh-server openssh-client
-          chromium systemd)  # chromium: the index page test; systemd: systemd-analyze verify
+APT_PKGS=(postgresql-15 postgresql-15-pgaudit postgresql-15-set-user etcd-server etcd-client haproxy
+          pgbouncer pgbackrest python3-venv python3-dev util-linux make iproute2 socat openssh-server
+          openssh-client chromium systemd)  # chromium: the index page test; systemd: systemd-analyze verify
 PATRONI_VENV=${PGPROOF_PATRONI_VENV:-/opt/pgproof/patroni-4.1.5}
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

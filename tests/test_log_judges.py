@@ -62,6 +62,12 @@ BOUNDARIES = [
     ("jit_profiling_support", ["off"], ["on"]),
     ("post_auth_delay", ["0"], ["1"]),
     ("log_replication_commands", ["on"], ["off"]),
+    ("log_filename", ["postgresql-%Y%m%d.log", "postgresql-%a.log", "pg-%H.log",
+                      "postgresql.log.%Y-%m-%d-%H"],
+     ["postgresql.log", "postgresql-%%Y.log", "postgresql-%q.log", ""]),
+    ("syslog_sequence_numbers", ["on"], ["off"]),
+    ("syslog_split_messages", ["on"], ["off"]),
+    ("syslog_ident", ["postgres", "p"], ["", " "]),
 ]
 
 
@@ -90,6 +96,36 @@ def test_a_hidden_setting_is_could_not_check_and_a_missing_one_cannot_verify() -
     del facts.settings["log_statement"]
     with pytest.raises(CannotVerify, match="no setting log_statement"):
         log.sql_rule(facts, "log_statement")
+
+
+def test_log_directory_boundary() -> None:
+    """CIS 3.1.4: set, absolute, outside the data directory; a directory whose name only
+    starts like the data directory's is outside it."""
+    data = HEALTHY["data_directory"]
+    for ok in ("/var/log/postgresql", data + "-log", "/var/lib/postgresql/15/pglog",
+               "/rdsdbdata/log"):
+        assert log.judge_log_directory(pg(log_directory=ok)) == [], ok
+    for bad, says in (("", "is empty"), ("log", "relative to the data directory"),
+                      (data + "/log", "inside the data directory"), (data, "inside the data"),
+                      (data + "/", "inside the data directory")):
+        problems = log.judge_log_directory(pg(log_directory=bad))
+        assert len(problems) == 1 and says in problems[0] and "CIS 3.1.4" in problems[0], bad
+    with pytest.raises(NotApplicable, match="logging_collector is off"):
+        log.judge_log_directory(pg(log_directory="log", logging_collector="off"))
+    with pytest.raises(Unreachable, match="GRANT pg_read_all_settings TO pgproof"):
+        log.judge_log_directory(pg(hidden=("data_directory",), log_directory="/var/log/pg"))
+    facts = pg(log_directory="/var/log/pg")
+    del facts.settings["data_directory"]
+    with pytest.raises(CannotVerify, match="no data_directory"):
+        log.judge_log_directory(facts)
+    facts = pg()
+    with pytest.raises(CannotVerify, match="no log_directory"):
+        log.judge_log_directory(facts)
+
+
+def test_time_escapes_ignore_literal_percent() -> None:
+    assert log.time_escapes("postgresql-%Y-%m-%d_%H%M%S.log") == ["Y", "m", "d", "H", "M", "S"]
+    assert log.time_escapes("a%%Yb") == [] and log.time_escapes("a%%%Yb") == ["Y"]
 
 
 def test_prefix_missing_names_what_is_absent() -> None:

@@ -191,3 +191,49 @@ def test_lab_passwords_always_satisfy_passwordcheck(monkeypatch: pytest.MonkeyPa
     draws = iter(["A" * 32, "xxreplicatorxx-1" * 2, "abcDEF-123_ghi" * 2])
     monkeypatch.setattr(lab_state.secrets, "token_urlsafe", lambda _n: next(draws))
     assert lab_state._password("replicator") == "abcDEF-123_ghi" * 2
+
+
+# -- PRIV-7 (CIS 4.8) and ENC-4 (CIS 6.11): extensions in the target's database ------------------
+def ext_db(*extensions: str, name: str = "appdb") -> Database:
+    return Database(name, True, extensions=list(extensions))
+
+
+@pytest.mark.parametrize("libs", ["pgaudit,set_user", "set_user", "$libdir/set_user",
+                                  " pgaudit , set_user.so "])
+def test_priv7_preloaded_and_created_passes(libs: str) -> None:
+    f = facts(databases=(ext_db("plpgsql", "set_user"),), shared_preload_libraries=libs)
+    assert priv.judge_priv7(f, "appdb") == []
+
+
+def test_priv7_one_step_short_fails_with_each_missing_part() -> None:
+    created = (ext_db("plpgsql", "set_user"),)
+    [p] = priv.judge_priv7(facts(databases=created, shared_preload_libraries="pgaudit,set_user_x"),
+                           "appdb")
+    assert "without set_user" in p and "CIS 4.8" in p
+    [p] = priv.judge_priv7(facts(databases=(ext_db("plpgsql"),),
+                                 shared_preload_libraries="set_user"), "appdb")
+    assert "database appdb has no set_user extension" in p
+    # Created in another database only: the target's database is the one judged.
+    assert priv.judge_priv7(facts(databases=(ext_db("plpgsql"), ext_db("set_user", name="other")),
+                                  shared_preload_libraries="set_user"), "appdb")
+
+
+def test_priv7_hidden_preload_list_names_the_grant_and_an_unread_database_is_an_error() -> None:
+    with pytest.raises(Unreachable, match="GRANT pg_read_all_settings TO pgproof"):
+        priv.judge_priv7(facts(databases=(ext_db("set_user"),),
+                               hidden=("shared_preload_libraries",)), "appdb")
+    grant = "role pgproof may not connect to database appdb (GRANT CONNECT ON DATABASE appdb TO pgproof;)"
+    with pytest.raises(Unreachable, match=re.escape(grant)):
+        priv.judge_priv7(facts(databases=(Database("appdb", False, grant),),
+                               shared_preload_libraries="set_user"), "appdb")
+    with pytest.raises(CannotVerify, match="database appdb is not among"):
+        priv.judge_pgcrypto(facts(databases=(ext_db("pgcrypto", name="postgres"),)), "appdb")
+
+
+def test_pgcrypto_created_passes_available_only_fails() -> None:
+    assert priv.judge_pgcrypto(facts(databases=(ext_db("pgcrypto"),)), "appdb") == []
+    [p] = priv.judge_pgcrypto(facts(databases=(ext_db("plpgsql", "pgaudit"),)), "appdb")
+    assert "database appdb has no pgcrypto extension (extensions: plpgsql, pgaudit)" in p
+    assert "CIS 6.11" in p
+    [p] = priv.judge_pgcrypto(facts(databases=(ext_db(),)), "appdb")
+    assert "(extensions: none)" in p

@@ -1,5 +1,5 @@
-"""ENC-1..ENC-3: storage, backups and the backup bucket encrypted and private; each control with
-its checks per layer."""
+"""ENC-1..ENC-4: storage, backups and the backup bucket encrypted and private, and pgcrypto at
+hand in the database; each control with its checks per layer."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ def data_on_encrypted_device(host_facts: list[Any]) -> list[str]:
     """Every database host's data directory sits on an encrypted device, private."""
     judge = resolve("pgproof.checks.live:judge_host")
     return [p for f in host_facts for p in judge(f)]
+
+
+def _dbname(target: Any) -> str:
+    return str(target.postgres.dbname) if target.postgres else "postgres"
+
+
+def pgcrypto_installed(priv_facts: Any, target: Any) -> list[str]:
+    """ENC-4 in the target's own database."""
+    return resolve("pgproof.checks.priv:judge_pgcrypto")(  # type: ignore[no-any-return]
+        priv_facts, _dbname(target))
 
 
 def _devices(host_facts: list[Any]) -> str:
@@ -58,4 +68,15 @@ CONTROLS = (
         checks=(aws("aws:judge_enc3", seen.bucket),
                 azure("azure:judge_enc3", seen=lambda inv: f"account {inv.storage_account_name}, "
                                                            f"container public {inv.container_public}"))),
+    control(
+        "ENC-4", "pgcrypto installed",
+        "The pgcrypto extension is created in the target's database, so columns can be "
+        "encrypted and hashed in SQL (CIS 6.11: installed, not only available; whether the "
+        "application uses it is a data-design review, not a setting).",
+        "CREATE EXTENSION pgcrypto in the database (self-managed: the contrib package; RDS, "
+        "Aurora: supported, created by the master user; Azure: allow-list it in the "
+        "azure.extensions server parameter first).",
+        severity="low", hipaa=("164.312(a)(2)(iv)",), cis=("6.11",),
+        checks=(check("sql", pgcrypto_installed, "priv_facts", "target",
+                      evidence=lambda f, t: f"database {_dbname(t)} has pgcrypto"),)),
 )

@@ -1,4 +1,4 @@
-"""PRIV-1..PRIV-6: the automatable CIS PostgreSQL 17 recommendations on roles, privileges and
+"""PRIV-1..PRIV-7: the automatable CIS PostgreSQL 17 recommendations on roles, privileges and
 connections (sections 4, 5 and 7), judged over SQL with pg_monitor and PUBLIC's default grants.
 
 CIS numbers are CIS PostgreSQL 17 Benchmark v1.0.0's; 15 v1.2.0 and 16 v1.1.0 number and word
@@ -33,6 +33,20 @@ def replication_role(priv_facts: Any, target: Any) -> list[str]:
     """PRIV-6, told how many readers the target names (a standby that should be streaming)."""
     readers = len(target.postgres.readers) if target.postgres else 0
     return _facts("judge_priv6")(priv_facts, readers)  # type: ignore[no-any-return]
+
+
+def _dbname(target: Any) -> str:
+    return str(target.postgres.dbname) if target.postgres else "postgres"
+
+
+def set_user_installed(priv_facts: Any, target: Any) -> list[str]:
+    """PRIV-7 in the target's own database."""
+    return _facts("judge_priv7")(priv_facts, _dbname(target))  # type: ignore[no-any-return]
+
+
+def _set_user(f: Any, target: Any) -> str:
+    return (f"shared_preload_libraries={f.settings.get('shared_preload_libraries')}; database "
+            f"{_dbname(target)} has set_user")
 
 
 def _admins(f: Any, target: Any, th: Any) -> str:
@@ -146,4 +160,17 @@ CONTROLS = (
                                f"replication is Microsoft's ({AZURE_HA})"),
         },
         checks=(check("sql", replication_role, "priv_facts", "target", evidence=_walsenders),)),
+    control(
+        "PRIV-7", "Superuser escalation through set_user",
+        "set_user is in shared_preload_libraries and created in the target's database, so "
+        "administrators escalate with set_user() / set_user_u(), logged, instead of logging in "
+        "as a superuser (CIS 4.8).",
+        "Self-managed: install set_user (Debian: postgresql-<major>-set-user), add it to "
+        "shared_preload_libraries and restart, then CREATE EXTENSION set_user in the database "
+        "and GRANT EXECUTE ON FUNCTION set_user(text) only to the administrators. RDS, Aurora "
+        "and Azure: where the provider offers it (SELECT name FROM pg_available_extensions "
+        "WHERE name = 'set_user'); the check reads what the server reports on every platform.",
+        severity="medium", hipaa=("164.312(b)", "164.312(a)(1)"), cis=("4.8",),
+        checks=(check("sql", set_user_installed, "priv_facts", "target",
+                      settings="shared_preload_libraries", evidence=_set_user),)),
 )

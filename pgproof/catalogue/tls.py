@@ -67,9 +67,11 @@ CONTROLS = (
         "TLS-1", "Server accepts TLS 1.2+ only",
         "Handshakes pinned to TLS 1.0 or 1.1 are refused by the server at every client endpoint, "
         "1.2 or 1.3 are accepted, ssl_min_protocol_version is at least TLSv1.2, and the RDS "
-        "parameter group says so.",
+        "parameter group says so. The minimum is tls_min_version: under --profile cis-level1 "
+        "(or cis-level2) TLSv1.3, CIS PostgreSQL 17 v1.0.0's 6.9; CIS 15/16's 6.9 (TLS 1.0 "
+        "and 1.1 disabled) is the default.",
         "Set ssl_min_protocol_version = 'TLSv1.2' (RDS: in the DB parameter group) and reload.",
-        severity="high", thresholds="tls_min_version", hipaa=TRANSMISSION, cis=("6.8",),
+        severity="high", thresholds="tls_min_version", hipaa=TRANSMISSION, cis=("6.8", "6.9"),
         checks=(
             check("tls", "tls:judge_tls1", "tls_facts", "thresholds", per_endpoint=True,
                   evidence=_versions),

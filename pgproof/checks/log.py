@@ -70,6 +70,15 @@ def private_mode(v: str) -> bool:
     return m is not None and m & 0o077 == 0
 
 
+# strftime escapes that change with time (CIS 3.1.5: a log file name pattern, not a fixed name).
+TIME_ESCAPES = frozenset("YyCGgmbBhdejaAuwUVWHIklMSpsFDTRrc")
+
+
+def time_escapes(name: str) -> list[str]:
+    """The time escapes of a log_filename (``%%`` is a literal %)."""
+    return [e for e in re.findall(r"%(.)", name.replace("%%", "")) if e in TIME_ESCAPES]
+
+
 def prefix_missing(prefix: str) -> list[str]:
     """What a log_line_prefix leaves out of CIS 3.1.24's who/where/when (``%%`` is a literal %)."""
     escapes = set(re.findall(r"%[^%]", prefix.replace("%%", "")))
@@ -115,6 +124,13 @@ RULES: dict[str, Rule] = {
     "jit_profiling_support": Rule("off (CIS 6.2)", _off, "off"),
     "post_auth_delay": Rule("0 (CIS 6.2)", lambda v: _int(v) == 0, "0"),
     "log_replication_commands": Rule("on (CIS 7.2)", _on, "off"),
+    "log_filename": Rule("a name with a time escape (%Y, %m, %d, %H, %a, ...), so a rotation "
+                         "opens a new file instead of reusing one (CIS 3.1.5)",
+                         lambda v: bool(time_escapes(v)), "postgresql-%Y-%m-%d_%H%M%S.log"),
+    "syslog_sequence_numbers": Rule("on (CIS 3.1.11)", _on, "on"),
+    "syslog_split_messages": Rule("on (CIS 3.1.12)", _on, "on"),
+    "syslog_ident": Rule("a program name that is not empty (CIS 3.1.13; PostgreSQL's default "
+                         "is postgres)", lambda v: bool(v.strip()), "postgres"),
 }
 BACKEND = ("ignore_system_indexes", "jit_debugging_support", "jit_profiling_support",
            "post_auth_delay")
@@ -189,6 +205,33 @@ def judge_truncate(pg: PostgresFacts, target: Target) -> list[str]:
     return _managed_rule(pg, target, "log_truncate_on_rotation", {"rds": RDS_FIXED, "azure": AZ_WHERE})
 
 
+def judge_log_directory(pg: PostgresFacts) -> list[str]:
+    """CIS 3.1.4: the collector's directory is set; pgproof's policy (CIS 8.1's intent) places
+    it outside the data directory, where base backups would copy it and a restore reset it."""
+    if "log_directory" not in pg.settings or "logging_collector" not in pg.settings:
+        raise CannotVerify(f"{pg.endpoint}: the server reports no log_directory or logging_collector")
+    if not _on(pg.settings["logging_collector"]):
+        raise NotApplicable(f"{pg.endpoint}: logging_collector is off: no file is written to "
+                            "log_directory (LOG-1 judges where the log goes)")
+    where = pg.settings["log_directory"].strip()
+    if not where:
+        return [f"{pg.endpoint}: log_directory is empty: the collector writes to the file system "
+                "root and the log is lost; the spec wants an absolute directory outside the "
+                "data directory (CIS 3.1.4)"]
+    if not where.startswith("/"):
+        return [f"{pg.endpoint}: log_directory is {where!r}, relative to the data directory: "
+                "every base backup copies the logs and a restore overwrites them; the spec wants "
+                "an absolute directory outside the data directory (CIS 3.1.4, 8.1)"]
+    data = pg.setting("data_directory").rstrip("/")  # hidden: an error naming the GRANT
+    if not data:
+        raise CannotVerify(f"{pg.endpoint}: the server reports no data_directory, so whether "
+                           f"log_directory {where!r} lies inside it is unknown")
+    if where.rstrip("/") == data or where.startswith(data + "/"):
+        return [f"{pg.endpoint}: log_directory {where!r} is inside the data directory {data!r}; "
+                "the spec wants an absolute directory outside it (CIS 3.1.4, 8.1)"]
+    return []
+
+
 def judge_backend(pg: PostgresFacts) -> list[str]:
     """CIS 6.2: the developer-only backend parameters are at their safe values."""
     return [p for name in BACKEND for p in sql_rule(pg, name)]
@@ -255,6 +298,22 @@ def sql_log_timezone(pg: PostgresFacts) -> list[str]:
 
 def sql_log_replication_commands(pg: PostgresFacts) -> list[str]:
     return sql_rule(pg, "log_replication_commands")
+
+
+def sql_log_filename(pg: PostgresFacts) -> list[str]:
+    return sql_rule(pg, "log_filename")
+
+
+def sql_syslog_sequence_numbers(pg: PostgresFacts) -> list[str]:
+    return sql_rule(pg, "syslog_sequence_numbers")
+
+
+def sql_syslog_split_messages(pg: PostgresFacts) -> list[str]:
+    return sql_rule(pg, "syslog_split_messages")
+
+
+def sql_syslog_ident(pg: PostgresFacts) -> list[str]:
+    return sql_rule(pg, "syslog_ident")
 
 
 # -- AWS (RDS and Aurora parameter groups) --------------------------------------------------------

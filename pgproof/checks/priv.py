@@ -147,3 +147,40 @@ def unread(databases: list[Database]) -> str:
     """The evidence's note on databases not judged (a provider's own)."""
     skipped = [d.name for d in databases if d.provider]
     return f"; not the customer's: {', '.join(skipped)}" if skipped else ""
+
+
+def _target_database(f: PrivFacts, dbname: str) -> Database:
+    """The target's own database as read, or why it could not be judged."""
+    db = next((d for d in f.databases if d.name == dbname), None)
+    if db is None:
+        raise CannotVerify(f"database {dbname} is not among those the auditor role may list on "
+                           f"{f.endpoint}")
+    if not db.read:
+        raise Unreachable(f"database {dbname} not read: {db.why_not}")
+    return db
+
+
+def judge_priv7(f: PrivFacts, dbname: str) -> list[str]:
+    """CIS 4.8: set_user is preloaded and created in the target's database, so a superuser
+    escalation goes through set_user() and is logged."""
+    preload = [_library_name(e)[0] for e in f.setting("shared_preload_libraries").split(",")
+               if e.strip()]
+    problems = []
+    if "set_user" not in preload:
+        problems.append(f"{f.endpoint}: shared_preload_libraries is "
+                        f"{f.settings.get('shared_preload_libraries', '')!r}, without set_user; "
+                        "the spec wants set_user preloaded (CIS 4.8)")
+    db = _target_database(f, dbname)
+    if "set_user" not in db.extensions:
+        problems.append(f"{f.endpoint}: database {dbname} has no set_user extension "
+                        "(CREATE EXTENSION set_user); the spec wants it created (CIS 4.8)")
+    return problems
+
+
+def judge_pgcrypto(f: PrivFacts, dbname: str) -> list[str]:
+    """CIS 6.11: pgcrypto is created in the target's database (installed, not only available)."""
+    db = _target_database(f, dbname)
+    return [] if "pgcrypto" in db.extensions else [
+        f"{f.endpoint}: database {dbname} has no pgcrypto extension (extensions: "
+        f"{', '.join(db.extensions) or 'none'}); the spec wants CREATE EXTENSION pgcrypto "
+        "there (CIS 6.11)"]

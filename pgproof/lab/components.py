@@ -26,6 +26,7 @@ REQUIRED = {
     "pgbouncer": ("pgbouncer", "pgbouncer"),
     "postgresql": (str(procs.PG_BIN / "postgres"), "postgresql-15"),
     "pgaudit": ("/usr/lib/postgresql/15/lib/pgaudit.so", "postgresql-15-pgaudit"),
+    "set_user": ("/usr/lib/postgresql/15/lib/set_user.so", "postgresql-15-set-user"),
     "setpriv": ("setpriv", "util-linux"),
     "pgbackrest": ("pgbackrest", "pgbackrest"),
 }
@@ -176,6 +177,8 @@ def create_roles(state: LabState, pw: dict[str, str]) -> None:
     with psycopg.connect(**{**superuser_conninfo(state), "dbname": "appdb"}, autocommit=True) as conn:
         conn.execute("GRANT SELECT ON pg_hba_file_rules TO pgproof")
         conn.execute("GRANT EXECUTE ON FUNCTION pg_hba_file_rules() TO pgproof")
+        for ext in configs.APP_EXTENSIONS:  # CIS 4.8 (PRIV-7) and 6.11 (ENC-4)
+            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
 
 
 def start_haproxy(state: LabState) -> int:

@@ -52,13 +52,17 @@ CLUSTER_PARAMETERS: dict[str, Any] = {
     # passwordcheck: CIS 5.6 (PRIV-5); a preload, so it is set at bootstrap only (a restart).
     # Every password the lab sets in plaintext (Patroni's postgres and replicator) satisfies it
     # (state.make_secrets); the others are sent as SCRAM verifiers, which it cannot inspect.
-    "shared_preload_libraries": "pgaudit,passwordcheck",
+    # set_user: CIS 4.8 (PRIV-7; Debian's postgresql-15-set-user, scripts/setup.sh), created
+    # in appdb with pgcrypto (CIS 6.11, ENC-4) by components.create_roles.
+    "shared_preload_libraries": "pgaudit,passwordcheck,set_user",
     "pgaudit.log": "ddl,role",
     "log_connections": "on",
     "log_disconnections": "on",
     "log_min_duration_statement": 1000,
     "logging_collector": "on",
-    "log_filename": "postgresql.log",
+    # CIS 3.1.5 (LOG-20): a dated name, so the daily rotation opens a new file and
+    # log_truncate_on_rotation only ever truncates a name that recurs (LabState.pg_log finds it).
+    "log_filename": "postgresql-%Y%m%d.log",
     # CIS 3.1.x / 7.2 (LOG-*): every line says who, where and when (the driver's PG_PROMOTED
     # reads the leading "%m" in UTC); schema changes, errors and replication commands logged.
     "log_line_prefix": "%m [%p]: db=%d,user=%u,app=%a,client=%h ",
@@ -80,6 +84,10 @@ CLUSTER_PARAMETERS: dict[str, Any] = {
     "archive_mode": "on",
     "archive_timeout": backup.ARCHIVE_TIMEOUT_S,
 }
+
+
+# Extensions the lab creates in appdb: set_user (CIS 4.8) and pgcrypto (CIS 6.11).
+APP_EXTENSIONS = ("set_user", "pgcrypto")
 
 
 def pg_parameters(state: LabState, node: str) -> dict[str, Any]:

@@ -281,3 +281,33 @@ def hba_mode(state: LabState, mode: int) -> None:
     """Every node's pg_hba.conf to ``mode`` (0o644 breaks HOST-3; 0o600 is the lab's own)."""
     for node in NODES:
         (state.data_dir(node) / "pg_hba.conf").chmod(mode)
+
+
+# -- CIS 3.1.4 / 3.1.5 (LOG-19, LOG-20): node-local log placement, by ALTER SYSTEM --------------
+
+def log_files_misplaced(state: LabState, on: bool) -> None:
+    """log_directory is node-local (each node's Patroni file), so ALTER SYSTEM on every node
+    (postgresql.auto.conf wins over Patroni's postgresql.conf): the PostgreSQL defaults
+    log_directory = 'log' (inside PGDATA) and a fixed log_filename; RESET heals."""
+    stmts = (["ALTER SYSTEM SET log_directory = 'log'",
+              "ALTER SYSTEM SET log_filename = 'postgresql.log'"] if on else
+             ["ALTER SYSTEM RESET log_directory", "ALTER SYSTEM RESET log_filename"])
+    for node in NODES:
+        for q in (*stmts, "SELECT pg_reload_conf()"):
+            _sql(state, q, f"{node}_pg")
+    want = {n: ("log", "postgresql.log") if on else
+            (str(state.node_dir(n) / "pglog"), configs.CLUSTER_PARAMETERS["log_filename"])
+            for n in NODES}
+
+    def applied() -> bool:
+        return all((_sql(state, "SELECT current_setting('log_directory')", f"{n}_pg"),
+                    _sql(state, "SELECT current_setting('log_filename')", f"{n}_pg")) == want[n]
+                   for n in NODES)
+
+    _wait(applied, f"log_directory/log_filename {'at the defaults' if on else 'back'} on every node")
+
+
+def app_extension(state: LabState, name: str, on: bool) -> None:
+    """PRIV-7 / ENC-4: an extension of appdb dropped (``on``) or created again."""
+    _sql_in(state, "appdb", f"DROP EXTENSION IF EXISTS {name}" if on
+            else f"CREATE EXTENSION IF NOT EXISTS {name}")

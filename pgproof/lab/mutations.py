@@ -48,6 +48,7 @@ LOG_DEBUG = {"debug_print_parse": "on", "debug_print_rewritten": "on", "debug_pr
              "debug_pretty_print": "off"}
 # A directory nobody created, searched before $libdir (PRIV-5's mutation; a reload, no restart).
 UNTRUSTED_LIBRARY_PATH = "/var/tmp/pgproof-untrusted-libs:$libdir"
+SYSLOG_LOSSY = {"syslog_sequence_numbers": "off", "syslog_split_messages": "off", "syslog_ident": ""}
 PLAINTEXT_HBA = [*PG_HBA, "host all all 127.0.0.1/32 scram-sha-256"]
 MD5_HBA = [line.replace("scram-sha-256", "md5") if line.startswith("hostssl all") else line
            for line in PG_HBA]
@@ -175,6 +176,20 @@ LIVE: list[Mutation] = [
        lambda s: lm.open_umask_process(s, False)),
     _m("host-hba-readable", "the nodes' pg_hba.conf readable by every OS user (0644)", "HOST-3",
        lambda s: lm.hba_mode(s, 0o644), lambda s: lm.hba_mode(s, 0o600)),
+    _m("log-files-default", "PostgreSQL's own log placement on every node (ALTER SYSTEM): "
+       "log_directory = 'log' inside PGDATA and a fixed log_filename = 'postgresql.log'",
+       "LOG-19 LOG-20", lambda s: lm.log_files_misplaced(s, True),
+       lambda s: lm.log_files_misplaced(s, False)),
+    _m("syslog-lossy", "syslog settings that lose messages: syslog_sequence_numbers off, "
+       "syslog_split_messages off, syslog_ident ''", "LOG-21 LOG-22 LOG-23",
+       lambda s: lm.set_parameters(s, SYSLOG_LOSSY),
+       lambda s: lm.set_parameters(s, dict.fromkeys(SYSLOG_LOSSY))),
+    _m("set-user-dropped", "the set_user extension dropped from appdb", "PRIV-7",
+       lambda s: lm.app_extension(s, "set_user", True),
+       lambda s: lm.app_extension(s, "set_user", False)),
+    _m("pgcrypto-dropped", "the pgcrypto extension dropped from appdb", "ENC-4",
+       lambda s: lm.app_extension(s, "pgcrypto", True),
+       lambda s: lm.app_extension(s, "pgcrypto", False)),
 ]
 
 def _back_to_defaults(state: LabState, defaults: dict[str, object], **lab: object) -> None:

@@ -7,6 +7,7 @@ the ``postgres`` user can always traverse, whatever the checkout's location.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -103,7 +104,11 @@ class LabState:
         return self.node_dir(node) / "data"
 
     def pg_log(self, node: str) -> Path:
-        return self.node_dir(node) / "pglog" / "postgresql.log"
+        """The node's current server log: log_filename is dated (CIS 3.1.5), so the newest
+        ``postgresql-*.log`` (today's UTC name when none is written yet)."""
+        d = self.node_dir(node) / "pglog"
+        files = sorted(d.glob("postgresql-*.log"), key=lambda p: p.stat().st_mtime)
+        return files[-1] if files else d / f"postgresql-{dt.datetime.now(dt.UTC):%Y%m%d}.log"
 
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"

@@ -26,7 +26,7 @@ from pgproof.verdict import TimedOut, Unreachable
 SETTINGS = ("shared_preload_libraries", "dynamic_library_path", "pgtle.enable_password_check")
 # What the queries below touch, for ``pgproof doctor`` (tests hold this list to the SQL here).
 RELATIONS = ("pg_roles", "pg_settings", "pg_stat_replication", "pg_database",
-             "pg_namespace", "pg_proc", "pg_depend")
+             "pg_namespace", "pg_proc", "pg_depend", "pg_extension")
 # The providers' administrator groups (RDS-SU / AUR-SU: rds_superuser; AZ-ROLES: azure_pg_admin).
 ADMIN_GROUPS = ("rds_superuser", "azure_pg_admin")
 
@@ -102,6 +102,7 @@ class Database:
     public_acl: str | None = None  # None: no schema named public
     public_create: bool = False
     secdef: list[SecDef] = field(default_factory=list)
+    extensions: list[str] = field(default_factory=list)  # pg_extension.extname (PRIV-7, ENC-4)
 
 
 @dataclass
@@ -140,8 +141,10 @@ def _database(target: Target, name: str) -> Database:
     with connect(target, dbname=name) as conn:
         row = conn.execute(PUBLIC_SCHEMA_SQL).fetchone()
         funcs = [SecDef(*r) for r in conn.execute(SECDEF_SQL)]
+        exts = [str(r[0]) for r in conn.execute("SELECT extname FROM pg_extension ORDER BY 1")]
     acl, create = (str(row[0]), bool(row[1])) if row else (None, False)
-    return Database(name, True, public_acl=acl, public_create=create, secdef=funcs)
+    return Database(name, True, public_acl=acl, public_create=create, secdef=funcs,
+                    extensions=exts)
 
 
 def gather(target: Target) -> PrivFacts:
