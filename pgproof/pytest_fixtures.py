@@ -191,7 +191,7 @@ def _on_host(url: str, data_dir: str, path: str | None) -> str | None:
 
 @pytest.fixture(scope="session")
 def host_cis_facts(target: Target, request: pytest.FixtureRequest) -> list[HostCisFacts]:
-    """What the CIS benchmark asks of each database host (HOST-1..HOST-5).
+    """What the CIS benchmark asks of each database host (HOST-1..HOST-6).
 
     A host URL's ``pgdata=`` (else the writer's data_directory) places the hba file on that
     host; without the setting only the hba part of HOST-3 cannot be judged."""
@@ -201,7 +201,7 @@ def host_cis_facts(target: Target, request: pytest.FixtureRequest) -> list[HostC
     data_dir, hba = settings.get("data_directory"), settings.get("hba_file")
     return [hostcis.gather(url, hostcis.params(url).get("hba_file")
                            or (_on_host(url, data_dir, hba) if data_dir else hba),
-                           target.timeouts.subprocess_s)
+                           target.timeouts.subprocess_s, data_dir)
             for url in target.hosts]
 
 

@@ -20,13 +20,13 @@ from pgproof.lab.state import LabState
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_suites(lab: LabState, reports: Path) -> dict[str, str]:
+def run_suites(lab: LabState, reports: Path, *extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
     env["PGPROOF_LAB_TARGET"] = str(lab.target_file)
     env["PGPROOF_CONFIG"] = "/nonexistent/pgproof.toml"
     r = subprocess.run(
         [sys.executable, "-m", "pytest", str(REPO / "suites"), "--target", "lab", "--reports",
-         str(reports), "-q", "-p", "no:cacheprovider", "--tb=no"],
+         str(reports), "-q", "-p", "no:cacheprovider", "--tb=no", *extra],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     latest = reports / "latest" / "results.json"
     assert latest.exists(), r.stdout[-2000:] + r.stderr[-2000:]

@@ -160,3 +160,27 @@ def test_backup_section_parsed_and_bad_tool_is_one_sentence() -> None:
         parse_target("db", {"postgres": pg, "backup": {"stanza": "main", "tool": "barman"}}, "x.toml")
     assert str(err.value).startswith("x.toml: targets.db.backup.tool: Input should be 'pgbackrest'")
     assert "\n" not in str(err.value)
+
+
+# -- BAK-7 (CIS 8.2): pgBackRest installed and its stanza configured ------------------------------
+def test_bak7_configured_stanza_passes_and_each_missing_part_fails() -> None:
+    ok = facts()
+    ok.info["db"] = [{"id": 1, "system-id": 7, "version": "15"}]
+    assert judge.judge_bak7(ok) == []
+    missing = facts(status=1)
+    missing.info["status"]["message"] = "missing stanza path"
+    [p] = judge.judge_bak7(missing)
+    assert "status 1 (missing stanza path)" in p and "stanza-create" in p and "CIS 8.2" in p
+    nodb = facts()  # status ok but no database recorded for the stanza: one step short
+    [p] = judge.judge_bak7(nodb)
+    assert "names no database" in p
+    other = BackupFacts("barman", "main", "ssh://db1", ok.info, ok.options)
+    [p] = judge.judge_bak7(other)
+    assert "the backup tool is barman; the spec wants pgBackRest" in p
+
+
+def test_bak7_a_repository_that_did_not_answer_is_an_error_not_a_failure() -> None:
+    f = facts(status=judge.TOOL_COULD_NOT_READ)
+    f.info["repo"][0]["status"] = {"code": judge.TOOL_COULD_NOT_READ, "message": "timeout after 60000ms"}
+    with pytest.raises(Unreachable, match="timeout after 60000ms"):
+        judge.judge_bak7(f)

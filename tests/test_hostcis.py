@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from pgproof.catalogue import platforms
 from pgproof.catalogue.registry import CATALOGUE
 from pgproof.checks import hostcis as j
 from pgproof.lab.configs import lab_waivers
@@ -123,6 +124,31 @@ def test_checksums() -> None:
         j.judge_checksums(pg())
 
 
+def _init(pgdata: str | None = "/pg/data", owner: str | None = "postgres",
+          version: str | None = "15", host: str = "h1") -> HostCisFacts:
+    return HostCisFacts(host, "postgres", [], "none", None, pgdata=pgdata, pgdata_owner=owner,
+                        pg_version_file=version)
+
+
+def test_initialized_pg_version_boundary_owner_and_unknowns() -> None:
+    """CIS 1.4: PG_VERSION is the running major (150018 -> 15); 14 or 16 fails, the owner too."""
+    srv = PostgresFacts("w:5432", {"server_version_num": "150018"}, None, [], None, {}, {})
+    assert j.judge_initialized([_init(), _init(host="h2")], srv) == []
+    for other in ("14", "16"):
+        [p] = j.judge_initialized([_init(), _init(version=other, host="h2")], srv)
+        assert p.startswith(f"h2: /pg/data/PG_VERSION says {other}, the server runs 15") and "CIS 1.4" in p
+    [p] = j.judge_initialized([_init(owner="root")], srv)
+    assert "owned by root, not the database account postgres" in p
+    with pytest.raises(CannotVerify, match="not readable from this account"):
+        j.judge_initialized([_init(version=None)], srv)
+    with pytest.raises(CannotVerify, match="set pgdata= in the host URL"):
+        j.judge_initialized([_init(pgdata=None)], srv)
+    # A definite problem on one host wins over another host that could not be read.
+    assert j.judge_initialized([_init(version=None), _init(version="14", host="h2")], srv)
+    with pytest.raises(CannotVerify, match="no server_version_num"):
+        j.judge_initialized([_init()], PostgresFacts("w:5432", {}, None, [], None, {}, {}))
+
+
 def test_scan_output_is_parsed_without_the_scan_itself() -> None:
     """The scan's own shell and its parent are skipped; a grep line's text (the password
     itself) never reaches the facts."""
@@ -139,7 +165,7 @@ def test_scan_output_is_parsed_without_the_scan_itself() -> None:
         "ENV /proc/7/environ", "ENV /proc/100/environ",
         "ENV grep: /proc/8/environ: Permission denied",
         "HBA 644 postgres", "EXT /usr/share/postgresql/15/extension 755 root root",
-        "OSSL Providers: default"])
+        "OSSL Providers: default", "PGV postgres 15"])
     f = HostCisFacts("h", "postgres", [], "postgresql", "enabled")
     hostcis._parse(f, out, "101")
     assert f.profile_hits == ["/home/a/.profile:4"] and f.service_hits == ["/home/a/.pg_service.conf:2"]
@@ -148,6 +174,10 @@ def test_scan_output_is_parsed_without_the_scan_itself() -> None:
     assert f.env_hits == ["7 pgbouncer"] and f.env_unreadable == 1 and f.processes == 1
     assert f.umasks == {"7 pgbouncer": 0o022}
     assert (f.hba_mode, f.hba_owner, f.ext_mode, f.fips_kernel) == (0o644, "postgres", 0o755, None)
+    assert (f.pgdata_owner, f.pg_version_file) == ("postgres", "15")
+    g = HostCisFacts("h", "postgres", [], "postgresql", "enabled")
+    hostcis._parse(g, "PGV  ", "101")  # a data directory this account cannot read
+    assert (g.pgdata_owner, g.pg_version_file) == (None, None)
 
 
 def test_host_url_settings() -> None:
@@ -187,7 +217,10 @@ def test_host_controls_are_inherited_on_managed_platforms_with_a_source() -> Non
         assert {p: a.status for p, a in plat.items()} == {
             "rds": "inherited", "aurora": "inherited", "azure": "inherited"}, cid
         assert all("https://" in a.why and '"' in a.why for a in plat.values()), cid
-    assert CATALOGUE["HOST-6"].platforms == {} and CATALOGUE["HOST-6"].layers == ("sql",)
+    assert CATALOGUE["HOST-6"].platforms == {} and CATALOGUE["HOST-6"].layers == ("sql", "host")
+    for p in ("rds", "aurora", "azure"):  # checksums by SQL; the data directory is the provider's
+        assert platforms.applies(CATALOGUE["HOST-6"], p).text() == "checked (sql)", p
+    assert platforms.applies(CATALOGUE["HOST-6"], "self-managed").text() == "checked (sql, host)"
 
 
 def test_lab_waivers_name_only_machine_wide_facts() -> None:

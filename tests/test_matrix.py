@@ -70,6 +70,19 @@ def test_healed_lab_is_back_to_healthy(lab: LabState, healthy: dict[str, str], t
     assert run_suites(lab, tmp_path) == healthy
 
 
+def test_cis_profile_judges_tls_1_3_and_the_default_keeps_1_2(lab: LabState,
+                                                             healthy: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    """CIS 17 v1.0.0 6.9: under --profile cis-level1 TLS-1's minimum is TLSv1.3, so the lab (TLS
+    1.2, the default spec's minimum) fails it there and passes it in the default run."""
+    assert healthy["TLS-1"] == "pass"
+    got = run_suites(lab, tmp_path, "--profile", "cis-level1", "--control", "TLS-1")
+    assert got["TLS-1"] == "fail" and {v for c, v in got.items() if c != "TLS-1"} == {
+        "not-selected"}, got
+    doc = (tmp_path / "latest" / "results.json").read_text()
+    assert "TLSv1.3" in doc and "TLSv1.2" in doc
+
+
 def test_check_exit_code_is_1_when_non_compliant(lab: LabState, tmp_path: Path) -> None:
     """Schedulers tell non-compliant (1) from could-not-check (2) and compliant (0)."""
     mutations.apply(lab.state_dir, "superuser-app")

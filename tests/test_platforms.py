@@ -20,7 +20,7 @@ from pgproof.catalogue import platforms
 from pgproof.catalogue.build import check, control, inherited, not_applicable
 from pgproof.catalogue.frameworks import CIS, FRAMEWORK_DEFS
 from pgproof.catalogue.model import PLATFORMS
-from pgproof.catalogue.profiles import UnknownProfile, controls_of
+from pgproof.catalogue.profiles import UnknownProfile, controls_of, raised_thresholds
 from pgproof.catalogue.registry import CATALOGUE, of_kind
 from pgproof.probes.grants import denied_sentence, grant_for
 from pgproof.report import asff, framework, history, ocsf, sarif, summary
@@ -213,6 +213,8 @@ def test_cis_report_coverage_by_section(tmp_path: Path, monkeypatch: pytest.Monk
         if rid not in cited:  # no control: a person's (Manual) or pgproof's gap (Automated)
             assert kinds[rid] == ("manual" if rec.assessment == "Manual" else "not covered"), rid
     assert all(s["counts"][k] == len(s[k]) for s in cov["sections"] for k in framework.COVERAGE)
+    # Every Automated CIS 17 recommendation is some control's: none is left "not covered".
+    assert not [e["id"] for s in cov["sections"] for e in s["not covered"]]
     page = framework.render(built)
     assert "Coverage by section (rds)" in page and "Not covered" in page
     assert "coverage" not in framework.build("hipaa", doc)  # HIPAA has no assessment/levels
@@ -238,6 +240,35 @@ def test_a_refusal_names_the_exact_grant(message: str, grant: str) -> None:
     assert grant_for("must be superuser to do this", "x") is None
     assert "no grant gives this" in denied_sentence("must be superuser to do this", "x", "db:5432")
     assert grant_for("permission denied for view v", "Audit Role").endswith('TO "Audit Role";')
+
+
+def test_every_automated_cis_recommendation_is_cited_by_a_control() -> None:
+    """The issue's "done when": no automatable CIS item left without a control; the Manual
+    ones a person judges (their own coverage kind)."""
+    cited = {r for c in CATALOGUE.values() if c.kind == "compliance"
+             for r in c.frameworks.get("cis", ())}
+    missing = [rid for rid, rec in CIS.recommendations.items()
+               if rec.assessment == "Automated" and rid not in cited]
+    assert missing == [], f"Automated CIS recommendations no control cites: {missing}"
+
+
+def test_cis_profiles_raise_the_tls_minimum_to_1_3_and_never_lower_it() -> None:
+    """CIS 17 v1.0.0 6.9 (TLS 1.3 minimum) is TLS-1 at tls_min_version TLSv1.3 under the CIS
+    profiles; the default spec's TLSv1.2 stays for a plain run."""
+    from pgproof.checks.tls import judge_min_protocol_setting
+    from pgproof.target import Thresholds
+
+    assert "6.9" in CATALOGUE["TLS-1"].frameworks["cis"] and "TLS-1" in controls_of("cis-level1")
+    for name in ("cis-level1", "cis-level2", " CIS-Level1 "):
+        assert raised_thresholds(name, {"tls_min_version": "TLSv1.2"}) == {"tls_min_version": "TLSv1.3"}
+        assert raised_thresholds(name, {"tls_min_version": "TLSv1.3"}) == {}
+    assert raised_thresholds("unknown", {"tls_min_version": "TLSv1.2"}) == {}
+    default, cis = Thresholds(), Thresholds(tls_min_version="TLSv1.3")
+    assert default.tls_min_version == "TLSv1.2"
+    assert judge_min_protocol_setting("TLSv1.2", default) == []
+    assert judge_min_protocol_setting("TLSv1.3", cis) == []  # the boundary passes
+    [p] = judge_min_protocol_setting("TLSv1.2", cis)  # one step below fails
+    assert "TLSv1.3 or newer" in p
 
 
 @pytest.mark.slow

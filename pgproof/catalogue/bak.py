@@ -1,4 +1,5 @@
-"""BAK-1..BAK-5: retention, point-in-time recovery, geo copies, archive, deletion protection.
+"""BAK-1..BAK-5, BAK-7: retention, point-in-time recovery, geo copies, archive, deletion protection,
+and (CIS 8.2) pgBackRest installed and configured.
 
 Three layers: the AWS API (RDS, AWS Backup), the Azure API, and the backup tool's own view
 (``[backup]``: pgBackRest info and pg_stat_archiver).
@@ -97,4 +98,18 @@ CONTROLS = (
         checks=(aws("aws_ops:judge_bak5", lambda i: seen.cluster(i, "DeletionProtection")),
                 azure("azure_ops:judge_bak5",
                       seen=lambda inv: f"locks {[lk.get('name') for lk in inv.locks]}"))),
+    control(
+        "BAK-7", "pgBackRest installed and configured",
+        "pgBackRest answers for the target's stanza: the repository knows the stanza (status "
+        "ok) and the database it backs up (CIS 8.2; on RDS, Aurora and Azure the provider's "
+        "own backups are BAK-1..BAK-5's).",
+        "Install pgBackRest (Debian: apt install pgbackrest), configure the repository and the "
+        "stanza in pgbackrest.conf, run pgbackrest --stanza=<s> stanza-create and "
+        "pgbackrest --stanza=<s> check; archive_command = 'pgbackrest --stanza=<s> "
+        "archive-push %p'.",
+        severity="medium", hipaa=BACKUP, cis=("8.2",),
+        checks=(check("backup", "backup:judge_bak7", "backup_facts",
+                      evidence=lambda b: f"{_tool(b)}: status "
+                      f"{(b.info.get('status') or {}).get('message')}, database(s) "
+                      f"{', '.join(str(d.get('version')) for d in b.info.get('db') or [])}"),)),
 )

@@ -54,6 +54,11 @@ def _extdir(facts: list[Any]) -> str:
     return _hosts(facts, lambda f: f"{f.ext_dir} {f.ext_mode:04o} {f.ext_owner}:{f.ext_group}")
 
 
+def _initialized(facts: list[Any], pg: Any) -> str:
+    return _hosts(facts, lambda f: f"{f.pgdata} owned by {f.pgdata_owner}, PG_VERSION "
+                  f"{f.pg_version_file} (server_version_num {pg.settings.get('server_version_num')})")
+
+
 def _fips(facts: list[Any]) -> str:
     return _hosts(facts, lambda f: f"fips_enabled {f.fips_kernel}, OpenSSL FIPS provider active")
 
@@ -103,12 +108,18 @@ CONTROLS = (
         platforms=PROVIDER_HOST,
         checks=(check("host", "hostcis:judge_fips", "host_cis_facts", evidence=_fips),)),
     control(
-        "HOST-6", "Data checksums on",
+        "HOST-6", "Data cluster initialised, with checksums",
         "The cluster was initialised with data checksums (SHOW data_checksums is on), so "
-        "silent page corruption is detected. pgdsat 1.4.3; not a CIS recommendation.",
+        "silent page corruption is detected (CIS 1.4 initialises with -k; pgdsat 1.4.3), and, "
+        "on a self-managed host, its data directory was initialised for the running major "
+        "version (PG_VERSION) and is owned by the database account (CIS 1.4).",
         "initdb --data-checksums for new clusters (Patroni: bootstrap.initdb: [data-checksums]); "
-        "pg_checksums --enable on each stopped node of an existing one.",
-        severity="medium", hipaa=("164.312(c)(1)",),
+        "pg_checksums --enable on each stopped node of an existing one. A PG_VERSION that is not "
+        "the server's major version: the data directory belongs to another installation; "
+        "chown -R <account> a data directory owned by someone else.",
+        severity="medium", hipaa=("164.312(c)(1)",), cis=("1.4",),
         checks=(check("sql", "hostcis:judge_checksums", "pg_facts",
-                      evidence=lambda pg: "data_checksums on", settings="data_checksums"),)),
+                      evidence=lambda pg: "data_checksums on", settings="data_checksums"),
+                check("host", "hostcis:judge_initialized", "host_cis_facts", "pg_facts",
+                      settings="server_version_num", evidence=_initialized))),
 )

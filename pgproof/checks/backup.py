@@ -148,3 +148,23 @@ def judge_bak3(f: BackupFacts) -> list[str]:
     return [f"{_where(f)}: repo{r['key']} status {r['status'].get('code')} "
             f"({r['status'].get('message')}); the spec wants every copy usable"
             for r in bad]
+
+
+def judge_bak7(f: BackupFacts) -> list[str]:
+    """CIS 8.2: pgBackRest is the backup tool and its stanza is configured: the repository
+    knows the stanza (status ok) and the database it backs up. A repository that did not
+    answer is an error, never a failure."""
+    status = f.info.get("status") or {}
+    _could_not_read(f, status, "the repository")
+    problems = []
+    if f.tool != "pgbackrest":
+        problems.append(f"{_where(f)}: the backup tool is {f.tool}; the spec wants pgBackRest "
+                        "installed and configured (CIS 8.2)")
+    if status.get("code", 0) != 0:
+        problems.append(f"{_where(f)}: status {status.get('code')} ({status.get('message')}): the "
+                        "stanza is not configured in the repository; the spec wants pgbackrest "
+                        "stanza-create run and the stanza ok (CIS 8.2)")
+    elif not f.info.get("db"):
+        problems.append(f"{_where(f)}: the stanza names no database; the spec wants it "
+                        "configured for this cluster (CIS 8.2)")
+    return problems

@@ -116,3 +116,32 @@ def judge_checksums(pg: PostgresFacts) -> list[str]:
     return [] if value == "on" else [f"data_checksums is {value}; pages carry no checksum, so "
                                       "silent corruption goes unnoticed (initdb --data-checksums "
                                       "or pg_checksums --enable on a stopped node)"]
+
+
+def judge_initialized(facts: list[HostCisFacts], pg: PostgresFacts) -> list[str]:
+    """CIS 1.4: each host's data directory was initialised for this server (its PG_VERSION is
+    the running major version, what postgresql-check-db-dir verifies) and is owned by the
+    database account, never root."""
+    num = pg.settings.get("server_version_num", "")
+    if not num.isdigit():
+        raise CannotVerify(f"{pg.endpoint}: the server reports no server_version_num")
+    major = str(int(num) // 10000)
+    problems: list[str] = []
+    unknown: list[str] = []
+    for f in facts:
+        if not f.pgdata:
+            unknown.append(f"{f.host}: no data directory to look at (set pgdata= in the host URL)")
+            continue
+        if f.pgdata_owner is None or f.pg_version_file is None:
+            unknown.append(f"{f.host}: {f.pgdata} or its PG_VERSION is not readable from this "
+                           "account")
+            continue
+        if f.pg_version_file != major:
+            problems.append(f"{f.host}: {f.pgdata}/PG_VERSION says {f.pg_version_file}, the "
+                            f"server runs {major}; the spec wants a data directory initialised "
+                            "(initdb) for the running major version (CIS 1.4)")
+        if f.pgdata_owner != f.os_user:
+            problems.append(f"{f.host}: {f.pgdata} is owned by {f.pgdata_owner}, not the database "
+                            f"account {f.os_user}; the spec wants it owned by the account that "
+                            "initialised it (CIS 1.4)")
+    return _verdict(problems, unknown)

@@ -32,6 +32,7 @@ from pgproof.lab.state import LabState
 STANZA = "lab"
 REPO_PATH = "/pgbackrest"
 PLAIN_REPO_PATH = "/pgbackrest-plain"  # the backup-unencrypted mutation's repository
+NO_STANZA_REPO_PATH = "/pgbackrest-unconfigured"  # backup-stanza-missing: no stanza-create ran
 RETENTION_DAYS = 7
 ARCHIVE_TIMEOUT_S = 60  # bounds how long a write can sit in an unarchived segment
 SECRET_KEY = "pgbackrest_cipher"

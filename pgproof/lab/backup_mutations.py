@@ -78,6 +78,18 @@ def repository_cipher(state: LabState, on: bool) -> None:
     backup.full_backup(state, c.leader(state) or NODES[0])
 
 
+def stanza_missing(state: LabState, on: bool) -> None:
+    """BAK-7 (CIS 8.2): pgBackRest pointed at a repository where no stanza-create ran (the
+    stanza is not configured); WAL archiving fails there too. Heal: the lab's repository again,
+    and archiving succeeding again before the next check."""
+    backup.wait_ready(state)
+    if on:
+        backup.write_config(state, repo_path=backup.NO_STANZA_REPO_PATH)
+    else:
+        backup.write_config(state)
+        _wait_archiver(state, failing=False)
+
+
 # -- TLS-7: replication in plaintext through the replication proxy -------------------------
 
 PLAINTEXT_REPLICATION_HBA = [*PG_HBA, "host replication replicator 127.0.0.1/32 scram-sha-256"]

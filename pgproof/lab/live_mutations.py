@@ -311,3 +311,16 @@ def app_extension(state: LabState, name: str, on: bool) -> None:
     """PRIV-7 / ENC-4: an extension of appdb dropped (``on``) or created again."""
     _sql_in(state, "appdb", f"DROP EXTENSION IF EXISTS {name}" if on
             else f"CREATE EXTENSION IF NOT EXISTS {name}")
+
+
+PG_MAJOR = procs.PG_BIN.parent.name  # the lab's PostgreSQL major version ("15")
+
+
+def pg_version_file(state: LabState, node: str, version: str) -> None:
+    """HOST-6 (CIS 1.4): the node's PG_VERSION rewritten in place (owner and mode kept). The
+    running server read it at start only; Patroni re-reads it only on a configuration change,
+    which no check makes."""
+    with (state.data_dir(node) / "PG_VERSION").open("r+") as f:
+        f.seek(0)
+        f.write(f"{version}\n")
+        f.truncate()

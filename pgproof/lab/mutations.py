@@ -187,6 +187,13 @@ LIVE: list[Mutation] = [
     _m("set-user-dropped", "the set_user extension dropped from appdb", "PRIV-7",
        lambda s: lm.app_extension(s, "set_user", True),
        lambda s: lm.app_extension(s, "set_user", False)),
+    _m("pgdata-version-stale", "node2's data directory says PG_VERSION 14 (a data directory "
+       "left from another installation) while the server runs 15", "HOST-6",
+       lambda s: lm.pg_version_file(s, "node2", "14"),
+       lambda s: lm.pg_version_file(s, "node2", lm.PG_MAJOR)),
+    _m("backup-stanza-missing", "pgBackRest pointed at a repository where the stanza was never "
+       "created: pgbackrest info says missing stanza path, WAL archiving fails", "BAK-2 BAK-7",
+       lambda s: bm.stanza_missing(s, True), lambda s: bm.stanza_missing(s, False)),
     _m("pgcrypto-dropped", "the pgcrypto extension dropped from appdb", "ENC-4",
        lambda s: lm.app_extension(s, "pgcrypto", True),
        lambda s: lm.app_extension(s, "pgcrypto", False)),
@@ -216,8 +223,6 @@ UNBREAKABLE: dict[str, str] = {
               "unit-tested judge",
     "HOST-5": "FIPS mode is machine-wide (kernel, OpenSSL): judged read-only, failing, waived "
               "in the lab target; unit-tested judge",
-    "HOST-6": "checksums are fixed at initdb (pg_checksums needs a stopped node): no live, "
-              "cheap change; unit-tested judge",
 }
 
 

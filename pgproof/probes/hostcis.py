@@ -26,7 +26,7 @@ from pgproof.verdict import Unreachable
 # One pass, tagged lines. $1 process scope ("" all), $2 pg_config, $3 hba file ("" unknown),
 # then the homes. Its own pid comes first, so the scan can skip itself and its ancestors.
 SCRIPT = r"""
-scope=$1; pgc=$2; hba=$3; shift 3
+scope=$1; pgc=$2; hba=$3; pgdata=$4; shift 4
 echo "SELF $$"
 if [ -n "$scope" ]; then
   procs=$(grep -laF -- "$scope" /proc/[0-9]*/cmdline 2>/dev/null | sed 's,/cmdline$,,')
@@ -52,6 +52,7 @@ fi
 [ -n "$hba" ] && [ -e "$hba" ] && echo "HBA $(stat -Lc '%a %U' "$hba")"
 share=$("$pgc" --sharedir 2>/dev/null)
 [ -n "$share" ] && echo "EXT $share/extension $(stat -Lc '%a %U %G' "$share/extension" 2>/dev/null)"
+[ -n "$pgdata" ] && echo "PGV $(stat -Lc '%U' "$pgdata" 2>/dev/null) $(cat "$pgdata/PG_VERSION" 2>/dev/null)"
 [ -r /proc/sys/crypto/fips_enabled ] && echo "FIPS $(cat /proc/sys/crypto/fips_enabled)"
 if command -v openssl >/dev/null; then
   echo "OSSL $(openssl list -providers 2>&1 | tr '\n' ' ')"; fi
@@ -84,6 +85,9 @@ class HostCisFacts:
     ext_group: str | None = None
     fips_kernel: str | None = None  # /proc/sys/crypto/fips_enabled ("1" on); None: absent
     openssl_providers: str | None = None  # `openssl list -providers`; None: no openssl
+    pgdata: str | None = None  # the data directory looked at (CIS 1.4)
+    pgdata_owner: str | None = None  # its owner; None: not found or not readable
+    pg_version_file: str | None = None  # its PG_VERSION; None: absent or not readable
 
 
 def params(url: str) -> dict[str, str]:
@@ -142,6 +146,9 @@ def _parse(f: HostCisFacts, out: str, uid: str) -> None:
             f.ext_dir = parts[0]
             if len(parts) == 4:
                 f.ext_mode, f.ext_owner, f.ext_group = int(parts[1], 8), parts[2], parts[3]
+        elif tag == "PGV":
+            owner, _, version = rest.partition(" ")
+            f.pgdata_owner, f.pg_version_file = owner or None, version.strip() or None
         elif tag == "FIPS":
             f.fips_kernel = rest.strip()
         elif tag == "OSSL":
@@ -162,7 +169,8 @@ def _parse(f: HostCisFacts, out: str, uid: str) -> None:
     f.env_unreadable = unreadable
 
 
-def gather(url: str, hba_file: str | None, limit_s: float = 60.0) -> HostCisFacts:
+def gather(url: str, hba_file: str | None, limit_s: float = 60.0,
+           pgdata: str | None = None) -> HostCisFacts:
     """Read one host; ``Unreachable`` when no command runs there or the OS user is unknown."""
     p = params(url)
     host = commands.host(url, limit_s)
@@ -182,10 +190,10 @@ def gather(url: str, hba_file: str | None, limit_s: float = 60.0) -> HostCisFact
     unit = p.get("unit", "postgresql")
     state, note = _unit(host, unit)
     f = HostCisFacts(name, user, homes, unit, state, note, scope=p.get("processes", ""),
-                     hba_file=hba_file)
+                     hba_file=hba_file, pgdata=p.get("pgdata") or pgdata)
     pg_config = f"{p['pg_bin']}/pg_config" if "pg_bin" in p else "pg_config"
-    r = host.run("sh -c %s scan " + " ".join(["%s"] * (3 + len(homes))), SCRIPT, f.scope,
-                 pg_config, hba_file or "", *homes)
+    r = host.run("sh -c %s scan " + " ".join(["%s"] * (4 + len(homes))), SCRIPT, f.scope,
+                 pg_config, hba_file or "", f.pgdata or "", *homes)
     if r.rc != 0:
         raise Unreachable(f"{name}: the host scan failed (exit {r.rc}): {r.stderr.strip()[:200]}")
     _parse(f, r.stdout, fields[2])
