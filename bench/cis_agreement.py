@@ -63,6 +63,31 @@ EXPLAINED: dict[str, str] = {
             "removal; pgproof TLS-5 enumerates the suites the server really accepts by handshake",
     "6.10@tls-weak": "pgdsat fails 6.10 on the healthy lab already (the string rule), so under "
                      "the mutation both fail, for different reasons",
+    "6.9": "CIS 17 v1.0.0's 6.9 asks TLS 1.3 as the minimum; the bench runs the default spec, "
+           "where TLS-1 judges TLS 1.2+ (CIS 15/16's 6.9). Under --profile cis-level1 TLS-1 "
+           "judges TLSv1.3 and fails even the healthy lab, which keeps TLS 1.2 on purpose "
+           "(tests/test_matrix.py proves both)",
+    "7.4@backup-stanza-missing": "pgdsat 7.4 only checks that archive_mode is on and "
+                                 "archive_command is set, so it stays SUCCESS while every "
+                                 "archive-push fails (the stanza does not exist in the "
+                                 "repository); pgproof BAK-2 reads pg_stat_archiver and the "
+                                 "repository's status and fails. pgdsat's 8.2 and pgproof's "
+                                 "BAK-7 agree on the same run",
+    "3.1.4@log-files-default": "pgdsat fails only an empty log_directory; pgproof LOG-19 also "
+                               "fails PostgreSQL's default 'log', a directory inside PGDATA "
+                               "(CIS 8.1's intent: base backups copy the logs, a restore "
+                               "overwrites them), as its documented reading of 'set correctly'",
+    "3.1.11@syslog-lossy": "pgdsat judges syslog_sequence_numbers only when log_destination is "
+                           "exactly 'syslog' and passes it otherwise; CIS 3.1.11's audit reads "
+                           "the setting unconditionally, and so does pgproof LOG-21 (the lab "
+                           "logs to stderr, so the setting acts only if syslog is added later)",
+    "3.1.12@syslog-lossy": "pgdsat judges syslog_split_messages only when log_destination is "
+                           "exactly 'syslog'; CIS 3.1.12's audit and pgproof LOG-22 read it "
+                           "unconditionally",
+    "1.4@pgdata-version-stale": "pgdsat's check_1_4 is empty (\"nothing to do\"): 1.4 is always "
+                                "SUCCESS there. pgproof HOST-6 reads each node's PG_VERSION "
+                                "against the running major version (what CIS 1.4's "
+                                "postgresql-17-check-db-dir verifies) and fails the stale one",
     "7.4@archive-failing": "pgdsat 7.4 only checks that archive_mode is on and archive_command "
                            "is set: with archive_command='/bin/false' it stays SUCCESS while no "
                            "WAL is archived. pgproof BAK-2 reads pg_stat_archiver and the "
@@ -221,6 +246,7 @@ def rows_for(scenario: str, items: dict[str, dict[str, Any]], verdicts: dict[str
         if ok is None and status is None:
             why = "pgdsat 2.0 has no check for this CIS 17 item" + (
                 " (its number means another check there)" if p is not None else "")
+            why += f": {explain(rid, scenario)}" if explain(rid, scenario) else ""
         elif ok is None and status == "MANUAL":
             why = "pgdsat reports it MANUAL"
         elif ok is None:
@@ -312,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in saved["rows"]:  # explanations may have been refined since the run
             if r["agree"] is False:
                 r["why"] = explain(r["item"], r["scenario"]) or "UNEXPLAINED"
+            elif r["agree"] is None and r["pgdsat"] == "-" and explain(r["item"], r["scenario"]):
+                r["why"] = r["why"].split(": ", 1)[0] + ": " + str(explain(r["item"], r["scenario"]))
         args.out.write_text(markdown(saved["rows"], saved["meta"]))
         return 0
     if args.lab_dir is None:
