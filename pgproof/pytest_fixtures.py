@@ -14,8 +14,12 @@ probe directly: the fixture they ask for is the layer they observe.
 
 from __future__ import annotations
 
+import importlib
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
 
@@ -38,22 +42,22 @@ if TYPE_CHECKING:  # testinfra, the SDKs and the lazily imported probes: names f
     from pgproof.probes.replication import ReplicationFacts
 
 
-@pytest.fixture(scope="session")
-def pg_facts(target: Target) -> postgres.PostgresFacts:
+T = TypeVar("T")
+Ask = Callable[[str], Any]  # another probe's facts by fixture name (host_facts asks pg_facts)
+
+
+def _pg_facts(target: Target, ask: Ask) -> postgres.PostgresFacts:
     layers.require(target, "sql")
     return postgres.gather(target)
 
 
-@pytest.fixture(scope="session")
-def verify_full_login(target: Target) -> str | None:
-    """The error of an sslmode=verify-full login (None: it worked)."""
+def _verify_full_login(target: Target, ask: Ask) -> str | None:
     layers.require(target, "sql")
     return postgres.verify_full_login(target.conninfo(sslmode="verify-full"),
                                       statement_s=target.timeouts.statement_s)
 
 
-@pytest.fixture(scope="session")
-def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
+def _tls_facts(target: Target, ask: Ask) -> dict[str, tls.TlsFacts]:
     layers.require(target, "tls")
     eps = tls_endpoints(target)
     ca = target.require_postgres("the TLS layer").ca_file  # libpq's CA: the login's own anchor
@@ -62,40 +66,76 @@ def tls_facts(target: Target) -> dict[str, tls.TlsFacts]:
         return {n: f.result() for n, f in futures.items()}
 
 
-@pytest.fixture(scope="session")
-def pooler_facts(target: Target) -> pooler.PoolerFacts:
+def _pooler_facts(target: Target, ask: Ask) -> pooler.PoolerFacts:
     layers.require(target, "pooler")
     return pooler.gather(target)
 
 
-@pytest.fixture(scope="session")
-def health_facts(target: Target) -> health.HealthFacts:
+def _health_facts(target: Target, ask: Ask) -> health.HealthFacts:
     layers.require(target, "health")
     return health.gather(target.health_url, timeout=target.timeouts.http_s)
 
 
-@pytest.fixture(scope="session")
-def backup_facts(target: Target) -> BackupFacts:
+def _backup_facts(target: Target, ask: Ask) -> BackupFacts:
     layers.require(target, "backup")
     from pgproof.probes import backup
 
     return backup.gather(target)
 
 
-@pytest.fixture(scope="session")
-def replication_facts(target: Target) -> ReplicationFacts:
+def _replication_facts(target: Target, ask: Ask) -> ReplicationFacts:
     layers.require(target, "sql")  # TLS-7 reads pg_stat_replication over a live session
     from pgproof.probes import replication
 
     return replication.gather(target)
 
 
-@pytest.fixture(scope="session")
-def priv_facts(target: Target) -> PrivFacts:
+def _priv_facts(target: Target, ask: Ask) -> PrivFacts:
     layers.require(target, "sql")  # PRIV-*: roles, and each database's catalogs
     from pgproof.probes import privileges
 
     return privileges.gather(target)
+
+
+@pytest.fixture(scope="session")
+def pg_facts(target: Target, request: pytest.FixtureRequest) -> postgres.PostgresFacts:
+    return _facts(request, target, "pg_facts", _pg_facts)
+
+
+@pytest.fixture(scope="session")
+def verify_full_login(target: Target, request: pytest.FixtureRequest) -> str | None:
+    """The error of an sslmode=verify-full login (None: it worked)."""
+    return _facts(request, target, "verify_full_login", _verify_full_login)
+
+
+@pytest.fixture(scope="session")
+def tls_facts(target: Target, request: pytest.FixtureRequest) -> dict[str, tls.TlsFacts]:
+    return _facts(request, target, "tls_facts", _tls_facts)
+
+
+@pytest.fixture(scope="session")
+def pooler_facts(target: Target, request: pytest.FixtureRequest) -> pooler.PoolerFacts:
+    return _facts(request, target, "pooler_facts", _pooler_facts)
+
+
+@pytest.fixture(scope="session")
+def health_facts(target: Target, request: pytest.FixtureRequest) -> health.HealthFacts:
+    return _facts(request, target, "health_facts", _health_facts)
+
+
+@pytest.fixture(scope="session")
+def backup_facts(target: Target, request: pytest.FixtureRequest) -> BackupFacts:
+    return _facts(request, target, "backup_facts", _backup_facts)
+
+
+@pytest.fixture(scope="session")
+def replication_facts(target: Target, request: pytest.FixtureRequest) -> ReplicationFacts:
+    return _facts(request, target, "replication_facts", _replication_facts)
+
+
+@pytest.fixture(scope="session")
+def priv_facts(target: Target, request: pytest.FixtureRequest) -> PrivFacts:
+    return _facts(request, target, "priv_facts", _priv_facts)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -134,38 +174,29 @@ def fleet_ids(config: pytest.Config) -> list[str]:
     return [] if isinstance(got, Unreachable) else got
 
 
-@pytest.fixture(scope="session")
-def dns_facts(target: Target) -> network.ResolveFacts:
+def _dns_facts(target: Target, ask: Ask) -> network.ResolveFacts:
     layers.require(target, "dns")
     return network.resolve(target.require_postgres("NET-4").writer.host)
 
 
-@pytest.fixture(scope="session")
-def vantage_reach(target: Target) -> dict[str, bool]:
-    """Vantage point URL -> whether it opened a TCP connection to the writer."""
+def _vantage_reach(target: Target, ask: Ask) -> dict[str, bool]:
     layers.require(target, "vantage")
     ep = target.require_postgres("NET-5").writer
     return {u: network.reachable_from(u, ep.host, ep.port, limit_s=target.timeouts.subprocess_s)
             for u in dict.fromkeys([*target.app_hosts, *target.outside_hosts])}
 
 
-@pytest.fixture(scope="session")
-def source_findings(target: Target) -> list[source.Literal]:
+def _source_findings(target: Target, ask: Ask) -> list[source.Literal]:
     layers.require(target, "source")
     return source.scan(target.source_tree)
 
 
-@pytest.fixture(scope="session")
-def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts]:
-    """Each database host's data directory, server key and device chain (self-managed ENC-1).
-
-    The data directory and key file come from the SQL layer (asked only once the host
-    layer is known to be configured, so its reason comes first)."""
+def _host_facts(target: Target, ask: Ask) -> list[HostFacts]:
     layers.require(target, "host")
     pg = target.require_postgres("the host layer")
     from pgproof.probes import host
 
-    facts: postgres.PostgresFacts = request.getfixturevalue("pg_facts")
+    facts: postgres.PostgresFacts = ask("pg_facts")
     data_dir = facts.settings.get("data_directory")
     if not data_dir:
         raise Unreachable(f"data_directory is not visible to role {pg.user} (GRANT "
@@ -178,6 +209,42 @@ def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts
                         _on_host(url, data_dir, key),
                         pg.writer.port, target.timeouts.subprocess_s)
             for url in target.hosts]
+
+
+def _host_cis_facts(target: Target, ask: Ask) -> list[HostCisFacts]:
+    layers.require(target, "host")
+    target.require_postgres("the host layer")
+    settings = ask("pg_facts").settings
+    data_dir, hba = settings.get("data_directory"), settings.get("hba_file")
+    return [hostcis.gather(url, hostcis.params(url).get("hba_file")
+                           or (_on_host(url, data_dir, hba) if data_dir else hba),
+                           target.timeouts.subprocess_s, data_dir)
+            for url in target.hosts]
+
+
+@pytest.fixture(scope="session")
+def dns_facts(target: Target, request: pytest.FixtureRequest) -> network.ResolveFacts:
+    return _facts(request, target, "dns_facts", _dns_facts)
+
+
+@pytest.fixture(scope="session")
+def vantage_reach(target: Target, request: pytest.FixtureRequest) -> dict[str, bool]:
+    """Vantage point URL -> whether it opened a TCP connection to the writer."""
+    return _facts(request, target, "vantage_reach", _vantage_reach)
+
+
+@pytest.fixture(scope="session")
+def source_findings(target: Target, request: pytest.FixtureRequest) -> list[source.Literal]:
+    return _facts(request, target, "source_findings", _source_findings)
+
+
+@pytest.fixture(scope="session")
+def host_facts(target: Target, request: pytest.FixtureRequest) -> list[HostFacts]:
+    """Each database host's data directory, server key and device chain (self-managed ENC-1).
+
+    The data directory and key file come from the SQL layer (asked only once the host
+    layer is known to be configured, so its reason comes first)."""
+    return _facts(request, target, "host_facts", _host_facts)
 
 
 def _on_host(url: str, data_dir: str, path: str | None) -> str | None:
@@ -195,16 +262,16 @@ def host_cis_facts(target: Target, request: pytest.FixtureRequest) -> list[HostC
 
     A host URL's ``pgdata=`` (else the writer's data_directory) places the hba file on that
     host; without the setting only the hba part of HOST-3 cannot be judged."""
-    layers.require(target, "host")
-    target.require_postgres("the host layer")
-    settings = request.getfixturevalue("pg_facts").settings
-    data_dir, hba = settings.get("data_directory"), settings.get("hba_file")
-    return [hostcis.gather(url, hostcis.params(url).get("hba_file")
-                           or (_on_host(url, data_dir, hba) if data_dir else hba),
-                           target.timeouts.subprocess_s, data_dir)
-            for url in target.hosts]
+    return _facts(request, target, "host_cis_facts", _host_cis_facts)
 
 
+def _aws_inventory(target: Target, ask: Ask) -> AwsInventory:
+    """One deployment's inventory (a fleet's databases are gathered by ``fleet_inventories``)."""
+    layers.require(target, "aws")
+    assert target.aws is not None
+    from pgproof.probes import aws
+
+    return aws.gather(target.aws, **aws.limits(target.timeouts))
 
 
 @pytest.fixture(scope="session")
@@ -212,14 +279,7 @@ def aws_inventory(target: Target, request: pytest.FixtureRequest) -> AwsInventor
     layers.require(target, "aws")
     assert target.aws is not None
     if not target.aws.is_fleet:
-        # Gathered here, in the test that first asks, never in a background thread while other
-        # tests run: pytest sets and deletes PYTEST_CURRENT_TEST around every test phase, and
-        # botocore's proxy lookup (urllib's getproxies) iterates os.environ on every request,
-        # so a concurrent inventory raised KeyError('PYTEST_CURRENT_TEST') and turned every
-        # AWS check into error (seen once in a fresh-clone CI of the mutation matrix).
-        from pgproof.probes import aws
-
-        return aws.gather(target.aws, **aws.limits(target.timeouts))
+        return _facts(request, target, "aws_inventory", _aws_inventory)
     got = request.config.stash.get(_FLEET_IDS, [])
     if isinstance(got, Unreachable):
         raise got
@@ -255,8 +315,7 @@ def fleet_inventory(config: pytest.Config, target: Target, database: str) -> Aws
     return inv
 
 
-@pytest.fixture(scope="session")
-def azure_inventory(target: Target) -> AzureInventory:
+def _azure_inventory(target: Target, ask: Ask) -> AzureInventory:
     layers.require(target, "azure")
     from pgproof.probes import azure
 
@@ -265,3 +324,78 @@ def azure_inventory(target: Target) -> AzureInventory:
     assert az is not None  # layers.require: the [azure] section is there
     return azure.gather(az, connect_timeout=t.sdk_connect_s, read_timeout=t.sdk_read_s,
                         retries=t.sdk_attempts - 1)
+
+
+@pytest.fixture(scope="session")
+def azure_inventory(target: Target, request: pytest.FixtureRequest) -> AzureInventory:
+    return _facts(request, target, "azure_inventory", _azure_inventory)
+
+
+# Every layer fixture's probe, by fixture name (pgproof.layers.FIXTURES names the same set).
+PROBES: dict[str, Callable[[Target, Ask], Any]] = {
+    "pg_facts": _pg_facts, "verify_full_login": _verify_full_login, "tls_facts": _tls_facts,
+    "pooler_facts": _pooler_facts, "health_facts": _health_facts, "backup_facts": _backup_facts,
+    "replication_facts": _replication_facts, "priv_facts": _priv_facts, "dns_facts": _dns_facts,
+    "vantage_reach": _vantage_reach, "source_findings": _source_findings, "host_facts": _host_facts,
+    "host_cis_facts": _host_cis_facts, "aws_inventory": _aws_inventory,
+    "azure_inventory": _azure_inventory,
+}
+NEEDS = {"host_facts": ("pg_facts",), "host_cis_facts": ("pg_facts",)}  # what a probe asks of others
+# Probes whose module (and SDK) is imported only when their layer is configured: imported by
+# the main thread before the early gathering starts, so no two threads import one module.
+LAZY = {"backup_facts": "pgproof.probes.backup", "replication_facts": "pgproof.probes.replication",
+        "priv_facts": "pgproof.probes.privileges", "host_facts": "pgproof.probes.host",
+        "aws_inventory": "pgproof.probes.aws", "azure_inventory": "pgproof.probes.azure"}
+FIRST = ("aws_inventory", "azure_inventory")  # usually the longest: many round trips to one API
+_EARLY = pytest.StashKey[dict[str, "Future[Any]"]]()
+
+
+def _facts(request: pytest.FixtureRequest, target: Target, name: str,
+           probe: Callable[[Target, Ask], T]) -> T:
+    """The probe's facts: gathered early with the run's other probes (``gather_early``), or
+    now, in the check that first asks. Either way the probe's own limits bound it, and what it
+    raised (not configured, could not check) is raised to every check that asks."""
+    early = request.config.stash.get(_EARLY, {}).get(name)
+    if early is not None:
+        return cast(T, early.result())
+    return probe(target, request.getfixturevalue)
+
+
+def gather_early(config: pytest.Config, target: Target, names: Collection[str],
+                 limit_s: float | None) -> float:
+    """Start every probe in ``names`` at once, each in its own thread, and wait until all have
+    answered (or ``limit_s``, the run's time left, has passed); returns the seconds waited.
+
+    Called before the first check runs and joined before it starts: no probe thread runs
+    while pytest runs checks. pytest sets and deletes ``PYTEST_CURRENT_TEST`` around every
+    test phase, and botocore's proxy lookup iterates ``os.environ`` on each request: an
+    inventory running beside the checks raised KeyError and turned every AWS check into
+    error. Each probe keeps its own time limits; an exception is kept and raised to each
+    check that asks for those facts, as if the check had run the probe itself."""
+    wanted = set(names)
+    for n in names:
+        wanted.update(NEEDS.get(n, ()))
+    order = [n for n in PROBES if n in wanted]
+    if len(order) < 2:
+        return 0.0  # one probe gains nothing from being early: it runs when first asked
+    t0 = time.monotonic()
+    futures: dict[str, Future[Any]] = {}
+
+    def ask(name: str) -> Any:
+        return futures[name].result()
+
+    pool = ThreadPoolExecutor(max_workers=len(order), thread_name_prefix="pgproof-probe")
+    try:
+        for n in sorted(order, key=lambda n: n not in FIRST):  # the longest first: the cloud's
+            if n in LAZY and layers.why_not(target, layers.FIXTURES[n]) is None:
+                importlib.import_module(LAZY[n])
+            futures[n] = pool.submit(PROBES[n], target, ask)
+        config.stash[_EARLY] = futures
+        _, running = wait(futures.values(), timeout=limit_s)
+    except BaseException:  # Ctrl-C: answer now; each probe stops at its own limit
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    # All answered: the idle threads end now. The run's limit passed: the rest are left to
+    # their own limits, and the checks, refused by the run limit, report errors meanwhile.
+    pool.shutdown(wait=not running)
+    return time.monotonic() - t0

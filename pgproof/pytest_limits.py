@@ -19,6 +19,7 @@ import pytest
 
 from pgproof import interrupts
 from pgproof.pytest_targets import get_target
+from pgproof.target import Target
 from pgproof.verdict import Unreachable
 
 _STARTED = pytest.StashKey[float]()
@@ -54,6 +55,11 @@ def _remaining(item: pytest.Item) -> tuple[float, float] | None:
     if run_s is None:
         return None
     return run_s, run_s - (time.monotonic() - item.config.stash[_STARTED])
+
+
+def time_left(config: pytest.Config, target: Target) -> float:
+    """Seconds left of ``target``'s ``timeouts.run_s`` for this run (may be negative)."""
+    return target.timeouts.run_s - (time.monotonic() - config.stash[_STARTED])
 
 
 def _phase(item: pytest.Item) -> Generator[None, None, None]:

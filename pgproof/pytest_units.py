@@ -26,7 +26,9 @@ from pgproof.catalogue import runner
 from pgproof.catalogue.registry import CATALOGUE
 from pgproof.catalogue.runner import Unit
 from pgproof.expect import expect
-from pgproof.pytest_fixtures import fleet_ids, fleet_inventories
+from pgproof.pytest_fixtures import PROBES, fleet_ids, fleet_inventories, gather_early
+from pgproof.pytest_limits import time_left
+from pgproof.pytest_targets import get_target
 from pgproof.report.results import SEVERITY
 from pgproof.target import Target
 from pgproof.verdict import CannotVerify, Inherited, NotApplicable, Unreachable, Verdict
@@ -66,6 +68,35 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         db = EVERY_DATABASE if fleet and FLEET_INPUT in u.inputs else None
         params.append(pytest.param(u, db, id=u.id, marks=[pytest.mark.control(u.control)]))
     metafunc.parametrize(("control_unit", "database"), params)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session):  # type: ignore[no-untyped-def]
+    """The catalogue's checks: their probes start together before the first check (see
+    ``pytest_fixtures.gather_early``), so a run waits for the slowest probe, not their sum."""
+    config = session.config
+    units = [unit_of(item) for item in session.items]
+    opt = config.option
+    if (units and all(units) and not session.testsfailed and not opt.collectonly
+            and not getattr(opt, "setupplan", False) and not getattr(opt, "setuponly", False)):
+        target = get_target(config)
+        gather_early(config, target, probes_of([u for u in units if u is not None], target),
+                     max(0.0, time_left(config, target)))
+    return (yield)
+
+
+def probes_of(units: list[Unit], target: Target) -> set[str]:
+    """The probes these checks will ask for on ``target``: none for a control stated inherited
+    or n/a on its platform (``control_inputs`` asks nothing there), and on a fleet not the
+    per-database inventory (``fleet_inventories`` gathers that)."""
+    fleet = target.aws is not None and target.aws.is_fleet
+    out: set[str] = set()
+    for u in units:
+        said = CATALOGUE[u.control].platforms.get(target.runs_on)
+        if said is not None and said.status in ("inherited", "n/a"):
+            continue
+        out.update(n for n in u.inputs if n in PROBES and not (fleet and n == FLEET_INPUT))
+    return out
 
 
 def unit_of(item: pytest.Item) -> Unit | None:

@@ -77,9 +77,11 @@ def test_checks_read_known_inputs_and_their_judges_take_them() -> None:
 
 
 def test_layer_fixtures_are_gated_on_the_target() -> None:
-    """A check reaches a layer only through its fixture, which first asks ``layers.require``."""
+    """A check reaches a layer only through its fixture, whose probe (run in the check that
+    first asks, or early with the run's other probes) first asks ``layers.require``."""
     for name, layer in FIXTURES.items():
-        src = inspect.getsource(getattr(pytest_fixtures, name))
+        assert f'"{name}", _{name})' in inspect.getsource(getattr(pytest_fixtures, name)), name
+        src = inspect.getsource(pytest_fixtures.PROBES[name])
         assert f'layers.require(target, "{layer}")' in src, name
 
 
