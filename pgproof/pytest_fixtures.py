@@ -10,6 +10,9 @@ target configures that layer, so a check whose vantage point is absent (no
 ``[postgres]`` on an AWS-only runner, no ``[aws]`` or hosts on a self-managed
 server) is "not checked" with the reason instead of an error. Checks call no
 probe directly: the fixture they ask for is the layer they observe.
+
+PYTEST_DONT_REWRITE: product code that pgproof.pytest_plugin imports before pytest could rewrite
+it (pytest otherwise warns "Module already imported so cannot be rewritten" on every run).
 """
 
 from __future__ import annotations

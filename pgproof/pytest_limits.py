@@ -5,6 +5,9 @@ Each probe has its own limit; this one bounds their sum. Once the run has lasted
 while a check's setup or call runs) and every check not yet started is an error
 "run time limit N s exceeded": never pass, never fail. The run still finishes,
 writes its reports and exits 2 (could not check) unless a control failed before.
+
+PYTEST_DONT_REWRITE: product code that pgproof.pytest_plugin imports before pytest could rewrite
+it (pytest otherwise warns "Module already imported so cannot be rewritten" on every run).
 """
 
 from __future__ import annotations

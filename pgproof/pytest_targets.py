@@ -4,6 +4,9 @@ Why xdist and ``--dist each``: every worker runs the whole suite, so worker ``gw
 simply becomes target N and writes that target's report (results.json, SARIF,
 junit.xml, ...) as a single-target run would. The controller only checks the
 input, then writes the combined index of the runs its workers report back.
+
+PYTEST_DONT_REWRITE: product code that pgproof.pytest_plugin imports before pytest could rewrite
+it (pytest otherwise warns "Module already imported so cannot be rewritten" on every run).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ database fails (the failures listed per database), and hands the plugin one verd
 database, so results.json, the fleet matrix, SARIF, OCSF and ASFF still carry one result per
 database (named ``test_control[ID-aws-region/db]``, as a per-database item would be). Why: at
 200 databases, one pytest item per database and check cost more than all the judging.
+
+PYTEST_DONT_REWRITE: product code that pgproof.pytest_plugin imports before pytest could rewrite
+it (pytest otherwise warns "Module already imported so cannot be rewritten" on every run).
 """
 
 from __future__ import annotations
