@@ -350,6 +350,10 @@ LAZY = {"backup_facts": "pgproof.probes.backup", "replication_facts": "pgproof.p
         "priv_facts": "pgproof.probes.privileges", "host_facts": "pgproof.probes.host",
         "aws_inventory": "pgproof.probes.aws", "azure_inventory": "pgproof.probes.azure"}
 FIRST = ("aws_inventory", "azure_inventory")  # usually the longest: many round trips to one API
+# Probes that judge the host's processes (HOST-2 environments, HOST-3 umasks): they start once
+# every other probe has answered, so no command of pgproof's own (``pgbackrest info`` of the
+# backup probe, run as the database account) is among the processes they judge.
+LAST = ("host_cis_facts",)
 _EARLY = pytest.StashKey[dict[str, "Future[Any]"]]()
 
 
@@ -388,13 +392,18 @@ def gather_early(config: pytest.Config, target: Target, names: Collection[str],
         return futures[name].result()
 
     pool = ThreadPoolExecutor(max_workers=len(order), thread_name_prefix="pgproof-probe")
+    running: set[Future[Any]] = set()
     try:
-        for n in sorted(order, key=lambda n: n not in FIRST):  # the longest first: the cloud's
-            if n in LAZY and layers.why_not(target, layers.FIXTURES[n]) is None:
-                importlib.import_module(LAZY[n])
-            futures[n] = pool.submit(PROBES[n], target, ask)
         config.stash[_EARLY] = futures
-        _, running = wait(futures.values(), timeout=limit_s)
+        for wave in ([n for n in order if n not in LAST], [n for n in order if n in LAST]):
+            for n in sorted(wave, key=lambda n: n not in FIRST):  # the longest first: the cloud's
+                if n in LAZY and layers.why_not(target, layers.FIXTURES[n]) is None:
+                    importlib.import_module(LAZY[n])
+                futures[n] = pool.submit(PROBES[n], target, ask)
+            left = None if limit_s is None else max(0.0, limit_s - (time.monotonic() - t0))
+            _, running = wait([futures[n] for n in wave], timeout=left)
+            if running:  # the run's limit passed: a later wave would only start after it
+                break
     except BaseException:  # Ctrl-C: answer now; each probe stops at its own limit
         pool.shutdown(wait=False, cancel_futures=True)
         raise

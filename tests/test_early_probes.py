@@ -122,3 +122,26 @@ def test_every_layer_fixture_has_its_probe() -> None:
 
     assert set(pf.PROBES) == set(FIXTURES), "a layer fixture without an early probe (or the reverse)"
     assert set(pf.LAZY) <= set(pf.PROBES) and set(pf.NEEDS) <= set(pf.PROBES)
+
+
+def test_the_host_process_scan_starts_after_every_other_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HOST-2/HOST-3 judge the database account's processes: pgproof's own probe commands
+    (the backup probe's ``pgbackrest info``, run as that account) must not be among them."""
+    times: dict[str, float] = {}
+
+    def timed(name: str, s: float) -> Any:
+        def probe(target: Any, ask: Any) -> str:
+            times[name + "_start"] = time.monotonic()
+            time.sleep(s)
+            times[name + "_end"] = time.monotonic()
+            return name
+        return probe
+
+    _probes(monkeypatch, pg_facts=timed("pg", 0.1), backup_facts=timed("backup", 0.5),
+            host_cis_facts=timed("hostcis", 0))
+    stash = pytest.Stash()
+    pf.gather_early(type("C", (), {"stash": stash})(), object(), ["pg_facts", "backup_facts", "host_cis_facts"],  # type: ignore[arg-type]
+                    limit_s=30)
+    assert times["hostcis_start"] >= times["backup_end"], "the host scan ran beside the backup probe"
+    assert times["backup_start"] < times["pg_end"], "the other probes did not start together"
+    assert stash[pf._EARLY]["host_cis_facts"].result() == "hostcis"

@@ -108,3 +108,46 @@ def test_expired_certificate_is_named(tmp_path: Path) -> None:
                 postgres.gather(t)
         finally:
             del os.environ["PGPROOF_TEST_PW"]
+
+
+_WATCH = '''
+import json, os, threading
+import pytest
+from pgproof import pytest_fixtures
+
+SEEN = {"checks": 0, "probe_threads": [], "early": None}
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    SEEN["checks"] += 1
+    SEEN["probe_threads"] += [t.name for t in threading.enumerate() if t.name.startswith("pgproof-probe")]
+    if SEEN["early"] is None:
+        early = item.config.stash.get(pytest_fixtures._EARLY, {})
+        SEEN["early"] = {n: f.done() for n, f in early.items()}
+
+def pytest_unconfigure(config):
+    with open(os.environ["WATCH_OUT"], "w") as f:
+        json.dump(SEEN, f)
+'''
+
+
+def test_probes_answer_before_the_first_check_and_no_probe_runs_beside_the_checks(
+        lab: LabState, tmp_path: Path) -> None:
+    """Every probe of the run started before the first check and had answered by then, and no
+    probe thread was alive while any check ran (botocore reading os.environ beside pytest's
+    PYTEST_CURRENT_TEST churn raised KeyError once); the verdicts are the usual ones."""
+    (tmp_path / "watch_probes.py").write_text(_WATCH)
+    out = tmp_path / "seen.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG"))}
+    env.update(PGPROOF_LAB_TARGET=str(lab.target_file), PGPROOF_CONFIG="/nonexistent",
+               PYTHONPATH=str(tmp_path), WATCH_OUT=str(out))
+    r = subprocess.run([sys.executable, "-m", "pgproof.cli", "check", "--target", "lab",
+                        "--reports", str(tmp_path / "reports"), "--", "-p", "watch_probes"],
+                       capture_output=True, text=True, env=env, cwd=REPO, timeout=180)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    seen = json.loads(out.read_text())
+    assert seen["checks"] > 50
+    assert not seen["probe_threads"], f"probe threads alive while checks ran: {seen['probe_threads']}"
+    early = seen["early"]
+    assert {"pg_facts", "tls_facts", "aws_inventory", "host_facts", "priv_facts"} <= set(early), early
+    assert all(early.values()), f"probes still running when the first check started: {early}"
