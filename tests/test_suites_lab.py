@@ -122,7 +122,8 @@ def pytest_runtest_setup(item):
     SEEN["checks"] += 1
     SEEN["probe_threads"] += [t.name for t in threading.enumerate() if t.name.startswith("pgproof-probe")]
     if SEEN["early"] is None:
-        early = item.config.stash.get(pytest_fixtures._EARLY, {})
+        key = getattr(pytest_fixtures, "_EARLY", None)
+        early = item.config.stash.get(key, {}) if key is not None else {}
         SEEN["early"] = {n: f.done() for n, f in early.items()}
 
 def pytest_unconfigure(config):
