@@ -84,7 +84,8 @@ CONTROLS = (
                       evidence=_credentials),)),
     control(
         "HOST-3", "Database account creates private files",
-        "Every process of the database OS account runs with umask 0077, and the hba file is "
+        "Every process of the database OS account runs with umask 0077 (pgBackRest, which sets "
+        "umask 0000 on itself and an explicit mode on every file, excepted), and the hba file is "
         "owned by that account with mode 0600 or 0640.",
         "Set umask 077 in the account's profile and in the service that starts its processes; "
         "chown postgres and chmod 0600 the hba file.",

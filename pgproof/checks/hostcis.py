@@ -48,6 +48,12 @@ def judge_credentials(facts: list[HostCisFacts]) -> list[str]:
     return _verdict(problems, unknown)
 
 
+# Tools that set umask 0000 on themselves by design and give every file an explicit mode:
+# pgBackRest's neutral-umask (default y; repository and restored files 0640, directories
+# 0750). A backup or archive-push running during the scan is not the account's umask.
+NEUTRAL_UMASK = frozenset({"pgbackrest"})
+
+
 def judge_private_files(facts: list[HostCisFacts]) -> list[str]:
     """CIS 2.1: the database account's processes create private files (umask 077), and the
     hba file is the account's own, unreadable by others (0600 or 0640)."""
@@ -58,7 +64,8 @@ def judge_private_files(facts: list[HostCisFacts]) -> list[str]:
                            + (f" whose command line contains {f.scope}" if f.scope else ""))
         problems += [f"{f.host}: process {who} of {f.os_user} runs with umask {m:04o}; files "
                      "it creates must be private (umask 0077)"
-                     for who, m in sorted(f.umasks.items()) if m & 0o077 != 0o077]
+                     for who, m in sorted(f.umasks.items())
+                     if m & 0o077 != 0o077 and who.split(" ", 1)[-1] not in NEUTRAL_UMASK]
         if f.hba_file is None:
             unknown.append(f"{f.host}: the hba file's path is unknown (GRANT pg_read_all_settings "
                            "to the auditor role, or set hba_file= in the host URL)")
