@@ -3,8 +3,9 @@
 The same real entry point as the mutation matrix (``pytest suites --target lab-aurora``
 in a subprocess, verdicts from results.json): the healthy cluster target must give
 the instance target's verdicts (HA-1 may do better: the cluster reports its members'
-AZs, where moto's instance lacks ``SecondaryAvailabilityZone``), and every AWS-layer
-mutation, applied to the cluster, must fail exactly its controls.
+AZs, where moto's instance lacks ``SecondaryAvailabilityZone``), and AWS-layer mutations,
+applied to the cluster, must fail exactly their controls: a sample here through the served
+twin, every one in-process in tests/test_aurora.py (the same judges and assertions).
 """
 
 from __future__ import annotations
@@ -131,6 +132,12 @@ def test_lab_break_shape_aurora_breaks_the_cluster_twin(aurora_lab: LabState, tm
 # CloudWatch call deletes a datapoint) left its 120 s lag on the server, and HA-5 failed in
 # every case of the next 5 minutes. tests/test_aurora.py runs those on the cluster shape.
 SERVED = sorted(n for n, m in AWS_MUTATIONS.items() if not m.in_process_only)
+# Through the served twin and the real entry point, one mutation per path the cluster shape
+# takes: its cluster parameter group, its security group, a cluster attribute. Every other
+# AWS mutation is judged on the same cluster shape in-process, with the same assertions
+# (fails exactly its controls, nothing else moves, heal restores):
+# tests/test_aurora.py::test_twin_cluster_mutation. 37 served runs cost ~4-10 min of CI.
+THROUGH_THE_ENTRY_POINT = ("tls-min-1.0", "sg-open-world", "unencrypted-storage")
 
 
 def test_served_twin_refuses_an_in_process_only_mutation(aurora_lab: LabState,
@@ -151,7 +158,12 @@ def test_served_twin_refuses_an_in_process_only_mutation(aurora_lab: LabState,
             "sql": "pass", "aws": "pass"}, ha5
 
 
-@pytest.mark.parametrize("name", SERVED)
+def test_every_served_mutation_is_judged_on_the_cluster_in_process() -> None:
+    """The served cases below are a sample: test_aurora.py runs every one of them."""
+    assert set(THROUGH_THE_ENTRY_POINT) <= set(SERVED) <= set(AWS_MUTATIONS)
+
+
+@pytest.mark.parametrize("name", THROUGH_THE_ENTRY_POINT)
 def test_cluster_mutation_fails_exactly_its_controls(name: str, aurora_lab: LabState,
                                                      healthy: dict[str, str], tmp_path: Path) -> None:
     m = AWS_MUTATIONS[name]
