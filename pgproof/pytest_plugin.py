@@ -27,6 +27,7 @@ from pgproof.verdict import (
     Inherited,
     NotApplicable,
     NotChecked,
+    NotOnPlatform,
     Unreachable,
     Verdict,
 )
@@ -206,7 +207,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
                 if callspec else None)
     unit = unit_of(item)
     seen = unit.layers if unit else of_fixtures(getattr(item, "fixturenames", ()))
-    why = reasons(item.config.stash.get(TARGET_KEY, None), seen) if verdict is Verdict.NOT_CHECKED else {}
+    why = reasons(item.config.stash.get(TARGET_KEY, None), seen) if verdict is Verdict.NOT_CHECKED else (
+        dict.fromkeys(seen, message) if exc is not None and exc.errisinstance(NotOnPlatform) else {})
     if judged:  # a fleet item: one result per database, as reports and the matrix want them
         item.config.stash[_RESULTS].extend(
             res.CheckResult(check_id(item.nodeid, j.database), list(marker.args), j.verdict, j.message,

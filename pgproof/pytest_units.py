@@ -34,7 +34,14 @@ from pgproof.pytest_limits import time_left
 from pgproof.pytest_targets import get_target
 from pgproof.report.results import SEVERITY
 from pgproof.target import Target
-from pgproof.verdict import CannotVerify, Inherited, NotApplicable, Unreachable, Verdict
+from pgproof.verdict import (
+    CannotVerify,
+    Inherited,
+    NotApplicable,
+    NotOnPlatform,
+    Unreachable,
+    Verdict,
+)
 
 EVERY_DATABASE = "*"  # the ``database`` parameter of a fleet item: it judges each selected one
 FLEET_INPUT = "aws_inventory"  # the input that is per database on a fleet target
@@ -128,7 +135,7 @@ def control_inputs(control_unit: Unit, database: str | None, target: Target,
     if said is not None and said.status == "inherited":
         raise Inherited(f"on {platform}: {said.why}")
     if said is not None and said.status == "n/a":
-        raise NotApplicable(f"on {platform}: {said.why}")
+        raise NotOnPlatform(f"on {platform}: {said.why}")
     values: dict[str, Any] = {"target": target, "thresholds": target.thresholds}
     for name in control_unit.inputs:
         if name in values:

@@ -205,6 +205,10 @@ class Chaos(_Strict):
     driver: Literal["lab", "ssh", "aws", "azure"] = "lab"
     production: bool = False
     load_users: int = Field(10, ge=1)
+    # Tasks per second per load user (Locust's constant_throughput); 0: each user as fast as it
+    # can. Paced load measures the failover, not the host's spare CPU: a saturated baseline on a
+    # small or shared host is noise that HA-4's recovery ratio then judges.
+    load_rate: float = Field(0, ge=0)
     baseline_s: float = Field(5, gt=0)  # load before the fault: the pre-fault median
     duration_s: float = Field(8, gt=0)  # how long a non-failover fault (latency) stays on
     snapshot_before: bool = False  # a snapshot/backup before the fault; no snapshot, no game day

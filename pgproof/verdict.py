@@ -36,6 +36,11 @@ class NotApplicable(Exception):
     """The control does not apply to this target (e.g. no RDS Proxy configured)."""
 
 
+class NotOnPlatform(NotApplicable):
+    """The catalogue states the control does not exist on the target's platform: nothing was
+    probed, so reports list the layer with this reason, not as checked."""
+
+
 class Inherited(Exception):
     """The control is the provider's on this target's platform (the message says whose words)."""
 

@@ -152,10 +152,10 @@ def test_aws_only_run_judges_every_aws_layer_and_errors_nowhere(twin_config: Pat
     by_id = controls(doc)
     for cid, c in by_id.items():
         want = [x for x in CATALOGUE[cid].layers if x == "aws"]
-        if cid in absent:  # n/a on RDS: its row says so (the layer is listed with that verdict)
-            assert c["verdict"] == "skip", (cid, c)
-            continue
         assert c["layers_checked"] == want, (cid, c["layers"])
+        if cid in absent:  # n/a on RDS: nothing probed, and the layer's row says why
+            assert c["verdict"] == "skip", (cid, c)
+            assert all(r["reason"].startswith("not applicable: on rds: ") for r in c["layers"]), c
         assert c["verdict"] != "pass" or want, cid  # nothing checked is never a pass
     enc1 = by_id["ENC-1"]
     assert enc1["verdict"] == "pass" and enc1["layers_not_checked"]["host"].startswith(NO_HOSTS)

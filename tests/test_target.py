@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pgproof.load.runner import load_env
 from pgproof.target import ConfigError, load_target, parse_target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,6 +21,15 @@ def test_valid_target_and_defaults() -> None:
     t = parse_target("staging", GOOD, "pgproof.toml")
     assert t.thresholds.backup_retention_min_days == 7 and t.chaos.allowed is False
     assert t.conninfo()["sslmode"] == "require" and "password" not in t.conninfo()
+
+
+def test_load_rate_paces_the_load_users_and_zero_does_not() -> None:
+    """chaos.load_rate reaches Locust as PGPROOF_LOAD_RATE (constant_throughput per user)."""
+    assert parse_target("staging", GOOD, "pgproof.toml").chaos.load_rate == 0 and load_env(0) == {}
+    t = parse_target("staging", {**GOOD, "chaos": {"load_rate": 12.5}}, "pgproof.toml")
+    assert load_env(t.chaos.load_rate) == {"PGPROOF_LOAD_RATE": "12.5"}
+    with pytest.raises(ConfigError, match="targets.staging.chaos.load_rate"):
+        parse_target("staging", {**GOOD, "chaos": {"load_rate": -1}}, "pgproof.toml")
 
 
 def test_wrong_field_names_path_and_expectation() -> None:

@@ -27,7 +27,7 @@ from pgproof.gameday.journal import Journal
 from pgproof.gameday.measurements import Measurements
 from pgproof.gameday.run import _finish as finish
 from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
-from pgproof.load.runner import LoadProcess
+from pgproof.load.runner import LoadProcess, load_env
 from pgproof.load.schema import ensure_ledger_table
 from pgproof.report import results as res
 from pgproof.target import Postgres, Target
@@ -130,7 +130,8 @@ def _drill(target: Target, driver: Any, j: Journal, out: Path, users: int, archi
     ensure_ledger_table(app)
     rp.ensure_markers(app)
     with contextlib.ExitStack() as stack:
-        load = LoadProcess("ledger.py", app, out / "load", users=users, run_id=j.run_id, run_time=600)
+        load = LoadProcess("ledger.py", app, out / "load", users=users, run_id=j.run_id, run_time=600,
+                           env=load_env(target.chaos.load_rate))
         stack.callback(_forget, rec, load)
         stack.callback(load.stop)
         load.start()

@@ -29,7 +29,7 @@ from pgproof.gameday.measure import Live, hold, measure, watch_recovery
 from pgproof.gameday.measurements import Measurements, SplitBrain
 from pgproof.gameday.safety import ChaosRefused, check_policy, signal_name, sigterm_unwinds
 from pgproof.gameday.scenarios import SCENARIOS, Scenario, judge
-from pgproof.load.runner import LoadProcess
+from pgproof.load.runner import LoadProcess, load_env
 from pgproof.load.schema import ensure_clock_table, ensure_ledger_table
 from pgproof.report import results as res
 from pgproof.target import Target
@@ -235,7 +235,7 @@ def _run(target: Target, driver: FaultDriver, s: Scenario, j: Journal, out: Path
         load_app = stack.enter_context(driver.app_path(s.fault, app, out / "load"))
         limit = load_limit_s(s, target, baseline_s, budget_s)
         load = LoadProcess("ledger.py", load_app, out / "load", users=users, run_id=j.run_id,
-                           run_time=limit, workers=workers)
+                           run_time=limit, workers=workers, env=load_env(target.chaos.load_rate))
         rec = record.active()
         if rec is not None:
             stack.callback(_forget_if_stopped, rec, load)  # runs after load.stop (LIFO)
@@ -252,7 +252,9 @@ def _run(target: Target, driver: FaultDriver, s: Scenario, j: Journal, out: Path
         stack.callback(clock.stop)
         live["clock"] = clock
         clock.start()
-        j.event("load", f"Locust started ({users} users, {_load_pids(load)}); failover clock ticking",
+        paced = f", {target.chaos.load_rate:g} tasks/s each" if target.chaos.load_rate else ""
+        j.event("load", f"Locust started ({users} users{paced}, {_load_pids(load)}); "
+                "failover clock ticking",
                 f"Locust --run-time {limit:.0f} s (hard limit)" + _path_note(target))
         base = _baseline(load, baseline_s, target.thresholds.load_recovery_ratio)
         old_leader, tl0 = driver.leader(), driver.timeline()

@@ -319,6 +319,9 @@ def target_toml(state: LabState, driver: str = "lab", cloud: str = "aws",
         "[chaos]",
         "allowed = true",  # vpc: faults through the management bridge, load and clock via the bastion
         f'driver = "{driver}"',
+        # Paced (8 users: ~400 writes/s, a fifth of what they reach unpaced): the lab's game
+        # days judge the failover, not the spare CPU of a 2-core machine shared with other labs.
+        "load_rate = 50",
         "",
         "[lab]",
         f'state_dir = "{state.state_dir}"',

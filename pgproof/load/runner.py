@@ -113,6 +113,11 @@ def complete_seconds(rows_by_file: Sequence[Sequence[dict[str, Any]]],
 Spawned = Callable[[str, int], None]
 
 
+def load_env(rate: float) -> dict[str, str]:
+    """The load users' pacing (``chaos.load_rate``, tasks/s per user; 0: unpaced)."""
+    return {"PGPROOF_LOAD_RATE": f"{rate:g}"} if rate > 0 else {}
+
+
 class LoadProcess:
     """``python -m locust --headless`` in its own process group, with a clean environment.
 

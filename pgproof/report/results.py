@@ -45,7 +45,7 @@ class CheckResult:
     message: str = ""
     duration_s: float = 0.0
     layers: list[str] = field(default_factory=list)  # empty: every layer of its controls
-    reasons: dict[str, str] = field(default_factory=dict)  # not-checked: layer -> why
+    reasons: dict[str, str] = field(default_factory=dict)  # not-checked or n/a on the platform: layer -> why
     database: str | None = None  # a fleet's "region/id": the check judged that database only
 
 
@@ -80,7 +80,10 @@ def by_layer(cid: str, checks: list[CheckResult], selected: bool = True) -> list
         mine = [c for c in checks if name in c.layers or not c.layers]
         verdict = _worst(mine)
         if verdict is not None:
-            rows.append({"layer": name, "verdict": verdict})
+            row = {"layer": name, "verdict": verdict}
+            if verdict == Verdict.SKIP.value and all(c.reasons.get(name) for c in mine):
+                row["reason"] = mine[0].reasons[name]  # n/a on the platform: never looked at
+            rows.append(row)
             continue
         reasons = [c.reasons.get(name) or c.message for c in mine
                    if c.verdict is Verdict.NOT_CHECKED and (c.message or c.reasons)]
@@ -121,7 +124,8 @@ def aggregate(results: Iterable[CheckResult], scope: Iterable[str] | None = None
               "layers": list(c.layers), **({"database": c.database} if c.database else {})}
              for c in checks],
             layers=rows,  # an inherited layer was not looked at: neither checked nor a gap
-            layers_checked=[r["layer"] for r in rows if r["verdict"] not in (NOT_CHECKED, INHERITED)],
+            layers_checked=[r["layer"] for r in rows
+                            if r["verdict"] not in (NOT_CHECKED, INHERITED) and "reason" not in r],
             layers_not_checked={r["layer"]: r["reason"] for r in rows
                                 if r["verdict"] == NOT_CHECKED}))
     return out

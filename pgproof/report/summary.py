@@ -53,12 +53,13 @@ def render(target: str, when: str, controls: list[ControlResult],
 
 def layer_text(c: ControlResult) -> str:
     """``checked: aws (pass)``, then one line per layer not checked: its reason."""
-    done = [f"{r['layer']} ({r['verdict']})" for r in c.layers if r["verdict"] != NOT_CHECKED]
+    done = [f"{r['layer']} ({r['verdict']})" for r in c.layers
+            if r["verdict"] != NOT_CHECKED and "reason" not in r]
     if c.verdict == INHERITED:
         return "none probed: the provider's on this platform"
     lines = [f"checked: {', '.join(done) if done else 'none'}"]
     lines += [r.get("reason", f"{r['layer']} layer not checked")  # the reason names the layer
-              for r in c.layers if r["verdict"] == NOT_CHECKED]
+              for r in c.layers if r["verdict"] == NOT_CHECKED or "reason" in r]
     return "\n".join(lines)
 
 
@@ -72,8 +73,10 @@ def terminal_lines(controls: list[ControlResult]) -> list[str]:
         missing = ", ".join(c.layers_not_checked)
         layers = (f"checked: {', '.join(c.layers_checked) or 'none'}"
                   + (f"; not checked: {missing}" if missing else ""))
-        if c.verdict == INHERITED:  # nothing was probed: say whose it is and where that is written
-            why = next((ch["evidence"] for ch in c.checks if ch["verdict"] == INHERITED), "")
+        absent = bool(c.layers) and all("reason" in r and r["verdict"] != NOT_CHECKED
+                                        for r in c.layers)  # n/a on the platform
+        if c.verdict == INHERITED or absent:  # nothing probed: say why, and where that is written
+            why = next((ch["evidence"] for ch in c.checks if ch["verdict"] == c.verdict), "")
             out.append(f"{c.verdict.upper():<14} {c.id:<8} {c.title}  [nothing probed]")
             out.append(f"{'':<14} {'':<8} {why}")
             continue
