@@ -61,7 +61,7 @@ def _start(lab: LabState, reports: Path, scenario: str = "latency") -> subproces
 
 
 def _load_pid(text: str) -> int:
-    m = re.search(r"Locust started \(\d+ users, pid (\d+)\)", text)
+    m = re.search(r"Locust started \(\d+ users(?:, [\d.]+ tasks/s each)?, pid (\d+)\)", text)
     assert m, text
     return int(m.group(1))
 
